@@ -1,0 +1,46 @@
+/*
+ * bitlet_pe.h -- the Bitlet PE datapath (one 64-pair group), NUMERICS.md s.1-4.
+ *
+ * Port-level interface, exactly what the golden records drive:
+ * weights already in the port format (sig, exp, abs) of NUMERICS.md s.2/s.3,
+ * activations as raw 32-bit words, a mode, a 24-bit prune mask and quant.
+ * Each call is independent (no state carried between groups: fix F5).
+ */
+#ifndef BITLET_PE_H
+#define BITLET_PE_H
+#include <stdint.h>
+#include "bitlet_hw.h"
+
+/* CFFI-BEGIN */
+typedef struct {
+    uint32_t res;            /* result word: fp32 bits, or fixed word (s.3)     */
+    int64_t  acc;            /* exact accumulator sum_k afix_k*(walign_k&prune) */
+    int32_t  emax;           /* fp32: max_k esum_k (fixed: 0)                   */
+    int32_t  nan;            /* fp32: 1 if an operand was Inf/NaN (F3)          */
+    int32_t  scan;           /* S (s.4), 0 when prune = 0                       */
+    int32_t  latency;        /* 24 + S (fp32) or 21 + S (fixed)                 */
+    uint8_t  col_steps[24];  /* steps_g per bit column, 0 for pruned columns    */
+} bitlet_pe_result_t;
+
+/* One PE operation.  isfix = 0: fp32 mode; 1: fixed mode (quant 0..24).
+ * Returns 0, or -1 if quant is out of range in fixed mode (r untouched). */
+int bitlet_pe_group(const uint8_t w_sig[64], const uint8_t w_exp[64],
+                    const uint32_t w_abs[64], const uint32_t a_word[64],
+                    int isfix, uint32_t prune, uint32_t quant,
+                    bitlet_pe_result_t *r);
+
+/* Weight word -> port format.  fp32: IEEE bits (s.2); fixed: sign<<31|abs. */
+void bitlet_weight_port(uint32_t w_word, int isfix,
+                        uint8_t *sig, uint8_t *exp, uint32_t *abs_);
+
+/* Steps of the check-window scanner over one 64-bit column (s.4), 8..64. */
+int bitlet_scan_steps(uint64_t col);
+
+/* Batch helpers for the Python wrapper (n groups, arrays laid out [n][64]). */
+int bitlet_pe_group_batch(int64_t n, const uint8_t *w_sig, const uint8_t *w_exp,
+                          const uint32_t *w_abs, const uint32_t *a_word,
+                          const uint8_t *isfix, const uint32_t *prune,
+                          const uint8_t *quant, bitlet_pe_result_t *out);
+/* CFFI-END */
+
+#endif /* BITLET_PE_H */

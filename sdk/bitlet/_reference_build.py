@@ -1,0 +1,86 @@
+"""cffi out-of-line API-mode build of ``bitlet._reference``.
+
+Compiles the hardware's own C sources under ``hls/`` (the PE datapath, the
+Bitlet kernel top and the vendor-FP baseline top) into the software
+reference.  The C declarations exposed to Python are taken from the headers
+themselves, so nothing is typed twice:
+
+* every integer ``#define BITLET_*`` of ``hls/bitlet_hw.h`` becomes
+  ``lib.BITLET_*`` (declared ``#define X ...``; cffi checks the value);
+* string ``#define``s become ``lib.<NAME>_S`` (``const char *``);
+* the text between ``/* CFFI-BEGIN */`` and ``/* CFFI-END */`` in each header
+  listed in ``API_HEADERS`` is passed to ``cdef`` verbatim.
+
+Run by setuptools through ``cffi_modules`` in setup.py.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+from cffi import FFI
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Building from the source tree: hls/ is two levels up.  From an sdist or a
+# wheel build the same relative layout is kept (MANIFEST.in ships hls/).
+HLS_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "hls"))
+HW_HEADER = "bitlet_hw.h"
+API_HEADERS = ("bitlet_pe.h", "bitlet_top.h")
+# C files of hls/ that are not part of the reference (testbenches live in
+# hls/csim/ and are never listed here).
+C_SOURCES = ("bitlet_pe.c", "bitlet_kernel.c", "vendor_kernel.c")
+
+_INT_DEFINE = re.compile(r"^#define\s+(BITLET_\w+)\s+(0[xX][0-9A-Fa-f]+|\d+)[uUlL]*\b")
+_STR_DEFINE = re.compile(r'^#define\s+(BITLET_\w+)\s+"([^"]*)"')
+_BLOCK = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.S)
+
+
+def _read(name: str) -> str:
+    with open(os.path.join(HLS_DIR, name), encoding="utf-8") as f:
+        return f.read()
+
+
+def header_constants(text: str) -> tuple[list[str], list[str]]:
+    """Return the integer and string macro names defined in a header."""
+    ints, strs = [], []
+    for line in text.splitlines():
+        m = _INT_DEFINE.match(line.strip())
+        if m:
+            ints.append(m.group(1))
+            continue
+        m = _STR_DEFINE.match(line.strip())
+        if m:
+            strs.append(m.group(1))
+    return ints, strs
+
+
+def make_ffi() -> FFI:
+    ffi = FFI()
+    ints, strs = header_constants(_read(HW_HEADER))
+    cdef = [f"#define {name} ..." for name in ints]
+    cdef += [f"static const char *const {name}_S;" for name in strs]
+    source = ["#include <stdint.h>", f'#include "{HW_HEADER}"']
+    source += [f'#include "{h}"' for h in API_HEADERS if os.path.exists(os.path.join(HLS_DIR, h))]
+    source += [f"static const char *const {name}_S = {name};" for name in strs]
+    for h in API_HEADERS:
+        path = os.path.join(HLS_DIR, h)
+        if os.path.exists(path):
+            cdef += [block.strip() for block in _BLOCK.findall(_read(h))]
+    ffi.cdef("\n".join(cdef))
+    sources = [os.path.join(HLS_DIR, c) for c in C_SOURCES if os.path.exists(os.path.join(HLS_DIR, c))]
+    extra = [] if sys.platform == "win32" else ["-O2", "-std=c99", "-Wall"]
+    ffi.set_source(
+        "bitlet._reference",
+        "\n".join(source),
+        sources=sources,
+        include_dirs=[HLS_DIR],
+        extra_compile_args=extra,
+    )
+    return ffi
+
+
+ffibuilder = make_ffi()
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,1 @@
+"""ONNX frontend, graph IR, host ops and scheduler (bitlet.compiler)."""

@@ -1,0 +1,1 @@
+"""Prebuilt overlay metadata (.hwh, .json) and, when built, bitstreams (bitlet.overlays)."""
