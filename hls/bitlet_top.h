@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include "bitlet_hw.h"
 
+/* CFFI-BEGIN */
 void bitlet_top(uint32_t *mem, uint64_t mem_base, uint32_t mem_size,
                 uint64_t prog_addr, uint32_t n_insn, uint64_t prof_addr,
                 uint32_t *status, uint32_t *insn_done,
@@ -26,5 +27,6 @@ void vendor_fp_top(uint32_t *mem, uint64_t mem_base, uint32_t mem_size,
                    uint32_t *status, uint32_t *insn_done,
                    uint32_t *id_magic, uint32_t *id_version, uint32_t *id_config,
                    uint32_t *id_act_buf, uint32_t *id_wgt_buf, uint32_t *id_out_buf);
+/* CFFI-END */
 
 #endif /* BITLET_TOP_H */

@@ -26,10 +26,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # wheel build the same relative layout is kept (MANIFEST.in ships hls/).
 HLS_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "hls"))
 HW_HEADER = "bitlet_hw.h"
-API_HEADERS = ("bitlet_pe.h", "bitlet_top.h")
-# C files of hls/ that are not part of the reference (testbenches live in
-# hls/csim/ and are never listed here).
-C_SOURCES = ("bitlet_pe.c", "bitlet_kernel.c", "vendor_kernel.c")
+# header -> the C files implementing it.  A header's API is exposed only once
+# all of its sources exist (testbenches live in hls/csim/, never listed here).
+API_HEADERS = {
+    "bitlet_pe.h": ("bitlet_pe.c",),
+    "bitlet_top.h": ("bitlet_kernel.c", "vendor_kernel.c"),
+}
 
 _INT_DEFINE = re.compile(r"^#define\s+(BITLET_\w+)\s+(0[xX][0-9A-Fa-f]+|\d+)[uUlL]*\b")
 _STR_DEFINE = re.compile(r'^#define\s+(BITLET_\w+)\s+"([^"]*)"')
@@ -61,14 +63,16 @@ def make_ffi() -> FFI:
     cdef = [f"#define {name} ..." for name in ints]
     cdef += [f"static const char *const {name}_S;" for name in strs]
     source = ["#include <stdint.h>", f'#include "{HW_HEADER}"']
-    source += [f'#include "{h}"' for h in API_HEADERS if os.path.exists(os.path.join(HLS_DIR, h))]
+    sources = []
+    for header, impl in API_HEADERS.items():
+        paths = [os.path.join(HLS_DIR, c) for c in impl]
+        if not all(os.path.exists(p) for p in paths):
+            continue
+        source.append(f'#include "{header}"')
+        cdef += [block.strip() for block in _BLOCK.findall(_read(header))]
+        sources += paths
     source += [f"static const char *const {name}_S = {name};" for name in strs]
-    for h in API_HEADERS:
-        path = os.path.join(HLS_DIR, h)
-        if os.path.exists(path):
-            cdef += [block.strip() for block in _BLOCK.findall(_read(h))]
     ffi.cdef("\n".join(cdef))
-    sources = [os.path.join(HLS_DIR, c) for c in C_SOURCES if os.path.exists(os.path.join(HLS_DIR, c))]
     extra = [] if sys.platform == "win32" else ["-O2", "-std=c99", "-Wall"]
     ffi.set_source(
         "bitlet._reference",
