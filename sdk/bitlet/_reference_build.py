@@ -73,7 +73,7 @@ def make_ffi() -> FFI:
         sources += paths
     source += [f"static const char *const {name}_S = {name};" for name in strs]
     ffi.cdef("\n".join(cdef))
-    extra = [] if sys.platform == "win32" else ["-O2", "-std=c99", "-Wall"]
+    extra = [] if sys.platform == "win32" else ["-O2", "-std=c99", "-Wall", "-ffp-contract=off"]
     ffi.set_source(
         "bitlet._reference",
         "\n".join(source),
