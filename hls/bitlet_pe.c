@@ -326,6 +326,13 @@ void bitlet_weight_port(uint32_t w_word, int isfix,
     }
 }
 
+void bitlet_weight_port_batch(int64_t n, const uint32_t *w_word, int isfix,
+                              uint8_t *sig, uint8_t *exp, uint32_t *abs_)
+{
+    for (int64_t i = 0; i < n; i++)
+        bitlet_weight_port(w_word[i], isfix, sig + i, exp + i, abs_ + i);
+}
+
 int bitlet_pe_group_batch(int64_t n, const uint8_t *w_sig, const uint8_t *w_exp,
                           const uint32_t *w_abs, const uint32_t *a_word,
                           const uint8_t *isfix, const uint32_t *prune,

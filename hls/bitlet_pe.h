@@ -36,11 +36,16 @@ void bitlet_weight_port(uint32_t w_word, int isfix,
 /* Steps of the check-window scanner over one 64-bit column (s.4), 8..64. */
 int bitlet_scan_steps(uint64_t col);
 
-/* Batch helpers for the Python wrapper (n groups, arrays laid out [n][64]). */
+/* Batch helpers for the Python wrapper (n groups, arrays laid out [n][64];
+ * isfix, prune, quant one per group).  Returns 0, or -1 without writing
+ * anything if a fixed-mode group has quant > BITLET_QUANT_MAX. */
 int bitlet_pe_group_batch(int64_t n, const uint8_t *w_sig, const uint8_t *w_exp,
                           const uint32_t *w_abs, const uint32_t *a_word,
                           const uint8_t *isfix, const uint32_t *prune,
                           const uint8_t *quant, bitlet_pe_result_t *out);
+/* n weight words -> port format (bitlet_weight_port on each). */
+void bitlet_weight_port_batch(int64_t n, const uint32_t *w_word, int isfix,
+                              uint8_t *sig, uint8_t *exp, uint32_t *abs_);
 /* CFFI-END */
 
 #endif /* BITLET_PE_H */

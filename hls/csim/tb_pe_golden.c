@@ -1,0 +1,123 @@
+/*
+ * tb_pe_golden.c -- C-simulation testbench of the Bitlet PE (Vitis csim style).
+ *
+ * Replays every golden record (exported by export_golden.py from
+ * the .npz files of tests/data/golden) through bitlet_pe_group() and compares the result
+ * word, the latency, S and the per-column scanner steps with the spec_*
+ * fields of NUMERICS.md.  Each file is replayed forwards and then backwards:
+ * the PE keeps no state between groups (fix F5), so the order cannot matter.
+ *
+ * Usage: tb_pe_golden FILE.bin...
+ * Returns 0 when every record of every file passes, 1 otherwise (as csim
+ * expects from main()), 2 on an unreadable file.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bitlet_pe.h"
+
+#define MAGIC      "BLTGOLD1"
+#define MAGIC_LEN  8
+#define MAX_REPORT 10            /* mismatches printed per file */
+
+typedef struct {
+    uint32_t n;
+    uint8_t *w_sig, *w_exp, *isfix, *quant, *col_steps;
+    uint32_t *w_abs, *a_word, *prune, *res;
+    int32_t *total, *scan;
+} golden_t;
+
+static int read_array(FILE *f, void **dst, size_t count, size_t size)
+{
+    size_t bytes = count * size;
+    *dst = malloc(bytes > 0 ? bytes : 1);
+    return *dst != NULL && fread(*dst, size, count, f) == count;
+}
+
+/* Reads one exported file (little-endian host assumed, as on x86 and ARM). */
+static int load(const char *path, golden_t *g)
+{
+    char magic[MAGIC_LEN];
+    int ok;
+    FILE *f = fopen(path, "rb");
+    memset(g, 0, sizeof *g);
+    if (f == NULL)
+        return 0;
+    ok = fread(magic, 1, MAGIC_LEN, f) == MAGIC_LEN
+         && memcmp(magic, MAGIC, MAGIC_LEN) == 0
+         && fread(&g->n, sizeof g->n, 1, f) == 1;
+    if (ok) {
+        size_t n = g->n, n64 = n * BITLET_GROUP;
+        ok = read_array(f, (void **)&g->w_sig, n64, 1)
+             && read_array(f, (void **)&g->w_exp, n64, 1)
+             && read_array(f, (void **)&g->w_abs, n64, 4)
+             && read_array(f, (void **)&g->a_word, n64, 4)
+             && read_array(f, (void **)&g->isfix, n, 1)
+             && read_array(f, (void **)&g->prune, n, 4)
+             && read_array(f, (void **)&g->quant, n, 1)
+             && read_array(f, (void **)&g->res, n, 4)
+             && read_array(f, (void **)&g->total, n, 4)
+             && read_array(f, (void **)&g->scan, n, 4)
+             && read_array(f, (void **)&g->col_steps, n * BITLET_SIG_BITS, 1)
+             && fgetc(f) == EOF;
+    }
+    fclose(f);
+    return ok;
+}
+
+static void release(golden_t *g)
+{
+    free(g->w_sig); free(g->w_exp); free(g->w_abs); free(g->a_word);
+    free(g->isfix); free(g->prune); free(g->quant); free(g->res);
+    free(g->total); free(g->scan); free(g->col_steps);
+}
+
+/* Runs record i; returns 1 if it matches the spec, printing it otherwise. */
+static int check_record(const golden_t *g, uint32_t i, const char *path, int *reported)
+{
+    size_t o = (size_t)i * BITLET_GROUP;
+    bitlet_pe_result_t r;
+    int ok = bitlet_pe_group(g->w_sig + o, g->w_exp + o, g->w_abs + o, g->a_word + o,
+                             g->isfix[i], g->prune[i], g->quant[i], &r) == 0
+             && r.res == g->res[i] && r.latency == g->total[i] && r.scan == g->scan[i]
+             && memcmp(r.col_steps, g->col_steps + (size_t)i * BITLET_SIG_BITS,
+                       BITLET_SIG_BITS) == 0;
+    if (!ok && (*reported)++ < MAX_REPORT)
+        printf("MISMATCH %s #%u: res 0x%08X (spec 0x%08X) latency %d (spec %d) S %d (spec %d)\n",
+               path, i, r.res, g->res[i], r.latency, g->total[i], r.scan, g->scan[i]);
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    long total = 0, passed = 0;
+    int status = 0;
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s FILE.bin...\n", argv[0]);
+        return 2;
+    }
+    for (int a = 1; a < argc; a++) {
+        golden_t g;
+        int reported = 0;
+        long forward = 0, backward = 0;
+        if (!load(argv[a], &g)) {
+            fprintf(stderr, "ERROR: cannot read golden file %s (run export_golden.py)\n", argv[a]);
+            release(&g);
+            return 2;
+        }
+        for (uint32_t i = 0; i < g.n; i++)            /* forwards        */
+            forward += check_record(&g, i, argv[a], &reported);
+        for (uint32_t i = g.n; i-- > 0;)              /* backwards (F5)  */
+            backward += check_record(&g, i, argv[a], &reported);
+        printf("%-44s %6ld/%u records pass (reversed: %ld)\n",
+               argv[a], forward, g.n, backward);
+        total += g.n;
+        passed += forward < backward ? forward : backward;
+        release(&g);
+    }
+    if (passed != total)
+        status = 1;
+    printf("%s: %ld/%ld records pass\n", status ? "FAIL" : "PASS", passed, total);
+    return status;
+}
