@@ -1,0 +1,721 @@
+#!/usr/bin/env python3
+"""Write the overlay metadata the SDK ships: ``<board>/<kind>.json`` and, until
+Vivado has produced the real one, a stand-in ``<board>/<kind>.hwh``.
+
+Every value comes from the two sources of truth:
+
+* ``hls/bitlet_hw.h`` (register offsets, VLNV, ISA/ID constants, buffer sizes),
+  and ``hls/bitlet_top.h`` (the argument list, from which the s_axilite
+  register names follow the Vitis HLS naming);
+* ``overlay/boards.tcl`` (part, PS type and ports, clock, address map, N_PE).
+
+The stand-in .hwh describes the block design that ``overlay/bd.tcl`` builds
+(same instance names, VLNVs, interfaces, address map, clock, interrupt
+through an AXI interrupt controller), in the format Vivado writes, so that
+``pynq.Overlay(..., download=False)`` parses it like a real one.
+
+Usage
+-----
+``python overlay/make_metadata.py [--board B] [--kind K] [--json-only] [--out DIR]``
+(default: every board and kind, into ``sdk/bitlet/overlays``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADER = ROOT / "hls" / "bitlet_hw.h"
+TOP_HEADER = ROOT / "hls" / "bitlet_top.h"
+BOARDS_TCL = ROOT / "overlay" / "boards.tcl"
+OUT_DIR = ROOT / "sdk" / "bitlet" / "overlays"
+METADATA_FORMAT = 1
+FORMAT_NAMES = ("fp32", "fp16", "bf16", "fixed")  # bit i of ID_FORMATS = BITLET_FMT_<i>
+
+
+# ---------------------------------------------------------------------------
+# Sources of truth
+# ---------------------------------------------------------------------------
+_INT = re.compile(r"^#define\s+BITLET_(\w+)\s+(0[xX][0-9A-Fa-f]+|\d+)[uUlL]*\b", re.M)
+_STR = re.compile(r'^#define\s+BITLET_(\w+)\s+"([^"]*)"', re.M)
+
+
+def read_header(path: Path = HEADER) -> dict:
+    """Constants of ``hls/bitlet_hw.h`` as ``{NAME_without_prefix: int | str}``."""
+    text = path.read_text(encoding="utf-8")
+    table: dict = {name: int(value, 0) for name, value in _INT.findall(text)}
+    table.update(_STR.findall(text))
+    return table
+
+
+def _tcl_words(text: str) -> list:
+    """Split a Tcl list into words (braces group, no substitution)."""
+    words, i, n = [], 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+        elif text[i] == "{":
+            depth, j = 1, i + 1
+            while depth:
+                if j >= n:
+                    raise ValueError("unbalanced braces in boards.tcl")
+                depth += {"{": 1, "}": -1}.get(text[j], 0)
+                j += 1
+            words.append(text[i + 1 : j - 1])
+            i = j
+        else:
+            j = i
+            while j < n and not text[j].isspace():
+                j += 1
+            words.append(text[i:j])
+            i = j
+    return words
+
+
+def tcl_dict(text: str) -> dict:
+    """A Tcl dict (flat key/value word list) as a Python dict of strings."""
+    words = _tcl_words(text)
+    if len(words) % 2:
+        raise ValueError(f"odd number of words in Tcl dict: {text[:60]!r}")
+    return dict(zip(words[0::2], words[1::2]))
+
+
+def read_boards(path: Path = BOARDS_TCL) -> tuple[dict, dict, dict]:
+    """``(common, kinds, boards)`` from ``overlay/boards.tcl``."""
+    text = "\n".join(line for line in path.read_text(encoding="utf-8").splitlines()
+                     if not line.lstrip().startswith("#"))
+    tables = {}
+    for words in _split_commands(text):
+        if len(words) != 3 or words[0] != "set":
+            raise ValueError(f"boards.tcl may only contain `set NAME {{dict}}`, got {words[:2]}")
+        tables[words[1]] = tcl_dict(words[2])
+    common = tables["BITLET_COMMON"]
+    kinds = {k: tcl_dict(v) for k, v in tables["BITLET_KINDS"].items()}
+    boards = {}
+    for name, body in tables["BITLET_BOARDS"].items():
+        board = tcl_dict(body)
+        board["n_pe"] = {k: int(v) for k, v in tcl_dict(board["n_pe"]).items()}
+        board["detect"] = _tcl_words(board["detect"])
+        boards[name] = board
+    return common, kinds, boards
+
+
+def _split_commands(text: str) -> list:
+    words = _tcl_words(text)
+    return [words[i : i + 3] for i in range(0, len(words), 3)]
+
+
+_ARG = re.compile(r"(const\s+)?(uint64_t|uint32_t)\s*(\*?)\s*(\w+)")
+
+
+def top_arguments(top: str, path: Path = TOP_HEADER) -> list:
+    """Arguments of ``top`` in ``hls/bitlet_top.h`` as ``(name, kind)``.
+
+    kind is ``"ptr"`` (m_axi, 64-bit offset register), ``"in64"``,
+    ``"in32"`` or ``"out32"`` (a pointer to a scalar output).
+    """
+    text = path.read_text(encoding="utf-8")
+    match = re.search(rf"\bvoid\s+{top}\s*\(([^)]*)\)", text)
+    if match is None:
+        raise ValueError(f"{top}() is not declared in {path.name}")
+    args = []
+    for i, (_, ctype, star, name) in enumerate(_ARG.findall(match.group(1))):
+        if i == 0:
+            kind = "ptr"  # the m_axi memory port
+        elif star:
+            kind = "out32"
+        else:
+            kind = "in64" if ctype == "uint64_t" else "in32"
+        args.append((name, kind))
+    return args
+
+
+# ---------------------------------------------------------------------------
+# The s_axilite register map (Vitis HLS layout and names)
+# ---------------------------------------------------------------------------
+def _field(name, lsb, width, access, desc, read_action="", modified=""):
+    return {"name": name, "lsb": lsb, "width": width, "access": access,
+            "desc": desc, "read_action": read_action, "modified": modified}
+
+
+def _control_registers(hw: dict) -> list:
+    ctrl_bits = [("AP_START", hw["CTRL_AP_START"], "read-write", "modify", ""),
+                 ("AP_DONE", hw["CTRL_AP_DONE"], "read-only", "", "modify"),
+                 ("AP_IDLE", hw["CTRL_AP_IDLE"], "read-only", "", "modify"),
+                 ("AP_READY", hw["CTRL_AP_READY"], "read-only", "", "modify"),
+                 ("AUTO_RESTART", hw["CTRL_AUTO_RESTART"], "read-write", "modify", "")]
+    ctrl = [_field(n, bit.bit_length() - 1, 1, acc, f"Control signal Register for '{n.lower()}'.",
+                   ra, mod) for n, bit, acc, mod, ra in ctrl_bits]
+    irq = [("CHAN0", hw["IRQ_AP_DONE"], "ap_done"), ("CHAN1", hw["IRQ_AP_READY"], "ap_ready")]
+    return [
+        {"name": "CTRL", "offset": hw["REG_CTRL"], "access": "read-write",
+         "desc": "Control signals", "fields": ctrl},
+        {"name": "GIER", "offset": hw["REG_GIE"], "access": "read-write",
+         "desc": "Global Interrupt Enable Register",
+         "fields": [_field("Enable", 0, 1, "read-write", "Master enable for the device "
+                           "interrupt output to the system interrupt controller", "", "modify")]},
+        {"name": "IP_IER", "offset": hw["REG_IER"], "access": "read-write",
+         "desc": "IP Interrupt Enable Register",
+         "fields": [_field(f"{c}_INT_EN", b.bit_length() - 1, 1, "read-write",
+                           f"Enable Channel {c[-1]} ({s}) Interrupt", "", "modify")
+                    for c, b, s in irq]},
+        {"name": "IP_ISR", "offset": hw["REG_ISR"], "access": "read-write",
+         "desc": "IP Interrupt Status Register",
+         "fields": [_field(f"{c}_INT_ST", b.bit_length() - 1, 1, "read-only",
+                           f"Channel {c[-1]} ({s}) Interrupt Status", "modify", "oneToToggle")
+                    for c, b, s in irq]},
+    ]
+
+
+def register_map(hw: dict, top: str) -> list:
+    """The kernel's s_axilite registers, laid out and named as Vitis HLS does.
+
+    Returns a list of ``{"name", "offset", "access", "desc", "fields"}``; the
+    offsets are computed from the argument list of ``top`` with the Vitis
+    rules and checked against the ``REG_*`` offsets of the header.
+    """
+    regs = _control_registers(hw)
+    offset = 0x10
+    for name, kind in top_arguments(top):
+        if kind in ("ptr", "in64"):
+            for part, shift in ((1, 0), (2, 32)):
+                regs.append({"name": f"{name}_{part}", "offset": offset, "access": "read-write",
+                             "desc": f"Data signal of {name}",
+                             "fields": [_field(f"{name}", 0, 32, "read-write",
+                                               f"Bit {shift + 31} to {shift} of {name}")]})
+                offset += 4
+            offset += 4  # reserved word
+        elif kind == "in32":
+            regs.append({"name": name, "offset": offset, "access": "read-write",
+                         "desc": f"Data signal of {name}",
+                         "fields": [_field(name, 0, 32, "read-write",
+                                           f"Bit 31 to 0 of {name}")]})
+            offset += 8
+        else:
+            regs.append({"name": name, "offset": offset, "access": "read-only",
+                         "desc": f"Data signal of {name}",
+                         "fields": [_field(name, 0, 32, "read-only", f"Bit 31 to 0 of {name}")]})
+            regs.append({"name": f"{name}_ctrl", "offset": offset + 4, "access": "read-only",
+                         "desc": f"Control signal of {name}",
+                         "fields": [_field(f"{name}_ap_vld", 0, 1, "read-only",
+                                           f"Control signal {name}_ap_vld", "modify")]})
+            offset += 8
+    _check_against_header(hw, regs, offset, top)
+    return regs
+
+
+def _check_against_header(hw: dict, regs: list, end: int, top: str) -> None:
+    header = sorted(v for k, v in hw.items() if k.startswith("REG_") and k != "REG_SPAN")
+    ours = sorted(r["offset"] for r in regs)
+    if ours != header or end != hw["REG_SPAN"]:
+        raise ValueError(f"the Vitis HLS layout of {top}() does not match the REG_* offsets "
+                         f"of bitlet_hw.h: {[hex(o) for o in ours]} (end {end:#x}) vs "
+                         f"{[hex(o) for o in header]} (REG_SPAN {hw['REG_SPAN']:#x})")
+
+
+def m_axi_data_width(hw: dict) -> int:
+    """Data bits of the kernel's m_axi port (the kernel model's DDR beat)."""
+    return 8 * hw.get("DDR_BYTES_PER_CYCLE", 4)
+
+
+def s_axi_addr_width(hw: dict) -> int:
+    """Address bits of the s_axilite port (Vitis: enough for the register window)."""
+    return max(hw["REG_SPAN"] - 1, 1).bit_length()
+
+
+# ---------------------------------------------------------------------------
+# Overlay description (what the SDK reads)
+# ---------------------------------------------------------------------------
+def vlnv(hw: dict, kind: str) -> str:
+    name = hw["IP_NAME"] if kind == "bitlet" else hw["VENDOR_IP_NAME"]
+    return f"{hw['IP_VENDOR']}:{hw['IP_LIBRARY']}:{name}:{hw['IP_VERSION']}"
+
+
+def describe(board: str, kind: str, hw: dict | None = None, tables=None,
+             hwh_source: str = "generated") -> dict:
+    """The metadata JSON of one overlay (plain data)."""
+    hw = hw or read_header()
+    common, kinds, boards = tables or read_boards()
+    b = boards[board]
+    n_pe = b["n_pe"][kind]
+    clock = int(b["clock_mhz"])
+    kind_code = hw["KIND_BITLET"] if kind == "bitlet" else hw["KIND_VENDOR_FP"]
+    formats = hw["FORMATS_BITLET"] if kind == "bitlet" else hw["FORMATS_VENDOR"]
+    id_config = ((n_pe & hw["CFG_NPE_MASK"]) << hw["CFG_NPE_SHIFT"]
+                 | (kind_code & hw["CFG_KIND_MASK"]) << hw["CFG_KIND_SHIFT"]
+                 | (formats & hw["CFG_FMT_MASK"]) << hw["CFG_FMT_SHIFT"]
+                 | ((clock // 4) & hw["CFG_CLK_MASK"]) << hw["CFG_CLK_SHIFT"])
+    instance = kinds[kind]["instance"]
+    ps_irq_base = 61 if b["ps_type"] == "processing_system7" else 121
+    return {
+        "metadata_format": METADATA_FORMAT,
+        "board": board,
+        "title": b["title"],
+        "detect": b["detect"],
+        "kind": kind,
+        "part": b["part"],
+        "board_part": b["board_part"],
+        "ps_type": b["ps_type"],
+        "isa_version": hw["ISA_VERSION"],
+        "magic": hw["MAGIC"],
+        "kind_code": kind_code,
+        "n_pe": n_pe,
+        "group": hw["GROUP"],
+        "macs": n_pe * hw["GROUP"],
+        "clock_mhz": clock,
+        "formats": [f for i, f in enumerate(FORMAT_NAMES) if formats >> i & 1],
+        "formats_mask": formats,
+        "act_buf_words": hw["ACT_BUF_WORDS"],
+        "wgt_buf_words": hw["WGT_BUF_WORDS"],
+        "out_buf_words": hw["OUT_BUF_WORDS"],
+        "id_config": id_config,
+        "vlnv": vlnv(hw, kind),
+        "hls_top": kinds[kind]["top"],
+        "ip_instance": instance,
+        "ctrl_base": int(b["ctrl_base"], 0),
+        "ctrl_range": int(common["ctrl_range"], 0),
+        "reg_span": hw["REG_SPAN"],
+        "interrupt": {
+            "wired": True,
+            "pin": f"{instance}/interrupt",
+            "controller": common["intc_instance"],
+            "controller_base": int(b["intc_base"], 0),
+            "index": 0,
+            "raw_irq": ps_irq_base,
+        },
+        "files": {"bit": f"{kind}.bit", "hwh": f"{kind}.hwh"},
+        "hwh_source": hwh_source,
+    }
+
+
+# ---------------------------------------------------------------------------
+# .hwh writer
+# ---------------------------------------------------------------------------
+# AXI signals: (logical, width or key, driven by the master?)
+_AXI_LITE = [("AWADDR", "addr", True), ("AWVALID", 1, True), ("AWREADY", 1, False),
+             ("WDATA", "data", True), ("WSTRB", "strb", True), ("WVALID", 1, True),
+             ("WREADY", 1, False), ("BRESP", 2, False), ("BVALID", 1, False),
+             ("BREADY", 1, True), ("ARADDR", "addr", True), ("ARVALID", 1, True),
+             ("ARREADY", 1, False), ("RDATA", "data", False), ("RRESP", 2, False),
+             ("RVALID", 1, False), ("RREADY", 1, True)]
+_AXI_FULL_EXTRA = [("AWID", "id", True), ("AWLEN", 8, True), ("AWSIZE", 3, True),
+                   ("AWBURST", 2, True), ("AWLOCK", 1, True), ("AWCACHE", 4, True),
+                   ("AWPROT", 3, True), ("AWQOS", 4, True), ("WLAST", 1, True),
+                   ("BID", "id", False), ("ARID", "id", True), ("ARLEN", 8, True),
+                   ("ARSIZE", 3, True), ("ARBURST", 2, True), ("ARLOCK", 1, True),
+                   ("ARCACHE", 4, True), ("ARPROT", 3, True), ("ARQOS", 4, True),
+                   ("RID", "id", False), ("RLAST", 1, False)]
+
+
+class Bus:
+    """One AXI bus interface of a module."""
+
+    def __init__(self, name, role, prefix, case, addr, data, full, idw=0, params=None):
+        self.name, self.role, self.prefix, self.case = name, role, prefix, case
+        self.sizes = {"addr": addr, "data": data, "strb": data // 8, "id": idw}
+        self.signals = _AXI_LITE + (_AXI_FULL_EXTRA if full else [])
+        self.full = full
+        self.params = params or {}
+        self.busname = "__NOC__"
+        self.peer = None  # (module, bus)
+
+    def physical(self, logical):
+        return self.prefix + (logical.lower() if self.case == "lower" else logical)
+
+    def width(self, spec):
+        return self.sizes[spec] if isinstance(spec, str) else spec
+
+
+class Module:
+    """One block-design cell, written as a <MODULE> element."""
+
+    def __init__(self, instance, vlnv_str, attrs, params=()):
+        self.instance, self.vlnv = instance, vlnv_str
+        self.attrs = attrs
+        self.params = list(params)
+        self.buses: list[Bus] = []
+        self.scalars: dict[str, dict] = {}  # name -> {dir, left, sigis, conns, signame, extra}
+        self.memranges: list[dict] = []
+        self.regmaps: list[tuple[str, int, list]] = []
+
+    def scalar(self, name, direction, sigis="undef", left=None, **extra):
+        self.scalars.setdefault(name, {"dir": direction, "sigis": sigis, "left": left,
+                                       "conns": [], "signame": None, "extra": extra})
+        return self
+
+    def bus(self, name):
+        return next(b for b in self.buses if b.name == name)
+
+
+def connect_bus(master: Module, mbus: str, slave: Module, sbus: str) -> None:
+    """Connect a master bus interface to a slave one (the signals both have)."""
+    m, s = master.bus(mbus), slave.bus(sbus)
+    m.peer, s.peer = (slave, s), (master, m)
+    m.busname = s.busname = f"{master.instance}_{mbus}"
+
+
+def connect_scalar(src: Module, sport: str, dst: Module, dport: str) -> None:
+    """Connect the output ``src/sport`` to the input ``dst/dport``."""
+    signame = f"{src.instance}_{sport}"
+    src.scalars[sport]["signame"] = signame
+    src.scalars[sport]["conns"].append((dst.instance, dport))
+    dst.scalars[dport]["signame"] = signame
+    dst.scalars[dport]["conns"].append((src.instance, sport))
+
+
+def _attrs(d: dict) -> str:
+    return " ".join(f"{k}={quoteattr(str(v))}" for k, v in sorted(d.items()))
+
+
+def _port_xml(name, p, clk_hz, out):
+    attrs = {"DIR": p["dir"], "NAME": name, "SIGIS": p["sigis"]}
+    if p["left"] is not None:
+        attrs.update(LEFT=p["left"], RIGHT=0)
+    if p["sigis"] == "clk":
+        attrs["CLKFREQUENCY"] = clk_hz
+    attrs.update(p["extra"])
+    if p["signame"]:
+        attrs["SIGNAME"] = p["signame"]
+        out.append(f"        <PORT {_attrs(attrs)}>")
+        out.append("          <CONNECTIONS>")
+        for inst, port in p["conns"]:
+            out.append(f"            <CONNECTION {_attrs({'INSTANCE': inst, 'PORT': port})}/>")
+        out.append("          </CONNECTIONS>")
+        out.append("        </PORT>")
+    else:
+        out.append(f"        <PORT {_attrs(attrs)}/>")
+
+
+def _bus_ports(mod: Module, bus: Bus) -> dict:
+    """Physical ports of a bus, with their connections to the peer bus."""
+    is_master = bus.role == "MASTER"
+    peer_logicals = {}
+    if bus.peer:
+        pmod, pbus = bus.peer
+        peer_logicals = {lg: (pmod.instance, pbus.physical(lg))
+                         for lg, spec, _ in pbus.signals if pbus.width(spec)}
+    ports = {}
+    for logical, spec, master_drives in bus.signals:
+        width = bus.width(spec)
+        if width == 0:
+            continue
+        drives = master_drives == is_master
+        p = {"dir": "O" if drives else "I", "sigis": "undef",
+             "left": width - 1 if width > 1 or logical.endswith(("ADDR", "DATA")) else None,
+             "conns": [], "signame": None, "extra": {}}
+        if logical in peer_logicals:
+            p["signame"] = f"{bus.busname}_{logical.lower()}"
+            p["conns"] = [peer_logicals[logical]]
+        ports[bus.physical(logical)] = p
+    return ports
+
+
+def _bus_xml(bus: Bus, clk_hz: int, clk_domain: str, out: list) -> None:
+    attrs = {"BUSNAME": bus.busname, "NAME": bus.name, "TYPE": bus.role,
+             "VLNV": "xilinx.com:interface:aximm:1.0", "DATAWIDTH": bus.sizes["data"]}
+    out.append(f"        <BUSINTERFACE {_attrs(attrs)}>")
+    params = {"DATA_WIDTH": bus.sizes["data"], "PROTOCOL": "AXI4" if bus.full else "AXI4LITE",
+              "FREQ_HZ": clk_hz, "ID_WIDTH": bus.sizes["id"], "ADDR_WIDTH": bus.sizes["addr"],
+              "READ_WRITE_MODE": "READ_WRITE", "HAS_BURST": int(bus.full),
+              "HAS_LOCK": int(bus.full), "HAS_PROT": int(bus.full), "HAS_CACHE": int(bus.full),
+              "HAS_QOS": int(bus.full), "HAS_REGION": 0, "HAS_WSTRB": 1, "HAS_BRESP": 1,
+              "HAS_RRESP": 1, "MAX_BURST_LENGTH": 256 if bus.full else 1,
+              "PHASE": "0.000", "CLK_DOMAIN": clk_domain, "INSERT_VIP": 0}
+    params.update(bus.params)
+    for k, v in params.items():
+        out.append(f"          <PARAMETER {_attrs({'NAME': k, 'VALUE': v})}/>")
+    out.append("          <PORTMAPS>")
+    for logical, spec, _ in bus.signals:
+        if bus.width(spec):
+            out.append(f"            <PORTMAP {_attrs({'LOGICAL': logical, 'PHYSICAL': bus.physical(logical)})}/>")
+    out.append("          </PORTMAPS>")
+    out.append("        </BUSINTERFACE>")
+
+
+def _regmap_xml(intf: str, rng: int, regs: list, out: list) -> None:
+    out.append("      <ADDRESSBLOCKS>")
+    blk = {"ACCESS": "read-write", "INTERFACE": intf, "NAME": "Reg", "RANGE": rng,
+           "USAGE": "register"}
+    out.append(f"        <ADDRESSBLOCK {_attrs(blk)}>")
+    out.append("          <REGISTERS>")
+    for r in regs:
+        out.append(f"            <REGISTER {_attrs({'NAME': r['name']})}>")
+        for k, v in (("DESCRIPTION", r["desc"]), ("ADDRESS_OFFSET", r["offset"]),
+                     ("SIZE", 32), ("ACCESS", r["access"]), ("IS_ENABLED", "true"),
+                     ("RESET_VALUE", 0)):
+            out.append(f"              <PROPERTY {_attrs({'NAME': k, 'VALUE': v})}/>")
+        out.append("              <FIELDS>")
+        for f in r["fields"]:
+            out.append(f"                <FIELD {_attrs({'NAME': f['name']})}>")
+            for k, v in (("DESCRIPTION", f["desc"]), ("ADDRESS_OFFSET", f["lsb"]),
+                         ("ACCESS", f["access"]), ("MODIFIED_READ_VALUES", f["modified"]),
+                         ("WRITE_CONSTRAINT", 0), ("READ_ACTION", f["read_action"]),
+                         ("BIT_OFFSET", f["lsb"]), ("BIT_WIDTH", f["width"])):
+                out.append(f"                  <PROPERTY {_attrs({'NAME': k, 'VALUE': v})}/>")
+            out.append("                </FIELD>")
+        out.append("              </FIELDS>")
+        out.append("            </REGISTER>")
+    out.append("          </REGISTERS>")
+    out.append("        </ADDRESSBLOCK>")
+    out.append("      </ADDRESSBLOCKS>")
+
+
+def _module_xml(mod: Module, clk_hz: int, clk_domain: str, out: list) -> None:
+    out.append(f"    <MODULE {_attrs(dict(mod.attrs, INSTANCE=mod.instance, FULLNAME='/' + mod.instance, VLNV=mod.vlnv))}>")
+    for intf, rng, regs in mod.regmaps:
+        _regmap_xml(intf, rng, regs, out)
+    out.append("      <PARAMETERS>")
+    for k, v in mod.params:
+        out.append(f"        <PARAMETER {_attrs({'NAME': k, 'VALUE': v})}/>")
+    out.append("      </PARAMETERS>")
+    out.append("      <PORTS>")
+    for bus in mod.buses:
+        for name, p in _bus_ports(mod, bus).items():
+            _port_xml(name, p, clk_hz, out)
+    for name, p in mod.scalars.items():
+        _port_xml(name, p, clk_hz, out)
+    out.append("      </PORTS>")
+    out.append("      <BUSINTERFACES>")
+    for bus in mod.buses:
+        _bus_xml(bus, clk_hz, clk_domain, out)
+    out.append("      </BUSINTERFACES>")
+    if mod.memranges:
+        out.append("      <MEMORYMAP>")
+        for m in mod.memranges:
+            out.append(f"        <MEMRANGE {_attrs(m)}/>")
+        out.append("      </MEMORYMAP>")
+        out.append("      <PERIPHERALS>")
+        for inst in sorted({m['INSTANCE'] for m in mod.memranges if m['MEMTYPE'] == 'REGISTER'}):
+            out.append(f"        <PERIPHERAL {_attrs({'INSTANCE': inst})}/>")
+        out.append("      </PERIPHERALS>")
+    out.append("    </MODULE>")
+
+
+def _memrange(master_bus, inst, slave_bus, block, base, high, memtype, basename="C_BASEADDR",
+              highname="C_HIGHADDR"):
+    return {"ADDRESSBLOCK": block, "BASENAME": basename, "BASEVALUE": f"0x{base:08X}",
+            "HIGHNAME": highname, "HIGHVALUE": f"0x{high:08X}", "INSTANCE": inst,
+            "IS_DATA": "TRUE", "IS_INSTRUCTION": "TRUE", "MASTERBUSINTERFACE": master_bus,
+            "MEMTYPE": memtype, "SLAVEBUSINTERFACE": slave_bus}
+
+
+_PERIPH = {"IPTYPE": "PERIPHERAL", "IS_ENABLE": "1", "MODCLASS": "PERIPHERAL"}
+_BUSCELL = {"IPTYPE": "BUS", "IS_ENABLE": "1", "MODCLASS": "BUS"}
+
+
+def _ps_module(b: dict, clock: int) -> Module:
+    zynq = b["ps_type"] == "processing_system7"
+    pll_name, pll_mhz = _tcl_words(b["pll"])
+    div0 = int(pll_mhz) // clock
+    attrs = {"CONFIGURABLE": "TRUE", "IPTYPE": "PERIPHERAL", "IS_ENABLE": "1", "IS_PL": "FALSE",
+             "MODTYPE": b["ps_type"], "HWVERSION": b["ps_vlnv"].rsplit(":", 1)[1]}
+    params = []
+    for i in range(4):
+        on = int(i == 0)
+        if zynq:
+            params += [(f"PCW_FPGA_FCLK{i}_ENABLE", on),
+                       (f"PCW_FCLK{i}_PERIPHERAL_CLKSRC", pll_name.replace("_", " ")),
+                       (f"PCW_FCLK{i}_PERIPHERAL_DIVISOR0", div0 if on else 1),
+                       (f"PCW_FCLK{i}_PERIPHERAL_DIVISOR1", 1),
+                       (f"PCW_FPGA{i}_PERIPHERAL_FREQMHZ", clock if on else 50),
+                       (f"PCW_ACT_FPGA{i}_PERIPHERAL_FREQMHZ", f"{clock if on else 10}.000000")]
+        else:
+            params += [(f"PSU__FPGA_PL{i}_ENABLE", on),
+                       (f"PSU__CRL_APB__PL{i}_REF_CTRL__SRCSEL", pll_name),
+                       (f"PSU__CRL_APB__PL{i}_REF_CTRL__DIVISOR0", div0 if on else 4),
+                       (f"PSU__CRL_APB__PL{i}_REF_CTRL__DIVISOR1", 1),
+                       (f"PSU__CRL_APB__PL{i}_REF_CTRL__FREQMHZ", clock if on else 100),
+                       (f"PSU__CRL_APB__PL{i}_REF_CTRL__ACT_FREQMHZ",
+                        f"{clock if on else 100}.000000")]
+    if zynq:
+        params += [("PCW_USE_M_AXI_GP0", 1), ("PCW_USE_S_AXI_HP0", 1),
+                   ("PCW_USE_FABRIC_INTERRUPT", 1), ("PCW_IRQ_F2P_INTR", 1),
+                   ("PCW_S_AXI_HP0_DATA_WIDTH", b["hp_data_width"])]
+    else:
+        params += [("PSU__USE__M_AXI_GP0", 1), ("PSU__USE__S_AXI_GP2", 1),
+                   ("PSU__USE__IRQ0", 1), ("PSU__SAXIGP2__DATA_WIDTH", b["hp_data_width"]),
+                   ("PSU__MAXIGP0__DATA_WIDTH", 32)]
+    params += [("Component_Name", f"bitlet_bd_{b['ps_instance']}_0"), ("EDK_IPTYPE", "PERIPHERAL")]
+    ps = Module(b["ps_instance"], b["ps_vlnv"], attrs, params)
+    if zynq:
+        gp = Bus(b["gp_port"], "MASTER", "M_AXI_GP0_", "upper", 32, 32, True, 12,
+                 {"PROTOCOL": "AXI3"})
+        hp = Bus(b["hp_port"], "SLAVE", "S_AXI_HP0_", "upper", 32, int(b["hp_data_width"]),
+                 True, 6, {"PROTOCOL": "AXI3"})
+        ps.scalar("M_AXI_GP0_ACLK", "I", "clk").scalar("S_AXI_HP0_ACLK", "I", "clk")
+        ps.scalar(b["irq_port"], "I", "INTERRUPT", left=0, SENSITIVITY="LEVEL_HIGH")
+    else:
+        gp = Bus(b["gp_port"], "MASTER", "maxigp0_", "lower", 40, 32, True, 16)
+        hp = Bus(b["hp_port"], "SLAVE", "saxigp2_", "lower", 49, int(b["hp_data_width"]),
+                 True, 6)
+        ps.scalar("maxihpm0_fpd_aclk", "I", "clk").scalar("saxihp0_fpd_aclk", "I", "clk")
+        ps.scalar(b["irq_port"], "I", "INTERRUPT", left=0, SENSITIVITY="LEVEL_HIGH")
+    ps.buses += [gp, hp]
+    ps.scalar(b["clk_port"], "O", "clk")
+    ps.scalar(b["rst_port"], "O", "rst", POLARITY="ACTIVE_LOW")
+    return ps
+
+
+def _kernel_module(hw: dict, common: dict, kinds: dict, kind: str, regs: list) -> Module:
+    name = vlnv(hw, kind)
+    top = kinds[kind]["top"]
+    attrs = dict(_PERIPH, MODTYPE=top, HWVERSION=hw["IP_VERSION"], COREREVISION="1")
+    saxi, maxi = common["s_axi_intf"], common["m_axi_intf"]
+    data_w = m_axi_data_width(hw)
+    params = [(f"C_S_AXI_{saxi[6:].upper()}_ADDR_WIDTH", s_axi_addr_width(hw)),
+              (f"C_S_AXI_{saxi[6:].upper()}_DATA_WIDTH", 32),
+              (f"C_M_AXI_{maxi[6:].upper()}_ADDR_WIDTH", 64),
+              (f"C_M_AXI_{maxi[6:].upper()}_DATA_WIDTH", data_w),
+              (f"C_M_AXI_{maxi[6:].upper()}_ID_WIDTH", 1),
+              ("Component_Name", f"bitlet_bd_{kinds[kind]['instance']}_0"),
+              ("EDK_IPTYPE", "PERIPHERAL")]
+    mod = Module(kinds[kind]["instance"], name, attrs, params)
+    mod.buses.append(Bus(saxi, "SLAVE", f"{saxi}_", "upper", s_axi_addr_width(hw), 32, False))
+    mod.buses.append(Bus(maxi, "MASTER", f"{maxi}_", "upper", 64, data_w, True, 1))
+    mod.scalar("ap_clk", "I", "clk").scalar("ap_rst_n", "I", "rst", POLARITY="ACTIVE_LOW")
+    mod.scalar("interrupt", "O", "INTERRUPT", SENSITIVITY="LEVEL_HIGH")
+    mod.regmaps.append((saxi, int(common["ctrl_range"], 0), regs))
+    return mod
+
+
+def _intc_registers() -> list:
+    names = [("ISR", 0x0, "Interrupt Status Register"), ("IPR", 0x4, "Interrupt Pending Register"),
+             ("IER", 0x8, "Interrupt Enable Register"), ("IAR", 0xC, "Interrupt Acknowledge Register"),
+             ("SIE", 0x10, "Set Interrupt Enables"), ("CIE", 0x14, "Clear Interrupt Enables"),
+             ("IVR", 0x18, "Interrupt Vector Register"), ("MER", 0x1C, "Master Enable Register")]
+    return [{"name": n, "offset": off, "access": "read-write", "desc": d,
+             "fields": [_field(n, 0, 32, "read-write", d)]} for n, off, d in names]
+
+
+def build_modules(board: str, kind: str, hw: dict, tables) -> tuple[list, dict]:
+    """Cells and nets of the block design of ``overlay/bd.tcl``."""
+    common, kinds, boards = tables
+    b = boards[board]
+    clock = int(b["clock_mhz"])
+    ps = _ps_module(b, clock)
+    kernel = _kernel_module(hw, common, kinds, kind, register_map(hw, kinds[kind]["top"]))
+    periph = Module(common["periph_instance"], common["periph_vlnv"],
+                    dict(_BUSCELL, MODTYPE="axi_interconnect", HWVERSION="2.1"),
+                    [("NUM_SI", 1), ("NUM_MI", 2)])
+    periph.buses += [Bus("S00_AXI", "SLAVE", "S00_AXI_", "lower", ps.bus(b["gp_port"]).sizes["addr"], 32, True, ps.bus(b["gp_port"]).sizes["id"]),
+                     Bus("M00_AXI", "MASTER", "M00_AXI_", "lower", 32, 32, False),
+                     Bus("M01_AXI", "MASTER", "M01_AXI_", "lower", 32, 32, False)]
+    smc = Module(common["smc_instance"], common["smc_vlnv"],
+                 dict(_BUSCELL, MODTYPE="smartconnect", HWVERSION="1.0"),
+                 [("NUM_SI", 1), ("NUM_MI", 1)])
+    hp_w = int(b["hp_data_width"])
+    smc.buses += [Bus("S00_AXI", "SLAVE", "S00_AXI_", "lower", 64, m_axi_data_width(hw), True, 1),
+                  Bus("M00_AXI", "MASTER", "M00_AXI_", "lower", ps.bus(b["hp_port"]).sizes["addr"], hp_w, True, 1)]
+    intc = Module(common["intc_instance"], common["intc_vlnv"],
+                  dict(_PERIPH, MODTYPE="axi_intc", HWVERSION="4.1"),
+                  [("C_FAMILY", "zynq" if b["arch"] == "zynq" else "zynquplus"),
+                   ("C_NUM_INTR_INPUTS", 1), ("C_KIND_OF_INTR", "0xFFFFFFFF"),
+                   ("C_IRQ_IS_LEVEL", 1), ("C_IRQ_CONNECTION", 0),
+                   ("C_BASEADDR", f"0x{int(b['intc_base'], 0):08X}"),
+                   ("C_HIGHADDR", f"0x{int(b['intc_base'], 0) + int(common['intc_range'], 0) - 1:08X}")])
+    intc.buses.append(Bus("s_axi", "SLAVE", "s_axi_", "lower", 9, 32, False))
+    intc.regmaps.append(("S_AXI", int(common["intc_range"], 0), _intc_registers()))
+    intc.scalar("s_axi_aclk", "I", "clk").scalar("s_axi_aresetn", "I", "rst")
+    intc.scalar("intr", "I", "INTERRUPT", left=0, SENSITIVITY="LEVEL_HIGH")
+    intc.scalar("irq", "O", "INTERRUPT", SENSITIVITY="LEVEL_HIGH")
+    rst = Module(common["reset_instance"], common["reset_vlnv"],
+                 dict(_PERIPH, MODTYPE="proc_sys_reset", HWVERSION="5.0"),
+                 [("C_NUM_PERP_ARESETN", 1), ("C_NUM_INTERCONNECT_ARESETN", 1)])
+    rst.scalar("slowest_sync_clk", "I", "clk").scalar("ext_reset_in", "I", "rst")
+    rst.scalar("peripheral_aresetn", "O", "rst", left=0)
+    rst.scalar("interconnect_aresetn", "O", "rst", left=0)
+    periph.scalar("ACLK", "I", "clk").scalar("ARESETN", "I", "rst")
+    for p in ("S00", "M00", "M01"):
+        periph.scalar(f"{p}_ACLK", "I", "clk").scalar(f"{p}_ARESETN", "I", "rst")
+    smc.scalar("aclk", "I", "clk").scalar("aresetn", "I", "rst")
+
+    connect_bus(ps, b["gp_port"], periph, "S00_AXI")
+    connect_bus(periph, "M00_AXI", kernel, common["s_axi_intf"])
+    connect_bus(periph, "M01_AXI", intc, "s_axi")
+    connect_bus(kernel, common["m_axi_intf"], smc, "S00_AXI")
+    connect_bus(smc, "M00_AXI", ps, b["hp_port"])
+    connect_scalar(kernel, "interrupt", intc, "intr")
+    connect_scalar(intc, "irq", ps, b["irq_port"])
+    connect_scalar(ps, b["rst_port"], rst, "ext_reset_in")
+    clk_sinks = [(m, p) for m in (ps, kernel, periph, smc, intc, rst) for p, s in m.scalars.items()
+                 if s["sigis"] == "clk" and s["dir"] == "I"]
+    for m, p in clk_sinks:
+        connect_scalar(ps, b["clk_port"], m, p)
+    connect_scalar(rst, "interconnect_aresetn", periph, "ARESETN")
+    for m, p in [(kernel, "ap_rst_n"), (intc, "s_axi_aresetn"), (smc, "aresetn")] + \
+            [(periph, f"{x}_ARESETN") for x in ("S00", "M00", "M01")]:
+        connect_scalar(rst, "peripheral_aresetn", m, p)
+
+    ctrl_base, ctrl_range = int(b["ctrl_base"], 0), int(common["ctrl_range"], 0)
+    intc_base, intc_range = int(b["intc_base"], 0), int(common["intc_range"], 0)
+    saxi = common["s_axi_intf"]
+    ps.memranges = [
+        _memrange(b["gp_port"], kernel.instance, saxi, "Reg", ctrl_base, ctrl_base + ctrl_range - 1,
+                  "REGISTER", f"C_S_AXI_{saxi[6:].upper()}_BASEADDR",
+                  f"C_S_AXI_{saxi[6:].upper()}_HIGHADDR"),
+        _memrange(b["gp_port"], intc.instance, "s_axi", "Reg", intc_base, intc_base + intc_range - 1,
+                  "REGISTER"),
+    ]
+    segs = _tcl_words(b["ddr_segments"])
+    kernel.memranges = [
+        _memrange(common["m_axi_intf"], ps.instance, b["hp_port"], segs[i], int(segs[i + 1], 0),
+                  int(segs[i + 2], 0), "MEMORY", "C_BASEADDR", "C_HIGHADDR")
+        for i in range(0, len(segs), 3)]
+    return [intc, smc, kernel, ps, periph, rst], {"clk_hz": clock * 1_000_000}
+
+
+def write_hwh(board: str, kind: str, hw: dict | None = None, tables=None) -> str:
+    """The stand-in .hwh text of overlay ``(board, kind)``."""
+    hw = hw or read_header()
+    tables = tables or read_boards()
+    common, _, boards = tables
+    b = boards[board]
+    modules, info = build_modules(board, kind, hw, tables)
+    domain = f"{common['design_name']}_{b['ps_instance']}_0_{b['clk_port']}"
+    out = ['<?xml version="1.0" encoding="UTF-8" standalone="no" ?>',
+           f'<EDKSYSTEM EDWVERSION="1.2" TIMESTAMP="generated by overlay/make_metadata.py" '
+           f'VIVADOVERSION="{common["vivado_version"]}">', "",
+           f"  <SYSTEMINFO {_attrs({'ARCH': b['arch'], 'BOARD': b['board_part'], 'DEVICE': b['device'], 'NAME': common['design_name'], 'PACKAGE': b['package'], 'SPEEDGRADE': b['speedgrade']})}/>",
+           "", "  <EXTERNALPORTS/>", "", "  <EXTERNALINTERFACES/>", "", "  <MODULES>"]
+    for mod in sorted(modules, key=lambda m: m.instance):
+        _module_xml(mod, info["clk_hz"], domain, out)
+    out += ["  </MODULES>", "", "</EDKSYSTEM>", ""]
+    return "\n".join(out)
+
+
+def write_json(board: str, kind: str, hw=None, tables=None, hwh_source="generated") -> str:
+    return json.dumps(describe(board, kind, hw, tables, hwh_source), indent=2) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--board", action="append", help="board name (default: all)")
+    ap.add_argument("--kind", action="append", choices=["bitlet", "vendor_fp"])
+    ap.add_argument("--json-only", action="store_true",
+                    help="write only the .json (a Vivado-built .hwh is already installed)")
+    ap.add_argument("--out", type=Path, default=OUT_DIR)
+    args = ap.parse_args(argv)
+    hw, tables = read_header(), read_boards()
+    boards = args.board or sorted(tables[2])
+    for board in boards:
+        if board not in tables[2]:
+            ap.error(f"unknown board {board!r}; known: {', '.join(sorted(tables[2]))}")
+        for kind in args.kind or ["bitlet", "vendor_fp"]:
+            target = args.out / board
+            target.mkdir(parents=True, exist_ok=True)
+            source = "vivado" if args.json_only else "generated"
+            (target / f"{kind}.json").write_text(write_json(board, kind, hw, tables, source),
+                                                 encoding="utf-8")
+            if not args.json_only:
+                (target / f"{kind}.hwh").write_text(write_hwh(board, kind, hw, tables),
+                                                    encoding="utf-8")
+            print(f"wrote {target}/{kind}.json" + ("" if args.json_only else " and .hwh"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
