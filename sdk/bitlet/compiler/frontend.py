@@ -1,0 +1,347 @@
+"""ONNX -> graph IR: concrete shapes, constant folding, support check.
+
+:func:`import_onnx` walks the model once in topological order.  For every
+node it either folds it (all inputs constant, or a ``Shape`` of a value whose
+shape is known) with the very numpy functions the runtime uses
+(:mod:`bitlet.compiler.hostops`), or records the shapes and dtypes of its
+outputs (by formula for the kernel ops, by running the host op on zeros
+otherwise).  onnx's own shape inference runs on the same model with the same
+input shapes as a cross-check.  Every unsupported node is collected and
+reported in one :class:`bitlet.CompileError` before anything runs.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import numpy as np
+
+from bitlet.compiler.graph import Graph, Node, Value
+from bitlet.compiler.hostops import HOST_OPS, pool_geometry, run_host_op
+from bitlet.errors import CompileError
+
+#: ops lowered to the Bitlet kernel (when their weights are constant)
+KERNEL_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+_RESIZE_MODES = ("nearest", "linear")
+_COORD_MODES = ("half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nearest",
+                "align_corners", "asymmetric")
+
+
+def supported_ops() -> list[str]:
+    """Every ONNX op type the compiler accepts (kernel and host)."""
+    return sorted(set(HOST_OPS) | set(KERNEL_OPS) | {"Constant"})
+
+
+def load_model(model: Any):
+    """Return an ``onnx.ModelProto`` from a path or a ModelProto."""
+    import onnx
+
+    if isinstance(model, onnx.ModelProto):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        if not os.path.exists(model):
+            raise CompileError(f"model: no such file {os.fspath(model)!r}")
+        return onnx.load(os.fspath(model))
+    raise CompileError(f"model: expected a path or an onnx.ModelProto, got {type(model).__name__}")
+
+
+def import_onnx(model: Any, input_shapes: Mapping[str, tuple] | None = None) -> Graph:
+    """Convert an ONNX model into a :class:`Graph` with concrete shapes.
+
+    Parameters
+    ----------
+    model : str, os.PathLike or onnx.ModelProto
+        The model.
+    input_shapes : dict, optional
+        ``{input name: shape}`` for inputs with dynamic dimensions.  A dynamic
+        leading (batch) dimension defaults to 1; any other dynamic dimension
+        must be given here.
+
+    Returns
+    -------
+    Graph
+        Topologically ordered, constants folded, shapes concrete.
+
+    Raises
+    ------
+    bitlet.CompileError
+        Unsupported ops (all listed at once), unresolved dynamic dimensions,
+        unknown input names, inconsistent shapes.
+    """
+    proto = load_model(model)
+    opset = _default_opset(proto)
+    constants = _initializers(proto)
+    inputs = _graph_inputs(proto, constants, dict(input_shapes or {}))
+    importer = _Importer(constants, {v.name: v for v in inputs}, opset)
+    importer.walk(proto.graph.node)
+    importer.raise_unsupported()
+    outputs = [importer.output_value(o.name) for o in proto.graph.output]
+    graph = Graph(importer.nodes, inputs, outputs, importer.values, importer.constants,
+                  name=proto.graph.name or "model")
+    graph.prune_unused()
+    _cross_check(proto, inputs, graph)
+    return graph
+
+
+def _default_opset(proto) -> int:
+    for entry in proto.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    return 1
+
+
+def _initializers(proto) -> dict[str, np.ndarray]:
+    from onnx import numpy_helper
+
+    return {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
+
+
+def _graph_inputs(proto, constants, given: dict) -> list[Value]:
+    from onnx import helper
+
+    names = [i.name for i in proto.graph.input if i.name not in constants]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise CompileError(f"input_shapes: unknown input(s) {unknown}; the model's inputs are {names}")
+    values = []
+    for inp in proto.graph.input:
+        if inp.name in constants:
+            continue
+        ttype = inp.type.tensor_type
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(ttype.elem_type)).name
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                for d in ttype.shape.dim]
+        values.append(Value(inp.name, _resolve_dims(inp.name, dims, given.get(inp.name)), dtype))
+    return values
+
+
+def _resolve_dims(name: str, dims: list, given) -> tuple[int, ...]:
+    if given is not None:
+        given = tuple(int(d) for d in given)
+        bad = [i for i, (d, g) in enumerate(zip(dims, given)) if d is not None and d != g]
+        if len(given) != len(dims) or bad:
+            raise CompileError(f"input_shapes[{name!r}] = {given} does not match the model's "
+                               f"shape {tuple(d or '?' for d in dims)}")
+        return given
+    if dims and dims[0] is None:
+        dims = [1] + dims[1:]
+    if any(d is None for d in dims):
+        raise CompileError(
+            f"input {name!r} has dynamic dimensions {tuple(d or '?' for d in dims)}: pass "
+            f"input_shapes={{{name!r}: (...)}} to bitlet.compile")
+    return tuple(dims)
+
+
+def _attrs(node, opset: int) -> dict[str, Any]:
+    from onnx import helper, numpy_helper
+
+    attrs: dict[str, Any] = {"_opset": opset, "_n_outputs": len(node.output)}
+    for attr in node.attribute:
+        value = helper.get_attribute_value(attr)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        elif hasattr(value, "dims") and hasattr(value, "data_type"):
+            value = numpy_helper.to_array(value)
+        elif isinstance(value, list):
+            value = [v.decode("utf-8") if isinstance(v, bytes) else v for v in value]
+        attrs[attr.name] = value
+    if node.op_type == "Cast":
+        attrs["to"] = np.dtype(helper.tensor_dtype_to_np_dtype(attrs["to"])).name
+    return attrs
+
+
+def _constant_value(attrs: dict) -> np.ndarray:
+    for key, dtype in (("value", None), ("value_float", np.float32), ("value_floats", np.float32),
+                       ("value_int", np.int64), ("value_ints", np.int64)):
+        if key in attrs:
+            return np.asarray(attrs[key], dtype=dtype)
+    raise CompileError(f"Constant node with attributes {sorted(attrs)}: only tensor/float/int values")
+
+
+class _Importer:
+    """One topological walk over the ONNX nodes."""
+
+    def __init__(self, constants, values, opset):
+        self.constants: dict[str, np.ndarray] = constants
+        self.values: dict[str, Value] = values
+        self.opset = opset
+        self.nodes: list[Node] = []
+        self.unsupported: list[tuple[str, str, str]] = []
+        self.unknown: set[str] = set()
+
+    def walk(self, onnx_nodes) -> None:
+        for index, proto in enumerate(onnx_nodes):
+            node = Node(proto.name or f"{proto.op_type}_{index}", proto.op_type,
+                        list(proto.input), list(proto.output), _attrs(proto, self.opset))
+            self.visit(node, proto.domain)
+
+    def visit(self, node: Node, domain: str) -> None:
+        if node.op == "Constant":
+            self.constants[node.outputs[0]] = _constant_value(node.attrs)
+            return
+        reason = _unsupported_reason(node, domain, self.constants)
+        if reason or any(i in self.unknown for i in node.inputs if i):
+            if reason:
+                self.unsupported.append((node.name, node.op, reason))
+            self.unknown.update(node.outputs)
+            return
+        if self.fold(node):
+            return
+        for name, (shape, dtype) in zip(node.outputs, self.output_types(node)):
+            if name:
+                self.values[name] = Value(name, shape, dtype)
+        self.nodes.append(node)
+
+    def fold(self, node: Node) -> bool:
+        ins = [self.constants.get(i) if i else None for i in node.inputs]
+        if node.op == "Shape" and node.inputs[0] in self.values:
+            ins = [np.empty(self.values[node.inputs[0]].shape, np.float32)]
+        elif node.op in ("Size",) and node.inputs[0] in self.values:
+            ins = [np.empty(self.values[node.inputs[0]].shape, np.float32)]
+        elif not all(x is not None for x, i in zip(ins, node.inputs) if i):
+            return False
+        if node.op not in HOST_OPS:
+            return False
+        try:
+            with np.errstate(all="ignore"):
+                outs = run_host_op(node.op, ins, node.attrs)
+        except Exception as exc:  # a folding failure is a model error: say which node
+            raise CompileError(f"node {node.name!r} ({node.op}): cannot evaluate its constant "
+                               f"inputs: {exc}") from exc
+        for name, value in zip(node.outputs, outs):
+            if name:
+                self.constants[name] = np.asarray(value)
+        return True
+
+    def output_types(self, node: Node) -> list[tuple[tuple[int, ...], str]]:
+        if node.op in ("Conv", "ConvTranspose"):
+            return [(self.conv_shape(node), self.values[node.inputs[0]].dtype)]
+        ins = [self.example(i) for i in node.inputs]
+        try:
+            with np.errstate(all="ignore"):
+                outs = run_host_op(node.op, ins, node.attrs)
+        except Exception as exc:
+            raise CompileError(f"node {node.name!r} ({node.op}): inputs of shapes "
+                               f"{[None if x is None else x.shape for x in ins]} are "
+                               f"inconsistent: {exc}") from exc
+        return [(tuple(int(d) for d in np.shape(o)), np.asarray(o).dtype.name) for o in outs]
+
+    def example(self, name: str):
+        if not name:
+            return None
+        if name in self.constants:
+            return self.constants[name]
+        value = self.values[name]
+        return np.zeros(value.shape, dtype=value.dtype)
+
+    def conv_shape(self, node: Node) -> tuple[int, ...]:
+        x = self.values[node.inputs[0]].shape
+        w = self.constants[node.inputs[1]].shape
+        attrs = dict(node.attrs, kernel_shape=list(w[2:]))
+        if len(x) != 4 or len(w) != 4:
+            raise CompileError(f"node {node.name!r} ({node.op}): only 2-D convolutions "
+                               f"(4-D input and weight) are supported, got {x} and {w}")
+        if node.op == "Conv":
+            out, _, _ = pool_geometry(x[2:], attrs)
+            return (x[0], w[0], *out)
+        return (x[0], w[1] * attrs.get("group", 1), *conv_transpose_geometry(x[2:], attrs)[0])
+
+    def output_value(self, name: str) -> Value:
+        if name in self.values:
+            return self.values[name]
+        if name in self.constants:
+            const = self.constants[name]
+            return Value(name, tuple(const.shape), const.dtype.name)
+        raise CompileError(f"graph output {name!r} is produced by no node")
+
+    def raise_unsupported(self) -> None:
+        if not self.unsupported:
+            return
+        lines = [f"  - {name} ({op}): {reason}" for name, op, reason in self.unsupported]
+        raise CompileError(f"{len(self.unsupported)} unsupported node(s):\n" + "\n".join(lines)
+                           + f"\nsupported ops: {', '.join(supported_ops())}")
+
+
+def conv_transpose_geometry(in_sizes, attrs) -> tuple[list[int], list[int], list[int]]:
+    """Output sizes and the begin/end pads (trimmed from the full output) of a ConvTranspose.
+
+    Returns
+    -------
+    out, pad_begin, pad_end : list of int
+        Output spatial sizes and how much of the "full" transposed output,
+        ``stride*(in-1) + (k-1)*dil + 1 + output_padding``, is cut at each end.
+    """
+    n = len(in_sizes)
+    k = list(attrs["kernel_shape"])
+    s = list(attrs.get("strides") or [1] * n)
+    d = list(attrs.get("dilations") or [1] * n)
+    op = list(attrs.get("output_padding") or [0] * n)
+    pads = list(attrs.get("pads") or [0] * (2 * n))
+    auto = attrs.get("auto_pad", "NOTSET")
+    wanted = attrs.get("output_shape")
+    out, begin, end = [], [], []
+    for i in range(n):
+        full = s[i] * (in_sizes[i] - 1) + op[i] + (k[i] - 1) * d[i] + 1
+        if wanted is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
+            target = int(wanted[-n + i]) if wanted is not None else in_sizes[i] * s[i]
+            total = full - target
+            pb = total // 2 if auto == "SAME_UPPER" else total - total // 2
+            pe = total - pb
+        else:
+            pb, pe = pads[i], pads[i + n]
+        out.append(full - pb - pe)
+        begin.append(pb)
+        end.append(pe)
+    return out, begin, end
+
+
+def _unsupported_reason(node: Node, domain: str, constants) -> str:
+    """Why a node cannot be compiled, or ``""``."""
+    if domain not in ("", "ai.onnx"):
+        return f"custom domain {domain!r}"
+    if node.op not in HOST_OPS and node.op not in KERNEL_OPS:
+        return "no implementation (neither kernel nor host op)"
+    a = node.attrs
+    if node.op in ("Conv", "ConvTranspose"):
+        if node.inputs[1] not in constants:
+            return "weights are not constant"
+        if len(node.inputs) > 2 and node.inputs[2] and node.inputs[2] not in constants:
+            return "bias is not constant"
+    if node.op in ("Resize", "Upsample"):
+        if a.get("mode", "nearest") not in _RESIZE_MODES:
+            return f"mode {a.get('mode')!r} (supported: nearest, linear)"
+        if a.get("coordinate_transformation_mode", "half_pixel") not in _COORD_MODES:
+            return f"coordinate_transformation_mode {a['coordinate_transformation_mode']!r}"
+    if node.op == "MaxPool" and len(node.outputs) > 1 and node.outputs[1]:
+        return "the Indices output"
+    if node.op == "Pad" and a.get("mode", "constant") not in ("constant", "reflect", "edge", "wrap"):
+        return f"mode {a.get('mode')!r}"
+    return ""
+
+
+def _cross_check(proto, inputs: list[Value], graph: Graph) -> None:
+    """Compare our shapes with onnx's shape inference (same fixed input shapes)."""
+    import onnx
+
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(proto)
+    by_name = {v.name: v for v in inputs}
+    for inp in fixed.graph.input:
+        if inp.name in by_name:
+            dims = inp.type.tensor_type.shape.dim
+            for dim, size in zip(dims, by_name[inp.name].shape):
+                dim.Clear()
+                dim.dim_value = size
+    try:
+        inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
+    except Exception:  # noqa: BLE001 - onnx's inference is only a cross-check
+        return
+    for info in list(inferred.graph.value_info) + list(inferred.graph.output):
+        mine = graph.values.get(info.name)
+        dims = info.type.tensor_type.shape.dim
+        if mine is None or not dims or not all(d.HasField("dim_value") for d in dims):
+            continue
+        theirs = tuple(d.dim_value for d in dims)
+        if any(d > 0 and d != m for d, m in zip(theirs, mine.shape)) or len(theirs) != len(mine.shape):
+            raise CompileError(f"value {info.name!r}: the compiler computed shape {mine.shape}, "
+                               f"onnx shape inference {theirs}")
