@@ -1,0 +1,788 @@
+"""Simulated board: DDR arena, s_axilite register file and the reference kernel.
+
+:class:`SimDevice` implements :class:`bitlet.drivers.device.Device` with the
+rules of a real board, so that code which runs on the simulator runs on a
+PYNQ board unchanged:
+
+* **Memory.**  A bounded DDR arena (default 128 MiB, like a board's CMA) at
+  a nonzero device base address (default ``0x1000_0000``), carved by a
+  first-fit allocator with page (4 KiB, configurable down to 64 B) alignment.  Buffers are
+  numpy arrays (:class:`SimBuffer`) whose *host* copy is separate from the
+  *device* copy in the arena: the kernel only sees the arena, the host only
+  its array, and ``sync_to_device()`` / ``sync_from_device()`` copy between
+  them.  A missing sync therefore shows stale data exactly as a missing
+  cache flush/invalidate does on a board.  Fresh device memory is filled
+  with a poison byte (0xFF: NaN in every float format, -1 as an integer).
+* **Registers.**  The Vitis HLS s_axilite control protocol of the kernel's
+  register window (``bitlet.hw.REG_*``): CTRL with ap_start (cleared when
+  the kernel starts), ap_done and ap_ready (clear-on-read), ap_idle and
+  auto_restart; GIE, IER and ISR (toggle-on-write); argument registers;
+  output registers with their clear-on-read ap_vld words.  Accesses outside
+  the window or unaligned raise :class:`bitlet.BusError`.
+* **Kernel.**  Writing ap_start runs the kernel callable (by default the
+  hls/ C source compiled through cffi, ``bitlet._reference.lib.bitlet_top``)
+  on the arena with the argument registers, in a background thread, so
+  ap_done appears later, as on hardware (``delay`` adds modelled time).
+* **Faults.**  :class:`SimFaults` injects a kernel that never completes, an
+  AXI bus error at a given instruction and wrong ID registers.
+
+Example
+-------
+>>> from bitlet.drivers.sim import SimDevice
+>>> dev = SimDevice()
+>>> buf = dev.allocate((4, 64), "float32")
+>>> hex(buf.device_address)
+'0x10000000'
+"""
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import importlib
+import threading
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from bitlet.drivers.device import Device, DeviceBuffer
+from bitlet.errors import (
+    BitletTypeError,
+    BitletValueError,
+    BusError,
+    DeviceError,
+    OutOfDeviceMemory,
+)
+
+#: Default device address of the first arena byte (where CMA often sits).
+DEFAULT_BASE = 0x1000_0000
+#: Default arena size in bytes (a typical PYNQ CMA pool).
+DEFAULT_SIZE = 128 << 20
+#: Default allocation alignment in bytes: a page, as CMA buffers on a board.
+DEFAULT_ALIGN = 4096
+#: Smallest alignment accepted (the kernel's m_axi burst granule).
+MIN_ALIGN = 64
+#: Byte written into freshly allocated device memory.
+DEFAULT_POISON = 0xFF
+
+KERNELS = ("bitlet", "vendor_fp")
+_KERNEL_SYMBOL = {"bitlet": "bitlet_top", "vendor_fp": "vendor_fp_top"}
+# Output arguments of the kernel top, in C argument order (bitlet_top.h).
+_OUTPUTS = ("STATUS", "INSN_DONE", "ID_MAGIC", "ID_VERSION", "ID_CONFIG",
+            "ID_ACT_BUF", "ID_WGT_BUF", "ID_OUT_BUF")
+_MASK32 = 0xFFFF_FFFF
+
+
+def _hw():
+    from bitlet import hw
+
+    return hw
+
+
+# ---------------------------------------------------------------------------
+# Arena: a first-fit allocator over a byte range
+# ---------------------------------------------------------------------------
+@dataclasses.dataclass
+class Block:
+    """One allocation in the arena.
+
+    Attributes
+    ----------
+    offset : int
+        Byte offset of the block in the arena.
+    size : int
+        Bytes reserved (the request rounded up to the alignment).
+    nbytes : int
+        Bytes requested.
+    freed : bool
+        True once the block went back to the arena.
+    """
+
+    offset: int
+    size: int
+    nbytes: int
+    freed: bool = False
+
+
+class Arena:
+    """First-fit allocator of aligned blocks in ``[0, size)`` (byte offsets).
+
+    Parameters
+    ----------
+    size : int
+        Bytes managed.
+    align : int
+        Alignment and granule of every block, a power of two >= 64 (bytes).
+    """
+
+    def __init__(self, size: int, align: int = DEFAULT_ALIGN) -> None:
+        self.size = size
+        self.align = align
+        self._free: list[tuple[int, int]] = [(0, size)] if size else []  # (offset, size)
+        self._lock = threading.Lock()
+        self.n_blocks = 0
+
+    def free_bytes(self) -> tuple[int, int]:
+        """Return ``(total free bytes, largest free block)``."""
+        with self._lock:
+            sizes = [s for _, s in self._free]
+        return sum(sizes), max(sizes, default=0)
+
+    def alloc(self, nbytes: int) -> Block:
+        """Reserve ``nbytes`` (at least one granule); raise OutOfDeviceMemory."""
+        size = max(self.align, -(-nbytes // self.align) * self.align)
+        with self._lock:
+            for i, (off, free) in enumerate(self._free):
+                if free >= size:
+                    if free == size:
+                        del self._free[i]
+                    else:
+                        self._free[i] = (off + size, free - size)
+                    self.n_blocks += 1
+                    return Block(off, size, nbytes)
+        total, largest = self.free_bytes()
+        raise OutOfDeviceMemory(
+            f"device memory exhausted: requested {nbytes} bytes ({size} with alignment), "
+            f"free {total} bytes in total, largest free block {largest} bytes, "
+            f"arena {self.size} bytes; free buffers you no longer need (freebuffer()) "
+            f"or open the device with a larger memory"
+        )
+
+    def release(self, block: Block) -> None:
+        """Return a block, coalescing with its free neighbours."""
+        with self._lock:
+            start, end = block.offset, block.offset + block.size
+            merged = []
+            for off, size in self._free:
+                if off + size == start:
+                    start = off
+                elif off == end:
+                    end = off + size
+                else:
+                    merged.append((off, size))
+            merged.append((start, end - start))
+            merged.sort()
+            self._free = merged
+            self.n_blocks -= 1
+
+
+# ---------------------------------------------------------------------------
+# Buffers
+# ---------------------------------------------------------------------------
+class SimBuffer(DeviceBuffer):
+    """A host numpy array mirrored by a block of the simulated DDR arena.
+
+    Created by :meth:`SimDevice.allocate`.  Slices and views keep the device
+    address of their first byte.  Arrays produced by arithmetic on a buffer
+    are not in device memory (``device_address`` is None and syncing them
+    raises DeviceError).
+    """
+
+    device_address: int | None
+    _device: "SimDevice | None"
+    _block: Block | None
+    _host_base: int  # host address of the root buffer's first byte
+    _owner: bool
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self._owner = False
+        self._device = None
+        self._block = None
+        self.device_address = None
+        self._host_base = 0
+        if isinstance(obj, SimBuffer) and obj._block is not None:
+            start = self.__array_interface__["data"][0]
+            offset = start - obj._host_base
+            if 0 <= offset and offset + self.nbytes <= obj._block.nbytes:
+                self._device = obj._device
+                self._block = obj._block
+                self._host_base = obj._host_base
+                self.device_address = obj._device.base + obj._block.offset + offset
+
+    # -- checks ------------------------------------------------------------
+    def _live(self, action: str) -> tuple["SimDevice", Block, int]:
+        if self._block is None or self._device is None:
+            raise DeviceError(
+                f"cannot {action}: this array is not in device memory (it is the result of "
+                "an operation on a device buffer, or a copy); write into a buffer from "
+                "allocate() instead, e.g. buf[:] = values"
+            )
+        if self._block.freed:
+            raise DeviceError(
+                f"cannot {action}: use after free of the buffer at device address "
+                f"0x{self._device.base + self._block.offset:x} ({self._block.nbytes} bytes)"
+            )
+        self._device._check_open()
+        offset = self.device_address - self._device.base
+        return self._device, self._block, offset
+
+    def _host_bytes(self) -> np.ndarray:
+        """The bytes this view spans in host memory (contiguous views only)."""
+        if self.flags.c_contiguous:
+            return self.reshape(-1).view(np.uint8)
+        raise BitletValueError(
+            "sync of a non-contiguous view: sync the whole buffer (or a contiguous slice)"
+        )
+
+    # -- the Device buffer API ---------------------------------------------
+    def sync_to_device(self) -> None:
+        """Copy the host array into device memory (a cache flush on a board)."""
+        device, _block, offset = self._live("sync_to_device")
+        device._write_arena(offset, self._host_bytes())
+
+    def sync_from_device(self) -> None:
+        """Copy device memory into the host array (a cache invalidate on a board)."""
+        device, _block, offset = self._live("sync_from_device")
+        self._host_bytes()[...] = device._read_arena(offset, self.nbytes)
+
+    def freebuffer(self) -> None:
+        """Return the buffer's device memory; freeing twice raises DeviceError."""
+        if self._block is None or self._device is None:
+            raise DeviceError("freebuffer(): this array is not a device buffer")
+        if self._block.freed:
+            raise DeviceError(
+                f"double free of the buffer at device address "
+                f"0x{self._device.base + self._block.offset:x} ({self._block.nbytes} bytes)"
+            )
+        self._device._release(self._block)
+
+    def __del__(self) -> None:
+        # Like pynq: a buffer nobody references any more goes back to the pool.
+        block = getattr(self, "_block", None)
+        if getattr(self, "_owner", False) and block is not None and not block.freed:
+            try:
+                self._device._release(block)
+            except Exception:  # interpreter shutdown: nothing to report to
+                pass
+
+
+# ---------------------------------------------------------------------------
+# Fault injection
+# ---------------------------------------------------------------------------
+@dataclasses.dataclass
+class SimFaults:
+    """Faults a :class:`SimDevice` injects (for tests of error paths).
+
+    Attributes
+    ----------
+    hang_after : int or None
+        The kernel completes this many instructions, publishes INSN_DONE and
+        then never finishes (ap_done never rises).  0 hangs even the ID probe.
+    bus_error_at : int or None
+        The AXI master gets a bus error on this instruction index: the run
+        stops with STATUS_BUS_ERROR and INSN_DONE = that index.
+    registers : dict
+        Output register name (e.g. ``"ID_VERSION"``) -> value latched in
+        place of the kernel's (a wrong or old overlay).
+    """
+
+    hang_after: int | None = None
+    bus_error_at: int | None = None
+    registers: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------
+# Kernel engines
+# ---------------------------------------------------------------------------
+KernelFn = Callable[..., None]
+
+
+def resolve_kernel(kernel: str = "bitlet", engine: Any = None) -> tuple[KernelFn, str]:
+    """Return ``(function, engine name)`` of a kernel top.
+
+    Parameters
+    ----------
+    kernel : {"bitlet", "vendor_fp"}
+        Which top (``bitlet_top`` or ``vendor_fp_top``).
+    engine : None, str or callable
+        None or ``"reference"``: the cffi reference compiled from hls/.
+        A module name (e.g. ``"bitlet._fast"``): its ``lib.<top>``.
+        A callable: used as is; it must have the C signature of
+        ``bitlet_top`` (hls/bitlet_top.h) and is called with cffi pointers.
+    """
+    if kernel not in KERNELS:
+        raise BitletValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if callable(engine):
+        return engine, getattr(engine, "__name__", type(engine).__name__)
+    module_name = "bitlet._reference" if engine in (None, "reference") else engine
+    if not isinstance(module_name, str):
+        raise BitletTypeError(f"engine must be None, a module name or a callable, got {engine!r}")
+    module = importlib.import_module(module_name)
+    func = getattr(module.lib, _KERNEL_SYMBOL[kernel], None)
+    if func is None:
+        raise DeviceError(
+            f"{module_name} has no {_KERNEL_SYMBOL[kernel]}(): the kernel sources "
+            "(hls/bitlet_kernel.c, hls/vendor_kernel.c) were missing when the SDK was "
+            "built; reinstall it (pip install -e .)"
+        )
+    return func, module_name
+
+
+class _KernelOutputs:
+    """cffi out-parameters of one kernel call, read back as a dict."""
+
+    def __init__(self, ffi: Any) -> None:
+        self.ptrs = {name: ffi.new("uint32_t *") for name in _OUTPUTS}
+
+    def values(self) -> dict[str, int]:
+        return {name: int(p[0]) for name, p in self.ptrs.items()}
+
+
+# ---------------------------------------------------------------------------
+# The device
+# ---------------------------------------------------------------------------
+class SimDevice(Device):
+    """A simulated PYNQ board: DDR arena, register file and kernel.
+
+    Parameters
+    ----------
+    kernel : {"bitlet", "vendor_fp"}
+        The kernel top the overlay carries.
+    engine : None, str or callable
+        Implementation of the kernel (see :func:`resolve_kernel`).
+    memory : int
+        Arena size in bytes (default 128 MiB); at most 4 GiB - 1.
+    base : int
+        Device address of the first arena byte (default 0x1000_0000).
+    align : int
+        Allocation alignment in bytes, a power of two >= 64 (default 4096,
+        a page, like CMA buffers on a board).
+    delay : float
+        Modelled kernel time in seconds: ap_done rises no earlier than this
+        after ap_start (the kernel's own run time counts too).
+    threaded : bool
+        Run the kernel in a background thread (ap_done appears later, as on
+        hardware).  False runs it inside the ap_start write.
+    interrupt : bool
+        Whether the kernel's interrupt line is wired (``has_interrupt``).
+    poison : int or None
+        Byte written into freshly allocated device memory (None: keep the
+        arena's previous contents).
+    faults : SimFaults, optional
+        Faults to inject; can also be changed later through ``.faults``.
+    """
+
+    kind = "sim"
+
+    def __init__(
+        self,
+        kernel: str = "bitlet",
+        engine: Any = None,
+        *,
+        memory: int = DEFAULT_SIZE,
+        base: int = DEFAULT_BASE,
+        align: int = DEFAULT_ALIGN,
+        delay: float = 0.0,
+        threaded: bool = True,
+        interrupt: bool = True,
+        poison: int | None = DEFAULT_POISON,
+        faults: SimFaults | None = None,
+    ) -> None:
+        _check_int("memory", memory, 4096, _MASK32)
+        _check_int("base", base, 0, (1 << 64) - 1 - memory)
+        if align < MIN_ALIGN or align & (align - 1):
+            raise BitletValueError(f"align must be a power of two >= {MIN_ALIGN}, got {align}")
+        if base % align or memory % align:
+            raise BitletValueError(f"base and memory must be multiples of align={align}")
+        if not (isinstance(delay, (int, float)) and delay >= 0):
+            raise BitletValueError(f"delay must be a number of seconds >= 0, got {delay!r}")
+        if poison is not None:
+            _check_int("poison", poison, 0, 255)
+        self._kernel_fn, self.engine_name = resolve_kernel(kernel, engine)
+        self.kernel_name = kernel
+        self.base = base
+        self.memory_size = memory
+        self.delay = float(delay)
+        self.threaded = threaded
+        self.poison = poison
+        self.faults = faults if faults is not None else SimFaults()
+        self._interrupt = interrupt
+        self._words = np.zeros(memory // 4, dtype=np.uint32)  # calloc: lazy pages
+        self._bytes = self._words.view(np.uint8)
+        self._arena = Arena(memory, align)
+        self._cond = threading.Condition(threading.RLock())
+        self._regs = [0] * (_hw().REG_SPAN // 4)
+        self._regs[_hw().REG_CTRL // 4] = _hw().CTRL_AP_IDLE
+        self._busy = False
+        self._crash: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._stop = threading.Event()
+        self.runs = 0
+
+    # -- memory ------------------------------------------------------------
+    def allocate(self, shape: Any, dtype: Any = np.uint8) -> SimBuffer:
+        """Allocate a device buffer (mirrors ``numpy.zeros(shape, dtype)``).
+
+        Parameters
+        ----------
+        shape : int or tuple of int
+            Array shape.
+        dtype : numpy dtype-like
+            Element type (not object).
+
+        Returns
+        -------
+        SimBuffer
+            Host array (zeros) with ``device_address``; the device copy
+            holds the poison byte until ``sync_to_device()``.
+        """
+        self._check_open()
+        dtype = _check_dtype(dtype)
+        shape = _check_shape(shape)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        block = self._arena.alloc(nbytes)
+        if self.poison is not None:
+            self._bytes[block.offset:block.offset + block.size] = self.poison
+        buf = np.zeros(shape, dtype).view(SimBuffer)
+        buf._owner = True
+        buf._device = self
+        buf._block = block
+        buf._host_base = buf.__array_interface__["data"][0]
+        buf.device_address = self.base + block.offset
+        return buf
+
+    def free(self, buffer: DeviceBuffer) -> None:
+        """Release a buffer (same as ``buffer.freebuffer()``)."""
+        if not isinstance(buffer, SimBuffer):
+            raise BitletTypeError(f"free() takes a buffer from this device, got {type(buffer).__name__}")
+        if buffer._device is not self:
+            raise DeviceError("free(): the buffer belongs to another device")
+        buffer.freebuffer()
+
+    def memory_window(self) -> tuple[int, int]:
+        """``(device address, bytes)`` of the memory the kernel may address."""
+        return self.base, self.memory_size
+
+    def alloc_block(self, nbytes: int) -> Block:
+        """Reserve raw arena bytes (for adapters such as the pynq simulation)."""
+        self._check_open()
+        _check_int("nbytes", nbytes, 0, self.memory_size)
+        block = self._arena.alloc(nbytes)
+        if self.poison is not None:
+            self._bytes[block.offset:block.offset + block.size] = self.poison
+        return block
+
+    def free_block(self, block: Block) -> None:
+        """Return a block from :meth:`alloc_block`; twice raises DeviceError."""
+        if block.freed:
+            raise DeviceError(f"double free of the block at device address 0x{self.base + block.offset:x}")
+        self._release(block)
+
+    def read_memory(self, address: int, nbytes: int) -> bytes:
+        """Read the device copy (what the kernel sees); BusError outside the arena."""
+        return self._read_arena(self._arena_offset(address, nbytes), nbytes).tobytes()
+
+    def write_memory(self, address: int, data: bytes | np.ndarray) -> None:
+        """Write the device copy directly (a DMA by another master)."""
+        raw = np.frombuffer(bytes(data), dtype=np.uint8)
+        self._write_arena(self._arena_offset(address, raw.size), raw)
+
+    def _arena_offset(self, address: int, nbytes: int) -> int:
+        self._check_open()
+        offset = address - self.base
+        if offset < 0 or nbytes < 0 or offset + nbytes > self.memory_size:
+            raise BusError(
+                f"device address range [0x{address:x}, 0x{address + nbytes:x}) is outside the "
+                f"arena [0x{self.base:x}, 0x{self.base + self.memory_size:x})"
+            )
+        return offset
+
+    def _read_arena(self, offset: int, nbytes: int) -> np.ndarray:
+        return self._bytes[offset:offset + nbytes].copy()
+
+    def _write_arena(self, offset: int, data: np.ndarray) -> None:
+        self._bytes[offset:offset + data.size] = data
+
+    def _release(self, block: Block) -> None:
+        with self._cond:
+            if block.freed:
+                raise DeviceError(f"double free of the block at device address 0x{self.base + block.offset:x}")
+            block.freed = True
+        self._arena.release(block)
+
+    # -- registers ---------------------------------------------------------
+    def read_reg(self, offset: int) -> int:
+        """Read a 32-bit register (clear-on-read bits are cleared)."""
+        hw = _hw()
+        index = self._reg_index(offset)
+        with self._cond:
+            self._raise_crash()
+            value = self._regs[index]
+            if offset == hw.REG_CTRL:
+                self._regs[index] &= ~(hw.CTRL_AP_DONE | hw.CTRL_AP_READY)
+            elif offset in self._vld_offsets():
+                self._regs[index] = 0
+            return value
+
+    def write_reg(self, offset: int, value: int) -> None:
+        """Write a 32-bit register with the s_axilite semantics of Vitis HLS."""
+        hw = _hw()
+        index = self._reg_index(offset)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= _MASK32:
+            raise BitletValueError(f"register value must be an int in [0, 2**32), got {value!r}")
+        value = int(value)
+        with self._cond:
+            self._raise_crash()
+            if offset == hw.REG_CTRL:
+                self._write_ctrl(value)
+            elif offset == hw.REG_GIE:
+                self._regs[index] = value & 1
+            elif offset == hw.REG_IER:
+                self._regs[index] = value & (hw.IRQ_AP_DONE | hw.IRQ_AP_READY)
+            elif offset == hw.REG_ISR:
+                self._regs[index] ^= value & (hw.IRQ_AP_DONE | hw.IRQ_AP_READY)
+            elif offset in self._arg_offsets():
+                self._regs[index] = value
+            # outputs, ap_vld words and reserved words ignore writes
+            self._cond.notify_all()
+
+    def _reg_index(self, offset: int) -> int:
+        span = _hw().REG_SPAN
+        if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
+            raise BitletTypeError(f"register offset must be an int, got {offset!r}")
+        if not 0 <= offset < span:
+            raise BusError(f"register offset 0x{int(offset):x} is outside the register window [0, 0x{span:x})")
+        if offset % 4:
+            raise BusError(f"unaligned register access at offset 0x{int(offset):x} (must be a multiple of 4)")
+        self._check_open()
+        return int(offset) // 4
+
+    def _arg_offsets(self) -> frozenset[int]:
+        hw = _hw()
+        names = ("MEM_LO", "MEM_HI", "MEM_BASE_LO", "MEM_BASE_HI", "MEM_SIZE",
+                 "PROG_LO", "PROG_HI", "N_INSN", "PROF_LO", "PROF_HI")
+        return frozenset(getattr(hw, "REG_" + n) for n in names)
+
+    def _vld_offsets(self) -> frozenset[int]:
+        hw = _hw()
+        return frozenset(getattr(hw, f"REG_{n}_CTRL") for n in _OUTPUTS)
+
+    def _reg(self, name: str) -> int:
+        return self._regs[getattr(_hw(), "REG_" + name) // 4]
+
+    def _write_ctrl(self, value: int) -> None:
+        hw = _hw()
+        ctrl = self._regs[hw.REG_CTRL // 4]
+        ctrl = (ctrl & ~hw.CTRL_AUTO_RESTART) | (value & hw.CTRL_AUTO_RESTART)
+        if value & hw.CTRL_AP_START:
+            ctrl |= hw.CTRL_AP_START
+        self._regs[hw.REG_CTRL // 4] = ctrl
+        if ctrl & hw.CTRL_AP_START and not self._busy:
+            self._start()
+
+    # -- interrupt -----------------------------------------------------------
+    @property
+    def has_interrupt(self) -> bool:
+        """True: the simulated overlay wires the kernel's interrupt."""
+        return self._interrupt
+
+    def irq_line(self) -> bool:
+        """Level of the kernel's interrupt output: GIE and any ISR bit."""
+        hw = _hw()
+        with self._cond:
+            return bool(self._regs[hw.REG_GIE // 4] & 1 and self._regs[hw.REG_ISR // 4])
+
+    def wait_interrupt(self, timeout: float) -> bool:
+        """Wait until the interrupt line is high; False after ``timeout`` s."""
+        if not self._interrupt:
+            raise DeviceError("this simulated device has no interrupt wired; poll instead")
+        with self._cond:
+            self._check_open()
+            return bool(self._cond.wait_for(lambda: self.irq_line() or self._closed, max(0.0, timeout))
+                        and not self._closed)
+
+    # -- the kernel ----------------------------------------------------------
+    def _start(self) -> None:
+        """ap_start seen while idle: latch the arguments and launch the kernel."""
+        hw = _hw()
+        ctrl = self._regs[hw.REG_CTRL // 4]
+        self._regs[hw.REG_CTRL // 4] = ctrl & ~(hw.CTRL_AP_START | hw.CTRL_AP_IDLE)
+        self._busy = True
+        self.runs += 1
+        args = self._latched_args()
+        started = time.monotonic()
+        if self.threaded:
+            self._thread = threading.Thread(target=self._run, args=(args, started),
+                                            name="bitlet-sim-kernel", daemon=True)
+            self._thread.start()
+        else:
+            self._run(args, started)
+
+    def _latched_args(self) -> dict[str, int]:
+        r = self._reg
+        return {
+            "mem": r("MEM_LO") | r("MEM_HI") << 32,
+            "mem_base": r("MEM_BASE_LO") | r("MEM_BASE_HI") << 32,
+            "mem_size": r("MEM_SIZE"),
+            "prog_addr": r("PROG_LO") | r("PROG_HI") << 32,
+            "n_insn": r("N_INSN"),
+            "prof_addr": r("PROF_LO") | r("PROF_HI") << 32,
+        }
+
+    def _run(self, args: dict[str, int], started: float) -> None:
+        try:
+            outputs = self._execute(args)
+        except BaseException as exc:  # report on the host's next register access
+            with self._cond:
+                self._crash = exc
+                self._busy = False
+                self._regs[_hw().REG_CTRL // 4] |= _hw().CTRL_AP_IDLE
+                self._cond.notify_all()
+            return
+        if outputs is None:  # hung: never completes (until close)
+            return
+        remaining = started + self.delay - time.monotonic()
+        if remaining > 0 and self._stop.wait(remaining):
+            return
+        with self._cond:
+            if not self._closed:
+                self._finish(outputs)
+
+    def _execute(self, args: dict[str, int]) -> dict[str, int] | None:
+        """Run the kernel for the latched arguments; None if it hangs."""
+        hw = _hw()
+        n_insn = args["n_insn"]
+        hang, bus = self.faults.hang_after, self.faults.bus_error_at
+        if hang is not None and hang <= n_insn and (bus is None or hang <= bus):
+            mode, stop = "hang", hang
+        elif bus is not None and bus < n_insn:
+            mode, stop = "bus", bus
+        else:
+            mode, stop = None, n_insn
+        outputs = self._call_kernel(args, stop)
+        if mode == "hang" and outputs["STATUS"] == hw.STATUS_OK:
+            with self._cond:
+                self._latch({"INSN_DONE": outputs["INSN_DONE"]})
+            return None
+        if mode == "bus" and outputs["STATUS"] == hw.STATUS_OK:
+            outputs["STATUS"] = hw.STATUS_BUS_ERROR
+        outputs.update(self.faults.registers)
+        return outputs
+
+    def _call_kernel(self, args: dict[str, int], n_insn: int) -> dict[str, int]:
+        """Call the kernel top on the arena window [MEM, MEM + MEM_SIZE)."""
+        from bitlet._reference import ffi
+
+        # m_axi: word i of `mem` is the device (physical) address MEM + 4*i.
+        # The kernel sees the part of [MEM, MEM + MEM_SIZE) inside the arena
+        # and reports a bus error for any access beyond it.
+        offset = args["mem"] - self.base
+        if 0 <= offset < self.memory_size and offset % 4 == 0:
+            mem_size = min(args["mem_size"], self.memory_size - offset)
+            window = self._words[offset // 4:]
+        else:
+            mem_size, window = 0, self._words[:1]
+        out = _KernelOutputs(ffi)
+        self._kernel_fn(ffi.from_buffer("uint32_t[]", window), args["mem_base"], mem_size,
+                        args["prog_addr"], n_insn, args["prof_addr"], *out.ptrs.values())
+        return out.values()
+
+    def _latch(self, values: dict[str, int]) -> None:
+        hw = _hw()
+        for name, value in values.items():
+            self._regs[getattr(hw, "REG_" + name) // 4] = int(value) & _MASK32
+            self._regs[getattr(hw, f"REG_{name}_CTRL") // 4] = 1  # ap_vld
+
+    def _finish(self, outputs: dict[str, int]) -> None:
+        """Latch the outputs, raise ap_done/ap_ready/ap_idle and the interrupt."""
+        hw = _hw()
+        self._latch(outputs)
+        self._busy = False
+        ctrl = self._regs[hw.REG_CTRL // 4] | hw.CTRL_AP_DONE | hw.CTRL_AP_READY | hw.CTRL_AP_IDLE
+        self._regs[hw.REG_CTRL // 4] = ctrl
+        ier = self._regs[hw.REG_IER // 4]
+        self._regs[hw.REG_ISR // 4] |= ier & (hw.IRQ_AP_DONE | hw.IRQ_AP_READY)
+        self._cond.notify_all()
+        if self.threaded and ctrl & (hw.CTRL_AP_START | hw.CTRL_AUTO_RESTART):
+            self._start()
+
+    def _raise_crash(self) -> None:
+        if self._crash is not None:
+            exc, self._crash = self._crash, None
+            raise DeviceError(f"the simulated kernel ({self.engine_name}) raised "
+                              f"{type(exc).__name__}: {exc}") from exc
+
+    # -- identity / lifetime -------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """Plain-data description of the simulated board."""
+        hw = _hw()
+        free, largest = self._arena.free_bytes()
+        return {
+            "backend": "sim",
+            "board": "simulated",
+            "kernel": self.kernel_name,
+            "engine": self.engine_name,
+            "ip": _hw().vlnv(self.kernel_name),
+            "memory": {"base": self.base, "size": self.memory_size, "free": free,
+                       "largest_free": largest, "buffers": self._arena.n_blocks,
+                       "align": self._arena.align},
+            "registers": {"span": hw.REG_SPAN},
+            "interrupt": self._interrupt,
+            "clock_mhz": hw.CLOCK_MHZ,
+            "delay_s": self.delay,
+            "threaded": self.threaded,
+            "runs": self.runs,
+            "closed": self._closed,
+        }
+
+    def close(self) -> None:
+        """Stop a hung or delayed run and release the arena (idempotent)."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._stop.set()
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5.0)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DeviceError("the simulated device is closed; open a new one with bitlet.open('sim')")
+
+    def __repr__(self) -> str:
+        free, _ = self._arena.free_bytes()
+        return (f"SimDevice(kernel={self.kernel_name!r}, engine={self.engine_name!r}, "
+                f"memory=0x{self.base:x}+{self.memory_size}, free={free})")
+
+
+# ---------------------------------------------------------------------------
+# argument checks
+# ---------------------------------------------------------------------------
+def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise BitletTypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise BitletValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+
+
+def _check_shape(shape: Any) -> tuple[int, ...]:
+    dims = (shape,) if isinstance(shape, (int, np.integer)) else shape
+    try:
+        dims = tuple(dims)
+    except TypeError:
+        raise BitletTypeError(f"shape must be an int or a tuple of ints, got {shape!r}") from None
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0:
+            raise BitletValueError(f"shape must hold ints >= 0, got {shape!r}")
+    return tuple(int(d) for d in dims)
+
+
+def _check_dtype(dtype: Any) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise BitletTypeError(f"dtype {dtype!r} is not a numpy dtype: {exc}") from None
+    if dt.hasobject:
+        raise BitletTypeError(f"dtype {dt} holds Python objects and cannot live in device memory")
+    return dt
+
+
+# ctypes is used by adapters (pynq_sim) that copy from raw host pointers.
+def host_bytes_at(address: int, nbytes: int) -> np.ndarray:
+    """A uint8 numpy view of ``nbytes`` of host memory at ``address``."""
+    if nbytes == 0:
+        return np.zeros(0, np.uint8)
+    return np.frombuffer((ctypes.c_char * nbytes).from_address(address), dtype=np.uint8)
