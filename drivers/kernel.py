@@ -239,6 +239,8 @@ class KernelDriver:
         Wait on the device's interrupt when it has one (else poll).
     check : bool
         Probe and check the ID registers now (refuse a mismatched overlay).
+    probe_timeout : float
+        Hard timeout of that probe, in seconds.
 
     Raises
     ------
@@ -249,14 +251,15 @@ class KernelDriver:
     """
 
     def __init__(self, device: Any, *, kind: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 use_interrupt: bool = True, check: bool = True) -> None:
+                 use_interrupt: bool = True, check: bool = True,
+                 probe_timeout: float = PROBE_TIMEOUT) -> None:
         self.device = device
         self.timeout = _check_timeout(timeout)
         self.use_interrupt = bool(use_interrupt and device.has_interrupt)
         self.identity: KernelIdentity | None = None
         self.last_run: RunResult | None = None
         if check:
-            self.identity = self.probe()
+            self.identity = self.probe(_check_timeout(probe_timeout))
             check_identity(self.identity, kind)
 
     # -- identity ------------------------------------------------------------

@@ -274,11 +274,14 @@ class SimFaults:
     registers : dict
         Output register name (e.g. ``"ID_VERSION"``) -> value latched in
         place of the kernel's (a wrong or old overlay).
+    no_clock : bool
+        The kernel's clock is stopped: ap_start stays latched, nothing runs.
     """
 
     hang_after: int | None = None
     bus_error_at: int | None = None
     registers: dict[str, int] = dataclasses.field(default_factory=dict)
+    no_clock: bool = False
 
 
 # ---------------------------------------------------------------------------
@@ -568,7 +571,7 @@ class SimDevice(Device):
         if value & hw.CTRL_AP_START:
             ctrl |= hw.CTRL_AP_START
         self._regs[hw.REG_CTRL // 4] = ctrl
-        if ctrl & hw.CTRL_AP_START and not self._busy:
+        if ctrl & hw.CTRL_AP_START and not self._busy and not self.faults.no_clock:
             self._start()
 
     # -- interrupt -----------------------------------------------------------
@@ -652,8 +655,9 @@ class SimDevice(Device):
             mode, stop = None, n_insn
         outputs = self._call_kernel(args, stop)
         if mode == "hang" and outputs["STATUS"] == hw.STATUS_OK:
-            with self._cond:
-                self._latch({"INSN_DONE": outputs["INSN_DONE"]})
+            if outputs["INSN_DONE"]:  # progress reported so far (ap_vld pulses)
+                with self._cond:
+                    self._latch({"INSN_DONE": outputs["INSN_DONE"]})
             return None
         if mode == "bus" and outputs["STATUS"] == hw.STATUS_OK:
             outputs["STATUS"] = hw.STATUS_BUS_ERROR
