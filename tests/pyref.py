@@ -14,8 +14,8 @@ port ``(sig, exp, abs)`` and the raw 32-bit activation word.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Sequence
 
 N_PAIRS = 64
 N_COLS = 24
@@ -35,7 +35,7 @@ class Group:
     emax: int           # fp32: max exponent sum; fixed: 0
     scan: int           # S
     latency: int        # 24 + S or 21 + S
-    col_steps: List[int]
+    col_steps: list[int]
 
 
 # --------------------------------------------------------------------------

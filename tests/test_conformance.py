@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from bitlet import numerics
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
@@ -187,6 +186,6 @@ def test_csim_testbench_passes():
     if not (CSIM / "Makefile").exists():
         pytest.skip("hls/csim not present (installed without a source tree)")
     proc = subprocess.run(["make", "-s", "-C", str(CSIM), "test"],
-                          capture_output=True, text=True, timeout=300)
+                          check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "20217/20217 records pass" in proc.stdout, proc.stdout[-3000:]

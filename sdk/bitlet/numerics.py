@@ -32,8 +32,9 @@ Example
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -42,6 +43,7 @@ from bitlet.errors import BitletTypeError, BitletValueError
 __all__ = [
     "GroupDetail",
     "engines",
+    "get_engine",
     "group_detail",
     "group_dot",
     "group_dot_fixed",
@@ -139,6 +141,11 @@ def set_default_engine(name: str) -> None:
     _DEFAULT[0] = name
 
 
+def get_engine(name: str | None = None) -> Engine:
+    """The engine callable registered as ``name`` (None: the default engine)."""
+    return _resolve_engine(name)
+
+
 def engines() -> list[str]:
     """Names of the registered engines."""
     return sorted(_ENGINES)
@@ -169,7 +176,7 @@ def _as_array(x, name: str) -> np.ndarray:
 
 def _float_operand(x, name: str) -> np.ndarray:
     arr = _as_array(x, name)
-    if arr.dtype not in (np.float32, np.float16):
+    if arr.dtype.kind != "f" or arr.dtype.itemsize not in (2, 4):
         raise BitletTypeError(
             f"{name}: dtype must be float32 or float16 (widened exactly), got {arr.dtype}; "
             f"convert explicitly, e.g. {name}.astype(np.float32)"
@@ -215,7 +222,8 @@ def _per_group(x, name: str, batch: tuple[int, ...], high: int, dtype) -> np.nda
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
         raise BitletTypeError(f"{name}: must be an integer (or integer array), got {arr.dtype}")
     if arr.size and (int(arr.min()) < 0 or int(arr.max()) > high):
-        raise BitletValueError(f"{name}: must be in 0..{high} (0x{high:X}), got {x!r}")
+        bad = int(arr.min()) if int(arr.min()) < 0 else int(arr.max())
+        raise BitletValueError(f"{name}: must be in 0..{high} (0x{high:X}), got {bad}")
     try:
         out = np.broadcast_to(arr, batch)
     except ValueError:
