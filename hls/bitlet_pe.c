@@ -239,6 +239,8 @@ static int32_t scan_group(const uint32_t walign[PE_N], uint32_t prune,
 {
     int32_t S = 0;
     for (int g = 0; g < PE_COLS; g++) {
+#pragma HLS UNROLL
+        /* one scanner per bit column, all 24 running in parallel */
         uint64_t col = 0;
         int steps = 0;
         for (int k = 0; k < PE_N; k++) {

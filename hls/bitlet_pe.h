@@ -16,7 +16,7 @@ typedef struct {
     uint32_t res;            /* result word: fp32 bits, or fixed word (s.3)     */
     int64_t  acc;            /* exact accumulator sum_k afix_k*(walign_k&prune) */
     int32_t  emax;           /* fp32: max_k esum_k (fixed: 0)                   */
-    int32_t  nan;            /* fp32: 1 if an operand was Inf/NaN (F3)          */
+    int32_t  nan;            /* fp32: 1 if F3 gave 0x7FC00000 (Inf/NaN operand) */
     int32_t  scan;           /* S (s.4), 0 when prune = 0                       */
     int32_t  latency;        /* 24 + S (fp32) or 21 + S (fixed)                 */
     uint8_t  col_steps[24];  /* steps_g per bit column, 0 for pruned columns    */

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -185,7 +186,7 @@ def test_csim_testbench_passes():
         pytest.skip(f"C testbench needs {' and '.join(missing)} on PATH")
     if not (CSIM / "Makefile").exists():
         pytest.skip("hls/csim not present (installed without a source tree)")
-    proc = subprocess.run(["make", "-s", "-C", str(CSIM), "test"],
+    proc = subprocess.run(["make", "-s", "-C", str(CSIM), "test", f"PYTHON={sys.executable}"],
                           check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "20217/20217 records pass" in proc.stdout, proc.stdout[-3000:]
