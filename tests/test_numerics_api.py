@@ -269,6 +269,33 @@ def test_unknown_engine():
         numerics.set_default_engine("turbo")
 
 
+def test_engine_of_wrong_type():
+    w, a = halves_and_twos()
+    with pytest.raises(BitletTypeError, match="^engine: must be a str"):
+        numerics.group_dot(w, a, engine=3)
+
+
+def test_optional_engine_module_is_imported_on_first_use(monkeypatch):
+    monkeypatch.setattr(numerics, "_ENGINES", dict(numerics._ENGINES))
+    monkeypatch.setattr(numerics, "_ENGINE_MODULES", {"missing": "bitlet._no_such_engine"})
+    w, a = halves_and_twos()
+    with pytest.raises(BitletValueError, match="^engine: 'missing' is not available"):
+        numerics.group_dot(w, a, engine="missing")
+
+
+def test_engine_module_registers_itself_on_first_use(monkeypatch, tmp_path):
+    (tmp_path / "k1_demo_engine.py").write_text(
+        "from bitlet import numerics\n"
+        "numerics.register_engine('demo', numerics.get_engine('reference'))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "k1_demo_engine", raising=False)
+    monkeypatch.setattr(numerics, "_ENGINES", dict(numerics._ENGINES))
+    monkeypatch.setattr(numerics, "_ENGINE_MODULES", {"demo": "k1_demo_engine"})
+    w, a = halves_and_twos()
+    assert float(numerics.group_dot(w, a, engine="demo")[0]) == 64.0
+    assert "demo" in numerics.engines()
+
+
 def test_registered_engine_is_used_and_must_follow_the_interface(monkeypatch):
     calls = []
 

@@ -19,7 +19,8 @@ C-contiguous arrays ``uint8 [n, 64]``, ``uint8 [n, 64]``, ``uint32 [n, 64]``,
 ``uint32 [n, 64]``, ``uint8 [n]``, ``uint32 [n]``, ``uint8 [n]`` and returning a
 structured array of :func:`result_dtype` and shape ``[n]``.  The default is
 ``"reference"`` (the compiled HLS C); faster bit-exact engines register
-themselves with :func:`register_engine` and must equal it bit for bit.
+themselves with :func:`register_engine` and must equal it bit for bit
+(``engine="fast"`` imports ``bitlet.fast`` on first use, which registers it).
 
 Example
 -------
@@ -32,6 +33,7 @@ Example
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from functools import lru_cache
 from typing import NamedTuple
@@ -124,6 +126,8 @@ def _reference_engine(w_sig, w_exp, w_abs, a_word, isfix, prune, quant) -> np.nd
 
 _ENGINES: dict[str, Engine] = {"reference": _reference_engine}
 _DEFAULT = ["reference"]
+# engines provided by optional modules, imported (and so registered) on first use
+_ENGINE_MODULES = {"fast": "bitlet.fast"}
 
 
 def register_engine(name: str, run: Engine) -> None:
@@ -153,9 +157,18 @@ def engines() -> list[str]:
 
 def _resolve_engine(engine: str | None) -> Engine:
     name = _DEFAULT[0] if engine is None else engine
+    if not isinstance(name, str):
+        raise BitletTypeError(f"engine: must be a str or None, got {type(name).__name__}")
+    if name not in _ENGINES and name in _ENGINE_MODULES:
+        try:
+            importlib.import_module(_ENGINE_MODULES[name])   # registers itself
+        except ImportError as exc:
+            raise BitletValueError(
+                f"engine: {name!r} is not available ({exc}); registered engines: {engines()}"
+            ) from exc
     try:
         return _ENGINES[name]
-    except (KeyError, TypeError):
+    except KeyError:
         raise BitletValueError(
             f"engine: unknown engine {name!r}; registered engines: {engines()}"
         ) from None
