@@ -46,6 +46,30 @@
 #define BITLET_QUANT_MAX        24           /* fixed mode: quant in 0..24     */
 #define BITLET_FIXED_MAX_BITS   24           /* fixed mode: 1..24 weight bits  */
 #define BITLET_CANONICAL_NAN    0x7FC00000U
+#define BITLET_CANONICAL_NAN_FP16 0x7E00U    /* NaN written as a binary16 output */
+#define BITLET_CANONICAL_NAN_BF16 0x7FC0U    /* NaN written as a bfloat16 output */
+#define BITLET_FIXED_BIAS_BITS  61           /* fixed mode: |bias| < 2^61      */
+#define BITLET_MAX_DIM          65535        /* N, IH, IW, CIN, COUT, KH, KW   */
+#define BITLET_MAX_K            16777216     /* KH*KW*CIN/groups <= 2^24       */
+
+/* Kernel model (hls/README.md "Cycle model").                           */
+/* Buffer rules checked per instruction (else STATUS_BUF_OVERFLOW):      */
+/*   weights:  N_PE * (KG_END-KG_BEGIN)*64            <= WGT_BUF_WORDS   */
+/*   act rows: ((KH-1)*dil_h + 1) * IW * CIN          <= ACT_BUF_WORDS   */
+/*   out row:  OW * N_PE * (1 float, 2 fixed)         <= OUT_BUF_WORDS   */
+/*   bias:     COUT * (1 float, 2 fixed), if FLAG_BIAS <= BIAS_BUF_WORDS */
+/* All weights stay resident (loaded once) when COUT*(KG_END-KG_BEGIN)*64 */
+/* <= WGT_BUF_WORDS, else N_PE rows are reloaded per batch and out row.  */
+#define BITLET_BIAS_BUF_WORDS   8192         /* bias buffer (words)            */
+#define BITLET_DDR_BYTES_PER_CYCLE 8         /* m_axi: 64-bit beats, no overlap*/
+#define BITLET_INSN_OVERHEAD_CYCLES 32       /* fetch, decode, checks, profile */
+
+/* Vendor-FP baseline kernel model (vendor_kernel.c, hls/README.md).     */
+#define BITLET_VENDOR_LANES     4            /* fp32 multipliers per unit      */
+#define BITLET_VENDOR_MUL_LAT   3            /* fp32 multiplier latency        */
+#define BITLET_VENDOR_ADD_LAT   4            /* fp32 adder latency             */
+#define BITLET_VENDOR_PARTIALS  16           /* = LANES * ADD_LAT partial sums */
+#define BITLET_VENDOR_TREE_DEPTH 4           /* log2(PARTIALS) adder levels    */
 
 /* ------------------------------------------------------------------ */
 /* Data formats (fields WFMT, AFMT, OFMT of an instruction)             */

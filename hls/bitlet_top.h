@@ -29,4 +29,50 @@ void vendor_fp_top(uint32_t *mem, uint64_t mem_base, uint32_t mem_size,
                    uint32_t *id_act_buf, uint32_t *id_wgt_buf, uint32_t *id_out_buf);
 /* CFFI-END */
 
+/* ------------------------------------------------------------------ */
+/* Internal API shared by the two tops (defined in bitlet_kernel.c;    */
+/* not exposed to Python).  See hls/README.md for the semantics.       */
+/* ------------------------------------------------------------------ */
+typedef struct {
+    uint32_t op, wfmt, afmt, ofmt, flags, prune, quant, fixbits, layer;
+    uint64_t act, wgt, bias, out, acc;
+    uint32_t n, ih, iw, cin, cout, kh, kw;
+    uint32_t sh, sw, pt, pl, pb, pr, dh, dw, groups, oh, ow;
+    uint32_t out_cs, out_coff, in_cs, in_coff, kg_begin, kg_end;
+    /* derived by bk_validate */
+    uint32_t isfix, cin_g, cout_g, k, n_kg, kgb, kge;
+} bk_insn_t;
+
+typedef struct {
+    uint64_t pe, ref, kernel, groups, scan, ddr;
+} bk_prof_t;
+
+typedef struct {
+    uint32_t *mem;
+    uint64_t base;
+    uint32_t size;
+    uint64_t ddr;            /* bytes moved (read + written) so far */
+} bk_bus_t;
+
+/* One output pixel of one batch: accumulators in, accumulators out. */
+typedef struct {
+    float   f[BITLET_N_PE];  /* float modes: running binary32 sums      */
+    int64_t i[BITLET_N_PE];  /* fixed mode: running exact int64 sums    */
+} bk_accs_t;
+
+void bk_run(int kind, uint32_t *mem, uint64_t mem_base, uint32_t mem_size,
+            uint64_t prog_addr, uint32_t n_insn, uint64_t prof_addr,
+            uint32_t *status, uint32_t *insn_done, uint32_t *id_magic,
+            uint32_t *id_version, uint32_t *id_config, uint32_t *id_act_buf,
+            uint32_t *id_wgt_buf, uint32_t *id_out_buf);
+/* Activation group g (64 PE words) of channel group cg at output (oy, ox). */
+void bk_gather(const bk_insn_t *d, uint32_t oy, uint32_t ox, uint32_t cg,
+               uint32_t g, uint32_t a_vec[BITLET_GROUP]);
+/* Weight word of row p (batch-relative), element j of the K tile. */
+uint32_t bk_weight(const bk_insn_t *d, uint32_t p, uint32_t j);
+float bk_bits_to_float(uint32_t u);
+/* Vendor kernel: one pixel of a batch of cnt channels from c0. */
+void vendor_pixel(const bk_insn_t *d, uint32_t oy, uint32_t ox, uint32_t c0,
+                  uint32_t cnt, bk_accs_t *acc, bk_prof_t *prof);
+
 #endif /* BITLET_TOP_H */

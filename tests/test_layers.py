@@ -1,0 +1,305 @@
+"""Kernel layers (hls/bitlet_kernel.c through the cffi reference) against the
+independent pure-Python layer model tests/pyref_layers.py, bit for bit, and
+its documented cycle model exactly.  Shapes stay tiny (the model is slow)."""
+from __future__ import annotations
+
+import numpy as np
+import pyref_layers as ref
+import pytest
+from bitlet import _layers, hw, isa, preprocess
+from bitlet.errors import BitletTypeError, BitletValueError
+
+RNG = np.random.default_rng(1234)
+
+
+def relu_like(shape, rng=RNG, zeros=0.4):
+    x = np.exp(rng.uniform(-4, 2, size=shape)).astype(np.float32)
+    x[rng.random(shape) < zeros] = 0
+    return x
+
+
+def weights(shape, rng=RNG, scale=0.1):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def run_insn(x, w, *, fmt="fp32", ofmt=None, bias=None, acc_in=None, kernel="bitlet", **kw):
+    """One CONV2D instruction on the kernel; returns (raw out [N,OH,OW,Cout], profile record)."""
+    fixed = fmt == "fixed"
+    code, ocode = isa.fmt_code(fmt), isa.fmt_code(ofmt or fmt)
+    arena = _layers.Arena()
+    act = arena.add(preprocess.to_words(preprocess.pack_activations(x, code)))
+    insn = isa.conv2d(n=x.shape[0], ih=x.shape[1], iw=x.shape[2], cin=x.shape[3],
+                      cout=w.shape[0], kh=w.shape[1], kw=w.shape[2], act=act, wgt=0, out=0,
+                      wfmt=code, afmt=code, ofmt=ocode, **kw)
+    k_groups = None if not insn.kg_end else insn.kg_range
+    wgt = arena.add(preprocess.to_words(preprocess.to_device_weights(w, code, k_groups=k_groups)))
+    insn = insn.replace(wgt=wgt)
+    if bias is not None:
+        insn = insn.replace(bias=arena.add(preprocess.to_words(preprocess.pack_bias(bias, fixed))),
+                            flags=insn.flags | hw.FLAG_BIAS)
+    if acc_in is not None:
+        insn = insn.replace(acc=arena.add(preprocess.to_words(acc_in)),
+                            flags=insn.flags | hw.FLAG_ACCUM)
+    sizes = isa.operand_bytes(insn)
+    out = arena.reserve(sizes["out"])
+    insn = insn.replace(out=out)
+    mem, prof = _layers.run_program(arena, [insn], kernel=kernel)
+    oh, ow = insn.out_hw
+    count = x.shape[0] * oh * ow * insn.out_cstride
+    esize = (8 if fixed else 4) if insn.flags & hw.FLAG_PARTIAL else isa.fmt_bytes(ocode)
+    off = (out - arena.base) // 4
+    raw = preprocess.from_words(mem[off:off + -(-count * esize // 4)], count, esize)
+    return raw.reshape(x.shape[0], oh, ow, insn.out_cstride), prof[0]
+
+
+def model(x, w, *, fixed=False, **kw) -> ref.Layer:
+    xb = x.astype(np.int64) if fixed else preprocess.f32_bits(x)
+    wb = w.astype(np.int64) if fixed else preprocess.f32_bits(w)
+    return ref.Layer(x=xb, w=wb, fixed=fixed, **kw)
+
+
+def check_cycles(layer: ref.Layer, prof, **ddr_kw):
+    want = ref.cycles(layer)
+    for name, value in want.items():
+        assert int(prof[name]) == value, name
+    ddr = ref.ddr_bytes(layer, **ddr_kw)
+    assert int(prof["ddr_bytes"]) == ddr
+    assert int(prof["kernel_cycles"]) == ref.kernel_cycles(want["pe_cycles"], ddr)
+    assert int(prof["status"]) == hw.STATUS_OK
+
+
+def as_int(raw) -> np.ndarray:
+    return np.asarray(raw).astype(np.int64)
+
+
+# ----------------------------------------------------------------------
+# fp32 convolutions against the model
+# ----------------------------------------------------------------------
+CONV_CASES = [
+    # (x shape, w shape, stride, pad (t, l, b, r), dilation, groups)
+    ((1, 5, 6, 3), (5, 3, 3, 3), (2, 1), (1, 0, 2, 1), (1, 1), 1),
+    ((1, 6, 6, 2), (2, 3, 2, 2), (1, 2), (0, 1, 1, 0), (2, 1), 1),
+    ((1, 4, 4, 6), (6, 3, 3, 1), (1, 1), (1, 1, 1, 1), (1, 1), 6),      # depthwise
+    ((1, 3, 4, 4), (12, 1, 2, 2), (1, 1), (0, 0, 0, 1), (1, 1), 2),     # cout_g = 6
+    ((2, 3, 3, 4), (4, 2, 2, 2), (1, 1), (0, 0, 0, 0), (1, 1), 2),      # cout_g = 2
+]
+
+
+@pytest.mark.parametrize("xs, ws, stride, pad, dil, groups", CONV_CASES)
+def test_conv_fp32_matches_model_and_cycle_model(xs, ws, stride, pad, dil, groups):
+    x, w = relu_like(xs), weights(ws)
+    raw, prof = run_insn(x, w, stride=stride, padding=pad, dilation=dil, groups=groups)
+    layer = model(x, w, stride=stride, pad=pad, dil=dil, groups=groups)
+    want = ref.run(layer)
+    assert raw.shape == want.shape
+    assert np.array_equal(as_int(raw), want.astype(np.int64))
+    check_cycles(layer, prof)
+
+
+def test_conv_long_k_spans_several_groups_with_bias_relu():
+    x, w = weights((1, 2, 2, 40), scale=1.0), weights((3, 2, 2, 40))   # K = 160: 3 groups
+    b = weights((3,))
+    raw, prof = run_insn(x, w, bias=b, relu=True)
+    layer = model(x, w, bias=[int(v) for v in preprocess.f32_bits(b)], relu=True)
+    assert np.array_equal(as_int(raw), ref.run(layer).astype(np.int64))
+    check_cycles(layer, prof)
+
+
+def test_public_conv2d_and_matmul_equal_the_model():
+    x, w = relu_like((1, 3, 3, 3)), weights((4, 2, 2, 3))
+    b = weights((4,))
+    got = _layers.conv2d(x, w, padding=(0, 1, 1, 0), bias=b, relu=True)
+    layer = model(x, w, pad=(0, 1, 1, 0), bias=[int(v) for v in preprocess.f32_bits(b)],
+                  relu=True)
+    assert np.array_equal(preprocess.f32_bits(got), ref.run(layer).astype(np.uint32))
+    wm, a = weights((5, 70)), relu_like((70, 2))
+    got = _layers.matmul(wm, a)
+    layer = model(np.ascontiguousarray(a.T).reshape(2, 1, 1, 70), wm.reshape(5, 1, 1, 70))
+    want = ref.run(layer).reshape(2, 5).T.astype(np.uint32)
+    assert np.array_equal(preprocess.f32_bits(got), want)
+
+
+def test_prune_mask_changes_results_and_cycles_as_modelled():
+    x, w = relu_like((1, 2, 2, 8)), weights((4, 1, 1, 8))
+    raw, prof = run_insn(x, w, prune=0xFFF000)
+    layer = model(x, w, prune=0xFFF000)
+    assert np.array_equal(as_int(raw), ref.run(layer).astype(np.int64))
+    check_cycles(layer, prof)
+    raw0, prof0 = run_insn(x, w, prune=0)          # F4: +0 and S = 0
+    assert not as_int(raw0).any()
+    assert int(prof0["scan"]) == 0
+    steps = 4                                       # 4 pixels x 1 batch x 1 group
+    assert int(prof0["pe_cycles"]) == steps + hw.LAT_FP32
+    assert int(prof0["ref_cycles"]) == steps * (hw.LAT_FP32 + 1)
+
+
+# ----------------------------------------------------------------------
+# 16-bit formats
+# ----------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["fp16", "bf16"])
+def test_16bit_operands_widen_and_outputs_round(fmt):
+    x, w = relu_like((1, 3, 3, 4)), weights((3, 2, 2, 4))
+    b = weights((3,))
+    xr, wr = preprocess.round_to(x, fmt), preprocess.round_to(w, fmt)
+    raw, prof = run_insn(x, w, fmt=fmt, bias=b, relu=True)
+    layer = model(xr, wr, bias=[int(v) for v in preprocess.f32_bits(b)], relu=True, ofmt=fmt)
+    assert raw.dtype == np.uint16
+    assert np.array_equal(as_int(raw), ref.run(layer).astype(np.int64))
+    check_cycles(layer, prof, wfmt_bytes=2, afmt_bytes=2, out_bytes=2)
+    raw32, _ = run_insn(x, w, fmt=fmt, ofmt="fp32", bias=b, relu=True)
+    layer.ofmt = "fp32"
+    assert np.array_equal(as_int(raw32), ref.run(layer).astype(np.int64))
+
+
+def test_public_functions_round_operands_to_the_precision():
+    x, w = relu_like((1, 2, 2, 4)), weights((2, 1, 1, 4))
+    for fmt in ("fp16", "bf16"):
+        got = _layers.conv2d(x, w, precision=fmt)
+        want = _layers.conv2d(preprocess.round_to(x, fmt), preprocess.round_to(w, fmt))
+        assert np.array_equal(preprocess.f32_bits(got), preprocess.f32_bits(want))
+
+
+# ----------------------------------------------------------------------
+# fixed mode
+# ----------------------------------------------------------------------
+def test_fixed_conv_matches_model():
+    rng = np.random.default_rng(7)
+    x = rng.integers(-(1 << 12), 1 << 12, size=(1, 3, 3, 4))
+    w = rng.integers(-(1 << 10), 1 << 10, size=(4, 2, 2, 2))
+    b = rng.integers(-(1 << 20), 1 << 20, size=4)
+    raw, prof = run_insn(x, w, fmt="fixed", groups=2, padding=1, stride=2, quant=6, bias=b,
+                         relu=True)
+    layer = model(x, w, fixed=True, groups=2, pad=(1, 1, 1, 1), stride=(2, 2), quant=6,
+                  bias=list(b), relu=True)
+    assert np.array_equal(raw.view(np.int32).astype(np.int64), ref.run(layer).astype(np.int64))
+    check_cycles(layer, prof)
+
+
+def test_fixed_saturates_and_public_matmul_returns_integers():
+    w = np.full((2, 64), (1 << 24) - 1, dtype=np.int64)
+    w[1] *= -1
+    a = np.full((64, 1), (1 << 24) - 1, dtype=np.int64)
+    got = _layers.matmul(w, a, precision="fixed", quant=0)
+    assert got.dtype == np.float32
+    assert got[:, 0].tolist() == [(1 << 24) - 1, -(1 << 24)]
+    w[:, 1:] = 0                       # one full-scale product: no saturation at quant 24
+    got = _layers.matmul(w, a, precision="fixed", quant=24, bias=np.array([5, -5]))
+    exact = [(((1 << 24) - 1) ** 2 + 5) >> 24, (-((1 << 24) - 1) ** 2 - 5) >> 24]
+    assert got[:, 0].tolist() == exact
+
+
+# ----------------------------------------------------------------------
+# K tiling: PARTIAL then ACCUM equals the untiled instruction
+# ----------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["fp32", "fixed"])
+def test_k_tiling_with_partial_and_accum_equals_untiled(fmt):
+    rng = np.random.default_rng(3)
+    if fmt == "fixed":
+        x = rng.integers(-(1 << 16), 1 << 16, size=(1, 2, 3, 70))
+        w = rng.integers(-(1 << 16), 1 << 16, size=(5, 2, 2, 70))
+        b = rng.integers(-(1 << 30), 1 << 30, size=5)
+        extra = {"quant": 9}
+    else:
+        x, w, b = weights((1, 2, 3, 70), rng, 1.0), weights((5, 2, 2, 70), rng), weights((5,), rng)
+        extra = {}
+    full, _ = run_insn(x, w, fmt=fmt, bias=b, relu=True, **extra)      # K = 280: 5 groups
+    acc = None
+    for kg0, kg1 in ((0, 2), (2, 3), (3, 5)):
+        last = kg1 == 5
+        raw, _ = run_insn(x, w, fmt=fmt, acc_in=acc, kg_begin=kg0, kg_end=kg1,
+                          partial=not last, relu=last, bias=b if last else None, **extra)
+        acc = raw
+    assert np.array_equal(as_int(acc), as_int(full))
+
+
+def test_public_matmul_tiles_long_k_and_matches_model():
+    k = hw.WGT_BUF_WORDS // (hw.N_PE * hw.GROUP) * hw.GROUP + 10     # one group past a tile
+    rng = np.random.default_rng(5)
+    w, a = weights((1, k), rng), relu_like((k, 1), rng, zeros=0.95)
+    got, prof = _layers.matmul(w, a, return_profile=True)
+    layer = model(a.T.reshape(1, 1, 1, k), w.reshape(1, 1, 1, k))
+    assert preprocess.f32_bits(got)[0, 0] == ref.run(layer)[0, 0, 0, 0]
+    assert prof["groups"] == -(-k // hw.GROUP)
+
+
+# ----------------------------------------------------------------------
+# channel slices, NaN, -0
+# ----------------------------------------------------------------------
+def test_channel_slices_in_and_out():
+    x, w = relu_like((1, 3, 3, 7)), weights((3, 2, 2, 2))
+    dense, _ = run_insn(np.ascontiguousarray(x[..., 4:6]), w)
+    sliced = _run_sliced(x, w)       # channels 4..5 of a 7-channel tensor -> 5..7 of 8
+    assert np.array_equal(sliced[..., 5:8], dense)
+    assert not sliced[..., :5].any()
+
+
+def _run_sliced(x, w):
+    arena = _layers.Arena()
+    act = arena.add(preprocess.to_words(preprocess.pack_activations(x, "fp32")))
+    wgt = arena.add(preprocess.to_words(preprocess.to_device_weights(w, "fp32")))
+    insn = isa.conv2d(n=1, ih=3, iw=3, cin=2, cout=3, kh=2, kw=2, act=act, wgt=wgt, out=0,
+                      in_cstride=7, in_coff=4, out_cstride=8, out_coff=5)
+    out = arena.reserve(isa.operand_bytes(insn)["out"])
+    mem, _ = _layers.run_program(arena, [insn.replace(out=out)])
+    off = (out - arena.base) // 4
+    return mem[off:off + 2 * 2 * 8].reshape(1, 2, 2, 8)
+
+
+def test_nan_from_opposite_infinities_is_canonical_and_no_negative_zero():
+    w = np.zeros((3, 128), np.float32)
+    w[0, 0], w[0, 64] = np.inf, -np.inf       # group results NaN (F3) in both groups
+    w[1, :] = -1.0                            # -1 * +0 activations: +0, never -0
+    w[2, 5] = np.nan
+    a = np.zeros((128, 1), np.float32)
+    a[0, 0] = 1.0
+    got = _layers.matmul(w, a)
+    bits = preprocess.f32_bits(got)[:, 0]
+    assert bits[0] == hw.CANONICAL_NAN and bits[2] == hw.CANONICAL_NAN
+    a = np.zeros((128, 1), np.float32)
+    got = _layers.matmul(w[1:2], a, bias=np.array([-0.0], np.float32))
+    assert preprocess.f32_bits(got)[0, 0] == 0
+    got = _layers.matmul(-np.ones((1, 4), np.float32), np.ones((4, 1), np.float32), relu=True)
+    assert preprocess.f32_bits(got)[0, 0] == 0
+
+
+# ----------------------------------------------------------------------
+# argument errors of the public functions
+# ----------------------------------------------------------------------
+def test_bad_arguments_name_the_argument():
+    w, a = weights((2, 8)), weights((8, 3))
+    with pytest.raises(BitletValueError, match="K"):
+        _layers.matmul(w, weights((7, 3)))
+    with pytest.raises(BitletValueError, match="w"):
+        _layers.matmul(np.zeros((2, 0), np.float32), np.zeros((0, 3), np.float32))
+    with pytest.raises(BitletTypeError, match="a must be float32"):
+        _layers.matmul(w, a.astype(np.float64))
+    with pytest.raises(BitletValueError, match="precision"):
+        _layers.matmul(w, a, precision="int8")
+    with pytest.raises(BitletValueError, match="prune"):
+        _layers.matmul(w, a, prune=1 << 24)
+    with pytest.raises(BitletValueError, match="quant"):
+        _layers.matmul(w, a, precision="fixed")
+    with pytest.raises(BitletValueError, match="bias"):
+        _layers.matmul(w, a, bias=np.zeros(3, np.float32))
+    x = relu_like((1, 4, 4, 4))
+    with pytest.raises(BitletValueError, match="groups"):
+        _layers.conv2d(x, weights((3, 1, 1, 2)), groups=2)
+    with pytest.raises(BitletValueError, match="Cin"):
+        _layers.conv2d(x, weights((4, 1, 1, 3)))
+    with pytest.raises(BitletValueError, match="does not fit"):
+        _layers.conv2d(x, weights((4, 5, 5, 4)))
+    with pytest.raises(BitletValueError, match="stride"):
+        _layers.conv2d(x, weights((4, 1, 1, 4)), stride=0)
+    with pytest.raises(BitletValueError, match="x out of range"):
+        _layers.conv2d(np.full((1, 1, 1, 1), 1 << 24), np.ones((1, 1, 1, 1)), precision="fixed",
+                       quant=0)
+    with pytest.raises(BitletValueError, match="w out of range"):
+        _layers.conv2d(np.ones((1, 1, 1, 1)), np.full((1, 1, 1, 1), 1 << 24), precision="fixed",
+                       quant=0)
+
+
+def test_nan_inputs_give_nan_not_an_error():
+    w, a = weights((2, 8)), weights((8, 1))
+    a[3, 0] = np.nan
+    got = _layers.matmul(w, a)
+    assert (preprocess.f32_bits(got) == hw.CANONICAL_NAN).all()
