@@ -1,0 +1,532 @@
+"""A board behind a serial or TCP link, with the API of a local device.
+
+>>> dev = open_remote("tcp://127.0.0.1:7700")            # doctest: +SKIP
+>>> buf = dev.allocate((256,), "float32")                # doctest: +SKIP
+>>> buf[:] = 1.0; buf.sync_to_device()                   # doctest: +SKIP
+
+:func:`open_remote` connects to a ``bitlet agent`` (:mod:`bitlet.agent`)
+and returns a :class:`RemoteDevice`: a :class:`bitlet.drivers.Device` whose
+buffers, registers and interrupt live on the board.  Buffers are host numpy
+arrays (:class:`RemoteBuffer`) whose ``sync_to_device``/``sync_from_device``
+move their bytes over the link.  Programs and weights are uploaded once,
+keyed by their sha256 (:meth:`RemoteDevice.put_blob`), and run many times.
+
+Every call has a timeout (the ``timeout`` given to :func:`open_remote`, plus
+the time its bytes need on the line).  A cut link is reconnected a bounded
+number of times and the interrupted transfer resumes where the agent stands;
+a request the agent already executed is never executed again.  Failures
+raise :class:`bitlet.LinkError` saying what was in progress.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from typing import Any
+
+import numpy as np
+from bitlet import errors
+from bitlet.drivers import link
+from bitlet.drivers.device import Device, DeviceBuffer
+from bitlet.drivers.link import (
+    ACK,
+    ACK_COMPLETE,
+    DATA,
+    ERROR,
+    HELLO,
+    QUERY,
+    WELCOME,
+    Frame,
+    DEFAULT_LIMITS,
+    Limits,
+    LinkBroken,
+    LinkError,
+    LinkProtocolError,
+    LinkTimeout,
+    Outbound,
+    Peer,
+    Tuning,
+    auth_digest,
+    local_versions,
+    version_mismatch,
+)
+from bitlet.errors import BitletTypeError, BitletValueError, DeviceError
+
+#: Seconds a call may take beyond its transfer time (default of open_remote).
+DEFAULT_TIMEOUT = 30.0
+
+
+def open_remote(url: str, **kwargs: Any) -> RemoteDevice:
+    """Connect to a ``bitlet agent`` and return a device.
+
+    Parameters
+    ----------
+    url : str
+        ``serial:///dev/ttyUSB1?baud=921600``, ``tcp://HOST:PORT`` or
+        ``socket://HOST:PORT``.
+    **kwargs
+        See :class:`RemoteDevice` (``token``, ``timeout``, ``reconnects``,
+        ``chunk``, ``window``, ...).
+
+    Raises
+    ------
+    bitlet.LinkError
+        The agent cannot be reached, refuses the token or runs an
+        incompatible SDK/overlay (the message names both sides' versions).
+    """
+    return RemoteDevice(url, **kwargs)
+
+
+class RemoteBuffer(DeviceBuffer):
+    """Host array of a buffer allocated on the remote device.
+
+    Views keep the device address of their first byte; syncing a view moves
+    only the bytes it spans (the whole extent for a non-contiguous view).
+    Arrays computed from a buffer are not device buffers.
+    """
+
+    _owner_buf: RemoteBuffer | None  # the root buffer (holds the remote handle)
+    _remote: RemoteDevice | None
+    _handle: int
+    _address: int
+    _freed: bool
+
+    def __array_finalize__(self, obj: Any) -> None:
+        root = getattr(obj, "_owner_buf", None)
+        self._owner_buf = None
+        if root is not None:
+            start = self.__array_interface__["data"][0]
+            base = root.__array_interface__["data"][0]
+            if base <= start and start + self.nbytes <= base + root.nbytes:
+                self._owner_buf = root
+
+    @property
+    def device_address(self) -> int | None:  # type: ignore[override]
+        root = self._owner_buf
+        if root is None:
+            return None
+        return root._address + self._byte_extent()[0]
+
+    def _root(self, action: str) -> RemoteBuffer:
+        root = self._owner_buf
+        if root is None:
+            raise DeviceError(f"cannot {action}: this array is not in device memory (a copy or "
+                              "the result of an operation); write into an allocated buffer")
+        if root._freed:
+            raise DeviceError(f"cannot {action}: use after free of the remote buffer at "
+                              f"0x{root._address:x}")
+        return root
+
+    def _byte_extent(self) -> tuple[int, int]:
+        """``(offset from the root, bytes)`` of the memory this view touches."""
+        root = self._owner_buf
+        start = self.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+        if self.size == 0:
+            return start, 0
+        lo = sum(s * (n - 1) for s, n in zip(self.strides, self.shape) if s < 0)
+        hi = sum(s * (n - 1) for s, n in zip(self.strides, self.shape) if s > 0)
+        return start + lo, hi - lo + self.itemsize
+
+    def sync_to_device(self) -> None:
+        """Send the bytes of this view to the device."""
+        root = self._root("sync_to_device")
+        offset, nbytes = self._byte_extent()
+        raw = root.view(np.ndarray).reshape(-1).view(np.uint8)[offset:offset + nbytes]
+        root._remote._write(root._handle, offset, raw)
+
+    def sync_from_device(self) -> None:
+        """Fetch the bytes of this view from the device."""
+        root = self._root("sync_from_device")
+        offset, nbytes = self._byte_extent()
+        data = root._remote._read(root._handle, offset, nbytes)
+        root.view(np.ndarray).reshape(-1).view(np.uint8)[offset:offset + nbytes] = data
+
+    def freebuffer(self) -> None:
+        """Release the remote memory; freeing twice raises DeviceError."""
+        root = self._root("freebuffer")
+        root._remote.free(root)
+
+
+class RemoteDevice(Device):
+    """A device served by a ``bitlet agent`` over a link.
+
+    Parameters
+    ----------
+    url : str
+        Link URL (see :func:`bitlet.drivers.link.parse_url`).
+    token : str or bytes, optional
+        Shared secret of an agent started with a token.
+    timeout : float
+        Seconds a call may take, on top of the line time of its bytes.
+    connect_timeout : float
+        Seconds to open the link and complete the handshake.
+    reconnects : int
+        Reconnections attempted within one call after the link breaks.
+    chunk, window : int, optional
+        Transfer chunk size (bytes) and chunks in flight; defaults per link
+        kind (:meth:`bitlet.drivers.link.Tuning.for_address`).
+    limits : Limits
+        Bounds on what the agent may send back.
+
+    Attributes
+    ----------
+    agent : dict
+        What the agent said in the handshake (versions, kernel, limits).
+    stats : dict
+        ``calls``, ``reconnects``, ``resumed_from`` (byte offsets resumed at)
+        and the byte counters of the link.
+    """
+
+    kind = "remote"
+
+    def __init__(self, url: str, *, token: str | bytes | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, connect_timeout: float = 5.0,
+                 reconnects: int = 3, chunk: int | None = None, window: int | None = None,
+                 limits: Limits = DEFAULT_LIMITS):
+        self.address = link.parse_url(url)
+        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise BitletValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if not isinstance(reconnects, int) or reconnects < 0:
+            raise BitletValueError(f"reconnects must be an int >= 0, got {reconnects!r}")
+        self.url = url
+        self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout)
+        self.reconnects = reconnects
+        self.limits = limits
+        self.tuning = Tuning.for_address(self.address, chunk=chunk, window=window)
+        self.token = token.encode() if isinstance(token, str) else token
+        self.client_id = os.urandom(8).hex()
+        self.agent: dict = {}
+        self.stats: dict[str, Any] = {"calls": 0, "reconnects": 0, "resumed_from": []}
+        self._rid = 0
+        self._peer: Peer | None = None
+        self._buffers: dict[int, RemoteBuffer] = {}
+        self._closed = False
+        self._connect()
+
+    # -- connection ------------------------------------------------------------
+    def _connect(self) -> None:
+        transport = link.open_transport(self.address, write_timeout=self._write_timeout(),
+                                        connect_timeout=self.connect_timeout)
+        peer = Peer(transport, self.tuning, self.limits)
+        try:
+            self.agent = self._handshake(peer)
+        except BaseException:
+            peer.close()
+            raise
+        if self._peer is not None:  # keep a half-received reply across reconnects
+            peer.inbound = self._peer.inbound
+            self._peer.close()
+        self._peer = peer
+
+    def _write_timeout(self) -> float:
+        return 5.0 + 4 * self.tuning.transfer_time(self.tuning.chunk * self.tuning.window)
+
+    def _handshake(self, peer: Peer) -> dict:
+        """HELLO until WELCOME (bounded attempts); checks versions both ways."""
+        mine = local_versions()
+        hello = {**mine, "client_id": self.client_id}
+        deadline = time.monotonic() + self.connect_timeout
+        wait = max(0.25, min(1.0, self.tuning.ack_timeout))
+        attempts = 0
+        while time.monotonic() < deadline and attempts < 20:
+            attempts += 1
+            peer.send_json(HELLO, hello)
+            frame = self._await(peer, (WELCOME, ERROR), min(wait, deadline - time.monotonic()))
+            if frame is None:
+                continue
+            answer = frame.json()
+            if frame.ftype == ERROR:
+                raise LinkError(f"agent at {self.address} refused the connection: "
+                                f"{answer.get('message', answer)}")
+            if answer.get("auth_required"):
+                if self.token is None:
+                    raise LinkError(f"agent at {self.address} requires a token: "
+                                    "open_remote(url, token=...) with the agent's --token")
+                hello = {**hello, "auth": auth_digest(self.token, str(answer.get("nonce")),
+                                                      self.client_id)}
+                continue
+            problem = version_mismatch(mine, answer, "client", "agent")
+            if problem:
+                raise LinkError(f"agent at {self.address}: {problem}")
+            return answer
+        raise LinkTimeout(f"no handshake answer from an agent at {self.address} within "
+                          f"{self.connect_timeout} s ({attempts} HELLO sent); is "
+                          f"`bitlet agent --listen ...` running there"
+                          + (" at the same baud rate?" if self.address.scheme == "serial" else "?"))
+
+    @staticmethod
+    def _await(peer: Peer, types: tuple, timeout: float) -> Frame | None:
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            frame = peer.recv(max(0.0, deadline - time.monotonic()))
+            if frame is None or frame.ftype in types:
+                return frame
+
+    def _drop_peer(self) -> None:
+        if self._peer is not None:
+            self._peer.transport.close()
+
+    # -- requests ------------------------------------------------------------------
+    def call(self, op: str, args: dict | None = None, arrays: tuple | list = (),
+             timeout: float | None = None) -> tuple[Any, list]:
+        """Run one operation on the agent.
+
+        Parameters
+        ----------
+        op : str
+            Operation name (see :mod:`bitlet.agent`).
+        args : dict
+            JSON arguments.
+        arrays : sequence of numpy.ndarray
+            Data sent along.
+        timeout : float, optional
+            Seconds for the operation itself (default: the device's timeout);
+            the line time of the bytes is added.
+
+        Returns
+        -------
+        result : JSON value
+        arrays : list of numpy.ndarray
+
+        Raises
+        ------
+        bitlet.LinkError
+            The link failed beyond the bounded reconnects or the deadline.
+        bitlet.DeviceError (or subclass)
+            The agent's device raised it (re-raised here by class name).
+        """
+        if self._closed:
+            raise DeviceError(f"remote device {self.address} is closed")
+        message = link.pack_message({"op": op, "args": args or {}}, arrays)
+        self._rid += 1
+        rid = self._rid
+        self.stats["calls"] += 1
+        budget = (self.timeout if timeout is None else timeout) + 2 * self.tuning.transfer_time(
+            len(message)) + 1.0
+        reply = self._call_with_retries(rid, op, message, time.monotonic() + budget, budget)
+        header, out_arrays = link.unpack_message(reply, self.limits)
+        if not header.get("ok"):
+            raise _remote_error(op, header.get("error") or {})
+        return header.get("result"), out_arrays
+
+    def _call_with_retries(self, rid: int, op: str, message: bytes, deadline: float,
+                           budget: float) -> bytearray:
+        resume = False
+        attempt = 0
+        while True:
+            try:
+                if self._peer is None or resume:
+                    self._connect()
+                return self._exchange(rid, message, deadline, resume)
+            except (LinkBroken, LinkTimeout) as exc:
+                self._drop_peer()
+                attempt += 1
+                if attempt > self.reconnects or time.monotonic() >= deadline:
+                    raise LinkError(
+                        f"{op} (request {rid}, {len(message)} bytes) over {self.address} failed "
+                        f"after {attempt} attempt(s) within {budget:.1f} s: {exc}") from exc
+                self.stats["reconnects"] += 1
+                resume = True
+                time.sleep(min(0.05 * attempt, max(0.0, deadline - time.monotonic())))
+
+    def _exchange(self, rid: int, message: bytes, deadline: float, resume: bool) -> bytearray:
+        """Send request ``rid`` and receive its reply, resuming if asked."""
+        peer = self._peer
+        tuning = self.tuning
+        out = Outbound(rid, message, tuning)
+        peer.outbound = out
+        querying = resume
+        if resume:
+            out.next = out.total  # nothing goes out until the agent says where it stands
+            peer.send(QUERY, rid, peer.received(rid))
+        last_rx = time.monotonic()
+        queries = 0
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                raise LinkTimeout(f"no reply to request {rid} before the deadline "
+                                  f"({out.acked} of {out.total} request bytes acknowledged, "
+                                  f"{peer.received(rid)} reply bytes received)")
+            if not querying:
+                peer.pump()
+            frame = peer.recv(min(tuning.poll, deadline - now))
+            if frame is None:
+                if (querying or out.done) and time.monotonic() - last_rx > tuning.ack_timeout:
+                    queries += 1
+                    if querying and queries > tuning.max_retries:
+                        raise LinkTimeout(f"request {rid}: the agent does not answer QUERY")
+                    peer.send(QUERY, rid, peer.received(rid))
+                    last_rx = time.monotonic()
+                continue
+            last_rx = time.monotonic()
+            if frame.ftype == DATA:
+                reply = self._on_reply_data(peer, frame, rid)
+                if reply is not None:
+                    peer.outbound = None
+                    return reply
+            elif frame.ftype == ACK and frame.rid == rid:
+                if querying:
+                    querying = False
+                    out.acked = out.next = min(frame.offset, out.total)
+                    out.last_progress = time.monotonic()
+                    self.stats["resumed_from"].append(out.acked)
+                else:
+                    peer.on_ack(frame)
+                if frame.flags & ACK_COMPLETE:
+                    out.acked = out.next = out.total
+            elif frame.ftype == ERROR:
+                self._on_error(frame, rid)
+
+    def _on_reply_data(self, peer: Peer, frame: Frame, rid: int) -> bytearray | None:
+        if frame.rid < rid:  # a late copy of an older reply: let the agent finish it
+            peer.ack(frame.rid, frame.total, frame.total)
+            return None
+        if frame.rid != rid:
+            return None
+        out = peer.outbound
+        if out is not None:
+            out.acked = out.next = out.total  # a reply means the request arrived
+        return peer.on_data(frame)
+
+    def _on_error(self, frame: Frame, rid: int) -> None:
+        try:
+            info = frame.json()
+        except LinkProtocolError:
+            info = {}
+        code, text = info.get("code"), info.get("message", "unspecified error")
+        if code == "no_session":
+            raise LinkBroken(f"the agent lost the session ({text}); reconnecting")
+        if frame.rid in (0, rid):
+            raise LinkError(f"agent at {self.address}: {text}")
+
+    # -- Device interface ----------------------------------------------------------
+    def allocate(self, shape: Any, dtype: Any = np.uint8) -> RemoteBuffer:
+        """Allocate a buffer on the remote device (host copy zero-filled).
+
+        Parameters
+        ----------
+        shape : int or tuple of int
+        dtype : numpy dtype-like
+            One of :data:`bitlet.drivers.link.WIRE_DTYPES` (native byte order).
+
+        Raises
+        ------
+        bitlet.OutOfDeviceMemory
+            As raised by the agent's device, with its sizes.
+        """
+        dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0
+                   for n in dims):
+            raise BitletValueError(f"shape must be ints >= 0, got {shape!r}")
+        try:
+            dt = np.dtype(dtype)
+        except TypeError as exc:
+            raise BitletTypeError(f"dtype {dtype!r} is not a numpy dtype: {exc}") from None
+        wire = link.wire_dtype(dt)
+        result, _ = self.call("alloc", {"shape": [int(n) for n in dims], "dtype": wire.str})
+        buf = np.zeros(dims, dt).view(RemoteBuffer)
+        buf._owner_buf = buf
+        buf._remote = self
+        buf._handle = int(result["handle"])
+        buf._address = int(result["device_address"])
+        buf._freed = False
+        self._buffers[buf._handle] = buf
+        return buf
+
+    def free(self, buffer: DeviceBuffer) -> None:
+        """Release a buffer; twice raises :class:`bitlet.DeviceError`."""
+        root = getattr(buffer, "_owner_buf", None)
+        if not isinstance(buffer, RemoteBuffer) or root is None or root._remote is not self:
+            raise BitletTypeError("free() takes a buffer allocated by this remote device")
+        if root._freed:
+            raise DeviceError(f"double free of the remote buffer at 0x{root._address:x}")
+        self.call("free", {"handle": root._handle})
+        root._freed = True
+        self._buffers.pop(root._handle, None)
+
+    def _write(self, handle: int, offset: int, raw: np.ndarray) -> None:
+        self.call("write", {"handle": handle, "offset": int(offset)}, [raw])
+
+    def _read(self, handle: int, offset: int, nbytes: int) -> np.ndarray:
+        _, arrays = self.call("read", {"handle": handle, "offset": int(offset),
+                                       "nbytes": int(nbytes)})
+        if len(arrays) != 1 or arrays[0].size != nbytes:
+            raise LinkProtocolError(f"read: the agent returned the wrong size for {nbytes} bytes")
+        return arrays[0]
+
+    def read_reg(self, offset: int) -> int:
+        """Read a 32-bit kernel register of the remote device."""
+        result, _ = self.call("read_reg", {"offset": _check_offset(offset)})
+        return int(result)
+
+    def write_reg(self, offset: int, value: int) -> None:
+        """Write a 32-bit kernel register of the remote device."""
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                or not 0 <= value < 1 << 32:
+            raise BitletValueError(f"register value must be an int in [0, 2**32), got {value!r}")
+        self.call("write_reg", {"offset": _check_offset(offset), "value": int(value)})
+
+    @property
+    def has_interrupt(self) -> bool:
+        return bool(self.agent.get("interrupt"))
+
+    def wait_interrupt(self, timeout: float) -> bool:
+        """Wait on the board for its interrupt (the link time comes on top)."""
+        if not isinstance(timeout, (int, float)) or not 0 <= timeout <= 3600:
+            raise BitletValueError(f"timeout must be 0..3600 seconds, got {timeout!r}")
+        result, _ = self.call("wait_interrupt", {"timeout": float(timeout)},
+                              timeout=float(timeout) + self.timeout)
+        return bool(result)
+
+    def describe(self) -> dict[str, Any]:
+        """The agent device's description plus the link's."""
+        result, _ = self.call("describe")
+        return {**result, "backend": "remote", "remote_backend": result.get("backend"),
+                "link": str(self.address), "agent": {k: self.agent.get(k) for k in
+                                                     ("sdk", "protocol", "isa", "device")}}
+
+    # -- content-addressed blobs (programs, weights) ----------------------------
+    def put_blob(self, data: bytes) -> str:
+        """Upload ``data`` unless the agent already holds it; returns its sha256."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise BitletTypeError(f"data must be bytes, got {type(data).__name__}")
+        digest = hashlib.sha256(data).hexdigest()
+        (present,), _ = self.call("blob_has", {"sha256": [digest]})
+        if not present:
+            self.call("blob_put", {"sha256": digest}, [np.frombuffer(data, dtype=np.uint8)])
+        return digest
+
+    def close(self) -> None:
+        """Close the link (the agent keeps serving; idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._drop_peer()
+
+    def link_stats(self) -> dict[str, Any]:
+        """Byte and retry counters of the current connection plus :attr:`stats`."""
+        peer_stats = dict(self._peer.stats) if self._peer is not None else {}
+        return {**peer_stats, **self.stats}
+
+    def __repr__(self) -> str:
+        return f"RemoteDevice({str(self.address)!r}, agent SDK {self.agent.get('sdk')})"
+
+
+def _check_offset(offset: Any) -> int:
+    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)) or offset < 0:
+        raise BitletValueError(f"register offset must be an int >= 0, got {offset!r}")
+    return int(offset)
+
+
+def _remote_error(op: str, error: dict) -> Exception:
+    """The local exception for an error the agent reported by class name."""
+    name = str(error.get("type", "DeviceError"))
+    text = f"{op} on the agent: {error.get('message', '')}"
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, errors.BitletError):
+        return cls(text)
+    if name in ("LinkProtocolError", "LinkBroken", "LinkTimeout"):
+        return LinkError(text)
+    return DeviceError(f"{text} ({name})")

@@ -1,0 +1,593 @@
+"""The board-side agent: serves a device to a remote SDK over UART or TCP.
+
+Run on the board (``bitlet agent --listen URL`` calls :func:`main`)::
+
+    bitlet agent --listen serial:///dev/ttyPS0?baud=921600
+    bitlet agent --listen tcp://127.0.0.1:7700          # localhost only
+    bitlet agent --listen tcp://0.0.0.0:7700 --token-file ~/.bitlet-token
+
+and on the laptop ``bitlet.open("tcp://board:7700")`` (see
+:mod:`bitlet.drivers.remote`).  The protocol is :mod:`bitlet.drivers.link`.
+
+The agent serves one client at a time (a board has one kernel).  A client is
+identified by the ``client_id`` of its handshake, so a client that reconnects
+after a cut keeps its buffers, its half-received request and its last reply;
+a different client starts a fresh session (the previous client's buffers are
+freed).  Requests carry increasing ids: a request whose id was already
+executed is never executed again -- the cached reply is sent instead.
+
+Operations (``op`` of a request; arguments in the JSON header, data as
+arrays): ``describe``, ``alloc``, ``free``, ``write``, ``read``,
+``read_reg``, ``write_reg``, ``wait_interrupt``, ``blob_has``, ``blob_put``,
+``program_run``.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import hmac
+import os
+import select
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from bitlet import errors
+from bitlet._version import __version__
+from bitlet.drivers import link
+from bitlet.drivers.link import (
+    ACK,
+    DATA,
+    ERROR,
+    HELLO,
+    QUERY,
+    WELCOME,
+    Frame,
+    DEFAULT_LIMITS,
+    Limits,
+    LinkBroken,
+    LinkError,
+    LinkProtocolError,
+    LinkTimeout,
+    Peer,
+    Tuning,
+    auth_digest,
+    local_versions,
+    version_mismatch,
+)
+from bitlet.errors import BitletValueError, DeviceError
+
+
+# ---------------------------------------------------------------------------
+# Content-addressed cache (programs, weights)
+# ---------------------------------------------------------------------------
+class BlobCache:
+    """Bytes keyed by their sha256, least recently used evicted past ``max_bytes``."""
+
+    def __init__(self, max_bytes: int = 256 << 20):
+        self.max_bytes = max_bytes
+        self._blobs: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self.size = 0
+
+    def __contains__(self, digest: str) -> bool:
+        return digest in self._blobs
+
+    def get(self, digest: str) -> bytes:
+        try:
+            self._blobs.move_to_end(digest)
+            return self._blobs[digest]
+        except KeyError:
+            raise DeviceError(f"blob {digest[:16]}... is not in the agent's cache "
+                              "(evicted or never uploaded); upload it again") from None
+
+    def put(self, digest: str, data: bytes) -> None:
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise BitletValueError(f"blob {digest[:16]}...: the bytes received do not hash to it")
+        if len(data) > self.max_bytes:
+            raise BitletValueError(f"blob of {len(data)} bytes exceeds the agent cache "
+                                   f"({self.max_bytes} bytes; start the agent with a larger --cache)")
+        if digest in self._blobs:
+            return
+        self._blobs[digest] = data
+        self.size += len(data)
+        while self.size > self.max_bytes:
+            _, old = self._blobs.popitem(last=False)
+            self.size -= len(old)
+
+
+# ---------------------------------------------------------------------------
+# Sessions
+# ---------------------------------------------------------------------------
+class Session:
+    """What the agent remembers of one client across reconnects."""
+
+    def __init__(self, client_id: str):
+        self.client_id = client_id
+        self.executed_upto = 0  # highest request id executed
+        self.last_reply: tuple[int, bytes] | None = None
+        self.buffers: dict[int, Any] = {}
+        self.next_handle = 1
+
+
+class Agent:
+    """Serves ``device`` over a link.
+
+    Parameters
+    ----------
+    device : bitlet.drivers.Device
+        The device to serve (the caller keeps ownership).
+    token : str or bytes, optional
+        Shared secret; clients must prove they know it (HMAC of a fresh nonce,
+        compared in constant time).
+    limits : Limits
+        Bounds on frames and messages accepted.
+    cache_bytes : int
+        Size of the program/weight cache.
+    tuning : dict, optional
+        Overrides of :class:`bitlet.drivers.link.Tuning` (chunk, window, ...).
+
+    Attributes
+    ----------
+    executions : collections.Counter
+        ``(client_id, request id) -> times executed`` (always 1).
+    stats : dict
+        Counters: ``sessions``, ``connections``, ``executed``, ``duplicates``,
+        ``data_bytes_in``, ``bad_frames``, ``link_errors``.
+    port : int or None
+        The TCP port listened on, once listening (useful with port 0).
+    """
+
+    def __init__(self, device: Any, *, token: str | bytes | None = None,
+                 limits: Limits = DEFAULT_LIMITS, cache_bytes: int = 256 << 20,
+                 tuning: dict | None = None):
+        self.device = device
+        self.token = token.encode() if isinstance(token, str) else token
+        self.limits = limits
+        self.cache = BlobCache(cache_bytes)
+        self.tuning_overrides = dict(tuning or {})
+        self.executions: collections.Counter = collections.Counter()
+        self.stats = collections.Counter()
+        self.session: Session | None = None
+        self.port: int | None = None
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._programs: dict[str, Any] = {}
+        self._versions: dict | None = None
+
+    def stop(self) -> None:
+        """Ask :meth:`serve` to return (within a poll interval)."""
+        self._stop.set()
+
+    def start(self, listen_url: str, timeout: float = 5.0) -> "Agent":
+        """Serve in a background thread; returns once listening.
+
+        Raises
+        ------
+        bitlet.LinkError
+            The agent could not listen within ``timeout`` seconds (the cause
+            is chained).
+        """
+        self._failure: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self.serve(listen_url)
+            except BaseException as exc:  # noqa: BLE001 - reported by start()/close()
+                self._failure = exc
+                self.ready.set()
+
+        self._thread = threading.Thread(target=run, name="bitlet-agent", daemon=True)
+        self._thread.start()
+        if not self.ready.wait(timeout) or self._failure is not None:
+            self.close()
+            raise LinkError(f"agent could not listen on {listen_url}: {self._failure}") \
+                from self._failure
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop a :meth:`start`-ed agent and join its thread."""
+        self.stop()
+        thread = getattr(self, "_thread", None)
+        if thread is not None:
+            thread.join(timeout)
+
+    def __enter__(self) -> "Agent":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- listening -----------------------------------------------------------
+    def serve(self, listen_url: str) -> None:
+        """Serve until :meth:`stop` (or Ctrl-C).
+
+        Parameters
+        ----------
+        listen_url : str
+            ``serial:///dev/ttyPS0?baud=921600`` or ``tcp://HOST:PORT``
+            (HOST defaults to 127.0.0.1; any other interface only when named,
+            e.g. ``tcp://0.0.0.0:7700``; port 0 picks a free port, see
+            :attr:`port`).
+        """
+        address = link.parse_url(listen_url, default_host="127.0.0.1")
+        tuning = Tuning.for_address(address, **self.tuning_overrides)
+        if address.scheme == "serial":
+            self._serve_serial(address, tuning)
+        else:
+            self._serve_tcp(address, tuning)
+
+    def _serve_serial(self, address: link.LinkAddress, tuning: Tuning) -> None:
+        transport = link.open_transport(address, write_timeout=10.0)
+        self.ready.set()
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._serve_connection(Peer(transport, tuning, self.limits))
+                except LinkBroken:
+                    self.stats["disconnects"] += 1
+                    time.sleep(tuning.poll)
+        finally:
+            transport.close()
+
+    def _serve_tcp(self, address: link.LinkAddress, tuning: Tuning) -> None:
+        listener = socket.create_server((address.host, address.port))
+        self.port = listener.getsockname()[1]
+        self.ready.set()
+        conn: socket.socket | None = None
+        try:
+            while not self._stop.is_set():
+                ready, _, _ = select.select([listener], [], [], tuning.poll)
+                if not ready:
+                    continue
+                conn, _ = listener.accept()
+                transport = link.SocketTransport(conn, write_timeout=10.0, name=f"tcp:{self.port}")
+                try:
+                    self._serve_connection(Peer(transport, tuning, self.limits), listener)
+                except LinkError:
+                    self.stats["disconnects"] += 1
+                finally:
+                    transport.close()
+        finally:
+            listener.close()
+
+    # -- one connection --------------------------------------------------------
+    def _serve_connection(self, peer: Peer, listener: socket.socket | None = None) -> None:
+        """Handle frames until the link breaks, a new TCP client arrives or stop."""
+        self.stats["connections"] += 1
+        conn = {"authenticated": False, "nonce": None}
+        while not self._stop.is_set():
+            if listener is not None and _pending(listener):
+                return  # the newest client wins (a reconnect after a cut)
+            try:
+                peer.pump()
+            except LinkTimeout:
+                peer.outbound = None  # the reply stays cached for a QUERY
+            frame = peer.recv(peer.tuning.poll)
+            self.stats["bad_frames"] = peer.parser.bad_frames
+            if frame is not None:
+                self._dispatch(peer, frame, conn)
+
+    def _dispatch(self, peer: Peer, frame: Frame, conn: dict) -> None:
+        if frame.ftype == HELLO:
+            self._on_hello(peer, frame, conn)
+        elif not conn["authenticated"] or self.session is None:
+            peer.send_json(ERROR, {"code": "no_session",
+                                   "message": "no session on this link: handshake (HELLO) first"},
+                           frame.rid)
+        elif frame.ftype == DATA:
+            self._on_data(peer, frame)
+        elif frame.ftype == ACK:
+            peer.on_ack(frame)
+        elif frame.ftype == QUERY:
+            self._on_query(peer, frame)
+
+    def _on_hello(self, peer: Peer, frame: Frame, conn: dict) -> None:
+        try:
+            hello = frame.json()
+        except LinkProtocolError as exc:
+            peer.send_json(ERROR, {"code": "protocol", "message": str(exc)})
+            return
+        mine = self._agent_versions()
+        problem = version_mismatch(hello, mine, "client", "agent")
+        if problem:
+            peer.send_json(ERROR, {"code": "version", "message": problem, "agent": mine})
+            return
+        client_id = str(hello.get("client_id", ""))[:64]
+        if not client_id:
+            peer.send_json(ERROR, {"code": "protocol", "message": "HELLO without client_id"})
+            return
+        if self.token is not None and not self._authenticate(peer, hello, conn, client_id):
+            return
+        conn["authenticated"] = True
+        resumed = self.session is not None and self.session.client_id == client_id
+        if not resumed:
+            self._new_session(client_id)
+        peer.send_json(WELCOME, {"ok": True, **mine, "resumed": resumed,
+                                 "limits": {"max_frame": self.limits.max_frame,
+                                            "max_message": self.limits.max_message},
+                                 "interrupt": bool(self.device.has_interrupt)})
+
+    def _authenticate(self, peer: Peer, hello: dict, conn: dict, client_id: str) -> bool:
+        nonce, conn["nonce"] = conn["nonce"], None  # a nonce answers one attempt only
+        auth = hello.get("auth")
+        if nonce is not None and isinstance(auth, str) and hmac.compare_digest(
+                auth.encode(), auth_digest(self.token, nonce, client_id).encode()):
+            return True
+        if auth is not None and nonce is not None:
+            self.stats["auth_failures"] += 1
+            peer.send_json(ERROR, {"code": "auth", "message":
+                                   "the agent refused the token (wrong --token on one side)"})
+            return False
+        conn["nonce"] = os.urandom(16).hex()
+        peer.send_json(WELCOME, {"ok": False, "auth_required": True, "nonce": conn["nonce"]})
+        return False
+
+    def _agent_versions(self) -> dict:
+        if self._versions is None:
+            self._versions = {**local_versions(), **device_identity(self.device)}
+        return self._versions
+
+    def _new_session(self, client_id: str) -> None:
+        old = self.session
+        if old is not None:
+            for buf in old.buffers.values():
+                _quietly_free(buf)
+        self.session = Session(client_id)
+        self.stats["sessions"] += 1
+
+    def _on_data(self, peer: Peer, frame: Frame) -> None:
+        session = self.session
+        if frame.rid <= session.executed_upto:
+            peer.ack(frame.rid, frame.total, frame.total)  # a late copy: already done
+            self.stats["duplicates"] += 1
+            return
+        if peer.outbound is not None and peer.outbound.rid < frame.rid:
+            peer.outbound = None  # a new request: the client has the previous reply
+        try:
+            message = peer.on_data(frame)
+        except LinkProtocolError as exc:
+            peer.send_json(ERROR, {"code": "limit", "message": str(exc)}, frame.rid)
+            return
+        self.stats["data_bytes_in"] = peer.stats["data_bytes_in"]
+        if message is None:
+            return
+        reply = self._execute(frame.rid, message)
+        session.executed_upto = frame.rid
+        session.last_reply = (frame.rid, reply)
+        peer.start_outbound(frame.rid, reply)
+
+    def _on_query(self, peer: Peer, frame: Frame) -> None:
+        session, rid = self.session, frame.rid
+        out = peer.outbound
+        if session.last_reply is not None and session.last_reply[0] == rid:
+            if out is not None and out.rid == rid and not out.done:
+                peer.on_ack(frame)  # the reply is on its way: the query acknowledges
+            else:
+                peer.start_outbound(rid, session.last_reply[1], acked=frame.offset)
+        elif rid <= session.executed_upto:
+            peer.send_json(ERROR, {"code": "gone", "message":
+                                   f"request {rid} was executed but its reply is no longer held"},
+                           rid)
+        else:
+            inbound = peer.inbound.get(rid)
+            peer.send(ACK, rid, inbound.received if inbound else 0,
+                      inbound.total if inbound else 0)
+
+    # -- execution ----------------------------------------------------------------
+    def _execute(self, rid: int, message: bytearray) -> bytes:
+        """Run one request; every error becomes an error reply (the agent survives)."""
+        self.executions[(self.session.client_id, rid)] += 1
+        self.stats["executed"] += 1
+        try:
+            header, arrays = link.unpack_message(message, self.limits)
+            op = header.get("op")
+            handler = _OPS.get(op) if isinstance(op, str) else None
+            if handler is None:
+                raise LinkProtocolError(f"unknown operation {op!r}")
+            args = header.get("args") or {}
+            if not isinstance(args, dict):
+                raise LinkProtocolError(f"{op}: args must be a JSON object")
+            result, out_arrays = handler(self, args, arrays)
+            return link.pack_message({"ok": True, "result": result}, out_arrays)
+        except Exception as exc:  # noqa: BLE001 - reported to the client by name
+            return link.pack_message({"ok": False, "error": {
+                "type": type(exc).__name__, "message": str(exc)}})
+
+    def _buffer(self, args: dict) -> Any:
+        handle = _int_arg(args, "handle")
+        try:
+            return self.session.buffers[handle]
+        except KeyError:
+            raise DeviceError(f"buffer handle {handle} is unknown or freed on the agent") from None
+
+    def op_describe(self, args: dict, arrays: list) -> tuple[Any, list]:
+        return _plain(self.device.describe()), []
+
+    def op_alloc(self, args: dict, arrays: list) -> tuple[Any, list]:
+        shape = args.get("shape")
+        if not isinstance(shape, list) or not all(isinstance(n, int) for n in shape):
+            raise BitletValueError(f"alloc: shape must be a list of ints, got {shape!r}")
+        dtype = link.wire_dtype(str(args.get("dtype")))
+        buf = self.device.allocate(tuple(shape), dtype)
+        session = self.session
+        handle = session.next_handle
+        session.next_handle += 1
+        session.buffers[handle] = buf
+        return {"handle": handle, "device_address": int(buf.device_address)}, []
+
+    def op_free(self, args: dict, arrays: list) -> tuple[Any, list]:
+        buf = self._buffer(args)
+        del self.session.buffers[args["handle"]]
+        self.device.free(buf)
+        return None, []
+
+    def op_write(self, args: dict, arrays: list) -> tuple[Any, list]:
+        if len(arrays) != 1 or arrays[0].dtype != np.uint8:
+            raise LinkProtocolError("write: expects one uint8 array")
+        view = self._byte_range(args, arrays[0].size)
+        view[...] = arrays[0]
+        view.sync_to_device()
+        return None, []
+
+    def op_read(self, args: dict, arrays: list) -> tuple[Any, list]:
+        view = self._byte_range(args, _int_arg(args, "nbytes"))
+        view.sync_from_device()
+        return None, [np.array(view, dtype=np.uint8, copy=True).view(np.ndarray)]
+
+    def _byte_range(self, args: dict, nbytes: int) -> Any:
+        buf = self._buffer(args)
+        offset = _int_arg(args, "offset")
+        raw = buf.reshape(-1).view(np.uint8)
+        if offset + nbytes > raw.size:
+            raise BitletValueError(f"byte range [{offset}, {offset + nbytes}) outside the "
+                                   f"buffer of {raw.size} bytes")
+        return raw[offset:offset + nbytes]
+
+    def op_read_reg(self, args: dict, arrays: list) -> tuple[Any, list]:
+        return int(self.device.read_reg(_int_arg(args, "offset"))), []
+
+    def op_write_reg(self, args: dict, arrays: list) -> tuple[Any, list]:
+        self.device.write_reg(_int_arg(args, "offset"), _int_arg(args, "value"))
+        return None, []
+
+    def op_wait_interrupt(self, args: dict, arrays: list) -> tuple[Any, list]:
+        timeout = args.get("timeout")
+        if not isinstance(timeout, (int, float)) or not 0 <= timeout <= 3600:
+            raise BitletValueError(f"wait_interrupt: timeout must be 0..3600 s, got {timeout!r}")
+        return bool(self.device.wait_interrupt(float(timeout))), []
+
+    def op_blob_has(self, args: dict, arrays: list) -> tuple[Any, list]:
+        digests = args.get("sha256")
+        if not isinstance(digests, list) or len(digests) > 1024:
+            raise BitletValueError("blob_has: sha256 must be a list of at most 1024 digests")
+        return [d in self.cache for d in digests], []
+
+    def op_blob_put(self, args: dict, arrays: list) -> tuple[Any, list]:
+        if len(arrays) != 1 or arrays[0].dtype != np.uint8:
+            raise LinkProtocolError("blob_put: expects one uint8 array")
+        self.cache.put(str(args.get("sha256")), arrays[0].tobytes())
+        return None, []
+
+    def op_program_run(self, args: dict, arrays: list) -> tuple[Any, list]:
+        return program_run(self, args, arrays)
+
+
+def program_run(agent: Agent, args: dict, arrays: list) -> tuple[Any, list]:
+    """Run a cached program on the agent's device (needs bitlet.runtime)."""
+    raise DeviceError("program_run: this agent's SDK has no program runtime yet")
+
+
+_OPS: dict[str, Callable[[Agent, dict, list], tuple[Any, list]]] = {
+    name[3:]: getattr(Agent, name) for name in dir(Agent) if name.startswith("op_")
+}
+
+
+def device_identity(device: Any) -> dict:
+    """What the handshake says of the served device: backend and kernel ID registers."""
+    out: dict[str, Any] = {"device": str(getattr(device, "kind", "?"))}
+    identity = getattr(getattr(device, "kernel", None), "identity", None)
+    if identity is not None and hasattr(identity, "as_dict"):
+        out["kernel"] = _plain(identity.as_dict())
+    return out
+
+
+def _pending(listener: socket.socket) -> bool:
+    ready, _, _ = select.select([listener], [], [], 0)
+    return bool(ready)
+
+
+def _int_arg(args: dict, name: str) -> int:
+    value = args.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BitletValueError(f"argument {name} must be an int >= 0, got {value!r}")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy of a describe() dict (numpy scalars to Python)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _quietly_free(buf: Any) -> None:
+    try:
+        buf.freebuffer()
+    except errors.BitletError:
+        pass
+
+
+# ---------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------
+def serve(listen_url: str, device: Any = None, token: str | bytes | None = None,
+          **kwargs: Any) -> None:
+    """Serve a device on ``listen_url`` until interrupted.
+
+    Parameters
+    ----------
+    listen_url : str
+        ``serial:///dev/ttyPS0?baud=921600`` or ``tcp://HOST:PORT``.
+    device : bitlet.drivers.Device, optional
+        The device to serve; default ``bitlet.open()`` (the board when there is
+        one, else the simulator), closed on return.
+    token : str or bytes, optional
+        Shared secret clients must know.
+    **kwargs
+        Passed to :class:`Agent` (``limits``, ``cache_bytes``, ``tuning``).
+    """
+    own = device is None
+    if own:
+        from bitlet.drivers import open_device
+
+        device = open_device(None)
+    try:
+        Agent(device, token=token, **kwargs).serve(listen_url)
+    finally:
+        if own:
+            device.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``bitlet agent --listen URL [--device SPEC] [--token-file PATH]``."""
+    parser = argparse.ArgumentParser(prog="bitlet agent", description=__doc__.splitlines()[0])
+    parser.add_argument("--listen", required=True,
+                        help="serial:///dev/ttyPS0?baud=921600 or tcp://127.0.0.1:7700")
+    parser.add_argument("--device", default=None, help="device to serve (default: auto)")
+    parser.add_argument("--token-file", default=None,
+                        help="file holding the shared token (or set BITLET_AGENT_TOKEN)")
+    parser.add_argument("--cache-mb", type=int, default=256, help="program/weight cache size")
+    args = parser.parse_args(argv)
+    token = os.environ.get("BITLET_AGENT_TOKEN")
+    if args.token_file:
+        with open(args.token_file, encoding="utf-8") as fh:
+            token = fh.read().strip()
+    from bitlet.drivers import open_device
+
+    device = open_device(args.device)
+    agent = Agent(device, token=token, cache_bytes=args.cache_mb << 20)
+    print(f"bitlet agent {__version__}: serving {device.describe().get('backend')} on "
+          f"{args.listen}" + (" (token required)" if token else ""), file=sys.stderr)
+    try:
+        agent.serve(args.listen)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        device.close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
