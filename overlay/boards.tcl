@@ -25,6 +25,54 @@ set BITLET_COMMON {
     intc_instance    axi_intc_0
     reset_instance   rst_ps_pl
     vivado_version   2022.1
+    intc_config      {C_IRQ_CONNECTION 1 C_IRQ_IS_LEVEL 1 C_KIND_OF_INTR 0xFFFFFFFF}
+}
+
+# Per processing-system type: the IP, its ports and how to configure it.
+# ps_config is applied with set_property -dict; %CLOCK_MHZ% and
+# %HP_WIDTH% are replaced by the board's values.  pynq_irq_base is the GIC
+# interrupt of the first PL-to-PS line (what pynq reports as raw_irq).
+set BITLET_PS {
+    processing_system7 {
+        ps_vlnv        xilinx.com:ip:processing_system7:5.5
+        automation     xilinx.com:bd_rule:processing_system7
+        automation_cfg {make_external "FIXED_IO, DDR" apply_board_preset "1" Master "Disable" Slave "Disable"}
+        gp_port        M_AXI_GP0
+        gp_prefix      M_AXI_GP0_
+        gp_addr_width  32
+        gp_id_width    12
+        hp_port        S_AXI_HP0
+        hp_prefix      S_AXI_HP0_
+        hp_addr_width  32
+        hp_seg_intf    S_AXI_HP0
+        port_case      upper
+        clk_sinks      {M_AXI_GP0_ACLK S_AXI_HP0_ACLK}
+        irq_port       IRQ_F2P
+        clk_port       FCLK_CLK0
+        rst_port       FCLK_RESET0_N
+        pynq_irq_base  61
+        ps_config      {PCW_USE_M_AXI_GP0 1 PCW_USE_S_AXI_HP0 1 PCW_S_AXI_HP0_DATA_WIDTH %HP_WIDTH% PCW_USE_FABRIC_INTERRUPT 1 PCW_IRQ_F2P_INTR 1 PCW_EN_CLK0_PORT 1 PCW_FPGA0_PERIPHERAL_FREQMHZ %CLOCK_MHZ%}
+    }
+    zynq_ultra_ps_e {
+        ps_vlnv        xilinx.com:ip:zynq_ultra_ps_e:3.4
+        automation     xilinx.com:bd_rule:zynq_ultra_ps_e
+        automation_cfg {apply_board_preset "1"}
+        gp_port        M_AXI_HPM0_FPD
+        gp_prefix      maxigp0_
+        gp_addr_width  40
+        gp_id_width    16
+        hp_port        S_AXI_HP0_FPD
+        hp_prefix      saxigp2_
+        hp_addr_width  49
+        hp_seg_intf    SAXIGP2
+        port_case      lower
+        clk_sinks      {maxihpm0_fpd_aclk saxihp0_fpd_aclk}
+        irq_port       pl_ps_irq0
+        clk_port       pl_clk0
+        rst_port       pl_resetn0
+        pynq_irq_base  121
+        ps_config      {PSU__USE__M_AXI_GP0 1 PSU__USE__M_AXI_GP1 0 PSU__USE__M_AXI_GP2 0 PSU__MAXIGP0__DATA_WIDTH 32 PSU__USE__S_AXI_GP2 1 PSU__SAXIGP2__DATA_WIDTH %HP_WIDTH% PSU__USE__IRQ0 1 PSU__FPGA_PL0_ENABLE 1 PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ %CLOCK_MHZ%}
+    }
 }
 
 # Per kernel kind: the HLS top (the IP name comes from the header:
@@ -49,14 +97,8 @@ set BITLET_BOARDS {
         package        clg400
         speedgrade     -1
         ps_type        processing_system7
-        ps_vlnv        xilinx.com:ip:processing_system7:5.5
         ps_instance    processing_system7_0
-        gp_port        M_AXI_GP0
-        hp_port        S_AXI_HP0
         hp_data_width  64
-        irq_port       IRQ_F2P
-        clk_port       FCLK_CLK0
-        rst_port       FCLK_RESET0_N
         ctrl_base      0x40000000
         intc_base      0x41800000
         ddr_segments   {HP0_DDR_LOWOCM 0x00000000 0x1FFFFFFF}
@@ -74,14 +116,8 @@ set BITLET_BOARDS {
         package        ffvc1156
         speedgrade     -2
         ps_type        zynq_ultra_ps_e
-        ps_vlnv        xilinx.com:ip:zynq_ultra_ps_e:3.4
         ps_instance    zynq_ultra_ps_e_0
-        gp_port        M_AXI_HPM0_FPD
-        hp_port        S_AXI_HP0_FPD
         hp_data_width  128
-        irq_port       pl_ps_irq0
-        clk_port       pl_clk0
-        rst_port       pl_resetn0
         ctrl_base      0xA0000000
         intc_base      0xA0010000
         ddr_segments   {HP0_DDR_LOW 0x00000000 0x7FFFFFFF}
@@ -99,14 +135,8 @@ set BITLET_BOARDS {
         package        sfvc784
         speedgrade     -2LV
         ps_type        zynq_ultra_ps_e
-        ps_vlnv        xilinx.com:ip:zynq_ultra_ps_e:3.4
         ps_instance    zynq_ultra_ps_e_0
-        gp_port        M_AXI_HPM0_FPD
-        hp_port        S_AXI_HP0_FPD
         hp_data_width  128
-        irq_port       pl_ps_irq0
-        clk_port       pl_clk0
-        rst_port       pl_resetn0
         ctrl_base      0xA0000000
         intc_base      0xA0010000
         ddr_segments   {HP0_DDR_LOW 0x00000000 0x7FFFFFFF HP0_DDR_HIGH 0x800000000 0x87FFFFFFF}

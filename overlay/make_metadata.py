@@ -85,7 +85,10 @@ def tcl_dict(text: str) -> dict:
 
 
 def read_boards(path: Path = BOARDS_TCL) -> tuple[dict, dict, dict]:
-    """``(common, kinds, boards)`` from ``overlay/boards.tcl``."""
+    """``(common, kinds, boards)`` from ``overlay/boards.tcl``.
+
+    Each board dict includes the keys of its PS type (``BITLET_PS``).
+    """
     text = "\n".join(line for line in path.read_text(encoding="utf-8").splitlines()
                      if not line.lstrip().startswith("#"))
     tables = {}
@@ -95,9 +98,11 @@ def read_boards(path: Path = BOARDS_TCL) -> tuple[dict, dict, dict]:
         tables[words[1]] = tcl_dict(words[2])
     common = tables["BITLET_COMMON"]
     kinds = {k: tcl_dict(v) for k, v in tables["BITLET_KINDS"].items()}
+    ps_types = {k: tcl_dict(v) for k, v in tables["BITLET_PS"].items()}
     boards = {}
     for name, body in tables["BITLET_BOARDS"].items():
         board = tcl_dict(body)
+        board = {**ps_types[board["ps_type"]], **board}  # PS-type defaults, board wins
         board["n_pe"] = {k: int(v) for k, v in tcl_dict(board["n_pe"]).items()}
         board["detect"] = _tcl_words(board["detect"])
         boards[name] = board
@@ -250,7 +255,7 @@ def describe(board: str, kind: str, hw: dict | None = None, tables=None,
                  | (formats & hw["CFG_FMT_MASK"]) << hw["CFG_FMT_SHIFT"]
                  | ((clock // 4) & hw["CFG_CLK_MASK"]) << hw["CFG_CLK_SHIFT"])
     instance = kinds[kind]["instance"]
-    ps_irq_base = 61 if b["ps_type"] == "processing_system7" else 121
+    ps_irq_base = int(b["pynq_irq_base"])
     return {
         "metadata_format": METADATA_FORMAT,
         "board": board,
@@ -507,6 +512,12 @@ _PERIPH = {"IPTYPE": "PERIPHERAL", "IS_ENABLE": "1", "MODCLASS": "PERIPHERAL"}
 _BUSCELL = {"IPTYPE": "BUS", "IS_ENABLE": "1", "MODCLASS": "BUS"}
 
 
+def ps_config(b: dict) -> dict:
+    """The CONFIG.* values bd.tcl sets on the PS (``ps_config`` of boards.tcl)."""
+    subst = {"%CLOCK_MHZ%": b["clock_mhz"], "%HP_WIDTH%": b["hp_data_width"]}
+    return {k: subst.get(v, v) for k, v in tcl_dict(b["ps_config"]).items()}
+
+
 def _ps_module(b: dict, clock: int) -> Module:
     zynq = b["ps_type"] == "processing_system7"
     pll_name, pll_mhz = _tcl_words(b["pll"])
@@ -531,29 +542,19 @@ def _ps_module(b: dict, clock: int) -> Module:
                        (f"PSU__CRL_APB__PL{i}_REF_CTRL__FREQMHZ", clock if on else 100),
                        (f"PSU__CRL_APB__PL{i}_REF_CTRL__ACT_FREQMHZ",
                         f"{clock if on else 100}.000000")]
-    if zynq:
-        params += [("PCW_USE_M_AXI_GP0", 1), ("PCW_USE_S_AXI_HP0", 1),
-                   ("PCW_USE_FABRIC_INTERRUPT", 1), ("PCW_IRQ_F2P_INTR", 1),
-                   ("PCW_S_AXI_HP0_DATA_WIDTH", b["hp_data_width"])]
-    else:
-        params += [("PSU__USE__M_AXI_GP0", 1), ("PSU__USE__S_AXI_GP2", 1),
-                   ("PSU__USE__IRQ0", 1), ("PSU__SAXIGP2__DATA_WIDTH", b["hp_data_width"]),
-                   ("PSU__MAXIGP0__DATA_WIDTH", 32)]
-    params += [("Component_Name", f"bitlet_bd_{b['ps_instance']}_0"), ("EDK_IPTYPE", "PERIPHERAL")]
+    params = dict(params)
+    params.update(ps_config(b))
+    params.update(Component_Name=f"bitlet_bd_{b['ps_instance']}_0", EDK_IPTYPE="PERIPHERAL")
+    params = list(params.items())
     ps = Module(b["ps_instance"], b["ps_vlnv"], attrs, params)
-    if zynq:
-        gp = Bus(b["gp_port"], "MASTER", "M_AXI_GP0_", "upper", 32, 32, True, 12,
-                 {"PROTOCOL": "AXI3"})
-        hp = Bus(b["hp_port"], "SLAVE", "S_AXI_HP0_", "upper", 32, int(b["hp_data_width"]),
-                 True, 6, {"PROTOCOL": "AXI3"})
-        ps.scalar("M_AXI_GP0_ACLK", "I", "clk").scalar("S_AXI_HP0_ACLK", "I", "clk")
-        ps.scalar(b["irq_port"], "I", "INTERRUPT", left=0, SENSITIVITY="LEVEL_HIGH")
-    else:
-        gp = Bus(b["gp_port"], "MASTER", "maxigp0_", "lower", 40, 32, True, 16)
-        hp = Bus(b["hp_port"], "SLAVE", "saxigp2_", "lower", 49, int(b["hp_data_width"]),
-                 True, 6)
-        ps.scalar("maxihpm0_fpd_aclk", "I", "clk").scalar("saxihp0_fpd_aclk", "I", "clk")
-        ps.scalar(b["irq_port"], "I", "INTERRUPT", left=0, SENSITIVITY="LEVEL_HIGH")
+    axi3 = {"PROTOCOL": "AXI3"} if zynq else {}
+    gp = Bus(b["gp_port"], "MASTER", b["gp_prefix"], b["port_case"], int(b["gp_addr_width"]),
+             32, True, int(b["gp_id_width"]), axi3)
+    hp = Bus(b["hp_port"], "SLAVE", b["hp_prefix"], b["port_case"], int(b["hp_addr_width"]),
+             int(b["hp_data_width"]), True, 6, axi3)
+    for sink in _tcl_words(b["clk_sinks"]):
+        ps.scalar(sink, "I", "clk")
+    ps.scalar(b["irq_port"], "I", "INTERRUPT", left=0, SENSITIVITY="LEVEL_HIGH")
     ps.buses += [gp, hp]
     ps.scalar(b["clk_port"], "O", "clk")
     ps.scalar(b["rst_port"], "O", "rst", POLARITY="ACTIVE_LOW")
@@ -612,9 +613,9 @@ def build_modules(board: str, kind: str, hw: dict, tables) -> tuple[list, dict]:
                   Bus("M00_AXI", "MASTER", "M00_AXI_", "lower", ps.bus(b["hp_port"]).sizes["addr"], hp_w, True, 1)]
     intc = Module(common["intc_instance"], common["intc_vlnv"],
                   dict(_PERIPH, MODTYPE="axi_intc", HWVERSION="4.1"),
-                  [("C_FAMILY", "zynq" if b["arch"] == "zynq" else "zynquplus"),
-                   ("C_NUM_INTR_INPUTS", 1), ("C_KIND_OF_INTR", "0xFFFFFFFF"),
-                   ("C_IRQ_IS_LEVEL", 1), ("C_IRQ_CONNECTION", 0),
+                  [("C_FAMILY", b["arch"]), ("C_NUM_INTR_INPUTS", 1)]
+                  + list(tcl_dict(common["intc_config"]).items())
+                  + [
                    ("C_BASEADDR", f"0x{int(b['intc_base'], 0):08X}"),
                    ("C_HIGHADDR", f"0x{int(b['intc_base'], 0) + int(common['intc_range'], 0) - 1:08X}")])
     intc.buses.append(Bus("s_axi", "SLAVE", "s_axi_", "lower", 9, 32, False))

@@ -293,3 +293,225 @@ def test_pynq_parses_the_hwh(board, kind):
     assert parser.interrupt_pins[irq["pin"]]["controller"] == irq["controller"]
     assert ip["interrupts"]["interrupt"]["fullpath"] == irq["pin"]
     assert parser.clock_dict[0]["enable"] == 1
+
+
+# ---------------------------------------------------------------------------
+# Vivado Tcl under tclsh with stubbed Vivado commands
+# ---------------------------------------------------------------------------
+def _tclsh() -> str:
+    exe = shutil.which("tclsh")
+    if exe is None:
+        pytest.skip("tclsh is not installed (apt-get install tcl)")
+    if not (OVERLAY_SRC / "dry_run.tcl").exists():
+        pytest.skip("overlay/ sources not present (installed without a source tree)")
+    return exe
+
+
+def _dry_run(board, kind, work: Path, slack="0.250"):
+    return subprocess.run([_tclsh(), str(OVERLAY_SRC / "dry_run.tcl"), board, kind, str(work), slack],
+                          capture_output=True, text=True, timeout=60)
+
+
+def _calls(work: Path):
+    mm = _make_metadata()
+    lines = (work / "calls.txt").read_text().splitlines()
+    return [mm._tcl_words(line) for line in lines]
+
+
+def _opt(call, flag):
+    return call[call.index(flag) + 1]
+
+
+@pytest.mark.parametrize("board,kind", CASES)
+def test_vivado_flow_runs_with_stubbed_commands(board, kind, tmp_path):
+    done = _dry_run(board, kind, tmp_path)
+    assert done.returncode == 0, done.stderr
+    meta = find_overlay(board, kind, require_bitstream=False).metadata
+    calls = _calls(tmp_path)
+    cmds = [c[0] for c in calls]
+    assert cmds.index("create_bd_design") < cmds.index("validate_bd_design") < cmds.index(
+        "make_wrapper") < cmds.index("launch_runs")
+    project = next(c for c in calls if c[0] == "create_project")
+    assert _opt(project, "-part") == meta["part"]
+    # cells: the kernel with the header's VLNV, under the instance name of the .hwh
+    cells = {c[-1]: _opt(c, "-vlnv") for c in calls if c[0] == "create_bd_cell"}
+    assert cells[meta["ip_instance"]] == hw.vlnv(kind)
+    hwh = _hwh(board, kind)
+    assert set(cells) == {m.get("INSTANCE") for m in hwh.iter("MODULE")}
+    assert all(cells[m.get("INSTANCE")] == m.get("VLNV") for m in hwh.iter("MODULE"))
+    # interrupt: kernel -> intc -> PS
+    nets = [c[1:] for c in calls if c[0] == "connect_bd_net"]
+    irq = meta["interrupt"]
+    assert [irq["pin"], f"{irq['controller']}/intr"] in nets
+    ps = _ps(hwh).get("INSTANCE")
+    assert any(n[0] == f"{irq['controller']}/irq" and n[1].startswith(ps + "/") for n in nets)
+    # clock: one net from the PS clock reaches the kernel
+    clk = next(n for n in nets if f"{meta['ip_instance']}/ap_clk" in n)
+    assert clk[0].startswith(ps + "/")
+    # address map
+    addr = {c[-2]: c for c in calls if c[0] == "assign_bd_address"}
+    ctrl = addr[f"{meta['ip_instance']}/s_axi_control/Reg"]
+    assert int(_opt(ctrl, "-offset"), 16) == meta["ctrl_base"]
+    assert int(_opt(ctrl, "-range"), 16) == meta["ctrl_range"]
+    intc = addr[f"{irq['controller']}/S_AXI/Reg"]
+    assert int(_opt(intc, "-offset"), 16) == irq["controller_base"]
+    assert any(k.startswith(ps + "/") for k in addr), "PS DDR is mapped into the kernel's space"
+    # PS clock configured at the metadata's frequency
+    ps_cfg = next(c for c in calls if c[0] == "set_property" and c[-1] == ps)
+    assert str(meta["clock_mhz"]) in ps_cfg[2].split()
+    # outputs installed where the SDK looks, under the SDK's names
+    installed = sorted(p.name for p in (tmp_path / "install").iterdir())
+    assert installed == sorted(f"{kind}.{ext}" for ext in (
+        "bit", "hwh", "timing.rpt", "utilization.rpt", "utilization_hier.rpt"))
+
+
+def test_vivado_flow_refuses_a_design_that_misses_timing(tmp_path):
+    done = _dry_run("pynqz2", "bitlet", tmp_path, slack="-0.120")
+    assert done.returncode == 1
+    assert "timing not met at 200 MHz (WNS -0.120 ns)" in done.stderr
+    assert not (tmp_path / "install" / "bitlet.bit").exists()
+
+
+def test_board_param_tool(tmp_path):
+    exe = _tclsh()
+    tool = str(OVERLAY_SRC / "board_param.tcl")
+    run = lambda *a: subprocess.run([exe, tool, *a], capture_output=True, text=True, timeout=30)
+    for board in BOARDS:
+        meta = find_overlay(board, require_bitstream=False).metadata
+        assert run(board, "bitlet", "part").stdout.strip() == meta["part"]
+        assert int(run(board, "bitlet", "n_pe").stdout) == meta["n_pe"]
+    assert run("pynqz2", "vendor_fp", "vlnv").stdout.strip() == hw.vlnv("vendor_fp")
+    bad = run("zedboard", "bitlet", "part")
+    assert bad.returncode == 1 and "unknown board 'zedboard'" in bad.stderr
+
+
+def test_tcl_reads_the_header_like_bitlet_hw():
+    exe = _tclsh()
+    script = (f"source {{{OVERLAY_SRC / 'common.tcl'}}}; "
+              "puts [list [bitlet_header_value REG_SPAN] [bitlet_header_value MAGIC] [bitlet_vlnv bitlet]]")
+    out = subprocess.run([exe], input=script, capture_output=True, text=True, timeout=30, check=True)
+    assert out.stdout.split() == [str(hw.REG_SPAN), str(hw.MAGIC), hw.vlnv("bitlet")]
+
+
+# ---------------------------------------------------------------------------
+# Vivado report parsing
+# ---------------------------------------------------------------------------
+def test_utilization_report_7series_and_ultrascale():
+    from bitlet.overlays.reports import parse_utilization
+
+    z7 = parse_utilization(REPORTS / "pynqz2_bitlet.utilization.rpt")
+    assert z7["device"] == "xc7z020clg400-1" and z7["design_state"] == "Routed"
+    assert z7["resources"]["lut"] == {"used": 14873, "available": 53200, "util_pct": 27.96}
+    assert z7["resources"]["ff"]["used"] == 16214
+    assert (z7["resources"]["bram_tile"]["used"], z7["resources"]["dsp"]["used"]) == (92, 12)
+    assert "uram" not in z7["resources"]
+    zu = parse_utilization(REPORTS / "zcu104_vendor_fp.utilization.rpt")
+    assert zu["resources"]["lut"]["used"] == 141207 and zu["resources"]["ff"]["available"] == 460800
+    assert zu["resources"]["uram"] == {"used": 0, "available": 96, "util_pct": 0.0}
+
+
+def test_hierarchical_report_gives_the_kernel_alone():
+    from bitlet.overlays.reports import parse_hier_utilization
+
+    row = parse_hier_utilization(REPORTS / "pynqz2_bitlet.utilization_hier.rpt", "bitlet_0")
+    assert row == {"instance": "bitlet_0", "module": "bitlet_bd_bitlet_0_0", "lut": 12741,
+                   "ff": 13492, "ramb36": 90, "ramb18": 4, "dsp": 12}
+    assert parse_hier_utilization(REPORTS / "pynqz2_bitlet.utilization_hier.rpt", "nope_0") is None
+
+
+def test_timing_summary_met_and_failed():
+    from bitlet.overlays.reports import parse_timing_summary
+
+    met = parse_timing_summary(REPORTS / "pynqz2_bitlet.timing.rpt")
+    assert (met["wns_ns"], met["whs_ns"], met["failing_endpoints"], met["met"]) == (0.412, 0.021, 0, True)
+    assert met["clocks"] == {"clk_fpga_0": {"period_ns": 5.0, "freq_mhz": 200.0}}
+    assert met["fmax_estimate_mhz"] == pytest.approx(1000 / (5.0 - 0.412), abs=1e-3)
+    failed = parse_timing_summary(REPORTS / "zcu104_vendor_fp.timing.rpt")
+    assert (failed["wns_ns"], failed["tns_ns"], failed["failing_endpoints"]) == (-0.318, -152.64, 1207)
+    assert failed["met"] is False and "clk_pl_0" in failed["clocks"]
+
+
+def test_reports_that_are_not_reports_are_clear_errors(tmp_path):
+    from bitlet.overlays.reports import parse_timing_summary, parse_utilization
+
+    with pytest.raises(BitletValueError, match="not a Vivado report_utilization"):
+        parse_utilization(REPORTS / "pynqz2_bitlet.timing.rpt")
+    with pytest.raises(BitletValueError, match="not a Vivado report_timing_summary"):
+        parse_timing_summary("Vivado crashed\nno report\n")
+    with pytest.raises(BitletValueError, match="cannot read Vivado report"):
+        parse_timing_summary(tmp_path / "missing.rpt")
+
+
+def test_read_reports_of_an_installed_build(tmp_path):
+    from bitlet.overlays import read_reports
+
+    shutil.copytree(overlay_dir() / "pynqz2", tmp_path / "pynqz2")
+    assert read_reports("pynqz2", root=tmp_path) is None  # nothing built yet
+    for section in ("utilization", "utilization_hier", "timing"):
+        shutil.copy(REPORTS / f"pynqz2_bitlet.{section}.rpt", tmp_path / "pynqz2" / f"bitlet.{section}.rpt")
+    rep = read_reports("pynqz2", "bitlet", root=tmp_path)
+    assert (rep["board"], rep["kind"]) == ("pynqz2", "bitlet")
+    assert rep["utilization"]["resources"]["lut"]["used"] == 14873
+    assert rep["kernel"]["instance"] == "bitlet_0" and rep["kernel"]["lut"] == 12741
+    assert rep["timing"]["met"] is True
+    assert read_reports("pynqz2", "vendor_fp", root=tmp_path) is None
+    with pytest.raises(BitletValueError, match="kind must be one of"):
+        read_reports("pynqz2", "fpga", root=tmp_path)
+
+
+
+@pytest.mark.pynq
+def test_pynq_overlay_binds_a_driver_to_the_kernel_vlnv(tmp_path):
+    """pynq.Overlay(download=False) on a register-backed fake device: the .hwh
+    is all pynq needs to find the kernel, bind a driver by VLNV and map its
+    registers at the metadata's base address."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pynq warns on import off-board (x86)
+        pynq = pytest.importorskip("pynq", reason="needs the `board` extra (pynq)")
+        from pynqmetadata.frontends import Metadata
+        from pynqmetadata.views.runtime import RuntimeMetadataParser
+
+    ov = find_overlay("pynqz2", require_bitstream=False)
+    shutil.copy(ov.hwh, tmp_path / "bitlet.hwh")
+    (tmp_path / "bitlet.bit").write_bytes(b"not a bitstream: download=False")
+
+    class RegisterDevice(pynq.Device):
+        def __init__(self):
+            super().__init__("bitlet-overlay-test")
+            self.capabilities = {"REGISTER_RW": True}
+            self.words = {}
+
+        def get_bitfile_metadata(self, bitfile_name, partial=False):
+            return RuntimeMetadataParser(Metadata(input=str(Path(bitfile_name).with_suffix(".hwh"))))
+
+        def read_registers(self, address, length):
+            return b"".join(self.words.get(address + i, 0).to_bytes(4, "little")
+                            for i in range(0, length, 4))
+
+        def write_registers(self, address, data):
+            for i in range(0, len(data), 4):
+                self.words[address + i] = int.from_bytes(data[i:i + 4], "little")
+
+    class KernelIP(pynq.DefaultIP):
+        bindto = [hw.vlnv("bitlet")]
+
+    device = RegisterDevice()
+    previous = getattr(pynq.Device, "_active_device", None)
+    pynq.Device.active_device = device
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # no UIO for the interrupt off-board
+            overlay = pynq.Overlay(str(tmp_path / "bitlet.bit"), download=False, device=device)
+            ip = getattr(overlay, ov.metadata["ip_instance"])
+        assert isinstance(ip, KernelIP)
+        ip.register_map.n_insn = 7
+        assert device.words[ov.metadata["ctrl_base"] + hw.REG_N_INSN] == 7
+        assert ip.read(hw.REG_N_INSN) == 7
+    finally:
+        KernelIP.unregister()
+        if previous is None:
+            del pynq.Device._active_device
+        else:
+            pynq.Device.active_device = previous

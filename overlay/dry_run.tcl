@@ -1,0 +1,125 @@
+# dry_run.tcl -- run build.tcl under plain tclsh with every Vivado command
+# replaced by a stub that records the call (no Vivado needed).  Used by
+# tests/test_overlay.py and by `make dry-run`.
+#
+#   tclsh overlay/dry_run.tcl <board> <kind> <work_dir> [slack_ns]
+#
+# Writes <work_dir>/calls.txt (one Tcl list per Vivado call: command and
+# arguments) and installs the fake outputs into <work_dir>/install.  The
+# stubs check what Vivado would reject early: an unknown command, a pin or
+# address segment of a cell that was never created, a malformed -vlnv.
+
+if {[llength $argv] < 3} {
+    puts stderr "usage: tclsh dry_run.tcl <board> <kind> <work_dir> \[slack_ns\]"
+    exit 2
+}
+lassign $argv stub_board stub_kind stub_work stub_slack
+if {$stub_slack eq ""} {set stub_slack 0.250}
+set stub_calls {}
+set stub_cells {}
+set stub_build [file join $stub_work build]
+set stub_rundir [file join $stub_build impl_1]
+
+proc stub_record {args} {
+    lappend ::stub_calls $args
+}
+
+proc stub_cell_of {path} {
+    set cell [lindex [split [string trimleft $path /] /] 0]
+    if {$cell ni $::stub_cells} {
+        error "stub: '$path' names cell '$cell', which was never created (cells: $::stub_cells)"
+    }
+    return $path
+}
+
+# Commands whose result does not matter.
+foreach cmd {create_project update_ip_catalog create_bd_design apply_bd_automation
+             connect_bd_intf_net connect_bd_net assign_bd_address validate_bd_design
+             save_bd_design generate_target add_files launch_runs wait_on_run open_run
+             set_property} {
+    proc $cmd {args} [format {stub_record %s {*}$args; return ""} $cmd]
+}
+
+proc create_bd_cell {args} {
+    stub_record create_bd_cell {*}$args
+    set opts [lrange $args 0 end-1]
+    set name [lindex $args end]
+    set vlnv [dict get $opts -vlnv]
+    if {[dict get $opts -type] ne "ip" || [llength [split $vlnv :]] != 4} {
+        error "stub: create_bd_cell needs -type ip -vlnv vendor:library:name:version, got $args"
+    }
+    lappend ::stub_cells $name
+    return $name
+}
+
+foreach cmd {get_bd_cells get_bd_pins get_bd_intf_pins get_bd_addr_spaces get_bd_addr_segs} {
+    proc $cmd {path} [format {stub_record %s $path; return [stub_cell_of $path]} $cmd]
+}
+
+proc get_files {pattern} {stub_record get_files $pattern; return $pattern}
+proc get_runs {name} {return $name}
+proc current_project {} {return project}
+proc current_fileset {} {return sources_1}
+proc get_timing_paths {args} {stub_record get_timing_paths {*}$args; return worst_path}
+
+proc make_wrapper {args} {
+    stub_record make_wrapper {*}$args
+    return [file join $::stub_build wrapper.v]
+}
+
+proc get_property {name object} {
+    switch -- $name {
+        STATUS    {return [expr {$object eq "synth_1" ? "synth_design Complete!" : "write_bitstream Complete!"}]}
+        PROGRESS  {return 100%}
+        DIRECTORY {return $::stub_rundir}
+        SLACK     {return $::stub_slack}
+    }
+    error "stub: get_property $name is not stubbed"
+}
+
+proc report_utilization {args} {
+    stub_record report_utilization {*}$args
+    stub_write [lindex $args [lsearch $args -file]+1] "stub report"
+}
+
+proc report_timing_summary {args} {
+    stub_record report_timing_summary {*}$args
+    stub_write [lindex $args [lsearch $args -file]+1] "stub report"
+}
+
+proc stub_write {path text} {
+    file mkdir [file dirname $path]
+    set fh [open $path w]
+    puts $fh $text
+    close $fh
+}
+
+# Anything else is a Vivado command without a stub (or a typo).
+proc unknown {args} {
+    error "stub: command '[lindex $args 0]' is not stubbed (called as: $args)"
+}
+
+# What Vivado would leave behind: the bitstream and the hardware handoff.
+set stub_design bitlet_bd
+stub_write [file join $stub_rundir ${stub_design}_wrapper.bit] "stub bitstream"
+stub_write [file join $stub_build stub.gen sources_1 bd $stub_design hw_handoff $stub_design.hwh] \
+    "<EDKSYSTEM/>"
+file mkdir [file join $stub_work ip]
+
+set BITLET_NO_MAIN 1
+source [file join [file dirname [file normalize [info script]]] build.tcl]
+if {[bitlet_param $stub_board $stub_kind design_name] ne $stub_design} {
+    error "stub: design_name changed; update dry_run.tcl"
+}
+set status [catch {bitlet_main [list $stub_board $stub_kind [file join $stub_work ip] \
+                                     $stub_build [file join $stub_work install] 2 0]} result]
+set fh [open [file join $stub_work calls.txt] w]
+foreach call $stub_calls {
+    puts $fh [list {*}$call]
+}
+close $fh
+if {$status} {
+    puts stderr $result
+    exit 1
+}
+puts "dry run of $stub_board/$stub_kind: [llength $stub_calls] Vivado calls, see $stub_work/calls.txt"
