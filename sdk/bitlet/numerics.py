@@ -10,6 +10,7 @@ group_dot        one fp32 PE operation per 64-pair group -> (result, cycles)
 group_dot_fixed  one fixed-mode PE operation per group    -> (result, cycles)
 group_detail     the same plus S, col_steps, emax, acc (teaching, notebooks)
 weight_port      weight words -> the PE's (sig, exp, abs) port format
+matmul, conv2d   layers (s.5) computed by the kernel top (from bitlet._layers)
 
 Engines
 -------
@@ -44,11 +45,13 @@ from bitlet.errors import BitletTypeError, BitletValueError
 
 __all__ = [
     "GroupDetail",
+    "conv2d",
     "engines",
     "get_engine",
     "group_detail",
     "group_dot",
     "group_dot_fixed",
+    "matmul",
     "register_engine",
     "result_dtype",
     "set_default_engine",
@@ -460,3 +463,6 @@ def group_detail(w, a, *, mode: str = "fp32", prune=_PRUNE_ALL, quant=None,
         nan=out["nan"].reshape(batch).astype(bool),
     )
 
+
+# The layer functions (NUMERICS.md s.5) run the kernel top; they live beside.
+from bitlet._layers import conv2d, matmul  # noqa: E402
