@@ -40,8 +40,8 @@ FORMAT_NAMES = ("fp32", "fp16", "bf16", "fixed")  # bit i of ID_FORMATS = BITLET
 # ---------------------------------------------------------------------------
 # Sources of truth
 # ---------------------------------------------------------------------------
-_INT = re.compile(r"^#define\s+BITLET_(\w+)\s+(0[xX][0-9A-Fa-f]+|\d+)[uUlL]*\b", re.M)
-_STR = re.compile(r'^#define\s+BITLET_(\w+)\s+"([^"]*)"', re.M)
+_INT = re.compile(r"^#define\s+BITLET_(\w+)\s+(0[xX][0-9A-Fa-f]+|\d+)[uUlL]*\b", re.MULTILINE)
+_STR = re.compile(r'^#define\s+BITLET_(\w+)\s+"([^"]*)"', re.MULTILINE)
 
 
 def read_header(path: Path = HEADER) -> dict:
@@ -518,12 +518,11 @@ def ps_config(b: dict) -> dict:
     return {k: subst.get(v, v) for k, v in tcl_dict(b["ps_config"]).items()}
 
 
-def _ps_module(b: dict, clock: int) -> Module:
+def _ps_clock_params(b: dict, clock: int) -> list:
+    """PL clock parameters of the PS (what pynq's clock_dict reads)."""
     zynq = b["ps_type"] == "processing_system7"
     pll_name, pll_mhz = _tcl_words(b["pll"])
     div0 = int(pll_mhz) // clock
-    attrs = {"CONFIGURABLE": "TRUE", "IPTYPE": "PERIPHERAL", "IS_ENABLE": "1", "IS_PL": "FALSE",
-             "MODTYPE": b["ps_type"], "HWVERSION": b["ps_vlnv"].rsplit(":", 1)[1]}
     params = []
     for i in range(4):
         on = int(i == 0)
@@ -542,6 +541,14 @@ def _ps_module(b: dict, clock: int) -> Module:
                        (f"PSU__CRL_APB__PL{i}_REF_CTRL__FREQMHZ", clock if on else 100),
                        (f"PSU__CRL_APB__PL{i}_REF_CTRL__ACT_FREQMHZ",
                         f"{clock if on else 100}.000000")]
+    return params
+
+
+def _ps_module(b: dict, clock: int) -> Module:
+    zynq = b["ps_type"] == "processing_system7"
+    attrs = {"CONFIGURABLE": "TRUE", "IPTYPE": "PERIPHERAL", "IS_ENABLE": "1", "IS_PL": "FALSE",
+             "MODTYPE": b["ps_type"], "HWVERSION": b["ps_vlnv"].rsplit(":", 1)[1]}
+    params = _ps_clock_params(b, clock)
     params = dict(params)
     params.update(ps_config(b))
     params.update(Component_Name=f"bitlet_bd_{b['ps_instance']}_0", EDK_IPTYPE="PERIPHERAL")
@@ -592,48 +599,60 @@ def _intc_registers() -> list:
              "fields": [_field(n, 0, 32, "read-write", d)]} for n, off, d in names]
 
 
-def build_modules(board: str, kind: str, hw: dict, tables) -> tuple[list, dict]:
-    """Cells and nets of the block design of ``overlay/bd.tcl``."""
-    common, kinds, boards = tables
-    b = boards[board]
-    clock = int(b["clock_mhz"])
-    ps = _ps_module(b, clock)
-    kernel = _kernel_module(hw, common, kinds, kind, register_map(hw, kinds[kind]["top"]))
+def _periph_module(common: dict, gp: Bus) -> Module:
     periph = Module(common["periph_instance"], common["periph_vlnv"],
                     dict(_BUSCELL, MODTYPE="axi_interconnect", HWVERSION="2.1"),
                     [("NUM_SI", 1), ("NUM_MI", 2)])
-    periph.buses += [Bus("S00_AXI", "SLAVE", "S00_AXI_", "lower", ps.bus(b["gp_port"]).sizes["addr"], 32, True, ps.bus(b["gp_port"]).sizes["id"]),
+    periph.buses += [Bus("S00_AXI", "SLAVE", "S00_AXI_", "lower", gp.sizes["addr"], 32, True,
+                         gp.sizes["id"]),
                      Bus("M00_AXI", "MASTER", "M00_AXI_", "lower", 32, 32, False),
                      Bus("M01_AXI", "MASTER", "M01_AXI_", "lower", 32, 32, False)]
+    periph.scalar("ACLK", "I", "clk").scalar("ARESETN", "I", "rst")
+    for p in ("S00", "M00", "M01"):
+        periph.scalar(f"{p}_ACLK", "I", "clk").scalar(f"{p}_ARESETN", "I", "rst")
+    return periph
+
+
+def _smc_module(common: dict, hw: dict, hp: Bus) -> Module:
     smc = Module(common["smc_instance"], common["smc_vlnv"],
                  dict(_BUSCELL, MODTYPE="smartconnect", HWVERSION="1.0"),
                  [("NUM_SI", 1), ("NUM_MI", 1)])
-    hp_w = int(b["hp_data_width"])
     smc.buses += [Bus("S00_AXI", "SLAVE", "S00_AXI_", "lower", 64, m_axi_data_width(hw), True, 1),
-                  Bus("M00_AXI", "MASTER", "M00_AXI_", "lower", ps.bus(b["hp_port"]).sizes["addr"], hp_w, True, 1)]
+                  Bus("M00_AXI", "MASTER", "M00_AXI_", "lower", hp.sizes["addr"],
+                      hp.sizes["data"], True, 1)]
+    smc.scalar("aclk", "I", "clk").scalar("aresetn", "I", "rst")
+    return smc
+
+
+def _intc_module(common: dict, b: dict) -> Module:
+    base, size = int(b["intc_base"], 0), int(common["intc_range"], 0)
+    params = ([("C_FAMILY", b["arch"]), ("C_NUM_INTR_INPUTS", 1)]
+              + list(tcl_dict(common["intc_config"]).items())
+              + [("C_BASEADDR", f"0x{base:08X}"), ("C_HIGHADDR", f"0x{base + size - 1:08X}")])
     intc = Module(common["intc_instance"], common["intc_vlnv"],
-                  dict(_PERIPH, MODTYPE="axi_intc", HWVERSION="4.1"),
-                  [("C_FAMILY", b["arch"]), ("C_NUM_INTR_INPUTS", 1)]
-                  + list(tcl_dict(common["intc_config"]).items())
-                  + [
-                   ("C_BASEADDR", f"0x{int(b['intc_base'], 0):08X}"),
-                   ("C_HIGHADDR", f"0x{int(b['intc_base'], 0) + int(common['intc_range'], 0) - 1:08X}")])
+                  dict(_PERIPH, MODTYPE="axi_intc", HWVERSION="4.1"), params)
     intc.buses.append(Bus("s_axi", "SLAVE", "s_axi_", "lower", 9, 32, False))
-    intc.regmaps.append(("S_AXI", int(common["intc_range"], 0), _intc_registers()))
+    intc.regmaps.append(("S_AXI", size, _intc_registers()))
     intc.scalar("s_axi_aclk", "I", "clk").scalar("s_axi_aresetn", "I", "rst")
     intc.scalar("intr", "I", "INTERRUPT", left=0, SENSITIVITY="LEVEL_HIGH")
     intc.scalar("irq", "O", "INTERRUPT", SENSITIVITY="LEVEL_HIGH")
+    return intc
+
+
+def _reset_module(common: dict) -> Module:
     rst = Module(common["reset_instance"], common["reset_vlnv"],
                  dict(_PERIPH, MODTYPE="proc_sys_reset", HWVERSION="5.0"),
                  [("C_NUM_PERP_ARESETN", 1), ("C_NUM_INTERCONNECT_ARESETN", 1)])
     rst.scalar("slowest_sync_clk", "I", "clk").scalar("ext_reset_in", "I", "rst")
     rst.scalar("peripheral_aresetn", "O", "rst", left=0)
     rst.scalar("interconnect_aresetn", "O", "rst", left=0)
-    periph.scalar("ACLK", "I", "clk").scalar("ARESETN", "I", "rst")
-    for p in ("S00", "M00", "M01"):
-        periph.scalar(f"{p}_ACLK", "I", "clk").scalar(f"{p}_ARESETN", "I", "rst")
-    smc.scalar("aclk", "I", "clk").scalar("aresetn", "I", "rst")
+    return rst
 
+
+def _wire(b: dict, common: dict, cells: dict) -> None:
+    """The nets of bd.tcl: AXI buses, interrupt, clock, resets."""
+    ps, kernel, periph, smc, intc, rst = (cells[k] for k in
+                                          ("ps", "kernel", "periph", "smc", "intc", "rst"))
     connect_bus(ps, b["gp_port"], periph, "S00_AXI")
     connect_bus(periph, "M00_AXI", kernel, common["s_axi_intf"])
     connect_bus(periph, "M01_AXI", intc, "s_axi")
@@ -642,31 +661,53 @@ def build_modules(board: str, kind: str, hw: dict, tables) -> tuple[list, dict]:
     connect_scalar(kernel, "interrupt", intc, "intr")
     connect_scalar(intc, "irq", ps, b["irq_port"])
     connect_scalar(ps, b["rst_port"], rst, "ext_reset_in")
-    clk_sinks = [(m, p) for m in (ps, kernel, periph, smc, intc, rst) for p, s in m.scalars.items()
-                 if s["sigis"] == "clk" and s["dir"] == "I"]
-    for m, p in clk_sinks:
-        connect_scalar(ps, b["clk_port"], m, p)
+    for m in cells.values():
+        for port, sig in m.scalars.items():
+            if sig["sigis"] == "clk" and sig["dir"] == "I":
+                connect_scalar(ps, b["clk_port"], m, port)
     connect_scalar(rst, "interconnect_aresetn", periph, "ARESETN")
-    for m, p in [(kernel, "ap_rst_n"), (intc, "s_axi_aresetn"), (smc, "aresetn")] + \
-            [(periph, f"{x}_ARESETN") for x in ("S00", "M00", "M01")]:
-        connect_scalar(rst, "peripheral_aresetn", m, p)
+    resets = [(kernel, "ap_rst_n"), (intc, "s_axi_aresetn"), (smc, "aresetn")]
+    resets += [(periph, f"{x}_ARESETN") for x in ("S00", "M00", "M01")]
+    for m, port in resets:
+        connect_scalar(rst, "peripheral_aresetn", m, port)
 
+
+def _address_map(b: dict, common: dict, ps: Module, kernel: Module, intc: Module) -> None:
+    """bd.tcl's assign_bd_address: registers in the PS space, DDR in the kernel's."""
     ctrl_base, ctrl_range = int(b["ctrl_base"], 0), int(common["ctrl_range"], 0)
     intc_base, intc_range = int(b["intc_base"], 0), int(common["intc_range"], 0)
     saxi = common["s_axi_intf"]
+    bundle = saxi[len("s_axi_"):].upper()
     ps.memranges = [
-        _memrange(b["gp_port"], kernel.instance, saxi, "Reg", ctrl_base, ctrl_base + ctrl_range - 1,
-                  "REGISTER", f"C_S_AXI_{saxi[6:].upper()}_BASEADDR",
-                  f"C_S_AXI_{saxi[6:].upper()}_HIGHADDR"),
-        _memrange(b["gp_port"], intc.instance, "s_axi", "Reg", intc_base, intc_base + intc_range - 1,
-                  "REGISTER"),
+        _memrange(b["gp_port"], kernel.instance, saxi, "Reg", ctrl_base,
+                  ctrl_base + ctrl_range - 1, "REGISTER", f"C_S_AXI_{bundle}_BASEADDR",
+                  f"C_S_AXI_{bundle}_HIGHADDR"),
+        _memrange(b["gp_port"], intc.instance, "s_axi", "Reg", intc_base,
+                  intc_base + intc_range - 1, "REGISTER"),
     ]
     segs = _tcl_words(b["ddr_segments"])
     kernel.memranges = [
         _memrange(common["m_axi_intf"], ps.instance, b["hp_port"], segs[i], int(segs[i + 1], 0),
-                  int(segs[i + 2], 0), "MEMORY", "C_BASEADDR", "C_HIGHADDR")
+                  int(segs[i + 2], 0), "MEMORY")
         for i in range(0, len(segs), 3)]
-    return [intc, smc, kernel, ps, periph, rst], {"clk_hz": clock * 1_000_000}
+
+
+def build_modules(board: str, kind: str, hw: dict, tables) -> tuple[list, dict]:
+    """Cells (with their nets and address map) of the block design of ``overlay/bd.tcl``."""
+    common, kinds, boards = tables
+    b = boards[board]
+    clock = int(b["clock_mhz"])
+    ps = _ps_module(b, clock)
+    cells = {"ps": ps,
+             "kernel": _kernel_module(hw, common, kinds, kind,
+                                      register_map(hw, kinds[kind]["top"])),
+             "periph": _periph_module(common, ps.bus(b["gp_port"])),
+             "smc": _smc_module(common, hw, ps.bus(b["hp_port"])),
+             "intc": _intc_module(common, b),
+             "rst": _reset_module(common)}
+    _wire(b, common, cells)
+    _address_map(b, common, ps, cells["kernel"], cells["intc"])
+    return list(cells.values()), {"clk_hz": clock * 1_000_000}
 
 
 def write_hwh(board: str, kind: str, hw: dict | None = None, tables=None) -> str:
@@ -677,10 +718,13 @@ def write_hwh(board: str, kind: str, hw: dict | None = None, tables=None) -> str
     b = boards[board]
     modules, info = build_modules(board, kind, hw, tables)
     domain = f"{common['design_name']}_{b['ps_instance']}_0_{b['clk_port']}"
+    system = {"EDWVERSION": "1.2", "TIMESTAMP": "generated by overlay/make_metadata.py",
+              "VIVADOVERSION": common["vivado_version"]}
+    info_attrs = {"ARCH": b["arch"], "BOARD": b["board_part"], "DEVICE": b["device"],
+                  "NAME": common["design_name"], "PACKAGE": b["package"],
+                  "SPEEDGRADE": b["speedgrade"]}
     out = ['<?xml version="1.0" encoding="UTF-8" standalone="no" ?>',
-           f'<EDKSYSTEM EDWVERSION="1.2" TIMESTAMP="generated by overlay/make_metadata.py" '
-           f'VIVADOVERSION="{common["vivado_version"]}">', "",
-           f"  <SYSTEMINFO {_attrs({'ARCH': b['arch'], 'BOARD': b['board_part'], 'DEVICE': b['device'], 'NAME': common['design_name'], 'PACKAGE': b['package'], 'SPEEDGRADE': b['speedgrade']})}/>",
+           f"<EDKSYSTEM {_attrs(system)}>", "", f"  <SYSTEMINFO {_attrs(info_attrs)}/>",
            "", "  <EXTERNALPORTS/>", "", "  <EXTERNALINTERFACES/>", "", "  <MODULES>"]
     for mod in sorted(modules, key=lambda m: m.instance):
         _module_xml(mod, info["clk_hz"], domain, out)

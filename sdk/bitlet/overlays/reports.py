@@ -74,7 +74,7 @@ def _text(source: str | Path) -> tuple[str, str]:
 
 
 def _header_field(text: str, field: str) -> str | None:
-    match = re.search(rf"^\|\s*{re.escape(field)}\s*:\s*(.+?)\s*$", text, re.M)
+    match = re.search(rf"^\|\s*{re.escape(field)}\s*:\s*(.+?)\s*$", text, re.MULTILINE)
     return match.group(1) if match else None
 
 
