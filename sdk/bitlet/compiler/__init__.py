@@ -1,1 +1,104 @@
-"""ONNX frontend, graph IR, host ops and scheduler (bitlet.compiler)."""
+"""ONNX frontend, graph IR, host ops and scheduler (``bitlet.compiler``).
+
+Pipeline: :mod:`~bitlet.compiler.frontend` (ONNX -> IR, shapes, constant
+folding, one error listing every unsupported node) -> :mod:`~bitlet.compiler.fold`
+(BatchNormalization/bias folding, ReLU fusion, ConvTranspose lowering) ->
+:mod:`~bitlet.compiler.lower` (tiling by :mod:`~bitlet.compiler.schedule`,
+weights by :mod:`~bitlet.compiler.weights`, instruction stream, buffer
+plan) -> :class:`bitlet.program.Program`, run by :mod:`bitlet.runtime`.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+
+def compile(model: Any, *, device: Any = None, precision: str = "fp32", prune: Any = None,
+            calibration: Any = None, bits: Any = None,
+            input_shapes: Mapping[str, tuple] | None = None):
+    """Compile an ONNX model for a Bitlet device and load it there.
+
+    Parameters
+    ----------
+    model : str, os.PathLike or onnx.ModelProto
+        The ONNX model.
+    device : bitlet.drivers.device.Device, optional
+        Where it will run (its kernel's ID registers give N_PE and the buffer
+        sizes the scheduler tiles for).  None: ``bitlet.open()``.
+    precision : {"fp32", "fp16", "bf16"}
+        Weight and activation format on the kernel.
+    prune : int or dict, optional
+        24-bit column prune mask: one for every layer, or
+        ``{layer name: mask}`` (``"*"`` = default).
+    calibration : dict or CalibrationResult, optional
+        Per-layer ``{"prune": mask, "bits": k}`` as chosen by
+        :func:`bitlet.compiler.calibrate.calibrate` (its ``.plan``).
+    bits : int or dict, optional
+        Per-layer bit budget (at most ``k`` ones per weight significand).
+    input_shapes : dict, optional
+        ``{input: shape}`` for models with dynamic dimensions.
+
+    Returns
+    -------
+    bitlet.runtime.CompiledModel
+
+    Raises
+    ------
+    bitlet.CompileError
+        Unsupported ops (listed together), NaN/Inf weights (layer named),
+        a layer or model that does not fit the device (sizes given).
+    """
+    from bitlet.compiler.fold import optimize
+    from bitlet.compiler.frontend import import_onnx
+    from bitlet.compiler.lower import lower
+    from bitlet.compiler.schedule import KernelConfig
+    from bitlet.runtime import CompiledModel, _driver_of, open_default_device
+
+    graph = optimize(import_onnx(model, input_shapes))
+    dev = open_default_device(device)
+    cfg = KernelConfig.from_driver(_driver_of(dev))
+    options = layer_options(graph, prune, bits, calibration)
+    program = lower(graph, cfg, precision, options, model_name=graph.name)
+    _check_memory(program, dev)
+    return CompiledModel(program, dev)
+
+
+def layer_options(graph, prune=None, bits=None, calibration=None) -> dict:
+    """Merge ``prune``, ``bits`` and a calibration plan into ``{layer: LayerOptions}``."""
+    from bitlet.compiler.fold import KERNEL_TYPES
+    from bitlet.compiler.lower import LayerOptions
+    from bitlet.errors import CompileError
+
+    names = [n.name for n in graph.nodes if n.op in KERNEL_TYPES]
+    plan = getattr(calibration, "plan", calibration) or {}
+    options = {}
+    for name in names:
+        opts = LayerOptions()
+        for value, key in ((prune, "prune"), (bits, "bits")):
+            chosen = value.get(name, value.get("*")) if isinstance(value, Mapping) else value
+            if chosen is not None:
+                setattr(opts, key, int(chosen))
+        for key, value in plan.get(name, {}).items():
+            setattr(opts, key, value)
+        if not 0 <= opts.prune <= 0xFFFFFF:
+            raise CompileError(f"prune mask of layer {name!r} must be a 24-bit mask, got {opts.prune:#x}")
+        options[name] = opts
+    for source in (prune, bits, plan):
+        if isinstance(source, Mapping):
+            unknown = sorted(set(source) - set(names) - {"*"})
+            if unknown:
+                raise CompileError(f"per-layer options name unknown layers {unknown}; kernel layers "
+                                   f"are {names}")
+    return options
+
+
+def _check_memory(program, device) -> None:
+    from bitlet.errors import CompileError
+
+    memory = (device.describe() if hasattr(device, "describe") else {}).get("memory", {})
+    free = memory.get("largest_free", memory.get("free")) if isinstance(memory, dict) else None
+    need = program.device_bytes
+    if isinstance(free, int) and need > free:
+        b = program.meta["buffers"]
+        raise CompileError(f"the model needs {need} bytes of device memory (instructions + profile "
+                           f"{b['blob_offset']}, weights {b['blob_bytes']}, activations "
+                           f"{b['pool_bytes']}) but the device has {free} bytes free")

@@ -1,0 +1,413 @@
+"""Graph IR -> :class:`bitlet.program.Program`.
+
+Walks the optimised graph in order.  Kernel ops become instructions (tiled
+by :mod:`bitlet.compiler.schedule`), host ops become host steps; values move
+between host and device through explicit ``upload``/``download`` steps,
+inserted only where a value changes sides, so consecutive kernel layers form
+one kernel segment that never leaves device memory.  Device values are
+placed in one activation pool by a liveness-based first-fit allocator.
+
+Device layouts: a 4-D activation is NHWC (``layout="nhwc"``); a GEMM operand
+``(..., K)`` is row-major ``(rows, K)`` (``layout="rows"``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bitlet import hw, isa
+from bitlet._version import __version__
+from bitlet.compiler.fold import KERNEL_TYPES
+from bitlet.compiler.graph import Graph, Node
+from bitlet.compiler.schedule import KernelConfig, LayerGeometry, channel_tiles, plan_layer
+from bitlet.compiler.weights import check_finite, conv_rows, device_rows, limit_ones
+from bitlet.errors import CompileError
+from bitlet.program import ADDRESS_FIELDS, Program
+
+_ALIGN = 64
+_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+
+
+@dataclass
+class LayerOptions:
+    """Per-layer compile options."""
+
+    prune: int = 0xFFFFFF
+    bits: int | None = None
+
+
+@dataclass
+class _DevValue:
+    name: str
+    nbytes: int
+    shape: tuple[int, ...]
+    fmt: str
+    first: int = -1
+    last: int = -1
+    offset: int = -1
+
+
+@dataclass
+class _Insn:
+    insn: isa.Insn
+    refs: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+
+
+class Lowering:
+    """State of one lowering; use :func:`lower`."""
+
+    def __init__(self, graph: Graph, cfg: KernelConfig, precision: str,
+                 options: dict[str, LayerOptions]):
+        self.graph, self.cfg, self.precision, self.options = graph, cfg, precision, options
+        self.fmt = precision
+        self.steps: list[dict[str, Any]] = []
+        self.insns: list[_Insn] = []
+        self.blob: list[np.ndarray] = []
+        self.blob_size = 0
+        self.dev: dict[str, _DevValue] = {}
+        self.device_of: dict[tuple[str, str], str] = {}
+        self.on_host = {v.name for v in graph.inputs}
+        self.layers: list[dict[str, Any]] = []
+        self.arrays: dict[str, np.ndarray] = {}
+
+    # -- blob (weights, biases) -------------------------------------------
+    def add_blob(self, data: np.ndarray) -> int:
+        raw = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+        offset = self.blob_size
+        pad = -len(raw) % _ALIGN
+        self.blob.append(np.concatenate([raw, np.zeros(pad, np.uint8)]) if pad else raw)
+        self.blob_size += len(raw) + pad
+        return offset
+
+    # -- values ---------------------------------------------------------
+    def new_dev(self, name: str, shape: tuple[int, ...], fmt: str, elem_bytes: int | None = None) -> str:
+        nbytes = int(np.prod(shape)) * (elem_bytes or _BYTES[fmt])
+        self.dev[name] = _DevValue(name, nbytes, tuple(int(s) for s in shape), fmt)
+        return name
+
+    def need_host(self, name: str) -> None:
+        if not name or name in self.on_host or name in self.graph.constants:
+            return
+        for (value, layout), dev in self.device_of.items():
+            if value == name:
+                self.steps.append({"op": "download", "value": name, "dev": dev, "layout": layout,
+                                   "shape": list(self.graph.values[name].shape)})
+                self.on_host.add(name)
+                return
+        raise CompileError(f"internal: value {name!r} is neither on the host nor on the device")
+
+    def need_device(self, name: str, layout: str) -> str:
+        if (name, layout) in self.device_of:
+            return self.device_of[(name, layout)]
+        self.need_host(name)
+        shape = self.device_shape(self.graph.shape(name), layout)
+        dev = self.new_dev(f"{name}@{layout}", shape, self.fmt)
+        self.steps.append({"op": "upload", "value": name, "dev": dev, "layout": layout,
+                           "shape": list(shape), "fmt": self.fmt})
+        self.device_of[(name, layout)] = dev
+        return dev
+
+    @staticmethod
+    def device_shape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
+        if layout == "nhwc":
+            n, c, h, w = shape
+            return (n, h, w, c)
+        return (int(np.prod(shape[:-1])), shape[-1])
+
+    def produced_on_device(self, name: str, layout: str, dev_shape) -> str:
+        dev = self.new_dev(f"{name}@{layout}", dev_shape, self.fmt)
+        self.device_of[(name, layout)] = dev
+        return dev
+
+    # -- nodes ----------------------------------------------------------
+    def run(self) -> None:
+        for node in self.graph.nodes:
+            if node.op in KERNEL_TYPES:
+                self.kernel_node(node)
+            else:
+                self.host_node(node)
+        for value in self.graph.outputs:
+            self.need_host(value.name)
+
+    def host_node(self, node: Node) -> None:
+        for name in node.inputs:
+            self.need_host(name)
+            if name in self.graph.constants:
+                self.arrays["const/" + name] = self.graph.constants[name]
+        self.steps.append({"op": "host", "node": node.name, "type": node.op,
+                           "inputs": list(node.inputs), "outputs": list(node.outputs),
+                           "attrs": self.json_attrs(node)})
+        self.on_host.update(o for o in node.outputs if o)
+
+    def json_attrs(self, node: Node) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in node.attrs.items():
+            if isinstance(value, np.ndarray):
+                self.arrays[f"attr/{node.name}/{key}"] = value
+                out[key] = {"__array__": f"attr/{node.name}/{key}"}
+            elif isinstance(value, np.generic):
+                out[key] = value.item()
+            else:
+                out[key] = value
+        return out
+
+    def kernel_node(self, node: Node) -> None:
+        layer_id = len(self.layers) + 1
+        first = len(self.insns)
+        if node.op == "BitletConv":
+            info = self.conv(node, layer_id)
+        elif node.op == "BitletDense":
+            info = self.dense(node, layer_id)
+        else:
+            info = self.matmul(node, layer_id)
+        info.update(name=node.name, op=node.op, layer_id=layer_id, insn_first=first,
+                    insn_count=len(self.insns) - first, precision=self.precision)
+        self.layers.append(info)
+        step = {"op": "kernel", "first": first, "count": len(self.insns) - first}
+        if self.steps and self.steps[-1]["op"] == "kernel":
+            self.steps[-1]["count"] += step["count"]
+        else:
+            self.steps.append(step)
+
+    def layer_weights(self, node: Node, w: np.ndarray) -> tuple[np.ndarray, LayerOptions]:
+        opts = self.options.get(node.name, self.options.get("*", LayerOptions()))
+        check_finite(node.name, w)
+        if opts.bits is not None:
+            w = limit_ones(w, opts.bits)
+        return w.astype(np.float32), opts
+
+    def conv(self, node: Node, layer_id: int) -> dict[str, Any]:
+        x, wname, bname = node.inputs
+        w, opts = self.layer_weights(node, self.graph.constants[wname])
+        bias = self.graph.constants[bname].astype(np.float32)
+        check_finite(node.name + " (bias)", bias)
+        n, c, h, wd = self.graph.shape(x)
+        a = node.attrs
+        geo = LayerGeometry(node.name, n, h, wd, c, w.shape[0], w.shape[2], w.shape[3],
+                            tuple(a["strides"]), tuple(a["pads"]), tuple(a["dilations"]),
+                            a["group"], act_bytes=_BYTES[self.fmt], wgt_bytes=_BYTES[self.fmt],
+                            out_bytes=_BYTES[self.fmt])
+        src = self.need_device(x, "nhwc")
+        oh, ow = geo.out_hw
+        out = self.produced_on_device(node.outputs[0], "nhwc", (n, oh, ow, geo.cout))
+        self.emit_layer(geo, conv_rows(w), bias, src, 0, out, opts, node.attrs["relu"], layer_id)
+        return self.layer_info(geo, opts, self.graph.shape(x), self.graph.shape(node.outputs[0]), w)
+
+    def dense(self, node: Node, layer_id: int) -> dict[str, Any]:
+        x, wname, bname = node.inputs
+        w, opts = self.layer_weights(node, self.graph.constants[wname])
+        bias = self.graph.constants[bname].astype(np.float32)
+        check_finite(node.name + " (bias)", bias)
+        shape = self.graph.shape(x)
+        rows = int(np.prod(shape[:-1]))
+        geo = self.gemm_geometry(node.name, rows, w.shape[1], w.shape[0])
+        src = self.need_device(x, "rows")
+        out = self.produced_on_device(node.outputs[0], "rows", (rows, w.shape[0]))
+        self.emit_layer(geo, w, bias, src, 0, out, opts, node.attrs["relu"], layer_id)
+        return self.layer_info(geo, opts, shape, self.graph.shape(node.outputs[0]), w)
+
+    def gemm_geometry(self, name: str, rows: int, k: int, m: int) -> LayerGeometry:
+        b = _BYTES[self.fmt]
+        return LayerGeometry(name, rows, 1, 1, k, m, gemm=True, act_bytes=b, wgt_bytes=b, out_bytes=b)
+
+    def matmul(self, node: Node, layer_id: int) -> dict[str, Any]:
+        a_name, b_name = node.inputs
+        a_shape, b_shape = self.graph.shape(a_name), self.graph.shape(b_name)
+        batch = tuple(np.broadcast_shapes(a_shape[:-2], b_shape[:-2]))
+        nb, rows, k, m = int(np.prod(batch)), a_shape[-2], a_shape[-1], b_shape[-1]
+        opts = self.options.get(node.name, self.options.get("*", LayerOptions()))
+        geo = self.gemm_geometry(node.name, rows, k, m)
+        plan = plan_layer(geo, self.cfg)
+        self.need_host(a_name)
+        self.need_host(b_name)
+        src = self.new_dev(f"{node.outputs[0]}.a", (nb * rows, k), self.fmt)
+        self.steps.append({"op": "upload", "value": a_name, "dev": src, "layout": "batch_rows",
+                           "shape": [nb * rows, k], "fmt": self.fmt, "batch": list(batch)})
+        tile_len = [(ke - kb) * hw.GROUP for kb, ke in plan.k_tiles]
+        per_batch = sum(m * t for t in tile_len) * _BYTES[self.fmt]
+        wdev = self.new_dev(f"{node.outputs[0]}.w", (nb * per_batch,), self.fmt, elem_bytes=1)
+        self.steps.append({"op": "weights", "value": b_name, "dev": wdev, "fmt": self.fmt,
+                           "batch": list(batch), "k_tiles": [list(t) for t in plan.k_tiles],
+                           "layer": node.name, "bits": opts.bits})
+        out = self.produced_on_device(node.outputs[0], "batch_rows", (nb * rows, m))
+        for i in range(nb):
+            self.emit_layer(geo, None, None, src, i * rows * k * _BYTES[self.fmt], out, opts,
+                            node.attrs["relu"], layer_id, dyn_weights=(wdev, i * per_batch),
+                            out_base=i * rows * m * _BYTES[self.fmt], plan=plan)
+        info = self.layer_info(geo, opts, a_shape, self.graph.shape(node.outputs[0]), None)
+        info["macs"] *= nb
+        return info
+
+    def layer_info(self, geo: LayerGeometry, opts: LayerOptions, in_shape, out_shape, w) -> dict:
+        return {"input_shape": list(in_shape), "output_shape": list(out_shape),
+                "weight_shape": None if w is None else list(w.shape), "macs": geo.macs,
+                "prune": opts.prune, "bits": opts.bits, "k": geo.k, "groups": geo.groups}
+
+    # -- instructions -----------------------------------------------------
+    def emit_layer(self, geo: LayerGeometry, w_rows, bias, src: str, src_off: int, out: str,
+                   opts: LayerOptions, relu: bool, layer_id: int, dyn_weights=None, out_base: int = 0,
+                   plan=None) -> None:
+        """Instructions of one layer: output-channel tiles x K tiles (PARTIAL/ACCUM chain)."""
+        plan = plan or plan_layer(geo, self.cfg)
+        if geo.groups == 1:
+            tiles = [(c0, c1, 0, 1) for c0, c1 in channel_tiles(geo, plan, self.cfg)]
+        else:
+            tiles = [(g0 * geo.cout_g, g1 * geo.cout_g, g0, g1) for g0, g1 in plan.group_tiles]
+        wb = _BYTES[self.fmt]
+        if dyn_weights is None:
+            k_offsets = [self.add_blob(device_rows(w_rows, self.fmt, kt)) for kt in plan.k_tiles]
+            bias_off = self.add_blob(bias.view(np.uint32))
+            wref = "blob"
+        else:
+            wref, base = dyn_weights
+            k_offsets, off = [], base
+            for kb, ke in plan.k_tiles:
+                k_offsets.append(off)
+                off += geo.cout * (ke - kb) * hw.GROUP * wb
+            bias_off = None
+        partials = self.partial_buffers(geo, out, len(plan.k_tiles))
+        for co0, co1, g0, g1 in tiles:
+            prev = None
+            for t, (kb, ke) in enumerate(plan.k_tiles):
+                last = t == len(plan.k_tiles) - 1
+                dst = out if last else partials[t % 2]
+                insn = self.make_insn(geo, co0, co1, g0, g1, kb, ke, last, relu, bias_off is not None,
+                                      prev is not None, opts, layer_id)
+                refs = {"act": ("val", src, src_off),
+                        "wgt": ("blob" if wref == "blob" else "val", wref,
+                                k_offsets[t] + co0 * (ke - kb) * hw.GROUP * wb),
+                        "out": ("val", dst, out_base if last else 0)}
+                if last and bias_off is not None:
+                    refs["bias"] = ("blob", "blob", bias_off + co0 * 4)
+                if prev is not None:
+                    refs["acc"] = ("val", prev, 0)
+                self.insns.append(_Insn(insn, refs))
+                prev = dst
+
+    def partial_buffers(self, geo: LayerGeometry, out: str, n_k: int) -> list[str]:
+        if n_k == 1:
+            return []
+        oh, ow = geo.out_hw
+        count = geo.n * oh * ow * geo.cout
+        return [self.new_dev(f"{out}.partial{i}", (count,), self.fmt, elem_bytes=8 if geo.fixed else 4)
+                for i in range(min(2, n_k - 1))]
+
+    def make_insn(self, geo, co0, co1, g0, g1, kb, ke, last, relu, has_bias, accum, opts,
+                  layer_id) -> isa.Insn:
+        common = dict(act=0, wgt=0, out=0, precision=self.fmt, relu=relu and last,
+                      use_bias=has_bias and last, accum=accum, partial=not last, prune=opts.prune,
+                      layer=layer_id, out_cstride=geo.cout, out_coff=co0,
+                      kg_begin=kb, kg_end=ke)
+        if geo.gemm:
+            return isa.gemm(m=co1 - co0, k=geo.cin, n=geo.n, in_cstride=geo.cin, **common)
+        ng = g1 - g0
+        return isa.conv2d(n=geo.n, ih=geo.ih, iw=geo.iw, cin=ng * geo.cin_g, cout=co1 - co0,
+                          kh=geo.kh, kw=geo.kw, stride=geo.stride, padding=geo.pads,
+                          dilation=geo.dil, groups=ng, in_cstride=geo.cin,
+                          in_coff=g0 * geo.cin_g, **common)
+
+    # -- memory plan and image --------------------------------------------
+    def plan_memory(self) -> dict[str, Any]:
+        self.liveness()
+        placed: list[_DevValue] = []
+        for value in sorted(self.dev.values(), key=lambda v: -v.nbytes):
+            value.offset = _first_fit(value, placed)
+            placed.append(value)
+        pool = max((v.offset + v.nbytes for v in placed), default=0)
+        n = len(self.insns)
+        prof_off = _round_up(n * hw.INSN_BYTES, _ALIGN)
+        blob_off = _round_up(prof_off + n * hw.PROF_BYTES, _ALIGN)
+        pool_off = _round_up(blob_off + self.blob_size, _ALIGN)
+        return {"n_insn": n, "insn_offset": 0, "profile_offset": prof_off, "blob_offset": blob_off,
+                "blob_bytes": self.blob_size, "pool_offset": pool_off, "pool_bytes": pool,
+                "pool_naive_bytes": sum(v.nbytes for v in placed),
+                "total_bytes": pool_off + pool, "image_bytes": pool_off}
+
+    def liveness(self) -> None:
+        """Live ranges on a timeline of one tick per host/transfer step and per instruction."""
+        tick, insn_tick = 0, {}
+        for step in self.steps:
+            if step["op"] == "kernel":
+                for i in range(step["first"], step["first"] + step["count"]):
+                    insn_tick[i] = tick
+                    tick += 1
+            else:
+                if "dev" in step:
+                    self.touch(step["dev"], tick)
+                tick += 1
+        for i, item in enumerate(self.insns):
+            for kind, name, _ in item.refs.values():
+                if kind == "val":
+                    self.touch(name, insn_tick[i])
+
+    def touch(self, name: str, step: int) -> None:
+        v = self.dev[name]
+        v.first = step if v.first < 0 else min(v.first, step)
+        v.last = max(v.last, step)
+
+    def image(self, plan: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        image = np.zeros(plan["image_bytes"], np.uint8)
+        reloc = np.zeros(len(self.insns), np.uint8)
+        words = image[: len(self.insns) * hw.INSN_BYTES].view("<u4").reshape(-1, hw.INSN_WORDS)
+        for i, item in enumerate(self.insns):
+            fields = {}
+            for key, (kind, name, off) in item.refs.items():
+                base = plan["blob_offset"] if kind == "blob" else plan["pool_offset"] + self.dev[name].offset
+                fields[key] = base + off
+                reloc[i] |= 1 << ADDRESS_FIELDS.index(key.upper())
+            words[i] = item.insn.replace(**fields).encode()
+        pos = plan["blob_offset"]
+        for chunk in self.blob:
+            image[pos:pos + len(chunk)] = chunk
+            pos += len(chunk)
+        return image, reloc
+
+
+def _round_up(x: int, a: int) -> int:
+    return -(-x // a) * a
+
+
+def _first_fit(value: _DevValue, placed: list[_DevValue]) -> int:
+    busy = sorted((p.offset, p.offset + p.nbytes) for p in placed
+                  if not (p.last < value.first or value.last < p.first))
+    offset = 0
+    for start, end in busy:
+        if offset + value.nbytes <= start:
+            break
+        offset = max(offset, _round_up(end, _ALIGN))
+    return offset
+
+
+def lower(graph: Graph, cfg: KernelConfig, precision: str = "fp32",
+          options: dict[str, LayerOptions] | None = None, model_name: str = "model") -> Program:
+    """Compile an optimised graph into a :class:`Program` for kernel configuration ``cfg``."""
+    if precision not in _BYTES:
+        raise CompileError(f"precision must be one of {sorted(_BYTES)}, got {precision!r}")
+    if precision not in cfg.formats:
+        raise CompileError(f"precision {precision!r} is not supported by this kernel "
+                           f"(formats {list(cfg.formats)})")
+    low = Lowering(graph, cfg, precision, options or {})
+    low.run()
+    plan = low.plan_memory()
+    image, reloc = low.image(plan)
+    arrays = dict(low.arrays, __reloc__=reloc)
+    for value in graph.outputs:
+        if value.name in graph.constants:
+            arrays["const/" + value.name] = graph.constants[value.name]
+    meta = {
+        "model": model_name,
+        "sdk_version": __version__,
+        "isa_version": cfg.isa_version,
+        "kernel": cfg.as_dict(),
+        "precision": precision,
+        "inputs": [{"name": v.name, "shape": list(v.shape), "dtype": v.dtype} for v in graph.inputs],
+        "outputs": [{"name": v.name, "shape": list(v.shape), "dtype": v.dtype} for v in graph.outputs],
+        "steps": low.steps,
+        "devices": {k: {"offset": v.offset, "nbytes": v.nbytes, "shape": list(v.shape), "fmt": v.fmt,
+                        "live": [v.first, v.last]} for k, v in low.dev.items()},
+        "layers": low.layers,
+        "buffers": plan,
+    }
+    return Program(meta, image, arrays)

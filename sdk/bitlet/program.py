@@ -1,0 +1,144 @@
+"""A compiled model: device image, instruction stream, host steps, metadata.
+
+A :class:`Program` is plain data and device independent:
+
+``image`` (uint8)
+    The initial contents of the program's one device buffer: instructions
+    (``hw.INSN_BYTES`` each) at offset 0, then the profile area, the weights
+    and biases in device layout; the activation pool after it is not stored
+    (only its size).  Every address field of the instructions holds an
+    *offset* into this buffer; :meth:`Program.relocated_image` adds the
+    buffer's device address when the runtime loads it.
+``meta`` (JSON)
+    Format version, ISA version, kernel configuration, SDK version, inputs
+    and outputs (names, shapes, dtypes), the steps (host ops, uploads,
+    kernel runs, downloads), the device values (offset, layout, format), the
+    layers (for the profile), the buffer plan and its peak size.
+``arrays``
+    Host constants read by host steps (and attribute tensors).
+
+Serialised as ONE ``.npz`` file read with ``allow_pickle=False`` (the
+metadata is a JSON string stored as a uint8 array), so a program received
+over a wire can be loaded safely.  :meth:`Program.digest` is a SHA-256
+content hash for caching.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bitlet import hw
+from bitlet.errors import BitletValueError
+
+FORMAT = "bitlet-program"
+FORMAT_VERSION = 1
+_META = "__meta__"
+_IMAGE = "__image__"
+#: (instruction word of the low half, bit in the relocation mask)
+ADDRESS_FIELDS = ("ACT", "WGT", "BIAS", "OUT", "ACC")
+
+
+@dataclass
+class Program:
+    """See the module docstring."""
+
+    meta: dict[str, Any]
+    image: np.ndarray
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    # -- geometry -------------------------------------------------------
+    @property
+    def n_insn(self) -> int:
+        return int(self.meta["buffers"]["n_insn"])
+
+    @property
+    def device_bytes(self) -> int:
+        """Size of the device buffer the program needs (image + activation pool)."""
+        return int(self.meta["buffers"]["total_bytes"])
+
+    def insn_words(self) -> np.ndarray:
+        """Instructions as uint32 ``[n_insn, hw.INSN_WORDS]`` (addresses as offsets)."""
+        nbytes = self.n_insn * hw.INSN_BYTES
+        return self.image[:nbytes].view("<u4").reshape(self.n_insn, hw.INSN_WORDS)
+
+    def relocated_image(self, base: int) -> np.ndarray:
+        """The image with every used address field moved to device address ``base``."""
+        image = self.image.copy()
+        words = image[: self.n_insn * hw.INSN_BYTES].view("<u4").reshape(self.n_insn, hw.INSN_WORDS)
+        reloc = self.arrays["__reloc__"]
+        for bit, name in enumerate(ADDRESS_FIELDS):
+            lo = getattr(hw, f"W_{name}_LO")
+            rows = (reloc >> bit) & 1 == 1
+            addr = words[rows, lo].astype(np.uint64) | (words[rows, lo + 1].astype(np.uint64) << 32)
+            addr += np.uint64(base)
+            words[rows, lo] = (addr & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+            words[rows, lo + 1] = (addr >> np.uint64(32)).astype(np.uint32)
+        return image
+
+    # -- serialisation --------------------------------------------------
+    def digest(self) -> str:
+        """SHA-256 of the metadata, the image and every array (hex)."""
+        h = hashlib.sha256(json.dumps(self.meta, sort_keys=True).encode())
+        h.update(self.image.tobytes())
+        for key in sorted(self.arrays):
+            arr = np.ascontiguousarray(self.arrays[key])
+            h.update(key.encode() + str(arr.dtype).encode() + str(arr.shape).encode())
+            h.update(arr.tobytes())
+        return h.hexdigest()
+
+    def to_bytes(self) -> bytes:
+        """The program as the bytes of one ``.npz`` file."""
+        buf = io.BytesIO()
+        self._write(buf)
+        return buf.getvalue()
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the program to ``path`` (an ``.npz`` file), atomically."""
+        path = os.fspath(path)
+        tmp = path + ".tmp"
+        try:
+            with open(tmp, "wb") as f:
+                self._write(f)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def _write(self, f) -> None:
+        meta = dict(self.meta, format=FORMAT, format_version=FORMAT_VERSION)
+        blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+        np.savez(f, **{_META: blob, _IMAGE: self.image}, **self.arrays)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Program":
+        return cls._read(io.BytesIO(data))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Program":
+        """Read a program written by :meth:`save` (never unpickles anything)."""
+        if not os.path.exists(path):
+            raise BitletValueError(f"path: no such program file {os.fspath(path)!r}")
+        with open(path, "rb") as f:
+            return cls._read(io.BytesIO(f.read()))
+
+    @classmethod
+    def _read(cls, f) -> "Program":
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except Exception as exc:  # noqa: BLE001 - anything unreadable is a bad file
+            raise BitletValueError(f"not a Bitlet program file: {exc}") from exc
+        if _META not in arrays or _IMAGE not in arrays:
+            raise BitletValueError("not a Bitlet program file (no metadata/image member)")
+        meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
+        if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+            raise BitletValueError(f"unsupported program format {meta.get('format')!r} "
+                                   f"version {meta.get('format_version')!r} (this SDK reads "
+                                   f"{FORMAT!r} version {FORMAT_VERSION})")
+        return cls(meta, arrays.pop(_IMAGE), arrays)

@@ -1,0 +1,337 @@
+"""Run a compiled :class:`~bitlet.program.Program` on a device.
+
+>>> import bitlet
+>>> model = bitlet.compile("model.onnx", input_shapes={"x": (1, 3, 64, 64)})  # doctest: +SKIP
+>>> y = model(x)                        # NCHW in, like onnxruntime          # doctest: +SKIP
+>>> print(model.profile(x))             # per-layer cycles, DDR bytes, host time  # doctest: +SKIP
+>>> model.save("model.bitlet.npz"); model = bitlet.load("model.bitlet.npz")   # doctest: +SKIP
+
+The program's one device buffer is allocated and its image (instructions,
+weights, biases) written and synced once, at load.  Per run only the
+activations move: each ``upload`` step writes and syncs the bytes of one
+value, each ``download`` step syncs and reads one value, and each ``kernel``
+step runs a contiguous slice of the instruction stream.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from bitlet import hw
+from bitlet.errors import BitletTypeError, BitletValueError, OverlayMismatch
+from bitlet.program import Program
+
+_NP_FMT = {"fp32": np.uint32, "fp16": np.uint16, "bf16": np.uint16}
+
+
+def _driver_of(device: Any):
+    driver = getattr(device, "kernel", None)
+    if driver is None:
+        from bitlet.drivers.kernel import KernelDriver
+
+        driver = KernelDriver(device)
+    return driver
+
+
+def open_default_device(device: Any = None) -> Any:
+    """``device`` or, when None, ``bitlet.open()``."""
+    if device is not None:
+        return device
+    from bitlet.drivers import open_device
+
+    return open_device()
+
+
+def check_compatible(program: Program, driver: Any) -> None:
+    """Refuse a program compiled for another kernel configuration or ISA."""
+    from bitlet.compiler.schedule import KernelConfig
+
+    want = KernelConfig.from_dict(program.meta["kernel"])
+    have = KernelConfig.from_driver(driver)
+    diffs = [f"{key}: program {getattr(want, key)!r}, device {getattr(have, key)!r}"
+             for key in ("isa_version", "kind", "n_pe") if getattr(want, key) != getattr(have, key)]
+    # buffers: a program tiled for smaller on-chip buffers runs unchanged on larger ones
+    diffs += [f"{key}: program needs {getattr(want, key)}, device has {getattr(have, key)}"
+              for key in ("act_buf_words", "wgt_buf_words", "out_buf_words", "bias_buf_words")
+              if getattr(want, key) > getattr(have, key)]
+    if program.meta["precision"] not in have.formats:
+        diffs.append(f"precision {program.meta['precision']!r} not in the kernel's formats "
+                     f"{list(have.formats)}")
+    if diffs:
+        raise OverlayMismatch("this program was compiled for another kernel configuration: "
+                              + "; ".join(diffs) + ". Recompile the ONNX model for this device "
+                              "(bitlet.compile(model, device=...)).")
+
+
+@dataclass
+class Profile:
+    """Per-layer profile of one inference (plain data: :meth:`as_dict`)."""
+
+    layers: list[dict[str, Any]]
+    host: list[dict[str, Any]]
+    totals: dict[str, Any]
+    clock_mhz: int
+    device: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"layers": self.layers, "host": self.host, "totals": self.totals,
+                "clock_mhz": self.clock_mhz, "device": self.device}
+
+    def __str__(self) -> str:
+        head = (f"{'layer':<28} {'op':<13} {'output':<18} {'MMAC':>8} {'prec':>5} {'prune':>8} "
+                f"{'PE cyc':>11} {'kernel cyc':>11} {'pred ms':>8} {'DDR KB':>9}")
+        lines = [head, "-" * len(head)]
+        for l in self.layers:
+            lines.append(f"{l['name'][:28]:<28} {l['op'][6:]:<13} {str(tuple(l['output_shape']))[:18]:<18} "
+                         f"{l['macs'] / 1e6:>8.3f} {l['precision']:>5} {l['prune']:>8x} "
+                         f"{l['pe_cycles']:>11,} {l['kernel_cycles']:>11,} "
+                         f"{l['predicted_ms']:>8.3f} {l['ddr_bytes'] / 1024:>9.1f}")
+        t = self.totals
+        lines.append("-" * len(head))
+        lines.append(f"{'total kernel (' + str(t['kernel_layers']) + ' layers)':<61} "
+                     f"{t['macs'] / 1e6:>8.3f} {'':>14} {t['pe_cycles']:>11,} "
+                     f"{t['kernel_cycles']:>11,} {t['predicted_ms']:>8.3f} {t['ddr_bytes'] / 1024:>9.1f}")
+        lines.append(f"host: {t['host_ops']} ops {t['host_ms']:.3f} ms, transfers "
+                     f"{t['transfer_ms']:.3f} ms, kernel wall {t['kernel_wall_ms']:.3f} ms "
+                     f"(reference schedule {t['ref_cycles']:,} cycles); clock {self.clock_mhz} MHz")
+        return "\n".join(lines)
+
+
+class CompiledModel:
+    """A program loaded on a device: call it like an onnxruntime session.
+
+    Parameters
+    ----------
+    program : Program
+    device : bitlet.drivers.device.Device
+        The device (its ``kernel`` driver, or a new KernelDriver, runs it).
+    """
+
+    def __init__(self, program: Program, device: Any):
+        self.program = program
+        self.device = device
+        self.driver = _driver_of(device)
+        check_compatible(program, self.driver)
+        self.meta = program.meta
+        self._consts = {k[len("const/"):]: v for k, v in program.arrays.items() if k.startswith("const/")}
+        self._buffer = None
+        self._buffer = device.allocate(program.device_bytes, np.uint8)
+        self.base = int(self._buffer.device_address)
+        image = program.relocated_image(self.base)
+        self._buffer[: len(image)] = image
+        self._buffer[: len(image)].sync_to_device()
+        self.last_timings: dict[str, Any] = {}
+
+    # -- properties --------------------------------------------------------
+    @property
+    def input_names(self) -> list[str]:
+        return [i["name"] for i in self.meta["inputs"]]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o["name"] for o in self.meta["outputs"]]
+
+    @property
+    def peak_device_bytes(self) -> int:
+        """Device memory the model uses: instructions, profile, weights and the activation pool."""
+        return self.program.device_bytes
+
+    # -- running ------------------------------------------------------------
+    def __call__(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Run on the single input ``x`` (numpy, NCHW as in the ONNX model)."""
+        if len(self.input_names) != 1:
+            raise BitletValueError(f"this model has inputs {self.input_names}: use .run({{name: array}})")
+        out = self.run({self.input_names[0]: x})
+        values = [out[n] for n in self.output_names]
+        return values[0] if len(values) == 1 else tuple(values)
+
+    def run(self, feeds: Mapping[str, np.ndarray], *, keep: bool = False) -> dict[str, np.ndarray]:
+        """Run the model.
+
+        Parameters
+        ----------
+        feeds : dict
+            ``{input name: array}`` with the compiled shapes (float32 unless
+            the model says otherwise).
+        keep : bool
+            Also return every intermediate value the host saw (for
+            :func:`bitlet.compare`).
+
+        Returns
+        -------
+        dict
+            ``{output name: array}`` (plus intermediates with ``keep``).
+        """
+        env = self._feeds(feeds)
+        timings = {"host": [], "upload": 0.0, "download": 0.0, "kernel": 0.0, "kernel_runs": []}
+        for step in self.meta["steps"]:
+            getattr(self, "_step_" + step["op"])(step, env, timings)
+        self.last_timings = timings
+        if keep:
+            return env
+        return {name: np.ascontiguousarray(env[name]) for name in self.output_names}
+
+    def _feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not isinstance(feeds, Mapping):
+            raise BitletTypeError(f"feeds must be a dict {{name: array}}, got {type(feeds).__name__}")
+        unknown = sorted(set(feeds) - set(self.input_names))
+        missing = sorted(set(self.input_names) - set(feeds))
+        if unknown or missing:
+            raise BitletValueError(f"feeds: inputs {self.input_names} expected; missing {missing}, "
+                                   f"unknown {unknown}")
+        env = dict(self._consts)
+        for spec in self.meta["inputs"]:
+            x = np.asarray(feeds[spec["name"]])
+            if tuple(x.shape) != tuple(spec["shape"]):
+                raise BitletValueError(f"input {spec['name']!r}: shape {tuple(x.shape)}, but the model "
+                                       f"was compiled for {tuple(spec['shape'])}")
+            env[spec["name"]] = x.astype(spec["dtype"], copy=False)
+        return env
+
+    def _attrs(self, attrs: dict) -> dict:
+        return {k: self.program.arrays[v["__array__"]] if isinstance(v, dict) and "__array__" in v else v
+                for k, v in attrs.items()}
+
+    def _step_host(self, step, env, timings) -> None:
+        from bitlet.compiler.hostops import run_host_op
+
+        t0 = time.perf_counter()
+        ins = [env[i] if i else None for i in step["inputs"]]
+        outs = run_host_op(step["type"], ins, self._attrs(step["attrs"]))
+        env.update((n, o) for n, o in zip(step["outputs"], outs) if n)
+        timings["host"].append((step["node"], step["type"], time.perf_counter() - t0))
+
+    def _dev_view(self, dev: str, dtype) -> np.ndarray:
+        info = self.meta["devices"][dev]
+        start = self.program.meta["buffers"]["pool_offset"] + info["offset"]
+        return self._buffer[start:start + info["nbytes"]], np.dtype(dtype)
+
+    def _write_dev(self, dev: str, data: np.ndarray) -> None:
+        view, _ = self._dev_view(dev, np.uint8)
+        raw = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+        view[: len(raw)] = raw
+        view.sync_to_device()
+
+    def _step_upload(self, step, env, timings) -> None:
+        from bitlet.preprocess import pack_activations
+
+        t0 = time.perf_counter()
+        x = env[step["value"]]
+        if step["layout"] == "nhwc":
+            x = x.transpose(0, 2, 3, 1)
+        elif step["layout"] == "batch_rows":
+            x = np.broadcast_to(x, tuple(step["batch"]) + x.shape[-2:])
+        x = np.ascontiguousarray(x, dtype=np.float32).reshape(step["shape"])
+        self._write_dev(step["dev"], pack_activations(x, step["fmt"]))
+        timings["upload"] += time.perf_counter() - t0
+
+    def _step_weights(self, step, env, timings) -> None:
+        from bitlet.compiler.weights import device_rows, limit_ones
+
+        t0 = time.perf_counter()
+        b = env[step["value"]].astype(np.float32)
+        b = np.broadcast_to(b, tuple(step["batch"]) + b.shape[-2:]).reshape((-1,) + b.shape[-2:])
+        if step.get("bits"):
+            b = limit_ones(b, step["bits"])
+        chunks = []
+        for i in range(b.shape[0]):
+            w = np.ascontiguousarray(b[i].T)
+            chunks += [device_rows(w, step["fmt"], tuple(kt)).reshape(-1) for kt in step["k_tiles"]]
+        self._write_dev(step["dev"], np.concatenate(chunks))
+        timings["upload"] += time.perf_counter() - t0
+
+    def _step_kernel(self, step, env, timings) -> None:
+        t0 = time.perf_counter()
+        buffers = self.meta["buffers"]
+        first, count = step["first"], step["count"]
+        result = self.driver.run(self.base + first * hw.INSN_BYTES, count,
+                                 self.base + buffers["profile_offset"] + first * hw.PROF_BYTES)
+        seconds = time.perf_counter() - t0
+        timings["kernel"] += seconds
+        timings["kernel_runs"].append((first, count, result.seconds))
+
+    def _step_download(self, step, env, timings) -> None:
+        from bitlet.preprocess import unpack_outputs
+
+        t0 = time.perf_counter()
+        info = self.meta["devices"][step["dev"]]
+        view, _ = self._dev_view(step["dev"], np.uint8)
+        view.sync_from_device()
+        raw = np.frombuffer(view.tobytes(), dtype=_NP_FMT[info["fmt"]])
+        x = unpack_outputs(raw, info["fmt"]).reshape(info["shape"])
+        if step["layout"] == "nhwc":
+            x = x.transpose(0, 3, 1, 2)  # a view: the host keeps NHWC memory order
+        env[step["value"]] = x.reshape(step["shape"])
+        timings["download"] += time.perf_counter() - t0
+
+    # -- profile ----------------------------------------------------------------
+    def read_profile_records(self) -> np.ndarray:
+        """The profile records of the last run, one per instruction (``bitlet.isa.decode_profile``)."""
+        from bitlet.isa import decode_profile
+
+        buffers = self.meta["buffers"]
+        start = buffers["profile_offset"]
+        view = self._buffer[start:start + buffers["n_insn"] * hw.PROF_BYTES]
+        view.sync_from_device()
+        return decode_profile(np.frombuffer(view.tobytes(), dtype="<u4"))
+
+    def profile(self, x: np.ndarray | Mapping[str, np.ndarray]) -> Profile:
+        """Run once and return the per-layer profile (print it for a table)."""
+        feeds = x if isinstance(x, Mapping) else {self.input_names[0]: x}
+        t0 = time.perf_counter()
+        self.run(feeds)
+        wall = time.perf_counter() - t0
+        return build_profile(self, self.read_profile_records(), self.last_timings, wall)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Save the program (weights, instructions, metadata) to one ``.npz`` file."""
+        self.program.save(path)
+
+    def close(self) -> None:
+        """Free the device buffer (idempotent)."""
+        if self._buffer is not None:
+            self.device.free(self._buffer)
+            self._buffer = None
+
+    def __repr__(self) -> str:
+        m = self.meta
+        return (f"<CompiledModel {m['model']!r} {m['precision']} {len(m['layers'])} kernel layers, "
+                f"{sum(s['op'] == 'host' for s in m['steps'])} host ops, "
+                f"{self.peak_device_bytes / 2**20:.2f} MiB device memory>")
+
+
+def build_profile(model: CompiledModel, records: np.ndarray, timings: dict, wall: float) -> Profile:
+    """Aggregate profile records per layer and add the host timings."""
+    clock = int(model.meta["kernel"]["clock_mhz"])
+    layers = []
+    for layer in model.meta["layers"]:
+        rec = records[layer["insn_first"]: layer["insn_first"] + layer["insn_count"]]
+        sums = {k: int(rec[k].sum()) for k in ("pe_cycles", "ref_cycles", "kernel_cycles", "groups",
+                                               "scan", "ddr_bytes")}
+        layers.append({**{k: layer[k] for k in ("name", "op", "input_shape", "output_shape", "macs",
+                                                  "precision", "prune", "bits", "insn_count")},
+                       **sums, "predicted_ms": sums["kernel_cycles"] / (clock * 1e3)})
+    host = [{"name": n, "op": op, "ms": s * 1e3} for n, op, s in timings["host"]]
+    keys = ("macs", "pe_cycles", "ref_cycles", "kernel_cycles", "ddr_bytes", "groups")
+    totals = {k: sum(l[k] for l in layers) for k in keys}
+    totals.update(kernel_layers=len(layers), predicted_ms=totals["kernel_cycles"] / (clock * 1e3),
+                  host_ops=len(host), host_ms=sum(h["ms"] for h in host),
+                  transfer_ms=(timings["upload"] + timings["download"]) * 1e3,
+                  kernel_wall_ms=timings["kernel"] * 1e3, wall_ms=wall * 1e3,
+                  device_bytes=model.peak_device_bytes)
+    return Profile(layers, host, totals, clock, device=type(model.device).__name__)
+
+
+def load(path: str | os.PathLike, device: Any = None) -> CompiledModel:
+    """Load a program saved by :meth:`CompiledModel.save` onto ``device`` (None: ``bitlet.open()``).
+
+    Raises :class:`bitlet.OverlayMismatch` when the device's kernel
+    configuration or ISA differs from the one the program was compiled for.
+    """
+    program = Program.load(path)
+    return CompiledModel(program, open_default_device(device))
