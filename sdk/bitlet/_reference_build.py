@@ -70,10 +70,11 @@ def make_ffi() -> FFI:
             continue
         source.append(f'#include "{header}"')
         cdef += [block.strip() for block in _BLOCK.findall(_read(header))]
-        sources += paths
+        # setuptools wants source paths relative to the setup.py directory
+        sources += [os.path.relpath(p, os.path.dirname(HLS_DIR)) for p in paths]
     source += [f"static const char *const {name}_S = {name};" for name in strs]
     ffi.cdef("\n".join(cdef))
-    extra = [] if sys.platform == "win32" else ["-O2", "-std=c99", "-Wall", "-ffp-contract=off"]
+    extra = [] if sys.platform == "win32" else ["-O2", "-std=c99", "-Wall", "-Wno-unknown-pragmas", "-ffp-contract=off"]
     ffi.set_source(
         "bitlet._reference",
         "\n".join(source),
