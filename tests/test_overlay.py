@@ -462,6 +462,20 @@ def test_read_reports_of_an_installed_build(tmp_path):
 
 
 
+def test_format_reports_shows_measured_and_paper_figures(tmp_path):
+    from bitlet.overlays.reports import format_reports, read_reports
+
+    assert "not been built" in format_reports(None)
+    shutil.copytree(overlay_dir() / "pynqz2", tmp_path / "pynqz2")
+    for section in ("utilization", "utilization_hier", "timing"):
+        shutil.copy(REPORTS / f"pynqz2_bitlet.{section}.rpt", tmp_path / "pynqz2" / f"bitlet.{section}.rpt")
+    text = format_reports(read_reports("pynqz2", root=tmp_path))
+    assert "14,873 / 53,200 (27.96%)" in text
+    assert "kernel IP bitlet_0: 12,741 LUT, 13,492 FF, 12 DSP" in text
+    assert "timing met: WNS 0.412 ns at 200.0 MHz" in text
+    assert "paper (one 64-MAC Bitlet IP): 2,558 LUT, 2,040 FF, 300 MHz" in text
+
+
 @pytest.mark.pynq
 def test_pynq_overlay_binds_a_driver_to_the_kernel_vlnv(tmp_path):
     """pynq.Overlay(download=False) on a register-backed fake device: the .hwh

@@ -19,7 +19,8 @@ from typing import Any
 
 from bitlet.errors import BitletValueError
 
-__all__ = ["parse_hier_utilization", "parse_timing_summary", "parse_utilization", "read_reports"]
+__all__ = ["format_reports", "parse_hier_utilization", "parse_timing_summary",
+           "parse_utilization", "read_reports"]
 
 #: report file suffixes, by section of the result
 REPORT_FILES = {"utilization": "utilization.rpt", "hierarchy": "utilization_hier.rpt",
@@ -259,3 +260,41 @@ def read_reports(board: str | None = None, kind: str = "bitlet", *,
     if "timing" in files:
         result["timing"] = parse_timing_summary(files["timing"])
     return result
+
+
+def _resource_line(label: str, res: dict) -> str:
+    avail = f" / {res['available']:,}" if res.get("available") else ""
+    pct = f" ({res['util_pct']}%)" if res.get("util_pct") is not None else ""
+    return f"  {label:<10}{res['used']:>9,}{avail}{pct}"
+
+
+def format_reports(report: dict[str, Any] | None) -> str:
+    """Human-readable lines of a :func:`read_reports` result, with the paper's
+    figures for one 64-MAC IP alongside (labelled as the paper's)."""
+    from bitlet.overlays import PAPER_FIGURES
+
+    if not report:
+        return "no Vivado reports (the overlay has not been built here)"
+    lines = [f"{report['board']} / {report['kind']} (Vivado reports)"]
+    util = report.get("utilization")
+    if util:
+        lines.append(f" whole design on {util['device']}:")
+        names = {"lut": "LUT", "ff": "FF", "bram_tile": "BRAM36", "dsp": "DSP", "uram": "URAM"}
+        lines += [_resource_line(names[k], v) for k, v in util["resources"].items()]
+    kernel = report.get("kernel")
+    if kernel:
+        lines.append(f" kernel IP {kernel['instance']}: {kernel.get('lut', 0):,} LUT, "
+                     f"{kernel.get('ff', 0):,} FF, {kernel.get('dsp', 0)} DSP")
+    timing = report.get("timing")
+    if timing:
+        verdict = "met" if timing["met"] else "NOT met"
+        lines.append(f" timing {verdict}: WNS {timing['wns_ns']} ns at "
+                     f"{timing.get('target_mhz', '?')} MHz (fmax ~{timing.get('fmax_estimate_mhz', '?')} MHz)")
+    paper = PAPER_FIGURES[report["kind"]]
+    if report["kind"] == "bitlet":
+        lines.append(f" paper (one 64-MAC Bitlet IP): {paper['lut']:,} LUT, {paper['ff']:,} FF, "
+                     f"{paper['clock_mhz']} MHz")
+    else:
+        lines.append(f" paper (vendor FP multiplier IP, 64 MACs): {paper['lut_min']:,}-"
+                     f"{paper['lut_max']:,} LUT")
+    return "\n".join(lines)
