@@ -34,7 +34,6 @@ TOP_HEADER = ROOT / "hls" / "bitlet_top.h"
 BOARDS_TCL = ROOT / "overlay" / "boards.tcl"
 OUT_DIR = ROOT / "sdk" / "bitlet" / "overlays"
 METADATA_FORMAT = 1
-FORMAT_NAMES = ("fp32", "fp16", "bf16", "fixed")  # bit i of ID_FORMATS = BITLET_FMT_<i>
 
 
 # ---------------------------------------------------------------------------
@@ -224,7 +223,7 @@ def _check_against_header(hw: dict, regs: list, end: int, top: str) -> None:
 
 def m_axi_data_width(hw: dict) -> int:
     """Data bits of the kernel's m_axi port (the kernel model's DDR beat)."""
-    return 8 * hw.get("DDR_BYTES_PER_CYCLE", 4)
+    return 8 * hw["DDR_BYTES_PER_CYCLE"]
 
 
 def s_axi_addr_width(hw: dict) -> int:
@@ -238,6 +237,13 @@ def s_axi_addr_width(hw: dict) -> int:
 def vlnv(hw: dict, kind: str) -> str:
     name = hw["IP_NAME"] if kind == "bitlet" else hw["VENDOR_IP_NAME"]
     return f"{hw['IP_VENDOR']}:{hw['IP_LIBRARY']}:{name}:{hw['IP_VERSION']}"
+
+
+def format_names(hw: dict, mask: int) -> list:
+    """Names of the formats in an ID_FORMATS mask (bit i = ``BITLET_FMT_x`` = i)."""
+    codes = {v: k[len("FMT_"):].lower() for k, v in hw.items()
+             if k.startswith("FMT_") and isinstance(v, int) and v < hw["N_FMT"]}
+    return [codes[i] for i in sorted(codes) if mask >> i & 1]
 
 
 def describe(board: str, kind: str, hw: dict | None = None, tables=None,
@@ -272,7 +278,7 @@ def describe(board: str, kind: str, hw: dict | None = None, tables=None,
         "group": hw["GROUP"],
         "macs": n_pe * hw["GROUP"],
         "clock_mhz": clock,
-        "formats": [f for i, f in enumerate(FORMAT_NAMES) if formats >> i & 1],
+        "formats": format_names(hw, formats),
         "formats_mask": formats,
         "act_buf_words": hw["ACT_BUF_WORDS"],
         "wgt_buf_words": hw["WGT_BUF_WORDS"],
