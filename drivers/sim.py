@@ -460,7 +460,7 @@ class SimDevice(Device):
     def alloc_block(self, nbytes: int) -> Block:
         """Reserve raw arena bytes (for adapters such as the pynq simulation)."""
         self._check_open()
-        _check_int("nbytes", nbytes, 0, self.memory_size)
+        _check_int("nbytes", nbytes, 0, 1 << 62)
         block = self._arena.alloc(nbytes)
         if self.poison is not None:
             self._bytes[block.offset:block.offset + block.size] = self.poison
@@ -721,6 +721,7 @@ class SimDevice(Device):
             "memory": {"base": self.base, "size": self.memory_size, "free": free,
                        "largest_free": largest, "buffers": self._arena.n_blocks,
                        "align": self._arena.align},
+            "memory_window": [self.base, self.memory_size],
             "registers": {"span": hw.REG_SPAN},
             "interrupt": self._interrupt,
             "clock_mhz": hw.CLOCK_MHZ,

@@ -1,0 +1,264 @@
+"""pynq's own code against a simulated board: ``open_pynq_sim()``.
+
+:class:`SimPynqDevice` is a ``pynq.Device`` (pynq.pl_server.device.Device)
+with the REGISTER_RW capability whose bus is a
+:class:`~bitlet.drivers.sim.SimDevice`:
+
+* register reads/writes at the kernel IP's address (from the overlay's real
+  ``.hwh``) go to the SimDevice register file; other IP in the design (the
+  AXI interrupt controller) get a plain register bank;
+* ``allocate`` returns ``pynq.buffer.PynqBuffer`` objects whose device
+  copy is a block of the SimDevice arena; pynq's ``flush``/``invalidate``
+  copy between the host array and the arena;
+* metadata comes from the ``.hwh`` through pynq's own parser (pynqmetadata,
+  as on a board).
+
+So ``pynq.Overlay(hwh, download=False, device=...)``, driver binding by
+VLNV, ``register_map``, ``pynq.allocate(..., target=...)`` and MMIO all run
+unmodified; :func:`open_pynq_sim` returns a
+:class:`~bitlet.drivers.pynq_board.PynqDevice` on top of it.  The device is
+not registered in pynq's device list (no ``_probe_``); while open it is
+``pynq.Device.active_device`` (as the board is on a board), restored on close.
+
+Needs pynq (the ``bitlet[board]`` extra); importing this module does not.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bitlet.errors import BusError, DeviceError
+
+_MASK32 = 0xFFFF_FFFF
+
+
+@functools.lru_cache(maxsize=1)
+def device_class() -> type:
+    """The ``SimPynqDevice`` class (created once pynq is importable)."""
+    from bitlet.drivers.pynq_board import import_pynq
+
+    pynq = import_pynq()
+    from pynq.buffer import PynqBuffer
+
+    from bitlet.drivers.sim import host_bytes_at
+
+    class SimPynqDevice(pynq.Device):
+        """A pynq Device whose registers and memory are a SimDevice's."""
+
+        def __init__(self, sim: Any, tag: str = "bitlet_sim") -> None:
+            super().__init__(tag)
+            self.sim = sim
+            self.name = tag
+            self.capabilities = {"REGISTER_RW": True, "MEMORY_MAPPED": False, "CALLABLE": False}
+            self.bitfile_name = None
+            self.timestamp = ""
+            self.kernel_base: int | None = None
+            self._banks: dict[int, tuple[int, list[int]]] = {}  # base -> (size, words)
+
+        # -- metadata (pynq's own parser, as EmbeddedDevice) -------------------
+        def get_bitfile_metadata(self, bitfile_name: str, partial: bool = False) -> Any:
+            from pynqmetadata.frontends import Metadata
+            from pynqmetadata.views.runtime import RuntimeMetadataParser
+
+            hwh = Path(bitfile_name).with_suffix(".hwh")
+            if not hwh.is_file():
+                raise DeviceError(f"{hwh} is missing: the simulated board reads the overlay's .hwh")
+            return RuntimeMetadataParser(Metadata(input=hwh))
+
+        def set_bitfile_name(self, bitfile_name: str) -> None:
+            super().set_bitfile_name(bitfile_name)
+            self._map_ip()
+
+        def _map_ip(self) -> None:
+            """Find the kernel IP's window and give other IP a register bank."""
+            from bitlet import hw
+
+            vlnvs = {hw.vlnv(k) for k in ("bitlet", "vendor_fp")}
+            self._banks = {}
+            for ip in self.ip_dict.values():
+                base, size = ip.get("phys_addr"), ip.get("addr_range")
+                if base is None or not size:
+                    continue
+                if ip.get("type") in vlnvs:
+                    self.kernel_base = int(base)
+                else:
+                    self._banks[int(base)] = (int(size), [0] * min(int(size) // 4, 1024))
+
+        def download(self, bitstream: Any, parser: Any = None) -> None:
+            raise DeviceError("the simulated board cannot be programmed: open the overlay with "
+                              "download=False")
+
+        # -- REGISTER_RW --------------------------------------------------------
+        def read_registers(self, address: int, length: int) -> bytes:
+            words = [self._read_word(address + 4 * i) for i in range(max(1, length // 4))]
+            return np.array(words, dtype="<u4").tobytes()[:length]
+
+        def write_registers(self, address: int, data: bytes) -> None:
+            if len(data) % 4:
+                raise BusError(f"register write of {len(data)} bytes at 0x{address:x}: "
+                               "AXI-Lite writes are whole 32-bit words")
+            for i, word in enumerate(np.frombuffer(bytes(data), dtype="<u4")):
+                self._write_word(address + 4 * i, int(word))
+
+        def _read_word(self, address: int) -> int:
+            target = self._decode(address)
+            if target is None:
+                return self.sim.read_reg(address - self.kernel_base)
+            words, index = target
+            return words[index] if index < len(words) else 0
+
+        def _write_word(self, address: int, value: int) -> None:
+            target = self._decode(address)
+            if target is None:
+                self.sim.write_reg(address - self.kernel_base, value & _MASK32)
+            else:
+                words, index = target
+                if index < len(words):
+                    words[index] = value & _MASK32
+
+        def _decode(self, address: int) -> tuple[list[int], int] | None:
+            """None for the kernel's window, else (bank, word index); BusError if unmapped."""
+            if address % 4:
+                raise BusError(f"unaligned register access at 0x{address:x}")
+            if self.kernel_base is not None and 0 <= address - self.kernel_base < _kernel_span():
+                return None
+            for base, (size, words) in self._banks.items():
+                if 0 <= address - base < size:
+                    return words, (address - base) // 4
+            raise BusError(f"no IP of the overlay decodes address 0x{address:x} (AXI DECERR)")
+
+        # -- memory -------------------------------------------------------------
+        def allocate(self, shape: Any, dtype: Any, **kwargs: Any) -> Any:
+            dtype = np.dtype(dtype)
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            block = self.sim.alloc_block(nbytes)
+            buf = PynqBuffer(shape, dtype, device=self, device_address=self.sim.base + block.offset,
+                             bo=block, coherent=False)
+            buf[...] = 0
+            # pynq's free protocol: freebuffer() hands `pointer` to `return_to`.
+            buf.memory, buf.pointer, buf.return_to = self, block, self
+            buf.freed = True  # pynq unmaps only board memory; nothing to unmap here
+            return buf
+
+        def return_pointer(self, block: Any) -> None:
+            if not block.freed and not self.sim._closed:
+                self.sim.free_block(block)
+
+        def flush(self, bo: Any, offset: int, ptr: int, size: int) -> None:
+            self._check_block(bo)
+            self.sim._write_arena(bo.offset + offset, host_bytes_at(ptr, size).copy())
+
+        def invalidate(self, bo: Any, offset: int, ptr: int, size: int) -> None:
+            self._check_block(bo)
+            host_bytes_at(ptr, size)[...] = self.sim._read_arena(bo.offset + offset, size)
+
+        def _check_block(self, block: Any) -> None:
+            if block.freed:
+                raise DeviceError(f"sync of a freed buffer (device address "
+                                  f"0x{self.sim.base + block.offset:x})")
+            self.sim._check_open()
+
+        def close(self) -> None:  # pynq's Device.close only warns (deprecated)
+            pass
+
+    return SimPynqDevice
+
+
+def _kernel_span() -> int:
+    from bitlet import hw
+
+    return hw.REG_SPAN
+
+
+def default_hwh(kind: str = "bitlet", board: str = "pynqz2") -> Path:
+    """The packaged ``.hwh`` of an overlay (no bitstream needed)."""
+    from bitlet.overlays import find_overlay
+
+    return Path(find_overlay(board, kind, require_bitstream=False).hwh)
+
+
+def open_pynq_sim(kernel: str = "bitlet", *, board: str = "pynqz2", hwh: str | Path | None = None,
+                  interrupt: bool = True, **sim_kwargs: Any) -> Any:
+    """A :class:`~bitlet.drivers.pynq_board.PynqDevice` running on a simulated board.
+
+    Parameters
+    ----------
+    kernel : {"bitlet", "vendor_fp"}
+        Kernel of the simulated board and of the overlay (as SimDevice).
+    board : str
+        Whose packaged ``.hwh`` to load (default ``"pynqz2"``).
+    hwh : path, optional
+        Another ``.hwh`` to load instead.
+    interrupt : bool
+        Let pynq try the overlay's interrupt wiring (no UIO on a laptop: pynq
+        warns, the warning lands in ``dev.notes`` and waits poll the ISR).
+    **sim_kwargs
+        Passed to :class:`~bitlet.drivers.sim.SimDevice` (``memory``, ``delay``,
+        ``faults``, ...).
+
+    Returns
+    -------
+    PynqDevice
+        With ``.sim`` (the SimDevice) and ``.pynq_device`` (the SimPynqDevice);
+        closing it closes the simulation and restores pynq's active device.
+    """
+    from bitlet.drivers.pynq_board import import_pynq
+    from bitlet.drivers.sim import SimDevice
+
+    pynq = import_pynq()
+    sim = SimDevice(kernel, **sim_kwargs)
+    pynq_dev = device_class()(sim)
+    saved = vars(pynq.Device).get("_active_device")
+    pynq.Device.active_device = pynq_dev
+    try:
+        dev = sim_pynq_class()(hwh or default_hwh(kernel, board), kind=kernel, download=False,
+                               pynq_device=pynq_dev, interrupt=interrupt)
+    except BaseException:
+        _restore_active(pynq, saved)
+        sim.close()
+        raise
+    dev.sim, dev._saved_active = sim, saved
+    return dev
+
+
+def _restore_active(pynq: Any, saved: Any) -> None:
+    """Put back pynq's active device as it was before open_pynq_sim."""
+    if saved is None:
+        if "_active_device" in vars(pynq.Device):
+            del pynq.Device._active_device
+    else:
+        pynq.Device.active_device = saved
+
+
+@functools.lru_cache(maxsize=1)
+def sim_pynq_class() -> type:
+    """``PynqSimDevice``: a PynqDevice over a simulated board; close() ends both."""
+    from bitlet.drivers.pynq_board import PynqDevice, import_pynq
+
+    class PynqSimDevice(PynqDevice):
+        """PynqDevice whose pynq device is a SimPynqDevice (``.sim`` is its SimDevice)."""
+
+        sim: Any = None
+        _saved_active: Any = None
+
+        def memory_window(self) -> tuple[int, int]:
+            """The simulated arena (the kernel's m_axi sees only it)."""
+            return self.sim.memory_window()
+
+        def describe(self) -> dict[str, Any]:
+            info = super().describe()
+            info.update(board="simulated (pynq)", memory_window=list(self.sim.memory_window()),
+                        memory=self.sim.describe()["memory"])
+            return info
+
+        def close(self) -> None:
+            if self._closed:
+                return
+            super().close()
+            _restore_active(import_pynq(), self._saved_active)
+            self.sim.close()
+
+    return PynqSimDevice
