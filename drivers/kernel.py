@@ -258,6 +258,7 @@ class KernelDriver:
         self.use_interrupt = bool(use_interrupt and device.has_interrupt)
         self.identity: KernelIdentity | None = None
         self.last_run: RunResult | None = None
+        self._window: tuple[int, int] | None = None
         if check:
             self.identity = self.probe(_check_timeout(probe_timeout))
             check_identity(self.identity, kind)
@@ -360,7 +361,9 @@ class KernelDriver:
                  probe: bool = False) -> RunResult:
         hw, dev = _hw(), self.device
         self._prepare()
-        base, size = _memory_window(dev)
+        if self._window is None:
+            self._window = _memory_window(dev)
+        base, size = self._window
         for reg, value in (("MEM_LO", base), ("MEM_BASE_LO", base), ("PROG_LO", prog_addr),
                            ("PROF_LO", prof_addr)):
             dev.write_reg(getattr(hw, "REG_" + reg), value & 0xFFFF_FFFF)
@@ -498,9 +501,20 @@ def _likely_causes(ctrl: int, done: int | None, n_insn: int, timeout: float, pro
 
 
 def _memory_window(device: Any) -> tuple[int, int]:
-    """``(MEM_BASE, MEM_SIZE)`` of the device: the arena, or all of the 32-bit space."""
+    """``(MEM_BASE, MEM_SIZE)`` the kernel may address on ``device``.
+
+    From ``device.memory_window()``, else the ``"memory_window"`` entry of
+    ``device.describe()`` (a remote device passes its board's on), else the
+    whole 32-bit physical space (a board: MEM_BASE = 0).
+    """
     window = getattr(device, "memory_window", None)
-    return window() if window is not None else (0, 0xFFFF_FFFF)
+    if callable(window):
+        base, size = window()
+        return int(base), int(size)
+    described = device.describe().get("memory_window")
+    if described:
+        return int(described[0]), int(described[1])
+    return 0, 0xFFFF_FFFF
 
 
 def _check_addr(name: str, value: Any, align: int, allow_zero: bool) -> None:
