@@ -633,8 +633,7 @@ static void bitlet_pixel(const bk_insn_t *d, uint32_t oy, uint32_t ox, uint32_t 
     for (g = d->kgb; g < d->kge; g++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64
         int32_t s[BITLET_N_PE];
-        int32_t smax = 0;
-        for (p = 0; p < cnt; p++) {   /* the N_PE PEs of the array, in lockstep */
+        for (p = 0; p < cnt; p++) {   /* the N_PE PEs, each at its own pace in the row */
             bitlet_pe_result_t r;
             bk_gather(d, oy, ox, (c0 + p) / d->cout_g, g, a_vec);
             weight_ports(d, p, g, w_sig, w_exp, w_abs);
@@ -644,10 +643,9 @@ static void bitlet_pixel(const bk_insn_t *d, uint32_t oy, uint32_t ox, uint32_t 
             else
                 acc->f[p] = acc->f[p] + bk_bits_to_float(r.res);
             s[p] = r.scan;
-            smax = r.scan > smax ? r.scan : smax;
+            prof->lane[p] += 1u + (uint32_t)r.scan;    /* a group issues every S + 1 */
             prof->scan += (uint32_t)r.scan;
         }
-        prof->pe += 1u + (uint32_t)smax;
         prof->ref += ref_step(d, c0, cnt, s, lat);
         prof->groups += cnt;
     }
@@ -787,7 +785,10 @@ static void batch_row(bk_bus_t *bus, const bk_insn_t *d, int kind, uint32_t n, u
                       uint32_t c0, uint32_t cnt, bk_prof_t *prof)
 {
     bk_accs_t acc;
-    uint32_t ox;
+    uint32_t ox, p;
+    uint64_t row = 0;
+    for (p = 0; p < BITLET_N_PE; p++)
+        prof->lane[p] = 0;
     for (ox = 0; ox < d->ow; ox++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=224
         init_accs(bus, d, n, oy, ox, c0, cnt, &acc);
@@ -797,6 +798,10 @@ static void batch_row(bk_bus_t *bus, const bk_insn_t *d, int kind, uint32_t n, u
             vendor_pixel(d, oy, ox, c0, cnt, &acc, prof);
         keep_accs(d, ox, cnt, &acc);
     }
+    /* The PEs synchronise at the end of the out row (shared row buffer). */
+    for (p = 0; p < BITLET_N_PE; p++)
+        row = prof->lane[p] > row ? prof->lane[p] : row;
+    prof->pe += row;
     write_row(bus, d, n, oy, c0, cnt);
 }
 
@@ -870,7 +875,7 @@ static uint32_t run_one(bk_bus_t *bus, int kind, uint64_t insn_addr, uint64_t pr
 {
     uint32_t w[BITLET_INSN_WORDS];
     bk_insn_t d;
-    bk_prof_t prof = {0, 0, 0, 0, 0, 0};
+    bk_prof_t prof = {0, 0, 0, 0, 0, 0, {0}};
     uint32_t i, st;
     if (!in_window(bus, insn_addr, BITLET_INSN_BYTES, WORD_BYTES)
         || (prof_slot && !in_window(bus, prof_slot, BITLET_PROF_BYTES, WORD_BYTES)))
@@ -888,7 +893,7 @@ static uint32_t run_one(bk_bus_t *bus, int kind, uint64_t insn_addr, uint64_t pr
     if (st == BITLET_STATUS_OK)
         finish_prof(&d, kind, &prof, bus->ddr);
     else
-        prof = (bk_prof_t){0, 0, 0, 0, 0, 0};
+        prof = (bk_prof_t){0, 0, 0, 0, 0, 0, {0}};
     if (prof_slot)
         write_prof(bus, prof_slot, st, d.layer, &prof);
     return st;

@@ -45,6 +45,7 @@ typedef struct {
 
 typedef struct {
     uint64_t pe, ref, kernel, groups, scan, ddr;
+    uint64_t lane[BITLET_N_PE];  /* Bitlet: issue cycles of each PE in this out row */
 } bk_prof_t;
 
 typedef struct {

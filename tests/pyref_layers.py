@@ -226,11 +226,14 @@ def cycles(L: Layer) -> dict:
     pe = ref = groups = scan = 0
     for b in range(n):
         for oy in range(oh):
-            for ox in range(ow):
-                for subs in batches(cout, L.groups):
+            for subs in batches(cout, L.groups):
+                # each PE issues a group every S + 1 cycles; the batch's PEs meet at row end
+                chans = [co for sub in subs for co in sub]
+                pe += max(sum(1 + s for ox in range(ow) for s in L.sums[(b, oy, ox, co)])
+                          for co in chans)
+                for ox in range(ow):
                     for gi in range(kg1 - kg0):
-                        s_all = [L.sums[(b, oy, ox, co)][gi] for sub in subs for co in sub]
-                        pe += 1 + max(s_all)
+                        s_all = [L.sums[(b, oy, ox, co)][gi] for co in chans]
                         ref += sum(lat + 1 + max(L.sums[(b, oy, ox, co)][gi] for co in sub)
                                    for sub in subs)
                         groups += len(s_all)

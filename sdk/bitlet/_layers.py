@@ -168,6 +168,10 @@ def _conv_program(x, w, *, stride, padding, dilation, groups, bias, relu, prune,
                   kernel, gemm=False):
     """Run an NHWC convolution on the kernel; returns (raw output elements, profile)."""
     fixed = fmt == hw.FMT_FIXED
+    if kernel not in _KERNELS:
+        raise BitletValueError(f"kernel must be one of {_KERNELS}, got {kernel!r}")
+    if fixed and kernel == "vendor":
+        raise BitletValueError("precision='fixed' is not supported by the vendor-FP kernel")
     ofmt = hw.FMT_FIXED if fixed else hw.FMT_FP32      # results are binary32 (or fixed r)
     n, ih, iw, cin = x.shape
     cout, kh, kw, cin_g = w.shape
