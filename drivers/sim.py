@@ -299,7 +299,8 @@ def resolve_kernel(kernel: str = "bitlet", engine: Any = None) -> tuple[KernelFn
         Which top (``bitlet_top`` or ``vendor_fp_top``).
     engine : None, str or callable
         None or ``"reference"``: the cffi reference compiled from hls/.
-        A module name (e.g. ``"bitlet._fast"``): its ``lib.<top>``.
+        ``"fast"``: the fast emulator (:func:`bitlet.fast.make_top`, Bitlet
+        kernel only).  Another module name: its ``lib.<top>``.
         A callable: used as is; it must have the C signature of
         ``bitlet_top`` (hls/bitlet_top.h) and is called with cffi pointers.
     """
@@ -307,6 +308,13 @@ def resolve_kernel(kernel: str = "bitlet", engine: Any = None) -> tuple[KernelFn
         raise BitletValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     if callable(engine):
         return engine, getattr(engine, "__name__", type(engine).__name__)
+    if engine == "fast":
+        if kernel != "bitlet":
+            raise BitletValueError(f"engine='fast' implements the bitlet kernel only, not {kernel!r}; "
+                                   "use engine=None (the reference) for it")
+        from bitlet import fast
+
+        return fast.make_top(), "fast"
     module_name = "bitlet._reference" if engine in (None, "reference") else engine
     if not isinstance(module_name, str):
         raise BitletTypeError(f"engine must be None, a module name or a callable, got {engine!r}")

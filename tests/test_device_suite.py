@@ -142,6 +142,21 @@ def test_conv2d_program_of_two_layers_matches_numerics(open_dev):
     np.testing.assert_array_equal(np.asarray(out), _bits(expected))
 
 
+def test_the_fast_engine_gives_the_same_bits_and_cycles(open_dev):
+    fast = pytest.importorskip("bitlet.fast", reason="the fast emulator is not built")
+    if not fast.info().get("cpus"):
+        pytest.skip("the fast emulator is not available")
+    dev = open_dev(engine="fast")
+    g = Gemm(dev, m=8, k=200, n=5, seed=4)
+    g.act.sync_to_device()
+    prof = dev.allocate((1, hw.PROF_WORDS), np.uint32)
+    dev.kernel.run(_load_program(dev, [g.insn]).device_address, 1, prof_addr=prof.device_address)
+    np.testing.assert_array_equal(_bits(g.result()), _bits(g.expected()))
+    prof.sync_from_device()
+    _, summary = g.expected(return_profile=True)
+    assert isa.decode_profile(prof)[0]["kernel_cycles"] == summary["kernel_cycles"]
+
+
 def test_vendor_kernel_runs_the_same_program(open_dev):
     dev = open_dev(kernel="vendor_fp")
     g = Gemm(dev, m=4, k=64, n=2)
