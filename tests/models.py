@@ -41,6 +41,22 @@ def sample_image(name: str = "astronaut", size: int = 32) -> np.ndarray | None:
     return np.ascontiguousarray(img.transpose(2, 0, 1)[None].astype(np.float32))
 
 
+def text_image(h: int = 64, w: int = 64) -> np.ndarray | None:
+    """A rendered text image normalised like PP-OCR's detector, (1, 3, h, w) float32, or None."""
+    try:
+        from PIL import Image, ImageDraw, ImageFont
+    except ImportError:
+        return None
+    try:
+        font = ImageFont.load_default(size=20)  # Pillow >= 10.1 (bundled scalable font)
+    except TypeError:
+        font = ImageFont.load_default()
+    im = Image.new("L", (w, h), 255)
+    ImageDraw.Draw(im).multiline_text((4, 4), "Bit\nlet", fill=0, font=font)
+    a = np.asarray(im, np.float32) / 255
+    return ((np.stack([a] * 3)[None] - 0.5) / 0.5).astype(np.float32)
+
+
 class Builder:
     """Accumulates nodes and initializers; :meth:`model` makes the ModelProto."""
 

@@ -3,12 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 
+import bitlet
 import numpy as np
 import pytest
-
-from onnx import numpy_helper
-
-import bitlet
 from bitlet import numerics
 from bitlet.compiler.fold import optimize
 from bitlet.compiler.frontend import import_onnx
@@ -19,6 +16,7 @@ from bitlet.drivers.kernel import KernelDriver
 from bitlet.drivers.sim import SimDevice
 from bitlet.runtime import CompiledModel
 from models import Builder, single_node, tiny_cnn
+from onnx import numpy_helper
 
 pytestmark = pytest.mark.device
 
@@ -95,7 +93,7 @@ def test_streamed_or_resident_weights_chosen_by_ddr_estimate(cfg):
 
 
 def test_buffer_plan_reuses_memory_without_overlap(dev, cfg):
-    out, program = run_with(tiny_cnn(), dev, cfg, {"x": np.zeros((1, 3, 16, 16), np.float32)})
+    _, program = run_with(tiny_cnn(), dev, cfg, {"x": np.zeros((1, 3, 16, 16), np.float32)})
     buffers, values = program.meta["buffers"], program.meta["devices"].values()
     assert buffers["pool_bytes"] <= buffers["pool_naive_bytes"]
     for a in values:
@@ -126,9 +124,9 @@ def test_layer_too_wide_for_the_line_buffer_reports_sizes(dev):
 
 def test_model_larger_than_device_memory_reports_sizes():
     model, *_ = conv_model(64, 64, 1, size=(64, 64))
-    with SimDevice(memory=1 << 16) as small:
-        with pytest.raises(bitlet.CompileError, match=r"needs \d+ bytes of device memory.*weights"):
-            bitlet.compile(model, device=small)
+    with SimDevice(memory=1 << 16) as small, \
+            pytest.raises(bitlet.CompileError, match=r"needs \d+ bytes of device memory.*weights"):
+        bitlet.compile(model, device=small)
 
 
 def test_nan_weights_name_the_layer(dev):
@@ -153,7 +151,7 @@ def test_unknown_precision_and_prune_options(dev):
 def _nearest_with_two_ones(v: float) -> float:
     """Brute force over every significand with <= 2 ones: the nearest to ``v``."""
     m, e = np.frexp(np.float64(v))
-    sig = int(round(abs(m) * 2**24))
+    sig = round(abs(m) * 2**24)
     cands = [0] + [1 << i for i in range(26)] + [(1 << i) | (1 << j) for i in range(26) for j in range(i)]
     best = min(cands, key=lambda c: (abs(c - sig), c))
     return float(np.sign(v) * best * 2.0 ** (e - 24))
@@ -165,7 +163,7 @@ def test_limit_ones_rounds_to_the_nearest_sparse_significand():
     for k in (1, 3, 8):
         out = limit_ones(w, k)
         sig = (out.view(np.uint32) & 0x7FFFFF) | 0x800000
-        assert max(bin(int(s)).count("1") for s in sig) <= k or k >= 24
+        assert max(int(s).bit_count() for s in sig) <= k or k >= 24
         err = np.abs(out.astype(np.float64) - w)
         assert np.all(err <= np.abs(w) * 2.0 ** (-k + 1))
     assert limit_ones(np.float32([1.75]), 1)[0] == 2.0 and limit_ones(np.float32([1.25]), 1)[0] == 1.0

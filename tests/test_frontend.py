@@ -2,32 +2,27 @@
 reference kernels) must still compute what onnxruntime computes."""
 from __future__ import annotations
 
+import bitlet
 import numpy as np
 import onnx
 import pytest
-
-import bitlet
 from bitlet.compiler.fold import optimize
 from bitlet.compiler.frontend import import_onnx
 from bitlet.compiler.interp import execute
-from models import (Builder, rapidocr_model, run_onnxruntime, single_node, tiny_attention, tiny_cnn,
-                    tiny_unet)
+from models import (
+    Builder,
+    rapidocr_model,
+    run_onnxruntime,
+    single_node,
+    text_image,
+    tiny_attention,
+    tiny_cnn,
+    tiny_unet,
+)
 
 
 def rel_l2(a, b):
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
-
-
-def text_image(h: int = 64, w: int = 64) -> np.ndarray | None:
-    """A rendered text image normalised like PP-OCR's detector, (1, 3, h, w) float32, or None."""
-    try:
-        from PIL import Image, ImageDraw, ImageFont
-    except ImportError:
-        return None
-    im = Image.new("L", (w, h), 255)
-    ImageDraw.Draw(im).multiline_text((4, 4), "Bit\nlet", fill=0, font=ImageFont.load_default(size=20))
-    a = np.asarray(im, np.float32) / 255
-    return ((np.stack([a] * 3)[None] - 0.5) / 0.5).astype(np.float32)
 
 
 @pytest.mark.parametrize("build,shape", [(tiny_cnn, (1, 3, 16, 16)), (tiny_unet, (1, 3, 16, 16)),

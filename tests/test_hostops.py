@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from bitlet.compiler.frontend import import_onnx
 from bitlet.compiler.hostops import HOST_OPS
 from bitlet.compiler.interp import execute

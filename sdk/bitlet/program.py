@@ -116,11 +116,11 @@ class Program:
         np.savez(f, **{_META: blob, _IMAGE: self.image}, **self.arrays)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Program":
+    def from_bytes(cls, data: bytes) -> Program:
         return cls._read(io.BytesIO(data))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Program":
+    def load(cls, path: str | os.PathLike) -> Program:
         """Read a program written by :meth:`save` (never unpickles anything)."""
         if not os.path.exists(path):
             raise BitletValueError(f"path: no such program file {os.fspath(path)!r}")
@@ -128,17 +128,17 @@ class Program:
             return cls._read(io.BytesIO(f.read()))
 
     @classmethod
-    def _read(cls, f) -> "Program":
+    def _read(cls, f) -> Program:
         try:
             with np.load(f, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except Exception as exc:  # noqa: BLE001 - anything unreadable is a bad file
+        except Exception as exc:
             raise BitletValueError(f"not a Bitlet program file: {exc}") from exc
         if _META not in arrays or _IMAGE not in arrays:
             raise BitletValueError("not a Bitlet program file (no metadata/image member)")
         meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
-        if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-            raise BitletValueError(f"unsupported program format {meta.get('format')!r} "
-                                   f"version {meta.get('format_version')!r} (this SDK reads "
-                                   f"{FORMAT!r} version {FORMAT_VERSION})")
+        fmt, version = meta.pop("format", None), meta.pop("format_version", None)
+        if fmt != FORMAT or version != FORMAT_VERSION:
+            raise BitletValueError(f"unsupported program format {fmt!r} version {version!r} "
+                                   f"(this SDK reads {FORMAT!r} version {FORMAT_VERSION})")
         return cls(meta, arrays.pop(_IMAGE), arrays)

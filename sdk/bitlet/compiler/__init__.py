@@ -9,7 +9,8 @@ plan) -> :class:`bitlet.program.Program`, run by :mod:`bitlet.runtime`.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 def compile(model: Any, *, device: Any = None, precision: str = "fp32", prune: Any = None,

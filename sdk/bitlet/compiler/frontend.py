@@ -12,7 +12,8 @@ reported in one :class:`bitlet.CompileError` before anything runs.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -194,9 +195,7 @@ class _Importer:
 
     def fold(self, node: Node) -> bool:
         ins = [self.constants.get(i) if i else None for i in node.inputs]
-        if node.op == "Shape" and node.inputs[0] in self.values:
-            ins = [np.empty(self.values[node.inputs[0]].shape, np.float32)]
-        elif node.op in ("Size",) and node.inputs[0] in self.values:
+        if node.op == "Shape" and node.inputs[0] in self.values or node.op in ("Size",) and node.inputs[0] in self.values:
             ins = [np.empty(self.values[node.inputs[0]].shape, np.float32)]
         elif not all(x is not None for x, i in zip(ins, node.inputs) if i):
             return False

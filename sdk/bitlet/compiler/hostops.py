@@ -14,7 +14,8 @@ of a compiled model, so a folded value and a run-time value cannot disagree.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -613,7 +614,7 @@ def resize_plan(in_shape, ins, attrs) -> tuple[list[int], list[float]]:
         return out, [o / i for o, i in zip(out, in_shape)]
     scales = ins[2] if len(ins) > 2 else (ins[1] if len(ins) == 2 else attrs.get("scales"))
     scales = [float(s) for s in np.asarray(scales, dtype=np.float32).reshape(-1)]
-    return [int(math.floor(i * s)) for i, s in zip(in_shape, scales)], scales
+    return [math.floor(i * s) for i, s in zip(in_shape, scales)], scales
 
 
 @host_op("Resize", "Upsample")

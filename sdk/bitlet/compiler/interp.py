@@ -6,7 +6,7 @@ kernel ops are computed in float64 numpy (no Bitlet truncation).
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 

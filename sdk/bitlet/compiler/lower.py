@@ -296,10 +296,10 @@ class Lowering:
 
     def make_insn(self, geo, co0, co1, g0, g1, kb, ke, last, relu, has_bias, accum, opts,
                   layer_id) -> isa.Insn:
-        common = dict(act=0, wgt=0, out=0, precision=self.fmt, relu=relu and last,
-                      use_bias=has_bias and last, accum=accum, partial=not last, prune=opts.prune,
-                      layer=layer_id, out_cstride=geo.cout, out_coff=co0,
-                      kg_begin=kb, kg_end=ke)
+        common = {"act": 0, "wgt": 0, "out": 0, "precision": self.fmt, "relu": relu and last,
+                  "use_bias": has_bias and last, "accum": accum, "partial": not last,
+                  "prune": opts.prune, "layer": layer_id, "out_cstride": geo.cout,
+                  "out_coff": co0, "kg_begin": kb, "kg_end": ke}
         if geo.gemm:
             return isa.gemm(m=co1 - co0, k=geo.cin, n=geo.n, in_cstride=geo.cin, **common)
         ng = g1 - g0

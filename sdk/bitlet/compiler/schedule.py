@@ -45,7 +45,7 @@ class KernelConfig:
     isa_version: int
 
     @classmethod
-    def from_driver(cls, driver: Any) -> "KernelConfig":
+    def from_driver(cls, driver: Any) -> KernelConfig:
         """Read the configuration of a :class:`bitlet.drivers.kernel.KernelDriver`."""
         ident = driver.identity if driver.identity is not None else driver.probe()
         return cls(n_pe=driver.n_pe, act_buf_words=driver.act_buf_words,
@@ -60,7 +60,7 @@ class KernelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "KernelConfig":
+    def from_dict(cls, d: dict) -> KernelConfig:
         return cls(**{**d, "formats": tuple(d["formats"])})
 
 
@@ -134,7 +134,7 @@ def plan_layer(layer: LayerGeometry, cfg: KernelConfig) -> TilePlan:
     """Choose the tiles of one layer; raises :class:`bitlet.CompileError` with the sizes."""
     _check_limits(layer)
     per_out = 2 if layer.fixed else 1
-    oh, ow = layer.out_hw
+    ow = layer.out_hw[1]
     if ow * cfg.n_pe * per_out > cfg.out_buf_words:
         raise _fail(layer, f"an output row ({ow} pixels x {cfg.n_pe} PEs)",
                     ow * cfg.n_pe * per_out, cfg.out_buf_words, "output width too large")

@@ -1,0 +1,184 @@
+"""bitlet.compile / CompiledModel / save / load / profile on the simulated device."""
+from __future__ import annotations
+
+import bitlet
+import numpy as np
+import pytest
+from bitlet.drivers.sim import SimDevice
+from bitlet.program import Program
+from models import run_onnxruntime, single_node, tiny_attention, tiny_cnn, tiny_unet
+
+pytestmark = pytest.mark.device
+
+
+def rel_l2(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@pytest.fixture(scope="module")
+def dev():
+    with SimDevice() as device:
+        yield device
+
+
+@pytest.fixture(scope="module")
+def cnn(dev):
+    compiled = bitlet.compile(tiny_cnn(), device=dev)
+    yield compiled
+    compiled.close()
+
+
+X = np.random.default_rng(1).standard_normal((1, 3, 16, 16)).astype(np.float32)
+
+
+@pytest.mark.parametrize("build,shape", [(tiny_cnn, (1, 3, 16, 16)), (tiny_unet, (1, 3, 16, 16)),
+                                         (tiny_attention, (1, 8, 16))])
+def test_small_models_match_onnxruntime(dev, build, shape):
+    model = build()
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    (ref,) = run_onnxruntime(model, {"x": x})
+    compiled = bitlet.compile(model, device=dev)
+    try:
+        y = compiled(x)
+        assert y.shape == ref.shape and y.dtype == np.float32 and y.flags.c_contiguous
+        assert rel_l2(y, ref) < 1e-5
+        out = compiled.run({"x": x})
+        assert list(out) == compiled.output_names
+        np.testing.assert_array_equal(out[compiled.output_names[0]], y)
+    finally:
+        compiled.close()
+
+
+def test_bad_feeds_are_named(cnn):
+    with pytest.raises(bitlet.BitletValueError, match=r"shape \(1, 3, 8, 8\).*compiled for"):
+        cnn(np.zeros((1, 3, 8, 8), np.float32))
+    with pytest.raises(bitlet.BitletValueError, match="missing"):
+        cnn.run({"y": X})
+    with pytest.raises(bitlet.BitletTypeError, match="dict"):
+        cnn.run([X])
+
+
+def test_profile_per_layer_and_totals(cnn):
+    prof = cnn.profile(X)
+    data = prof.as_dict()
+    layers = data["layers"]
+    assert [l["name"] for l in layers] == [l["name"] for l in cnn.meta["layers"]]
+    for layer in layers:
+        assert layer["pe_cycles"] > 0 and layer["kernel_cycles"] >= layer["pe_cycles"]
+        assert layer["ddr_bytes"] > 0 and layer["macs"] > 0
+        assert layer["predicted_ms"] == pytest.approx(layer["kernel_cycles"] / (prof.clock_mhz * 1e3))
+    totals = data["totals"]
+    assert totals["pe_cycles"] == sum(l["pe_cycles"] for l in layers)
+    assert totals["macs"] == sum(l["macs"] for l in layers)
+    assert totals["host_ops"] == sum(s["op"] == "host" for s in cnn.meta["steps"])
+    table = str(prof)
+    assert "kernel cyc" in table and layers[0]["name"][:20] in table
+
+
+def test_pe_cycles_are_the_sum_of_the_instruction_records(cnn):
+    cnn.run({"x": X})
+    records = cnn.read_profile_records()
+    assert len(records) == cnn.program.n_insn
+    assert (records["status"] == bitlet.hw.STATUS_OK).all()
+    ids = [l["layer_id"] for l in cnn.meta["layers"] for _ in range(l["insn_count"])]
+    assert records["layer"].tolist() == ids
+
+
+def test_save_and_load_round_trip(cnn, dev, tmp_path):
+    path = tmp_path / "cnn.npz"
+    cnn.save(path)
+    with np.load(path, allow_pickle=False) as z:
+        assert "__meta__" in z.files
+    again = bitlet.load(path, device=dev)
+    try:
+        assert again.program.digest() == cnn.program.digest()
+        np.testing.assert_array_equal(again(X), cnn(X))
+    finally:
+        again.close()
+
+
+def test_load_refuses_another_kernel_configuration(cnn, dev, tmp_path):
+    program = Program.load(_saved(cnn, tmp_path))
+    program.meta["kernel"]["n_pe"] = 8
+    program.meta["kernel"]["wgt_buf_words"] *= 2
+    program.save(tmp_path / "other.npz")
+    with pytest.raises(bitlet.OverlayMismatch, match=r"n_pe: program 8, device 4.*wgt_buf_words"):
+        bitlet.load(tmp_path / "other.npz", device=dev)
+
+
+def test_load_rejects_files_that_are_not_programs(tmp_path, dev):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros(3))
+    with pytest.raises(bitlet.BitletValueError, match="not a Bitlet program"):
+        bitlet.load(bad, device=dev)
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(bitlet.BitletValueError, match="not a Bitlet program"):
+        bitlet.load(tmp_path / "junk.npz", device=dev)
+
+
+def _saved(compiled, tmp_path):
+    path = tmp_path / "saved.npz"
+    compiled.save(path)
+    return path
+
+
+def test_program_bytes_round_trip_for_the_wire(cnn):
+    data = cnn.program.to_bytes()
+    again = Program.from_bytes(data)
+    assert again.digest() == cnn.program.digest()
+
+
+def conv_layer(cout=8, cin=8):
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((cout, cin, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    return single_node("Conv", {"x": (1, cin, 8, 8)}, {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]},
+                       {"w": w, "b": b}), b
+
+
+def test_prune_zero_leaves_only_the_bias(dev):
+    model, bias = conv_layer()
+    compiled = bitlet.compile(model, device=dev, prune=0)
+    try:
+        y = compiled(np.ones((1, 8, 8, 8), np.float32))
+        np.testing.assert_array_equal(y, np.broadcast_to(bias.reshape(1, -1, 1, 1), y.shape))
+    finally:
+        compiled.close()
+
+
+@pytest.mark.parametrize("option", [{"prune": 0xFFF000}, {"bits": 2}])
+def test_prune_and_bit_budget_save_cycles(dev, option):
+    model, _ = conv_layer(16, 16)
+    x = np.random.default_rng(0).standard_normal((1, 16, 8, 8)).astype(np.float32)
+    (ref,) = run_onnxruntime(model, {"x": x})
+    full = bitlet.compile(model, device=dev)
+    cheap = bitlet.compile(model, device=dev, **option)
+    try:
+        p_full, p_cheap = full.profile(x), cheap.profile(x)
+        assert p_cheap.totals["pe_cycles"] < p_full.totals["pe_cycles"]
+        assert 1e-6 < rel_l2(cheap(x), ref) < 0.3
+    finally:
+        full.close()
+        cheap.close()
+
+
+@pytest.mark.parametrize("precision,tol", [("fp16", 2e-3), ("bf16", 2e-2)])
+def test_16_bit_precisions(dev, precision, tol):
+    model = tiny_cnn()
+    (ref,) = run_onnxruntime(model, {"x": X})
+    compiled = bitlet.compile(model, device=dev, precision=precision)
+    try:
+        y = compiled(X)
+        assert 1e-7 < rel_l2(y, ref) < tol
+        assert compiled.meta["precision"] == precision
+    finally:
+        compiled.close()
+
+
+def test_device_memory_is_freed_on_close(dev):
+    free = dev.describe()["memory"]["free"]
+    compiled = bitlet.compile(tiny_cnn(), device=dev)
+    assert dev.describe()["memory"]["free"] < free
+    compiled.close()
+    compiled.close()
+    assert dev.describe()["memory"]["free"] == free
