@@ -1,0 +1,485 @@
+/*
+ * fast_core.c -- scalar helpers, scanner tables, kernel selection, threads,
+ * floating-point environment and the port-level group batch of the fast
+ * engine.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L   /* sysconf, pthreads */
+#endif
+#include <float.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fast_internal.h"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#define FK_THREADING "openmp"
+#elif defined(BITLET_FAST_PTHREADS)
+#include <pthread.h>
+#define FK_THREADING "pthreads"
+#else
+#define FK_THREADING "none"
+#endif
+
+#if !defined(_WIN32)
+#include <unistd.h>
+#endif
+
+#if (defined(__x86_64__) || defined(__i386__) || defined(_M_X64)) && \
+    (defined(__SSE__) || defined(_M_X64))
+#include <xmmintrin.h>
+#define FK_X86_CSR 1
+#endif
+
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD != 0 && FLT_EVAL_METHOD != -1
+#error "the fast engine needs binary32 float arithmetic (FLT_EVAL_METHOD 0), e.g. SSE on x86"
+#endif
+
+/* ------------------------------------------------------------------ */
+/* pack helpers (NUMERICS.md s.2, s.3)                                 */
+/* ------------------------------------------------------------------ */
+
+static int msb64(uint64_t x)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return 63 - __builtin_clzll(x);
+#else
+    int c = 0;
+    while (x >>= 1)
+        c++;
+    return c;
+#endif
+}
+
+/* fp32 pack, truncating: E = emax - 173 + c, subnormals kept (F2). */
+uint32_t fk_pack_fp32(int64_t acc, int32_t emax)
+{
+    if (acc == 0)
+        return 0u;
+    uint32_t sign = acc < 0 ? 0x80000000u : 0u;
+    uint64_t mag = acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc;
+    int c = msb64(mag);
+    int32_t E = emax - 173 + c;
+    uint32_t N = (uint32_t)((c >= 23 ? mag >> (c - 23) : mag << (23 - c)) & FK_SIG_MASK);
+    if (E > 254)
+        return sign | 0x7F800000u;
+    if (E >= 1)
+        return sign | ((uint32_t)E << 23) | (N & 0x7FFFFFu);
+    int32_t shift = 1 - E;
+    return sign | (shift >= FK_COLS ? 0u : N >> shift);
+}
+
+/* floor(acc / 2^quant) without signed shifts. */
+int64_t fk_floor_shift(int64_t acc, uint32_t quant)
+{
+    if (acc >= 0)
+        return (int64_t)((uint64_t)acc >> quant);
+    uint64_t inv = ~(uint64_t)acc;          /* -acc - 1 >= 0 */
+    return (int64_t)~(inv >> quant);
+}
+
+int64_t fk_saturate_fixed(int64_t r)
+{
+    const int64_t hi = ((int64_t)1 << FK_COLS) - 1;
+    const int64_t lo = -((int64_t)1 << FK_COLS);
+    return r > hi ? hi : (r < lo ? lo : r);
+}
+
+/* ------------------------------------------------------------------ */
+/* scanner (NUMERICS.md s.4) and its tables                            */
+/* ------------------------------------------------------------------ */
+
+uint8_t fk_scan_tab[1 << 15];
+uint8_t fk_scan_tail[1 << 8];
+
+/* One step from p: the new p (window = 8 bits from p, zeros past bit 63). */
+static int scan_step(uint64_t col, int p)
+{
+    uint32_t w = p < 64 ? (uint32_t)(col >> p) & ((1u << BITLET_WINDOW) - 1u) : 0u;
+    uint32_t rest = w & (w - 1u);           /* clear the first 1 */
+    if (rest == 0u)
+        return p + BITLET_WINDOW;
+    int second = 0;
+    while (!((rest >> second) & 1u))
+        second++;
+    return p + second;
+}
+
+/* The scanner, one step at a time (the definition; builds the tables). */
+int fk_scan_steps_slow(uint64_t col)
+{
+    int p = 0;
+    int steps = 0;
+    while (p <= FK_GROUP - 1) {
+        p = scan_step(col, p);
+        steps++;
+    }
+    return steps;
+}
+
+int bitlet_fast_scan_steps(uint64_t col)
+{
+    fk_tables_init();
+    return fk_ops_current()->scan_col(col);
+}
+
+static void build_tables(void)
+{
+    /* tab[x]: the steps starting at p in [0, 8) on the 15 bits x (a window
+     * from p <= 7 ends at bit 14), and where they leave p (8..15). */
+    for (uint32_t x = 0; x < (1u << 15); x++) {
+        int p = 0, steps = 0;
+        while (p < BITLET_WINDOW) {
+            p = scan_step(x, p);
+            steps++;
+        }
+        fk_scan_tab[x] = (uint8_t)(steps | ((p - BITLET_WINDOW) << 4));
+    }
+    /* tail[x]: from p in 57..63, x = col >> p has at most 7 bits; steps
+     * move to second 1s inside x until a step of 8 ends the scan. */
+    for (uint32_t x = 0; x < (1u << 8); x++) {
+        int p = 0, steps = 0;
+        for (;;) {
+            int q = scan_step(x, p);
+            steps++;
+            if (q - p >= BITLET_WINDOW)
+                break;
+            p = q;
+        }
+        fk_scan_tail[x] = (uint8_t)steps;
+    }
+}
+
+static volatile int tables_ready = 0;
+
+#if defined(BITLET_FAST_PTHREADS)
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+static void tables_once_fn(void) { build_tables(); tables_ready = 1; }
+#endif
+
+void fk_tables_init(void)
+{
+    if (tables_ready)
+        return;
+#if defined(BITLET_FAST_PTHREADS)
+    pthread_once(&tables_once, tables_once_fn);
+#elif defined(_OPENMP)
+#pragma omp critical(bitlet_fast_tables)
+    {
+        if (!tables_ready) {
+            build_tables();
+            tables_ready = 1;
+        }
+    }
+#else
+    build_tables();
+    tables_ready = 1;
+#endif
+}
+
+/* ------------------------------------------------------------------ */
+/* kernel selection                                                    */
+/* ------------------------------------------------------------------ */
+
+static const fk_ops_t *forced_ops = NULL;
+
+const fk_ops_t *fk_ops_current(void)
+{
+    if (forced_ops != NULL)
+        return forced_ops;
+    const fk_ops_t *ops = fk_ops_avx512();
+    if (ops == NULL)
+        ops = fk_ops_avx2();
+    if (ops == NULL)
+        ops = fk_ops_scalar();
+    return ops;
+}
+
+const char *bitlet_fast_isa(void)
+{
+    return fk_ops_current()->name;
+}
+
+int bitlet_fast_set_isa(const char *name)
+{
+    const fk_ops_t *ops = NULL;
+    if (name == NULL || name[0] == '\0' || strcmp(name, "auto") == 0) {
+        forced_ops = NULL;
+        return 0;
+    }
+    if (strcmp(name, "scalar") == 0)
+        ops = fk_ops_scalar();
+    else if (strcmp(name, "avx2") == 0)
+        ops = fk_ops_avx2();
+    else if (strcmp(name, "avx512") == 0)
+        ops = fk_ops_avx512();
+    if (ops == NULL)
+        return -1;
+    forced_ops = ops;
+    return 0;
+}
+
+int bitlet_fast_simd_compiled(void)
+{
+#if defined(BITLET_FAST_NO_SIMD)
+    return 0;
+#else
+    return 1;
+#endif
+}
+
+const char *bitlet_fast_threading(void)
+{
+    return FK_THREADING;
+}
+
+/* ------------------------------------------------------------------ */
+/* threads                                                             */
+/* ------------------------------------------------------------------ */
+
+int bitlet_fast_max_threads(void)
+{
+#if defined(_OPENMP)
+    return omp_get_num_procs();
+#elif !defined(_WIN32) && defined(_SC_NPROCESSORS_ONLN)
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+#else
+    return 1;
+#endif
+}
+
+int bitlet_fast_default_threads(void)
+{
+    const char *env = getenv("BITLET_THREADS");
+    if (env != NULL && env[0] != '\0') {
+        char *end = NULL;
+        long n = strtol(env, &end, 10);
+        if (end == env || *end != '\0' || n < 1 || n > 4096)
+            return -1;
+        return (int)n;
+    }
+    return bitlet_fast_max_threads();
+}
+
+int fk_resolve_threads(int threads)
+{
+    if (threads <= 0)
+        threads = bitlet_fast_default_threads();
+    if (threads <= 0)
+        threads = 1;
+#if !defined(_OPENMP) && !defined(BITLET_FAST_PTHREADS)
+    threads = 1;
+#endif
+    return threads;
+}
+
+#if defined(BITLET_FAST_PTHREADS) && !defined(_OPENMP)
+typedef struct {
+    fk_task_fn fn;
+    void *ctx;
+    int64_t n;
+    int64_t next;
+    pthread_mutex_t lock;
+} pool_t;
+
+typedef struct {
+    pool_t *pool;
+    int worker;
+} pool_arg_t;
+
+static void *pool_worker(void *arg)
+{
+    pool_arg_t *a = (pool_arg_t *)arg;
+    pool_t *pool = a->pool;
+    fk_fpenv_t env;
+    fk_fpenv_enter(&env);
+    for (;;) {
+        pthread_mutex_lock(&pool->lock);
+        int64_t task = pool->next++;
+        pthread_mutex_unlock(&pool->lock);
+        if (task >= pool->n)
+            break;
+        pool->fn(pool->ctx, task, a->worker);
+    }
+    fk_fpenv_leave(&env);
+    return NULL;
+}
+#endif
+
+/* Run fn(ctx, task, worker) for every task in [0, n) on `threads` workers
+ * (worker in [0, threads)).  Tasks are handed out dynamically; results must
+ * not depend on which worker runs a task. */
+void fk_parallel_for(int threads, int64_t n, fk_task_fn fn, void *ctx)
+{
+    if (n <= 0)
+        return;
+    if (threads > n)
+        threads = (int)n;
+    if (threads <= 1) {
+        for (int64_t i = 0; i < n; i++)
+            fn(ctx, i, 0);
+        return;
+    }
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(threads)
+    {
+        fk_fpenv_t env;
+        fk_fpenv_enter(&env);
+        int worker = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t i = 0; i < n; i++)
+            fn(ctx, i, worker);
+        fk_fpenv_leave(&env);
+    }
+#elif defined(BITLET_FAST_PTHREADS)
+    pool_t pool;
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.n = n;
+    pool.next = 0;
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_t tid[256];
+    pool_arg_t args[256];
+    if (threads > 256)
+        threads = 256;
+    int started = 0;
+    for (int w = 1; w < threads; w++) {
+        args[w].pool = &pool;
+        args[w].worker = w;
+        if (pthread_create(&tid[w], NULL, pool_worker, &args[w]) != 0)
+            break;
+        started = w;
+    }
+    args[0].pool = &pool;
+    args[0].worker = 0;
+    pool_worker(&args[0]);
+    for (int w = 1; w <= started; w++)
+        pthread_join(tid[w], NULL);
+    pthread_mutex_destroy(&pool.lock);
+#else
+    for (int64_t i = 0; i < n; i++)
+        fn(ctx, i, 0);
+#endif
+}
+
+/* ------------------------------------------------------------------ */
+/* floating-point environment                                          */
+/* ------------------------------------------------------------------ */
+
+/* Group sums are binary32 round-to-nearest-even with subnormals: clear
+ * flush-to-zero / denormals-are-zero and directed rounding that a library
+ * in the process may have set, restore on leave. */
+void fk_fpenv_enter(fk_fpenv_t *env)
+{
+    env->changed = 0;
+    env->saved = 0;
+#if defined(FK_X86_CSR)
+    unsigned int csr = _mm_getcsr();
+    unsigned int want = csr & ~(0x8000u | 0x0040u | 0x6000u);  /* FTZ, DAZ, RC */
+    env->saved = csr;
+    if (want != csr) {
+        _mm_setcsr(want);
+        env->changed = 1;
+    }
+#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+    uint64_t fpcr;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
+    uint64_t want = fpcr & ~((uint64_t)1 << 24 | (uint64_t)3 << 22);  /* FZ, RMode */
+    env->saved = (unsigned int)fpcr;
+    if (want != fpcr) {
+        __asm__ __volatile__("msr fpcr, %0" : : "r"(want));
+        env->changed = 1;
+    }
+#endif
+}
+
+void fk_fpenv_leave(const fk_fpenv_t *env)
+{
+    if (!env->changed)
+        return;
+#if defined(FK_X86_CSR)
+    _mm_setcsr(env->saved);
+#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+    uint64_t fpcr = env->saved;
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr));
+#endif
+}
+
+/* ------------------------------------------------------------------ */
+/* memory                                                              */
+/* ------------------------------------------------------------------ */
+
+void *fk_alloc(size_t bytes)
+{
+    /* over-allocate and align by hand (portable, no aligned_alloc) */
+    size_t total = bytes + FK_ALIGN + sizeof(void *);
+    if (total < bytes)
+        return NULL;
+    unsigned char *raw = (unsigned char *)calloc(1, total);
+    if (raw == NULL)
+        return NULL;
+    uintptr_t start = (uintptr_t)(raw + sizeof(void *));
+    uintptr_t aligned = (start + FK_ALIGN - 1) & ~(uintptr_t)(FK_ALIGN - 1);
+    ((void **)aligned)[-1] = raw;
+    return (void *)aligned;
+}
+
+void fk_free(void *p)
+{
+    if (p != NULL)
+        free(((void **)p)[-1]);
+}
+
+/* ------------------------------------------------------------------ */
+/* independent groups                                                  */
+/* ------------------------------------------------------------------ */
+
+#define GROUPS_PER_TASK 1024
+
+typedef struct {
+    const fk_ops_t *ops;
+    fk_groups_t b;
+    int64_t n;
+} groups_job_t;
+
+static void groups_task(void *ctx, int64_t task, int worker)
+{
+    groups_job_t *job = (groups_job_t *)ctx;
+    int64_t i0 = task * GROUPS_PER_TASK;
+    int64_t i1 = i0 + GROUPS_PER_TASK < job->n ? i0 + GROUPS_PER_TASK : job->n;
+    (void)worker;
+    job->ops->groups(&job->b, i0, i1);
+}
+
+int bitlet_fast_group_batch(int64_t n, const uint8_t *w_sig, const uint8_t *w_exp,
+                            const uint32_t *w_abs, const uint32_t *a_word,
+                            const uint8_t *isfix, const uint32_t *prune,
+                            const uint8_t *quant, bitlet_fast_result_t *out,
+                            int want_cycles, int threads)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (isfix[i] && quant[i] > BITLET_QUANT_MAX)
+            return -1;
+    }
+    fk_tables_init();
+    groups_job_t job;
+    job.ops = fk_ops_current();
+    job.b.w_sig = w_sig;
+    job.b.w_exp = w_exp;
+    job.b.w_abs = w_abs;
+    job.b.a_word = a_word;
+    job.b.isfix = isfix;
+    job.b.prune = prune;
+    job.b.quant = quant;
+    job.b.out = out;
+    job.b.want_cycles = want_cycles;
+    job.n = n;
+    fk_fpenv_t env;
+    fk_fpenv_enter(&env);
+    fk_parallel_for(fk_resolve_threads(threads), (n + GROUPS_PER_TASK - 1) / GROUPS_PER_TASK,
+                    groups_task, &job);
+    fk_fpenv_leave(&env);
+    return 0;
+}

@@ -1,0 +1,491 @@
+"""The fast bit-exact emulator (``bitlet._fast``, C sources in ``emu/``).
+
+Same results and cycle figures as the kernel reference (``hls/``, run by
+:mod:`bitlet.numerics` and :mod:`bitlet._layers`), bit for bit, at a
+fraction of the cost: weights and activations are unpacked once per layer,
+groups are evaluated with vectorised exact integer arithmetic on several
+threads, and the cycle model is computed only when asked for.
+
+Functions
+---------
+group_dot, group_dot_fixed
+    As :func:`bitlet.numerics.group_dot` / ``group_dot_fixed`` (same
+    arguments, same validation), plus ``threads=`` and ``cycles=``.
+matmul, conv2d
+    As :func:`bitlet._layers.matmul` / ``conv2d``, plus ``threads=`` and
+    ``cycles=``.
+group_engine
+    A :mod:`bitlet.numerics` engine (``run(w_sig, w_exp, w_abs, a_word,
+    isfix, prune, quant) -> result_dtype array``).
+fast_top
+    The kernel top with the argument list of the C ``bitlet_top``
+    (hls/bitlet_top.h, cffi pointers): the simulated device's engine.
+
+Threads: ``threads=None`` uses the environment variable ``BITLET_THREADS``
+if set, else every CPU the process may use.  Results never depend on the
+thread count.
+
+Cost of cycle accounting: results only skip the check-window scanner;
+with ``cycles=True`` every group's S is computed as well (24 bit columns
+transposed from the aligned weights, a table-driven scanner per column),
+which costs about 2-4x the time of the results (``benchmarks/emulator.py``).
+In fixed mode S depends on the weights only and is computed once per
+layer, so cycles are almost free.
+
+Example
+-------
+>>> import numpy as np
+>>> from bitlet import fast
+>>> w = np.full(64, 0.5, np.float32); a = np.full(64, 2.0, np.float32)
+>>> r, cycles = fast.group_dot(w, a)
+>>> float(r), int(cycles)
+(64.0, 88)
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from bitlet.errors import BitletTypeError, BitletValueError
+
+__all__ = [
+    "FastEngine",
+    "conv2d",
+    "default_threads",
+    "engine",
+    "fast_top",
+    "group_dot",
+    "group_dot_fixed",
+    "group_engine",
+    "info",
+    "make_top",
+    "matmul",
+]
+
+_TOP_OUTPUTS = ("status", "insn_done", "id_magic", "id_version", "id_config",
+                "id_act_buf", "id_wgt_buf", "id_out_buf")
+_PROFILE_KEYS = ("pe_cycles", "ref_cycles", "kernel_cycles", "groups", "scan", "ddr_bytes")
+
+
+def default_threads() -> int:
+    """Threads used when ``threads=None``: ``BITLET_THREADS`` or the usable CPUs.
+
+    Raises
+    ------
+    BitletValueError
+        If ``BITLET_THREADS`` is set but is not a positive integer.
+    """
+    env = os.environ.get("BITLET_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise BitletValueError(
+                f"BITLET_THREADS must be a positive integer, got {env!r}")
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _threads(threads) -> int:
+    if threads is None:
+        return default_threads()
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise BitletValueError(f"threads must be a positive int or None, got {threads!r}")
+    return int(threads)
+
+
+def _want_cycles(cycles, return_profile: bool) -> bool:
+    if cycles is None:
+        return bool(return_profile)
+    if not isinstance(cycles, (bool, np.bool_)):
+        raise BitletTypeError(f"cycles must be a bool or None, got {type(cycles).__name__}")
+    if return_profile and not cycles:
+        raise BitletValueError("cycles=False contradicts return_profile=True (the profile "
+                               "is the cycle accounting)")
+    return bool(cycles)
+
+
+class FastEngine:
+    """The fast engine bound to one compiled module (``bitlet._fast`` or a
+    variant built by ``bitlet._fast_build.make_ffi``, e.g. portable-only).
+
+    Parameters
+    ----------
+    ffi, lib
+        The cffi ``ffi`` and ``lib`` of the compiled module.
+    """
+
+    def __init__(self, ffi: Any, lib: Any) -> None:
+        self.ffi = ffi
+        self.lib = lib
+
+    # -- introspection ----------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Instruction set, threading backend and default thread count."""
+        s = self.ffi.string
+        return {
+            "isa": s(self.lib.bitlet_fast_isa()).decode(),
+            "threading": s(self.lib.bitlet_fast_threading()).decode(),
+            "simd_compiled": bool(self.lib.bitlet_fast_simd_compiled()),
+            "cpus": int(self.lib.bitlet_fast_max_threads()),
+            "default_threads": default_threads(),
+        }
+
+    def set_isa(self, name: str) -> None:
+        """Force the kernels of one instruction set (``"scalar"``, ``"avx2"``,
+        ``"avx512"``) or go back to the best available (``"auto"``)."""
+        if self.lib.bitlet_fast_set_isa(str(name).encode()) != 0:
+            raise BitletValueError(f"isa: {name!r} is not available on this CPU/build "
+                                   f"(use 'scalar', 'avx2', 'avx512' or 'auto')")
+
+    # -- groups -------------------------------------------------------------
+    def group_engine(self, w_sig, w_exp, w_abs, a_word, isfix, prune, quant, *,
+                     threads=None, cycles: bool = True) -> np.ndarray:
+        """A :mod:`bitlet.numerics` engine: n groups -> ``result_dtype()`` [n].
+
+        Arrays are C-contiguous ``uint8 [n, 64]``, ``uint8 [n, 64]``,
+        ``uint32 [n, 64]``, ``uint32 [n, 64]``, ``uint8 [n]``, ``uint32 [n]``,
+        ``uint8 [n]``.  With ``cycles=False`` the fields ``scan``,
+        ``latency`` and ``col_steps`` are 0.
+        """
+        from bitlet import numerics
+
+        ffi = self.ffi
+        n = len(isfix)
+        out = np.zeros(n, dtype=numerics.result_dtype())
+        if n == 0:
+            return out
+        c = np.ascontiguousarray
+        status = self.lib.bitlet_fast_group_batch(
+            n,
+            ffi.from_buffer("uint8_t[]", c(w_sig, np.uint8)),
+            ffi.from_buffer("uint8_t[]", c(w_exp, np.uint8)),
+            ffi.from_buffer("uint32_t[]", c(w_abs, np.uint32)),
+            ffi.from_buffer("uint32_t[]", c(a_word, np.uint32)),
+            ffi.from_buffer("uint8_t[]", c(isfix, np.uint8)),
+            ffi.from_buffer("uint32_t[]", c(prune, np.uint32)),
+            ffi.from_buffer("uint8_t[]", c(quant, np.uint8)),
+            ffi.from_buffer("bitlet_fast_result_t[]", out, require_writable=True),
+            int(bool(cycles)), _threads(threads),
+        )
+        if status != 0:
+            raise BitletValueError("quant must be in 0..24 in fixed mode")
+        return out
+
+    def _group_runner(self, threads, cycles):
+        t = _threads(threads)
+
+        def run(*arrays):
+            return self.group_engine(*arrays, threads=t, cycles=cycles)
+        return run
+
+    def group_dot(self, w, a, *, prune=0xFFFFFF, threads=None, cycles: bool = True):
+        """fp32 PE operations, as :func:`bitlet.numerics.group_dot`.
+
+        Parameters
+        ----------
+        w, a : ndarray of float32 (or float16), shape (..., 64)
+        prune : int or integer array broadcastable to (...), 0..0xFFFFFF
+        threads : int, optional
+        cycles : bool
+            True (default): return ``(result, cycles)`` like numerics;
+            False: return only ``result`` and skip the scanner.
+
+        Returns
+        -------
+        result : float32 (...); cycles : int32 (...), 24 + S (if ``cycles``)
+        """
+        from bitlet import numerics as nm
+
+        _want_cycles(cycles, False)
+        w32, a32 = nm._broadcast_pair(nm._float_operand(w, "w"), nm._float_operand(a, "a"))
+        batch = w32.shape[:-1]
+        prune_n = nm._per_group(prune, "prune", batch, nm._PRUNE_ALL, np.uint32)
+        n = prune_n.size
+        out = nm._run(w32.reshape(n, nm._group()).view(np.uint32),
+                      a32.reshape(n, nm._group()).view(np.uint32), False, prune_n,
+                      np.zeros(n, np.uint8), self._group_runner(threads, cycles))
+        result = out["res"].view(np.float32).reshape(batch)
+        if not cycles:
+            return result
+        return result, out["latency"].reshape(batch).astype(np.int32)
+
+    def group_dot_fixed(self, w, a, *, quant, prune=0xFFFFFF, threads=None,
+                        cycles: bool = True):
+        """Fixed-mode PE operations, as :func:`bitlet.numerics.group_dot_fixed`.
+
+        Parameters
+        ----------
+        w : integer ndarray (..., 64), |w| < 2^24
+        a : integer ndarray (..., 64), -2^24 <= a < 2^24
+        quant : int or integer array broadcastable to (...), 0..24
+        prune : int or integer array broadcastable to (...), 0..0xFFFFFF
+        threads : int, optional
+        cycles : bool
+            As :meth:`group_dot`.
+
+        Returns
+        -------
+        result : int32 (...); cycles : int32 (...), 21 + S (if ``cycles``)
+        """
+        from bitlet import numerics as nm
+
+        _want_cycles(cycles, False)
+        limit = nm._fix_limit()
+        w64, a64 = nm._broadcast_pair(nm._int_operand(w, "w", -limit + 1, limit),
+                                      nm._int_operand(a, "a", -limit, limit))
+        batch = w64.shape[:-1]
+        if quant is None:
+            raise BitletValueError("quant: required in fixed mode (0..24)")
+        quant_n = nm._per_group(quant, "quant", batch, nm._lib()[1].BITLET_QUANT_MAX, np.uint8)
+        prune_n = nm._per_group(prune, "prune", batch, nm._PRUNE_ALL, np.uint32)
+        n = prune_n.size
+        out = nm._run(nm._fixed_weight_words(w64.reshape(n, nm._group())),
+                      nm._fixed_words(a64.reshape(n, nm._group())), True, prune_n, quant_n,
+                      self._group_runner(threads, cycles))
+        result = nm._fixed_value(out["res"]).reshape(batch)
+        if not cycles:
+            return result
+        return result, out["latency"].reshape(batch).astype(np.int32)
+
+    # -- the kernel top -----------------------------------------------------
+    def top(self, mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, status, insn_done,
+            id_magic, id_version, id_config, id_act_buf, id_wgt_buf, id_out_buf, *,
+            threads=None, cycles=None) -> None:
+        """Run an instruction stream, argument for argument ``bitlet_top``.
+
+        ``mem`` is a cffi ``uint32_t`` pointer/array (any ffi) or a writable
+        uint32 numpy array; the outputs are ``uint32_t *``.  The cycle model
+        runs when ``prof_addr != 0`` (``cycles=None``) or as ``cycles`` says.
+        """
+        ffi = self.ffi
+        if isinstance(mem, np.ndarray):
+            mem = ffi.from_buffer("uint32_t[]", mem, require_writable=True)
+        else:
+            mem = ffi.cast("uint32_t *", mem)
+        outs = [ffi.cast("uint32_t *", p) for p in (status, insn_done, id_magic, id_version,
+                                                    id_config, id_act_buf, id_wgt_buf,
+                                                    id_out_buf)]
+        want = bool(prof_addr) if cycles is None else bool(cycles)
+        self.lib.bitlet_fast_top(mem, int(mem_base), int(mem_size), int(prog_addr),
+                                 int(n_insn), int(prof_addr), *outs, int(want),
+                                 _threads(threads))
+
+    def make_top(self, *, threads=None, cycles=None):
+        """A callable with exactly the C ``bitlet_top`` argument list, bound to
+        ``threads`` and ``cycles`` (for :class:`bitlet.drivers.sim.SimDevice`)."""
+        t = None if threads is None else _threads(threads)
+
+        def fast_top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, status,
+                     insn_done, id_magic, id_version, id_config, id_act_buf, id_wgt_buf,
+                     id_out_buf):
+            self.top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, status,
+                     insn_done, id_magic, id_version, id_config, id_act_buf, id_wgt_buf,
+                     id_out_buf, threads=t, cycles=cycles)
+        return fast_top
+
+    def run_kernel(self, mem: np.ndarray, *, prog_addr: int, n_insn: int, prof_addr: int = 0,
+                   mem_base: int, threads=None, cycles=None) -> dict:
+        """As :func:`bitlet._layers.run_kernel` (kernel="bitlet") on this engine."""
+        if mem.dtype != np.uint32 or not mem.flags.c_contiguous:
+            raise BitletTypeError("mem must be a C-contiguous uint32 array")
+        ffi = self.ffi
+        outs = {name: ffi.new("uint32_t *") for name in _TOP_OUTPUTS}
+        self.top(mem, mem_base, mem.size * 4, prog_addr, n_insn, prof_addr, *outs.values(),
+                 threads=threads, cycles=cycles)
+        return {name: int(ptr[0]) for name, ptr in outs.items()}
+
+    # -- layers -------------------------------------------------------------
+    def conv2d(self, x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None,
+               relu=False, prune=0xFFFFFF, precision="fp32", quant=None,
+               return_profile=False, threads=None, cycles=None):
+        """2-D convolution (NHWC), as :func:`bitlet._layers.conv2d` (bitlet kernel).
+
+        Parameters
+        ----------
+        x : float32 [N, H, W, Cin]; w : float32 [Cout, KH, KW, Cin / groups]
+        stride, padding, dilation, groups, bias, relu, prune, precision, quant
+            As :func:`bitlet._layers.conv2d`.
+        return_profile : bool
+            Also return the profile dict (``pe_cycles``, ``ref_cycles``,
+            ``kernel_cycles``, ``groups``, ``scan``, ``ddr_bytes``).
+        threads : int, optional
+        cycles : bool, optional
+            Compute the cycle model (default: ``return_profile``); True also
+            returns the profile.
+
+        Returns
+        -------
+        float32 [N, OH, OW, Cout] (and the profile dict).
+        """
+        from bitlet import _layers as L
+
+        want = _want_cycles(cycles, return_profile)
+        fmt = L._check_precision(precision)
+        fixed = fmt == L.hw.FMT_FIXED
+        x = L._operand(x, "x", 4, fixed)
+        w = L._operand(w, "w", 4, fixed)
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+            raise BitletValueError(f"groups must be an int >= 1, got {groups!r}")
+        cin, cout = x.shape[3], w.shape[0]
+        if cin % groups or cout % groups:
+            raise BitletValueError(f"groups={groups} must divide Cin={cin} and Cout={cout}")
+        if w.shape[3] * groups != cin:
+            raise BitletValueError(
+                f"w has Cin/groups={w.shape[3]} but x has Cin={cin} with groups={groups}")
+        raw, prof = self._conv_program(
+            x, w, stride=stride, padding=padding, dilation=dilation, groups=int(groups),
+            bias=bias, relu=bool(relu), prune=L._check_prune(prune), fmt=fmt,
+            quant=L._check_quant(quant, fixed), threads=threads, cycles=want)
+        return L._result(raw, fmt, prof, want)
+
+    def matmul(self, w, a, *, bias=None, relu=False, prune=0xFFFFFF, precision="fp32",
+               quant=None, return_profile=False, threads=None, cycles=None):
+        """Matrix product ``W @ A`` (GEMM), as :func:`bitlet._layers.matmul`.
+
+        Parameters
+        ----------
+        w : float32 [M, K]; a : float32 [K, N]
+        bias, relu, prune, precision, quant, return_profile
+            As :func:`bitlet._layers.matmul`.
+        threads, cycles
+            As :meth:`conv2d`.
+
+        Returns
+        -------
+        float32 [M, N] (and the profile dict).
+        """
+        from bitlet import _layers as L
+
+        want = _want_cycles(cycles, return_profile)
+        fmt = L._check_precision(precision)
+        fixed = fmt == L.hw.FMT_FIXED
+        w = L._operand(w, "w", 2, fixed)
+        a = L._operand(a, "a", 2, fixed)
+        if w.shape[1] != a.shape[0]:
+            raise BitletValueError(f"w [M, K] and a [K, N] disagree on K: {w.shape} vs {a.shape}")
+        m, k = w.shape
+        n = a.shape[1]
+        raw, prof = self._conv_program(
+            np.ascontiguousarray(a.T).reshape(n, 1, 1, k), w.reshape(m, 1, 1, k), stride=1,
+            padding=0, dilation=1, groups=1, bias=bias, relu=bool(relu),
+            prune=L._check_prune(prune), fmt=fmt, quant=L._check_quant(quant, fixed),
+            gemm=True, threads=threads, cycles=want)
+        return L._result(raw.reshape(n, m).T, fmt, prof, want)
+
+    def _conv_program(self, x, w, *, stride, padding, dilation, groups, bias, relu, prune,
+                      fmt, quant, threads, cycles, gemm=False):
+        """The program of :func:`bitlet._layers._conv_program` (the same
+        instructions, K tiles and buffers) run on this engine; returns
+        (raw output elements [N, OH, OW, Cout], profile records)."""
+        from bitlet import _layers as L
+        from bitlet import hw, isa, preprocess
+
+        fixed = fmt == hw.FMT_FIXED
+        ofmt = hw.FMT_FIXED if fixed else hw.FMT_FP32      # results are binary32 (or fixed r)
+        n, ih, iw, cin = x.shape
+        cout, kh, kw, _cin_g = w.shape
+        arena = L.Arena()
+        act = arena.add(preprocess.to_words(preprocess.pack_activations(x, fmt)))
+        bias_words = L._bias_words(bias, cout, fixed)
+        bias_addr = arena.add(bias_words) if bias_words is not None else 0
+        base = isa.conv2d(n=n, ih=ih, iw=iw, cin=cin, cout=cout, kh=kh, kw=kw, act=act, wgt=0,
+                          out=0, stride=stride, padding=padding, dilation=dilation,
+                          groups=groups, wfmt=fmt, afmt=fmt, ofmt=ofmt, prune=prune, quant=quant)
+        if gemm:
+            base = base.replace(opcode=hw.OP_GEMM)
+        oh, ow = base.out_hw
+        out_elems = n * oh * ow * cout
+        out_bytes = isa.fmt_bytes(ofmt)
+        tiles = L._k_tiles(base.n_kgroups)
+        partial = arena.reserve(out_elems * (8 if fixed else 4)) if len(tiles) > 1 else 0
+        out = arena.reserve(out_elems * out_bytes)
+        insns = []
+        for i, (kg0, kg1) in enumerate(tiles):
+            last = i == len(tiles) - 1
+            wgt = arena.add(preprocess.to_words(
+                preprocess.to_device_weights(w, fmt, k_groups=(kg0, kg1))))
+            insns.append(base.replace(
+                wgt=wgt, kg_begin=kg0, kg_end=kg1, out=out if last else partial,
+                acc=partial if i else 0, bias=bias_addr if last else 0,
+                flags=isa._flags(relu and last, bias_words is not None and last, i > 0,
+                                 not last)))
+        mem, prof = self._run_program(arena, insns, threads=threads, cycles=cycles)
+        off = (out - arena.base) // 4
+        words = mem[off:off + -(-out_elems * out_bytes // 4)]
+        raw = preprocess.from_words(words, out_elems, out_bytes)
+        return raw.reshape(n, oh, ow, cout), prof
+
+    def _run_program(self, arena, insns, *, threads, cycles):
+        """As :func:`bitlet._layers.run_program` on this engine."""
+        from bitlet import hw, isa
+        from bitlet.errors import BusError, DeviceError
+
+        prog = arena.add(isa.program_words(insns))
+        prof = arena.reserve(len(insns) * hw.PROF_BYTES)
+        mem = arena.build()
+        res = self.run_kernel(mem, prog_addr=prog, n_insn=len(insns), prof_addr=prof,
+                              mem_base=arena.base, threads=threads, cycles=cycles)
+        if res["status"] != hw.STATUS_OK:
+            err = BusError if res["status"] == hw.STATUS_BUS_ERROR else DeviceError
+            raise err(f"fast kernel stopped at instruction {res['insn_done']} of {len(insns)} "
+                      f"with status {isa.status_name(res['status'])}")
+        off = (prof - arena.base) // 4
+        return mem, isa.decode_profile(mem[off:off + len(insns) * hw.PROF_WORDS])
+
+
+@lru_cache(maxsize=1)
+def engine() -> FastEngine:
+    """The engine of the installed ``bitlet._fast`` module."""
+    from bitlet._fast import ffi, lib
+
+    return FastEngine(ffi, lib)
+
+
+def info() -> dict[str, Any]:
+    """See :meth:`FastEngine.info`."""
+    return engine().info()
+
+
+def group_engine(w_sig, w_exp, w_abs, a_word, isfix, prune, quant) -> np.ndarray:
+    """The :mod:`bitlet.numerics` engine ``"fast"`` (see :meth:`FastEngine.group_engine`)."""
+    return engine().group_engine(w_sig, w_exp, w_abs, a_word, isfix, prune, quant)
+
+
+def group_dot(w, a, *, prune=0xFFFFFF, threads=None, cycles: bool = True):
+    """See :meth:`FastEngine.group_dot`."""
+    return engine().group_dot(w, a, prune=prune, threads=threads, cycles=cycles)
+
+
+def group_dot_fixed(w, a, *, quant, prune=0xFFFFFF, threads=None, cycles: bool = True):
+    """See :meth:`FastEngine.group_dot_fixed`."""
+    return engine().group_dot_fixed(w, a, quant=quant, prune=prune, threads=threads,
+                                    cycles=cycles)
+
+
+def conv2d(x, w, **kwargs):
+    """See :meth:`FastEngine.conv2d`."""
+    return engine().conv2d(x, w, **kwargs)
+
+
+def matmul(w, a, **kwargs):
+    """See :meth:`FastEngine.matmul`."""
+    return engine().matmul(w, a, **kwargs)
+
+
+def make_top(*, threads=None, cycles=None):
+    """See :meth:`FastEngine.make_top`."""
+    return engine().make_top(threads=threads, cycles=cycles)
+
+
+def fast_top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, status, insn_done,
+             id_magic, id_version, id_config, id_act_buf, id_wgt_buf, id_out_buf) -> None:
+    """The kernel top on the fast engine, argument for argument ``bitlet_top``
+    (hls/bitlet_top.h); the profile (cycle model) is computed when
+    ``prof_addr != 0``.  Threads: ``BITLET_THREADS`` or all CPUs."""
+    engine().top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, status, insn_done,
+                 id_magic, id_version, id_config, id_act_buf, id_wgt_buf, id_out_buf)

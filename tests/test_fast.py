@@ -1,0 +1,474 @@
+"""The fast emulator (bitlet.fast, emu/) equals the kernel reference bit for bit.
+
+* every golden record through the fast group path (result, S, latency,
+  col_steps), on every instruction set the CPU offers;
+* the scanner's table-driven steps equal the reference's on random columns;
+* instruction streams on a DDR arena: the whole memory image after the run
+  (outputs, untouched bytes, profile records with every cycle figure),
+  status and instructions done equal the reference ``bitlet_top`` for
+  convolutions (stride, padding, dilation, groups, depthwise), GEMM, float
+  formats (mixed fp32/fp16/bf16), fixed mode, bias, ReLU, prune masks, K
+  tiles chained through ACC/PARTIAL, channel slices, Inf/NaN, and bad
+  instructions;
+* the layer functions equal :mod:`bitlet._layers` (results and profile);
+* thread counts and instruction sets never change a result.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bitlet import _layers, fast, hw, isa, numerics
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+FILES = sorted(p.name for p in GOLDEN.glob("*.npz"))
+PORT_FIELDS = ("w_sig", "w_exp", "w_abs", "a_word", "isfix", "prune", "quant")
+BASE = 0x2000_0000
+OUTS = ("status", "insn_done", "id_magic", "id_version", "id_config", "id_act_buf",
+        "id_wgt_buf", "id_out_buf")
+
+
+def available_isas() -> list[str]:
+    eng = fast.engine()
+    found = []
+    for name in ("scalar", "avx2", "avx512"):
+        if eng.lib.bitlet_fast_set_isa(name.encode()) == 0:
+            found.append(name)
+    eng.set_isa("auto")
+    return found
+
+
+ISAS = available_isas()
+
+
+@pytest.fixture(params=ISAS)
+def isa_name(request):
+    fast.engine().set_isa(request.param)
+    yield request.param
+    fast.engine().set_isa("auto")
+
+
+def load(name: str) -> dict[str, np.ndarray]:
+    with np.load(GOLDEN / name) as data:
+        return {key: data[key] for key in data.files}
+
+
+# ---------------------------------------------------------------------------
+# groups
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", FILES)
+def test_golden_records(name, isa_name):
+    d = load(name)
+    out = fast.engine().group_engine(*(d[f] for f in PORT_FIELDS), threads=2)
+    assert np.array_equal(out["res"], d["spec_res"]), name
+    assert np.array_equal(out["latency"], d["spec_total_cycles"].astype(np.int32)), name
+    assert np.array_equal(out["scan"], d["spec_scan_cycles"].astype(np.int32)), name
+    assert np.array_equal(out["col_steps"], d["spec_col_steps"]), name
+    ref = numerics._reference_engine(*(d[f] for f in PORT_FIELDS))
+    for field in ("acc", "emax", "nan"):
+        assert np.array_equal(out[field], ref[field]), (name, field)
+
+
+def test_results_without_cycles_are_the_same():
+    d = load("f32_random_pruned.npz")
+    with_c = fast.engine().group_engine(*(d[f] for f in PORT_FIELDS), cycles=True)
+    without = fast.engine().group_engine(*(d[f] for f in PORT_FIELDS), cycles=False)
+    assert np.array_equal(with_c["res"], without["res"])
+    assert not without["latency"].any() and not without["col_steps"].any()
+
+
+def test_result_struct_has_the_reference_layout():
+    from bitlet._fast import ffi as fffi
+    from bitlet._reference import ffi as rffi
+
+    assert fffi.sizeof("bitlet_fast_result_t") == rffi.sizeof("bitlet_pe_result_t")
+    for field in numerics.result_dtype().names:
+        assert fffi.offsetof("bitlet_fast_result_t", field) == \
+            rffi.offsetof("bitlet_pe_result_t", field)
+
+
+def test_scanner_table_equals_reference(isa_name):
+    from bitlet._reference import lib as rlib
+
+    rng = np.random.default_rng(5)
+    cols = [0, 1, 2**64 - 1, 0x8000000000000000, 0xC000000000000000, 0x0101010101010101,
+            0x0303030303030303, 0x8080808080808080]
+    for density in (0.05, 0.2, 0.5, 0.9):
+        bits = rng.random((300, 64)) < density
+        cols += [sum(1 << int(i) for i in np.nonzero(b)[0]) for b in bits]
+    lib = fast.engine().lib
+    for col in cols:
+        assert lib.bitlet_fast_scan_steps(col) == rlib.bitlet_scan_steps(col), hex(col)
+
+
+def test_group_dot_matches_numerics():
+    rng = np.random.default_rng(1)
+    w = (rng.standard_normal((3, 50, 64)) * 0.05).astype(np.float32)
+    a = np.abs(rng.standard_normal((50, 64))).astype(np.float32)
+    prune = np.array([0xFFFFFF, 0xFFF000, 0])[:, None]
+    got = fast.group_dot(w, a, prune=prune)
+    want = numerics.group_dot(w, a, prune=prune, engine="reference")
+    assert np.array_equal(got[0].view(np.uint32), want[0].view(np.uint32))
+    assert np.array_equal(got[1], want[1])
+    only = fast.group_dot(w, a, prune=prune, cycles=False, threads=1)
+    assert np.array_equal(only.view(np.uint32), want[0].view(np.uint32))
+
+
+def test_group_dot_fixed_matches_numerics():
+    rng = np.random.default_rng(2)
+    w = rng.integers(-2**23, 2**23, (40, 64))
+    a = rng.integers(-2**24, 2**24, (40, 64))
+    quant = rng.integers(0, 25, 40)
+    got = fast.group_dot_fixed(w, a, quant=quant, prune=0xFFFF00)
+    want = numerics.group_dot_fixed(w, a, quant=quant, prune=0xFFFF00, engine="reference")
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: fast.group_dot(np.zeros(64, np.float64), np.zeros(64, np.float32)), "w: dtype"),
+    (lambda: fast.group_dot(np.zeros(63, np.float32), np.zeros(63, np.float32)), "w: shape"),
+    (lambda: fast.group_dot(np.zeros(64, np.float32), np.zeros(64, np.float32),
+                            prune=1 << 24), "prune"),
+    (lambda: fast.group_dot_fixed(np.zeros(64, int), np.zeros(64, int), quant=25), "quant"),
+    (lambda: fast.group_dot_fixed(np.zeros(64, int), np.zeros(64, int), quant=None), "quant"),
+    (lambda: fast.group_dot(np.zeros(64, np.float32), np.zeros(64, np.float32),
+                            threads=0), "threads"),
+    (lambda: fast.matmul(np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32),
+                         return_profile=True, cycles=False), "cycles"),
+])
+def test_bad_arguments_are_named(call, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        call()
+
+
+def test_bad_thread_environment_is_named(monkeypatch):
+    monkeypatch.setenv("BITLET_THREADS", "two")
+    with pytest.raises(ValueError, match="BITLET_THREADS"):
+        fast.group_dot(np.zeros(64, np.float32), np.zeros(64, np.float32))
+    monkeypatch.setenv("BITLET_THREADS", "1")
+    assert fast.default_threads() == 1
+
+
+# ---------------------------------------------------------------------------
+# instruction streams on a DDR arena: fast_top vs the reference bitlet_top
+# ---------------------------------------------------------------------------
+class Mem:
+    """A DDR image with a bump allocator (device addresses from BASE)."""
+
+    def __init__(self, rng, words=1 << 16):
+        self.rng = rng
+        self.words = rng.integers(0, 2**32, words, dtype=np.uint64).astype(np.uint32)
+        self.top = 0
+
+    def put(self, data: np.ndarray) -> int:
+        raw = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+        n = -(-raw.size // 64) * 64
+        addr = BASE + self.top
+        self.words.view(np.uint8)[self.top:self.top + raw.size] = raw
+        self.top += n
+        assert self.top <= self.words.size * 4
+        return addr
+
+    def reserve(self, nbytes: int) -> int:
+        addr = BASE + self.top
+        self.top += -(-nbytes // 64) * 64
+        assert self.top <= self.words.size * 4
+        return addr
+
+
+def floats(rng, shape, fmt, specials=0.0):
+    x = (rng.standard_normal(shape) * np.exp2(rng.integers(-6, 4, shape))).astype(np.float32)
+    x[rng.random(shape) < 0.3] = 0.0
+    if specials:
+        pick = rng.random(shape) < specials
+        x[pick] = rng.choice(np.array([np.inf, -np.inf, np.nan], np.float32), pick.sum())
+    if fmt == hw.FMT_FP16:
+        return x.astype(np.float16)
+    if fmt == hw.FMT_BF16:
+        return (x.view(np.uint32) >> 16).astype(np.uint16)
+    return x
+
+
+def weights_device(w_rows: np.ndarray, k: int, kg: tuple[int, int], rng) -> np.ndarray:
+    """Rows [Cout, K] -> device rows of the K tile, pads filled with garbage
+    (the kernel must treat them as +0)."""
+    cout = w_rows.shape[0]
+    n_kg = -(-k // 64)
+    full = np.zeros((cout, n_kg * 64), w_rows.dtype)
+    full[:, :k] = w_rows
+    bits = full.view(np.uint16 if full.itemsize == 2 else np.uint32)
+    bits[:, k:] = rng.integers(0, 2**16, bits[:, k:].shape)
+    return np.ascontiguousarray(full[:, kg[0] * 64:kg[1] * 64])
+
+
+def layer_program(rng, mem: Mem, *, op="conv", n=1, ih=5, iw=6, cin=8, cout=8, k=3, stride=1,
+                  padding=1, dilation=1, groups=1, wfmt=0, afmt=0, ofmt=0, fixed=False,
+                  relu=False, bias=False, prune=0xFFFFFF, quant=0, specials=0.0,
+                  in_extra=0, out_extra=0, ktiles=1, layer=7):
+    """Instructions of one layer (maybe split in K tiles) with their operands."""
+    fmt_w, fmt_a, fmt_o = (hw.FMT_FIXED,) * 3 if fixed else (wfmt, afmt, ofmt)
+    if op == "gemm":
+        ih = iw = k = 1
+        stride = dilation = groups = 1
+        padding = 0
+    kh = kw = k
+    cin_g = cin // groups
+    in_cs = cin + in_extra
+    if fixed:
+        x = rng.integers(-2**20, 2**20, (n, ih, iw, in_cs)).astype(np.int32)
+        x.flat[::17] = rng.integers(-2**31, 2**31, x.flat[::17].size)   # clamped by the kernel
+        w = rng.integers(-2**12, 2**12, (cout, kh * kw * cin_g))
+        w_dev = (np.where(w < 0, 1 << 31, 0) | np.abs(w)).astype(np.uint32)
+        w_dev |= (rng.integers(0, 128, w.shape) << 24).astype(np.uint32)  # ignored bits
+    else:
+        x = floats(rng, (n, ih, iw, in_cs), fmt_a, specials)
+        w_dev = floats(rng, (cout, kh * kw * cin_g), fmt_w, specials / 4)
+    act = mem.put(x)
+    kdim = kh * kw * cin_g
+    n_kg = -(-kdim // 64)
+    cuts = np.linspace(0, n_kg, ktiles + 1).astype(int)
+    tiles = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+    if bias:
+        bvals = (rng.integers(-2**40, 2**40, cout) if fixed
+                 else rng.standard_normal(cout).astype(np.float32))
+        bias_addr = mem.put(np.asarray(bvals, np.int64 if fixed else np.float32))
+    oh = isa.conv_out_size(ih, kh, stride, dilation, *(isa.as_padding(padding)[::2]))
+    ow = isa.conv_out_size(iw, kw, stride, dilation, *(isa.as_padding(padding)[1::2]))
+    out_cs = cout + out_extra
+    out_px = n * oh * ow
+    part = mem.reserve(out_px * out_cs * (8 if fixed else 4))
+    out = mem.reserve(out_px * out_cs * (4 if fmt_o in (0, 3) else 2))
+    insns = []
+    for i, kg in enumerate(tiles):
+        last = i == len(tiles) - 1
+        wgt = mem.put(weights_device(w_dev, kdim, kg, rng))
+        common = dict(act=act, wgt=wgt, out=out if last else part, acc=part if i else 0,
+                      bias=bias_addr if (bias and last) else 0, wfmt=fmt_w, afmt=fmt_a,
+                      ofmt=fmt_o, relu=relu and last, use_bias=bias and last, accum=i > 0,
+                      partial=not last, prune=prune, quant=quant, layer=layer + i,
+                      in_cstride=in_cs, in_coff=in_extra, out_cstride=out_cs,
+                      out_coff=out_extra, kg_begin=kg[0], kg_end=0 if last and kg[0] == 0
+                      else kg[1])
+        if op == "gemm":
+            insns.append(isa.gemm(m=cout, k=cin, n=n, **common))
+        else:
+            insns.append(isa.conv2d(n=n, ih=ih, iw=iw, cin=cin, cout=cout, kh=kh, kw=kw,
+                                    stride=stride, padding=padding, dilation=dilation,
+                                    groups=groups, **common))
+    return insns
+
+
+def run_both(mem: Mem, insns, *, extra_words=None, threads=2, prof=True):
+    """Run the same image through the reference and the fast top; compare."""
+    from bitlet._reference import ffi, lib
+
+    words = isa.program_words(insns) if extra_words is None else extra_words
+    prog = mem.put(words)
+    n_insn = words.size // hw.INSN_WORDS
+    prof_addr = mem.reserve(n_insn * hw.PROF_BYTES) if prof else 0
+    results = []
+    for top in (lib.bitlet_top, fast.make_top(threads=threads)):
+        image = mem.words.copy()
+        outs = [ffi.new("uint32_t *") for _ in OUTS]
+        top(ffi.from_buffer("uint32_t[]", image), BASE, image.size * 4, prog, n_insn,
+            prof_addr, *outs)
+        results.append((image, {k: int(p[0]) for k, p in zip(OUTS, outs)}))
+    (ref_img, ref_out), (fast_img, fast_out) = results
+    assert fast_out == ref_out
+    if prof:
+        off = (prof_addr - BASE) // 4
+        rec = slice(off, off + n_insn * hw.PROF_WORDS)
+        assert np.array_equal(isa.decode_profile(fast_img[rec]), isa.decode_profile(ref_img[rec]))
+    diff = np.nonzero(ref_img != fast_img)[0]
+    assert diff.size == 0, f"{diff.size} words differ, first at word {diff[:5]}"
+    return ref_out, ref_img
+
+
+CONV_CASES = {
+    "3x3 pad": dict(),
+    "stride2 asym pad dil2": dict(ih=9, iw=8, stride=2, padding=(1, 0, 2, 1), dilation=2),
+    "groups": dict(cin=12, cout=8, groups=4, ih=6, iw=5),
+    "depthwise": dict(cin=16, cout=16, groups=16, ih=7, iw=7),
+    "depthwise x2": dict(cin=8, cout=16, groups=8, ih=5, iw=6, stride=2),
+    "cout < N_PE": dict(cin=6, cout=3, groups=3),
+    "1x1 long K": dict(k=1, cin=200, cout=6, padding=0, ih=3, iw=4),
+    "batch + slices": dict(n=2, in_extra=3, out_extra=2, ih=4, iw=4),
+    "5x5 K tiles": dict(k=5, cin=12, cout=5, padding=2, ktiles=3),
+}
+
+
+@pytest.mark.parametrize("case", list(CONV_CASES))
+@pytest.mark.parametrize("mode", ["fp32 relu bias", "fp16/bf16 mixed", "pruned", "fixed"])
+def test_conv_programs(case, mode):
+    rng = np.random.default_rng(abs(hash((case, mode))) % 2**32)
+    kw = dict(CONV_CASES[case])
+    if mode == "fp32 relu bias":
+        kw.update(relu=True, bias=True)
+    elif mode == "fp16/bf16 mixed":
+        kw.update(wfmt=hw.FMT_FP16, afmt=hw.FMT_BF16, ofmt=hw.FMT_FP16, bias=True)
+    elif mode == "pruned":
+        kw.update(prune=0xFFF0F0, ofmt=hw.FMT_BF16, relu=True)
+    else:
+        kw.update(fixed=True, quant=int(rng.integers(0, 25)), bias=True, relu=bool(rng.integers(2)),
+                  prune=0xFFFFF0)
+    mem = Mem(rng)
+    out, _ = run_both(mem, layer_program(rng, mem, **kw))
+    assert out["status"] == hw.STATUS_OK
+
+
+@pytest.mark.parametrize("kw", [
+    dict(), dict(n=5, cin=300, cout=9, bias=True, relu=True), dict(ktiles=2, cin=260, n=3),
+    dict(fixed=True, quant=12, n=4, cin=150, cout=7, ktiles=2, bias=True),
+    dict(wfmt=hw.FMT_BF16, afmt=hw.FMT_FP16, ofmt=hw.FMT_FP32, n=3, cin=70),
+], ids=["plain", "bias relu", "K tiles", "fixed K tiles", "formats"])
+def test_gemm_programs(kw):
+    rng = np.random.default_rng(len(str(kw)))
+    mem = Mem(rng)
+    run_both(mem, layer_program(rng, mem, op="gemm", **kw))
+
+
+@pytest.mark.parametrize("prune", [0, 0x800000, 0x000001])
+def test_extreme_prune_masks(prune):
+    rng = np.random.default_rng(prune)
+    mem = Mem(rng)
+    run_both(mem, layer_program(rng, mem, prune=prune, bias=True))
+    mem = Mem(rng)
+    run_both(mem, layer_program(rng, mem, prune=prune, fixed=True, quant=3))
+
+
+def test_inf_nan_operands():
+    rng = np.random.default_rng(11)
+    for fmt in (hw.FMT_FP32, hw.FMT_FP16, hw.FMT_BF16):
+        mem = Mem(rng)
+        run_both(mem, layer_program(rng, mem, wfmt=fmt, afmt=fmt, ofmt=fmt, specials=0.02,
+                                    relu=True, bias=True))
+
+
+def test_random_bits_everywhere():
+    """Operands straight from random memory (subnormals, Inf, NaN, huge)."""
+    rng = np.random.default_rng(12)
+    for fmt in (hw.FMT_FP32, hw.FMT_FP16):
+        mem = Mem(rng)
+        insn = isa.conv2d(n=1, ih=4, iw=4, cin=5, cout=6, kh=2, kw=2, act=BASE, wgt=BASE + 4096,
+                          out=BASE + 8192, wfmt=fmt, afmt=fmt, ofmt=fmt, padding=1)
+        mem.top = 3 * 4096
+        run_both(mem, [insn])
+
+
+def test_bad_instructions_stop_like_the_reference():
+    rng = np.random.default_rng(13)
+    mem = Mem(rng)
+    good = layer_program(rng, mem, ih=3, iw=3)
+    bad = [
+        good[0].replace(opcode=9),                                  # bad opcode
+        good[0].replace(quant=3),                                   # quant in float mode
+        good[0].replace(groups=3),                                  # groups do not divide
+        good[0].replace(out_hw=(9, 9)),                             # wrong output size
+        good[0].replace(act=BASE + (1 << 20)),                      # bus error
+        good[0].replace(kg_begin=1),                                # empty K range
+        good[0].replace(flags=hw.FLAG_PARTIAL | hw.FLAG_RELU),      # bad flags
+    ]
+    for insn in bad:
+        run_both(mem, [isa.nop(3), good[0], insn, good[0]])
+    big = isa.conv2d(n=1, ih=3, iw=600, cin=40, cout=4, kh=3, kw=3, act=BASE, wgt=BASE,
+                     out=BASE, padding=1)                           # act buffer overflow
+    out, _ = run_both(Mem(rng, words=1 << 19), [big])
+    assert out["status"] == hw.STATUS_BUF_OVERFLOW
+    mem2 = Mem(rng)
+    fixed = layer_program(rng, mem2, fixed=True, bias=True, ih=3, iw=3)
+    bias_addr = fixed[0].bias
+    off = (bias_addr - BASE) // 4
+    mem2.words[off:off + 2] = [0, 1 << 30]                          # |bias| >= 2^61
+    out, _ = run_both(mem2, fixed)
+    assert out["status"] == hw.STATUS_BAD_FIELD
+
+
+def test_no_profile_area_and_probe_run():
+    rng = np.random.default_rng(14)
+    mem = Mem(rng)
+    run_both(mem, layer_program(rng, mem), prof=False)
+    run_both(mem, [], extra_words=np.zeros(0, np.uint32))           # n_insn = 0: ID probe
+
+
+def test_thread_counts_agree():
+    rng = np.random.default_rng(15)
+    mem = Mem(rng)
+    insns = layer_program(rng, mem, ih=12, iw=12, cin=16, cout=12, groups=2, bias=True)
+    images = []
+    for threads in (1, 2, 3):
+        twin = copy.deepcopy(mem)            # the same image and allocator state
+        images.append(run_both(twin, insns, threads=threads)[1])
+    img1, img2, img3 = images
+    assert np.array_equal(img1, img2) and np.array_equal(img1, img3)
+
+
+def test_every_isa_gives_the_same_layer(isa_name):
+    rng = np.random.default_rng(16)
+    mem = Mem(rng)
+    run_both(mem, layer_program(rng, mem, cin=24, cout=6, groups=3, relu=True, prune=0xFFFF00))
+
+
+# ---------------------------------------------------------------------------
+# the layer functions
+# ---------------------------------------------------------------------------
+def test_conv2d_and_matmul_equal_layers_reference():
+    rng = np.random.default_rng(20)
+    x = np.abs(rng.standard_normal((1, 7, 6, 8))).astype(np.float32)
+    w = (rng.standard_normal((8, 3, 3, 4)) * 0.1).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    for precision in ("fp32", "bf16"):
+        kw = dict(stride=2, padding=1, groups=2, bias=b, relu=True, precision=precision,
+                  prune=0xFFFF00, return_profile=True)
+        got, gp = fast.conv2d(x, w, **kw, threads=2)
+        want, wp = _layers.conv2d(x, w, **kw)
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)) and gp == wp
+    only = fast.conv2d(x, w, padding=1, groups=2, cycles=False)
+    assert np.array_equal(only, _layers.conv2d(x, w, padding=1, groups=2))
+    W = rng.standard_normal((5, 4200)).astype(np.float32)          # K tiles
+    A = rng.standard_normal((4200, 2)).astype(np.float32)
+    got, gp = fast.matmul(W, A, cycles=True)
+    want, wp = _layers.matmul(W, A, return_profile=True)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32)) and gp == wp
+    Wi = rng.integers(-2**10, 2**10, (4, 100)).astype(np.float32)
+    Ai = rng.integers(-2**16, 2**16, (100, 3)).astype(np.float32)
+    got = fast.matmul(Wi, Ai, precision="fixed", quant=5, threads=1)
+    assert np.array_equal(got, _layers.matmul(Wi, Ai, precision="fixed", quant=5))
+
+
+# ---------------------------------------------------------------------------
+# the portable build (no SIMD kernels) equals the default build
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def portable_engine(tmp_path_factory):
+    import importlib.util
+    import sys
+
+    from bitlet import _fast_build
+
+    if not (Path(_fast_build.EMU_DIR) / "fast_core.c").exists():
+        pytest.skip("emu/ sources not present (installed without a source tree)")
+    tmp = tmp_path_factory.mktemp("fast_portable")
+    ffi = _fast_build.make_ffi("_bitlet_fast_portable", simd=False)
+    path = ffi.compile(tmpdir=str(tmp))
+    spec = importlib.util.spec_from_file_location("_bitlet_fast_portable", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules.setdefault("_bitlet_fast_portable", module)
+    return fast.FastEngine(module.ffi, module.lib)
+
+
+def test_portable_build_equals_default(portable_engine):
+    info = portable_engine.info()
+    assert info["isa"] == "scalar" and not info["simd_compiled"]
+    d = load("f32_random_full.npz")
+    args = [d[f] for f in PORT_FIELDS]
+    assert np.array_equal(portable_engine.group_engine(*args), fast.engine().group_engine(*args))
+    rng = np.random.default_rng(30)
+    x = np.abs(rng.standard_normal((2, 6, 6, 12))).astype(np.float32)
+    w = (rng.standard_normal((6, 3, 3, 4)) * 0.2).astype(np.float32)
+    kw = dict(padding=1, groups=3, relu=True, return_profile=True, threads=2)
+    got, gp = portable_engine.conv2d(x, w, **kw)
+    want, wp = fast.conv2d(x, w, **kw)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32)) and gp == wp
