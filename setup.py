@@ -29,10 +29,10 @@ class BuildPyWithKernelSources(build_py):
 
 setup(
     package_dir={"": "sdk", "bitlet.drivers": "drivers"},
-    packages=["bitlet", "bitlet.compiler", "bitlet.overlays", "bitlet.drivers"],
+    packages=["bitlet", "bitlet.compiler", "bitlet.demo", "bitlet.overlays", "bitlet.drivers"],
     package_data={
-        "bitlet.overlays": ["*/*.hwh", "*/*.json", "*/*.bit"],
-        "bitlet": ["demo/*.onnx", "demo/*.json", "demo/*.npz"],
+        "bitlet.overlays": ["*/*.hwh", "*/*.json", "*/*.bit", "*/*.rpt"],
+        "bitlet.demo": ["*.onnx", "*.json", "*.npz"],
     },
     cffi_modules=[
         "sdk/bitlet/_reference_build.py:ffibuilder",

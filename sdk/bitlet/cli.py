@@ -1,0 +1,427 @@
+"""The ``bitlet`` command line (also ``python -m bitlet``).
+
+Sub-commands::
+
+    bitlet info                      device, overlay, ID/config registers, versions
+    bitlet run MODEL --input FILE    run a model, write its outputs
+    bitlet profile MODEL             per-layer cycles, predicted time, DDR traffic
+    bitlet compare MODEL             accuracy against onnxruntime fp32, per layer
+    bitlet bench                     Bitlet against the vendor-FP baseline kernel
+    bitlet demo                      x3 super-resolution of bundled frames
+    bitlet agent --listen URL        serve this board to a remote laptop
+
+Every command takes ``--device SPEC`` (see ``bitlet.open``) and ``--json``
+(machine-readable output on stdout).  Errors print one clear line on stderr
+and exit with status 1 (2 for usage errors).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from bitlet._version import __version__
+from bitlet.errors import BitletError, BitletValueError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+RANDOM_SEED = 0
+
+
+# --------------------------------------------------------------------------- helpers
+class Progress:
+    """A one-line progress bar on stderr (silent when ``enabled`` is False)."""
+
+    def __init__(self, label: str, enabled: bool = True, width: int = 24) -> None:
+        self.label, self.enabled, self.width = label, enabled, width
+        self.start = time.perf_counter()
+
+    def __call__(self, done: int, total: int, what: str = "") -> None:
+        if not self.enabled:
+            return
+        filled = int(self.width * done / max(total, 1))
+        bar = "#" * filled + "." * (self.width - filled)
+        elapsed = time.perf_counter() - self.start
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\r{self.label} [{bar}] {done}/{total} {elapsed:6.1f}s {what[:30]:<30}{end}")
+        sys.stderr.flush()
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str | Callable[[], str]) -> None:
+    if args.json:
+        json.dump(_plain(data), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(text() if callable(text) else text)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy of nested results (numpy scalars/arrays, paths, inf)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _open(spec: str | None):
+    from bitlet.drivers import open_device
+
+    return open_device(spec)
+
+
+def _parse_shapes(items: Sequence[str] | None) -> dict[str, tuple[int, ...]] | None:
+    """``["x=1,3,64,64"]`` -> ``{"x": (1, 3, 64, 64)}``."""
+    if not items:
+        return None
+    shapes = {}
+    for item in items:
+        name, sep, dims = item.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            shapes[name] = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            raise BitletValueError(f"--shape {item!r}: expected NAME=D0,D1,... e.g. x=1,3,64,64") from None
+    return shapes
+
+
+def _read_image(path: Path) -> np.ndarray:
+    try:
+        from PIL import Image
+    except ImportError:
+        raise BitletValueError(f"--input {path}: reading images needs Pillow (pip install pillow); "
+                               "or give a .npy/.npz file") from None
+    with Image.open(path) as img:
+        pixels = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return pixels.transpose(2, 0, 1)[None]  # NCHW in [0, 1]
+
+
+def load_inputs(path: str | None, input_specs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Read ``--input``: .npy (the single input), .npz (named inputs) or an image.
+
+    Without a file, a deterministic random input of each input's shape is
+    made (seed 0), so ``profile`` and ``compare`` run on any model.
+    """
+    names = [spec["name"] for spec in input_specs]
+    if path is None:
+        rng = np.random.default_rng(RANDOM_SEED)
+        feeds = {}
+        for spec in input_specs:
+            shape = tuple(spec["shape"])
+            if not all(isinstance(d, int) and d > 0 for d in shape):
+                raise BitletValueError(f"input {spec['name']!r} has dynamic shape {list(shape)}: give "
+                                       "--input FILE or --shape NAME=D0,D1,...")
+            feeds[spec["name"]] = rng.random(shape, dtype=np.float32)
+        return feeds
+    file = Path(path)
+    if not file.exists():
+        raise BitletValueError(f"--input {path}: no such file")
+    suffix = file.suffix.lower()
+    if suffix == ".npz":
+        with np.load(file, allow_pickle=False) as data:
+            missing = [n for n in names if n not in data.files]
+            if missing:
+                raise BitletValueError(f"--input {path}: missing arrays {missing} (has {data.files})")
+            return {n: data[n] for n in names}
+    if len(names) != 1:
+        raise BitletValueError(f"--input {path}: the model has inputs {names}; give an .npz with one "
+                               "array per input name")
+    if suffix == ".npy":
+        return {names[0]: np.load(file, allow_pickle=False)}
+    if suffix in IMAGE_SUFFIXES:
+        return {names[0]: _read_image(file)}
+    raise BitletValueError(f"--input {path}: unsupported file type {suffix!r} (use .npy, .npz or an image)")
+
+
+def write_outputs(path: str, outputs: dict[str, np.ndarray]) -> Path:
+    """Write outputs as .npy (one output) or .npz (named), atomically."""
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise BitletValueError(f"--output {path}: use a .npy or .npz file name")
+    if suffix == ".npy" and len(outputs) != 1:
+        raise BitletValueError(f"--output {path}: the model has {len(outputs)} outputs; use .npz")
+    partial = target.with_name(target.name + ".part")
+    with open(partial, "wb") as f:
+        if suffix == ".npy":
+            np.save(f, next(iter(outputs.values())))
+        else:
+            np.savez(f, **outputs)
+    partial.replace(target)
+    return target
+
+
+def onnx_input_specs(path: str, shapes: dict[str, tuple[int, ...]] | None = None) -> list[dict[str, Any]]:
+    """Names and shapes (``"?"`` for dynamic dims) of an ONNX model's real inputs.
+
+    ``shapes`` (from ``--shape``) override the model's own.
+    """
+    import onnx
+
+    graph = onnx.load(path, load_external_data=False).graph
+    constants = {init.name for init in graph.initializer}
+    specs = []
+    for value in graph.input:
+        if value.name in constants:
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else "?" for d in value.type.tensor_type.shape.dim]
+        specs.append({"name": value.name, "shape": list((shapes or {}).get(value.name, dims))})
+    unknown = set(shapes or {}) - {spec["name"] for spec in specs}
+    if unknown:
+        raise BitletValueError(f"--shape names {sorted(unknown)} are not inputs of {path} "
+                               f"(inputs: {[spec['name'] for spec in specs]})")
+    return specs
+
+
+def prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, np.ndarray]]:
+    """Compile ``args.model`` (ONNX) or load a saved program; read its inputs.
+
+    For an ONNX model the inputs are read first, so that models with dynamic
+    dimensions compile for the shapes of the given input.
+    """
+    model = Path(args.model)
+    if not model.exists():
+        raise BitletValueError(f"model {args.model}: no such file")
+    if model.suffix.lower() != ".onnx":
+        from bitlet.runtime import load
+
+        compiled = load(model, device=device)
+        return compiled, load_inputs(args.input, [dict(s) for s in compiled.meta["inputs"]])
+    from bitlet.compiler import compile as bitlet_compile
+
+    feeds = load_inputs(args.input, onnx_input_specs(str(model), _parse_shapes(args.shape)))
+    compiled = bitlet_compile(str(model), device=device, precision=args.precision, prune=args.prune,
+                              input_shapes={name: tuple(a.shape) for name, a in feeds.items()})
+    return compiled, feeds
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_info(args: argparse.Namespace) -> int:
+    import platform
+
+    dev = _open(args.device)
+    try:
+        kernel = dev.kernel
+        info = {
+            "bitlet": __version__,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "numpy": np.__version__,
+            "device": dev.describe(),
+            "kernel": kernel.describe(),
+            "registers": {name: f"0x{value:08x}" for name, value in kernel.register_dump().items()},
+        }
+    finally:
+        dev.close()
+    info["overlay"] = _overlay_info()
+    info["optional"] = {name: _version_of(name) for name in ("onnx", "onnxruntime", "serial", "pynq")}
+
+    def text() -> str:
+        lines = [f"bitlet {info['bitlet']} on Python {info['python']} ({info['machine']}), "
+                 f"numpy {info['numpy']}"]
+        lines += [f"  {k}: {v}" for k, v in info["optional"].items()]
+        lines.append("device:")
+        lines += [f"  {k}: {v}" for k, v in info["device"].items()]
+        lines.append("kernel (ID/config registers):")
+        lines += [f"  {k}: {v}" for k, v in info["kernel"].items()]
+        lines.append("registers:")
+        lines += [f"  {k:<18} {v}" for k, v in info["registers"].items()]
+        lines.append(f"overlay: {info['overlay']}")
+        return "\n".join(lines)
+
+    _emit(args, info, text)
+    return EXIT_OK
+
+
+def _version_of(module: str) -> str:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        return "not installed"
+    try:  # pynq may refuse to import off-board; report that rather than fail
+        mod = __import__(module)
+    except Exception as exc:  # noqa: BLE001 - third-party import errors vary
+        return f"installed, import failed: {type(exc).__name__}"
+    return getattr(mod, "__version__", getattr(mod, "VERSION", "installed"))
+
+
+def _overlay_info() -> Any:
+    from bitlet.overlays import detect_board, find_overlay
+
+    board = detect_board()
+    if board is None:
+        return "no PYNQ board detected (simulated overlay)"
+    try:
+        found = find_overlay(board)
+    except BitletError as exc:
+        return f"board {board}: {exc}"
+    return {"board": board, "bit": str(found.bit), "hwh": str(found.hwh), "metadata": found.metadata}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    dev = _open(args.device)
+    try:
+        compiled, feeds = prepare(args, dev)
+        start = time.perf_counter()
+        outputs = compiled.run(feeds)
+        wall = time.perf_counter() - start
+    finally:
+        dev.close()
+    written = write_outputs(args.output, outputs) if args.output else None
+    summary = {"model": args.model, "outputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)}
+                                                 for k, v in outputs.items()},
+               "wall_s": wall, "written": str(written) if written else None}
+    _emit(args, summary, lambda: "\n".join(
+        [f"{k}: shape {v['shape']} {v['dtype']}" for k, v in summary["outputs"].items()]
+        + [f"ran in {wall:.3f} s (wall, this host)"]
+        + ([f"wrote {written}"] if written else ["(no --output given: outputs not written)"])))
+    return EXIT_OK
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    dev = _open(args.device)
+    try:
+        compiled, feeds = prepare(args, dev)
+        profile = compiled.profile(feeds)
+    finally:
+        dev.close()
+    _emit(args, profile.as_dict(), lambda: str(profile))
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bitlet.compare import compare
+
+    dev = _open(args.device)
+    try:
+        compiled, feeds = prepare(args, dev)
+        report = compare(compiled, feeds)
+    finally:
+        dev.close()
+    _emit(args, report.as_dict(), lambda: str(report))
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bitlet.bench import bench_kernels
+
+    progress = Progress("bench", enabled=not args.json)
+    result = bench_kernels(model=args.model, device=args.device, precision=args.precision,
+                           input_path=args.input, input_shapes=_parse_shapes(args.shape),
+                           progress=progress)
+    _emit(args, result.as_dict(), lambda: str(result))
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bitlet.demo import run_demo
+
+    progress = Progress("demo", enabled=not args.json)
+    result = run_demo(args.device, args.out, frames=args.frames, precision=args.precision,
+                      prune=args.prune, progress=progress)
+    _emit(args, result.as_dict(), lambda: str(result) + "".join(f"\nwrote {p}" for p in result.outputs))
+    return EXIT_OK
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from bitlet.agent import main as agent_main
+
+    argv = ["--listen", args.listen]
+    if args.token_env:
+        argv += ["--token-env", args.token_env]
+    if args.device:
+        argv += ["--device", args.device]
+    return int(agent_main(argv) or EXIT_OK)
+
+
+# --------------------------------------------------------------------------- parser
+def _prune(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer mask (e.g. 0xFFFF00)") from None
+    if not 0 <= value <= 0xFFFFFF:
+        raise argparse.ArgumentTypeError(f"prune mask {text} is outside 0..0xFFFFFF (24 bit columns)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--device", default=None,
+                        help="sim, sim:vendor_fp, pynq, pynq:PATH.bit, tcp://HOST:PORT, serial://DEV?baud=N "
+                             "(default: $BITLET_DEVICE, else a board if present, else the simulator)")
+    common.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    model.add_argument("--prune", type=_prune, default=None, help="24-bit column prune mask for every layer")
+    model.add_argument("--shape", action="append", metavar="NAME=D0,D1,...",
+                       help="shape of a dynamic input (repeatable)")
+    model.add_argument("--input", default=None, help=".npy, .npz (named) or image file")
+
+    parser = argparse.ArgumentParser(prog="bitlet", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"bitlet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", parents=[common], help="device, overlay, ID registers, versions")
+    p.set_defaults(func=cmd_info)
+    p = sub.add_parser("run", parents=[common, model], help="run a model on the device")
+    p.add_argument("model", help="ONNX file, or a program saved by CompiledModel.save")
+    p.add_argument("--output", default=None, help="write outputs (.npy for one, .npz for several)")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("profile", parents=[common, model], help="per-layer cycles and predicted time")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_profile)
+    p = sub.add_parser("compare", parents=[common, model], help="accuracy against onnxruntime fp32")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_compare)
+    p = sub.add_parser("bench", parents=[common, model],
+                       help="Bitlet vs the vendor-FP baseline kernel on the same layers")
+    p.add_argument("--model", default=None, help="ONNX model (default: the bundled demo model)")
+    p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("demo", parents=[common], help="x3 super-resolution of bundled frames")
+    p.add_argument("--out", default="bitlet-demo", help="directory for the output images")
+    p.add_argument("--frames", type=int, default=None, help="only the first N bundled frames")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    p.add_argument("--prune", type=_prune, default=None)
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("agent", help="serve this board's device and runtime over UART or TCP")
+    p.add_argument("--listen", required=True,
+                   help="serial:///dev/ttyPS0?baud=921600 or tcp://127.0.0.1:7700")
+    p.add_argument("--token-env", default=None,
+                   help="name of an environment variable holding a shared token (TCP)")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_agent, json=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bitlet`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except BitletError as exc:
+        print(f"bitlet {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"bitlet {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The ``bitlet`` command line: every sub-command on the simulator."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bitlet import cli
+from bitlet.demo import load_frames, model_path
+from bitlet.imaging import read_png
+
+pytestmark = pytest.mark.device
+SMALL = ["--shape", "lr=1,1,12,12"]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_python_m_bitlet_version():
+    proc = subprocess.run([sys.executable, "-m", "bitlet", "--version"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("bitlet ")
+
+
+def test_info_json_reports_the_id_registers(capsys):
+    from bitlet import hw
+
+    code, out, _ = run(capsys, "info", "--device", "sim", "--json")
+    assert code == 0
+    info = json.loads(out)
+    ident = info["kernel"]["identity"]
+    assert ident["magic"] == hw.MAGIC and ident["version"] == hw.ISA_VERSION
+    assert ident["kind"] == "bitlet" and ident["n_pe"] == hw.N_PE
+    assert info["registers"]["ID_MAGIC"] == f"0x{hw.MAGIC:08x}"
+
+
+def test_run_writes_outputs_equal_to_the_runtime(tmp_path, capsys):
+    x = np.random.default_rng(1).random((1, 1, 12, 12), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code, out, _ = run(capsys, "run", str(model_path()), "--input", str(tmp_path / "x.npy"),
+                       "--output", str(tmp_path / "y.npy"), "--device", "sim")
+    assert code == 0, out
+    y = np.load(tmp_path / "y.npy")
+    assert y.shape == (1, 1, 36, 36) and y.dtype == np.float32
+
+    import bitlet
+
+    with bitlet.open("sim") as dev:
+        expected = bitlet.compile(str(model_path()), device=dev, input_shapes={"lr": x.shape})(x)
+    assert np.array_equal(y.view(np.uint32), np.asarray(expected).view(np.uint32))
+
+
+def test_profile_json_has_layers_and_totals(capsys):
+    code, out, _ = run(capsys, "profile", str(model_path()), *SMALL, "--json")
+    assert code == 0
+    prof = json.loads(out)
+    assert [layer["op"] for layer in prof["layers"]] == ["BitletConv"] * 3
+    total = prof["totals"]
+    assert total["kernel_cycles"] == sum(layer["kernel_cycles"] for layer in prof["layers"])
+    assert total["macs"] == 12 * 12 * (25 * 64 + 9 * 64 * 32 + 9 * 32 * 9)
+
+
+def test_bench_compares_both_kernels_on_the_same_layers(capsys):
+    code, out, _ = run(capsys, "bench", "--json", *SMALL,
+                       "--model", str(model_path()))
+    assert code == 0
+    result = json.loads(out)
+    assert result["timing"] == "modelled (simulator)"
+    assert [row["name"] for row in result["layers"]]
+    for row in result["layers"]:
+        assert row["bitlet_cycles"] > 0 and row["vendor_fp_cycles"] > 0
+        assert row["speedup"] == pytest.approx(row["vendor_fp_cycles"] / row["bitlet_cycles"])
+    for kind in ("bitlet", "vendor_fp"):
+        assert result["accuracy"][kind]["rel_l2"] < 1e-5
+
+
+def test_demo_writes_images_and_beats_bicubic(tmp_path, capsys):
+    code, out, _ = run(capsys, "demo", "--frames", "1", "--out", str(tmp_path), "--json")
+    assert code == 0
+    result = json.loads(out)
+    frame = result["frames"][0]
+    assert frame["psnr_bitlet_db"] > frame["psnr_bicubic_db"]
+    assert frame["psnr_vs_onnxruntime_db"] > 100  # fp32 Bitlet within truncation of onnxruntime
+    assert frame["predicted_fps"] == pytest.approx(200e6 / frame["kernel_cycles"])
+    image = read_png(result["outputs"][0])
+    hr = load_frames()["hr_y"][0]
+    assert image.shape == (hr.shape[0], 3 * hr.shape[1], 3)
+
+
+def test_missing_model_is_a_clear_error(capsys, tmp_path):
+    code, _, err = run(capsys, "profile", str(tmp_path / "nope.onnx"))
+    assert code == cli.EXIT_ERROR
+    assert "nope.onnx" in err and "no such file" in err
+
+
+def test_dynamic_shape_without_input_is_a_clear_error(capsys):
+    code, _, err = run(capsys, "profile", str(model_path()))
+    assert code == cli.EXIT_ERROR
+    assert "dynamic" in err or "--shape" in err
+
+
+def test_bad_prune_mask_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["profile", str(model_path()), "--prune", "0x1000000"])
+    assert exc.value.code == cli.EXIT_USAGE
+    assert "0..0xFFFFFF" in capsys.readouterr().err
+
+
+def test_output_file_type_is_checked_before_running(tmp_path, capsys):
+    x = np.zeros((1, 1, 6, 6), np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code, _, err = run(capsys, "run", str(model_path()), "--input", str(tmp_path / "x.npy"),
+                       "--output", str(tmp_path / "y.txt"))
+    assert code == cli.EXIT_ERROR and ".npy or .npz" in err
+    assert not (tmp_path / "y.txt").exists()
