@@ -122,7 +122,8 @@ class Tuning:
         Line rate in bytes/s (baud / 10 for a UART); None for TCP.
     ack_timeout : float
         Seconds without acknowledged progress before going back to the last
-        acknowledged byte.
+        acknowledged byte, on top of twice the line time of the bytes in
+        flight (:meth:`timeout_for`).
     max_retries : int
         Consecutive ACK timeouts without progress before :class:`LinkTimeout`.
     poll : float
@@ -141,16 +142,22 @@ class Tuning:
     def for_address(cls, address: LinkAddress, **overrides: Any) -> Tuning:
         """Defaults for a link: 4 KiB x 8 chunks on a UART, 32 KiB x 8 on TCP."""
         if address.scheme == "serial":
-            byte_rate = address.baud / BITS_PER_BYTE
-            chunk, window = 4096, 8
-            # a full window must cross the line (twice: data, then its acks)
-            ack_timeout = 0.5 + 2.0 * chunk * window / byte_rate
-        else:
-            byte_rate, chunk, window, ack_timeout = None, 32768, 8, 0.5
+            byte_rate, chunk, window, ack_timeout = address.baud / BITS_PER_BYTE, 4096, 8, 0.4
+        else:  # TCP itself never loses bytes: timeouts only matter around a cut
+            byte_rate, chunk, window, ack_timeout = None, 32768, 8, 0.25
         values = {"chunk": chunk, "window": window, "byte_rate": byte_rate,
                   "ack_timeout": ack_timeout}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def timeout_for(self, in_flight: int) -> float:
+        """Seconds to wait for an acknowledgement with ``in_flight`` bytes sent.
+
+        The bytes must cross the line and their acknowledgements come back
+        behind whatever the peer is sending: twice their line time, plus
+        :attr:`ack_timeout` for latency and scheduling.
+        """
+        return self.ack_timeout + 2.0 * self.transfer_time(in_flight)
 
     def transfer_time(self, nbytes: int) -> float:
         """Seconds ``nbytes`` need on the line (0 for TCP)."""
@@ -401,10 +408,13 @@ class SerialTransport(Transport):
             pass
 
     def close(self) -> None:
+        sock = getattr(self.port, "_socket", None)  # pyserial's socket:// handler
         try:
             self.port.close()
-        except Exception:
+        except Exception:  # noqa: BLE001 - closing a broken port must not raise
             pass
+        if sock is not None:  # pyserial skips close() when shutdown() fails
+            sock.close()
 
 
 class SocketTransport(Transport):
@@ -714,11 +724,12 @@ class Outbound:
             ``max_retries`` timeouts in a row without acknowledged progress.
         """
         t = self.tuning
-        if not self.done and now - self.last_progress > t.ack_timeout:
+        wait = t.timeout_for(max(self.next - self.acked, t.chunk))
+        if not self.done and now - self.last_progress > wait:
             self.retries += 1
             if self.retries > t.max_retries:
                 raise LinkTimeout(
-                    f"request {self.rid}: no acknowledgement for {self.retries} x {t.ack_timeout:.2f} s; "
+                    f"request {self.rid}: no acknowledgement for {self.retries} x {wait:.2f} s; "
                     f"{self.acked} of {self.total} bytes acknowledged")
             self.resent_bytes += self.next - self.acked
             self.next = self.acked  # go back to the last acknowledged byte
@@ -798,7 +809,9 @@ class Peer:
     ----------
     stats : dict
         ``bytes_out``, ``bytes_in`` (line bytes), ``data_bytes_in`` (new
-        message bytes stored), ``frames_in``, ``bad_frames``, ``resent_bytes``.
+        message bytes stored), ``data_frame_bytes_in`` (DATA payload bytes
+        received, duplicates included), ``frames_in``, ``bad_frames``,
+        ``resent_bytes``.
     """
 
     def __init__(self, transport: Transport, tuning: Tuning, limits: Limits = DEFAULT_LIMITS):
@@ -808,7 +821,8 @@ class Peer:
         self.parser = FrameParser(max(limits.max_frame, tuning.chunk))
         self.outbound: Outbound | None = None
         self.inbound: dict[int, Inbound] = {}
-        self.stats = {"bytes_out": 0, "bytes_in": 0, "data_bytes_in": 0, "frames_in": 0,
+        self.stats = {"bytes_out": 0, "bytes_in": 0, "data_bytes_in": 0,
+                      "data_frame_bytes_in": 0, "frames_in": 0,
                       "bad_frames": 0, "resent_bytes": 0}
 
     # -- raw frames -------------------------------------------------------
@@ -871,7 +885,9 @@ class Peer:
         inbound = self.inbound.get(frame.rid)
         if inbound is None or inbound.total != frame.total:
             inbound = Inbound(frame.rid, frame.total, self.limits)
-            self.inbound = {frame.rid: inbound}  # one message in flight per direction
+            self.inbound.clear()  # one message in flight per direction
+            self.inbound[frame.rid] = inbound
+        self.stats["data_frame_bytes_in"] += len(frame.payload)
         self.stats["data_bytes_in"] += inbound.add(frame.offset, frame.payload)
         self.ack(inbound.rid, inbound.received, inbound.total)
         if inbound.done:

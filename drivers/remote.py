@@ -201,17 +201,22 @@ class RemoteDevice(Device):
         self.stats: dict[str, Any] = {"calls": 0, "reconnects": 0, "resumed_from": []}
         self._rid = 0
         self._peer: Peer | None = None
+        self._broken = False
         self._buffers: dict[int, RemoteBuffer] = {}
         self._closed = False
         self._connect()
 
     # -- connection ------------------------------------------------------------
-    def _connect(self) -> None:
+    def _connect(self, deadline: float | None = None) -> None:
+        """Open the link and shake hands, within ``connect_timeout`` and ``deadline``."""
+        limit = self.connect_timeout
+        if deadline is not None:
+            limit = max(0.05, min(limit, deadline - time.monotonic()))
         transport = link.open_transport(self.address, write_timeout=self._write_timeout(),
-                                        connect_timeout=self.connect_timeout)
+                                        connect_timeout=limit)
         peer = Peer(transport, self.tuning, self.limits)
         try:
-            self.agent = self._handshake(peer)
+            self.agent = self._handshake(peer, limit)
         except BaseException:
             peer.close()
             raise
@@ -219,15 +224,16 @@ class RemoteDevice(Device):
             peer.inbound = self._peer.inbound
             self._peer.close()
         self._peer = peer
+        self._broken = False
 
     def _write_timeout(self) -> float:
         return 5.0 + 4 * self.tuning.transfer_time(self.tuning.chunk * self.tuning.window)
 
-    def _handshake(self, peer: Peer) -> dict:
+    def _handshake(self, peer: Peer, limit: float) -> dict:
         """HELLO until WELCOME (bounded attempts); checks versions both ways."""
         mine = local_versions()
         hello = {**mine, "client_id": self.client_id}
-        deadline = time.monotonic() + self.connect_timeout
+        deadline = time.monotonic() + limit
         wait = max(0.25, min(1.0, self.tuning.ack_timeout))
         attempts = 0
         while time.monotonic() < deadline and attempts < 20:
@@ -252,7 +258,7 @@ class RemoteDevice(Device):
                 raise LinkError(f"agent at {self.address}: {problem}")
             return answer
         raise LinkTimeout(f"no handshake answer from an agent at {self.address} within "
-                          f"{self.connect_timeout} s ({attempts} HELLO sent); is "
+                          f"{limit:.2f} s ({attempts} HELLO sent); is "
                           f"`bitlet agent --listen ...` running there"
                           + (" at the same baud rate?" if self.address.scheme == "serial" else "?"))
 
@@ -265,6 +271,7 @@ class RemoteDevice(Device):
                 return frame
 
     def _drop_peer(self) -> None:
+        self._broken = True
         if self._peer is not None:
             self._peer.transport.close()
 
@@ -317,8 +324,8 @@ class RemoteDevice(Device):
         attempt = 0
         while True:
             try:
-                if self._peer is None or resume:
-                    self._connect()
+                if self._peer is None or resume or self._broken:
+                    self._connect(deadline)
                 return self._exchange(rid, message, deadline, resume)
             except (LinkBroken, LinkTimeout) as exc:
                 self._drop_peer()

@@ -53,13 +53,14 @@ def test_parse_url_rejects_non_string():
         parse_url(7700)
 
 
-def test_tuning_scales_ack_timeout_with_baud():
+def test_tuning_scales_timeouts_with_baud_and_bytes_in_flight():
     slow = Tuning.for_address(parse_url("serial:///dev/x?baud=115200"))
     fast = Tuning.for_address(parse_url("serial:///dev/x?baud=921600"))
     window_bytes = slow.chunk * slow.window
     assert slow.byte_rate == 11520 and fast.byte_rate == 92160
-    assert slow.ack_timeout > 2 * window_bytes / slow.byte_rate
-    assert fast.ack_timeout < slow.ack_timeout
+    assert slow.timeout_for(window_bytes) > 2 * window_bytes / slow.byte_rate
+    assert fast.timeout_for(window_bytes) < slow.timeout_for(window_bytes)
+    assert slow.timeout_for(100) < slow.timeout_for(window_bytes)
     tcp = Tuning.for_address(parse_url("tcp://h:1"), window=3)
     assert tcp.byte_rate is None and tcp.window == 3 and tcp.transfer_time(10**6) == 0.0
 

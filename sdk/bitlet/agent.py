@@ -111,6 +111,7 @@ class Session:
         self.client_id = client_id
         self.executed_upto = 0  # highest request id executed
         self.last_reply: tuple[int, bytes] | None = None
+        self.inbound: dict = {}  # request id -> link.Inbound being received
         self.buffers: dict[int, Any] = {}
         self.next_handle = 1
 
@@ -137,8 +138,11 @@ class Agent:
     executions : collections.Counter
         ``(client_id, request id) -> times executed`` (always 1).
     stats : dict
-        Counters: ``sessions``, ``connections``, ``executed``, ``duplicates``,
-        ``data_bytes_in``, ``bad_frames``, ``link_errors``.
+        Counters: ``sessions``, ``connections``, ``disconnects``, ``executed``,
+        ``duplicates`` (late copies of executed requests), ``data_bytes_in``
+        (new request bytes), ``data_frame_bytes_in`` (DATA payload bytes
+        received, duplicates included), ``bad_frames`` (of the current
+        connection), ``auth_failures``.
     port : int or None
         The TCP port listened on, once listening (useful with port 0).
     """
@@ -260,6 +264,7 @@ class Agent:
     def _serve_connection(self, peer: Peer, listener: socket.socket | None = None) -> None:
         """Handle frames until the link breaks, a new TCP client arrives or stop."""
         self.stats["connections"] += 1
+        self._counted = (0, 0)
         conn = {"authenticated": False, "nonce": None}
         while not self._stop.is_set():
             if listener is not None and _pending(listener):
@@ -308,6 +313,7 @@ class Agent:
         resumed = self.session is not None and self.session.client_id == client_id
         if not resumed:
             self._new_session(client_id)
+        peer.inbound = self.session.inbound  # a half-received request survives a cut
         peer.send_json(WELCOME, {"ok": True, **mine, "resumed": resumed,
                                  "limits": {"max_frame": self.limits.max_frame,
                                             "max_message": self.limits.max_message},
@@ -354,7 +360,9 @@ class Agent:
         except LinkProtocolError as exc:
             peer.send_json(ERROR, {"code": "limit", "message": str(exc)}, frame.rid)
             return
-        self.stats["data_bytes_in"] = peer.stats["data_bytes_in"]
+        self.stats["data_bytes_in"] += peer.stats["data_bytes_in"] - self._counted[0]
+        self.stats["data_frame_bytes_in"] += peer.stats["data_frame_bytes_in"] - self._counted[1]
+        self._counted = (peer.stats["data_bytes_in"], peer.stats["data_frame_bytes_in"])
         if message is None:
             return
         reply = self._execute(frame.rid, message)

@@ -1,0 +1,249 @@
+"""The agent and the remote device over real links: loopback TCP (client through
+pyserial's socket:// handler) and a pseudo-terminal pair (pyserial on both
+ends).  The served device is the simulator; every result is compared bit for
+bit with the same operation on a local simulator."""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+
+from bitlet import BitletValueError, BusError, DeviceError, LinkError, OutOfDeviceMemory, hw
+from bitlet.agent import Agent
+from bitlet.drivers import link
+from bitlet.drivers.link import (
+    ACK, ACK_COMPLETE, DATA, HELLO, QUERY, WELCOME, Peer, Tuning,
+)
+from bitlet.drivers.remote import RemoteBuffer, open_remote
+from bitlet.drivers.sim import SimDevice
+
+pytestmark = pytest.mark.device
+
+BAUD = 921600
+
+
+@pytest.fixture
+def sim():
+    dev = SimDevice(memory=4 << 20)
+    yield dev
+    dev.close()
+
+
+@contextlib.contextmanager
+def tcp_agent(device, **kw):
+    with Agent(device, **kw).start("tcp://127.0.0.1:0") as agent:
+        yield agent, f"tcp://127.0.0.1:{agent.port}"
+
+
+@contextlib.contextmanager
+def pty_agent(device, **kw):
+    with link.PtyRelay() as relay, Agent(device, **kw).start(relay.agent_url(BAUD)) as agent:
+        yield agent, relay.client_url(BAUD)
+
+
+@pytest.fixture(params=["tcp", "pty"])
+def remote(request, sim):
+    opener = tcp_agent if request.param == "tcp" else pty_agent
+    with opener(sim) as (agent, url):
+        dev = open_remote(url, timeout=5)
+        yield dev, agent, sim
+        dev.close()
+
+
+def test_buffers_round_trip_bit_exact(remote):
+    dev, agent, sim = remote
+    rng = np.random.default_rng(7)
+    values = rng.standard_normal((33, 17)).astype(np.float32)
+    values.view(np.uint32)[0, :3] = [0x7FC00001, 0x80000000, 0x00000001]  # NaN payload, -0, subnormal
+    buf = dev.allocate(values.shape, np.float32)
+    assert isinstance(buf, RemoteBuffer) and buf.device_address >= sim.base
+    buf[:] = values
+    buf.sync_to_device()
+    # the device copy (what the kernel sees) holds exactly the host bytes
+    assert sim.read_memory(buf.device_address, values.nbytes) == values.tobytes()
+    buf[:] = 0
+    buf.sync_from_device()
+    assert buf.tobytes() == values.tobytes()
+
+
+def test_views_sync_only_their_bytes(remote):
+    dev, _, sim = remote
+    buf = dev.allocate(64, np.uint32)
+    buf[:] = np.arange(64, dtype=np.uint32)
+    buf.sync_to_device()
+    view = buf[10:20]
+    assert view.device_address == buf.device_address + 40
+    view[:] = 7
+    buf[30] = 99  # not synced: must not reach the device
+    view.sync_to_device()
+    expect = np.arange(64, dtype=np.uint32)
+    expect[10:20] = 7
+    got = np.frombuffer(sim.read_memory(buf.device_address, 256), np.uint32)
+    np.testing.assert_array_equal(got, expect)
+    sim.write_memory(buf.device_address + 4 * 50, np.uint32(1234).tobytes())
+    tail = buf[48:]
+    tail.sync_from_device()
+    assert buf[50] == 1234 and buf[30] == 99
+    assert (buf * 2).device_address is None
+    with pytest.raises(DeviceError, match="not in device memory"):
+        (buf + 1).sync_to_device()
+
+
+def test_registers_and_interrupt_run_the_kernel_probe(remote):
+    dev, _, _ = remote
+    assert dev.has_interrupt
+    dev.write_reg(hw.REG_IER, hw.IRQ_AP_DONE)
+    dev.write_reg(hw.REG_GIE, 1)
+    dev.write_reg(hw.REG_N_INSN, 0)
+    dev.write_reg(hw.REG_CTRL, hw.CTRL_AP_START)
+    assert dev.wait_interrupt(2.0) is True
+    assert dev.read_reg(hw.REG_ID_MAGIC) == hw.MAGIC
+    assert dev.read_reg(hw.REG_ID_VERSION) == hw.ISA_VERSION
+
+
+def test_device_errors_cross_the_link_by_class(remote):
+    dev, agent, _ = remote
+    with pytest.raises(OutOfDeviceMemory, match="requested 67108864 bytes"):
+        dev.allocate(64 << 20, np.uint8)
+    with pytest.raises(BusError):
+        dev.read_reg(hw.REG_SPAN + 4)
+    buf = dev.allocate(16, np.uint8)
+    buf.freebuffer()
+    with pytest.raises(DeviceError, match="double free"):
+        dev.free(buf)
+    with pytest.raises(DeviceError, match="use after free"):
+        buf.sync_to_device()
+    with pytest.raises(BitletValueError, match="register value"):
+        dev.write_reg(hw.REG_GIE, 1 << 32)
+    assert dev.read_reg(hw.REG_CTRL) & hw.CTRL_AP_IDLE  # the agent still serves
+    assert set(agent.executions.values()) == {1}
+
+
+def test_describe_names_the_remote_backend(remote):
+    dev, _, sim = remote
+    d = dev.describe()
+    assert d["backend"] == "remote" and d["remote_backend"] == "sim"
+    assert d["memory"]["size"] == sim.memory_size
+    assert d["agent"]["protocol"] == link.PROTOCOL_VERSION
+
+
+def test_blob_cache_uploads_once(sim):
+    with tcp_agent(sim) as (agent, url), open_remote(url, timeout=5) as dev:
+        data = np.random.default_rng(3).integers(0, 256, 100_000, dtype=np.uint8).tobytes()
+        digest = dev.put_blob(data)
+        sent = agent.stats["data_bytes_in"]
+        assert dev.put_blob(data) == digest
+        assert agent.stats["data_bytes_in"] - sent < 1000  # only the hash went over
+        assert agent.cache.get(digest) == data
+        with pytest.raises(BitletValueError, match="do not hash"):
+            dev.call("blob_put", {"sha256": "00" * 32}, [np.zeros(4, np.uint8)])
+
+
+def test_agent_serves_the_next_client_and_frees_the_previous_ones_buffers(sim):
+    with tcp_agent(sim) as (agent, url):
+        with open_remote(url, timeout=5) as first:
+            first.allocate(1 << 20, np.uint8)
+            used = sim.describe()["memory"]["buffers"]
+        with open_remote(url, timeout=5) as second:
+            buf = second.allocate(8, np.uint8)
+            buf[:] = 5
+            buf.sync_to_device()
+            buf[:] = 0
+            buf.sync_from_device()
+            assert list(buf) == [5] * 8
+            assert sim.describe()["memory"]["buffers"] == used  # first's 1 MiB went back
+        assert agent.stats["sessions"] == 2
+
+
+def test_token_is_required_and_checked(sim):
+    with tcp_agent(sim, token="s3cret") as (agent, url):
+        with open_remote(url, token="s3cret", timeout=5) as dev:
+            assert dev.read_reg(hw.REG_CTRL) & hw.CTRL_AP_IDLE
+        with pytest.raises(LinkError, match="requires a token"):
+            open_remote(url, timeout=5)
+        with pytest.raises(LinkError, match="refused the token"):
+            open_remote(url, token="guess", timeout=5)
+        assert agent.stats["auth_failures"] == 1
+
+
+def test_version_mismatch_is_refused_naming_both_sides(sim, monkeypatch):
+    with tcp_agent(sim) as (agent, url):
+        agent._versions = {**link.local_versions(), "isa": hw.ISA_VERSION + 1, "sdk": "7.3.0"}
+        with pytest.raises(LinkError) as info:
+            open_remote(url, timeout=5)
+        text = str(info.value)
+        assert f"isa client={hw.ISA_VERSION} agent={hw.ISA_VERSION + 1}" in text
+        assert "SDK client=" in text and "agent='7.3.0'" in text
+
+
+def test_no_agent_is_a_clear_error_within_the_timeout():
+    with link.PtyRelay() as relay:  # nothing listens on the other end
+        with pytest.raises(LinkError, match="no handshake answer"):
+            open_remote(relay.client_url(BAUD), connect_timeout=0.6)
+    with pytest.raises(LinkError, match="cannot open link"):
+        open_remote("serial:///dev/nonexistent-bitlet-tty")
+
+
+def test_oversize_message_is_refused_and_the_agent_survives(sim):
+    with tcp_agent(sim, limits=link.Limits(max_message=64 << 10)) as (agent, url):
+        with open_remote(url, timeout=5) as dev:
+            buf = dev.allocate(100_000, np.uint8)
+            with pytest.raises(LinkError, match="exceeds the limit"):
+                buf.sync_to_device()
+            small = dev.allocate(4, np.uint8)
+            small[:] = 3
+            small.sync_to_device()
+            assert sim.read_memory(small.device_address, 4) == b"\3" * 4
+
+
+def _raw_client(url: str) -> Peer:
+    address = link.parse_url(url)
+    peer = Peer(link.open_transport(address), Tuning.for_address(address))
+    peer.send_json(HELLO, {**link.local_versions(), "client_id": "raw"})
+    frame = peer.recv(2.0)
+    assert frame is not None and frame.ftype == WELCOME
+    return peer
+
+
+def _collect_reply(peer: Peer, rid: int) -> bytes:
+    for _ in range(200):
+        frame = peer.recv(0.05)
+        if frame is not None and frame.ftype == DATA and frame.rid == rid:
+            reply = peer.on_data(frame)
+            if reply is not None:
+                return bytes(reply)
+    raise AssertionError("no reply")
+
+
+def test_a_request_id_executes_once_even_when_sent_again(sim):
+    """A retransmitted request whose first copy already ran gets the cached reply."""
+    with tcp_agent(sim) as (agent, url):
+        peer = _raw_client(url)
+        try:
+            buf = sim.allocate(4, np.uint32)
+            msg = link.pack_message({"op": "read_reg", "args": {"offset": hw.REG_CTRL}})
+            peer.send(DATA, 1, 0, len(msg), msg)
+            first = _collect_reply(peer, 1)
+            peer.send(DATA, 1, 0, len(msg), msg)  # the same request again
+            ack = peer.recv(2.0)
+            assert ack.ftype == ACK and ack.flags & ACK_COMPLETE and ack.offset == len(msg)
+            peer.send(QUERY, 1, 0)  # ask for the reply again
+            assert _collect_reply(peer, 1) == first
+            assert agent.executions[("raw", 1)] == 1 and agent.stats["duplicates"] == 1
+            del buf
+        finally:
+            peer.close()
+
+
+def test_frames_before_the_handshake_get_a_no_session_error(sim):
+    with tcp_agent(sim) as (agent, url):
+        address = link.parse_url(url)
+        peer = Peer(link.open_transport(address), Tuning.for_address(address))
+        try:
+            peer.send(DATA, 1, 0, 3, b"abc")
+            frame = peer.recv(2.0)
+            assert frame.ftype == link.ERROR and frame.json()["code"] == "no_session"
+            assert agent.stats["executed"] == 0
+        finally:
+            peer.close()
