@@ -5,8 +5,12 @@ with the REGISTER_RW capability whose bus is a
 :class:`~bitlet.drivers.sim.SimDevice`:
 
 * register reads/writes at the kernel IP's address (from the overlay's real
-  ``.hwh``) go to the SimDevice register file; other IP in the design (the
-  AXI interrupt controller) get a plain register bank;
+  ``.hwh``) go to the SimDevice register file; an AXI interrupt controller
+  the kernel's interrupt is wired to is modelled (ISR, IPR, IER, IAR, SIE,
+  CIE, IVR, MER), and other IP get a plain register bank;
+* the interrupt controller's line to the PS is a simulated UIO device, so
+  ``pynq.Interrupt`` (and pynq's ``_InterruptController``) wait for the
+  kernel's interrupt for real, on an asyncio loop;
 * ``allocate`` returns ``pynq.buffer.PynqBuffer`` objects whose device
   copy is a block of the SimDevice arena; pynq's ``flush``/``invalidate``
   copy between the host array and the arena;
@@ -24,15 +28,109 @@ Needs pynq (the ``bitlet[board]`` extra); importing this module does not.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
+import itertools
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from bitlet.errors import BusError, DeviceError
 
 _MASK32 = 0xFFFF_FFFF
+_COUNTER = itertools.count(1)
+INTC_VLNV_NAME = "axi_intc"
+
+
+class SimIntc:
+    """Register model of a Xilinx AXI interrupt controller (PG099), level inputs.
+
+    Parameters
+    ----------
+    inputs : dict
+        Input index -> callable returning the level of that interrupt line.
+    """
+
+    ISR, IPR, IER, IAR, SIE, CIE, IVR, MER = range(0, 0x20, 4)
+    NO_VECTOR = _MASK32
+
+    def __init__(self, inputs: dict[int, Callable[[], bool]]) -> None:
+        self.inputs = inputs
+        self.isr = self.ier = self.mer = 0
+
+    def _sample(self) -> None:
+        for index, line in self.inputs.items():
+            if line():
+                self.isr |= 1 << index
+
+    def output(self) -> bool:
+        """Level of the controller's ``irq`` output (to the PS)."""
+        self._sample()
+        return bool(self.mer & 1 and self.isr & self.ier)
+
+    def read(self, offset: int) -> int:
+        self._sample()
+        pending = self.isr & self.ier
+        values = {self.ISR: self.isr, self.IPR: pending, self.IER: self.ier, self.MER: self.mer,
+                  self.IVR: (pending & -pending).bit_length() - 1 if pending else self.NO_VECTOR}
+        return values.get(offset, 0)
+
+    def write(self, offset: int, value: int) -> None:
+        if offset == self.ISR and not self.mer & 2:  # software interrupts before HIE
+            self.isr |= value
+        elif offset == self.IAR:
+            self.isr &= ~value
+        elif offset == self.IER:
+            self.ier = value
+        elif offset == self.SIE:
+            self.ier |= value
+        elif offset == self.CIE:
+            self.ier &= ~value
+        elif offset == self.MER:
+            self.mer = value & 3 if not self.mer & 2 else self.mer | (value & 1)
+
+
+class SimUio:
+    """The UIO device of an interrupt line into the PS, for pynq's interrupt code.
+
+    pynq's ``_InterruptController`` hands it events (``add_event``); a
+    watcher thread sets them on the waiting asyncio loop once ``line()`` is
+    high, as the UIO file descriptor's readiness does on a board.
+    """
+
+    def __init__(self, line: Callable[[], bool], cond: threading.Condition,
+                 closed: Callable[[], bool]) -> None:
+        self.line, self.cond, self.closed = line, cond, closed
+        self.wait_events: list[Any] = []
+        self.fired = 0
+        self._watching = False
+
+    def add_event(self, event: Any, number: int) -> None:
+        self.wait_events.append(event)
+        if not self._watching:
+            self._watching = True
+            loop = asyncio.get_running_loop()
+            threading.Thread(target=self._watch, args=(loop,), name="bitlet-sim-uio",
+                             daemon=True).start()
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self.cond:
+            while not self.closed() and not self.line():
+                self.cond.wait(0.05)
+        self._watching = False
+        if not self.closed():
+            try:
+                loop.call_soon_threadsafe(self._fire)
+            except RuntimeError:  # the loop has been closed meanwhile
+                pass
+
+    def _fire(self) -> None:
+        events, self.wait_events = self.wait_events, []
+        self.fired += 1
+        for event in events:
+            event.set()
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,9 +152,12 @@ def device_class() -> type:
             self.name = tag
             self.capabilities = {"REGISTER_RW": True, "MEMORY_MAPPED": False, "CALLABLE": False}
             self.bitfile_name = None
-            self.timestamp = ""
+            # unique, so pynq drops interrupt controllers cached for another board
+            self.timestamp = f"simulated board {next(_COUNTER)}"
             self.kernel_base: int | None = None
             self._banks: dict[int, tuple[int, list[int]]] = {}  # base -> (size, words)
+            self._intcs: dict[int, tuple[int, SimIntc]] = {}    # base -> (size, model)
+            self.uio: dict[int, SimUio] = {}                    # raw PS irq -> UIO
 
         # -- metadata (pynq's own parser, as EmbeddedDevice) -------------------
         def get_bitfile_metadata(self, bitfile_name: str, partial: bool = False) -> Any:
@@ -70,22 +171,42 @@ def device_class() -> type:
 
         def set_bitfile_name(self, bitfile_name: str) -> None:
             super().set_bitfile_name(bitfile_name)
+            _unplug_uio(self)
             self._map_ip()
+            _uio_table().update(self.uio)  # where pynq's interrupt code finds the PS lines
 
         def _map_ip(self) -> None:
             """Find the kernel IP's window and give other IP a register bank."""
             from bitlet import hw
 
             vlnvs = {hw.vlnv(k) for k in ("bitlet", "vendor_fp")}
-            self._banks = {}
-            for ip in self.ip_dict.values():
+            self._banks, self._intcs, self.uio = {}, {}, {}
+            kernel_ips = set()
+            for name, ip in self.ip_dict.items():
                 base, size = ip.get("phys_addr"), ip.get("addr_range")
                 if base is None or not size:
                     continue
                 if ip.get("type") in vlnvs:
                     self.kernel_base = int(base)
-                else:
+                    kernel_ips.add(name)
+                elif (ip.get("type") or "").split(":")[2:3] != [INTC_VLNV_NAME]:
                     self._banks[int(base)] = (int(size), [0] * min(int(size) // 4, 1024))
+            for name, ctrl in self.interrupt_controllers.items():
+                self._wire_intc(name, ctrl, kernel_ips)
+
+        def _wire_intc(self, name: str, ctrl: dict, kernel_ips: set) -> None:
+            """Model an AXI INTC whose inputs include the kernel's interrupt."""
+            inputs = {pin["index"]: self.sim.irq_line
+                      for path, pin in self.interrupt_pins.items()
+                      if pin.get("controller") == name and path.rpartition("/")[0] in kernel_ips}
+            ip = self.ip_dict.get(name, {})
+            if not inputs or "phys_addr" not in ip:
+                return
+            intc = SimIntc(inputs)
+            self._intcs[int(ip["phys_addr"])] = (int(ip["addr_range"]), intc)
+            if ctrl.get("parent") == "" and "raw_irq" in ctrl:
+                self.uio[int(ctrl["raw_irq"])] = SimUio(intc.output, self.sim._cond,
+                                                        lambda: self.sim._closed)
 
         def download(self, bitstream: Any, parser: Any = None) -> None:
             raise DeviceError("the simulated board cannot be programmed: open the overlay with "
@@ -104,30 +225,37 @@ def device_class() -> type:
                 self._write_word(address + 4 * i, int(word))
 
         def _read_word(self, address: int) -> int:
-            target = self._decode(address)
+            target, offset = self._decode(address)
             if target is None:
-                return self.sim.read_reg(address - self.kernel_base)
-            words, index = target
-            return words[index] if index < len(words) else 0
+                return self.sim.read_reg(offset)
+            if isinstance(target, SimIntc):
+                with self.sim._cond:
+                    return target.read(offset)
+            return target[offset // 4] if offset // 4 < len(target) else 0
 
         def _write_word(self, address: int, value: int) -> None:
-            target = self._decode(address)
+            target, offset = self._decode(address)
             if target is None:
-                self.sim.write_reg(address - self.kernel_base, value & _MASK32)
-            else:
-                words, index = target
-                if index < len(words):
-                    words[index] = value & _MASK32
+                self.sim.write_reg(offset, value & _MASK32)
+            elif isinstance(target, SimIntc):
+                with self.sim._cond:
+                    target.write(offset, value & _MASK32)
+                    self.sim._cond.notify_all()
+            elif offset // 4 < len(target):
+                target[offset // 4] = value & _MASK32
 
-        def _decode(self, address: int) -> tuple[list[int], int] | None:
-            """None for the kernel's window, else (bank, word index); BusError if unmapped."""
+        def _decode(self, address: int) -> tuple[Any, int]:
+            """(None: the kernel | SimIntc | register bank, offset); BusError if unmapped."""
             if address % 4:
                 raise BusError(f"unaligned register access at 0x{address:x}")
             if self.kernel_base is not None and 0 <= address - self.kernel_base < _kernel_span():
-                return None
+                return None, address - self.kernel_base
+            for base, (size, intc) in self._intcs.items():
+                if 0 <= address - base < size:
+                    return intc, address - base
             for base, (size, words) in self._banks.items():
                 if 0 <= address - base < size:
-                    return words, (address - base) // 4
+                    return words, address - base
             raise BusError(f"no IP of the overlay decodes address 0x{address:x} (AXI DECERR)")
 
         # -- memory -------------------------------------------------------------
@@ -193,8 +321,8 @@ def open_pynq_sim(kernel: str = "bitlet", *, board: str = "pynqz2", hwh: str | P
     hwh : path, optional
         Another ``.hwh`` to load instead.
     interrupt : bool
-        Let pynq try the overlay's interrupt wiring (no UIO on a laptop: pynq
-        warns, the warning lands in ``dev.notes`` and waits poll the ISR).
+        Use the overlay's interrupt wiring through ``pynq.Interrupt`` (the
+        simulated interrupt controller and UIO); False: waits poll the ISR.
     **sim_kwargs
         Passed to :class:`~bitlet.drivers.sim.SimDevice` (``memory``, ``delay``,
         ``faults``, ...).
@@ -213,19 +341,35 @@ def open_pynq_sim(kernel: str = "bitlet", *, board: str = "pynqz2", hwh: str | P
     pynq_dev = device_class()(sim)
     saved = vars(pynq.Device).get("_active_device")
     pynq.Device.active_device = pynq_dev
+    hwh_path = Path(hwh) if hwh is not None else default_hwh(kernel, board)
     try:
-        dev = sim_pynq_class()(hwh or default_hwh(kernel, board), kind=kernel, download=False,
+        dev = sim_pynq_class()(hwh_path, kind=kernel, download=False,
                                pynq_device=pynq_dev, interrupt=interrupt)
     except BaseException:
-        _restore_active(pynq, saved)
+        _restore_active(pynq, saved, pynq_dev)
         sim.close()
         raise
     dev.sim, dev._saved_active = sim, saved
     return dev
 
 
-def _restore_active(pynq: Any, saved: Any) -> None:
-    """Put back pynq's active device as it was before open_pynq_sim."""
+def _uio_table() -> dict:
+    """pynq's table of UIO devices by raw PS interrupt number."""
+    from pynq.interrupt import _InterruptController
+
+    return _InterruptController._uio_devices
+
+
+def _unplug_uio(pynq_dev: Any) -> None:
+    table = _uio_table()
+    for irq, uio in pynq_dev.uio.items():
+        if table.get(irq) is uio:
+            del table[irq]
+
+
+def _restore_active(pynq: Any, saved: Any, pynq_dev: Any) -> None:
+    """Put back pynq's active device and unplug the simulated UIO devices."""
+    _unplug_uio(pynq_dev)
     if saved is None:
         if "_active_device" in vars(pynq.Device):
             del pynq.Device._active_device
@@ -258,7 +402,7 @@ def sim_pynq_class() -> type:
             if self._closed:
                 return
             super().close()
-            _restore_active(import_pynq(), self._saved_active)
+            _restore_active(import_pynq(), self._saved_active, self.pynq_device)
             self.sim.close()
 
     return PynqSimDevice

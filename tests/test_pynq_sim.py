@@ -105,13 +105,35 @@ def test_other_ip_of_the_design_have_registers(dev):
     assert mmio.read(0x1C) == 3
 
 
-def test_the_interrupt_attempt_is_recorded_and_waits_poll(dev):
-    assert any("UIO" in note or "interrupt" in note for note in dev.notes)
-    drv = KernelDriver(dev)
-    prog = dev.allocate((1, hw.INSN_WORDS), np.uint32)
-    prog.sync_to_device()
-    assert drv.run(prog.device_address, 1).used_interrupt
-    assert dev.describe()["interrupt"] is False
+def test_runs_wait_on_pynq_interrupt_through_the_interrupt_controller():
+    dev = open_pynq_sim(delay=0.05)  # done comes later than the start: the wait really waits
+    try:
+        assert isinstance(dev._irq, pynq.Interrupt) and dev.describe()["interrupt"] is True
+        assert dev.notes == []
+        uio = dev.pynq_device.uio[dev.pynq_device.interrupt_controllers["axi_intc_0"]["raw_irq"]]
+        drv = KernelDriver(dev)
+        prog = dev.allocate((1, hw.INSN_WORDS), np.uint32)
+        prog.sync_to_device()
+        fired = uio.fired
+        for _ in range(3):
+            assert drv.run(prog.device_address, 1, timeout=5.0).used_interrupt
+        assert uio.fired >= fired + 3, "each run was woken by the PS interrupt line"
+        assert dev.read_reg(hw.REG_ISR) == 0
+    finally:
+        dev.close()
+
+
+def test_without_the_interrupt_waits_poll_the_isr():
+    dev = open_pynq_sim(interrupt=False)
+    try:
+        assert dev._irq is None and dev.describe()["interrupt"] is False
+        drv = KernelDriver(dev)
+        prog = dev.allocate((1, hw.INSN_WORDS), np.uint32)
+        prog.sync_to_device()
+        assert drv.run(prog.device_address, 1, timeout=5.0).n_insn == 1
+        assert all(uio.fired == 0 for uio in dev.pynq_device.uio.values())
+    finally:
+        dev.close()
 
 
 def test_pynq_active_device_is_restored_on_close():
@@ -123,6 +145,10 @@ def test_pynq_active_device_is_restored_on_close():
     assert vars(pynq.Device).get("_active_device") is before
     with pytest.raises(bitlet.DeviceError, match="closed"):
         dev.read_reg(hw.REG_CTRL)
+    from pynq.interrupt import _InterruptController
+
+    assert all(u not in _InterruptController._uio_devices.values()
+               for u in dev.pynq_device.uio.values()), "the simulated UIO is unplugged"
 
 
 def test_the_simulated_board_cannot_be_programmed():
