@@ -127,6 +127,7 @@ class CompiledModel:
         self._buffer[: len(image)] = image
         self._buffer[: len(image)].sync_to_device()
         self.last_timings: dict[str, Any] = {}
+        self.source_model: Any = None
 
     # -- properties --------------------------------------------------------
     @property
@@ -171,7 +172,10 @@ class CompiledModel:
         env = self._feeds(feeds)
         timings = {"host": [], "upload": 0.0, "download": 0.0, "kernel": 0.0, "kernel_runs": []}
         for step in self.meta["steps"]:
-            getattr(self, "_step_" + step["op"])(step, env, timings)
+            if keep and step["op"] == "kernel":
+                self._kernel_layer_by_layer(step, env, timings)
+            else:
+                getattr(self, "_step_" + step["op"])(step, env, timings)
         self.last_timings = timings
         if keep:
             return env
@@ -255,6 +259,17 @@ class CompiledModel:
         seconds = time.perf_counter() - t0
         timings["kernel"] += seconds
         timings["kernel_runs"].append((first, count, result.seconds))
+
+    def _kernel_layer_by_layer(self, step, env, timings) -> None:
+        """Run a kernel segment one layer at a time, downloading every layer's output."""
+        end = step["first"] + step["count"]
+        for layer in self.meta["layers"]:
+            if step["first"] <= layer["insn_first"] < end:
+                self._step_kernel({"first": layer["insn_first"], "count": layer["insn_count"]},
+                                  env, timings)
+                out = layer["output"]
+                if out["value"] not in env:
+                    self._step_download({**out, "shape": layer["output_shape"]}, env, timings)
 
     def _step_download(self, step, env, timings) -> None:
         from bitlet.preprocess import unpack_outputs

@@ -60,7 +60,9 @@ def compile(model: Any, *, device: Any = None, precision: str = "fp32", prune: A
     options = layer_options(graph, prune, bits, calibration)
     program = lower(graph, cfg, precision, options, model_name=graph.name)
     _check_memory(program, dev)
-    return CompiledModel(program, dev)
+    compiled = CompiledModel(program, dev)
+    compiled.source_model = model  # for bitlet.compare (not saved with the program)
+    return compiled
 
 
 def layer_options(graph, prune=None, bits=None, calibration=None) -> dict:

@@ -77,17 +77,19 @@ def _sole_consumer(graph: Graph, value: str) -> Node | None:
 
 
 def _bypass(graph: Graph, node: Node, replacement: str) -> None:
-    """Remove ``node`` (one output), making its readers use ``replacement`` instead."""
+    """Remove ``node`` (one output) whose work its producer now does.
+
+    The producer's output takes the removed node's output name, so every IR
+    value keeps the meaning of the ONNX value of the same name (what
+    :func:`bitlet.compare` checks layer by layer).  ``replacement`` must be
+    read by ``node`` only (or ``node`` is an Identity).
+    """
     out = node.outputs[0]
     graph.nodes.remove(node)
-    if out in graph.output_names():
-        # keep the graph output's name: rename the producer's output instead
-        producer = graph.producers()[replacement]
-        producer.outputs = [out if o == replacement else o for o in producer.outputs]
-        graph.values[out] = Value(out, graph.values[replacement].shape, graph.values[replacement].dtype)
-        _rename_uses(graph, replacement, out)
-    else:
-        _rename_uses(graph, out, replacement)
+    producer = graph.producers()[replacement]
+    producer.outputs = [out if o == replacement else o for o in producer.outputs]
+    old = graph.values.pop(replacement)
+    graph.values[out] = Value(out, old.shape, old.dtype)
 
 
 # ---------------------------------------------------------------- passes
@@ -96,7 +98,8 @@ def remove_identities(graph: Graph) -> None:
         if node.op in ("Identity", "Dropout") and node.inputs[0] in graph.values:
             if len(node.outputs) > 1 and node.outputs[1]:
                 continue  # Dropout's mask is read: keep the host op
-            _bypass(graph, node, node.inputs[0])
+            if node.inputs[0] in graph.producers() and _sole_consumer(graph, node.inputs[0]) is node:
+                _bypass(graph, node, node.inputs[0])  # else: a (cheap) host Identity
 
 
 def canonicalize(graph: Graph) -> None:
@@ -308,6 +311,14 @@ def _conv_transpose_as_stuffed_conv(graph, node, w, bias, out, begin, s, d, g, x
     graph.nodes[i:i + 1] = [stuff, conv]
 
 
+def _rename_output(graph: Graph, old: str, new: str) -> None:
+    producer = graph.producers()[old]
+    producer.outputs = [new if o == old else o for o in producer.outputs]
+    value = graph.values.pop(old)
+    graph.values[new] = Value(new, value.shape, value.dtype)
+    _rename_uses(graph, old, new)
+
+
 def fuse_activations(graph: Graph) -> None:
     producers = graph.producers()
     for node in list(graph.nodes):
@@ -338,6 +349,7 @@ def _fuse_clip(graph: Graph, src: Node, node: Node) -> None:
     if hi is None or np.isposinf(hi):
         _bypass(graph, node, node.inputs[0])
         return
+    _rename_output(graph, node.inputs[0], node.inputs[0] + ".relu")  # no longer the ONNX value
     node.op = "Min"
     node.inputs = [node.inputs[0], _new_const(graph, node.name + ".max", np.asarray(hi, np.float32))]
     node.attrs = {}

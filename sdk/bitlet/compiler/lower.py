@@ -162,8 +162,11 @@ class Lowering:
             info = self.dense(node, layer_id)
         else:
             info = self.matmul(node, layer_id)
+        out_dev = next(d for (v, _), d in self.device_of.items() if v == node.outputs[0])
+        layout = next(lay for (v, lay) in self.device_of if v == node.outputs[0])
         info.update(name=node.name, op=node.op, layer_id=layer_id, insn_first=first,
-                    insn_count=len(self.insns) - first, precision=self.precision)
+                    insn_count=len(self.insns) - first, precision=self.precision,
+                    output={"value": node.outputs[0], "dev": out_dev, "layout": layout})
         self.layers.append(info)
         step = {"op": "kernel", "first": first, "count": len(self.insns) - first}
         if self.steps and self.steps[-1]["op"] == "kernel":
