@@ -166,8 +166,8 @@ def check_identity(ident: KernelIdentity, kind: str | None = None) -> None:
     hw = _hw()
     from bitlet import __version__
 
-    rebuild = ("rebuild or reinstall the overlay from this SDK (bitlet {v}; overlay/ and "
-               "bitlet.overlays), or install the SDK release the overlay was built with").format(v=__version__)
+    rebuild = (f"rebuild or reinstall the overlay from this SDK (bitlet {__version__}; overlay/ and "
+               "bitlet.overlays), or install the SDK release the overlay was built with")
     if ident.magic != hw.MAGIC:
         raise OverlayMismatch(
             f"no Bitlet kernel at this address: ID_MAGIC expected 0x{hw.MAGIC:08X}, found "

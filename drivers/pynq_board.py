@@ -84,7 +84,7 @@ def classes() -> tuple[type, type]:
     class BitletIP(pynq.DefaultIP):
         """pynq driver of the Bitlet (and vendor-FP) kernel IP: MMIO and register_map."""
 
-        bindto = [hw.vlnv("bitlet"), hw.vlnv("vendor_fp")]
+        bindto = [hw.vlnv("bitlet"), hw.vlnv("vendor_fp")]  # noqa: RUF012 - pynq's API
 
         def __init__(self, description: dict) -> None:
             super().__init__(description=description)

@@ -32,8 +32,9 @@ import asyncio
 import functools
 import itertools
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

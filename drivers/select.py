@@ -66,7 +66,7 @@ def parse_spec(spec: str | None) -> tuple[str, str | None]:
         raise BitletTypeError(f"device spec must be a string or None, got {type(spec).__name__}; "
                               f"accepted forms: {', '.join(ACCEPTED)}")
     text = spec.strip()
-    scheme, sep, rest = text.partition("://")
+    scheme, sep, _ = text.partition("://")
     if sep and scheme.lower() in REMOTE_SCHEMES:
         return "remote", text
     backend, _, arg = text.partition(":")

@@ -41,7 +41,8 @@ import dataclasses
 import importlib
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -179,7 +180,7 @@ class SimBuffer(DeviceBuffer):
     """
 
     device_address: int | None
-    _device: "SimDevice | None"
+    _device: SimDevice | None
     _block: Block | None
     _host_base: int  # host address of the root buffer's first byte
     _owner: bool
@@ -200,7 +201,7 @@ class SimBuffer(DeviceBuffer):
                 self.device_address = obj._device.base + obj._block.offset + offset
 
     # -- checks ------------------------------------------------------------
-    def _live(self, action: str) -> tuple["SimDevice", Block, int]:
+    def _live(self, action: str) -> tuple[SimDevice, Block, int]:
         if self._block is None or self._device is None:
             raise DeviceError(
                 f"cannot {action}: this array is not in device memory (it is the result of "
@@ -252,7 +253,7 @@ class SimBuffer(DeviceBuffer):
         if getattr(self, "_owner", False) and block is not None and not block.freed:
             try:
                 self._device._release(block)
-            except Exception:  # interpreter shutdown: nothing to report to
+            except Exception:  # noqa: BLE001, S110 - interpreter shutdown: nobody to tell
                 pass
 
 
@@ -634,7 +635,7 @@ class SimDevice(Device):
     def _run(self, args: dict[str, int], started: float) -> None:
         try:
             outputs = self._execute(args)
-        except BaseException as exc:  # report on the host's next register access
+        except BaseException as exc:  # noqa: BLE001 - reported on the host's next access
             with self._cond:
                 self._crash = exc
                 self._busy = False

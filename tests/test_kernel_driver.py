@@ -175,11 +175,11 @@ def test_an_unsynced_program_is_a_bad_opcode(dev):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(prog_addr=0, n_insn=1), "prog_addr"),
-    (dict(prog_addr=0x1000_0004, n_insn=1), "aligned"),
-    (dict(prog_addr=0x1000_0000, n_insn=-1), "n_insn"),
-    (dict(prog_addr=0x1000_0000, n_insn=1, prof_addr=0x20), "prof_addr"),
-    (dict(prog_addr=0x1000_0000, n_insn=1, timeout=0), "timeout"),
+    ({"prog_addr": 0, "n_insn": 1}, "prog_addr"),
+    ({"prog_addr": 0x1000_0004, "n_insn": 1}, "aligned"),
+    ({"prog_addr": 0x1000_0000, "n_insn": -1}, "n_insn"),
+    ({"prog_addr": 0x1000_0000, "n_insn": 1, "prof_addr": 0x20}, "prof_addr"),
+    ({"prog_addr": 0x1000_0000, "n_insn": 1, "timeout": 0}, "timeout"),
 ])
 def test_bad_run_arguments_are_named(kwargs, match):
     drv = KernelDriver(SimDevice())

@@ -14,6 +14,10 @@ import pytest
 
 import bitlet
 from bitlet import hw
+from bitlet.drivers.kernel import KernelDriver
+from bitlet.drivers.pynq_board import PynqDevice, classes
+from bitlet.drivers.pynq_sim import device_class, open_pynq_sim
+from bitlet.drivers.sim import SimDevice
 
 pytestmark = [pytest.mark.pynq, pytest.mark.device]
 
@@ -21,11 +25,6 @@ with warnings.catch_warnings():  # pynq warns about this CPU and pkg_resources o
     warnings.filterwarnings("ignore", category=ResourceWarning)
     warnings.filterwarnings("ignore", message=".*pkg_resources")
     pynq = pytest.importorskip("pynq", reason="pynq is not installed (the bitlet[board] extra)")
-
-from bitlet.drivers.kernel import KernelDriver  # noqa: E402
-from bitlet.drivers.pynq_board import PynqDevice, classes  # noqa: E402
-from bitlet.drivers.pynq_sim import default_hwh, device_class, open_pynq_sim  # noqa: E402
-from bitlet.drivers.sim import SimDevice  # noqa: E402
 
 
 @pytest.fixture

@@ -110,7 +110,7 @@ def test_a_mismatched_overlay_closes_the_device(monkeypatch):
 
 
 def test_remote_urls_are_delegated_to_open_remote(monkeypatch):
-    import bitlet.drivers.remote as remote
+    from bitlet.drivers import remote
 
     calls = []
 
@@ -126,7 +126,7 @@ def test_remote_urls_are_delegated_to_open_remote(monkeypatch):
 
 
 def test_a_device_with_its_own_kernel_keeps_it(monkeypatch):
-    import bitlet.drivers.remote as remote
+    from bitlet.drivers import remote
 
     own = object()
 
