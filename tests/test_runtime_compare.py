@@ -1,10 +1,9 @@
 """bitlet.compare: per-layer and final errors against onnxruntime."""
 from __future__ import annotations
 
+import bitlet
 import numpy as np
 import pytest
-
-import bitlet
 from bitlet.compare import error_metrics
 from bitlet.drivers.sim import SimDevice
 from models import tiny_cnn, tiny_unet

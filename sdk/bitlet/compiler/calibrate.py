@@ -1,0 +1,197 @@
+"""Calibration: per-layer prune masks and bit budgets under an accuracy budget.
+
+What is measured (nothing is estimated):
+
+* cycles: the PE-array cycles (kernel schedule) the device's profile area
+  reports for every layer, summed over the calibration inputs;
+* error: the relative L2 error of the model's outputs against the
+  unmodified fp32 Bitlet model on the same inputs (worst over inputs and
+  outputs).
+
+Procedure: (1) sensitivity: every candidate change of every layer alone
+(bit budgets ``bits``: each weight keeps at most k ones in its significand;
+column masks ``keep_columns``: only the top m of the 24 bit columns) is
+compiled and run; (2) greedy: candidates are tried in order of cycles saved
+per unit of error, each on top of the plan so far, and kept when the
+measured error of the combined plan stays within ``budget``.  Every point
+tried, kept or not, is in :attr:`CalibrationResult.curve`, so the trade-off
+is reported honestly (e.g. column masks save only a few percent of the
+cycles on MobileNet-like models before accuracy suffers).
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bitlet.errors import CompileError
+
+SIG = 24
+
+
+def column_mask(keep: int) -> int:
+    """24-bit prune mask keeping the ``keep`` most significant bit columns."""
+    if not 0 <= keep <= SIG:
+        raise CompileError(f"keep_columns must be in 0..{SIG}, got {keep}")
+    return ((1 << SIG) - 1) ^ ((1 << (SIG - keep)) - 1)
+
+
+@dataclass
+class CalibrationResult:
+    """Chosen plan and the whole measured trade-off curve (plain data)."""
+
+    plan: dict[str, dict[str, int]]
+    curve: list[dict[str, Any]]
+    sensitivity: list[dict[str, Any]]
+    baseline_cycles: int
+    budget: float
+    final: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"plan": self.plan, "curve": self.curve, "sensitivity": self.sensitivity,
+                "baseline_cycles": self.baseline_cycles, "budget": self.budget, "final": self.final}
+
+    def __str__(self) -> str:
+        lines = [f"baseline {self.baseline_cycles:,} PE cycles; error budget {self.budget:g} (rel L2)",
+                 f"{'step':>4} {'layer':<28} {'change':<14} {'PE cycles':>12} {'saved':>7} {'error':>10}  kept"]
+        for p in self.curve:
+            lines.append(f"{p['step']:>4} {p['layer'][:28]:<28} {p['change']:<14} {p['pe_cycles']:>12,} "
+                         f"{p['saved']:>6.1%} {p['error']:>10.2e}  {'yes' if p['accepted'] else 'no'}")
+        f = self.final
+        if f:
+            lines.append(f"final: {f['pe_cycles']:,} PE cycles ({f['saved']:.1%} saved), error {f['error']:.2e}")
+        return "\n".join(lines)
+
+
+class _Evaluator:
+    """Compile a plan, run the calibration inputs, measure cycles and error."""
+
+    def __init__(self, graph, device, cfg, precision, feeds):
+        from bitlet.compiler.lower import LayerOptions
+
+        self.graph, self.device, self.cfg, self.precision, self.feeds = graph, device, cfg, precision, feeds
+        self.LayerOptions = LayerOptions
+        self.reference = None
+        self.reference, self.baseline = None, None
+        outs, cycles = self.run({})
+        self.reference, self.baseline = outs, cycles
+
+    def run(self, plan: Mapping[str, Mapping[str, int]]):
+        from bitlet.compiler.lower import lower
+        from bitlet.runtime import CompiledModel
+
+        options = {name: self.LayerOptions(**opts) for name, opts in plan.items()}
+        compiled = CompiledModel(lower(self.graph, self.cfg, self.precision, options), self.device)
+        try:
+            outs, cycles = [], {}
+            for feed in self.feeds:
+                outs.append(compiled.run(feed))
+                records = compiled.read_profile_records()
+                for layer in compiled.meta["layers"]:
+                    rec = records[layer["insn_first"]: layer["insn_first"] + layer["insn_count"]]
+                    cycles[layer["name"]] = cycles.get(layer["name"], 0) + int(rec["pe_cycles"].sum())
+            return outs, cycles
+        finally:
+            compiled.close()
+
+    def error(self, outs) -> float:
+        worst = 0.0
+        for got, ref in zip(outs, self.reference):
+            for name, r in ref.items():
+                r64 = r.astype(np.float64)
+                norm = np.linalg.norm(r64) or 1.0
+                worst = max(worst, float(np.linalg.norm(got[name] - r64) / norm))
+        return worst
+
+
+def calibrate(model: Any, inputs: Sequence[Any], *, device: Any = None, budget: float = 1e-2,
+              bits: Sequence[int] = (8, 5, 3), keep_columns: Sequence[int] = (16, 12),
+              precision: str = "fp32", input_shapes: Mapping[str, tuple] | None = None,
+              layers: Sequence[str] | None = None) -> CalibrationResult:
+    """Choose per-layer bit budgets and column masks that maximise the measured cycle savings.
+
+    Parameters
+    ----------
+    model : path or onnx.ModelProto
+    inputs : sequence of arrays (single-input models) or of ``{name: array}``
+        Calibration inputs (a handful: every candidate runs all of them).
+    device : Device, optional (None: ``bitlet.open()``)
+    budget : float
+        Largest relative L2 error of the outputs allowed, against the
+        unmodified model on the same inputs.
+    bits, keep_columns : sequences of int
+        Candidate bit budgets (ones per significand) and kept bit columns.
+    precision, input_shapes : as :func:`bitlet.compile`
+    layers : sequence of str, optional
+        Restrict to these kernel layers (default: all).
+
+    Returns
+    -------
+    CalibrationResult
+        ``.plan`` can be passed as ``bitlet.compile(..., calibration=result)``.
+    """
+    from bitlet.compiler.fold import KERNEL_TYPES, optimize
+    from bitlet.compiler.frontend import import_onnx
+    from bitlet.compiler.schedule import KernelConfig
+    from bitlet.runtime import _driver_of, open_default_device
+
+    if not inputs:
+        raise CompileError("inputs: calibration needs at least one input")
+    if not budget > 0:
+        raise CompileError(f"budget must be > 0 (a relative L2 error), got {budget!r}")
+    graph = optimize(import_onnx(model, input_shapes))
+    dev = open_default_device(device)
+    cfg = KernelConfig.from_driver(_driver_of(dev))
+    name = graph.inputs[0].name
+    feeds = [x if isinstance(x, Mapping) else {name: x} for x in inputs]
+    kernel_layers = [n.name for n in graph.nodes if n.op in KERNEL_TYPES and n.op != "BitletMatMul"]
+    wanted = list(layers) if layers is not None else kernel_layers
+    unknown = sorted(set(wanted) - set(kernel_layers))
+    if unknown:
+        raise CompileError(f"layers: unknown kernel layers {unknown}; they are {kernel_layers}")
+    ev = _Evaluator(graph, dev, cfg, precision, feeds)
+    sensitivity = _sensitivity(ev, wanted, bits, keep_columns)
+    return _greedy(ev, sensitivity, budget)
+
+
+def _candidates(bits, keep_columns):
+    for k in bits:
+        yield f"bits={k}", {"bits": int(k)}
+    for m in keep_columns:
+        yield f"columns={m}", {"prune": column_mask(int(m))}
+
+
+def _sensitivity(ev: _Evaluator, layers, bits, keep_columns) -> list[dict[str, Any]]:
+    rows = []
+    for layer in layers:
+        for label, change in _candidates(bits, keep_columns):
+            outs, cycles = ev.run({layer: change})
+            saved = ev.baseline[layer] - cycles[layer]
+            rows.append({"layer": layer, "change": label, "options": change,
+                         "saved_cycles": int(saved), "error": ev.error(outs)})
+    return rows
+
+
+def _greedy(ev: _Evaluator, sensitivity, budget: float) -> CalibrationResult:
+    base_total = sum(ev.baseline.values())
+    useful = [r for r in sensitivity if r["saved_cycles"] > 0 and r["error"] <= budget]
+    useful.sort(key=lambda r: -r["saved_cycles"] / max(r["error"], 1e-12))
+    plan: dict[str, dict[str, int]] = {}
+    curve = [{"step": 0, "layer": "-", "change": "baseline", "pe_cycles": base_total, "saved": 0.0,
+              "error": 0.0, "accepted": True}]
+    best = (base_total, 0.0)
+    for r in useful:
+        trial = copy.deepcopy(plan)
+        trial.setdefault(r["layer"], {}).update(r["options"])
+        outs, cycles = ev.run(trial)
+        total, err = sum(cycles.values()), ev.error(outs)
+        accepted = err <= budget and total < best[0]
+        curve.append({"step": len(curve), "layer": r["layer"], "change": r["change"], "pe_cycles": total,
+                      "saved": 1 - total / base_total, "error": err, "accepted": accepted})
+        if accepted:
+            plan, best = trial, (total, err)
+    final = {"pe_cycles": best[0], "saved": 1 - best[0] / base_total, "error": best[1]}
+    return CalibrationResult(plan, curve, sensitivity, base_total, budget, final)

@@ -1,0 +1,52 @@
+"""Calibration of bit budgets and column masks under an accuracy budget."""
+from __future__ import annotations
+
+import bitlet
+import numpy as np
+import pytest
+from bitlet.compiler.calibrate import calibrate, column_mask
+from bitlet.drivers.sim import SimDevice
+from models import tiny_cnn
+
+pytestmark = pytest.mark.device
+
+
+def test_column_mask():
+    assert column_mask(24) == 0xFFFFFF and column_mask(0) == 0 and column_mask(4) == 0xF00000
+    with pytest.raises(bitlet.CompileError):
+        column_mask(25)
+
+
+def test_calibration_saves_measured_cycles_within_the_budget():
+    model = tiny_cnn()
+    xs = [np.random.default_rng(i).standard_normal((1, 3, 16, 16)).astype(np.float32) for i in range(2)]
+    with SimDevice() as dev:
+        result = calibrate(model, xs, device=dev, budget=2e-3, bits=(6, 3), keep_columns=(12,))
+        curve = result.curve
+        assert curve[0]["change"] == "baseline" and curve[0]["pe_cycles"] == result.baseline_cycles
+        kept = [p["pe_cycles"] for p in curve if p["accepted"]]
+        assert kept == sorted(kept, reverse=True) and len(kept) > 1
+        assert len(curve) > len(kept) or all(p["accepted"] for p in curve)
+        assert 0 < result.final["saved"] < 1 and result.final["error"] <= 2e-3
+        assert len(result.sensitivity) == 5 * 3  # 5 layers x 3 candidates, each measured
+        # re-measure the chosen plan independently
+        base = bitlet.compile(model, device=dev)
+        tuned = bitlet.compile(model, device=dev, calibration=result)
+        try:
+            cycles = sum(tuned.profile(x).totals["pe_cycles"] for x in xs)
+            assert cycles == result.final["pe_cycles"]
+            err = max(np.linalg.norm(tuned(x) - base(x)) / np.linalg.norm(base(x)) for x in xs)
+            assert err == pytest.approx(result.final["error"], rel=1e-6)
+        finally:
+            base.close()
+            tuned.close()
+    assert "PE cycles" in str(result) and result.as_dict()["budget"] == 2e-3
+
+
+def test_calibration_arguments_are_checked():
+    with SimDevice() as dev:
+        with pytest.raises(bitlet.CompileError, match="at least one input"):
+            calibrate(tiny_cnn(), [], device=dev)
+        with pytest.raises(bitlet.CompileError, match="unknown kernel layers"):
+            calibrate(tiny_cnn(), [np.zeros((1, 3, 16, 16), np.float32)], device=dev,
+                      layers=["nope"])
