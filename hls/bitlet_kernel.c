@@ -784,6 +784,7 @@ static void write_row(bk_bus_t *bus, const bk_insn_t *d, uint32_t n, uint32_t oy
 static void batch_row(bk_bus_t *bus, const bk_insn_t *d, int kind, uint32_t n, uint32_t oy,
                       uint32_t c0, uint32_t cnt, bk_prof_t *prof)
 {
+#pragma HLS INLINE
     bk_accs_t acc;
     uint32_t ox, p;
     uint64_t row = 0;
@@ -807,6 +808,7 @@ static void batch_row(bk_bus_t *bus, const bk_insn_t *d, int kind, uint32_t n, u
 
 static uint32_t execute(bk_bus_t *bus, const bk_insn_t *d, int kind, bk_prof_t *prof)
 {
+#pragma HLS INLINE
     uint32_t nb = n_batches(d), row = (d->kge - d->kgb) * BITLET_GROUP;
     int resident = (uint64_t)d->cout * row <= BITLET_WGT_BUF_WORDS;
     uint32_t n, oy, b, c0, cnt;
@@ -873,6 +875,7 @@ static void write_prof(bk_bus_t *bus, uint64_t addr, uint32_t status, uint32_t l
 /* Fetch, check, run one instruction; returns its status. */
 static uint32_t run_one(bk_bus_t *bus, int kind, uint64_t insn_addr, uint64_t prof_slot)
 {
+#pragma HLS INLINE
     uint32_t w[BITLET_INSN_WORDS];
     bk_insn_t d;
     bk_prof_t prof = {0, 0, 0, 0, 0, 0, {0}};
@@ -899,12 +902,15 @@ static uint32_t run_one(bk_bus_t *bus, int kind, uint64_t insn_addr, uint64_t pr
     return st;
 }
 
+/* Inlined into each top, where `kind` is a constant: each IP synthesises
+ * only its own datapath (bitlet_pixel or vendor_pixel). */
 void bk_run(int kind, uint32_t *mem, uint64_t mem_base, uint32_t mem_size,
             uint64_t prog_addr, uint32_t n_insn, uint64_t prof_addr,
             uint32_t *status, uint32_t *insn_done, uint32_t *id_magic,
             uint32_t *id_version, uint32_t *id_config, uint32_t *id_act_buf,
             uint32_t *id_wgt_buf, uint32_t *id_out_buf)
 {
+#pragma HLS INLINE
     bk_bus_t bus;
     uint32_t i, st = BITLET_STATUS_OK;
     uint32_t formats = kind == BITLET_KIND_BITLET ? BITLET_FORMATS_BITLET : BITLET_FORMATS_VENDOR;

@@ -361,7 +361,8 @@ def test_run_program_raises_named_errors():
 
 def test_kernel_csim_testbench_passes():
     """hls/csim/tb_kernel.c (Vitis csim style) replays every golden record
-    through bitlet_top() as GEMM instructions, plus a K-tiled grouped conv."""
+    through bitlet_top() (and the fp32 ones through vendor_fp_top()) as GEMM
+    instructions, plus a K-tiled grouped conv, for both tops."""
     import shutil
     import subprocess
     import sys
@@ -375,5 +376,87 @@ def test_kernel_csim_testbench_passes():
     proc = subprocess.run(["make", "-s", "-C", str(csim), "test-kernel", f"PYTHON={sys.executable}"],
                           check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "20217 records as GEMM instructions, 0 skipped" in proc.stdout, proc.stdout[-3000:]
-    assert proc.stdout.rstrip().endswith("PASS")
+    assert "bitlet_top: 20217 records as GEMM instructions, 0 skipped" in proc.stdout, \
+        proc.stdout[-3000:]
+    assert "golden replay through vendor_fp_top" in proc.stdout
+    assert proc.stdout.count("\nPASS\n") + proc.stdout.startswith("PASS") == 2
+    assert "FAIL" not in proc.stdout
+
+
+_TCL_STUBS = r"""
+set log {}
+foreach cmd {open_project set_top add_files open_solution set_part create_clock
+             csim_design csynth_design cosim_design export_design} {
+    proc $cmd {args} "lappend ::log \[list $cmd {*}\$args\]"
+}
+proc exit {args} { lappend ::log [list exit] }
+set argv $::env(RUN_HLS_ARGV)
+set argc [llength $argv]
+source $::env(RUN_HLS_SCRIPT)
+foreach entry $log { puts $entry }
+"""
+
+
+def _run_hls_tcl(tmp_path, argv: str, bins: list[str]):
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    tclsh = shutil.which("tclsh")
+    if tclsh is None:
+        pytest.skip("tclsh not on PATH")
+    script = Path(__file__).resolve().parents[1] / "hls" / "run_hls.tcl"
+    if not script.exists():
+        pytest.skip("hls/ not present (installed without a source tree)")
+    bin_dir = tmp_path / "bins"
+    bin_dir.mkdir(exist_ok=True)
+    for name in bins:
+        (bin_dir / name).write_bytes(b"")
+    (tmp_path / "stubs.tcl").write_text(_TCL_STUBS)
+    env = dict(os.environ, RUN_HLS_ARGV=argv, RUN_HLS_SCRIPT=str(script),
+               BITLET_HLS_WORK=str(tmp_path / "work"), BITLET_GOLDEN_BIN_DIR=str(bin_dir))
+    env.pop("BITLET_PART", None)
+    env.pop("BITLET_N_PE", None)
+    proc = subprocess.run([tclsh, str(tmp_path / "stubs.tcl")], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+    return proc, [line.split() for line in proc.stdout.splitlines()]
+
+
+def test_hls_script_parses_and_drives_the_documented_flow(tmp_path):
+    proc, calls = _run_hls_tcl(tmp_path, "", ["f32_edge.bin", "f32_random_full.bin"])
+    assert proc.returncode == 0, proc.stderr
+    verbs = [c[0] for c in calls]
+    assert verbs == ["open_project", "set_top"] + ["add_files"] * 7 + [
+        "open_solution", "set_part", "create_clock", "csim_design", "csynth_design",
+        "cosim_design", "export_design", "exit"]
+    assert calls[1] == ["set_top", "bitlet_top"]
+    assert ["set_part", "xc7z020clg400-1"] in calls
+    period = float(calls[verbs.index("create_clock")][2])
+    assert period == pytest.approx(1000.0 / hw.CLOCK_MHZ)
+    tb = calls[verbs.index("add_files") + 6]
+    assert tb[1] == "-tb" and tb[2].endswith("csim/tb_kernel.c")
+    bins = tmp_path / "bins"
+    csim = " ".join(calls[verbs.index("csim_design")])
+    assert f"{bins / 'f32_edge.bin'} {bins / 'f32_random_full.bin'}" in csim
+    cosim = " ".join(calls[verbs.index("cosim_design")])
+    assert str(bins / "f32_edge.bin") in cosim and "f32_random_full" not in cosim
+    export = " ".join(calls[verbs.index("export_design")])
+    for flag, value in (("-vendor", hw.IP_VENDOR), ("-library", hw.IP_LIBRARY),
+                        ("-version", hw.IP_VERSION), ("-ipname", hw.IP_NAME),
+                        ("-format", "ip_catalog")):
+        assert f"{flag} {value}" in export
+
+
+def test_hls_script_selects_the_vendor_top_and_part(tmp_path):
+    proc, calls = _run_hls_tcl(tmp_path, "vendor xczu7ev-ffvc1156-2-e csynth,export", [])
+    assert proc.returncode == 0, proc.stderr
+    assert ["set_top", "vendor_fp_top"] in calls
+    assert ["set_part", "xczu7ev-ffvc1156-2-e"] in calls
+    assert not any(c[0] in ("csim_design", "cosim_design") for c in calls)
+    export = " ".join(next(c for c in calls if c[0] == "export_design"))
+    assert f"-ipname {hw.VENDOR_IP_NAME}" in export
+    proc, _ = _run_hls_tcl(tmp_path, "bitlet xc7z020clg400-1 csim", [])
+    assert proc.returncode != 0 and "golden" in proc.stderr
+    proc, _ = _run_hls_tcl(tmp_path, "nosuchtop", [])
+    assert proc.returncode != 0 and "TOP must be" in proc.stderr

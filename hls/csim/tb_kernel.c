@@ -2,6 +2,10 @@
  * tb_kernel.c -- C-simulation testbench of the kernel top bitlet_top()
  * (Vitis csim style: a self-checking main() returning 0 on success).
  *
+ * Built with -DBITLET_TB_VENDOR it tests vendor_fp_top instead: the fp32
+ * records and the convolution are then checked against the vendor kernel's
+ * documented summation order and cycle formula (hls/README.md).
+ *
  * 1. Golden replay through the instruction loop: every golden record
  *    (exported by export_golden.py) becomes one GEMM instruction
  *    (M = 1, K = 64, N = 1, its own prune and quant) of a single program per
@@ -81,11 +85,69 @@ static void release(golden_t *g)
     free(g->col_steps);
 }
 
+/* The top under test: bitlet_top, or vendor_fp_top with -DBITLET_TB_VENDOR. */
+#ifdef BITLET_TB_VENDOR
+#define TOP       vendor_fp_top
+#define TOP_KIND  BITLET_KIND_VENDOR_FP
+#define TOP_NAME  "vendor_fp_top"
+#else
+#define TOP       bitlet_top
+#define TOP_KIND  BITLET_KIND_BITLET
+#define TOP_NAME  "bitlet_top"
+#endif
+
 static void run_top(uint32_t *mem, uint32_t words, uint64_t prog, uint32_t n, uint64_t prof,
                     top_out_t *o)
 {
-    bitlet_top(mem, MEM_BASE, words * 4u, prog, n, prof, &o->status, &o->insn_done, &o->magic,
-               &o->version, &o->config, &o->act, &o->wgt, &o->out);
+    TOP(mem, MEM_BASE, words * 4u, prog, n, prof, &o->status, &o->insn_done, &o->magic,
+        &o->version, &o->config, &o->act, &o->wgt, &o->out);
+}
+
+static float bits_float(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static uint32_t float_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+/* The vendor kernel's documented order for one 64-group (hls/README.md):
+ * P interleaved partial sums in ascending k, then the pairwise tree. */
+static float vendor_group(const uint32_t w[BITLET_GROUP], const uint32_t a[BITLET_GROUP])
+{
+    float s[BITLET_VENDOR_PARTIALS];
+    uint32_t k, width, i;
+    for (i = 0; i < BITLET_VENDOR_PARTIALS; i++)
+        s[i] = 0.0f;
+    for (k = 0; k < BITLET_GROUP; k++) {
+        float prod = bits_float(w[k]) * bits_float(a[k]);
+        s[k % BITLET_VENDOR_PARTIALS] = s[k % BITLET_VENDOR_PARTIALS] + prod;
+    }
+    for (width = BITLET_VENDOR_PARTIALS / 2u; width >= 1u; width /= 2u)
+        for (i = 0; i < width; i++)
+            s[i] = s[2u * i] + s[2u * i + 1u];
+    return s[0];
+}
+
+/* Expected layer value of one group: +0.0 + group result, NaN canonical. */
+static uint32_t float_out(float v)
+{
+    uint32_t u = float_bits(v);
+    if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x7FFFFFu))
+        return BITLET_CANONICAL_NAN;
+    return u;
+}
+
+static uint32_t vendor_cycles(void)
+{
+    return BITLET_GROUP / BITLET_VENDOR_LANES + BITLET_VENDOR_MUL_LAT
+           + BITLET_VENDOR_ADD_LAT * (BITLET_VENDOR_TREE_DEPTH + 3u);
 }
 
 /* Weight port (sig, exp, abs) -> an IEEE word with that port; 0 if none. */
@@ -163,7 +225,7 @@ static int replay(const golden_t *g, const char *path, long *used, long *skipped
         uint32_t *wg = mem + data0 + i * (REC_WORDS - BITLET_INSN_WORDS);
         uint32_t *ac = wg + BITLET_GROUP, *out = ac + BITLET_GROUP;
         size_t o64 = (size_t)i * BITLET_GROUP;
-        keep[i] = 1;
+        keep[i] = !(TOP_KIND == BITLET_KIND_VENDOR_FP && g->isfix[i]);  /* vendor: float */
         for (j = 0; j < BITLET_GROUP; j++) {
             keep[i] &= port_to_word(g->w_sig[o64 + j], g->w_exp[o64 + j], g->w_abs[o64 + j],
                                     g->isfix[i], &wg[j]);
@@ -193,18 +255,25 @@ static int replay(const golden_t *g, const char *path, long *used, long *skipped
         uint64_t ddr = BITLET_INSN_BYTES + 2u * BITLET_GROUP * 4u + 4u;
         uint64_t pe = (uint64_t)g->total[i] + 1u;
         int ok;
+        uint64_t scan = (uint64_t)g->scan[i], ref = pe;
         if (!keep[i])
             continue;
         if (g->isfix[i])
             want = (uint32_t)fixed_value(want);
         else if (want == 0x80000000u)
             want = 0u;                                 /* +0.0 + -0 = +0 */
+        if (TOP_KIND == BITLET_KIND_VENDOR_FP) {       /* fp32 records only */
+            const uint32_t *wg = out - 2 * BITLET_GROUP;
+            want = float_out(0.0f + vendor_group(wg, wg + BITLET_GROUP));
+            pe = vendor_cycles();
+            scan = ref = 0u;
+        }
         ok = out[0] == want && p[BITLET_P_STATUS] == BITLET_STATUS_OK
              && p[BITLET_P_LAYER] == i
-             && get64(p, BITLET_P_SCAN_LO) == (uint64_t)g->scan[i]
+             && get64(p, BITLET_P_SCAN_LO) == scan
              && get64(p, BITLET_P_GROUPS_LO) == 1u
              && get64(p, BITLET_P_PE_CYCLES_LO) == pe
-             && get64(p, BITLET_P_REF_CYCLES_LO) == pe
+             && get64(p, BITLET_P_REF_CYCLES_LO) == ref
              && get64(p, BITLET_P_DDR_BYTES_LO) == ddr
              && get64(p, BITLET_P_KERNEL_CYCLES_LO)
                     == BITLET_INSN_OVERHEAD_CYCLES + pe
@@ -237,20 +306,6 @@ static uint32_t lcg(uint32_t *s)
 {
     *s = *s * 1664525u + 1013904223u;
     return *s;
-}
-
-static float bits_float(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static uint32_t float_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
 }
 
 static int conv_check(void)
@@ -314,8 +369,12 @@ static int conv_check(void)
                        ? x[((uint32_t)y * CIW + (uint32_t)xx) * CCIN + cg * CCIN_G + ci] : 0u;
                 bitlet_weight_port(w[co * CNKG * BITLET_GROUP + k], 0, &sg[j], &ex[j], &ab[j]);
             }
-            bitlet_pe_group(sg, ex, ab, a, 0, BITLET_PRUNE_ALL, 0, &r);
-            sum = sum + bits_float(r.res);
+            if (TOP_KIND == BITLET_KIND_VENDOR_FP) {
+                sum = sum + vendor_group(w + (co * CNKG + t) * BITLET_GROUP, a);
+            } else {
+                bitlet_pe_group(sg, ex, ab, a, 0, BITLET_PRUNE_ALL, 0, &r);
+                sum = sum + bits_float(r.res);
+            }
         }
         if (!(sum > 0.0f))
             sum = 0.0f;
@@ -336,7 +395,7 @@ static int ids_and_bus_error(void)
     run_top(mem, 1024, MEM_BASE, 0u, 0u, &o);
     bad |= o.status != BITLET_STATUS_OK || o.insn_done != 0u || o.magic != BITLET_MAGIC
            || o.version != BITLET_ISA_VERSION || o.act != BITLET_ACT_BUF_WORDS
-           || ((o.config >> BITLET_CFG_KIND_SHIFT) & BITLET_CFG_KIND_MASK) != BITLET_KIND_BITLET
+           || ((o.config >> BITLET_CFG_KIND_SHIFT) & BITLET_CFG_KIND_MASK) != TOP_KIND
            || ((o.config >> BITLET_CFG_NPE_SHIFT) & BITLET_CFG_NPE_MASK) != BITLET_N_PE;
     put_insn(mem, BITLET_OP_GEMM, BITLET_FMT_FP32, 0u, BITLET_PRUNE_ALL, 0u);
     mem[BITLET_W_COUT] = mem[BITLET_W_OUT_CSTRIDE] = 2u;
@@ -371,8 +430,9 @@ int main(int argc, char **argv)
         bad |= file_bad;
         release(&g);
     }
-    printf("golden replay through bitlet_top: %ld records as GEMM instructions, "
-           "%ld skipped (weight port with no IEEE form)\n", used, skipped);
+    printf("golden replay through %s: %ld records as GEMM instructions, "
+           "%ld skipped (no IEEE weight form, or fixed on the vendor top)\n", TOP_NAME, used,
+           skipped);
     bad |= conv_check();
     bad |= ids_and_bus_error();
     printf("%s\n", bad ? "FAIL" : "PASS");

@@ -1,0 +1,132 @@
+# run_hls.tcl -- Vitis HLS build of the Bitlet kernel IP or of the vendor-FP
+# baseline IP: C simulation, C synthesis, C/RTL co-simulation, IP export.
+#
+# Usage (from any directory):
+#   vitis_hls -f hls/run_hls.tcl -tclargs ?TOP? ?PART? ?STEPS?
+#     TOP    bitlet (default) -> bitlet_top, or vendor -> vendor_fp_top
+#     PART   FPGA part; default $env(BITLET_PART), else xc7z020clg400-1 (PYNQ-Z2)
+#     STEPS  comma list of csim,csynth,cosim,export (default: all four)
+#   Optional environment: BITLET_N_PE (PEs, default from bitlet_hw.h),
+#   BITLET_HLS_WORK (project directory, default hls/build_hls),
+#   BITLET_GOLDEN_BIN_DIR (testbench vectors, default hls/csim/build).
+#
+# Before csim/cosim, export the golden vectors for the testbench once:
+#   make -C hls/csim build/golden.stamp
+#
+# Every constant (clock, VLNV, names) is read from bitlet_hw.h: nothing is
+# typed twice.
+
+set hls_dir [file dirname [file normalize [info script]]]
+
+# ---------------------------------------------------------------- arguments
+set top_kind [expr {[llength $argv] > 0 ? [lindex $argv 0] : "bitlet"}]
+if {[llength $argv] > 1} {
+    set part [lindex $argv 1]
+} elseif {[info exists env(BITLET_PART)]} {
+    set part $env(BITLET_PART)
+} else {
+    set part xc7z020clg400-1
+}
+set steps [expr {[llength $argv] > 2 ? [split [lindex $argv 2] ","] : {csim csynth cosim export}}]
+foreach step $steps {
+    if {[lsearch -exact {csim csynth cosim export} $step] < 0} {
+        error "run_hls.tcl: unknown step '$step' (csim, csynth, cosim, export)"
+    }
+}
+
+# ---------------------------------------------------------- header constants
+proc read_file {path} {
+    set f [open $path r]
+    set text [read $f]
+    close $f
+    return $text
+}
+
+# Value of `#define BITLET_<name> <value>` (suffix U/L and quotes removed).
+proc header_value {text name} {
+    if {![regexp -line "^#define\\s+BITLET_${name}\\s+(\\S+)" $text -> value]} {
+        error "run_hls.tcl: bitlet_hw.h defines no BITLET_${name}"
+    }
+    regsub {^(0[xX][0-9A-Fa-f]+|[0-9]+)[uUlL]+$} $value {\1} value
+    return [string trim $value "\""]
+}
+
+set hw [read_file [file join $hls_dir bitlet_hw.h]]
+set clock_mhz [header_value $hw CLOCK_MHZ]
+set period_ns [format "%.3f" [expr {1000.0 / $clock_mhz}]]
+set vendor [header_value $hw IP_VENDOR]
+set library [header_value $hw IP_LIBRARY]
+set version [header_value $hw IP_VERSION]
+set n_pe [expr {[info exists env(BITLET_N_PE)] ? $env(BITLET_N_PE) : [header_value $hw N_PE]}]
+
+switch -- $top_kind {
+    bitlet {
+        set top bitlet_top
+        set ipname [header_value $hw IP_NAME]
+        set tb_flags ""
+        set description "Bitlet bit-interleaving FP deep-learning kernel, $n_pe PEs"
+    }
+    vendor {
+        set top vendor_fp_top
+        set ipname [header_value $hw VENDOR_IP_NAME]
+        set tb_flags "-DBITLET_TB_VENDOR"
+        set description "Vendor floating-point MAC baseline kernel (same ISA as Bitlet)"
+    }
+    default {
+        error "run_hls.tcl: TOP must be 'bitlet' or 'vendor', got '$top_kind'"
+    }
+}
+
+# ------------------------------------------------------------------ project
+set work [expr {[info exists env(BITLET_HLS_WORK)] ? $env(BITLET_HLS_WORK) \
+                                                    : [file join $hls_dir build_hls]}]
+file mkdir $work
+cd $work
+
+set cflags "-I${hls_dir} -DBITLET_N_PE=${n_pe}"
+open_project -reset prj_${top}
+set_top $top
+# Both tops share the instruction machinery of bitlet_kernel.c; `kind` is a
+# constant inlined into each top, so each IP holds only its own datapath.
+foreach src {bitlet_kernel.c vendor_kernel.c bitlet_pe.c} {
+    add_files [file join $hls_dir $src] -cflags $cflags
+}
+foreach hdr {bitlet_hw.h bitlet_top.h bitlet_pe.h} {
+    add_files [file join $hls_dir $hdr] -cflags $cflags
+}
+add_files -tb [file join $hls_dir csim tb_kernel.c] -cflags "$cflags $tb_flags -Wno-unknown-pragmas"
+
+open_solution -reset solution_${part} -flow_target vivado
+set_part $part
+create_clock -period $period_ns -name default
+
+# Golden vectors for the testbench (main(argc, argv) takes the .bin files).
+set bin_dir [expr {[info exists env(BITLET_GOLDEN_BIN_DIR)] ? $env(BITLET_GOLDEN_BIN_DIR) \
+                                                           : [file join $hls_dir csim build]}]
+set golden [lsort [glob -nocomplain [file join $bin_dir *.bin]]]
+proc need_golden {golden} {
+    if {[llength $golden] == 0} {
+        error "run_hls.tcl: no golden .bin files; run `make -C hls/csim build/golden.stamp` first"
+    }
+}
+# RTL co-simulation is slow: replay only the small edge-case files there.
+set golden_small [lsearch -all -inline -regexp $golden {_edge\.bin$}]
+
+if {[lsearch -exact $steps csim] >= 0} {
+    need_golden $golden
+    csim_design -argv [join $golden " "]
+}
+if {[lsearch -exact $steps csynth] >= 0 || [lsearch -exact $steps cosim] >= 0
+    || [lsearch -exact $steps export] >= 0} {
+    csynth_design
+}
+if {[lsearch -exact $steps cosim] >= 0} {
+    need_golden $golden_small
+    cosim_design -rtl verilog -argv [join $golden_small " "]
+}
+if {[lsearch -exact $steps export] >= 0} {
+    export_design -format ip_catalog -rtl verilog \
+        -vendor $vendor -library $library -version $version -ipname $ipname \
+        -display_name $ipname -description $description
+}
+exit
