@@ -166,8 +166,9 @@ def check_identity(ident: KernelIdentity, kind: str | None = None) -> None:
     hw = _hw()
     from bitlet import __version__
 
-    rebuild = (f"rebuild or reinstall the overlay from this SDK (bitlet {__version__}; overlay/ and "
-               "bitlet.overlays), or install the SDK release the overlay was built with")
+    rebuild = (f"rebuild or reinstall the overlay from this SDK (bitlet {__version__}; "
+               "overlay/ and bitlet.overlays), or install the SDK release the overlay was "
+               "built with")
     if ident.magic != hw.MAGIC:
         raise OverlayMismatch(
             f"no Bitlet kernel at this address: ID_MAGIC expected 0x{hw.MAGIC:08X}, found "
@@ -177,13 +178,15 @@ def check_identity(ident: KernelIdentity, kind: str | None = None) -> None:
     if ident.version != hw.ISA_VERSION:
         problems.append(f"ISA version expected {hw.ISA_VERSION}, found {ident.version}")
     if ident.kind not in _KIND_FORMATS:
-        problems.append(f"kernel kind expected one of {sorted(_KIND_FORMATS)}, found code {ident.kind_code}")
+        problems.append(f"kernel kind expected one of {sorted(_KIND_FORMATS)}, "
+                        f"found code {ident.kind_code}")
     elif kind is not None and ident.kind != kind:
         problems.append(f"kernel kind expected {kind}, found {ident.kind}")
     else:
         want = getattr(hw, _KIND_FORMATS[ident.kind])
         if ident.formats_mask != want:
-            problems.append(f"{ident.kind} formats mask expected 0x{want:02X}, found 0x{ident.formats_mask:02X}")
+            problems.append(f"{ident.kind} formats mask expected 0x{want:02X}, "
+                            f"found 0x{ident.formats_mask:02X}")
     for name in _BUFFERS:
         want, found = getattr(hw, f"{name}_WORDS"), getattr(ident, f"{name.lower()}_words")
         if found < want:
@@ -350,7 +353,8 @@ class KernelDriver:
         hw = _hw()
         _check_addr("prog_addr", prog_addr, hw.INSN_BYTES, allow_zero=False)
         _check_addr("prof_addr", prof_addr, hw.PROF_BYTES, allow_zero=True)
-        if isinstance(n_insn, bool) or not isinstance(n_insn, int) or not 0 <= n_insn <= 0xFFFF_FFFF:
+        if isinstance(n_insn, bool) or not isinstance(n_insn, int) \
+                or not 0 <= n_insn <= 0xFFFF_FFFF:
             raise BitletValueError(f"n_insn must be an int in [0, 2**32), got {n_insn!r}")
         limit = self.timeout if timeout is None else _check_timeout(timeout)
         result = self._execute(prog_addr, n_insn, prof_addr, limit)
@@ -408,7 +412,8 @@ class KernelDriver:
     def _finished(self) -> bool:
         hw = _hw()
         ctrl = self.device.read_reg(hw.REG_CTRL)
-        return bool(ctrl & hw.CTRL_AP_DONE or (ctrl & hw.CTRL_AP_IDLE and not ctrl & hw.CTRL_AP_START))
+        idle = ctrl & hw.CTRL_AP_IDLE and not ctrl & hw.CTRL_AP_START
+        return bool(ctrl & hw.CTRL_AP_DONE or idle)
 
     def _wait(self, deadline: float) -> bool:
         """Wait for ap_done (or ap_idle) until ``deadline``; False on timeout."""
@@ -436,15 +441,17 @@ class KernelDriver:
         """
         return {name: self.device.read_reg(off) for off, name in sorted(register_names().items())}
 
-    def _timeout_error(self, prog_addr: int, n_insn: int, timeout: float, probe: bool) -> KernelTimeout:
+    def _timeout_error(self, prog_addr: int, n_insn: int, timeout: float,
+                       probe: bool) -> KernelTimeout:
         hw = _hw()
         regs = self.register_dump()
         ctrl, done, vld = regs["CTRL"], regs["INSN_DONE"], regs["INSN_DONE_CTRL"] & 1
         causes = _likely_causes(ctrl, done if vld else None, n_insn, timeout, probe)
         what = "the ID probe (n_insn = 0) at open" if probe else \
             f"a run of {n_insn} instructions at 0x{prog_addr:x}"
-        progress = (f"last completed instruction: INSN_DONE = {done} (instruction {done} did not finish)"
-                    if vld else "INSN_DONE was not updated by this run (no instruction reported done)")
+        progress = (f"last completed instruction: INSN_DONE = {done} "
+                    f"(instruction {done} did not finish)" if vld else
+                    "INSN_DONE was not updated by this run (no instruction reported done)")
         bits = " ".join(f"{n}={int(bool(ctrl & getattr(hw, 'CTRL_' + n.upper())))}"
                         for n in ("ap_start", "ap_done", "ap_idle", "ap_ready"))
         dump = ", ".join(f"{k}=0x{v:08X}" for k, v in regs.items())
@@ -452,7 +459,8 @@ class KernelDriver:
                    f"  CTRL = 0x{ctrl:08X} ({bits})\n  likely causes:\n"
                    + "".join(f"    - {c}\n" for c in causes) + f"  registers: {dump}")
         err = KernelTimeout(message)
-        err.registers, err.insn_done, err.n_insn, err.causes = regs, (done if vld else None), n_insn, causes
+        err.registers, err.insn_done = regs, (done if vld else None)
+        err.n_insn, err.causes = n_insn, causes
         err.timeout = timeout
         return err
 
@@ -474,16 +482,19 @@ class KernelDriver:
 
     def __repr__(self) -> str:
         ident = self.identity
-        what = "unprobed" if ident is None else f"{ident.kind}, {ident.n_pe} PEs, {ident.clock_mhz} MHz"
+        what = ("unprobed" if ident is None
+                else f"{ident.kind}, {ident.n_pe} PEs, {ident.clock_mhz} MHz")
         return f"KernelDriver({type(self.device).__name__}: {what})"
 
 
-def _likely_causes(ctrl: int, done: int | None, n_insn: int, timeout: float, probe: bool) -> list[str]:
+def _likely_causes(ctrl: int, done: int | None, n_insn: int, timeout: float,
+                   probe: bool) -> list[str]:
     hw = _hw()
     causes = []
     if ctrl & hw.CTRL_AP_START and ctrl & hw.CTRL_AP_IDLE:
-        causes.append("the kernel never started (ap_start still set, ap_idle high): the overlay is "
-                      "not loaded, its clock is stopped or the IP is held in reset; reload the overlay")
+        causes.append("the kernel never started (ap_start still set, ap_idle high): the overlay "
+                      "is not loaded, its clock is stopped or the IP is held in reset; reload "
+                      "the overlay")
     elif not ctrl & hw.CTRL_AP_IDLE:
         where = "" if done is None else f" (instruction {done})"
         causes.append(f"the kernel is stuck on a memory access{where}: an address not backed by "

@@ -204,7 +204,8 @@ class PynqDevice(Device):
         self.notes: list[str] = []
         self.ip = self._driver()
         if not isinstance(self.ip, ip_class):
-            raise DeviceError(f"{self.ip_name} is driven by {type(self.ip).__name__}, not BitletIP: "
+            raise DeviceError(f"{self.ip_name} is driven by {type(self.ip).__name__}, not "
+                              "BitletIP: "
                               "its VLNV in the .hwh is not the kernel's")
         self._irq = self._interrupt() if interrupt else None
         self._closed = False
@@ -281,7 +282,8 @@ class PynqDevice(Device):
     def free(self, buffer: DeviceBuffer) -> None:
         """Release a buffer (same as ``buffer.freebuffer()``)."""
         if not isinstance(buffer, self._buffer_class):
-            raise BitletTypeError(f"free() takes a buffer of this device, got {type(buffer).__name__}")
+            raise BitletTypeError(f"free() takes a buffer of this device, "
+                                  f"got {type(buffer).__name__}")
         buffer.freebuffer()
 
     def memory_window(self) -> tuple[int, int]:
@@ -298,7 +300,8 @@ class PynqDevice(Device):
         """Write a 32-bit kernel register through the IP's MMIO."""
         self._check_open()
         offset = _check_offset(offset)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= 0xFFFF_FFFF:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                or not 0 <= value <= 0xFFFF_FFFF:
             raise BitletValueError(f"register value must be an int in [0, 2**32), got {value!r}")
         self.ip.write(offset, int(value))
 
@@ -357,7 +360,8 @@ class PynqDevice(Device):
             "kernel": self.kernel_name,
             "overlay": str(self.bitfile),
             "ip": {"name": self.ip_name, "vlnv": ip.get("type"),
-                   "phys_addr": int(ip.get("phys_addr", 0)), "addr_range": int(ip.get("addr_range", 0))},
+                   "phys_addr": int(ip.get("phys_addr", 0)),
+                   "addr_range": int(ip.get("addr_range", 0))},
             "interrupt": self._irq is not None,
             "notes": list(self.notes),
             "memory_window": list(MEMORY_WINDOW),
@@ -413,9 +417,11 @@ def _check_offset(offset: Any) -> int:
     if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
         raise BitletTypeError(f"register offset must be an int, got {offset!r}")
     if not 0 <= offset < hw.REG_SPAN:
-        raise BusError(f"register offset 0x{int(offset):x} is outside the register window [0, 0x{hw.REG_SPAN:x})")
+        raise BusError(f"register offset 0x{int(offset):x} is outside the register window "
+                       f"[0, 0x{hw.REG_SPAN:x})")
     if offset % 4:
-        raise BusError(f"unaligned register access at offset 0x{int(offset):x} (must be a multiple of 4)")
+        raise BusError(f"unaligned register access at offset 0x{int(offset):x} "
+                       "(must be a multiple of 4)")
     return int(offset)
 
 

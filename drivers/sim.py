@@ -311,7 +311,8 @@ def resolve_kernel(kernel: str = "bitlet", engine: Any = None) -> tuple[KernelFn
         return engine, getattr(engine, "__name__", type(engine).__name__)
     if engine == "fast":
         if kernel != "bitlet":
-            raise BitletValueError(f"engine='fast' implements the bitlet kernel only, not {kernel!r}; "
+            raise BitletValueError(f"engine='fast' implements the bitlet kernel only, "
+                                   f"not {kernel!r}; "
                                    "use engine=None (the reference) for it")
         from bitlet import fast
 
@@ -457,7 +458,8 @@ class SimDevice(Device):
     def free(self, buffer: DeviceBuffer) -> None:
         """Release a buffer (same as ``buffer.freebuffer()``)."""
         if not isinstance(buffer, SimBuffer):
-            raise BitletTypeError(f"free() takes a buffer from this device, got {type(buffer).__name__}")
+            raise BitletTypeError(f"free() takes a buffer from this device, "
+                                  f"got {type(buffer).__name__}")
         if buffer._device is not self:
             raise DeviceError("free(): the buffer belongs to another device")
         buffer.freebuffer()
@@ -478,7 +480,8 @@ class SimDevice(Device):
     def free_block(self, block: Block) -> None:
         """Return a block from :meth:`alloc_block`; twice raises DeviceError."""
         if block.freed:
-            raise DeviceError(f"double free of the block at device address 0x{self.base + block.offset:x}")
+            raise DeviceError(f"double free of the block at device address "
+                              f"0x{self.base + block.offset:x}")
         self._release(block)
 
     def read_memory(self, address: int, nbytes: int) -> bytes:
@@ -509,7 +512,8 @@ class SimDevice(Device):
     def _release(self, block: Block) -> None:
         with self._cond:
             if block.freed:
-                raise DeviceError(f"double free of the block at device address 0x{self.base + block.offset:x}")
+                raise DeviceError(f"double free of the block at device address "
+                                  f"0x{self.base + block.offset:x}")
             block.freed = True
         self._arena.release(block)
 
@@ -531,7 +535,8 @@ class SimDevice(Device):
         """Write a 32-bit register with the s_axilite semantics of Vitis HLS."""
         hw = _hw()
         index = self._reg_index(offset)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= _MASK32:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                or not 0 <= value <= _MASK32:
             raise BitletValueError(f"register value must be an int in [0, 2**32), got {value!r}")
         value = int(value)
         with self._cond:
@@ -554,9 +559,11 @@ class SimDevice(Device):
         if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
             raise BitletTypeError(f"register offset must be an int, got {offset!r}")
         if not 0 <= offset < span:
-            raise BusError(f"register offset 0x{int(offset):x} is outside the register window [0, 0x{span:x})")
+            raise BusError(f"register offset 0x{int(offset):x} is outside the register window "
+                           f"[0, 0x{span:x})")
         if offset % 4:
-            raise BusError(f"unaligned register access at offset 0x{int(offset):x} (must be a multiple of 4)")
+            raise BusError(f"unaligned register access at offset 0x{int(offset):x} "
+                           "(must be a multiple of 4)")
         self._check_open()
         return int(offset) // 4
 
@@ -601,8 +608,8 @@ class SimDevice(Device):
             raise DeviceError("this simulated device has no interrupt wired; poll instead")
         with self._cond:
             self._check_open()
-            return bool(self._cond.wait_for(lambda: self.irq_line() or self._closed, max(0.0, timeout))
-                        and not self._closed)
+            fired = self._cond.wait_for(lambda: self.irq_line() or self._closed, max(0.0, timeout))
+            return bool(fired and not self._closed)
 
     # -- the kernel ----------------------------------------------------------
     def _start(self) -> None:
@@ -754,7 +761,8 @@ class SimDevice(Device):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise DeviceError("the simulated device is closed; open a new one with bitlet.open('sim')")
+            raise DeviceError("the simulated device is closed; open a new one with "
+                              "bitlet.open('sim')")
 
     def __repr__(self) -> str:
         free, _ = self._arena.free_bytes()

@@ -130,7 +130,8 @@ def test_conv2d_program_of_two_layers_matches_numerics(open_dev):
     k2 = _to_device(dev, preprocess.to_device_weights(w2, "fp32"))
     insns = [
         isa.conv2d(n=1, ih=6, iw=5, cin=3, cout=4, kh=3, kw=3, stride=2, padding=1,
-                   act=act.device_address, wgt=k1.device_address, out=mid.device_address, relu=True),
+                   act=act.device_address, wgt=k1.device_address, out=mid.device_address,
+                   relu=True),
         isa.conv2d(n=1, ih=3, iw=3, cin=4, cout=2, kh=1, kw=1,
                    act=mid.device_address, wgt=k2.device_address, out=out.device_address),
     ]

@@ -93,7 +93,8 @@ def test_stale_done_and_interrupt_from_before_are_cleared():
 def test_a_mismatched_overlay_is_refused_with_what_to_do(faults, match):
     with pytest.raises(bitlet.OverlayMismatch, match=match) as info:
         KernelDriver(SimDevice(faults=faults))
-    assert "overlay" in str(info.value) and ("rebuild" in str(info.value) or "load" in str(info.value))
+    message = str(info.value)
+    assert "overlay" in message and ("rebuild" in message or "load" in message)
 
 
 def test_identity_decoding_uses_the_header_fields():
