@@ -505,6 +505,38 @@ class RemoteDevice(Device):
             self.call("blob_put", {"sha256": digest}, [np.frombuffer(data, dtype=np.uint8)])
         return digest
 
+    # -- programs: upload once, run many times ----------------------------------
+    def load_program(self, program: Any, *, run_timeout: float | None = None) -> "RemoteModel":
+        """Load a compiled program on the board; returns a model to call.
+
+        The program's bytes cross the link only if the agent does not hold
+        them yet (keyed by ``program.digest()``), and the agent loads it on
+        its device once per session; every run then moves only the inputs and
+        the outputs.
+
+        Parameters
+        ----------
+        program : bitlet.program.Program
+            From ``bitlet.compile(...).program`` or ``Program.load(path)``.
+        run_timeout : float, optional
+            Seconds one run may take on the board (default: the device's timeout).
+
+        Returns
+        -------
+        RemoteModel
+        """
+        for attr in ("digest", "to_bytes", "meta"):
+            if not hasattr(program, attr):
+                raise BitletTypeError(f"load_program takes a bitlet Program, got "
+                                      f"{type(program).__name__}")
+        digest = program.digest()
+        present, _ = self.call("program_has", {"digest": digest})
+        if not present:
+            data = np.frombuffer(program.to_bytes(), dtype=np.uint8)
+            self.call("program_put", {"digest": digest}, [data])
+        self.call("model_load", {"digest": digest}, timeout=run_timeout)
+        return RemoteModel(self, program, digest, run_timeout)
+
     def close(self) -> None:
         """Close the link (the agent keeps serving; idempotent)."""
         if self._closed:
@@ -519,6 +551,80 @@ class RemoteDevice(Device):
 
     def __repr__(self) -> str:
         return f"RemoteDevice({str(self.address)!r}, agent SDK {self.agent.get('sdk')})"
+
+
+class RemoteModel:
+    """A program loaded on a remote board: call it like a local CompiledModel.
+
+    Created by :meth:`RemoteDevice.load_program`.  ``model(x)`` and
+    ``model.run({name: array})`` send the inputs, run on the board and return
+    the outputs (numpy arrays, bit-identical to a local run of the program).
+    """
+
+    def __init__(self, device: RemoteDevice, program: Any, digest: str,
+                 run_timeout: float | None):
+        self.device = device
+        self.program = program
+        self.meta = program.meta
+        self.digest = digest
+        self.run_timeout = run_timeout
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i["name"] for i in self.meta["inputs"]]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o["name"] for o in self.meta["outputs"]]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Run on the single input ``x``; returns the output(s)."""
+        if len(self.input_names) != 1:
+            raise BitletValueError(f"this model has inputs {self.input_names}: "
+                                   "use .run({name: array})")
+        out = self.run({self.input_names[0]: x})
+        values = [out[n] for n in self.output_names]
+        return values[0] if len(values) == 1 else tuple(values)
+
+    def _args(self, feeds: Any) -> tuple[dict, list]:
+        if not isinstance(feeds, dict):
+            raise BitletTypeError(f"feeds must be a dict {{name: array}}, got {type(feeds).__name__}")
+        names = list(feeds)
+        return {"digest": self.digest, "inputs": names}, [np.asarray(feeds[n]) for n in names]
+
+    def run(self, feeds: dict) -> dict[str, np.ndarray]:
+        """Run once on the board.
+
+        Parameters
+        ----------
+        feeds : dict
+            ``{input name: array}`` with the compiled shapes.
+
+        Returns
+        -------
+        dict
+            ``{output name: array}``.
+        """
+        args, arrays = self._args(feeds)
+        result, outputs = self.device.call("model_run", args, arrays, timeout=self.run_timeout)
+        return dict(zip(result["outputs"], outputs))
+
+    def profile(self, x: Any) -> Any:
+        """Run once and return the board's per-layer profile (``bitlet.runtime.Profile``)."""
+        from bitlet.runtime import Profile
+
+        feeds = x if isinstance(x, dict) else {self.input_names[0]: x}
+        args, arrays = self._args(feeds)
+        result, _ = self.device.call("model_profile", args, arrays, timeout=self.run_timeout)
+        return Profile(result["layers"], result["host"], result["totals"], result["clock_mhz"],
+                       device=f"remote:{result.get('device', '')}")
+
+    def close(self) -> None:
+        """Free the program's device memory on the board (the agent keeps it cached)."""
+        self.device.call("model_close", {"digest": self.digest})
+
+    def __repr__(self) -> str:
+        return f"<RemoteModel {self.meta.get('model')!r} on {self.device.address}>"
 
 
 def _check_offset(offset: Any) -> int:

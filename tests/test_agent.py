@@ -247,3 +247,19 @@ def test_frames_before_the_handshake_get_a_no_session_error(sim):
             assert agent.stats["executed"] == 0
         finally:
             peer.close()
+
+
+def test_agent_main_reports_a_port_in_use_and_a_bad_url(capsys, monkeypatch):
+    import socket
+
+    from bitlet.agent import main
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["--listen", f"tcp://127.0.0.1:{port}", "--device", "sim"]) == 2
+    assert "cannot listen on tcp://127.0.0.1" in capsys.readouterr().err
+    with pytest.raises(BitletValueError, match="unknown link scheme"):
+        main(["--listen", "udp://127.0.0.1:1"])
+    monkeypatch.delenv("NO_SUCH_VAR", raising=False)
+    with pytest.raises(BitletValueError, match="--token-env NO_SUCH_VAR"):
+        main(["--listen", "tcp://127.0.0.1:0", "--token-env", "NO_SUCH_VAR"])

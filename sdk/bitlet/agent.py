@@ -18,8 +18,11 @@ executed is never executed again -- the cached reply is sent instead.
 
 Operations (``op`` of a request; arguments in the JSON header, data as
 arrays): ``describe``, ``alloc``, ``free``, ``write``, ``read``,
-``read_reg``, ``write_reg``, ``wait_interrupt``, ``blob_has``, ``blob_put``,
-``program_run``.
+``read_reg``, ``write_reg``, ``wait_interrupt``, ``blob_has``, ``blob_put``
+(content-addressed bytes), ``program_has``, ``program_put`` (a compiled
+Program, keyed by :meth:`bitlet.program.Program.digest`), ``model_load``,
+``model_run``, ``model_profile``, ``model_close`` (the program loaded on the
+device once and run many times).
 """
 from __future__ import annotations
 
@@ -86,8 +89,9 @@ class BlobCache:
             raise DeviceError(f"blob {digest[:16]}... is not in the agent's cache "
                               "(evicted or never uploaded); upload it again") from None
 
-    def put(self, digest: str, data: bytes) -> None:
-        if hashlib.sha256(data).hexdigest() != digest:
+    def put(self, digest: str, data: bytes, verified: bool = False) -> None:
+        """Store ``data``; unless ``verified``, its sha256 must be ``digest``."""
+        if not verified and hashlib.sha256(data).hexdigest() != digest:
             raise BitletValueError(f"blob {digest[:16]}...: the bytes received do not hash to it")
         if len(data) > self.max_bytes:
             raise BitletValueError(f"blob of {len(data)} bytes exceeds the agent cache "
@@ -114,6 +118,7 @@ class Session:
         self.inbound: dict = {}  # request id -> link.Inbound being received
         self.buffers: dict[int, Any] = {}
         self.next_handle = 1
+        self.models: dict[str, Any] = {}  # program digest -> CompiledModel on the device
 
 
 class Agent:
@@ -161,7 +166,7 @@ class Agent:
         self.port: int | None = None
         self.ready = threading.Event()
         self._stop = threading.Event()
-        self._programs: dict[str, Any] = {}
+        self.programs = BlobCache(cache_bytes)
         self._versions: dict | None = None
 
     def stop(self) -> None:
@@ -240,7 +245,10 @@ class Agent:
             transport.close()
 
     def _serve_tcp(self, address: link.LinkAddress, tuning: Tuning) -> None:
-        listener = socket.create_server((address.host, address.port))
+        try:
+            listener = socket.create_server((address.host, address.port))
+        except OSError as exc:
+            raise LinkBroken(f"cannot listen on {address}: {exc}") from exc
         self.port = listener.getsockname()[1]
         self.ready.set()
         conn: socket.socket | None = None
@@ -342,6 +350,8 @@ class Agent:
     def _new_session(self, client_id: str) -> None:
         old = self.session
         if old is not None:
+            for model in old.models.values():
+                _quietly_close(model)
             for buf in old.buffers.values():
                 _quietly_free(buf)
         self.session = Session(client_id)
@@ -401,6 +411,7 @@ class Agent:
             args = header.get("args") or {}
             if not isinstance(args, dict):
                 raise LinkProtocolError(f"{op}: args must be a JSON object")
+            self.stats["op_" + op] += 1
             result, out_arrays = handler(self, args, arrays)
             return link.pack_message({"ok": True, "result": result}, out_arrays)
         except Exception as exc:  # noqa: BLE001 - reported to the client by name
@@ -482,13 +493,66 @@ class Agent:
         self.cache.put(str(args.get("sha256")), arrays[0].tobytes())
         return None, []
 
-    def op_program_run(self, args: dict, arrays: list) -> tuple[Any, list]:
-        return program_run(self, args, arrays)
+    # -- programs: uploaded once (keyed by Program.digest), loaded once, run many times
+    def op_program_has(self, args: dict, arrays: list) -> tuple[Any, list]:
+        return _digest_arg(args) in self.programs, []
 
+    def op_program_put(self, args: dict, arrays: list) -> tuple[Any, list]:
+        from bitlet.program import Program
 
-def program_run(agent: Agent, args: dict, arrays: list) -> tuple[Any, list]:
-    """Run a cached program on the agent's device (needs bitlet.runtime)."""
-    raise DeviceError("program_run: this agent's SDK has no program runtime yet")
+        digest = _digest_arg(args)
+        if len(arrays) != 1 or arrays[0].dtype != np.uint8:
+            raise LinkProtocolError("program_put: expects one uint8 array")
+        data = arrays[0].tobytes()
+        program = Program.from_bytes(data)  # an .npz read without pickle
+        if program.digest() != digest:
+            raise BitletValueError(f"program_put: the program received has digest "
+                                   f"{program.digest()[:16]}..., not {digest[:16]}...")
+        self.programs.put(digest, data, verified=True)
+        return None, []
+
+    def op_model_load(self, args: dict, arrays: list) -> tuple[Any, list]:
+        from bitlet.program import Program
+        from bitlet.runtime import CompiledModel
+
+        digest = _digest_arg(args)
+        models = self.session.models
+        if digest not in models:
+            models[digest] = CompiledModel(Program.from_bytes(self.programs.get(digest)),
+                                           self.device)
+        model = models[digest]
+        return {"base": int(model.base), "device_bytes": int(model.peak_device_bytes)}, []
+
+    def _model(self, args: dict) -> Any:
+        digest = _digest_arg(args)
+        try:
+            return self.session.models[digest]
+        except KeyError:
+            raise DeviceError(f"program {digest[:16]}... is not loaded on the agent "
+                              "(load_program first)") from None
+
+    @staticmethod
+    def _feeds(args: dict, arrays: list) -> dict:
+        names = args.get("inputs")
+        if not isinstance(names, list) or len(names) != len(arrays) \
+                or not all(isinstance(n, str) for n in names):
+            raise LinkProtocolError("model_run: 'inputs' must name each array sent")
+        return dict(zip(names, arrays))
+
+    def op_model_run(self, args: dict, arrays: list) -> tuple[Any, list]:
+        outputs = self._model(args).run(self._feeds(args, arrays))
+        names = list(outputs)
+        return {"outputs": names}, [np.ascontiguousarray(outputs[n]) for n in names]
+
+    def op_model_profile(self, args: dict, arrays: list) -> tuple[Any, list]:
+        profile = self._model(args).profile(self._feeds(args, arrays))
+        return _plain(profile.as_dict()), []
+
+    def op_model_close(self, args: dict, arrays: list) -> tuple[Any, list]:
+        model = self._model(args)
+        del self.session.models[_digest_arg(args)]
+        model.close()
+        return None, []
 
 
 _OPS: dict[str, Callable[[Agent, dict, list], tuple[Any, list]]] = {
@@ -530,6 +594,21 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _quietly_close(model: Any) -> None:
+    try:
+        model.close()
+    except errors.BitletError:
+        pass
+
+
+def _digest_arg(args: dict) -> str:
+    digest = args.get("digest")
+    if not isinstance(digest, str) or len(digest) != 64 \
+            or any(c not in "0123456789abcdef" for c in digest):
+        raise BitletValueError(f"argument digest must be a sha256 hex string, got {digest!r}")
+    return digest
+
+
 def _quietly_free(buf: Any) -> None:
     try:
         buf.freebuffer()
@@ -569,32 +648,54 @@ def serve(listen_url: str, device: Any = None, token: str | bytes | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``bitlet agent --listen URL [--device SPEC] [--token-file PATH]``."""
+    """``bitlet agent --listen URL [--device SPEC] [--token-env NAME | --token-file PATH]``.
+
+    Returns the process exit code (0 after Ctrl-C, 2 when the link cannot be opened).
+    """
     parser = argparse.ArgumentParser(prog="bitlet agent", description=__doc__.splitlines()[0])
     parser.add_argument("--listen", required=True,
-                        help="serial:///dev/ttyPS0?baud=921600 or tcp://127.0.0.1:7700")
+                        help="serial:///dev/ttyPS0?baud=921600 or tcp://127.0.0.1:7700 "
+                             "(another interface only when named, e.g. tcp://0.0.0.0:7700)")
     parser.add_argument("--device", default=None, help="device to serve (default: auto)")
-    parser.add_argument("--token-file", default=None,
-                        help="file holding the shared token (or set BITLET_AGENT_TOKEN)")
-    parser.add_argument("--cache-mb", type=int, default=256, help="program/weight cache size")
+    parser.add_argument("--token-env", default=None,
+                        help="name of an environment variable holding the shared token")
+    parser.add_argument("--token-file", default=None, help="file holding the shared token")
+    parser.add_argument("--cache-mb", type=int, default=256, help="program/weight cache size, MiB")
     args = parser.parse_args(argv)
-    token = os.environ.get("BITLET_AGENT_TOKEN")
-    if args.token_file:
-        with open(args.token_file, encoding="utf-8") as fh:
-            token = fh.read().strip()
+    link.parse_url(args.listen, default_host="127.0.0.1")  # a bad URL fails before the device opens
+    token = _read_token(args.token_env, args.token_file)
     from bitlet.drivers import open_device
 
     device = open_device(args.device)
     agent = Agent(device, token=token, cache_bytes=args.cache_mb << 20)
-    print(f"bitlet agent {__version__}: serving {device.describe().get('backend')} on "
+    print(f"bitlet agent {__version__}: serving {getattr(device, 'kind', 'device')} on "
           f"{args.listen}" + (" (token required)" if token else ""), file=sys.stderr)
     try:
         agent.serve(args.listen)
     except KeyboardInterrupt:
         pass
+    except LinkError as exc:
+        print(f"bitlet agent: {exc}", file=sys.stderr)
+        return 2
     finally:
         device.close()
     return 0
+
+
+def _read_token(env_name: str | None, path: str | None) -> str | None:
+    """The shared token from an environment variable or a file (None: no token)."""
+    if env_name:
+        token = os.environ.get(env_name)
+        if not token:
+            raise BitletValueError(f"--token-env {env_name}: the environment variable is unset or empty")
+        return token
+    if path:
+        with open(path, encoding="utf-8") as fh:
+            token = fh.read().strip()
+        if not token:
+            raise BitletValueError(f"--token-file {path}: the file is empty")
+        return token
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover
