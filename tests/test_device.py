@@ -206,19 +206,46 @@ def test_isr_stays_clear_when_the_event_is_not_enabled(dev):
     assert dev.read_reg(hw.REG_ISR) == 0 and not dev.irq_line()
 
 
-def test_done_appears_only_after_the_modelled_delay():
-    dev = SimDevice(delay=0.3)
+def _gated_engine():
+    """The reference kernel, held until ``gate.set()`` (at most 10 s)."""
+    import threading
+
+    from bitlet._reference import lib
+
+    gate = threading.Event()
+
+    def engine(*args):
+        gate.wait(10.0)
+        lib.bitlet_top(*args)
+
+    return engine, gate
+
+
+def test_done_appears_only_when_the_kernel_finishes():
+    engine, gate = _gated_engine()
+    dev = SimDevice(engine=engine)
     dev.write_reg(hw.REG_IER, hw.IRQ_AP_DONE)
     dev.write_reg(hw.REG_GIE, 1)
     _start(dev)
     ctrl = dev.read_reg(hw.REG_CTRL)
     assert not ctrl & hw.CTRL_AP_IDLE and not ctrl & hw.CTRL_AP_DONE, "running"
+    assert dev.wait_interrupt(0.02) is False
     dev.write_reg(hw.REG_CTRL, hw.CTRL_AP_START)  # a start while busy waits for the end
     assert dev.read_reg(hw.REG_CTRL) & hw.CTRL_AP_START
+    gate.set()
     assert dev.wait_interrupt(5.0)
     dev.write_reg(hw.REG_ISR, hw.IRQ_AP_DONE)
     assert dev.wait_interrupt(5.0), "the latched ap_start ran the kernel again"
     assert dev.runs == 2
+    dev.close()
+
+
+def test_the_modelled_delay_holds_done_back():
+    dev = SimDevice(delay=0.2, threaded=True)
+    _start(dev)
+    dev._thread.join(5.0)
+    assert dev.read_reg(hw.REG_CTRL) & hw.CTRL_AP_DONE, "done after the delay"
+    assert dev.describe()["delay_s"] == 0.2
     dev.close()
 
 
