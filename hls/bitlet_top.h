@@ -9,6 +9,9 @@
  * Any access outside [mem_base, mem_base + mem_size) stops the run with
  * BITLET_STATUS_BUS_ERROR.  n_insn = 0 is a valid run that only latches
  * the ID registers (the driver's probe at open).
+ *
+ * Like the IP, each top is one instance: its on-chip buffers are static,
+ * so a software caller must not run a top from two threads at once.
  */
 #ifndef BITLET_TOP_H
 #define BITLET_TOP_H

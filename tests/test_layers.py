@@ -303,3 +303,54 @@ def test_nan_inputs_give_nan_not_an_error():
     a[3, 0] = np.nan
     got = _layers.matmul(w, a)
     assert (preprocess.f32_bits(got) == hw.CANONICAL_NAN).all()
+
+
+# ----------------------------------------------------------------------
+# property test: random small geometries against the model
+# ----------------------------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def conv_geometry(draw):
+    groups = draw(st.sampled_from([1, 2, 3]))
+    cin = groups * draw(st.integers(1, 3))
+    cout = groups * draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    pad = tuple(draw(st.integers(0, 2)) for _ in range(4))
+    ih = draw(st.integers(max(1, dil[0] * (kh - 1) + 1 - pad[0] - pad[2]), 5))
+    iw = draw(st.integers(max(1, dil[1] * (kw - 1) + 1 - pad[1] - pad[3]), 5))
+    return dict(x=(draw(st.integers(1, 2)), ih, iw, cin), w=(cout, kh, kw, cin // groups),
+                stride=stride, pad=pad, dil=dil, groups=groups, relu=draw(st.booleans()),
+                prune=draw(st.sampled_from([0xFFFFFF, 0xFFFF00, 0xF0F0F0])),
+                fixed=draw(st.booleans()), bias=draw(st.booleans()),
+                quant=draw(st.integers(0, 12)), seed=draw(st.integers(0, 2 ** 16)))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conv_geometry())
+def test_random_geometries_match_model_and_cycle_model(g):
+    rng = np.random.default_rng(g["seed"])
+    cout = g["w"][0]
+    if g["fixed"]:
+        x = rng.integers(-(1 << 14), 1 << 14, size=g["x"])
+        w = rng.integers(-(1 << 12), 1 << 12, size=g["w"])
+        b = rng.integers(-(1 << 30), 1 << 30, size=cout) if g["bias"] else None
+        extra, mode = {"quant": g["quant"]}, "fixed"
+        bias_model = None if b is None else list(b)
+    else:
+        x, w = relu_like(g["x"], rng), weights(g["w"], rng)
+        b = weights((cout,), rng) if g["bias"] else None
+        extra, mode = {}, "fp32"
+        bias_model = None if b is None else [int(v) for v in preprocess.f32_bits(b)]
+    geo = dict(stride=g["stride"], groups=g["groups"], relu=g["relu"], prune=g["prune"])
+    raw, prof = run_insn(x, w, fmt=mode, padding=g["pad"], dilation=g["dil"], bias=b, **geo,
+                         **extra)
+    layer = model(x, w, fixed=g["fixed"], pad=g["pad"], dil=g["dil"], bias=bias_model, **geo,
+                  **extra)
+    got = raw.view(np.int32).astype(np.int64) if g["fixed"] else as_int(raw)
+    assert np.array_equal(got, ref.run(layer).astype(np.int64))
+    check_cycles(layer, prof)
