@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import importlib
 import threading
 import time
@@ -527,7 +528,7 @@ class SimDevice(Device):
             value = self._regs[index]
             if offset == hw.REG_CTRL:
                 self._regs[index] &= ~(hw.CTRL_AP_DONE | hw.CTRL_AP_READY)
-            elif offset in self._vld_offsets():
+            elif offset in self._vld_offsets:
                 self._regs[index] = 0
             return value
 
@@ -549,7 +550,7 @@ class SimDevice(Device):
                 self._regs[index] = value & (hw.IRQ_AP_DONE | hw.IRQ_AP_READY)
             elif offset == hw.REG_ISR:
                 self._regs[index] ^= value & (hw.IRQ_AP_DONE | hw.IRQ_AP_READY)
-            elif offset in self._arg_offsets():
+            elif offset in self._arg_offsets:
                 self._regs[index] = value
             # outputs, ap_vld words and reserved words ignore writes
             self._cond.notify_all()
@@ -567,12 +568,14 @@ class SimDevice(Device):
         self._check_open()
         return int(offset) // 4
 
+    @functools.cached_property
     def _arg_offsets(self) -> frozenset[int]:
         hw = _hw()
         names = ("MEM_LO", "MEM_HI", "MEM_BASE_LO", "MEM_BASE_HI", "MEM_SIZE",
                  "PROG_LO", "PROG_HI", "N_INSN", "PROF_LO", "PROF_HI")
         return frozenset(getattr(hw, "REG_" + n) for n in names)
 
+    @functools.cached_property
     def _vld_offsets(self) -> frozenset[int]:
         hw = _hw()
         return frozenset(getattr(hw, f"REG_{n}_CTRL") for n in _OUTPUTS)
