@@ -182,3 +182,37 @@ def test_device_memory_is_freed_on_close(dev):
     compiled.close()
     compiled.close()
     assert dev.describe()["memory"]["free"] == free
+
+
+@pytest.mark.parametrize("precision,tol", [("fixed8", 2e-3), ("fixed16", 2e-5)])
+def test_fixed_precision(dev, precision, tol):
+    model = tiny_cnn()
+    (ref,) = run_onnxruntime(model, {"x": X})
+    compiled = bitlet.compile(model, device=dev, precision=precision)
+    try:
+        assert 1e-8 < rel_l2(compiled(X), ref) < tol
+        assert {layer["precision"] for layer in compiled.meta["layers"]} == {precision}
+        words = compiled.program.insn_words()
+        fmts = (words[:, bitlet.hw.W_OP] >> bitlet.hw.WFMT_SHIFT) & bitlet.hw.FMT_MASK
+        assert (fmts == bitlet.hw.FMT_FIXED).all()
+    finally:
+        compiled.close()
+
+
+def test_fixed_precision_keeps_attention_products_in_fp32(dev):
+    model = tiny_attention()
+    x = np.random.default_rng(0).standard_normal((1, 8, 16)).astype(np.float32)
+    (ref,) = run_onnxruntime(model, {"x": x})
+    compiled = bitlet.compile(model, device=dev, precision="fixed12")
+    try:
+        kinds = {(layer["op"], layer["precision"]) for layer in compiled.meta["layers"]}
+        assert kinds == {("BitletDense", "fixed12"), ("BitletMatMul", "fp32")}
+        assert rel_l2(compiled(x), ref) < 5e-3
+    finally:
+        compiled.close()
+
+
+@pytest.mark.parametrize("precision", ["fixed1", "fixed25", "int8", "fixedx"])
+def test_bad_precisions(dev, precision):
+    with pytest.raises(bitlet.CompileError, match="precision"):
+        bitlet.compile(tiny_cnn(), device=dev, precision=precision)

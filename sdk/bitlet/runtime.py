@@ -26,7 +26,7 @@ from bitlet import hw
 from bitlet.errors import BitletTypeError, BitletValueError, OverlayMismatch
 from bitlet.program import Program
 
-_NP_FMT = {"fp32": np.uint32, "fp16": np.uint16, "bf16": np.uint16}
+_NP_FMT = {"fp32": np.uint32, "fp16": np.uint16, "bf16": np.uint16, "fixed": np.uint32}
 
 
 def _driver_of(device: Any):
@@ -59,7 +59,8 @@ def check_compatible(program: Program, driver: Any) -> None:
     diffs += [f"{key}: program needs {getattr(want, key)}, device has {getattr(have, key)}"
               for key in ("act_buf_words", "wgt_buf_words", "out_buf_words", "bias_buf_words")
               if getattr(want, key) > getattr(have, key)]
-    if program.meta["precision"] not in have.formats:
+    fmt = "fixed" if program.meta["precision"].startswith("fixed") else program.meta["precision"]
+    if fmt not in have.formats:
         diffs.append(f"precision {program.meta['precision']!r} not in the kernel's formats "
                      f"{list(have.formats)}")
     if diffs:
@@ -232,8 +233,29 @@ class CompiledModel:
         elif step["layout"] == "batch_rows":
             x = np.broadcast_to(x, tuple(step["batch"]) + x.shape[-2:])
         x = np.ascontiguousarray(x, dtype=np.float32).reshape(step["shape"])
+        if step["fmt"] == "fixed":
+            x = self._quantize(x, step, env)
         self._write_dev(step["dev"], pack_activations(x, step["fmt"]))
         timings["upload"] += time.perf_counter() - t0
+
+    @staticmethod
+    def _quantize(x: np.ndarray, step: dict, env: dict) -> np.ndarray:
+        """Fixed mode: per-tensor symmetric quantisation; the scale goes to ``env``."""
+        top = (1 << (step["act_bits"] - 1)) - 1
+        amax = float(np.abs(x).max()) if x.size else 0.0
+        scale = amax / top if amax > 0 and np.isfinite(amax) else 1.0
+        env[step["dev"] + ".scale"] = scale
+        return np.clip(np.rint(x.astype(np.float64) / scale), -top, top).astype(np.int32)
+
+    def _step_fixbias(self, step, env, timings) -> None:
+        """Fixed mode: the integer bias for this run's activation scale."""
+        from bitlet.preprocess import pack_bias
+
+        arrays = self.program.arrays
+        scale = arrays[step["scale"]] * env[step["input"] + ".scale"]
+        limit = (1 << hw.FIXED_BIAS_BITS) - 1
+        bias = np.clip(np.rint(arrays[step["bias"]] / scale), -limit, limit).astype(np.int64)
+        self._write_dev(step["dev"], pack_bias(bias, fixed=True))
 
     def _step_weights(self, step, env, timings) -> None:
         from bitlet.compiler.weights import device_rows, limit_ones
@@ -280,6 +302,10 @@ class CompiledModel:
         view.sync_from_device()
         raw = np.frombuffer(view.tobytes(), dtype=_NP_FMT[info["fmt"]])
         x = unpack_outputs(raw, info["fmt"]).reshape(info["shape"])
+        if "dequant" in step:
+            dq = step["dequant"]
+            scale = self.program.arrays[dq["scale"]] * env[dq["input"] + ".scale"] * 2.0 ** dq["quant"]
+            x = (x * scale).astype(np.float32)  # channels are the last device axis
         if step["layout"] == "nhwc":
             x = x.transpose(0, 3, 1, 2)  # a view: the host keeps NHWC memory order
         env[step["value"]] = x.reshape(step["shape"])

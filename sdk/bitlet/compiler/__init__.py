@@ -25,8 +25,13 @@ def compile(model: Any, *, device: Any = None, precision: str = "fp32", prune: A
     device : bitlet.drivers.device.Device, optional
         Where it will run (its kernel's ID registers give N_PE and the buffer
         sizes the scheduler tiles for).  None: ``bitlet.open()``.
-    precision : {"fp32", "fp16", "bf16"}
-        Weight and activation format on the kernel.
+    precision : {"fp32", "fp16", "bf16", "fixed<n>"}
+        Weight and activation format on the kernel.  ``"fixed8"`` (or
+        ``"fixed"``): n-bit weights with per-channel scales, 16-bit
+        activations with a per-tensor scale chosen by the host each run,
+        integer bias, exact integer accumulation (see
+        :mod:`bitlet.compiler.weights`); attention products (both operands
+        computed at run time) stay fp32.
     prune : int or dict, optional
         24-bit column prune mask: one for every layer, or
         ``{layer name: mask}`` (``"*"`` = default).

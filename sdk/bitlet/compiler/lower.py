@@ -22,12 +22,36 @@ from bitlet._version import __version__
 from bitlet.compiler.fold import KERNEL_TYPES
 from bitlet.compiler.graph import Graph, Node
 from bitlet.compiler.schedule import KernelConfig, LayerGeometry, channel_tiles, plan_layer
-from bitlet.compiler.weights import check_finite, conv_rows, device_rows, limit_ones
+from bitlet.compiler.weights import (
+    check_finite,
+    conv_rows,
+    device_rows,
+    fixed_quant,
+    limit_ones,
+    quantize_fixed,
+)
 from bitlet.errors import CompileError
 from bitlet.program import ADDRESS_FIELDS, Program
 
 _ALIGN = 64
-_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fixed": 4}
+#: fixed mode: activation bits (per-tensor scale chosen by the host at run time)
+FIXED_ACT_BITS = 16
+FIXED_DEFAULT_BITS = 8
+
+
+def parse_precision(precision: str) -> tuple[str, int | None]:
+    """``"fp32"`` -> ("fp32", None); ``"fixed"``/``"fixed8"`` -> ("fixed", 8)."""
+    if isinstance(precision, str) and precision.startswith("fixed"):
+        digits = precision[len("fixed"):]
+        if digits == "" or digits.isdigit():
+            bits = int(digits) if digits else FIXED_DEFAULT_BITS
+            if 2 <= bits <= hw.FIXED_MAX_BITS:
+                return "fixed", bits
+    if precision in ("fp32", "fp16", "bf16"):
+        return precision, None
+    raise CompileError(f"precision must be 'fp32', 'fp16', 'bf16' or 'fixed<n>' (n = 2..24 weight "
+                       f"bits, e.g. 'fixed8'), got {precision!r}")
 
 
 @dataclass
@@ -61,7 +85,8 @@ class Lowering:
     def __init__(self, graph: Graph, cfg: KernelConfig, precision: str,
                  options: dict[str, LayerOptions]):
         self.graph, self.cfg, self.precision, self.options = graph, cfg, precision, options
-        self.fmt = precision
+        self.base_fmt, self.fixed_bits = parse_precision(precision)
+        self.fmt = self.base_fmt
         self.steps: list[dict[str, Any]] = []
         self.insns: list[_Insn] = []
         self.blob: list[np.ndarray] = []
@@ -71,6 +96,7 @@ class Lowering:
         self.on_host = {v.name for v in graph.inputs}
         self.layers: list[dict[str, Any]] = []
         self.arrays: dict[str, np.ndarray] = {}
+        self.dequant: dict[str, dict[str, Any]] = {}
 
     # -- blob (weights, biases) -------------------------------------------
     def add_blob(self, data: np.ndarray) -> int:
@@ -90,23 +116,28 @@ class Lowering:
     def need_host(self, name: str) -> None:
         if not name or name in self.on_host or name in self.graph.constants:
             return
-        for (value, layout), dev in self.device_of.items():
+        for (value, layout, fmt), dev in self.device_of.items():
             if value == name:
-                self.steps.append({"op": "download", "value": name, "dev": dev, "layout": layout,
-                                   "shape": list(self.graph.values[name].shape)})
+                step = {"op": "download", "value": name, "dev": dev, "layout": layout,
+                        "shape": list(self.graph.values[name].shape)}
+                step.update(self.dequant.get(dev, {}))
+                self.steps.append(step)
                 self.on_host.add(name)
                 return
         raise CompileError(f"internal: value {name!r} is neither on the host nor on the device")
 
     def need_device(self, name: str, layout: str) -> str:
-        if (name, layout) in self.device_of:
-            return self.device_of[(name, layout)]
+        if (name, layout, self.fmt) in self.device_of:
+            return self.device_of[(name, layout, self.fmt)]
         self.need_host(name)
         shape = self.device_shape(self.graph.shape(name), layout)
-        dev = self.new_dev(f"{name}@{layout}", shape, self.fmt)
-        self.steps.append({"op": "upload", "value": name, "dev": dev, "layout": layout,
-                           "shape": list(shape), "fmt": self.fmt})
-        self.device_of[(name, layout)] = dev
+        dev = self.new_dev(f"{name}@{layout}.{self.fmt}", shape, self.fmt)
+        step = {"op": "upload", "value": name, "dev": dev, "layout": layout, "shape": list(shape),
+                "fmt": self.fmt}
+        if self.fmt == "fixed":
+            step["act_bits"] = FIXED_ACT_BITS
+        self.steps.append(step)
+        self.device_of[(name, layout, self.fmt)] = dev
         return dev
 
     @staticmethod
@@ -117,8 +148,9 @@ class Lowering:
         return (int(np.prod(shape[:-1])), shape[-1])
 
     def produced_on_device(self, name: str, layout: str, dev_shape) -> str:
-        dev = self.new_dev(f"{name}@{layout}", dev_shape, self.fmt)
-        self.device_of[(name, layout)] = dev
+        dev = self.new_dev(f"{name}@{layout}.{self.fmt}", dev_shape, self.fmt)
+        # a fixed-mode output has per-channel scales: only the host (dequantising) reads it
+        self.device_of[(name, layout, "fixed-out" if self.fmt == "fixed" else self.fmt)] = dev
         return dev
 
     # -- nodes ----------------------------------------------------------
@@ -156,17 +188,20 @@ class Lowering:
     def kernel_node(self, node: Node) -> None:
         layer_id = len(self.layers) + 1
         first = len(self.insns)
+        # fixed mode: attention products (both operands computed at run time) stay fp32
+        self.fmt = "fp32" if node.op == "BitletMatMul" and self.base_fmt == "fixed" else self.base_fmt
         if node.op == "BitletConv":
             info = self.conv(node, layer_id)
         elif node.op == "BitletDense":
             info = self.dense(node, layer_id)
         else:
             info = self.matmul(node, layer_id)
-        out_dev = next(d for (v, _), d in self.device_of.items() if v == node.outputs[0])
-        layout = next(lay for (v, lay) in self.device_of if v == node.outputs[0])
+        (layout, out_dev), = [(k[1], d) for k, d in self.device_of.items() if k[0] == node.outputs[0]]
         info.update(name=node.name, op=node.op, layer_id=layer_id, insn_first=first,
-                    insn_count=len(self.insns) - first, precision=self.precision,
-                    output={"value": node.outputs[0], "dev": out_dev, "layout": layout})
+                    insn_count=len(self.insns) - first,
+                    precision=self.fmt if self.fmt != "fixed" else f"fixed{self.fixed_bits}",
+                    output={"value": node.outputs[0], "dev": out_dev, "layout": layout,
+                            **self.dequant.get(out_dev, {})})
         self.layers.append(info)
         step = {"op": "kernel", "first": first, "count": len(self.insns) - first}
         if self.steps and self.steps[-1]["op"] == "kernel":
@@ -174,46 +209,67 @@ class Lowering:
         else:
             self.steps.append(step)
 
-    def layer_weights(self, node: Node, w: np.ndarray) -> tuple[np.ndarray, LayerOptions]:
+    def layer_weights(self, node: Node) -> tuple[np.ndarray, np.ndarray, LayerOptions]:
+        """(weights, bias, options) of a static kernel layer, checked and bit-budgeted."""
         opts = self.options.get(node.name, self.options.get("*", LayerOptions()))
+        w = self.graph.constants[node.inputs[1]]
+        bias = self.graph.constants[node.inputs[2]].astype(np.float32)
         check_finite(node.name, w)
-        if opts.bits is not None:
+        check_finite(node.name + " (bias)", bias)
+        if opts.bits is not None and self.fmt != "fixed":
             w = limit_ones(w, opts.bits)
-        return w.astype(np.float32), opts
+        return w.astype(np.float32), bias, opts
 
     def conv(self, node: Node, layer_id: int) -> dict[str, Any]:
-        x, wname, bname = node.inputs
-        w, opts = self.layer_weights(node, self.graph.constants[wname])
-        bias = self.graph.constants[bname].astype(np.float32)
-        check_finite(node.name + " (bias)", bias)
+        x = node.inputs[0]
+        w, bias, opts = self.layer_weights(node)
         n, c, h, wd = self.graph.shape(x)
         a = node.attrs
+        b = _BYTES[self.fmt]
         geo = LayerGeometry(node.name, n, h, wd, c, w.shape[0], w.shape[2], w.shape[3],
                             tuple(a["strides"]), tuple(a["pads"]), tuple(a["dilations"]),
-                            a["group"], act_bytes=_BYTES[self.fmt], wgt_bytes=_BYTES[self.fmt],
-                            out_bytes=_BYTES[self.fmt])
+                            a["group"], fixed=self.fmt == "fixed", act_bytes=b, wgt_bytes=b,
+                            out_bytes=b)
         src = self.need_device(x, "nhwc")
         oh, ow = geo.out_hw
         out = self.produced_on_device(node.outputs[0], "nhwc", (n, oh, ow, geo.cout))
-        self.emit_layer(geo, conv_rows(w), bias, src, 0, out, opts, node.attrs["relu"], layer_id)
+        self.static_layer(node, geo, w, bias, opts, src, out, layer_id, rows_of=conv_rows)
         return self.layer_info(geo, opts, self.graph.shape(x), self.graph.shape(node.outputs[0]), w)
 
     def dense(self, node: Node, layer_id: int) -> dict[str, Any]:
-        x, wname, bname = node.inputs
-        w, opts = self.layer_weights(node, self.graph.constants[wname])
-        bias = self.graph.constants[bname].astype(np.float32)
-        check_finite(node.name + " (bias)", bias)
+        x = node.inputs[0]
+        w, bias, opts = self.layer_weights(node)
         shape = self.graph.shape(x)
         rows = int(np.prod(shape[:-1]))
         geo = self.gemm_geometry(node.name, rows, w.shape[1], w.shape[0])
         src = self.need_device(x, "rows")
         out = self.produced_on_device(node.outputs[0], "rows", (rows, w.shape[0]))
-        self.emit_layer(geo, w, bias, src, 0, out, opts, node.attrs["relu"], layer_id)
+        self.static_layer(node, geo, w, bias, opts, src, out, layer_id, rows_of=np.ascontiguousarray)
         return self.layer_info(geo, opts, shape, self.graph.shape(node.outputs[0]), w)
+
+    def static_layer(self, node, geo, w, bias, opts, src, out, layer_id, rows_of) -> None:
+        """Instructions of a layer with constant weights (float, or fixed with run-time scales)."""
+        relu = node.attrs["relu"]
+        if self.fmt != "fixed":
+            self.emit_layer(geo, rows_of(w), bias, src, 0, out, opts, relu, layer_id)
+            return
+        q, scale = quantize_fixed(w, self.fixed_bits)
+        if opts.bits is not None:
+            q = limit_ones(q.astype(np.float32), opts.bits).astype(np.int64)
+        quant = fixed_quant(q, FIXED_ACT_BITS)
+        key = f"fixed/{node.name}"
+        self.arrays[key + "/scale"], self.arrays[key + "/bias"] = scale, bias.astype(np.float64)
+        bias_dev = self.new_dev(f"{out}.bias", (geo.cout,), "fixed", elem_bytes=8)
+        self.steps.append({"op": "fixbias", "dev": bias_dev, "bias": key + "/bias",
+                           "scale": key + "/scale", "input": src})
+        self.dequant[out] = {"dequant": {"input": src, "scale": key + "/scale", "quant": quant}}
+        self.emit_layer(geo, rows_of(q), None, src, 0, out, opts, relu, layer_id,
+                        bias_dev=bias_dev, quant=quant)
 
     def gemm_geometry(self, name: str, rows: int, k: int, m: int) -> LayerGeometry:
         b = _BYTES[self.fmt]
-        return LayerGeometry(name, rows, 1, 1, k, m, gemm=True, act_bytes=b, wgt_bytes=b, out_bytes=b)
+        return LayerGeometry(name, rows, 1, 1, k, m, gemm=True, fixed=self.fmt == "fixed",
+                             act_bytes=b, wgt_bytes=b, out_bytes=b)
 
     def matmul(self, node: Node, layer_id: int) -> dict[str, Any]:
         a_name, b_name = node.inputs
@@ -251,7 +307,7 @@ class Lowering:
     # -- instructions -----------------------------------------------------
     def emit_layer(self, geo: LayerGeometry, w_rows, bias, src: str, src_off: int, out: str,
                    opts: LayerOptions, relu: bool, layer_id: int, dyn_weights=None, out_base: int = 0,
-                   plan=None) -> None:
+                   plan=None, bias_dev: str | None = None, quant: int = 0) -> None:
         """Instructions of one layer: output-channel tiles x K tiles (PARTIAL/ACCUM chain)."""
         plan = plan or plan_layer(geo, self.cfg)
         if geo.groups == 1:
@@ -261,7 +317,7 @@ class Lowering:
         wb = _BYTES[self.fmt]
         if dyn_weights is None:
             k_offsets = [self.add_blob(device_rows(w_rows, self.fmt, kt)) for kt in plan.k_tiles]
-            bias_off = self.add_blob(bias.view(np.uint32))
+            bias_off = self.add_blob(bias.view(np.uint32)) if bias is not None else 0
             wref = "blob"
         else:
             wref, base = dyn_weights
@@ -276,13 +332,16 @@ class Lowering:
             for t, (kb, ke) in enumerate(plan.k_tiles):
                 last = t == len(plan.k_tiles) - 1
                 dst = out if last else partials[t % 2]
-                insn = self.make_insn(geo, co0, co1, g0, g1, kb, ke, last, relu, bias_off is not None,
-                                      prev is not None, opts, layer_id)
+                has_bias = bias_off is not None or bias_dev is not None
+                insn = self.make_insn(geo, co0, co1, g0, g1, kb, ke, last, relu, has_bias,
+                                      prev is not None, opts, layer_id, quant)
                 refs = {"act": ("val", src, src_off),
                         "wgt": ("blob" if wref == "blob" else "val", wref,
                                 k_offsets[t] + co0 * (ke - kb) * hw.GROUP * wb),
                         "out": ("val", dst, out_base if last else 0)}
-                if last and bias_off is not None:
+                if last and bias_dev is not None:
+                    refs["bias"] = ("val", bias_dev, co0 * 8)
+                elif last and bias_off is not None:
                     refs["bias"] = ("blob", "blob", bias_off + co0 * 4)
                 if prev is not None:
                     refs["acc"] = ("val", prev, 0)
@@ -298,11 +357,13 @@ class Lowering:
                 for i in range(min(2, n_k - 1))]
 
     def make_insn(self, geo, co0, co1, g0, g1, kb, ke, last, relu, has_bias, accum, opts,
-                  layer_id) -> isa.Insn:
+                  layer_id, quant=0) -> isa.Insn:
         common = {"act": 0, "wgt": 0, "out": 0, "precision": self.fmt, "relu": relu and last,
                   "use_bias": has_bias and last, "accum": accum, "partial": not last,
                   "prune": opts.prune, "layer": layer_id, "out_cstride": geo.cout,
                   "out_coff": co0, "kg_begin": kb, "kg_end": ke}
+        if geo.fixed:
+            common.update(quant=quant, fixbits=self.fixed_bits)
         if geo.gemm:
             return isa.gemm(m=co1 - co0, k=geo.cin, n=geo.n, in_cstride=geo.cin, **common)
         ng = g1 - g0
@@ -386,9 +447,8 @@ def _first_fit(value: _DevValue, placed: list[_DevValue]) -> int:
 def lower(graph: Graph, cfg: KernelConfig, precision: str = "fp32",
           options: dict[str, LayerOptions] | None = None, model_name: str = "model") -> Program:
     """Compile an optimised graph into a :class:`Program` for kernel configuration ``cfg``."""
-    if precision not in _BYTES:
-        raise CompileError(f"precision must be one of {sorted(_BYTES)}, got {precision!r}")
-    if precision not in cfg.formats:
+    fmt, _ = parse_precision(precision)
+    if fmt not in cfg.formats:
         raise CompileError(f"precision {precision!r} is not supported by this kernel "
                            f"(formats {list(cfg.formats)})")
     low = Lowering(graph, cfg, precision, options or {})

@@ -101,6 +101,20 @@ def quantize_fixed(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     return q.reshape(w.shape), scale
 
 
+def fixed_quant(q: np.ndarray, act_bits: int) -> int:
+    """The kernel's output shift so that no output of integer weights ``q`` can saturate.
+
+    Worst case per output channel: ``sum_k |q_ck| * (2^(act_bits-1) - 1)``, doubled as
+    headroom for the bias; the output word holds 25-bit two's complement.
+    """
+    worst = np.abs(q.reshape(q.shape[0], -1)).sum(axis=1).max() * ((1 << (act_bits - 1)) - 1) * 2
+    limit = (1 << hw.SIG_BITS) - 1
+    shift = 0
+    while (int(worst) >> shift) > limit:
+        shift += 1
+    return min(shift, hw.QUANT_MAX)
+
+
 def conv_rows(w_oihw: np.ndarray) -> np.ndarray:
     """OIHW conv weights -> the kernel's ``[Cout, KH, KW, Cin/groups]`` order."""
     return np.ascontiguousarray(np.transpose(w_oihw, (0, 2, 3, 1)))
