@@ -90,8 +90,9 @@ int64_t fk_saturate_fixed(int64_t r)
 /* scanner (NUMERICS.md s.4) and its tables                            */
 /* ------------------------------------------------------------------ */
 
-uint8_t fk_scan_tab[1 << 15];
-uint8_t fk_scan_tail[1 << 8];
+/* + padding: SIMD gathers read 4 bytes at an entry */
+uint16_t fk_scan_tab[(1 << 15) + 2];
+uint8_t fk_scan_tail[(1 << 8) + 4];
 
 /* One step from p: the new p (window = 8 bits from p, zeros past bit 63). */
 static int scan_step(uint64_t col, int p)
@@ -127,14 +128,15 @@ int bitlet_fast_scan_steps(uint64_t col)
 static void build_tables(void)
 {
     /* tab[x]: the steps starting at p in [0, 8) on the 15 bits x (a window
-     * from p <= 7 ends at bit 14), and where they leave p (8..15). */
+     * from p <= 7 ends at bit 14) | where they leave p (8..15) << 8, so that
+     * one addition advances both the step count and the position. */
     for (uint32_t x = 0; x < (1u << 15); x++) {
         int p = 0, steps = 0;
         while (p < BITLET_WINDOW) {
             p = scan_step(x, p);
             steps++;
         }
-        fk_scan_tab[x] = (uint8_t)(steps | ((p - BITLET_WINDOW) << 4));
+        fk_scan_tab[x] = (uint16_t)(steps | (p << 8));   /* p = advance, 8..15 */
     }
     /* tail[x]: from p in 57..63, x = col >> p has at most 7 bits; steps
      * move to second 1s inside x until a step of 8 ends the scan. */

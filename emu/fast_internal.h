@@ -106,8 +106,8 @@ const fk_ops_t *fk_ops_avx512(void);
 const fk_ops_t *fk_ops_current(void);
 
 /* Scanner tables (fast_core.c), built once by fk_tables_init(). */
-extern uint8_t fk_scan_tab[1 << 15];   /* steps | (advance - 8) << 4       */
-extern uint8_t fk_scan_tail[1 << 8];   /* steps from p > 56 to the end     */
+extern uint16_t fk_scan_tab[(1 << 15) + 2]; /* steps | advance << 8          */
+extern uint8_t fk_scan_tail[(1 << 8) + 4];  /* steps from p > 56 to the end  */
 void fk_tables_init(void);
 int fk_scan_steps_slow(uint64_t col);
 

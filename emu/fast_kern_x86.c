@@ -23,11 +23,41 @@
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,bmi,bmi2,popcnt,lzcnt")
 #endif
+#include <immintrin.h>
+
+/* 64 aligned weights -> 24 bit columns: byte planes packed in k order,
+ * then one shift + movemask per bit and half. */
+static inline void fk_avx2_columns_simd(const uint32_t *walign, uint64_t col[FK_COLS])
+{
+    const __m256i byte = _mm256_set1_epi32(0xFF);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256i v[8];
+    for (int i = 0; i < 8; i++)
+        v[i] = _mm256_loadu_si256((const __m256i *)(walign + 8 * i));
+    for (int plane = 0; plane < FK_COLS / 8; plane++) {
+        __m256i x[8], half[2];
+        for (int i = 0; i < 8; i++)
+            x[i] = _mm256_and_si256(_mm256_srli_epi32(v[i], 8 * plane), byte);
+        for (int h = 0; h < 2; h++) {
+            __m256i a = _mm256_packus_epi32(x[4 * h], x[4 * h + 1]);
+            __m256i b = _mm256_packus_epi32(x[4 * h + 2], x[4 * h + 3]);
+            half[h] = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), order);
+        }
+        for (int j = 0; j < 8; j++) {
+            uint32_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(half[0], 7 - j));
+            uint32_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(half[1], 7 - j));
+            col[8 * plane + j] = (uint64_t)lo | ((uint64_t)hi << 32);
+        }
+    }
+}
+
+#define FK_COLUMNS_SIMD fk_avx2_columns_simd
 #define FK_NAME(x) fk_avx2_##x
 #define FK_ISA_NAME "avx2"
 #include "fast_kern.inc"
 #undef FK_NAME
 #undef FK_ISA_NAME
+#undef FK_COLUMNS_SIMD
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -43,11 +73,67 @@
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx2,fma,bmi,bmi2,popcnt,lzcnt")
 #endif
+/* 64 aligned weights -> 24 bit columns: a byte plane in one zmm (k order),
+ * then one byte test per bit gives the 64-bit column. */
+static inline void fk_avx512_columns_simd(const uint32_t *walign, uint64_t col[FK_COLS])
+{
+    __m512i v[4];
+    for (int i = 0; i < 4; i++)
+        v[i] = _mm512_loadu_si512((const void *)(walign + 16 * i));
+    for (int plane = 0; plane < FK_COLS / 8; plane++) {
+        __m128i b0 = _mm512_cvtepi32_epi8(_mm512_srli_epi32(v[0], 8 * plane));
+        __m128i b1 = _mm512_cvtepi32_epi8(_mm512_srli_epi32(v[1], 8 * plane));
+        __m128i b2 = _mm512_cvtepi32_epi8(_mm512_srli_epi32(v[2], 8 * plane));
+        __m128i b3 = _mm512_cvtepi32_epi8(_mm512_srli_epi32(v[3], 8 * plane));
+        __m512i p = _mm512_inserti64x2(_mm512_castsi128_si512(b0), b1, 1);
+        p = _mm512_inserti64x2(p, b2, 2);
+        p = _mm512_inserti64x2(p, b3, 3);
+        for (int j = 0; j < 8; j++)
+            col[8 * plane + j] = (uint64_t)_mm512_test_epi8_mask(p, _mm512_set1_epi8((char)(1 << j)));
+    }
+}
+
+/* 8 columns' table walks in the 64-bit lanes of a zmm (gathers). */
+static inline void fk_avx512_scan_lanes_simd(const uint64_t *cols, int n, int *steps)
+{
+    const __mmask8 valid = (__mmask8)((1u << n) - 1u);
+    const __m512i c = _mm512_maskz_loadu_epi64(valid, cols);
+    const __m512i limit = _mm512_set1_epi64(56), low15 = _mm512_set1_epi64(0x7FFF);
+    const __m512i low16 = _mm512_set1_epi64(0xFFFF), low8 = _mm512_set1_epi64(0xFF);
+    /* acc = position << 8 | steps; lanes past n start beyond the end */
+    __m512i acc = _mm512_mask_blend_epi64(valid, _mm512_set1_epi64(64 << 8), _mm512_setzero_si512());
+    for (int round = 0; round < 8; round++) {
+        __m512i p = _mm512_srli_epi64(acc, 8);
+        __mmask8 act = _mm512_cmple_epu64_mask(p, limit);
+        if (!act)
+            break;
+        __m512i idx = _mm512_and_si512(_mm512_srlv_epi64(c, p), low15);
+        __m256i t = _mm512_mask_i64gather_epi32(_mm256_setzero_si256(), act, idx,
+                                                (const void *)fk_scan_tab, 2);
+        acc = _mm512_mask_add_epi64(acc, act, acc, _mm512_and_si512(_mm512_cvtepu32_epi64(t), low16));
+    }
+    __m512i p = _mm512_srli_epi64(acc, 8);
+    __mmask8 left = _mm512_cmple_epu64_mask(p, _mm512_set1_epi64(63));
+    __m512i idx = _mm512_and_si512(_mm512_srlv_epi64(c, p), low8);
+    __m256i tail = _mm512_mask_i64gather_epi32(_mm256_setzero_si256(), left, idx,
+                                               (const void *)fk_scan_tail, 1);
+    __m512i total = _mm512_add_epi64(_mm512_and_si512(acc, low8),
+                                     _mm512_and_si512(_mm512_cvtepu32_epi64(tail), low8));
+    int64_t out[8];
+    _mm512_storeu_si512((void *)out, total);
+    for (int l = 0; l < n; l++)
+        steps[l] = (int)out[l];
+}
+
+/* (gathers measured slower than the scalar lanes: not used) */
+#define FK_COLUMNS_SIMD fk_avx512_columns_simd
 #define FK_NAME(x) fk_avx512_##x
 #define FK_ISA_NAME "avx512"
 #include "fast_kern.inc"
 #undef FK_NAME
 #undef FK_ISA_NAME
+#undef FK_COLUMNS_SIMD
+#undef FK_SCAN_LANES_SIMD
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
