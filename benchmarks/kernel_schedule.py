@@ -118,7 +118,7 @@ def capture_inputs(model, names: list[str], image: np.ndarray) -> dict:
 
 
 def kind(layer: dict) -> str:
-    co, kh, kw, ci_g = layer["w"].shape
+    _, kh, kw, ci_g = layer["w"].shape
     if layer["groups"] > 1 and ci_g == 1:
         return f"dw{kh}x{kw}"
     return f"conv{kh}x{kw}" if kh * kw > 1 else "pw1x1"

@@ -159,57 +159,57 @@ static uint32_t widen(uint32_t raw, uint32_t fmt)
 /* ------------------------------------------------------------------ */
 /* DDR access (addresses already checked against the window)           */
 /* ------------------------------------------------------------------ */
-static uint32_t rd32(bk_bus_t *bus, uint64_t addr)
+static uint32_t rd32(uint32_t *mem, bk_bus_t *bus, uint64_t addr)
 {
     bus->ddr += 4u;
-    return bus->mem[(addr - bus->base) >> 2];
+    return mem[(addr - bus->base) >> 2];
 }
 
-static void wr32(bk_bus_t *bus, uint64_t addr, uint32_t v)
+static void wr32(uint32_t *mem, bk_bus_t *bus, uint64_t addr, uint32_t v)
 {
     bus->ddr += 4u;
-    bus->mem[(addr - bus->base) >> 2] = v;
+    mem[(addr - bus->base) >> 2] = v;
 }
 
-static uint32_t rd16(bk_bus_t *bus, uint64_t addr)
+static uint32_t rd16(uint32_t *mem, bk_bus_t *bus, uint64_t addr)
 {
     uint64_t off = addr - bus->base;
-    uint32_t w = bus->mem[off >> 2];
+    uint32_t w = mem[off >> 2];
     bus->ddr += 2u;
     return (off & 2u) ? (w >> BITLET_HALF_SHIFT) : (w & BITLET_HALF_MASK);
 }
 
-static void wr16(bk_bus_t *bus, uint64_t addr, uint32_t v)
+static void wr16(uint32_t *mem, bk_bus_t *bus, uint64_t addr, uint32_t v)
 {
     uint64_t off = addr - bus->base;
-    uint32_t w = bus->mem[off >> 2];
+    uint32_t w = mem[off >> 2];
     bus->ddr += 2u;    /* byte strobes: only this half is written */
     if (off & 2u)
         w = (w & BITLET_HALF_MASK) | ((v & BITLET_HALF_MASK) << BITLET_HALF_SHIFT);
     else
         w = (w & ~(uint32_t)BITLET_HALF_MASK) | (v & BITLET_HALF_MASK);
-    bus->mem[off >> 2] = w;
+    mem[off >> 2] = w;
 }
 
 /* Element `index` of an array of format fmt at addr (raw bits). */
-static uint32_t rd_elem(bk_bus_t *bus, uint64_t addr, uint64_t index, uint32_t fmt)
+static uint32_t rd_elem(uint32_t *mem, bk_bus_t *bus, uint64_t addr, uint64_t index, uint32_t fmt)
 {
     if (elem_bytes(fmt) == 2u)
-        return rd16(bus, addr + 2u * index);
-    return rd32(bus, addr + 4u * index);
+        return rd16(mem, bus, addr + 2u * index);
+    return rd32(mem, bus, addr + 4u * index);
 }
 
-static int64_t rd64(bk_bus_t *bus, uint64_t addr)
+static int64_t rd64(uint32_t *mem, bk_bus_t *bus, uint64_t addr)
 {
-    uint64_t lo = rd32(bus, addr);
-    uint64_t hi = rd32(bus, addr + 4u);
+    uint64_t lo = rd32(mem, bus, addr);
+    uint64_t hi = rd32(mem, bus, addr + 4u);
     return (int64_t)(lo | (hi << 32));
 }
 
-static void wr64(bk_bus_t *bus, uint64_t addr, int64_t v)
+static void wr64(uint32_t *mem, bk_bus_t *bus, uint64_t addr, int64_t v)
 {
-    wr32(bus, addr, (uint32_t)((uint64_t)v & 0xFFFFFFFFu));
-    wr32(bus, addr + 4u, (uint32_t)((uint64_t)v >> 32));
+    wr32(mem, bus, addr, (uint32_t)((uint64_t)v & 0xFFFFFFFFu));
+    wr32(mem, bus, addr + 4u, (uint32_t)((uint64_t)v >> 32));
 }
 
 /* a * b saturating at UINT64_MAX (extents never wrap). */
@@ -450,28 +450,28 @@ static uint32_t check_buffers(const bk_insn_t *d)
 /* Loads into the on-chip buffers                                      */
 /* ------------------------------------------------------------------ */
 /* Bias into bias_buf; fixed mode: every |bias| < 2^61 else BAD_FIELD. */
-static uint32_t load_bias(bk_bus_t *bus, const bk_insn_t *d)
+static uint32_t load_bias(uint32_t *mem, bk_bus_t *bus, const bk_insn_t *d)
 {
     const int64_t lim = (int64_t)1 << BITLET_FIXED_BIAS_BITS;
     uint32_t c;
     for (c = 0; c < d->cout; c++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=1024
         if (d->isfix) {
-            int64_t b = rd64(bus, d->bias + 8u * (uint64_t)c);
+            int64_t b = rd64(mem, bus, d->bias + 8u * (uint64_t)c);
             if (b >= lim || b <= -lim)
                 return BITLET_STATUS_BAD_FIELD;
             bias_buf[2u * c] = (uint32_t)((uint64_t)b & 0xFFFFFFFFu);
             bias_buf[2u * c + 1u] = (uint32_t)((uint64_t)b >> 32);
         } else {
-            bias_buf[c] = rd32(bus, d->bias + 4u * (uint64_t)c);
+            bias_buf[c] = rd32(mem, bus, d->bias + 4u * (uint64_t)c);
         }
     }
     return BITLET_STATUS_OK;
 }
 
 /* Weight rows [c0, c0 + cnt) into wgt_buf rows [r0, r0 + cnt). */
-static void load_weights(bk_bus_t *bus, const bk_insn_t *d, uint32_t c0, uint32_t cnt,
-                         uint32_t r0)
+static void load_weights(uint32_t *mem, bk_bus_t *bus, const bk_insn_t *d, uint32_t c0,
+                         uint32_t cnt, uint32_t r0)
 {
     uint32_t row = (d->kge - d->kgb) * BITLET_GROUP;
     uint32_t r, j;
@@ -480,7 +480,7 @@ static void load_weights(bk_bus_t *bus, const bk_insn_t *d, uint32_t c0, uint32_
         for (j = 0; j < row; j++) {
 #pragma HLS LOOP_TRIPCOUNT min=64 max=4096
 #pragma HLS PIPELINE II=1
-            uint32_t raw = rd_elem(bus, d->wgt, (uint64_t)(c0 + r) * row + j, d->wfmt);
+            uint32_t raw = rd_elem(mem, bus, d->wgt, (uint64_t)(c0 + r) * row + j, d->wfmt);
             uint32_t word = d->isfix ? (raw & FIX_WORD_MASK) : widen(raw, d->wfmt);
             /* K padding is w = +0 whatever the row holds there */
             wgt_buf[(r0 + r) * row + j] = d->kgb * BITLET_GROUP + j < d->k ? word : 0u;
@@ -489,7 +489,7 @@ static void load_weights(bk_bus_t *bus, const bk_insn_t *d, uint32_t c0, uint32_
 }
 
 /* Input row y of image n into its act_buf slot (y mod rows). */
-static void load_act_row(bk_bus_t *bus, const bk_insn_t *d, uint32_t n, uint32_t y)
+static void load_act_row(uint32_t *mem, bk_bus_t *bus, const bk_insn_t *d, uint32_t n, uint32_t y)
 {
     uint32_t slot = y % act_rows(d);
     uint32_t x, c;
@@ -500,7 +500,7 @@ static void load_act_row(bk_bus_t *bus, const bk_insn_t *d, uint32_t n, uint32_t
         for (c = 0; c < d->cin; c++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=512
 #pragma HLS PIPELINE II=1
-            uint32_t raw = rd_elem(bus, d->act, e0 + c, d->afmt);
+            uint32_t raw = rd_elem(mem, bus, d->act, e0 + c, d->afmt);
             act_buf[((uint64_t)slot * d->iw + x) * d->cin + c] =
                 d->isfix ? fixed_act_word(raw) : widen(raw, d->afmt);
         }
@@ -509,7 +509,8 @@ static void load_act_row(bk_bus_t *bus, const bk_insn_t *d, uint32_t n, uint32_t
 
 /* Make input rows needed by output row oy resident (sliding line buffer:
  * a row already held from the previous output row is not read again). */
-static void load_act_window(bk_bus_t *bus, const bk_insn_t *d, uint32_t n, uint32_t oy)
+static void load_act_window(uint32_t *mem, bk_bus_t *bus, const bk_insn_t *d, uint32_t n,
+                            uint32_t oy)
 {
     int64_t lo = (int64_t)oy * d->sh - d->pt;
     int64_t hi = lo + act_rows(d);
@@ -521,7 +522,7 @@ static void load_act_window(bk_bus_t *bus, const bk_insn_t *d, uint32_t n, uint3
     for (y = lo; y < hi; y++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=11
         if (y < act_rows_lo || y >= act_rows_hi)
-            load_act_row(bus, d, n, (uint32_t)y);
+            load_act_row(mem, bus, d, n, (uint32_t)y);
     }
     act_rows_lo = lo;
     act_rows_hi = hi;
@@ -712,7 +713,7 @@ static uint64_t out_index(const bk_insn_t *d, uint32_t n, uint32_t oy, uint32_t 
 }
 
 /* Start values of one pixel: ACC partials (FLAG_ACCUM) or +0. */
-static void init_accs(bk_bus_t *bus, const bk_insn_t *d, uint32_t n, uint32_t oy,
+static void init_accs(uint32_t *mem, bk_bus_t *bus, const bk_insn_t *d, uint32_t n, uint32_t oy,
                       uint32_t ox, uint32_t c0, uint32_t cnt, bk_accs_t *acc)
 {
     uint32_t p;
@@ -723,9 +724,10 @@ static void init_accs(bk_bus_t *bus, const bk_insn_t *d, uint32_t n, uint32_t oy
         if (p >= cnt || !(d->flags & BITLET_FLAG_ACCUM))
             continue;
         if (d->isfix)
-            acc->i[p] = rd64(bus, d->acc + 8u * out_index(d, n, oy, ox, c0 + p));
+            acc->i[p] = rd64(mem, bus, d->acc + 8u * out_index(d, n, oy, ox, c0 + p));
         else
-            acc->f[p] = bk_bits_to_float(rd32(bus, d->acc + 4u * out_index(d, n, oy, ox, c0 + p)));
+            acc->f[p] = bk_bits_to_float(
+                rd32(mem, bus, d->acc + 4u * out_index(d, n, oy, ox, c0 + p)));
     }
 }
 
@@ -744,7 +746,7 @@ static void keep_accs(const bk_insn_t *d, uint32_t ox, uint32_t cnt, const bk_ac
     }
 }
 
-static void write_out(bk_bus_t *bus, const bk_insn_t *d, uint32_t n, uint32_t oy,
+static void write_out(uint32_t *mem, bk_bus_t *bus, const bk_insn_t *d, uint32_t n, uint32_t oy,
                       uint32_t ox, uint32_t co, uint32_t at)
 {
     uint64_t idx = out_index(d, n, oy, ox, co);
@@ -752,20 +754,20 @@ static void write_out(bk_bus_t *bus, const bk_insn_t *d, uint32_t n, uint32_t oy
     if (d->isfix) {
         int64_t s = (int64_t)((uint64_t)out_buf[2u * at] | ((uint64_t)out_buf[2u * at + 1u] << 32));
         if (partial)
-            wr64(bus, d->out + 8u * idx, s);
+            wr64(mem, bus, d->out + 8u * idx, s);
         else
-            wr32(bus, d->out + 4u * idx, final_fixed(d, s, co));
+            wr32(mem, bus, d->out + 4u * idx, final_fixed(d, s, co));
     } else if (partial) {
         uint32_t u = out_buf[at];
-        wr32(bus, d->out + 4u * idx, is_nan_bits(u) ? BITLET_CANONICAL_NAN : u);
+        wr32(mem, bus, d->out + 4u * idx, is_nan_bits(u) ? BITLET_CANONICAL_NAN : u);
     } else if (elem_bytes(d->ofmt) == 2u) {
-        wr16(bus, d->out + 2u * idx, final_float(d, bk_bits_to_float(out_buf[at]), co));
+        wr16(mem, bus, d->out + 2u * idx, final_float(d, bk_bits_to_float(out_buf[at]), co));
     } else {
-        wr32(bus, d->out + 4u * idx, final_float(d, bk_bits_to_float(out_buf[at]), co));
+        wr32(mem, bus, d->out + 4u * idx, final_float(d, bk_bits_to_float(out_buf[at]), co));
     }
 }
 
-static void write_row(bk_bus_t *bus, const bk_insn_t *d, uint32_t n, uint32_t oy,
+static void write_row(uint32_t *mem, bk_bus_t *bus, const bk_insn_t *d, uint32_t n, uint32_t oy,
                       uint32_t c0, uint32_t cnt)
 {
     uint32_t ox, p;
@@ -773,7 +775,7 @@ static void write_row(bk_bus_t *bus, const bk_insn_t *d, uint32_t n, uint32_t oy
 #pragma HLS LOOP_TRIPCOUNT min=1 max=224
         for (p = 0; p < cnt; p++) {
 #pragma HLS PIPELINE II=1
-            write_out(bus, d, n, oy, ox, c0 + p, ox * BITLET_N_PE + p);
+            write_out(mem, bus, d, n, oy, ox, c0 + p, ox * BITLET_N_PE + p);
         }
     }
 }
@@ -781,8 +783,8 @@ static void write_row(bk_bus_t *bus, const bk_insn_t *d, uint32_t n, uint32_t oy
 /* ------------------------------------------------------------------ */
 /* One instruction                                                     */
 /* ------------------------------------------------------------------ */
-static void batch_row(bk_bus_t *bus, const bk_insn_t *d, int kind, uint32_t n, uint32_t oy,
-                      uint32_t c0, uint32_t cnt, bk_prof_t *prof)
+static void batch_row(uint32_t *mem, bk_bus_t *bus, const bk_insn_t *d, int kind, uint32_t n,
+                      uint32_t oy, uint32_t c0, uint32_t cnt, bk_prof_t *prof)
 {
 #pragma HLS INLINE
     bk_accs_t acc;
@@ -792,7 +794,7 @@ static void batch_row(bk_bus_t *bus, const bk_insn_t *d, int kind, uint32_t n, u
         prof->lane[p] = 0;
     for (ox = 0; ox < d->ow; ox++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=224
-        init_accs(bus, d, n, oy, ox, c0, cnt, &acc);
+        init_accs(mem, bus, d, n, oy, ox, c0, cnt, &acc);
         if (kind == BITLET_KIND_BITLET)
             bitlet_pixel(d, oy, ox, c0, cnt, &acc, prof);
         else
@@ -803,32 +805,32 @@ static void batch_row(bk_bus_t *bus, const bk_insn_t *d, int kind, uint32_t n, u
     for (p = 0; p < BITLET_N_PE; p++)
         row = prof->lane[p] > row ? prof->lane[p] : row;
     prof->pe += row;
-    write_row(bus, d, n, oy, c0, cnt);
+    write_row(mem, bus, d, n, oy, c0, cnt);
 }
 
-static uint32_t execute(bk_bus_t *bus, const bk_insn_t *d, int kind, bk_prof_t *prof)
+static uint32_t execute(uint32_t *mem, bk_bus_t *bus, const bk_insn_t *d, int kind, bk_prof_t *prof)
 {
 #pragma HLS INLINE
     uint32_t nb = n_batches(d), row = (d->kge - d->kgb) * BITLET_GROUP;
     int resident = (uint64_t)d->cout * row <= BITLET_WGT_BUF_WORDS;
     uint32_t n, oy, b, c0, cnt;
-    if ((d->flags & BITLET_FLAG_BIAS) && load_bias(bus, d) != BITLET_STATUS_OK)
+    if ((d->flags & BITLET_FLAG_BIAS) && load_bias(mem, bus, d) != BITLET_STATUS_OK)
         return BITLET_STATUS_BAD_FIELD;
     if (resident)
-        load_weights(bus, d, 0u, d->cout, 0u);
+        load_weights(mem, bus, d, 0u, d->cout, 0u);
     for (n = 0; n < d->n; n++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=16
         act_rows_lo = act_rows_hi = -1;
         for (oy = 0; oy < d->oh; oy++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=224
-            load_act_window(bus, d, n, oy);
+            load_act_window(mem, bus, d, n, oy);
             for (b = 0; b < nb; b++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=256
                 batch_channels(d, b, &c0, &cnt);
                 if (!resident)
-                    load_weights(bus, d, c0, cnt, 0u);
+                    load_weights(mem, bus, d, c0, cnt, 0u);
                 wgt_row0 = resident ? c0 : 0u;
-                batch_row(bus, d, kind, n, oy, c0, cnt, prof);
+                batch_row(mem, bus, d, kind, n, oy, c0, cnt, prof);
             }
         }
     }
@@ -851,7 +853,7 @@ static void finish_prof(const bk_insn_t *d, int kind, bk_prof_t *prof, uint64_t 
                    + (ddr + BITLET_DDR_BYTES_PER_CYCLE - 1u) / BITLET_DDR_BYTES_PER_CYCLE;
 }
 
-static void write_prof(bk_bus_t *bus, uint64_t addr, uint32_t status, uint32_t layer,
+static void write_prof(uint32_t *mem, bk_bus_t *bus, uint64_t addr, uint32_t status, uint32_t layer,
                        const bk_prof_t *p)
 {
     uint32_t rec[BITLET_PROF_WORDS];
@@ -860,7 +862,8 @@ static void write_prof(bk_bus_t *bus, uint64_t addr, uint32_t status, uint32_t l
         rec[i] = 0u;
     rec[BITLET_P_STATUS] = status;
     rec[BITLET_P_LAYER] = layer;
-#define PUT64(LO, V) do { rec[LO] = (uint32_t)((V) & 0xFFFFFFFFu); rec[(LO) + 1] = (uint32_t)((V) >> 32); } while (0)
+#define PUT64(LO, V) do { rec[LO] = (uint32_t)((V) & 0xFFFFFFFFu); \
+                           rec[(LO) + 1] = (uint32_t)((V) >> 32); } while (0)
     PUT64(BITLET_P_PE_CYCLES_LO, p->pe);
     PUT64(BITLET_P_REF_CYCLES_LO, p->ref);
     PUT64(BITLET_P_KERNEL_CYCLES_LO, p->kernel);
@@ -869,11 +872,12 @@ static void write_prof(bk_bus_t *bus, uint64_t addr, uint32_t status, uint32_t l
     PUT64(BITLET_P_DDR_BYTES_LO, p->ddr);
 #undef PUT64
     for (i = 0; i < BITLET_PROF_WORDS; i++)
-        bus->mem[(addr - bus->base) / WORD_BYTES + i] = rec[i];
+        mem[(addr - bus->base) / WORD_BYTES + i] = rec[i];
 }
 
 /* Fetch, check, run one instruction; returns its status. */
-static uint32_t run_one(bk_bus_t *bus, int kind, uint64_t insn_addr, uint64_t prof_slot)
+static uint32_t run_one(uint32_t *mem, bk_bus_t *bus, int kind, uint64_t insn_addr,
+                        uint64_t prof_slot)
 {
 #pragma HLS INLINE
     uint32_t w[BITLET_INSN_WORDS];
@@ -885,20 +889,20 @@ static uint32_t run_one(bk_bus_t *bus, int kind, uint64_t insn_addr, uint64_t pr
         return BITLET_STATUS_BUS_ERROR;
     bus->ddr = 0;
     for (i = 0; i < BITLET_INSN_WORDS; i++)
-        w[i] = rd32(bus, insn_addr + WORD_BYTES * i);
+        w[i] = rd32(mem, bus, insn_addr + WORD_BYTES * i);
     decode(w, &d);
     if (d.op == BITLET_OP_NOP)
         st = BITLET_STATUS_OK;
     else if ((st = validate(&d, kind)) == BITLET_STATUS_OK
              && (st = check_extents(bus, &d)) == BITLET_STATUS_OK
              && (st = check_buffers(&d)) == BITLET_STATUS_OK)
-        st = execute(bus, &d, kind, &prof);
+        st = execute(mem, bus, &d, kind, &prof);
     if (st == BITLET_STATUS_OK)
         finish_prof(&d, kind, &prof, bus->ddr);
     else
         prof = (bk_prof_t){0, 0, 0, 0, 0, 0, {0}};
     if (prof_slot)
-        write_prof(bus, prof_slot, st, d.layer, &prof);
+        write_prof(mem, bus, prof_slot, st, d.layer, &prof);
     return st;
 }
 
@@ -919,18 +923,18 @@ void bk_run(int kind, uint32_t *mem, uint64_t mem_base, uint32_t mem_size,
     *id_config = ((uint32_t)BITLET_N_PE & BITLET_CFG_NPE_MASK) << BITLET_CFG_NPE_SHIFT
                  | ((uint32_t)kind & BITLET_CFG_KIND_MASK) << BITLET_CFG_KIND_SHIFT
                  | (formats & BITLET_CFG_FMT_MASK) << BITLET_CFG_FMT_SHIFT
-                 | (((uint32_t)BITLET_CLOCK_MHZ / 4u) & BITLET_CFG_CLK_MASK) << BITLET_CFG_CLK_SHIFT;
+                 | (((uint32_t)BITLET_CLOCK_MHZ / 4u) & BITLET_CFG_CLK_MASK)
+                   << BITLET_CFG_CLK_SHIFT;
     *id_act_buf = BITLET_ACT_BUF_WORDS;
     *id_wgt_buf = BITLET_WGT_BUF_WORDS;
     *id_out_buf = BITLET_OUT_BUF_WORDS;
-    bus.mem = mem;
     bus.base = mem_base;
     bus.size = mem_size;
     bus.ddr = 0;
     for (i = 0; i < n_insn; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=256
         uint64_t slot = prof_addr ? prof_addr + (uint64_t)BITLET_PROF_BYTES * i : 0u;
-        st = run_one(&bus, kind, prog_addr + (uint64_t)BITLET_INSN_BYTES * i, slot);
+        st = run_one(mem, &bus, kind, prog_addr + (uint64_t)BITLET_INSN_BYTES * i, slot);
         if (st != BITLET_STATUS_OK)
             break;
     }

@@ -51,8 +51,7 @@ typedef struct {
     uint64_t lane[BITLET_N_PE];  /* Bitlet: issue cycles of each PE in this out row */
 } bk_prof_t;
 
-typedef struct {
-    uint32_t *mem;
+typedef struct {               /* the m_axi window (the pointer is passed apart) */
     uint64_t base;
     uint32_t size;
     uint64_t ddr;            /* bytes moved (read + written) so far */

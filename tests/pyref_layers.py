@@ -108,7 +108,7 @@ def geometry(L: Layer):
 
 
 def _act_vector(L, n, oy, ox, cg, g, geo):
-    _, ih, iw, _, _, kh, kw, cin_g, _, _, k, _ = geo
+    _, ih, iw, _, _, _, kw, cin_g, _, _, k, _ = geo
     vec = []
     for j in range(GROUP):
         kk = g * GROUP + j
@@ -150,7 +150,7 @@ def _finish_float(L, total: np.float32, co: int) -> int:
         return CANON_NAN if is_nan_bits(u) else u
     if L.bias is not None:
         total = np.float32(total + b2f(L.bias[co]))
-    if L.relu and not total > 0 and total == total:
+    if L.relu and not total > 0 and not np.isnan(total):
         total = np.float32(0.0)
     u = f2b(total)
     if is_nan_bits(u):
@@ -246,7 +246,7 @@ def cycles(L: Layer) -> dict:
 def ddr_bytes(L: Layer, *, wfmt_bytes=4, afmt_bytes=4, out_bytes=4,
               wgt_buf_words=hw.WGT_BUF_WORDS) -> int:
     """Bytes moved by one instruction in the kernel model (README "DDR traffic")."""
-    n, ih, iw, cin, cout, kh, kw, _, oh, ow, _, (kg0, kg1) = geometry(L)
+    n, ih, iw, cin, cout, kh, _, _, oh, ow, _, (kg0, kg1) = geometry(L)
     part = 8 if L.fixed else 4
     row = (kg1 - kg0) * GROUP
     total = INSN_BYTES

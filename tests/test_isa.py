@@ -48,9 +48,8 @@ def only_word(insn: isa.Insn) -> tuple[int, int]:
 
 
 def test_every_field_lands_where_the_header_says():
-    zero = dict(n=0, ih=0, iw=0, cin=0, cout=0, kh=0, kw=0, groups=0, out_cstride=0,
-                in_cstride=0, prune=0, stride=(0, 0), dilation=(0, 0), out_hw=(0, 0))
-    base = isa.Insn(**zero)
+    base = isa.Insn(n=0, ih=0, iw=0, cin=0, cout=0, kh=0, kw=0, groups=0, out_cstride=0,
+                    in_cstride=0, prune=0, stride=(0, 0), dilation=(0, 0), out_hw=(0, 0))
     assert not base.encode().any()
     cases = {
         "opcode": (5, hw.W_OP, 5), "wfmt": (3, hw.W_OP, 3 << hw.WFMT_SHIFT),
@@ -203,7 +202,7 @@ def test_valid_instruction_runs_and_writes_a_profile_record():
 
 
 def bad_fields(insn: isa.Insn):
-    fx = dict(wfmt=hw.FMT_FIXED, afmt=hw.FMT_FIXED, ofmt=hw.FMT_FIXED)
+    fx = {"wfmt": hw.FMT_FIXED, "afmt": hw.FMT_FIXED, "ofmt": hw.FMT_FIXED}
     return {
         "format code": insn.replace(wfmt=hw.N_FMT),
         "fixed weights, float activations": insn.replace(wfmt=hw.FMT_FIXED),
@@ -341,8 +340,8 @@ def test_run_stops_at_the_first_failing_instruction():
     s = setup()
     good = s.insn
     second_out = s.arena.reserve(isa.operand_bytes(good)["out"])
-    res, mem, before, rec = run(s, [good, good.replace(stride=(0, 0)),
-                                    good.replace(out=second_out)])
+    res, mem, _, rec = run(s, [good, good.replace(stride=(0, 0)),
+                               good.replace(out=second_out)])
     assert res["status"] == hw.STATUS_BAD_FIELD and res["insn_done"] == 1
     assert rec["status"].tolist()[:2] == [hw.STATUS_OK, hw.STATUS_BAD_FIELD]
     assert rec["pe_cycles"][2] == 0 and rec["layer"][2] == 0       # never written

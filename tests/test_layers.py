@@ -8,6 +8,8 @@ import pyref_layers as ref
 import pytest
 from bitlet import _layers, hw, isa, preprocess
 from bitlet.errors import BitletTypeError, BitletValueError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 RNG = np.random.default_rng(1234)
 
@@ -308,9 +310,6 @@ def test_nan_inputs_give_nan_not_an_error():
 # ----------------------------------------------------------------------
 # property test: random small geometries against the model
 # ----------------------------------------------------------------------
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
 
 @st.composite
 def conv_geometry(draw):
@@ -323,11 +322,12 @@ def conv_geometry(draw):
     pad = tuple(draw(st.integers(0, 2)) for _ in range(4))
     ih = draw(st.integers(max(1, dil[0] * (kh - 1) + 1 - pad[0] - pad[2]), 5))
     iw = draw(st.integers(max(1, dil[1] * (kw - 1) + 1 - pad[1] - pad[3]), 5))
-    return dict(x=(draw(st.integers(1, 2)), ih, iw, cin), w=(cout, kh, kw, cin // groups),
-                stride=stride, pad=pad, dil=dil, groups=groups, relu=draw(st.booleans()),
-                prune=draw(st.sampled_from([0xFFFFFF, 0xFFFF00, 0xF0F0F0])),
-                fixed=draw(st.booleans()), bias=draw(st.booleans()),
-                quant=draw(st.integers(0, 12)), seed=draw(st.integers(0, 2 ** 16)))
+    return {"x": (draw(st.integers(1, 2)), ih, iw, cin), "w": (cout, kh, kw, cin // groups),
+            "stride": stride, "pad": pad, "dil": dil, "groups": groups,
+            "relu": draw(st.booleans()),
+            "prune": draw(st.sampled_from([0xFFFFFF, 0xFFFF00, 0xF0F0F0])),
+            "fixed": draw(st.booleans()), "bias": draw(st.booleans()),
+            "quant": draw(st.integers(0, 12)), "seed": draw(st.integers(0, 2 ** 16))}
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -346,7 +346,7 @@ def test_random_geometries_match_model_and_cycle_model(g):
         b = weights((cout,), rng) if g["bias"] else None
         extra, mode = {}, "fp32"
         bias_model = None if b is None else [int(v) for v in preprocess.f32_bits(b)]
-    geo = dict(stride=g["stride"], groups=g["groups"], relu=g["relu"], prune=g["prune"])
+    geo = {"stride": g["stride"], "groups": g["groups"], "relu": g["relu"], "prune": g["prune"]}
     raw, prof = run_insn(x, w, fmt=mode, padding=g["pad"], dilation=g["dil"], bias=b, **geo,
                          **extra)
     layer = model(x, w, fixed=g["fixed"], pad=g["pad"], dil=g["dil"], bias=bias_model, **geo,

@@ -30,7 +30,7 @@ def im2col(x, w_shape, stride, pad, dil, groups):
     return cols
 
 
-def vendor_dot(w, a, start=np.float32(0.0)):
+def vendor_dot(w, a, start=0.0):
     """The documented order: P interleaved partial sums, pairwise tree, + start."""
     parts = hw.VENDOR_PARTIALS
     k = -(-w.size // hw.GROUP) * hw.GROUP
@@ -42,13 +42,13 @@ def vendor_dot(w, a, start=np.float32(0.0)):
         s = s + row
     while s.size > 1:
         s = s[0::2] + s[1::2]
-    return np.float32(start + s[0])
+    return np.float32(np.float32(start) + s[0])
 
 
 def finish(v, bias=None, relu=False, ofmt="fp32"):
     if bias is not None:
         v = np.float32(v + bias)
-    if relu and not v > 0 and v == v:
+    if relu and not v > 0 and not np.isnan(v):
         v = np.float32(0.0)
     u = ref.f2b(v)
     if ref.is_nan_bits(u):

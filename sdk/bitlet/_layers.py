@@ -179,7 +179,7 @@ def _conv_program(x, w, *, stride, padding, dilation, groups, bias, relu, prune,
         raise BitletValueError("precision='fixed' is not supported by the vendor-FP kernel")
     ofmt = hw.FMT_FIXED if fixed else hw.FMT_FP32      # results are binary32 (or fixed r)
     n, ih, iw, cin = x.shape
-    cout, kh, kw, cin_g = w.shape
+    cout, kh, kw, _ = w.shape
     arena = Arena()
     act = arena.add(preprocess.to_words(preprocess.pack_activations(x, fmt)))
     bias_words = _bias_words(bias, cout, fixed)
@@ -204,7 +204,7 @@ def _conv_program(x, w, *, stride, padding, dilation, groups, bias, relu, prune,
         insns.append(base.replace(
             wgt=wgt, kg_begin=kg0, kg_end=kg1, out=out if last else partial,
             acc=partial if i else 0, bias=bias_addr if last else 0,
-            flags=isa._flags(relu and last, bias_words is not None and last, i > 0, not last)))
+            flags=isa.flags_word(relu and last, bias_words is not None and last, i > 0, not last)))
     mem, prof = run_program(arena, insns, kernel=kernel)
     off = (out - arena.base) // 4
     words = mem[off:off + -(-out_elems * out_bytes // 4)]

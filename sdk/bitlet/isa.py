@@ -17,8 +17,8 @@ True
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -127,7 +127,7 @@ class Insn:
         return w
 
     @classmethod
-    def decode(cls, words: Sequence[int] | np.ndarray) -> "Insn":
+    def decode(cls, words: Sequence[int] | np.ndarray) -> Insn:
         """Inverse of :meth:`encode` (``words``: ``hw.INSN_WORDS`` uint32)."""
         w = [int(v) for v in np.asarray(words, dtype=np.uint32).reshape(-1)]
         if len(w) != hw.INSN_WORDS:
@@ -162,7 +162,7 @@ class Insn:
             layer=w[hw.W_MISC] >> hw.LAYER_SHIFT,
         )
 
-    def replace(self, **changes) -> "Insn":
+    def replace(self, **changes) -> Insn:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
@@ -257,9 +257,13 @@ def conv_out_size(size: int, k: int, stride: int, dil: int, pad0: int, pad1: int
     return span // stride + 1
 
 
-def _flags(relu: bool, bias: bool, accum: bool, partial: bool) -> int:
+def flags_word(relu: bool, bias: bool, accum: bool, partial: bool) -> int:
+    """The flags byte of an instruction (``hw.FLAG_*`` bits)."""
     return ((hw.FLAG_RELU if relu else 0) | (hw.FLAG_BIAS if bias else 0)
             | (hw.FLAG_ACCUM if accum else 0) | (hw.FLAG_PARTIAL if partial else 0))
+
+
+_flags = flags_word   # older spelling, kept for callers
 
 
 def _formats(precision: str, wfmt, afmt, ofmt) -> tuple[int, int, int]:
@@ -306,7 +310,8 @@ def conv2d(*, n: int, ih: int, iw: int, cin: int, cout: int, kh: int, kw: int,
             f"{ih}x{iw} (padding {pt},{pl},{pb},{pr})")
     wf, af, of = _formats(precision, wfmt, afmt, ofmt)
     return Insn(opcode=hw.OP_CONV2D, wfmt=wf, afmt=af, ofmt=of,
-                flags=_flags(relu, bool(bias) if use_bias is None else use_bias, accum, partial),
+                flags=flags_word(relu, bool(bias) if use_bias is None else use_bias, accum,
+                                 partial),
                 prune=prune, quant=quant, act=act, wgt=wgt, bias=bias, out=out, acc=acc,
                 n=n, ih=ih, iw=iw, cin=cin, cout=cout, kh=kh, kw=kw, stride=(sh, sw),
                 pad=(pt, pl, pb, pr), dilation=(dh, dw), groups=groups, out_hw=(oh, ow),
