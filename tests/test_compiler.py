@@ -116,9 +116,11 @@ def test_chain_of_convs_reuses_the_pool():
     assert program.meta["buffers"]["pool_bytes"] == 2 * one  # ping-pong, not 7 buffers
 
 
-def test_layer_too_wide_for_the_line_buffer_reports_sizes(dev):
-    model, *_ = conv_model(64, 8, 1, size=(4, 2048))
-    with pytest.raises(bitlet.CompileError, match=r"line buffer.*needs 393216 words.*65536"):
+def test_layer_whose_rows_cannot_fit_the_line_buffer_reports_sizes(dev):
+    w = np.ones((1, 4096, 3, 1), np.float32)  # dilation 8: 17 rows x 1 column x 4096 channels
+    model = single_node("Conv", {"x": (1, 4096, 20, 2)}, {"kernel_shape": [3, 1], "dilations": [8, 1]},
+                        {"w": w})
+    with pytest.raises(bitlet.CompileError, match=r"line buffer \(17 rows.*needs 69632 words.*65536"):
         bitlet.compile(model, device=dev)
 
 
@@ -170,3 +172,12 @@ def test_limit_ones_rounds_to_the_nearest_sparse_significand():
     for v in w[:16]:
         assert limit_ones(np.float32([v]), 2)[0] == np.float32(_nearest_with_two_ones(float(v)))
     assert np.array_equal(limit_ones(w, 24), w)
+
+
+def test_too_wide_conv_runs_as_column_strips_bit_identically(dev, cfg):
+    model, x, w, b = conv_model(8, 4, 1, size=(5, 40), k=3)
+    whole, p_whole = run_with(model, dev, cfg, {"x": x})
+    strips, p_strips = run_with(model, dev, cfg, {"x": x}, act_buf_words=3 * 8 * 12)
+    names = [layer["name"] for layer in p_strips.meta["layers"]]
+    assert len(names) == 4 and names[0] == "the_Conv.strip0"  # 12-column inputs: 10 outputs each
+    np.testing.assert_array_equal(strips["y0"].view(np.uint32), whole["y0"].view(np.uint32))

@@ -22,6 +22,7 @@ from bitlet._version import __version__
 from bitlet.compiler.fold import KERNEL_TYPES
 from bitlet.compiler.graph import Graph, Node
 from bitlet.compiler.schedule import KernelConfig, LayerGeometry, channel_tiles, plan_layer
+from bitlet.compiler.strips import split_wide_convs
 from bitlet.compiler.weights import (
     check_finite,
     conv_rows,
@@ -211,7 +212,8 @@ class Lowering:
 
     def layer_weights(self, node: Node) -> tuple[np.ndarray, np.ndarray, LayerOptions]:
         """(weights, bias, options) of a static kernel layer, checked and bit-budgeted."""
-        opts = self.options.get(node.name, self.options.get("*", LayerOptions()))
+        name = node.attrs.get("origin", node.name)  # column strips share their layer's options
+        opts = self.options.get(name, self.options.get("*", LayerOptions()))
         w = self.graph.constants[node.inputs[1]]
         bias = self.graph.constants[node.inputs[2]].astype(np.float32)
         check_finite(node.name, w)
@@ -451,6 +453,7 @@ def lower(graph: Graph, cfg: KernelConfig, precision: str = "fp32",
     if fmt not in cfg.formats:
         raise CompileError(f"precision {precision!r} is not supported by this kernel "
                            f"(formats {list(cfg.formats)})")
+    graph = split_wide_convs(graph, cfg)
     low = Lowering(graph, cfg, precision, options or {})
     low.run()
     plan = low.plan_memory()
