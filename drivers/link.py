@@ -963,21 +963,22 @@ class _Pump(threading.Thread):
         self.blackout_until = 0.0
 
     def run(self) -> None:
-        line_clock = time.monotonic()
+        line_clock = float("-inf")  # when the line finishes sending what it was given
+        queued = b""  # bytes found waiting right after the previous block went out
         while not self.stop_event.is_set():
-            try:
-                data = self._read(0.02, self.block)
-            except OSError:
-                data = None
+            data, waiting = (queued, True) if queued else (self._read_or_none(0.02), False)
             if data is None:  # end of stream: close the other side too
-                if self.on_cut is not None:
-                    self.on_cut()
+                self._close_pair()
                 return
             if not data:
                 continue
             now = time.monotonic()
             if self.byte_rate:
-                line_clock = max(line_clock, now) + len(data) / self.byte_rate
+                # A UART sends back to back while its FIFO holds data: bytes that
+                # were already waiting follow the previous block without a gap
+                # (this thread's late wake-up is not the line's idle time).
+                start = line_clock if waiting and now - line_clock < 0.05 else now
+                line_clock = start + len(data) / self.byte_rate
                 if line_clock > now:
                     time.sleep(line_clock - now)
             data = self._apply_faults(data)
@@ -985,9 +986,22 @@ class _Pump(threading.Thread):
                 try:
                     self._write(data)
                 except OSError:
-                    if self.on_cut is not None:
-                        self.on_cut()
+                    self._close_pair()
                     return
+            queued = self._read_or_none(0.0)
+            if queued is None:
+                self._close_pair()
+                return
+
+    def _read_or_none(self, timeout: float) -> bytes | None:
+        try:
+            return self._read(timeout, self.block)
+        except OSError:
+            return None
+
+    def _close_pair(self) -> None:
+        if self.on_cut is not None:
+            self.on_cut()
 
     def _apply_faults(self, data: bytes) -> bytes:
         f = self.faults
