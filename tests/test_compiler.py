@@ -175,8 +175,8 @@ def test_limit_ones_rounds_to_the_nearest_sparse_significand():
 
 
 def test_too_wide_conv_runs_as_column_strips_bit_identically(dev, cfg):
-    model, x, w, b = conv_model(8, 4, 1, size=(5, 40), k=3)
-    whole, p_whole = run_with(model, dev, cfg, {"x": x})
+    model, x, *_ = conv_model(8, 4, 1, size=(5, 40), k=3)
+    whole, _ = run_with(model, dev, cfg, {"x": x})
     strips, p_strips = run_with(model, dev, cfg, {"x": x}, act_buf_words=3 * 8 * 12)
     names = [layer["name"] for layer in p_strips.meta["layers"]]
     assert len(names) == 4 and names[0] == "the_Conv.strip0"  # 12-column inputs: 10 outputs each

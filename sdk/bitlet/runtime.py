@@ -26,6 +26,9 @@ from bitlet import hw
 from bitlet.errors import BitletTypeError, BitletValueError, OverlayMismatch
 from bitlet.program import Program
 
+#: kernel wait budget: the driver's timeout plus this many seconds per MAC of the
+#: segment (generous for the C reference simulator, ~10 MMAC/s; a board is far faster)
+SECONDS_PER_MAC = 1e-6
 _NP_FMT = {"fp32": np.uint32, "fp16": np.uint16, "bf16": np.uint16, "fixed": np.uint32}
 
 
@@ -212,13 +215,14 @@ class CompiledModel:
         env.update((n, o) for n, o in zip(step["outputs"], outs) if n)
         timings["host"].append((step["node"], step["type"], time.perf_counter() - t0))
 
-    def _dev_view(self, dev: str, dtype) -> np.ndarray:
+    def _dev_view(self, dev: str) -> np.ndarray:
+        """The bytes of device value ``dev`` in the program's buffer (a device-buffer view)."""
         info = self.meta["devices"][dev]
         start = self.program.meta["buffers"]["pool_offset"] + info["offset"]
-        return self._buffer[start:start + info["nbytes"]], np.dtype(dtype)
+        return self._buffer[start:start + info["nbytes"]]
 
     def _write_dev(self, dev: str, data: np.ndarray) -> None:
-        view, _ = self._dev_view(dev, np.uint8)
+        view = self._dev_view(dev)
         raw = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
         view[: len(raw)] = raw
         view.sync_to_device()
@@ -276,8 +280,11 @@ class CompiledModel:
         t0 = time.perf_counter()
         buffers = self.meta["buffers"]
         first, count = step["first"], step["count"]
+        macs = sum(layer["macs"] for layer in self.meta["layers"]
+                   if first <= layer["insn_first"] < first + count)
         result = self.driver.run(self.base + first * hw.INSN_BYTES, count,
-                                 self.base + buffers["profile_offset"] + first * hw.PROF_BYTES)
+                                 self.base + buffers["profile_offset"] + first * hw.PROF_BYTES,
+                                 timeout=self.driver.timeout + macs * SECONDS_PER_MAC)
         seconds = time.perf_counter() - t0
         timings["kernel"] += seconds
         timings["kernel_runs"].append((first, count, result.seconds))
@@ -298,7 +305,7 @@ class CompiledModel:
 
         t0 = time.perf_counter()
         info = self.meta["devices"][step["dev"]]
-        view, _ = self._dev_view(step["dev"], np.uint8)
+        view = self._dev_view(step["dev"])
         view.sync_from_device()
         raw = np.frombuffer(view.tobytes(), dtype=_NP_FMT[info["fmt"]])
         x = unpack_outputs(raw, info["fmt"]).reshape(info["shape"])

@@ -49,7 +49,7 @@ def _too_wide(graph: Graph, node: Node, cfg: KernelConfig) -> bool:
 def _strips(graph: Graph, node: Node, cfg: KernelConfig) -> list[Node]:
     n, cin, h, width = graph.shape(node.inputs[0])
     kw = int(graph.constants[node.inputs[1]].shape[3])
-    top, left, bottom, right = node.attrs["pads"]
+    top, left, bottom, _ = node.attrs["pads"]  # the right pad is implied by `end - hi`
     s, d = node.attrs["strides"][1], node.attrs["dilations"][1]
     eff = (kw - 1) * d + 1
     out_shape = graph.values[node.outputs[0]].shape
