@@ -416,8 +416,7 @@ static uint32_t check_extents(const bk_bus_t *bus, const bk_insn_t *d)
     if ((d->flags & BITLET_FLAG_BIAS)
         && !in_window(bus, d->bias, (uint64_t)d->cout * partial_bytes(d), WORD_BYTES))
         return BITLET_STATUS_BUS_ERROR;
-    if (!in_window(bus, d->out, out_bytes, elem_bytes(d->ofmt) < out_elem_bytes(d)
-                                           ? WORD_BYTES : elem_bytes(d->ofmt)))
+    if (!in_window(bus, d->out, out_bytes, out_elem_bytes(d) == 2u ? 2u : WORD_BYTES))
         return BITLET_STATUS_BUS_ERROR;
     if ((d->flags & BITLET_FLAG_ACCUM)
         && !in_window(bus, d->acc, mul_sat(nhwc_span(out_px, d->out_cs, d->out_coff, d->cout),

@@ -354,3 +354,25 @@ def test_random_geometries_match_model_and_cycle_model(g):
     got = raw.view(np.int32).astype(np.int64) if g["fixed"] else as_int(raw)
     assert np.array_equal(got, ref.run(layer).astype(np.int64))
     check_cycles(layer, prof)
+
+
+def test_schedule_benchmark_runs_on_real_layers(capsys):
+    """benchmarks/kernel_schedule.py on the first layers of the PP-OCRv4 detector."""
+    import importlib.util
+    from pathlib import Path
+
+    pytest.importorskip("rapidocr_onnxruntime")
+    pytest.importorskip("skimage")
+    pytest.importorskip("onnxruntime")
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "kernel_schedule.py"
+    if not path.exists():
+        pytest.skip("benchmarks/ not present")
+    spec = importlib.util.spec_from_file_location("kernel_schedule", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--size", "32x64", "--limit", "3"]) == 0
+    out = capsys.readouterr().out
+    total = next(line for line in out.splitlines() if line.startswith("TOTAL"))
+    ratio = float(total.split("ratio")[1].strip().rstrip("x"))
+    assert 0 < ratio < 1          # the pipelined schedule beats the reference
+    assert "dw3x3" in out
