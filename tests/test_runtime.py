@@ -216,3 +216,20 @@ def test_fixed_precision_keeps_attention_products_in_fp32(dev):
 def test_bad_precisions(dev, precision):
     with pytest.raises(bitlet.CompileError, match="precision"):
         bitlet.compile(tiny_cnn(), device=dev, precision=precision)
+
+
+def test_weights_are_synced_once_and_only_activations_per_run(dev, monkeypatch):
+    w = np.random.default_rng(0).standard_normal((512, 512)).astype(np.float32)
+    model = single_node("Gemm", {"x": (1, 512)}, {"transB": 1}, {"w": w})
+    written = []
+    original = type(dev)._write_arena
+    monkeypatch.setattr(type(dev), "_write_arena",
+                        lambda self, offset, data: (written.append(len(data)), original(self, offset, data))[1])
+    compiled = bitlet.compile(model, device=dev)
+    try:
+        assert sum(written) >= w.nbytes  # the image, weights included, at load
+        written.clear()
+        compiled(np.ones((1, 512), np.float32))
+        assert 0 < sum(written) <= 2 * 512 * 4  # the input (and nothing of the 1 MiB of weights)
+    finally:
+        compiled.close()
