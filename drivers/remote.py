@@ -19,6 +19,7 @@ raise :class:`bitlet.LinkError` saying what was in progress.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
@@ -32,12 +33,12 @@ from bitlet.drivers.link import (
     ACK,
     ACK_COMPLETE,
     DATA,
+    DEFAULT_LIMITS,
     ERROR,
     HELLO,
     QUERY,
     WELCOME,
     Frame,
-    DEFAULT_LIMITS,
     Limits,
     LinkBroken,
     LinkError,
@@ -214,9 +215,12 @@ class RemoteDevice(Device):
             limit = max(0.05, min(limit, deadline - time.monotonic()))
         transport = link.open_transport(self.address, write_timeout=self._write_timeout(),
                                         connect_timeout=limit)
+        if self.address.scheme == "serial":
+            transport.discard_input()  # whatever the line held before this connection
         peer = Peer(transport, self.tuning, self.limits)
         try:
             self.agent = self._handshake(peer, limit)
+            self._fit_chunk(self.agent)
         except BaseException:
             peer.close()
             raise
@@ -225,6 +229,12 @@ class RemoteDevice(Device):
             self._peer.close()
         self._peer = peer
         self._broken = False
+
+    def _fit_chunk(self, welcome: dict) -> None:
+        """Never send frames larger than the agent accepts."""
+        max_frame = (welcome.get("limits") or {}).get("max_frame")
+        if isinstance(max_frame, int) and 0 < max_frame < self.tuning.chunk:
+            self.tuning = dataclasses.replace(self.tuning, chunk=max_frame)
 
     def _write_timeout(self) -> float:
         return 5.0 + 4 * self.tuning.transfer_time(self.tuning.chunk * self.tuning.window)
@@ -243,6 +253,8 @@ class RemoteDevice(Device):
             if frame is None:
                 continue
             answer = frame.json()
+            if frame.ftype == ERROR and answer.get("code") == "no_session":
+                continue  # the agent answering frames sent before this handshake
             if frame.ftype == ERROR:
                 raise LinkError(f"agent at {self.address} refused the connection: "
                                 f"{answer.get('message', answer)}")
@@ -506,7 +518,7 @@ class RemoteDevice(Device):
         return digest
 
     # -- programs: upload once, run many times ----------------------------------
-    def load_program(self, program: Any, *, run_timeout: float | None = None) -> "RemoteModel":
+    def load_program(self, program: Any, *, run_timeout: float | None = None) -> RemoteModel:
         """Load a compiled program on the board; returns a model to call.
 
         The program's bytes cross the link only if the agent does not hold
@@ -538,11 +550,25 @@ class RemoteDevice(Device):
         return RemoteModel(self, program, digest, run_timeout)
 
     def close(self) -> None:
-        """Close the link (the agent keeps serving; idempotent)."""
+        """End the session (the agent frees its buffers and models) and the link.
+
+        Idempotent.  The agent keeps serving other clients; if the link is
+        already down the agent frees this session's memory when the next
+        client connects.
+        """
         if self._closed:
             return
-        self._closed = True
-        self._drop_peer()
+        try:
+            if not self._broken:
+                self.call("close_session", timeout=1.0)
+        except errors.BitletError:
+            pass  # best effort: the next client's handshake frees the session anyway
+        finally:
+            self._closed = True
+            self._drop_peer()
+            for buf in self._buffers.values():
+                buf._freed = True
+            self._buffers.clear()
 
     def link_stats(self) -> dict[str, Any]:
         """Byte and retry counters of the current connection plus :attr:`stats`."""

@@ -8,12 +8,18 @@ import contextlib
 
 import numpy as np
 import pytest
-
 from bitlet import BitletValueError, BusError, DeviceError, LinkError, OutOfDeviceMemory, hw
 from bitlet.agent import Agent
 from bitlet.drivers import link
 from bitlet.drivers.link import (
-    ACK, ACK_COMPLETE, DATA, HELLO, QUERY, WELCOME, Peer, Tuning,
+    ACK,
+    ACK_COMPLETE,
+    DATA,
+    HELLO,
+    QUERY,
+    WELCOME,
+    Peer,
+    Tuning,
 )
 from bitlet.drivers.remote import RemoteBuffer, open_remote
 from bitlet.drivers.sim import SimDevice
@@ -52,7 +58,7 @@ def remote(request, sim):
 
 
 def test_buffers_round_trip_bit_exact(remote):
-    dev, agent, sim = remote
+    dev, _agent, sim = remote
     rng = np.random.default_rng(7)
     values = rng.standard_normal((33, 17)).astype(np.float32)
     values.view(np.uint32)[0, :3] = [0x7FC00001, 0x80000000, 0x00000001]  # NaN payload, -0, subnormal
@@ -142,9 +148,11 @@ def test_blob_cache_uploads_once(sim):
 
 def test_agent_serves_the_next_client_and_frees_the_previous_ones_buffers(sim):
     with tcp_agent(sim) as (agent, url):
-        with open_remote(url, timeout=5) as first:
-            first.allocate(1 << 20, np.uint8)
-            used = sim.describe()["memory"]["buffers"]
+        idle = sim.describe()["memory"]["buffers"]
+        first = open_remote(url, timeout=5)
+        first.allocate(1 << 20, np.uint8)
+        assert sim.describe()["memory"]["buffers"] == idle + 1
+        first._peer.transport.close()  # the client vanishes without a goodbye
         with open_remote(url, timeout=5) as second:
             buf = second.allocate(8, np.uint8)
             buf[:] = 5
@@ -152,8 +160,10 @@ def test_agent_serves_the_next_client_and_frees_the_previous_ones_buffers(sim):
             buf[:] = 0
             buf.sync_from_device()
             assert list(buf) == [5] * 8
-            assert sim.describe()["memory"]["buffers"] == used  # first's 1 MiB went back
-        assert agent.stats["sessions"] == 2
+            # the vanished client's 1 MiB went back when this one shook hands
+            assert sim.describe()["memory"]["buffers"] == idle + 1
+        assert sim.describe()["memory"]["buffers"] == idle  # close() frees at once
+        assert agent.stats["sessions"] == 2 and agent.stats["op_close_session"] == 1
 
 
 def test_token_is_required_and_checked(sim):
@@ -186,7 +196,7 @@ def test_no_agent_is_a_clear_error_within_the_timeout():
 
 
 def test_oversize_message_is_refused_and_the_agent_survives(sim):
-    with tcp_agent(sim, limits=link.Limits(max_message=64 << 10)) as (agent, url):
+    with tcp_agent(sim, limits=link.Limits(max_message=64 << 10)) as (_agent, url):
         with open_remote(url, timeout=5) as dev:
             buf = dev.allocate(100_000, np.uint8)
             with pytest.raises(LinkError, match="exceeds the limit"):

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import contextlib
 
+import bitlet
 import numpy as np
 import pytest
-from models import tiny_cnn
-
-import bitlet
 from bitlet import DeviceError, hw
 from bitlet.agent import Agent
 from bitlet.drivers import link
 from bitlet.drivers.remote import RemoteModel, open_remote
 from bitlet.drivers.sim import SimDevice
+from models import tiny_cnn
 
 pytestmark = pytest.mark.device
 
@@ -50,7 +49,7 @@ def board(url_kind="tcp"):
 @pytest.mark.parametrize("kind", ["tcp", "pty"])
 def test_remote_runs_are_bit_identical_to_local_runs(local, kind):
     program, inputs, outputs, _ = local
-    with board(kind) as (agent, dev, url), open_remote(url, timeout=10) as remote:
+    with board(kind) as (agent, _dev, url), open_remote(url, timeout=10) as remote:
         model = remote.load_program(program)
         assert isinstance(model, RemoteModel)
         assert model.output_names == [o["name"] for o in program.meta["outputs"]]
@@ -64,7 +63,7 @@ def test_remote_runs_are_bit_identical_to_local_runs(local, kind):
 
 def test_program_is_uploaded_once_and_loaded_once(local):
     program, inputs, outputs, _ = local
-    with board() as (agent, dev, url):
+    with board() as (agent, _dev, url):
         with open_remote(url, timeout=10) as remote:
             first = remote.load_program(program)
             uploaded = agent.stats["data_bytes_in"]
@@ -85,7 +84,7 @@ def test_program_is_uploaded_once_and_loaded_once(local):
 
 def test_remote_profile_has_the_same_cycle_counts(local):
     program, inputs, _, profile = local
-    with board() as (agent, dev, url), open_remote(url, timeout=10) as remote:
+    with board() as (_agent, _dev, url), open_remote(url, timeout=10) as remote:
         remote_profile = remote.load_program(program).profile(inputs[0])
     for key in ("pe_cycles", "ref_cycles", "kernel_cycles", "ddr_bytes", "macs"):
         assert remote_profile.totals[key] == profile.totals[key]
@@ -95,7 +94,7 @@ def test_remote_profile_has_the_same_cycle_counts(local):
 
 def test_a_tampered_program_is_refused(local):
     program, *_ = local
-    with board() as (agent, dev, url), open_remote(url, timeout=10) as remote:
+    with board() as (_agent, _dev, url), open_remote(url, timeout=10) as remote:
         data = np.frombuffer(program.to_bytes(), dtype=np.uint8)
         with pytest.raises(bitlet.BitletValueError, match="digest"):
             remote.call("program_put", {"digest": "0" * 64}, [data])

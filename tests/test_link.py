@@ -8,12 +8,24 @@ import zlib
 
 import numpy as np
 import pytest
-
 from bitlet import BitletValueError, LinkError
 from bitlet.drivers import link
 from bitlet.drivers.link import (
-    ACK, DATA, HEADER, HELLO, FrameParser, Inbound, Limits, LinkProtocolError, LinkTimeout,
-    Outbound, Tuning, encode_frame, pack_message, parse_url, unpack_message,
+    ACK,
+    DATA,
+    HEADER,
+    HELLO,
+    FrameParser,
+    Inbound,
+    Limits,
+    LinkProtocolError,
+    LinkTimeout,
+    Outbound,
+    Tuning,
+    encode_frame,
+    pack_message,
+    parse_url,
+    unpack_message,
 )
 
 

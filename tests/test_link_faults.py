@@ -14,10 +14,8 @@ import time
 
 import numpy as np
 import pytest
-
 from bitlet import LinkError, hw
 from bitlet.agent import Agent
-from bitlet.drivers import link
 from bitlet.drivers.link import Faults, PtyRelay, TcpProxy
 from bitlet.drivers.remote import open_remote
 from bitlet.drivers.sim import SimDevice
@@ -164,7 +162,7 @@ def test_pty_cut_mid_upload_recovers_from_the_last_acknowledged_chunk(sim):
 def test_dead_link_raises_link_error_within_the_timeout(sim):
     """A link that never delivers anything again ends every call in a LinkError."""
     faults = Faults(cut_after=5_000, cut_for=60.0)  # the cable is pulled for good
-    with through_pty_relay(sim, faults) as (agent, url, _, counter):
+    with through_pty_relay(sim, faults) as (agent, url, _, _counter):
         with open_remote(url, timeout=1.0, reconnects=1) as dev:
             buf = dev.allocate(50_000, np.uint8)
             start = time.monotonic()

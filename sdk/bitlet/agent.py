@@ -22,7 +22,8 @@ arrays): ``describe``, ``alloc``, ``free``, ``write``, ``read``,
 (content-addressed bytes), ``program_has``, ``program_put`` (a compiled
 Program, keyed by :meth:`bitlet.program.Program.digest`), ``model_load``,
 ``model_run``, ``model_profile``, ``model_close`` (the program loaded on the
-device once and run many times).
+device once and run many times), ``close_session`` (the client leaves: its
+buffers and models are freed at once).
 """
 from __future__ import annotations
 
@@ -47,12 +48,12 @@ from bitlet.drivers import link
 from bitlet.drivers.link import (
     ACK,
     DATA,
+    DEFAULT_LIMITS,
     ERROR,
     HELLO,
     QUERY,
     WELCOME,
     Frame,
-    DEFAULT_LIMITS,
     Limits,
     LinkBroken,
     LinkError,
@@ -173,7 +174,7 @@ class Agent:
         """Ask :meth:`serve` to return (within a poll interval)."""
         self._stop.set()
 
-    def start(self, listen_url: str, timeout: float = 5.0) -> "Agent":
+    def start(self, listen_url: str, timeout: float = 5.0) -> Agent:
         """Serve in a background thread; returns once listening.
 
         Raises
@@ -206,7 +207,7 @@ class Agent:
         if thread is not None:
             thread.join(timeout)
 
-    def __enter__(self) -> "Agent":
+    def __enter__(self) -> Agent:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -321,6 +322,7 @@ class Agent:
         resumed = self.session is not None and self.session.client_id == client_id
         if not resumed:
             self._new_session(client_id)
+            peer.outbound = None  # a reply still going to the previous client
         peer.inbound = self.session.inbound  # a half-received request survives a cut
         peer.send_json(WELCOME, {"ok": True, **mine, "resumed": resumed,
                                  "limits": {"max_frame": self.limits.max_frame,
@@ -348,14 +350,20 @@ class Agent:
         return self._versions
 
     def _new_session(self, client_id: str) -> None:
-        old = self.session
-        if old is not None:
-            for model in old.models.values():
-                _quietly_close(model)
-            for buf in old.buffers.values():
-                _quietly_free(buf)
+        if self.session is not None:
+            self._release(self.session)
         self.session = Session(client_id)
         self.stats["sessions"] += 1
+
+    @staticmethod
+    def _release(session: Session) -> None:
+        """Free a session's models and buffers (its reply cache stays)."""
+        for model in session.models.values():
+            _quietly_close(model)
+        for buf in session.buffers.values():
+            _quietly_free(buf)
+        session.models.clear()
+        session.buffers.clear()
 
     def _on_data(self, peer: Peer, frame: Frame) -> None:
         session = self.session
@@ -491,6 +499,11 @@ class Agent:
         if len(arrays) != 1 or arrays[0].dtype != np.uint8:
             raise LinkProtocolError("blob_put: expects one uint8 array")
         self.cache.put(str(args.get("sha256")), arrays[0].tobytes())
+        return None, []
+
+    def op_close_session(self, args: dict, arrays: list) -> tuple[Any, list]:
+        """The client is leaving: free its models and buffers now."""
+        self._release(self.session)
         return None, []
 
     # -- programs: uploaded once (keyed by Program.digest), loaded once, run many times
