@@ -398,7 +398,8 @@ class KernelDriver:
         if not ctrl & hw.CTRL_AP_IDLE or ctrl & hw.CTRL_AP_START:
             raise DeviceError(
                 f"the kernel is busy (CTRL = 0x{ctrl:08X}): a previous run has not finished "
-                "(did it time out?). Reload the overlay (board) or reopen the device (simulator).")
+                "(did it time out?). Call dev.reset() (reloads the overlay on a board, resets "
+                "the simulated kernel), then run again.")
         self._clear_isr()
         for name in ("STATUS", "INSN_DONE"):
             dev.read_reg(getattr(hw, f"REG_{name}_CTRL"))  # ap_vld is clear-on-read
@@ -506,8 +507,8 @@ def _likely_causes(ctrl: int, done: int | None, n_insn: int, timeout: float,
     if probe:
         causes.append("the bitstream on the FPGA is not the bitlet overlay, or its .hwh describes "
                       "another design (wrong register address)")
-    causes.append("after a timeout the kernel may still be running: reload the overlay (board) "
-                  "or reopen the device (simulator) before the next run")
+    causes.append("after a timeout the kernel may still be running: call dev.reset() (reloads "
+                  "the overlay on a board, resets the simulated kernel) before the next run")
     return causes
 
 

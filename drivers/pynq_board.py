@@ -369,6 +369,14 @@ class PynqDevice(Device):
             "closed": self._closed,
         }
 
+    def reset(self) -> None:
+        """Reload the overlay (resets the kernel, e.g. after a timeout); buffers are kept."""
+        self._check_open()
+        pynq = import_pynq()
+        self.overlay = self._load(pynq, True, self.pynq_device)
+        self.ip = self._driver()
+        self._irq = self._interrupt() if self._irq is not None else None
+
     def close(self) -> None:
         """Stop using the board (the overlay stays loaded; idempotent)."""
         self._closed = True

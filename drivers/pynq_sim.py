@@ -393,6 +393,11 @@ def sim_pynq_class() -> type:
             """The simulated arena (the kernel's m_axi sees only it)."""
             return self.sim.memory_window()
 
+        def reset(self) -> None:
+            """Reset the simulated kernel (the board would reload the overlay)."""
+            self._check_open()
+            self.sim.reset()
+
         def describe(self) -> dict[str, Any]:
             info = super().describe()
             info.update(board="simulated (pynq)", memory_window=list(self.sim.memory_window()),

@@ -418,6 +418,7 @@ class SimDevice(Device):
         self._regs = [0] * (_hw().REG_SPAN // 4)
         self._regs[_hw().REG_CTRL // 4] = _hw().CTRL_AP_IDLE
         self._busy = False
+        self._generation = 0  # bumped by reset(): an abandoned run must not report
         self._crash: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -625,11 +626,12 @@ class SimDevice(Device):
         args = self._latched_args()
         started = time.monotonic()
         if self.threaded:
-            self._thread = threading.Thread(target=self._run, args=(args, started),
+            self._thread = threading.Thread(target=self._run,
+                                            args=(args, started, self._generation),
                                             name="bitlet-sim-kernel", daemon=True)
             self._thread.start()
         else:
-            self._run(args, started)
+            self._run(args, started, self._generation)
 
     def _latched_args(self) -> dict[str, int]:
         r = self._reg
@@ -642,26 +644,27 @@ class SimDevice(Device):
             "prof_addr": r("PROF_LO") | r("PROF_HI") << 32,
         }
 
-    def _run(self, args: dict[str, int], started: float) -> None:
+    def _run(self, args: dict[str, int], started: float, generation: int) -> None:
         try:
-            outputs = self._execute(args)
+            outputs = self._execute(args, generation)
         except BaseException as exc:  # noqa: BLE001 - reported on the host's next access
             with self._cond:
-                self._crash = exc
-                self._busy = False
-                self._regs[_hw().REG_CTRL // 4] |= _hw().CTRL_AP_IDLE
-                self._cond.notify_all()
+                if generation == self._generation:
+                    self._crash = exc
+                    self._busy = False
+                    self._regs[_hw().REG_CTRL // 4] |= _hw().CTRL_AP_IDLE
+                    self._cond.notify_all()
             return
-        if outputs is None:  # hung: never completes (until close)
+        if outputs is None:  # hung: never completes (until reset or close)
             return
         remaining = started + self.delay - time.monotonic()
         if remaining > 0 and self._stop.wait(remaining):
             return
         with self._cond:
-            if not self._closed:
+            if not self._closed and generation == self._generation:
                 self._finish(outputs)
 
-    def _execute(self, args: dict[str, int]) -> dict[str, int] | None:
+    def _execute(self, args: dict[str, int], generation: int) -> dict[str, int] | None:
         """Run the kernel for the latched arguments; None if it hangs."""
         hw = _hw()
         n_insn = args["n_insn"]
@@ -676,7 +679,8 @@ class SimDevice(Device):
         if mode == "hang" and outputs["STATUS"] == hw.STATUS_OK:
             if outputs["INSN_DONE"]:  # progress reported so far (ap_vld pulses)
                 with self._cond:
-                    self._latch({"INSN_DONE": outputs["INSN_DONE"]})
+                    if generation == self._generation:
+                        self._latch({"INSN_DONE": outputs["INSN_DONE"]})
             return None
         if mode == "bus" and outputs["STATUS"] == hw.STATUS_OK:
             outputs["STATUS"] = hw.STATUS_BUS_ERROR
@@ -725,6 +729,23 @@ class SimDevice(Device):
             exc, self._crash = self._crash, None
             raise DeviceError(f"the simulated kernel ({self.engine_name}) raised "
                               f"{type(exc).__name__}: {exc}") from exc
+
+    def reset(self) -> None:
+        """Reset the kernel, as reloading the overlay does on a board.
+
+        A running or hung run is abandoned (it never reports), every
+        register returns to its reset value (ap_idle set; ID registers 0
+        until the next run).  Device memory and buffers are kept.
+        """
+        hw = _hw()
+        with self._cond:
+            self._check_open()
+            self._generation += 1
+            self._busy = False
+            self._crash = None
+            self._regs = [0] * len(self._regs)
+            self._regs[hw.REG_CTRL // 4] = hw.CTRL_AP_IDLE
+            self._cond.notify_all()
 
     # -- identity / lifetime -------------------------------------------------
     def describe(self) -> dict[str, Any]:

@@ -226,6 +226,10 @@ def test_a_kernel_that_never_completes_raises_within_the_bound(open_dev):
     assert time.monotonic() - start < TIMEOUT + 2.0
     assert info.value.insn_done == 1 and info.value.registers["N_INSN"] == 3
     assert "INSN_DONE = 1" in str(info.value)
+    sim.faults.hang_after = None
+    dev.reset()
+    dev.kernel.run(prog.device_address, 3, timeout=10.0)
+    np.testing.assert_array_equal(_bits(g.result()), _bits(g.expected()))
 
 
 def test_a_mismatched_overlay_is_refused(open_dev):

@@ -123,8 +123,12 @@ def test_a_kernel_that_never_completes_times_out_with_a_diagnosis(dev):
     assert "INSN_DONE = 4" in str(err) and "likely causes" in str(err)
     assert any("memory access (instruction 4)" in c for c in err.causes)
     assert isinstance(err, TimeoutError)
-    with pytest.raises(bitlet.DeviceError, match="busy"):
+    with pytest.raises(bitlet.DeviceError, match=r"busy.*dev\.reset\(\)"):
         drv.run(prog.device_address, 6, timeout=TIMEOUT)
+    dev.faults.hang_after = None
+    dev.reset()  # as reloading the overlay: the hung run is abandoned
+    assert dev.read_reg(hw.REG_CTRL) == hw.CTRL_AP_IDLE and dev.read_reg(hw.REG_INSN_DONE) == 0
+    assert drv.run(prog.device_address, 6, timeout=5.0).n_insn == 6
 
 
 def test_a_hung_probe_times_out_at_open():
