@@ -240,6 +240,13 @@
 /*   geometry at its own address).                                      */
 /* Instructions and profile records: arrays of BITLET_INSN_WORDS and    */
 /*   BITLET_PROF_WORDS uint32, 64-bit values as lo/hi word pairs.        */
+/* Every operand address is aligned to its element (2 bytes for fp16/   */
+/*   bf16, else 4; int64 values as word pairs) and its whole extent     */
+/*   lies in [MEM_BASE, MEM_BASE + MEM_SIZE), else STATUS_BUS_ERROR     */
+/*   before anything is written.  OUT must not overlap ACT, WGT or BIAS;*/
+/*   ACC may equal OUT.  Fixed mode: activations are clamped to         */
+/*   [-2^24, 2^24 - 1]; weight bits 30..24 are ignored; fixbits (MISC)  */
+/*   is informational (0..24).                                          */
 /* ------------------------------------------------------------------ */
 
 /* ------------------------------------------------------------------ */
