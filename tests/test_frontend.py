@@ -134,3 +134,16 @@ def test_pp_ocr_models_import_and_match_onnxruntime(kind, shape):
     (out,) = execute(graph, {"x": x}).values()
     assert out.shape == ref.shape
     assert rel_l2(out, ref) < 1e-5
+
+
+def test_1d_convolution_is_listed_as_unsupported():
+    w = np.ones((2, 3, 3), np.float32)
+    model = single_node("Conv", {"x": (1, 3, 10)}, {"kernel_shape": [3]}, {"w": w})
+    with pytest.raises(bitlet.CompileError, match=r"the_Conv \(Conv\): only 2-D convolutions"):
+        import_onnx(model)
+
+
+def test_matmul_with_a_vector_operand_stays_on_the_host():
+    model = single_node("MatMul", {"x": (2, 5), "v": (5,)}, {})
+    graph = optimize(import_onnx(model))
+    assert graph.op_counts() == {"MatMul": 1}

@@ -161,7 +161,8 @@ def _canonical_matmul(graph: Graph, node: Node) -> None:
     if node.inputs[0] in graph.constants:
         return  # constant A, dynamic B: rare; a host MatMul
     if b is None:
-        node.op, node.attrs = "BitletMatMul", {"relu": False}
+        if len(graph.shape(node.inputs[0])) >= 2 and len(graph.shape(node.inputs[1])) >= 2:
+            node.op, node.attrs = "BitletMatMul", {"relu": False}  # else: a host MatMul
     elif b.ndim == 2:
         _make_dense(graph, node, b.astype(np.float32).T.copy(), np.zeros(b.shape[1], np.float32))
 

@@ -304,6 +304,8 @@ def _unsupported_reason(node: Node, domain: str, constants) -> str:
     if node.op in ("Conv", "ConvTranspose"):
         if node.inputs[1] not in constants:
             return "weights are not constant"
+        if constants[node.inputs[1]].ndim != 4:
+            return f"only 2-D convolutions (4-D weights), got {constants[node.inputs[1]].ndim}-D weights"
         if len(node.inputs) > 2 and node.inputs[2] and node.inputs[2] not in constants:
             return "bias is not constant"
     if node.op in ("Resize", "Upsample"):
