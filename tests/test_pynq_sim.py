@@ -110,6 +110,7 @@ def test_runs_wait_on_pynq_interrupt_through_the_interrupt_controller():
         assert isinstance(dev._irq, pynq.Interrupt) and dev.describe()["interrupt"] is True
         assert dev.notes == []
         uio = dev.pynq_device.uio[dev.pynq_device.interrupt_controllers["axi_intc_0"]["raw_irq"]]
+        assert dev._irq.parent().parent is uio, "pynq found the PS line of the controller"
         drv = KernelDriver(dev)
         prog = dev.allocate((1, hw.INSN_WORDS), np.uint32)
         prog.sync_to_device()
