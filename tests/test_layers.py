@@ -300,6 +300,19 @@ def test_bad_arguments_name_the_argument():
                        quant=0)
 
 
+def test_layers_too_big_for_the_buffers_are_refused_with_sizes():
+    cin = hw.ACT_BUF_WORDS // 2 + 1                       # two rows do not fit
+    with pytest.raises(BitletValueError, match="activation buffer"):
+        _layers.conv2d(np.zeros((1, 2, 1, cin), np.float32), np.zeros((1, 2, 1, cin), np.float32))
+    ow = hw.OUT_BUF_WORDS // hw.N_PE + 1
+    with pytest.raises(BitletValueError, match="output row buffer"):
+        _layers.conv2d(np.zeros((1, 1, ow, 1), np.float32), np.zeros((1, 1, 1, 1), np.float32))
+    m = hw.BIAS_BUF_WORDS + 1
+    with pytest.raises(BitletValueError, match="bias buffer"):
+        _layers.matmul(np.zeros((m, 1), np.float32), np.zeros((1, 1), np.float32),
+                       bias=np.zeros(m, np.float32))
+
+
 def test_nan_inputs_give_nan_not_an_error():
     w, a = weights((2, 8)), weights((8, 1))
     a[3, 0] = np.nan

@@ -169,6 +169,25 @@ def _k_tiles(n_kg: int) -> list[tuple[int, int]]:
     return [(b, min(b + per, n_kg)) for b in range(0, n_kg, per)]
 
 
+def _check_buffers(insn: isa.Insn, has_bias: bool) -> None:
+    """Refuse, naming the sizes, a layer the kernel's on-chip buffers cannot hold."""
+    words = 2 if insn.isfix else 1
+    rows = (insn.kh - 1) * insn.dilation[0] + 1
+    need = rows * insn.iw * insn.cin
+    if need > hw.ACT_BUF_WORDS:
+        raise BitletValueError(
+            f"x: {rows} input rows of W={insn.iw} x Cin={insn.cin} ({need} words) exceed the "
+            f"activation buffer ({hw.ACT_BUF_WORDS} words); split the input")
+    if insn.out_hw[1] * hw.N_PE * words > hw.OUT_BUF_WORDS:
+        raise BitletValueError(
+            f"x: output width {insn.out_hw[1]} exceeds the output row buffer "
+            f"({hw.OUT_BUF_WORDS // (hw.N_PE * words)} pixels); split the input")
+    if has_bias and insn.cout * words > hw.BIAS_BUF_WORDS:
+        raise BitletValueError(
+            f"bias: {insn.cout} output channels exceed the bias buffer "
+            f"({hw.BIAS_BUF_WORDS // words}); split the output channels")
+
+
 def _conv_program(x, w, *, stride, padding, dilation, groups, bias, relu, prune, fmt, quant,
                   kernel, gemm=False):
     """Run an NHWC convolution on the kernel; returns (raw output elements, profile)."""
@@ -189,6 +208,7 @@ def _conv_program(x, w, *, stride, padding, dilation, groups, bias, relu, prune,
                       wfmt=fmt, afmt=fmt, ofmt=ofmt, prune=prune, quant=quant)
     if gemm:
         base = base.replace(opcode=hw.OP_GEMM)
+    _check_buffers(base, bias_words is not None)
     oh, ow = base.out_hw
     out_elems = n * oh * ow * cout
     out_bytes = isa.fmt_bytes(ofmt)
