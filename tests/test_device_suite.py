@@ -1,8 +1,9 @@
 """One driver suite, run on every device that needs no board.
 
-Each test runs on the simulated board (``SimDevice``) and on the pynq-backed
+Each test runs on the simulated board (``SimDevice``), on the pynq-backed
 simulated board (``open_pynq_sim``: pynq's own Overlay, driver binding,
-allocate and MMIO over the same simulation; skipped without pynq).  Real
+allocate and MMIO over the same simulation; skipped without pynq) and on a
+simulated board behind a TCP link (``bitlet agent`` + ``open_remote``).  Real
 programs built with ``bitlet.isa`` run end to end (allocate, sync, run, read
 back) and must match ``bitlet.numerics`` bit for bit; then the faults.
 """
@@ -35,15 +36,43 @@ def _pynq_sim_factory():
     return open_pynq_sim
 
 
-@pytest.fixture(params=["sim", pytest.param("pynq_sim", marks=pytest.mark.pynq)])
+class _Remote:
+    """A simulated board behind a TCP link: ``bitlet agent`` serving a SimDevice."""
+
+    def __init__(self, **sim_kwargs):
+        from bitlet.agent import Agent
+        from bitlet.drivers.remote import open_remote
+
+        self.sim = SimDevice(**sim_kwargs)
+        self.agent = Agent(self.sim).start("tcp://127.0.0.1:0")
+        try:
+            self.device = open_remote(f"tcp://127.0.0.1:{self.agent.port}", timeout=10)
+        except BaseException:
+            self.close()
+            raise
+        self.device.sim = self.sim
+        self.device.reset = self.sim.reset  # the agent's board would reload its overlay
+
+    def close(self):
+        if getattr(self, "device", None) is not None:
+            self.device.close()
+        self.agent.stop()
+        self.sim.close()
+
+
+@pytest.fixture(params=["sim", pytest.param("pynq_sim", marks=pytest.mark.pynq), "remote"])
 def open_dev(request):
     """``open_dev(check=True, **sim_kwargs)`` -> a device with ``.kernel``."""
     opened = []
-    factory = SimDevice if request.param == "sim" else _pynq_sim_factory()
 
     def make(check: bool = True, **sim_kwargs):
-        dev = factory(**sim_kwargs)
-        opened.append(dev)
+        if request.param == "remote":
+            remote = _Remote(**sim_kwargs)
+            opened.append(remote)
+            dev = remote.device
+        else:
+            dev = (SimDevice if request.param == "sim" else _pynq_sim_factory())(**sim_kwargs)
+            opened.append(dev)
         dev.kernel = KernelDriver(dev, timeout=10.0) if check else None
         return dev
 
@@ -270,4 +299,5 @@ def test_describe_is_plain_data(open_dev):
     dev = open_dev()
     info = dev.describe()
     assert json.loads(json.dumps(info)) == info
-    assert info["memory_window"] == list(dev.memory_window())
+    base, size = info["memory_window"]  # what the kernel driver programs as MEM_BASE/SIZE
+    assert size > 0 and dev.kernel.register_dump()["MEM_BASE_LO"] == base & 0xFFFFFFFF
