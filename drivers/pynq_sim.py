@@ -354,11 +354,19 @@ def open_pynq_sim(kernel: str = "bitlet", *, board: str = "pynqz2", hwh: str | P
     return dev
 
 
+_NO_TABLE: dict = {}
+
+
 def _uio_table() -> dict:
-    """pynq's table of UIO devices by raw PS interrupt number."""
+    """pynq's table of UIO devices by raw PS interrupt number.
+
+    A pynq without that table cannot use the simulated line: its interrupt
+    setup then fails as on a laptop, pynq warns (kept in ``dev.notes``)
+    and waits poll the ISR.
+    """
     from pynq.interrupt import _InterruptController
 
-    return _InterruptController._uio_devices
+    return getattr(_InterruptController, "_uio_devices", _NO_TABLE)
 
 
 def _unplug_uio(pynq_dev: Any) -> None:
