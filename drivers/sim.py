@@ -6,11 +6,11 @@ PYNQ board unchanged:
 
 * **Memory.**  A bounded DDR arena (default 128 MiB, like a board's CMA) at
   a nonzero device base address (default ``0x1000_0000``), carved by a
-  first-fit allocator with page (4 KiB, configurable down to 64 B) alignment.  Buffers are
-  numpy arrays (:class:`SimBuffer`) whose *host* copy is separate from the
-  *device* copy in the arena: the kernel only sees the arena, the host only
-  its array, and ``sync_to_device()`` / ``sync_from_device()`` copy between
-  them.  A missing sync therefore shows stale data exactly as a missing
+  first-fit allocator with page alignment (4 KiB; configurable down to 64 B).
+  Buffers are numpy arrays (:class:`SimBuffer`) whose *host* copy is separate
+  from the *device* copy in the arena: the kernel only sees the arena, the
+  host only its array, and ``sync_to_device()`` / ``sync_from_device()`` copy
+  between them.  A missing sync therefore shows stale data exactly as a missing
   cache flush/invalidate does on a board.  Fresh device memory is filled
   with a poison byte (0xFF: NaN in every float format, -1 as an integer).
 * **Registers.**  The Vitis HLS s_axilite control protocol of the kernel's
@@ -23,8 +23,12 @@ PYNQ board unchanged:
   hls/ C source compiled through cffi, ``bitlet._reference.lib.bitlet_top``)
   on the arena with the argument registers, in a background thread, so
   ap_done appears later, as on hardware (``delay`` adds modelled time).
-* **Faults.**  :class:`SimFaults` injects a kernel that never completes, an
-  AXI bus error at a given instruction and wrong ID registers.
+* **Faults.**  :class:`SimFaults` injects a kernel that never completes, a
+  stopped clock, an AXI bus error at a given instruction and wrong ID
+  registers; :meth:`SimDevice.reset` recovers, as reloading the overlay does.
+* **Engines.**  The kernel callable is pluggable (``engine=``): the
+  reference, the fast emulator (``"fast"``) or any function with the C
+  signature of ``bitlet_top``.
 
 Example
 -------
