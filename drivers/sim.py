@@ -22,7 +22,9 @@ PYNQ board unchanged:
 * **Kernel.**  Writing ap_start runs the kernel callable (by default the
   hls/ C source compiled through cffi, ``bitlet._reference.lib.bitlet_top``)
   on the arena with the argument registers, in a background thread, so
-  ap_done appears later, as on hardware (``delay`` adds modelled time).
+  ap_done appears later, as on hardware (``delay`` adds modelled time: a
+  fixed number of seconds, or ``"cycles"``: the kernel cycles the profile
+  records report at the kernel clock).
 * **Faults.**  :class:`SimFaults` injects a kernel that never completes, a
   stopped clock, an AXI bus error at a given instruction and wrong ID
   registers; :meth:`SimDevice.reset` recovers, as reloading the overlay does.
@@ -365,9 +367,11 @@ class SimDevice(Device):
     align : int
         Allocation alignment in bytes, a power of two >= 64 (default 4096,
         a page, like CMA buffers on a board).
-    delay : float
-        Modelled kernel time in seconds: ap_done rises no earlier than this
-        after ap_start (the kernel's own run time counts too).
+    delay : float or "cycles"
+        Modelled kernel time: ap_done rises no earlier than this many seconds
+        after ap_start (the simulation's own run time counts too).
+        ``"cycles"``: the kernel cycles of the run's profile records
+        (``P_KERNEL_CYCLES``, when PROF is set) at ``hw.CLOCK_MHZ``.
     threaded : bool
         Run the kernel in a background thread (ap_done appears later, as on
         hardware).  False runs it inside the ap_start write.
@@ -390,7 +394,7 @@ class SimDevice(Device):
         memory: int = DEFAULT_SIZE,
         base: int = DEFAULT_BASE,
         align: int = DEFAULT_ALIGN,
-        delay: float = 0.0,
+        delay: float | str = 0.0,
         threaded: bool = True,
         interrupt: bool = True,
         poison: int | None = DEFAULT_POISON,
@@ -402,15 +406,16 @@ class SimDevice(Device):
             raise BitletValueError(f"align must be a power of two >= {MIN_ALIGN}, got {align}")
         if base % align or memory % align:
             raise BitletValueError(f"base and memory must be multiples of align={align}")
-        if not (isinstance(delay, (int, float)) and delay >= 0):
-            raise BitletValueError(f"delay must be a number of seconds >= 0, got {delay!r}")
+        if delay != "cycles" and not (isinstance(delay, (int, float)) and delay >= 0):
+            raise BitletValueError(f"delay must be a number of seconds >= 0 or 'cycles', "
+                                   f"got {delay!r}")
         if poison is not None:
             _check_int("poison", poison, 0, 255)
         self._kernel_fn, self.engine_name = resolve_kernel(kernel, engine)
         self.kernel_name = kernel
         self.base = base
         self.memory_size = memory
-        self.delay = float(delay)
+        self.delay = delay if delay == "cycles" else float(delay)
         self.threaded = threaded
         self.poison = poison
         self.faults = faults if faults is not None else SimFaults()
@@ -661,12 +666,26 @@ class SimDevice(Device):
             return
         if outputs is None:  # hung: never completes (until reset or close)
             return
-        remaining = started + self.delay - time.monotonic()
+        remaining = started + self._modelled_seconds(args, outputs) - time.monotonic()
         if remaining > 0 and self._stop.wait(remaining):
             return
         with self._cond:
             if not self._closed and generation == self._generation:
                 self._finish(outputs)
+
+    def _modelled_seconds(self, args: dict[str, int], outputs: dict[str, int]) -> float:
+        """How long the run takes on the modelled board (see ``delay``)."""
+        if self.delay != "cycles":
+            return self.delay
+        hw = _hw()
+        offset, count = args["prof_addr"] - self.base, outputs["INSN_DONE"]
+        end = offset + count * hw.PROF_BYTES
+        if not args["prof_addr"] or offset < 0 or end > self.memory_size:
+            return 0.0
+        rec = self._words[offset // 4:end // 4].reshape(-1, hw.PROF_WORDS)
+        cycles = (rec[:, hw.P_KERNEL_CYCLES_LO].astype(np.uint64)
+                  | rec[:, hw.P_KERNEL_CYCLES_HI].astype(np.uint64) << np.uint64(32)).sum()
+        return float(cycles) / (hw.CLOCK_MHZ * 1e6)
 
     def _execute(self, args: dict[str, int], generation: int) -> dict[str, int] | None:
         """Run the kernel for the latched arguments; None if it hangs."""

@@ -187,6 +187,18 @@ def test_the_fast_engine_gives_the_same_bits_and_cycles(open_dev):
     assert isa.decode_profile(prof)[0]["kernel_cycles"] == summary["kernel_cycles"]
 
 
+def test_modelled_time_follows_the_profiled_cycles(open_dev):
+    dev = open_dev(delay="cycles")
+    g = Gemm(dev, m=8, k=64 * 40, n=16, seed=5)
+    g.act.sync_to_device()
+    prof = dev.allocate((1, hw.PROF_WORDS), np.uint32)
+    result = dev.kernel.run(_load_program(dev, [g.insn]).device_address, 1,
+                            prof_addr=prof.device_address)
+    prof.sync_from_device()
+    cycles = int(isa.decode_profile(prof)[0]["kernel_cycles"])
+    assert cycles > 0 and result.seconds >= cycles / (hw.CLOCK_MHZ * 1e6)
+
+
 def test_vendor_kernel_runs_the_same_program(open_dev):
     dev = open_dev(kernel="vendor_fp")
     g = Gemm(dev, m=4, k=64, n=2)
