@@ -1,0 +1,62 @@
+"""The example notebooks (examples/*.ipynb): committed clean, and they run.
+
+Each notebook is executed top to bottom with nbclient in a fresh ``python3``
+kernel (ipykernel) whose working directory is a temporary directory, so
+nothing is written into the repository and ``import bitlet`` finds the
+installed package, not the source tree.  On a machine without a PYNQ board
+the notebooks run on the simulator.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
+#: seconds any one cell may take before the notebook fails
+CELL_TIMEOUT = 180
+#: notebooks that take more than ~10 s to execute here (still run in CI)
+SLOW = {"02_video_enhancement.ipynb", "03_benchmark_vendor_fp.ipynb"}
+
+
+def _params():
+    return [pytest.param(path, id=path.stem, marks=[pytest.mark.slow] if path.name in SLOW else [])
+            for path in NOTEBOOKS]
+
+
+def test_the_four_notebooks_exist():
+    names = {path.name for path in NOTEBOOKS}
+    assert {"01_quickstart.ipynb", "02_video_enhancement.ipynb", "03_benchmark_vendor_fp.ipynb",
+            "04_board_inference.ipynb"} <= names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_committed_without_outputs(path: Path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    dirty = [(i, "outputs" if cell.get("outputs") else "execution_count")
+             for i, cell in enumerate(nb["cells"]) if cell["cell_type"] == "code"
+             and (cell.get("outputs") or cell.get("execution_count") is not None)]
+    assert not dirty, (f"{path.name}: cells {dirty} have outputs or execution counts; strip them "
+                       "(e.g. jupyter nbconvert --clear-output --inplace) before committing")
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", _params())
+def test_notebook_executes(path: Path, tmp_path: Path):
+    nbformat = pytest.importorskip("nbformat", reason="executing notebooks needs nbformat (dev extra)")
+    nbclient = pytest.importorskip("nbclient", reason="executing notebooks needs nbclient (dev extra)")
+    pytest.importorskip("ipykernel", reason="executing notebooks needs ipykernel (dev extra)")
+    nb = nbformat.read(str(path), as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    try:
+        client.execute()
+    except nbclient.exceptions.CellExecutionError as exc:
+        pytest.fail(f"{path.name} failed:\n{exc}", pytrace=False)
+    errors = [out for cell in nb.cells if cell.cell_type == "code"
+              for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+    assert not errors
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
+    assert not leftovers, f"{path.name} left files in its working directory: {leftovers}"
