@@ -93,6 +93,7 @@ int64_t fk_saturate_fixed(int64_t r)
 /* + padding: SIMD gathers read 4 bytes at an entry */
 uint16_t fk_scan_tab[(1 << 15) + 2];
 uint8_t fk_scan_tail[(1 << 8) + 4];
+uint8_t fk_scan_small[1 << 15];
 
 /* One step from p: the new p (window = 8 bits from p, zeros past bit 63). */
 static int scan_step(uint64_t col, int p)
@@ -138,6 +139,9 @@ static void build_tables(void)
         }
         fk_scan_tab[x] = (uint16_t)(steps | (p << 8));   /* p = advance, 8..15 */
     }
+    /* small[x]: all the steps of a column whose 1s are all below bit 15 */
+    for (uint32_t x = 0; x < (1u << 15); x++)
+        fk_scan_small[x] = (uint8_t)fk_scan_steps_slow(x);
     /* tail[x]: from p in 57..63, x = col >> p has at most 7 bits; steps
      * move to second 1s inside x until a step of 8 ends the scan. */
     for (uint32_t x = 0; x < (1u << 8); x++) {

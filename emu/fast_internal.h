@@ -47,11 +47,16 @@ typedef struct {
     const int32_t *we, *wa, *wn;
     const uint8_t *wnan;            /* [C][ng] an Inf/NaN weight (fp32)      */
     const uint8_t *wscan;           /* [C][ng] S of fixed-mode groups        */
-    /* activations: R rows, row stride astride elements */
+    /* activations: R rows, row stride astride elements; lanes = 1: one
+     * group (ng = 1), patches transposed: element k of row r at
+     * ae[k * astride + r] (FK_VEC rows at a time) */
     int R;
+    int lanes;
     int64_t astride;
     const int32_t *ae, *am;
-    const uint8_t *anan;            /* [R][ng] an Inf/NaN activation (fp32)  */
+    const uint8_t *anan;            /* [R] rows of nan_stride: an Inf/NaN
+                                       activation in group g (fp32)          */
+    int64_t nan_stride;
     /* running sums [R][ldc], this tile's channels at columns col0 + c,
      * updated in ascending group order */
     int col0, ldc;
@@ -108,6 +113,7 @@ const fk_ops_t *fk_ops_current(void);
 /* Scanner tables (fast_core.c), built once by fk_tables_init(). */
 extern uint16_t fk_scan_tab[(1 << 15) + 2]; /* steps | advance << 8          */
 extern uint8_t fk_scan_tail[(1 << 8) + 4];  /* steps from p > 56 to the end  */
+extern uint8_t fk_scan_small[1 << 15];      /* steps of a column < 2^15      */
 void fk_tables_init(void);
 int fk_scan_steps_slow(uint64_t col);
 

@@ -375,6 +375,7 @@ typedef struct {
     uint64_t *lane_sums;          /* [task][batch][N_PE] when a row has
                                      several tasks, else NULL            */
     int64_t ch_block;             /* output channels per tile            */
+    int lanes;                    /* one group: outputs side by side     */
     /* per-worker scratch */
     int workers;
     void **scratch;
@@ -383,8 +384,8 @@ typedef struct {
 } fl_job_t;
 
 typedef struct {
-    int32_t *ae, *am;             /* [PIXELS_PER_TASK][stride]             */
-    uint8_t *anan;                /* [groups][PIXELS_PER_TASK][ng]         */
+    int32_t *ae, *am;             /* [PIXELS_PER_TASK][groups][stride]     */
+    uint8_t *anan;                /* [PIXELS_PER_TASK][groups][ng]         */
     float *sum_f;                 /* [cout_g][PIXELS_PER_TASK] per cg      */
     int64_t *sum_i;
     uint8_t *scan;                /* [groups][PIXELS_PER_TASK][cout_g][ng] */
@@ -467,51 +468,104 @@ static void prep_act_task(void *ctx, int64_t task, int worker)
 /* a block of output pixels                                            */
 /* ------------------------------------------------------------------ */
 
-/* Patch rows of pixels [p0, p0 + R) for channel group cg (im2col). */
-static void gather(const fl_job_t *j, fl_scratch_t *s, int64_t p0, int R, uint32_t cg,
-                   uint8_t *anan)
+static void copy_i32(int32_t *dst, const int32_t *src, int64_t n)
+{
+    if (n >= 16) {
+        memcpy(dst, src, (size_t)n * sizeof(int32_t));
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = src[i];
+}
+
+static void zero_i32(int32_t *dst, int64_t n)
+{
+    if (n >= 16) {
+        memset(dst, 0, (size_t)n * sizeof(int32_t));
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = 0;
+}
+
+/* Patch rows of pixels [p0, p0 + R) for every channel group (im2col) into
+ * ae/am [R][groups][stride] and anan [R][groups][ng]: the elements k of the
+ * K tile, k = (ky * KW + kx) * Cin_g + ci, taken tap by tap (one bounds
+ * check per tap and pixel, then the channel groups' runs); padding taps
+ * and K padding are +0. */
+static void gather(const fl_job_t *j, fl_scratch_t *s, int64_t p0, int R)
 {
     const fl_desc_t *d = &j->d;
     const bitlet_fast_layer_t *L = &d->L;
-    int64_t k0 = (int64_t)d->kgb * BITLET_GROUP;
-    int64_t k1 = k0 + j->stride < (int64_t)d->k ? k0 + j->stride : (int64_t)d->k;
+    const int64_t cin_g = d->cin_g, groups = L->groups, ng = d->ng;
+    const int64_t k0 = (int64_t)d->kgb * BITLET_GROUP;
+    const int64_t k1 = k0 + j->stride < (int64_t)d->k ? k0 + j->stride : (int64_t)d->k;
+    const int64_t tap0 = k0 / cin_g, tap1 = (k1 + cin_g - 1) / cin_g;
+    /* element e of channel group cg of row r at ae[r * row + cg * plane + e * elem] */
+    const int lanes = j->lanes;
+    const int64_t row = lanes ? 1 : groups * j->stride;
+    const int64_t plane = lanes ? PIXELS_PER_TASK : j->stride;
+    const int64_t elem = lanes ? groups * PIXELS_PER_TASK : 1;
+    int64_t ox = p0 % L->ow, t = p0 / L->ow;
+    int64_t oy = t % L->oh, n = t / L->oh;
+    if (j->xs != NULL)
+        memset(s->anan, 0, (size_t)(groups * R * ng));
     for (int r = 0; r < R; r++) {
-        int64_t px = p0 + r;
-        int64_t ox = px % L->ow, t = px / L->ow;
-        int64_t oy = t % L->oh, n = t / L->oh;
-        int32_t *ae = s->ae + (int64_t)r * j->stride;
-        int32_t *am = s->am + (int64_t)r * j->stride;
-        uint8_t *nan_r = anan + (int64_t)r * d->ng;
-        memset(nan_r, 0, d->ng);
-        int64_t k = k0;
-        while (k < k1) {
-            int64_t tap = k / d->cin_g, ci = k % d->cin_g;
-            int64_t run = d->cin_g - ci;
-            if (run > k1 - k)
-                run = k1 - k;
-            int64_t ky = tap / L->kw, kx = tap % L->kw;
-            int64_t y = oy * L->sh - L->pt + ky * L->dh;
-            int64_t x = ox * L->sw - L->pl + kx * L->dw;
-            int64_t e = k - k0;
-            if (y < 0 || y >= (int64_t)L->ih || x < 0 || x >= (int64_t)L->iw) {
-                memset(ae + e, 0, (size_t)run * sizeof(int32_t));
-                memset(am + e, 0, (size_t)run * sizeof(int32_t));
-            } else {
-                int64_t src = ((n * L->ih + y) * L->iw + x) * (int64_t)L->cin +
-                              (int64_t)cg * d->cin_g + ci;
-                memcpy(ae + e, j->xe + src, (size_t)run * sizeof(int32_t));
-                memcpy(am + e, j->xm + src, (size_t)run * sizeof(int32_t));
-                if (j->xs != NULL) {
-                    for (int64_t i = 0; i < run; i++)
-                        nan_r[(e + i) / BITLET_GROUP] |= j->xs[src + i];
+        int32_t *ae = s->ae + (int64_t)r * row;
+        int32_t *am = s->am + (int64_t)r * row;
+        const int64_t y0 = oy * L->sh - L->pt, x0 = ox * L->sw - L->pl;
+        const int64_t img = n * L->ih;
+        int64_t ky = tap0 / L->kw, kx = tap0 % L->kw;
+        for (int64_t tap = tap0; tap < tap1; tap++) {
+            int64_t first = tap * cin_g, c0 = 0, c1 = cin_g;
+            if (first < k0)
+                c0 = k0 - first;
+            if (first + c1 > k1)
+                c1 = k1 - first;
+            int64_t e = first + c0 - k0, len = c1 - c0;
+            int64_t y = y0 + ky * L->dh, x = x0 + kx * L->dw;
+            int inside = y >= 0 && y < (int64_t)L->ih && x >= 0 && x < (int64_t)L->iw;
+            int64_t src = inside ? ((img + y) * L->iw + x) * (int64_t)L->cin + c0 : 0;
+            if (!lanes && inside) {
+                for (int64_t cg = 0; cg < groups; cg++) {
+                    copy_i32(ae + cg * plane + e, j->xe + src + cg * cin_g, len);
+                    copy_i32(am + cg * plane + e, j->xm + src + cg * cin_g, len);
+                }
+            } else if (!lanes) {
+                for (int64_t cg = 0; cg < groups; cg++) {
+                    zero_i32(ae + cg * plane + e, len);
+                    zero_i32(am + cg * plane + e, len);
+                }
+            } else {                              /* transposed: [e][cg][r] */
+                for (int64_t i = 0; i < len; i++) {
+                    int32_t *de = ae + (e + i) * elem, *dm = am + (e + i) * elem;
+                    const int32_t *xe = j->xe + src + i, *xm = j->xm + src + i;
+                    for (int64_t cg = 0; cg < groups; cg++) {
+                        de[cg * plane] = inside ? xe[cg * cin_g] : 0;
+                        dm[cg * plane] = inside ? xm[cg * cin_g] : 0;
+                    }
                 }
             }
-            k += run;
+            if (j->xs != NULL && inside) {
+                for (int64_t cg = 0; cg < groups; cg++) {
+                    uint8_t *nan_r = s->anan + ((int64_t)r * groups + cg) * ng;
+                    for (int64_t i = 0; i < len; i++)
+                        nan_r[(e + i) / BITLET_GROUP] |= j->xs[src + cg * cin_g + i];
+                }
+            }
+            if (++kx == L->kw) {
+                kx = 0;
+                ky++;
+            }
         }
-        int64_t e = k1 - k0;
-        if (e < j->stride) {
-            memset(ae + e, 0, (size_t)(j->stride - e) * sizeof(int32_t));
-            memset(am + e, 0, (size_t)(j->stride - e) * sizeof(int32_t));
+        /* elements [k1 - k0, stride) (K padding) are never written: the
+         * scratch was allocated zeroed */
+        if (++ox == L->ow) {
+            ox = 0;
+            if (++oy == L->oh) {
+                oy = 0;
+                n++;
+            }
         }
     }
 }
@@ -684,10 +738,13 @@ static void block_task(void *ctx, int64_t task, int worker)
         R = (int)((row1 - row0) * ow);
     }
     uint32_t cout_g = d->cout_g, ng = d->ng;
+    gather(j, s, p0, R);
     for (uint32_t cg = 0; cg < d->L.groups; cg++) {
         uint32_t cbase = cg * cout_g;
-        uint8_t *anan = s->anan;
-        gather(j, s, p0, R, cg, anan);
+        uint8_t *anan = s->anan + (int64_t)cg * ng;
+        int64_t cg_off = (int64_t)cg * (j->lanes ? PIXELS_PER_TASK : j->stride);
+        int32_t *ae = s->ae + cg_off;
+        int32_t *am = s->am + cg_off;
         start_values(j, p0, R, cbase, cout_g, s->sum_f, s->sum_i);
         uint8_t *scan_cg = j->want_cycles ? s->scan + (int64_t)cg * R * cout_g * ng : NULL;
         /* channel blocks keep a block's weights in cache over the R rows */
@@ -707,9 +764,11 @@ static void block_task(void *ctx, int64_t task, int worker)
             t.wnan = j->wnan + wrow * ng;
             t.wscan = j->wscan != NULL ? j->wscan + wrow * ng : NULL;
             t.R = R;
-            t.astride = j->stride;
-            t.ae = s->ae;
-            t.am = s->am;
+            t.lanes = j->lanes;
+            t.astride = (int64_t)d->L.groups * (j->lanes ? PIXELS_PER_TASK : j->stride);
+            t.nan_stride = (int64_t)d->L.groups * ng;
+            t.ae = ae;
+            t.am = am;
             t.anan = anan;
             /* sums and S are laid out [R][cout_g]: point at column cb */
             t.sum_f = s->sum_f;
@@ -816,6 +875,7 @@ static int run_layer(const fl_desc_t *d, bitlet_fast_prof_t *prof, int threads)
     BAIL_IF_NULL(j.xs);
     BAIL_IF_NULL(j.row_special);
     j.n_px = (int64_t)L->n * L->oh * L->ow;
+    j.lanes = ng == 1;
     int64_t wrow_bytes = j.stride * 3 * (int64_t)sizeof(int32_t);
     j.ch_block = TILE_WEIGHT_BYTES / wrow_bytes;
     if (j.ch_block < 1)
@@ -843,9 +903,10 @@ static int run_layer(const fl_desc_t *d, bitlet_fast_prof_t *prof, int threads)
         BAIL_IF_NULL(s);
         j.scratch[w] = s;
         size_t rows = PIXELS_PER_TASK;
-        s->ae = (int32_t *)fk_alloc(rows * (size_t)j.stride * sizeof(int32_t));
-        s->am = (int32_t *)fk_alloc(rows * (size_t)j.stride * sizeof(int32_t));
-        s->anan = (uint8_t *)fk_alloc(rows * ng);
+        size_t patches = (size_t)L->groups * rows * (size_t)j.stride;
+        s->ae = (int32_t *)fk_alloc(patches * sizeof(int32_t));
+        s->am = (int32_t *)fk_alloc(patches * sizeof(int32_t));
+        s->anan = (uint8_t *)fk_alloc((size_t)L->groups * rows * ng);
         if (d->isfix)
             s->sum_i = (int64_t *)fk_alloc(rows * d->cout_g * sizeof(int64_t));
         else

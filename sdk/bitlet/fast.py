@@ -380,8 +380,9 @@ class FastEngine:
     def _conv_program(self, x, w, *, stride, padding, dilation, groups, bias, relu, prune,
                       fmt, quant, threads, cycles, gemm=False):
         """The program of :func:`bitlet._layers._conv_program` (the same
-        instructions, K tiles and buffers) run on this engine; returns
-        (raw output elements [N, OH, OW, Cout], profile records)."""
+        instructions and K tiles) run on this engine straight from numpy
+        buffers; returns (raw output elements [N, OH, OW, Cout], profile
+        records of :func:`bitlet.isa.profile_dtype`)."""
         from bitlet import _layers as L
         from bitlet import hw, isa, preprocess
 
@@ -389,53 +390,71 @@ class FastEngine:
         ofmt = hw.FMT_FIXED if fixed else hw.FMT_FP32      # results are binary32 (or fixed r)
         n, ih, iw, cin = x.shape
         cout, kh, kw, _cin_g = w.shape
-        arena = L.Arena()
-        act = arena.add(preprocess.to_words(preprocess.pack_activations(x, fmt)))
+        act = np.ascontiguousarray(preprocess.pack_activations(x, fmt))
         bias_words = L._bias_words(bias, cout, fixed)
-        bias_addr = arena.add(bias_words) if bias_words is not None else 0
-        base = isa.conv2d(n=n, ih=ih, iw=iw, cin=cin, cout=cout, kh=kh, kw=kw, act=act, wgt=0,
+        base = isa.conv2d(n=n, ih=ih, iw=iw, cin=cin, cout=cout, kh=kh, kw=kw, act=0, wgt=0,
                           out=0, stride=stride, padding=padding, dilation=dilation,
                           groups=groups, wfmt=fmt, afmt=fmt, ofmt=ofmt, prune=prune, quant=quant)
         if gemm:
             base = base.replace(opcode=hw.OP_GEMM)
         oh, ow = base.out_hw
         out_elems = n * oh * ow * cout
-        out_bytes = isa.fmt_bytes(ofmt)
         tiles = L._k_tiles(base.n_kgroups)
-        partial = arena.reserve(out_elems * (8 if fixed else 4)) if len(tiles) > 1 else 0
-        out = arena.reserve(out_elems * out_bytes)
-        insns = []
+        words = 2 if fixed else 1                          # partial sums: int64 / fp32
+        partial = np.zeros(out_elems * words, np.uint32) if len(tiles) > 1 else None
+        out = np.zeros(out_elems, np.uint32)
+        prof = np.zeros(len(tiles), dtype=isa.profile_dtype())
         for i, (kg0, kg1) in enumerate(tiles):
             last = i == len(tiles) - 1
-            wgt = arena.add(preprocess.to_words(
-                preprocess.to_device_weights(w, fmt, k_groups=(kg0, kg1))))
-            insns.append(base.replace(
-                wgt=wgt, kg_begin=kg0, kg_end=kg1, out=out if last else partial,
-                acc=partial if i else 0, bias=bias_addr if last else 0,
+            wgt = np.ascontiguousarray(preprocess.to_device_weights(w, fmt, k_groups=(kg0, kg1)))
+            insn = base.replace(
+                kg_begin=kg0, kg_end=kg1,
                 flags=isa._flags(relu and last, bias_words is not None and last, i > 0,
-                                 not last)))
-        mem, prof = self._run_program(arena, insns, threads=threads, cycles=cycles)
-        off = (out - arena.base) // 4
-        words = mem[off:off + -(-out_elems * out_bytes // 4)]
-        raw = preprocess.from_words(words, out_elems, out_bytes)
-        return raw.reshape(n, oh, ow, cout), prof
+                                 not last))
+            buffers = dict(act=act, wgt=wgt, out=out if last else partial,
+                           acc=partial if i else None,
+                           bias=bias_words if last else None)
+            prof[i] = self._run_layer(insn, buffers, threads=threads, cycles=cycles)
+        return out.reshape(n, oh, ow, cout), prof
 
-    def _run_program(self, arena, insns, *, threads, cycles):
-        """As :func:`bitlet._layers.run_program` on this engine."""
+    def _run_layer(self, insn, buffers: dict, *, threads, cycles: bool) -> tuple:
+        """One instruction on numpy buffers (``bitlet_fast_layer``); returns its
+        profile record as a tuple of :data:`bitlet.isa.PROFILE_FIELDS`."""
         from bitlet import hw, isa
-        from bitlet.errors import BusError, DeviceError
+        from bitlet.errors import DeviceError
 
-        prog = arena.add(isa.program_words(insns))
-        prof = arena.reserve(len(insns) * hw.PROF_BYTES)
-        mem = arena.build()
-        res = self.run_kernel(mem, prog_addr=prog, n_insn=len(insns), prof_addr=prof,
-                              mem_base=arena.base, threads=threads, cycles=cycles)
-        if res["status"] != hw.STATUS_OK:
-            err = BusError if res["status"] == hw.STATUS_BUS_ERROR else DeviceError
-            raise err(f"fast kernel stopped at instruction {res['insn_done']} of {len(insns)} "
-                      f"with status {isa.status_name(res['status'])}")
-        off = (prof - arena.base) // 4
-        return mem, isa.decode_profile(mem[off:off + len(insns) * hw.PROF_WORDS])
+        ffi, lib = self.ffi, self.lib
+        layer = ffi.new("bitlet_fast_layer_t *")
+        for name in ("wfmt", "afmt", "ofmt", "flags", "prune", "quant", "fixbits", "layer",
+                     "n", "ih", "iw", "cin", "cout", "kh", "kw", "groups", "kg_begin",
+                     "kg_end"):
+            setattr(layer, name, int(getattr(insn, name)))
+        layer.op = int(insn.opcode)
+        layer.sh, layer.sw = insn.stride
+        layer.pt, layer.pl, layer.pb, layer.pr = insn.pad
+        layer.dh, layer.dw = insn.dilation
+        layer.oh, layer.ow = insn.out_hw
+        layer.out_cs, layer.out_coff = insn.out_cstride, insn.out_coff
+        layer.in_cs, layer.in_coff = insn.in_cstride, insn.in_coff
+        keep = []
+        for name, arr in buffers.items():
+            if arr is None:
+                continue
+            writable = name == "out"
+            ptr = ffi.from_buffer(arr, require_writable=writable)
+            keep.append(ptr)
+            setattr(layer, name, ffi.cast("void *", ptr))
+        prof = ffi.new("bitlet_fast_prof_t *") if cycles else ffi.NULL
+        status = lib.bitlet_fast_layer(layer, prof, _threads(threads))
+        if status < 0:
+            raise MemoryError("the fast engine could not allocate its working memory")
+        if status != hw.STATUS_OK:
+            raise DeviceError(f"fast kernel rejected the instruction with status "
+                              f"{isa.status_name(status)}")
+        if not cycles:
+            return (status, insn.layer, 0, 0, 0, 0, 0, 0)
+        return (status, insn.layer, prof.pe_cycles, prof.ref_cycles, prof.kernel_cycles,
+                prof.groups, prof.scan, prof.ddr_bytes)
 
 
 @lru_cache(maxsize=1)
