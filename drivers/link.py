@@ -96,12 +96,19 @@ class Limits:
         Largest JSON header of a message, bytes.
     max_arrays : int
         Most arrays in one message.
+    max_ahead : int
+        Most bytes kept of chunks received beyond a gap (out of order).
+
+    A message buffer grows with the bytes actually received, so an announced
+    size is never allocated on trust; DATA frames are only accepted after a
+    handshake (and the token, when the agent has one).
     """
 
     max_frame: int = 1 << 20
     max_message: int = 256 << 20
     max_json: int = 1 << 20
     max_arrays: int = 64
+    max_ahead: int = 4 << 20
 
 
 #: the limits used when none are given
@@ -515,7 +522,7 @@ class Frame:
         """The payload decoded as a JSON object (HELLO, WELCOME, ERROR)."""
         try:
             value = json.loads(self.payload.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise LinkProtocolError(f"{FRAME_NAMES.get(self.ftype)} frame: payload is not JSON") from exc
         if not isinstance(value, dict):
             raise LinkProtocolError(f"{FRAME_NAMES.get(self.ftype)} frame: payload is not a JSON object")
@@ -662,7 +669,7 @@ def unpack_message(data: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> 
         raise LinkProtocolError(f"message JSON header length {json_len} out of bounds")
     try:
         header = json.loads(bytes(view[_U32.size:_U32.size + json_len]).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise LinkProtocolError(f"message header is not valid JSON: {exc}") from exc
     metas = header.get("arrays") if isinstance(header, dict) else None
     if not isinstance(metas, list) or len(metas) > limits.max_arrays:
@@ -773,26 +780,40 @@ class Inbound:
                 f"request {rid}: message of {total} bytes exceeds the limit of {limits.max_message}")
         self.rid = rid
         self.total = total
-        self.buf = bytearray(total)
-        self._chunks: dict[int, int] = {}
-        self.received = 0  # contiguous bytes from 0
-        self.max_ahead = 64 * limits.max_frame
+        self.buf = bytearray()  # grows with the bytes received: nothing allocated on trust
+        self._ahead: dict[int, bytes] = {}  # chunks received beyond a gap
+        self._ahead_bytes = 0
+        self.max_ahead = limits.max_ahead
+
+    @property
+    def received(self) -> int:
+        """Contiguous bytes held from offset 0."""
+        return len(self.buf)
 
     @property
     def done(self) -> bool:
         return self.received >= self.total
 
     def add(self, offset: int, payload: bytes) -> int:
-        """Store a chunk; returns the bytes newly stored (0 for a duplicate)."""
+        """Store a chunk; returns the bytes newly stored (0 for a duplicate).
+
+        Chunks past a gap are kept (at most ``max_ahead`` bytes of them) until
+        the gap is filled.
+        """
         end = offset + len(payload)
-        if not payload or end > self.total or offset > self.received + self.max_ahead:
+        if not payload or end > self.total or offset < self.received or offset in self._ahead:
             return 0
-        if offset < self.received or offset in self._chunks:
-            return 0
-        self.buf[offset:end] = payload
-        self._chunks[offset] = len(payload)
-        while self.received in self._chunks:
-            self.received += self._chunks.pop(self.received)
+        if offset > self.received:
+            if self._ahead_bytes + len(payload) > self.max_ahead:
+                return 0  # the sender goes back to the gap anyway
+            self._ahead[offset] = payload
+            self._ahead_bytes += len(payload)
+            return len(payload)
+        self.buf += payload
+        while self.received in self._ahead:
+            chunk = self._ahead.pop(self.received)
+            self._ahead_bytes -= len(chunk)
+            self.buf += chunk
         return len(payload)
 
 

@@ -55,6 +55,8 @@ from bitlet.errors import BitletTypeError, BitletValueError, DeviceError
 
 #: Seconds a call may take beyond its transfer time (default of open_remote).
 DEFAULT_TIMEOUT = 30.0
+#: Largest buffer piece moved by one request (bounds the agent's memory per request).
+PIECE_BYTES = 16 << 20
 
 
 def open_remote(url: str, **kwargs: Any) -> RemoteDevice:
@@ -466,14 +468,22 @@ class RemoteDevice(Device):
         self._buffers.pop(root._handle, None)
 
     def _write(self, handle: int, offset: int, raw: np.ndarray) -> None:
-        self.call("write", {"handle": handle, "offset": int(offset)}, [raw])
+        """Send ``raw`` (uint8) to bytes ``offset..`` of a buffer, in pieces."""
+        for start in range(0, max(raw.size, 1), PIECE_BYTES):
+            piece = raw[start:start + PIECE_BYTES]
+            self.call("write", {"handle": handle, "offset": int(offset + start)}, [piece])
 
     def _read(self, handle: int, offset: int, nbytes: int) -> np.ndarray:
-        _, arrays = self.call("read", {"handle": handle, "offset": int(offset),
-                                       "nbytes": int(nbytes)})
-        if len(arrays) != 1 or arrays[0].size != nbytes:
-            raise LinkProtocolError(f"read: the agent returned the wrong size for {nbytes} bytes")
-        return arrays[0]
+        """Fetch bytes ``offset..offset+nbytes`` of a buffer (uint8), in pieces."""
+        out = np.empty(nbytes, np.uint8)
+        for start in range(0, max(nbytes, 1), PIECE_BYTES):
+            size = min(PIECE_BYTES, nbytes - start)
+            _, arrays = self.call("read", {"handle": handle, "offset": int(offset + start),
+                                           "nbytes": int(size)})
+            if len(arrays) != 1 or arrays[0].size != size:
+                raise LinkProtocolError(f"read: the agent returned the wrong size for {size} bytes")
+            out[start:start + size] = arrays[0]
+        return out
 
     def read_reg(self, offset: int) -> int:
         """Read a 32-bit kernel register of the remote device."""

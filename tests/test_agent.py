@@ -273,3 +273,117 @@ def test_agent_main_reports_a_port_in_use_and_a_bad_url(capsys, monkeypatch):
     monkeypatch.delenv("NO_SUCH_VAR", raising=False)
     with pytest.raises(BitletValueError, match="--token-env NO_SUCH_VAR"):
         main(["--listen", "tcp://127.0.0.1:0", "--token-env", "NO_SUCH_VAR"])
+
+
+class _Lines:
+    """Lines of a subprocess pipe, read without blocking past a deadline."""
+
+    def __init__(self, stream):
+        self.fd = stream.fileno()
+        self.pending = b""
+
+    def wait_for(self, pattern: str, timeout: float) -> str:
+        import os
+        import select
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\n" in self.pending:
+                line, self.pending = self.pending.split(b"\n", 1)
+                if pattern.encode() in line:
+                    return line.decode()
+            left = deadline - time.monotonic()
+            ready = select.select([self.fd], [], [], max(0.0, min(left, 0.1)))[0] if left > 0 else []
+            chunk = os.read(self.fd, 4096) if ready else b""
+            if ready and not chunk or left <= 0:
+                raise AssertionError(f"no {pattern!r} from the agent within {timeout} s")
+            self.pending += chunk
+
+
+def test_bitlet_agent_command_serves_a_remote_client():
+    """`bitlet agent --listen tcp://127.0.0.1:0` as a real process, with a token."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = dict(os.environ, BITLET_TEST_TOKEN="t0k3n", BITLET_DEVICE="")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bitlet", "agent", "--listen", "tcp://127.0.0.1:0",
+         "--device", "sim", "--token-env", "BITLET_TEST_TOKEN"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+    lines = _Lines(proc.stderr)
+    try:
+        line = lines.wait_for("listening on", timeout=60)
+        port = int(re.search(r"tcp://127\.0\.0\.1:(\d+)", line).group(1))
+        with open_remote(f"tcp://127.0.0.1:{port}", token="t0k3n", timeout=10) as dev:
+            buf = dev.allocate(100, np.int16)
+            buf[:] = np.arange(-50, 50, dtype=np.int16)
+            buf.sync_to_device()
+            buf[:] = 0
+            buf.sync_from_device()
+            np.testing.assert_array_equal(buf, np.arange(-50, 50, dtype=np.int16))
+        assert "connected" in lines.wait_for("client", timeout=10)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        proc.stderr.close()
+
+
+def test_bitlet_open_and_compile_over_the_link(sim):
+    """`bitlet.open(url)` gives a device with a probed kernel, like a local one."""
+    import bitlet
+
+    with tcp_agent(sim) as (_agent, url):
+        dev = bitlet.open(url, timeout=5)
+        try:
+            assert dev.kind == "remote"
+            assert dev.kernel.identity.magic == hw.MAGIC
+            assert dev.kernel.identity.version == hw.ISA_VERSION
+        finally:
+            dev.close()
+
+
+def test_hostile_frames_do_not_stop_the_agent(sim):
+    with tcp_agent(sim) as (agent, url):
+        address = link.parse_url(url)
+        peer = Peer(link.open_transport(address), Tuning.for_address(address))
+        try:
+            peer.send(HELLO, payload=b"[" * 100_000)  # JSON nested beyond any parser
+            frame = peer.recv(2.0)
+            assert frame.ftype == link.ERROR and frame.json()["code"] == "protocol"
+            peer.send_json(HELLO, {**link.local_versions(), "client_id": "h"})
+            assert peer.recv(2.0).ftype == WELCOME
+            peer.send(DATA, 1, 0, 1 << 40, b"x")  # announces a terabyte
+            frame = peer.recv(2.0)
+            assert frame.ftype == link.ERROR and "exceeds the limit" in frame.json()["message"]
+            peer.send(DATA, 2, 0, 100 << 20, b"y" * 10)  # 100 MiB announced, 10 bytes sent
+            frame = peer.recv(2.0)
+            assert frame.ftype == ACK and frame.offset == 10
+            assert len(agent.session.inbound[2].buf) == 10  # nothing allocated on trust
+        finally:
+            peer.close()
+        with open_remote(url, timeout=5) as dev:
+            assert dev.read_reg(hw.REG_CTRL) & hw.CTRL_AP_IDLE
+
+
+def test_large_buffers_move_in_pieces(remote, monkeypatch):
+    from bitlet.drivers import remote as remote_module
+
+    dev, agent, sim = remote
+    monkeypatch.setattr(remote_module, "PIECE_BYTES", 1000)
+    data = np.random.default_rng(1).integers(0, 256, 3500, dtype=np.uint8)
+    buf = dev.allocate(3500, np.uint8)
+    buf[:] = data
+    writes = agent.stats["op_write"]
+    buf.sync_to_device()
+    assert agent.stats["op_write"] - writes == 4
+    assert sim.read_memory(buf.device_address, 3500) == data.tobytes()
+    buf[:] = 0
+    buf[1000:2500].sync_from_device()
+    assert buf[1000:2500].tobytes() == data[1000:2500].tobytes() and not buf[:1000].any()

@@ -280,3 +280,12 @@ def test_auth_digest_depends_on_token_nonce_and_client():
     assert d == link.auth_digest(b"secret", "n1", "c1")
     assert len({d, link.auth_digest(b"other", "n1", "c1"), link.auth_digest(b"secret", "n2", "c1"),
                 link.auth_digest(b"secret", "n1", "c2")}) == 4
+
+
+def test_inbound_allocates_only_what_arrives_and_bounds_out_of_order_bytes():
+    inb = Inbound(1, 200 << 20, Limits(max_ahead=300))
+    assert len(inb.buf) == 0  # 200 MiB announced, nothing allocated
+    assert inb.add(100, b"a" * 200) == 200  # ahead of a gap: kept
+    assert inb.add(300, b"b" * 200) == 0  # beyond max_ahead: dropped (resent later)
+    assert inb.add(0, b"c" * 100) == 100
+    assert inb.received == 300 and len(inb.buf) == 300

@@ -136,6 +136,9 @@ class Agent:
         Bounds on frames and messages accepted.
     cache_bytes : int
         Size of the program/weight cache.
+    log : callable, optional
+        Called with one line of text per event (listening, client connected
+        or gone); ``bitlet agent`` prints them to stderr.
     tuning : dict, optional
         Overrides of :class:`bitlet.drivers.link.Tuning` (chunk, window, ...).
 
@@ -155,12 +158,13 @@ class Agent:
 
     def __init__(self, device: Any, *, token: str | bytes | None = None,
                  limits: Limits = DEFAULT_LIMITS, cache_bytes: int = 256 << 20,
-                 tuning: dict | None = None):
+                 tuning: dict | None = None, log: Callable[[str], None] | None = None):
         self.device = device
         self.token = token.encode() if isinstance(token, str) else token
         self.limits = limits
         self.cache = BlobCache(cache_bytes)
         self.tuning_overrides = dict(tuning or {})
+        self.log = log or (lambda line: None)
         self.executions: collections.Counter = collections.Counter()
         self.stats = collections.Counter()
         self.session: Session | None = None
@@ -234,6 +238,7 @@ class Agent:
 
     def _serve_serial(self, address: link.LinkAddress, tuning: Tuning) -> None:
         transport = link.open_transport(address, write_timeout=10.0)
+        self.log(f"listening on {address}")
         self.ready.set()
         try:
             while not self._stop.is_set():
@@ -251,6 +256,7 @@ class Agent:
         except OSError as exc:
             raise LinkBroken(f"cannot listen on {address}: {exc}") from exc
         self.port = listener.getsockname()[1]
+        self.log(f"listening on tcp://{address.host}:{self.port}")
         self.ready.set()
         conn: socket.socket | None = None
         try:
@@ -285,7 +291,19 @@ class Agent:
             frame = peer.recv(peer.tuning.poll)
             self.stats["bad_frames"] = peer.parser.bad_frames
             if frame is not None:
-                self._dispatch(peer, frame, conn)
+                self._dispatch_guarded(peer, frame, conn)
+
+    def _dispatch_guarded(self, peer: Peer, frame: Frame, conn: dict) -> None:
+        """Handle one frame; nothing a client sends can stop the agent."""
+        try:
+            self._dispatch(peer, frame, conn)
+        except (LinkBroken, LinkTimeout):
+            raise  # the connection itself failed
+        except Exception as exc:  # noqa: BLE001 - reported to the client, the agent goes on
+            self.stats["internal_errors"] += 1
+            peer.send_json(ERROR, {"code": "internal",
+                                   "message": f"agent error on a {link.FRAME_NAMES[frame.ftype]} "
+                                              f"frame: {type(exc).__name__}: {exc}"}, frame.rid)
 
     def _dispatch(self, peer: Peer, frame: Frame, conn: dict) -> None:
         if frame.ftype == HELLO:
@@ -320,6 +338,8 @@ class Agent:
             return
         conn["authenticated"] = True
         resumed = self.session is not None and self.session.client_id == client_id
+        self.log(f"client {client_id} {'reconnected' if resumed else 'connected'} "
+                 f"(SDK {hello.get('sdk')})")
         if not resumed:
             self._new_session(client_id)
             peer.outbound = None  # a reply still going to the previous client
@@ -680,9 +700,12 @@ def main(argv: list[str] | None = None) -> int:
     from bitlet.drivers import open_device
 
     device = open_device(args.device)
-    agent = Agent(device, token=token, cache_bytes=args.cache_mb << 20)
-    print(f"bitlet agent {__version__}: serving {getattr(device, 'kind', 'device')} on "
-          f"{args.listen}" + (" (token required)" if token else ""), file=sys.stderr)
+    def log(line: str) -> None:
+        print(f"bitlet agent: {line}", file=sys.stderr, flush=True)
+
+    agent = Agent(device, token=token, cache_bytes=args.cache_mb << 20, log=log)
+    log(f"SDK {__version__}, serving a {getattr(device, 'kind', '?')} device"
+        + (" (token required)" if token else ""))
     try:
         agent.serve(args.listen)
     except KeyboardInterrupt:
