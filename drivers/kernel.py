@@ -34,6 +34,8 @@ import dataclasses
 import time
 from typing import Any
 
+import numpy as np
+
 from bitlet.errors import (
     BitletTypeError,
     BitletValueError,
@@ -351,11 +353,12 @@ class KernelDriver:
             Any other STATUS, or the kernel is still busy from an earlier run.
         """
         hw = _hw()
-        _check_addr("prog_addr", prog_addr, hw.INSN_BYTES, allow_zero=False)
-        _check_addr("prof_addr", prof_addr, hw.PROF_BYTES, allow_zero=True)
-        if isinstance(n_insn, bool) or not isinstance(n_insn, int) \
+        prog_addr = _check_addr("prog_addr", prog_addr, hw.INSN_BYTES, allow_zero=False)
+        prof_addr = _check_addr("prof_addr", prof_addr, hw.PROF_BYTES, allow_zero=True)
+        if isinstance(n_insn, bool) or not isinstance(n_insn, (int, np.integer)) \
                 or not 0 <= n_insn <= 0xFFFF_FFFF:
             raise BitletValueError(f"n_insn must be an int in [0, 2**32), got {n_insn!r}")
+        n_insn = int(n_insn)
         limit = self.timeout if timeout is None else _check_timeout(timeout)
         result = self._execute(prog_addr, n_insn, prof_addr, limit)
         self.last_run = result
@@ -529,15 +532,16 @@ def _memory_window(device: Any) -> tuple[int, int]:
     return 0, 0xFFFF_FFFF
 
 
-def _check_addr(name: str, value: Any, align: int, allow_zero: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+def _check_addr(name: str, value: Any, align: int, allow_zero: bool) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise BitletTypeError(f"{name} must be an int device address, got {type(value).__name__}")
     if not 0 <= value < 1 << 64:
         raise BitletValueError(f"{name} must be a 64-bit device address, got {value}")
     if value == 0 and not allow_zero:
         raise BitletValueError(f"{name} must be a device address (buffer.device_address), got 0")
     if value % align:
-        raise BitletValueError(f"{name} = 0x{value:x} must be aligned to {align} bytes")
+        raise BitletValueError(f"{name} = 0x{int(value):x} must be aligned to {align} bytes")
+    return int(value)
 
 
 def _check_timeout(timeout: Any) -> float:

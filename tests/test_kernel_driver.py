@@ -60,7 +60,8 @@ def test_run_completes_and_reports(dev):
     assert dev.read_reg(hw.REG_ISR) == 0, "the driver acknowledges the interrupt"
     for _ in range(3):  # back to back: no stale ap_done confuses the next run
         drv.run(prog.device_address, 5, timeout=5.0)
-    assert dev.runs == 5
+    drv.run(np.uint64(prog.device_address), np.int64(5))  # numpy integers are fine
+    assert dev.runs == 6
 
 
 def test_a_run_that_finishes_before_the_wait_is_not_missed():
