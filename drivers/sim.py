@@ -717,12 +717,13 @@ class SimDevice(Device):
         # m_axi: word i of `mem` is the device (physical) address MEM + 4*i.
         # The kernel sees the part of [MEM, MEM + MEM_SIZE) inside the arena
         # and reports a bus error for any access beyond it.
+        words = self._words  # (empty once closed: then nothing is addressable)
         offset = args["mem"] - self.base
-        if 0 <= offset < self.memory_size and offset % 4 == 0:
-            mem_size = min(args["mem_size"], self.memory_size - offset)
-            window = self._words[offset // 4:]
+        if 0 <= offset < words.size * 4 and offset % 4 == 0:
+            mem_size = min(args["mem_size"], words.size * 4 - offset)
+            window = words[offset // 4:]
         else:
-            mem_size, window = 0, self._words[:1]
+            mem_size, window = 0, np.zeros(1, dtype=np.uint32)
         out = _KernelOutputs(ffi)
         self._kernel_fn(ffi.from_buffer("uint32_t[]", window), args["mem_base"], mem_size,
                         args["prog_addr"], n_insn, args["prof_addr"], *out.ptrs.values())
@@ -805,6 +806,9 @@ class SimDevice(Device):
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5.0)
+        # drop the arena (a kernel still running keeps its own reference)
+        self._words = np.zeros(0, dtype=np.uint32)
+        self._bytes = self._words.view(np.uint8)
 
     def _check_open(self) -> None:
         if self._closed:
