@@ -303,12 +303,19 @@ def version_mismatch(mine: dict, theirs: dict, me: str, them: str) -> str | None
     """A sentence naming both sides when two version sets cannot work together.
 
     Protocol, ISA version and magic must be equal; SDK versions must agree in
-    major.minor; the kernel configurations must be equal where both give it.
+    major.minor; the kernel configurations must be equal where both give it;
+    the ID registers of the served kernel (``theirs["kernel"]``, when the
+    agent's device has probed them) must carry ``mine``'s magic and ISA.
     """
     problems = []
     for key in ("protocol", "isa", "magic"):
         if mine.get(key) != theirs.get(key):
             problems.append(f"{key} {me}={mine.get(key)!r} {them}={theirs.get(key)!r}")
+    kernel = theirs.get("kernel")
+    if isinstance(kernel, dict):
+        for key, reg in (("magic", "magic"), ("isa", "version")):
+            if reg in kernel and kernel[reg] != mine.get(key):
+                problems.append(f"{key} {me}={mine.get(key)!r} {them}'s overlay={kernel[reg]!r}")
     if _major_minor(mine.get("sdk")) != _major_minor(theirs.get("sdk")):
         problems.append(f"SDK {me}={mine.get('sdk')!r} {them}={theirs.get('sdk')!r}")
     mine_cfg, their_cfg = mine.get("config") or {}, theirs.get("config") or {}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import threading
 import time
 from typing import Any
 
@@ -205,6 +206,7 @@ class RemoteDevice(Device):
         self._rid = 0
         self._peer: Peer | None = None
         self._broken = False
+        self._lock = threading.RLock()
         self._buffers: dict[int, RemoteBuffer] = {}
         self._closed = False
         self._connect()
@@ -321,12 +323,13 @@ class RemoteDevice(Device):
         if self._closed:
             raise DeviceError(f"remote device {self.address} is closed")
         message = link.pack_message({"op": op, "args": args or {}}, arrays)
-        self._rid += 1
-        rid = self._rid
-        self.stats["calls"] += 1
-        budget = (self.timeout if timeout is None else timeout) + 2 * self.tuning.transfer_time(
-            len(message)) + 1.0
-        reply = self._call_with_retries(rid, op, message, time.monotonic() + budget, budget)
+        with self._lock:  # one request at a time on the link
+            self._rid += 1
+            rid = self._rid
+            self.stats["calls"] += 1
+            budget = (self.timeout if timeout is None else timeout) + 2 * self.tuning.transfer_time(
+                len(message)) + 1.0
+            reply = self._call_with_retries(rid, op, message, time.monotonic() + budget, budget)
         header, out_arrays = link.unpack_message(reply, self.limits)
         if not header.get("ok"):
             raise _remote_error(op, header.get("error") or {})

@@ -387,3 +387,17 @@ def test_large_buffers_move_in_pieces(remote, monkeypatch):
     buf[:] = 0
     buf[1000:2500].sync_from_device()
     assert buf[1000:2500].tobytes() == data[1000:2500].tobytes() and not buf[:1000].any()
+
+
+def test_an_overlay_with_another_isa_is_refused_at_the_handshake(sim):
+    from types import SimpleNamespace
+
+    from bitlet.drivers.kernel import KernelIdentity
+
+    ident = KernelIdentity(magic=hw.MAGIC, version=hw.ISA_VERSION + 1, config=0,
+                           act_buf_words=0, wgt_buf_words=0, out_buf_words=0)
+    sim.kernel = SimpleNamespace(identity=ident)
+    with tcp_agent(sim) as (_agent, url):
+        with pytest.raises(LinkError, match=f"isa client={hw.ISA_VERSION} agent's "
+                                            f"overlay={hw.ISA_VERSION + 1}"):
+            open_remote(url, timeout=5)

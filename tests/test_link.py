@@ -271,6 +271,9 @@ def test_version_mismatch_names_both_sides():
     assert f"isa client={mine['isa']} agent={mine['isa'] + 1}" in text
     assert f"SDK client={mine['sdk']!r} agent='9.9.0'" in text
     assert "kernel n_pe client=4 agent=16" in text
+    old_overlay = {**mine, "kernel": {"magic": mine["magic"], "version": mine["isa"] + 1}}
+    assert f"isa client={mine['isa']} agent's overlay={mine['isa'] + 1}" in link.version_mismatch(
+        mine, old_overlay, "client", "agent")
     patch_only = {**mine, "sdk": mine["sdk"].rsplit(".", 1)[0] + ".99"}
     assert link.version_mismatch(mine, patch_only, "client", "agent") is None
 
