@@ -205,8 +205,7 @@ class PynqDevice(Device):
         self.ip = self._driver()
         if not isinstance(self.ip, ip_class):
             raise DeviceError(f"{self.ip_name} is driven by {type(self.ip).__name__}, not "
-                              "BitletIP: "
-                              "its VLNV in the .hwh is not the kernel's")
+                              "BitletIP: its VLNV in the .hwh is not the kernel's")
         self._irq = self._interrupt() if interrupt else None
         self._closed = False
 
