@@ -9,6 +9,8 @@ the notebooks run on the simulator.
 from __future__ import annotations
 
 import json
+import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -43,18 +45,39 @@ def test_notebook_is_committed_without_outputs(path: Path):
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_uses_only_the_installed_package(path: Path):
+    """No path tricks: a user's notebook server has only ``pip install bitlet``."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    source = "\n".join("".join(cell["source"]) for cell in nb["cells"] if cell["cell_type"] == "code")
+    assert not re.search(r"sys\.path|\.\./|\bsdk/|\btests/", source), \
+        f"{path.name} reaches into the source tree"
+    assert not re.search(r"[\"']/[A-Za-z]", source), f"{path.name} uses an absolute path"
+    assert re.search(r"^import bitlet$", source, re.MULTILINE), f"{path.name} does not import bitlet"
+
+
+def _execute(path: Path, cwd: Path):
+    """Run a notebook in a fresh python3 kernel with working directory ``cwd``; return it."""
+    # Jupyter's own machinery may deprecate things between releases: not what is tested here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        nbformat = pytest.importorskip("nbformat", reason="executing notebooks needs nbformat (dev extra)")
+        nbclient = pytest.importorskip("nbclient", reason="executing notebooks needs nbclient (dev extra)")
+        pytest.importorskip("ipykernel", reason="executing notebooks needs ipykernel (dev extra)")
+        nb = nbformat.read(str(path), as_version=4)
+        client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                                         resources={"metadata": {"path": str(cwd)}})
+        try:
+            client.execute()
+        except nbclient.exceptions.CellExecutionError as exc:
+            pytest.fail(f"{path.name} failed:\n{exc}", pytrace=False)
+    return nb
+
+
 @pytest.mark.parametrize("path", _params())
 def test_notebook_executes(path: Path, tmp_path: Path):
-    nbformat = pytest.importorskip("nbformat", reason="executing notebooks needs nbformat (dev extra)")
-    nbclient = pytest.importorskip("nbclient", reason="executing notebooks needs nbclient (dev extra)")
-    pytest.importorskip("ipykernel", reason="executing notebooks needs ipykernel (dev extra)")
-    nb = nbformat.read(str(path), as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
-    try:
-        client.execute()
-    except nbclient.exceptions.CellExecutionError as exc:
-        pytest.fail(f"{path.name} failed:\n{exc}", pytrace=False)
+    nb = _execute(path, tmp_path)
     errors = [out for cell in nb.cells if cell.cell_type == "code"
               for out in cell.get("outputs", []) if out.get("output_type") == "error"]
     assert not errors
