@@ -953,9 +953,12 @@ class Faults:
     max_delay : float
         Longest injected delay, seconds.
     cut_after : int or None
-        Cut the link once, after this many bytes went from the client to the
-        agent: a TCP proxy closes both connections, a pty relay discards
-        everything for ``cut_for`` seconds (an unplugged cable).
+        Cut the link once, after this many bytes went in direction
+        ``cut_dir``: a TCP proxy closes both connections, a pty relay
+        discards everything in that direction for ``cut_for`` seconds (an
+        unplugged cable).
+    cut_dir : {"up", "down"}
+        ``"up"``: client to agent (requests); ``"down"``: agent to client.
     cut_for : float
         Length of a pty cut, seconds.
     seed : int
@@ -968,6 +971,7 @@ class Faults:
     delay: float = 0.0
     max_delay: float = 0.02
     cut_after: int | None = None
+    cut_dir: str = "up"
     cut_for: float = 0.5
     seed: int = 0
 
@@ -1036,7 +1040,7 @@ class _Pump(threading.Thread):
         if f is None:
             return data
         self.counter[self.key] = self.counter.get(self.key, 0) + len(data)
-        if (f.cut_after is not None and self.key == "up" and not self.counter.get("cut")
+        if (f.cut_after is not None and self.key == f.cut_dir and not self.counter.get("cut")
                 and self.counter[self.key] >= f.cut_after):
             self.counter["cut"] = 1
             if self.on_cut is not None:

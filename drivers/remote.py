@@ -177,8 +177,10 @@ class RemoteDevice(Device):
     agent : dict
         What the agent said in the handshake (versions, kernel, limits).
     stats : dict
-        ``calls``, ``reconnects``, ``resumed_from`` (byte offsets resumed at)
-        and the byte counters of the link.
+        ``calls``, ``reconnects``, ``resumed_from`` (request byte offsets an
+        upload resumed at after a reconnect), ``reply_resumed_from`` (reply
+        byte offsets a download resumed at); :meth:`link_stats` adds the
+        byte counters of the link.
     """
 
     kind = "remote"
@@ -202,11 +204,13 @@ class RemoteDevice(Device):
         self.token = token.encode() if isinstance(token, str) else token
         self.client_id = os.urandom(8).hex()
         self.agent: dict = {}
-        self.stats: dict[str, Any] = {"calls": 0, "reconnects": 0, "resumed_from": []}
+        self.stats: dict[str, Any] = {"calls": 0, "reconnects": 0, "resumed_from": [],
+                                      "reply_resumed_from": []}
         self._rid = 0
         self._peer: Peer | None = None
         self._broken = False
         self._lock = threading.RLock()
+        self._retired: dict[str, int] = {}  # byte counters of the connections before this one
         self._buffers: dict[int, RemoteBuffer] = {}
         self._closed = False
         self._connect()
@@ -231,6 +235,8 @@ class RemoteDevice(Device):
         if self._peer is not None:  # keep a half-received reply across reconnects
             peer.inbound = self._peer.inbound
             self._peer.close()
+            for key, value in self._peer.stats.items():
+                self._retired[key] = self._retired.get(key, 0) + value
         self._peer = peer
         self._broken = False
 
@@ -364,6 +370,8 @@ class RemoteDevice(Device):
         querying = resume
         if resume:
             out.next = out.total  # nothing goes out until the agent says where it stands
+            if peer.received(rid):
+                self.stats["reply_resumed_from"].append(peer.received(rid))
             peer.send(QUERY, rid, peer.received(rid))
         last_rx = time.monotonic()
         queries = 0
@@ -584,9 +592,12 @@ class RemoteDevice(Device):
             self._buffers.clear()
 
     def link_stats(self) -> dict[str, Any]:
-        """Byte and retry counters of the current connection plus :attr:`stats`."""
-        peer_stats = dict(self._peer.stats) if self._peer is not None else {}
-        return {**peer_stats, **self.stats}
+        """Byte and retry counters of all connections so far plus :attr:`stats`."""
+        totals = dict(self._retired)
+        if self._peer is not None:
+            for key, value in self._peer.stats.items():
+                totals[key] = totals.get(key, 0) + value
+        return {**totals, **self.stats}
 
     def __repr__(self) -> str:
         return f"RemoteDevice({str(self.address)!r}, agent SDK {self.agent.get('sdk')})"

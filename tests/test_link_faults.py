@@ -171,3 +171,21 @@ def test_dead_link_raises_link_error_within_the_timeout(sim):
             assert time.monotonic() - start < 1.0 + 2 * dev.tuning.transfer_time(60_000) + 2.5
             assert "attempt" in str(info.value)
         assert set(agent.executions.values()) == {1}
+
+
+def test_tcp_cut_mid_download_resumes_the_reply(sim):
+    size = 400_000
+    faults = Faults(cut_after=150_000, cut_dir="down")
+    data = np.random.default_rng(6).integers(0, 256, size, dtype=np.uint8)
+    with through_tcp_proxy(sim, faults) as (agent, url, direct_url, counter):
+        with open_remote(url, timeout=CALL_TIMEOUT) as dev:
+            buf = dev.allocate(size, np.uint8)
+            sim.write_memory(buf.device_address, data.tobytes())
+            buf.sync_from_device()
+            assert counter.get("cut") == 1 and dev.stats["reconnects"] == 1
+            (resumed_at,) = dev.stats["reply_resumed_from"]
+            assert 0 < resumed_at < size
+            assert dev.link_stats()["data_frame_bytes_in"] < size + resumed_at / 2
+            assert buf.tobytes() == data.tobytes()
+            assert agent.stats["op_read"] == 1  # resumed, not read again
+        _check_agent_after(agent, direct_url, url)
