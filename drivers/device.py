@@ -94,6 +94,18 @@ class Device(abc.ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} has no interrupt; poll instead")
 
+    def memory_window(self) -> tuple[int, int]:
+        """``(device address, bytes)`` the kernel may address.
+
+        What the kernel driver programs as MEM/MEM_BASE and MEM_SIZE.  A board
+        addresses physical memory from 0; the simulator its arena.
+        """
+        return 0, 0xFFFF_FFFF
+
+    def reset(self) -> None:
+        """Reset the kernel (reload the overlay), e.g. after a KernelTimeout; buffers are kept."""
+        raise NotImplementedError(f"{type(self).__name__} cannot reset its kernel")
+
     # -- identity -------------------------------------------------------
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
