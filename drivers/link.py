@@ -590,7 +590,7 @@ class FrameParser:
             if len(buf) < HEADER.size:
                 return None
             _, ftype, flags, rid, offset, total, length, hcrc = HEADER.unpack_from(buf)
-            if (zlib.crc32(memoryview(buf)[:_HEADER_CRC_SPAN]) != hcrc
+            if (zlib.crc32(bytes(buf[:_HEADER_CRC_SPAN])) != hcrc
                     or ftype not in FRAME_NAMES or length > self.max_payload):
                 self._resync()
                 continue

@@ -4,12 +4,22 @@ Run on the board (``bitlet agent --listen URL`` calls :func:`main`)::
 
     bitlet agent --listen serial:///dev/ttyPS0?baud=921600
     bitlet agent --listen tcp://127.0.0.1:7700          # localhost only
-    bitlet agent --listen tcp://0.0.0.0:7700 --token-file ~/.bitlet-token
+    BITLET_TOKEN=... bitlet agent --listen tcp://0.0.0.0:7700 --token-env BITLET_TOKEN
 
 and on the laptop ``bitlet.open("tcp://board:7700")`` (see
 :mod:`bitlet.drivers.remote`).  The protocol is :mod:`bitlet.drivers.link`.
 
-The agent serves one client at a time (a board has one kernel).  A client is
+On a PYNQ board ``/dev/ttyPS0`` is also the Linux console: stop its login
+prompt first (``sudo systemctl stop serial-getty@ttyPS0``) and keep kernel
+messages off it (``sudo dmesg -n 1``).  Stray console text is harmless to the
+protocol (frames are found by sync word and CRC) but costs retransmissions.
+A TCP agent listens on 127.0.0.1 unless another interface is named; with
+``0.0.0.0`` give it a token (``--token-env``) -- the link is not encrypted,
+so use it on a trusted network or through an SSH tunnel.
+
+The agent serves one client at a time (a board has one kernel); on TCP a new
+connection replaces the current one (that is how a client comes back after a
+cut), so two laptops must not share one board.  A client is
 identified by the ``client_id`` of its handshake, so a client that reconnects
 after a cut keeps its buffers, its half-received request and its last reply;
 a different client starts a fresh session (the previous client's buffers are
