@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from bitlet.drivers.sim import SimDevice
 from bitlet.program import Program
+from bitlet.runtime import CompiledModel
 from models import run_onnxruntime, single_node, tiny_attention, tiny_cnn, tiny_unet
 
 pytestmark = pytest.mark.device
@@ -233,3 +234,19 @@ def test_weights_are_synced_once_and_only_activations_per_run(dev, monkeypatch):
         assert 0 < sum(written) <= 2 * 512 * 4  # the input (and nothing of the 1 MiB of weights)
     finally:
         compiled.close()
+
+
+def test_a_tampered_program_is_refused_before_it_touches_the_device(cnn, dev):
+    words_field = bitlet.hw.W_OUT_LO
+    bad = Program.from_bytes(cnn.program.to_bytes())
+    bad.insn_words()[0, words_field] = bad.device_bytes  # write past the program's buffer
+    with pytest.raises(bitlet.BitletValueError, match="instruction 0 operand out"):
+        CompiledModel(bad, dev)
+    bad = Program.from_bytes(cnn.program.to_bytes())
+    next(s for s in bad.meta["steps"] if s["op"] == "host")["type"] = "os.system"
+    with pytest.raises(bitlet.BitletValueError, match="unknown host op 'os.system'"):
+        CompiledModel(bad, dev)
+    bad = Program.from_bytes(cnn.program.to_bytes())
+    bad.meta["steps"].append({"op": "_kernel_layer_by_layer"})
+    with pytest.raises(bitlet.BitletValueError, match="unknown step"):
+        CompiledModel(bad, dev)

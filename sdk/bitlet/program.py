@@ -44,6 +44,22 @@ _IMAGE = "__image__"
 ADDRESS_FIELDS = ("ACT", "WGT", "BIAS", "OUT", "ACC")
 
 
+_STEPS = ("host", "upload", "download", "kernel", "weights", "fixbias")
+
+
+def _validate_step(step: dict, devices: dict, host_ops: dict, n_insn: int) -> None:
+    op = step.get("op")
+    if op not in _STEPS:
+        raise BitletValueError(f"program: unknown step {op!r}")
+    if op == "host" and step.get("type") not in host_ops:
+        raise BitletValueError(f"program: unknown host op {step.get('type')!r}")
+    if op == "kernel" and not 0 <= step["first"] <= step["first"] + step["count"] <= n_insn:
+        raise BitletValueError("program: a kernel step runs instructions the program lacks")
+    for key in ("dev", "input"):
+        if key in step and step[key] not in devices:
+            raise BitletValueError(f"program: step {op!r} names an unknown device value {step[key]!r}")
+
+
 @dataclass
 class Program:
     """See the module docstring."""
@@ -80,6 +96,40 @@ class Program:
             words[rows, lo] = (addr & np.uint64(0xFFFFFFFF)).astype(np.uint32)
             words[rows, lo + 1] = (addr >> np.uint64(32)).astype(np.uint32)
         return image
+
+    # -- validation -----------------------------------------------------
+    def validate(self) -> None:
+        """Check a (possibly received) program before it touches a device.
+
+        Every instruction operand (its address offset plus the extent the
+        kernel will read or write) must lie inside the program's own buffer,
+        every step must be a known kind naming known values and host ops.
+        Raises :class:`bitlet.BitletValueError` describing the first problem.
+        """
+        from bitlet.compiler.hostops import HOST_OPS
+        from bitlet.isa import Insn, operand_bytes
+
+        b, total = self.meta["buffers"], self.device_bytes
+        if len(self.image) != b["image_bytes"] or b["pool_offset"] + b["pool_bytes"] != total:
+            raise BitletValueError("program: image and buffer plan sizes disagree")
+        reloc = self.arrays.get("__reloc__", np.zeros(0, np.uint8))
+        if len(reloc) != self.n_insn or self.n_insn * hw.INSN_BYTES > b["profile_offset"]:
+            raise BitletValueError("program: instruction count and relocation table disagree")
+        for i, words in enumerate(self.insn_words()):
+            insn = Insn.decode(words)
+            for field_name, size in operand_bytes(insn).items():
+                bit = ADDRESS_FIELDS.index(field_name.upper())
+                start = getattr(insn, field_name)
+                if not (reloc[i] >> bit) & 1 or start + size > total:
+                    raise BitletValueError(f"program: instruction {i} operand {field_name} "
+                                           f"[{start}, {start + size}) is outside the program's "
+                                           f"{total}-byte buffer")
+        devices = self.meta["devices"]
+        for name, d in devices.items():
+            if d["offset"] < 0 or d["offset"] + d["nbytes"] > b["pool_bytes"]:
+                raise BitletValueError(f"program: device value {name!r} is outside the pool")
+        for step in self.meta["steps"]:
+            _validate_step(step, devices, HOST_OPS, self.n_insn)
 
     # -- serialisation --------------------------------------------------
     def digest(self) -> str:

@@ -121,6 +121,7 @@ class CompiledModel:
         self.program = program
         self.device = device
         self.driver = _driver_of(device)
+        program.validate()
         check_compatible(program, self.driver)
         self.meta = program.meta
         self._consts = {k[len("const/"):]: v for k, v in program.arrays.items() if k.startswith("const/")}
