@@ -169,6 +169,10 @@ class RemoteDevice(Device):
     chunk, window : int, optional
         Transfer chunk size (bytes) and chunks in flight; defaults per link
         kind (:meth:`bitlet.drivers.link.Tuning.for_address`).
+    ack_timeout, max_retries : optional
+        Seconds of silence (beyond the line time of the bytes in flight)
+        before resending, and resends without progress before the link is
+        reopened (see :class:`bitlet.drivers.link.Tuning`).
     limits : Limits
         Bounds on what the agent may send back.
 
@@ -188,6 +192,7 @@ class RemoteDevice(Device):
     def __init__(self, url: str, *, token: str | bytes | None = None,
                  timeout: float = DEFAULT_TIMEOUT, connect_timeout: float = 5.0,
                  reconnects: int = 3, chunk: int | None = None, window: int | None = None,
+                 ack_timeout: float | None = None, max_retries: int | None = None,
                  limits: Limits = DEFAULT_LIMITS):
         self.address = link.parse_url(url)
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
@@ -200,7 +205,8 @@ class RemoteDevice(Device):
         self.connect_timeout = float(connect_timeout)
         self.reconnects = reconnects
         self.limits = limits
-        self.tuning = Tuning.for_address(self.address, chunk=chunk, window=window)
+        self.tuning = Tuning.for_address(self.address, chunk=chunk, window=window,
+                                         ack_timeout=ack_timeout, max_retries=max_retries)
         self.token = token.encode() if isinstance(token, str) else token
         self.client_id = os.urandom(8).hex()
         self.agent: dict = {}

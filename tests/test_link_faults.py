@@ -189,3 +189,20 @@ def test_tcp_cut_mid_download_resumes_the_reply(sim):
             assert buf.tobytes() == data.tobytes()
             assert agent.stats["op_read"] == 1  # resumed, not read again
         _check_agent_after(agent, direct_url, url)
+
+
+def test_serial_link_reopened_after_a_long_cut_resumes_the_upload(sim):
+    """Retries run out during the cut: the port is reopened and the upload resumes."""
+    size = 300_000
+    faults = Faults(cut_after=120_000, cut_for=1.5)
+    with through_pty_relay(sim, faults) as (agent, url, _, counter):
+        with open_remote(url, timeout=8, ack_timeout=0.1, max_retries=1, reconnects=5) as dev:
+            buf = dev.allocate(size, np.uint8)
+            data = np.random.default_rng(8).integers(0, 256, size, dtype=np.uint8)
+            buf[:] = data
+            buf.sync_to_device()
+            assert counter.get("cut") == 1 and dev.stats["reconnects"] >= 1
+            assert dev.stats["resumed_from"] and max(dev.stats["resumed_from"]) > 0
+            assert sim.read_memory(buf.device_address, size) == data.tobytes()
+            assert agent.stats["op_write"] == 1
+        _check_agent_after(agent, None, url)
