@@ -32,6 +32,7 @@ delay, cut); the tests and ``benchmarks/link_throughput.py`` use them.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -387,7 +388,7 @@ class SerialTransport(Transport):
             return None
         try:
             return port.fileno()
-        except Exception:  # pragma: no cover - platforms without fileno
+        except (AttributeError, OSError, ValueError):  # pragma: no cover - no fileno
             return None
 
     def read_some(self, timeout: float) -> bytes:
@@ -416,17 +417,13 @@ class SerialTransport(Transport):
             raise LinkBroken(f"{self.name}: write failed: {exc}") from exc
 
     def discard_input(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a broken port is reported by the next read
             self.port.reset_input_buffer()
-        except Exception:  # a broken port is reported by the next read
-            pass
 
     def close(self) -> None:
         sock = getattr(self.port, "_socket", None)  # pyserial's socket:// handler
-        try:
+        with contextlib.suppress(Exception):  # closing a broken port must not raise
             self.port.close()
-        except Exception:  # noqa: BLE001 - closing a broken port must not raise
-            pass
         if sock is not None:  # pyserial skips close() when shutdown() fails
             sock.close()
 
@@ -1155,7 +1152,7 @@ class PtyRelay:
                 pass
         self._fds = []
 
-    def __enter__(self) -> PtyRelay:
+    def __enter__(self) -> PtyRelay:  # noqa: PYI034 - Python 3.10 has no typing.Self
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -1243,7 +1240,7 @@ class TcpProxy:
             t.join(timeout=5)
         self._listener.close()
 
-    def __enter__(self) -> TcpProxy:
+    def __enter__(self) -> TcpProxy:  # noqa: PYI034 - Python 3.10 has no typing.Self
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -188,23 +188,22 @@ def test_version_mismatch_is_refused_naming_both_sides(sim, monkeypatch):
 
 
 def test_no_agent_is_a_clear_error_within_the_timeout():
-    with link.PtyRelay() as relay:  # nothing listens on the other end
-        with pytest.raises(LinkError, match="no handshake answer"):
-            open_remote(relay.client_url(BAUD), connect_timeout=0.6)
+    with link.PtyRelay() as relay, pytest.raises(LinkError, match="no handshake answer"):
+        open_remote(relay.client_url(BAUD), connect_timeout=0.6)  # nothing on the other end
     with pytest.raises(LinkError, match="cannot open link"):
         open_remote("serial:///dev/nonexistent-bitlet-tty")
 
 
 def test_oversize_message_is_refused_and_the_agent_survives(sim):
-    with tcp_agent(sim, limits=link.Limits(max_message=64 << 10)) as (_agent, url):
-        with open_remote(url, timeout=5) as dev:
-            buf = dev.allocate(100_000, np.uint8)
-            with pytest.raises(LinkError, match="exceeds the limit"):
-                buf.sync_to_device()
-            small = dev.allocate(4, np.uint8)
-            small[:] = 3
-            small.sync_to_device()
-            assert sim.read_memory(small.device_address, 4) == b"\3" * 4
+    limits = link.Limits(max_message=64 << 10)
+    with tcp_agent(sim, limits=limits) as (_agent, url), open_remote(url, timeout=5) as dev:
+        buf = dev.allocate(100_000, np.uint8)
+        with pytest.raises(LinkError, match="exceeds the limit"):
+            buf.sync_to_device()
+        small = dev.allocate(4, np.uint8)
+        small[:] = 3
+        small.sync_to_device()
+        assert sim.read_memory(small.device_address, 4) == b"\3" * 4
 
 
 def _raw_client(url: str) -> Peer:
@@ -397,7 +396,6 @@ def test_an_overlay_with_another_isa_is_refused_at_the_handshake(sim):
     ident = KernelIdentity(magic=hw.MAGIC, version=hw.ISA_VERSION + 1, config=0,
                            act_buf_words=0, wgt_buf_words=0, out_buf_words=0)
     sim.kernel = SimpleNamespace(identity=ident)
-    with tcp_agent(sim) as (_agent, url):
-        with pytest.raises(LinkError, match=f"isa client={hw.ISA_VERSION} agent's "
-                                            f"overlay={hw.ISA_VERSION + 1}"):
-            open_remote(url, timeout=5)
+    expect = f"isa client={hw.ISA_VERSION} agent's overlay={hw.ISA_VERSION + 1}"
+    with tcp_agent(sim) as (_agent, url), pytest.raises(LinkError, match=expect):
+        open_remote(url, timeout=5)

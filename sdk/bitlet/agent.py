@@ -221,7 +221,7 @@ class Agent:
         if thread is not None:
             thread.join(timeout)
 
-    def __enter__(self) -> Agent:
+    def __enter__(self) -> Agent:  # noqa: PYI034 - Python 3.10 has no typing.Self
         return self
 
     def __exit__(self, *exc: object) -> None:
