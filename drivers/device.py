@@ -98,9 +98,12 @@ class Device(abc.ABC):
         """``(device address, bytes)`` the kernel may address.
 
         What the kernel driver programs as MEM/MEM_BASE and MEM_SIZE.  A board
-        addresses physical memory from 0; the simulator its arena.
+        addresses physical memory from 0; the simulator its arena.  The default
+        reads ``describe()["memory_window"]`` (what a remote agent reports),
+        else the whole 32-bit physical space.
         """
-        return 0, 0xFFFF_FFFF
+        window = self.describe().get("memory_window")
+        return (int(window[0]), int(window[1])) if window else (0, 0xFFFF_FFFF)
 
     def reset(self) -> None:
         """Reset the kernel (reload the overlay), e.g. after a KernelTimeout; buffers are kept."""
