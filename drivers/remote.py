@@ -624,6 +624,17 @@ class RemoteModel:
         self.meta = program.meta
         self.digest = digest
         self.run_timeout = run_timeout
+        self.source_model: Any = None  # as CompiledModel (for bitlet.compare)
+        self.last_timings: dict[str, Any] = {}
+
+    @property
+    def peak_device_bytes(self) -> int:
+        """Device memory the program uses on the board."""
+        return int(self.program.device_bytes)
+
+    def save(self, path: Any) -> None:
+        """Save the program (weights, instructions, metadata) to one ``.npz`` file."""
+        self.program.save(path)
 
     @property
     def input_names(self) -> list[str]:
@@ -648,21 +659,26 @@ class RemoteModel:
         names = list(feeds)
         return {"digest": self.digest, "inputs": names}, [np.asarray(feeds[n]) for n in names]
 
-    def run(self, feeds: dict) -> dict[str, np.ndarray]:
+    def run(self, feeds: dict, *, keep: bool = False) -> dict[str, np.ndarray]:
         """Run once on the board.
 
         Parameters
         ----------
         feeds : dict
             ``{input name: array}`` with the compiled shapes.
+        keep : bool
+            Also return every intermediate value (for :func:`bitlet.compare`).
 
         Returns
         -------
         dict
-            ``{output name: array}``.
+            ``{output name: array}`` (plus intermediates with ``keep``).
         """
         args, arrays = self._args(feeds)
-        result, outputs = self.device.call("model_run", args, arrays, timeout=self.run_timeout)
+        start = time.perf_counter()
+        result, outputs = self.device.call("model_run", {**args, "keep": bool(keep)}, arrays,
+                                           timeout=self.run_timeout)
+        self.last_timings = {"wall": time.perf_counter() - start}
         return dict(zip(result["outputs"], outputs))
 
     def profile(self, x: Any) -> Any:

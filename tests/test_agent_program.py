@@ -101,3 +101,20 @@ def test_a_tampered_program_is_refused(local):
         with pytest.raises(bitlet.BitletValueError, match="not a Bitlet program"):
             remote.call("program_put", {"digest": "1" * 64}, [np.zeros(100, np.uint8)])
         assert remote.read_reg(hw.REG_CTRL) & hw.CTRL_AP_IDLE
+
+
+def test_remote_model_keeps_intermediates_like_a_local_one(local):
+    program, inputs, _, _ = local
+    dev = SimDevice()
+    try:
+        from bitlet.runtime import CompiledModel
+
+        here = CompiledModel(program, dev).run({"x": inputs[0]}, keep=True)
+        with board() as (_agent, _dev, url), open_remote(url, timeout=10) as remote:
+            there = remote.load_program(program).run({"x": inputs[0]}, keep=True)
+    finally:
+        dev.close()
+    arrays = {k: v for k, v in here.items() if isinstance(v, np.ndarray)}
+    assert set(there) == set(arrays) and len(there) > 3
+    for name, value in arrays.items():
+        assert there[name].tobytes() == np.ascontiguousarray(value).tobytes(), name

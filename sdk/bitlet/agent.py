@@ -583,8 +583,8 @@ class Agent:
         return dict(zip(names, arrays))
 
     def op_model_run(self, args: dict, arrays: list) -> tuple[Any, list]:
-        outputs = self._model(args).run(self._feeds(args, arrays))
-        names = list(outputs)
+        outputs = self._model(args).run(self._feeds(args, arrays), keep=bool(args.get("keep")))
+        names = [n for n in outputs if isinstance(outputs[n], np.ndarray)]
         return {"outputs": names}, [np.ascontiguousarray(outputs[n]) for n in names]
 
     def op_model_profile(self, args: dict, arrays: list) -> tuple[Any, list]:
