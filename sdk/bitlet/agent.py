@@ -145,7 +145,8 @@ class Agent:
     limits : Limits
         Bounds on frames and messages accepted.
     cache_bytes : int
-        Size of the program/weight cache.
+        Bytes of the program/weight cache (programs and blobs share it; least
+        recently used entries are evicted).
     log : callable, optional
         Called with one line of text per event (listening, client connected
         or gone); ``bitlet agent`` prints them to stderr.
@@ -167,7 +168,7 @@ class Agent:
     """
 
     def __init__(self, device: Any, *, token: str | bytes | None = None,
-                 limits: Limits = DEFAULT_LIMITS, cache_bytes: int = 256 << 20,
+                 limits: Limits = DEFAULT_LIMITS, cache_bytes: int = 128 << 20,
                  tuning: dict | None = None, log: Callable[[str], None] | None = None):
         self.device = device
         self.token = token.encode() if isinstance(token, str) else token
@@ -181,7 +182,7 @@ class Agent:
         self.port: int | None = None
         self.ready = threading.Event()
         self._stop = threading.Event()
-        self.programs = BlobCache(cache_bytes)
+        self.programs = self.cache  # one memory budget for programs and blobs
         self._versions: dict | None = None
 
     def stop(self) -> None:
@@ -703,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token-env", default=None,
                         help="name of an environment variable holding the shared token")
     parser.add_argument("--token-file", default=None, help="file holding the shared token")
-    parser.add_argument("--cache-mb", type=int, default=256, help="program/weight cache size, MiB")
+    parser.add_argument("--cache-mb", type=int, default=128, help="program/weight cache size, MiB")
     args = parser.parse_args(argv)
     link.parse_url(args.listen, default_host="127.0.0.1")  # a bad URL fails before the device opens
     token = _read_token(args.token_env, args.token_file)
