@@ -2,8 +2,8 @@
 
 Run from the repository root (or anywhere the SDK is installed)::
 
-    python benchmarks/emulator.py            # all four shapes
-    python benchmarks/emulator.py --quick    # smaller repeats, same shapes
+    python benchmarks/emulator.py                # median of 5 timed calls each
+    python benchmarks/emulator.py --repeats 1    # quicker, noisier
 
 For four layer shapes from real CNNs it prints, measured in the same run,
 the MAC/s of
@@ -17,7 +17,8 @@ the MAC/s of
   so it runs on a subset (the first output rows, or the first weight rows
   for GEMM) and its MAC/s is the subset's; the subset is printed;
 
-and each one's ratio to numpy.  It checks that the fast engine equals the
+and each one's ratio to numpy (medians of interleaved calls, so a busy
+machine slows every engine alike).  It checks that the fast engine equals the
 reference bit for bit on that subset (results and every profile figure).
 MACs are the layer's real multiply-accumulates (K per output, without the
 zero padding of the last 64-group).  The BLAS configuration numpy uses is
@@ -36,15 +37,19 @@ import numpy as np
 from bitlet import _layers, fast
 
 
-def _best_time(fn, repeats: int) -> float:
-    """Best wall time of ``repeats`` calls (after one warm-up call), seconds."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def _interleaved_times(fns: dict, repeats: int) -> dict:
+    """Median wall time (s) of each function, the functions called in turn
+    ``repeats`` times after one warm-up each, so that a busy machine slows
+    every engine alike and the ratios stay meaningful."""
+    times = {name: [] for name in fns}
+    for fn in fns.values():
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(ts)) for name, ts in times.items()}
 
 
 def _activations(rng, shape) -> np.ndarray:
@@ -145,9 +150,9 @@ def blas_config() -> str:
 def run(shapes, repeats: int) -> list[dict]:
     rows = []
     for s in shapes:
-        t_np = _best_time(s.numpy_fn, repeats)
-        t_fast = _best_time(lambda: s.fast_fn(False), repeats)
-        t_cyc = _best_time(lambda: s.fast_fn(True), max(1, repeats // 2))
+        t = _interleaved_times({"numpy": s.numpy_fn, "fast": lambda: s.fast_fn(False),
+                                "cycles": lambda: s.fast_fn(True)}, repeats)
+        t_np, t_fast, t_cyc = t["numpy"], t["fast"], t["cycles"]
         t0 = time.perf_counter()
         ref_out, ref_prof = s.ref_subset()
         t_ref = time.perf_counter() - t0
@@ -171,7 +176,8 @@ def run(shapes, repeats: int) -> list[dict]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one timed repeat instead of 3")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed calls per engine (median reported), default 5")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(2021)
     info = fast.info()
@@ -186,7 +192,9 @@ def main(argv=None) -> int:
         conv_shape(rng, "depthwise 3x3 @112x112x32", 1, 112, 112, 32, 32, 3, 32, ref_rows=8),
         gemm_shape(rng, 1024, 1024, 1024, ref_m=8),
     ]
-    rows = run(shapes, 1 if args.quick else 3)
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    rows = run(shapes, args.repeats)
     ok = all(r["same"] for r in rows)
     worst = min(r["fast"] / r["numpy"] for r in rows)
     worst_c = min(r["cycles"] / r["numpy"] for r in rows)

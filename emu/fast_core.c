@@ -52,22 +52,9 @@ static int msb64(uint64_t x)
 #endif
 }
 
-/* fp32 pack, truncating: E = emax - 173 + c, subnormals kept (F2). */
 uint32_t fk_pack_fp32(int64_t acc, int32_t emax)
 {
-    if (acc == 0)
-        return 0u;
-    uint32_t sign = acc < 0 ? 0x80000000u : 0u;
-    uint64_t mag = acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc;
-    int c = msb64(mag);
-    int32_t E = emax - 173 + c;
-    uint32_t N = (uint32_t)((c >= 23 ? mag >> (c - 23) : mag << (23 - c)) & FK_SIG_MASK);
-    if (E > 254)
-        return sign | 0x7F800000u;
-    if (E >= 1)
-        return sign | ((uint32_t)E << 23) | (N & 0x7FFFFFu);
-    int32_t shift = 1 - E;
-    return sign | (shift >= FK_COLS ? 0u : N >> shift);
+    return fk_pack_fp32_inline(acc, emax);
 }
 
 /* floor(acc / 2^quant) without signed shifts. */
@@ -282,12 +269,20 @@ int fk_resolve_threads(int threads)
 }
 
 #if defined(BITLET_FAST_PTHREADS) && !defined(_OPENMP)
+/* A pool that never waits for a thread that has not started: tasks are
+ * claimed under a lock; the caller works too and, once every task is
+ * claimed, waits only for the tasks in progress.  A worker the OS starts
+ * late finds nothing to do and leaves; the last one out frees the pool.
+ * (On a busy machine this matters: barrier-style runtimes wait a whole
+ * scheduling quantum for a descheduled thread.) */
 typedef struct {
     fk_task_fn fn;
     void *ctx;
-    int64_t n;
-    int64_t next;
+    int64_t n, next;
+    int busy;        /* tasks in progress */
+    int refs;        /* the caller + workers that have not left */
     pthread_mutex_t lock;
+    pthread_cond_t idle;
 } pool_t;
 
 typedef struct {
@@ -295,22 +290,83 @@ typedef struct {
     int worker;
 } pool_arg_t;
 
+static void pool_release(pool_t *pool)
+{
+    /* called with the lock held; frees the pool if this was the last user */
+    int last = --pool->refs == 0;
+    pthread_mutex_unlock(&pool->lock);
+    if (last) {
+        pthread_mutex_destroy(&pool->lock);
+        pthread_cond_destroy(&pool->idle);
+        free(pool);
+    }
+}
+
+/* Claim and run tasks until none is left; returns with the lock held. */
+static void pool_work(pool_t *pool, int worker)
+{
+    pthread_mutex_lock(&pool->lock);
+    while (pool->next < pool->n) {
+        int64_t task = pool->next++;
+        pool->busy++;
+        pthread_mutex_unlock(&pool->lock);
+        pool->fn(pool->ctx, task, worker);
+        pthread_mutex_lock(&pool->lock);
+        if (--pool->busy == 0 && pool->next >= pool->n)
+            pthread_cond_broadcast(&pool->idle);
+    }
+}
+
 static void *pool_worker(void *arg)
 {
-    pool_arg_t *a = (pool_arg_t *)arg;
-    pool_t *pool = a->pool;
+    pool_arg_t a = *(pool_arg_t *)arg;
+    free(arg);
     fk_fpenv_t env;
     fk_fpenv_enter(&env);
-    for (;;) {
-        pthread_mutex_lock(&pool->lock);
-        int64_t task = pool->next++;
-        pthread_mutex_unlock(&pool->lock);
-        if (task >= pool->n)
-            break;
-        pool->fn(pool->ctx, task, a->worker);
-    }
+    pool_work(a.pool, a.worker);
     fk_fpenv_leave(&env);
+    pool_release(a.pool);
     return NULL;
+}
+
+static int pool_run(int threads, int64_t n, fk_task_fn fn, void *ctx)
+{
+    pool_t *pool = (pool_t *)calloc(1, sizeof(pool_t));
+    if (pool == NULL)
+        return -1;
+    pool->fn = fn;
+    pool->ctx = ctx;
+    pool->n = n;
+    pool->refs = 1;
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->idle, NULL);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    for (int w = 1; w < threads; w++) {
+        pool_arg_t *a = (pool_arg_t *)malloc(sizeof(pool_arg_t));
+        if (a == NULL)
+            break;
+        a->pool = pool;
+        a->worker = w;
+        pthread_mutex_lock(&pool->lock);
+        pool->refs++;
+        pthread_mutex_unlock(&pool->lock);
+        pthread_t tid;
+        if (pthread_create(&tid, &attr, pool_worker, a) != 0) {
+            free(a);
+            pthread_mutex_lock(&pool->lock);
+            pool->refs--;
+            pthread_mutex_unlock(&pool->lock);
+            break;
+        }
+    }
+    pthread_attr_destroy(&attr);
+    pool_work(pool, 0);
+    while (pool->busy > 0)
+        pthread_cond_wait(&pool->idle, &pool->lock);
+    pool_release(pool);
+    return 0;
 }
 #endif
 
@@ -340,30 +396,10 @@ void fk_parallel_for(int threads, int64_t n, fk_task_fn fn, void *ctx)
         fk_fpenv_leave(&env);
     }
 #elif defined(BITLET_FAST_PTHREADS)
-    pool_t pool;
-    pool.fn = fn;
-    pool.ctx = ctx;
-    pool.n = n;
-    pool.next = 0;
-    pthread_mutex_init(&pool.lock, NULL);
-    pthread_t tid[256];
-    pool_arg_t args[256];
-    if (threads > 256)
-        threads = 256;
-    int started = 0;
-    for (int w = 1; w < threads; w++) {
-        args[w].pool = &pool;
-        args[w].worker = w;
-        if (pthread_create(&tid[w], NULL, pool_worker, &args[w]) != 0)
-            break;
-        started = w;
+    if (pool_run(threads, n, fn, ctx) != 0) {
+        for (int64_t i = 0; i < n; i++)
+            fn(ctx, i, 0);
     }
-    args[0].pool = &pool;
-    args[0].worker = 0;
-    pool_worker(&args[0]);
-    for (int w = 1; w <= started; w++)
-        pthread_join(tid[w], NULL);
-    pthread_mutex_destroy(&pool.lock);
 #else
     for (int64_t i = 0; i < n; i++)
         fn(ctx, i, 0);

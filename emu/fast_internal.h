@@ -117,6 +117,31 @@ extern uint8_t fk_scan_small[1 << 15];      /* steps of a column < 2^15      */
 void fk_tables_init(void);
 int fk_scan_steps_slow(uint64_t col);
 
+/* fp32 pack, truncating (NUMERICS.md s.2): E = emax - 173 + c, c = index
+ * of the leading 1 of |acc|; subnormal results kept (F2). */
+static inline uint32_t fk_pack_fp32_inline(int64_t acc, int32_t emax)
+{
+    if (acc == 0)
+        return 0u;
+    uint32_t sign = acc < 0 ? 0x80000000u : 0u;
+    uint64_t mag = acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc;
+#if defined(__GNUC__) || defined(__clang__)
+    int c = 63 - __builtin_clzll(mag);
+#else
+    int c = 0;
+    for (uint64_t m = mag; m >>= 1;)
+        c++;
+#endif
+    int32_t E = emax - 173 + c;
+    uint32_t N = (uint32_t)((c >= 23 ? mag >> (c - 23) : mag << (23 - c)) & FK_SIG_MASK);
+    if (E > 254)
+        return sign | 0x7F800000u;
+    if (E >= 1)
+        return sign | ((uint32_t)E << 23) | (N & 0x7FFFFFu);
+    int32_t shift = 1 - E;
+    return sign | (shift >= FK_COLS ? 0u : N >> shift);
+}
+
 /* Scalar helpers (fast_core.c). */
 uint32_t fk_pack_fp32(int64_t acc, int32_t emax);
 int64_t fk_floor_shift(int64_t acc, uint32_t quant);

@@ -51,6 +51,41 @@ static inline void fk_avx2_columns_simd(const uint32_t *walign, uint64_t col[FK_
     }
 }
 
+/* A full fp32 group: emax, per-pair alignment shifts (vpsrlvd gives 0 for
+ * shifts >= 32), conditional negation, exact 64-bit products summed. */
+static inline int64_t fk_avx2_group64(const int32_t *we, const int32_t *wa, const int32_t *wn,
+                                      const int32_t *ae, const int32_t *am, int32_t *emax_out)
+{
+    __m256i e[8];
+    __m256i m = _mm256_setzero_si256();
+    for (int i = 0; i < 8; i++) {
+        e[i] = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(we + 8 * i)),
+                                _mm256_loadu_si256((const __m256i *)(ae + 8 * i)));
+        m = _mm256_max_epi32(m, e[i]);
+    }
+    __m128i h = _mm_max_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+    h = _mm_max_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+    h = _mm_max_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+    int32_t emax = _mm_cvtsi128_si32(h);
+    *emax_out = emax;
+    __m256i vmax = _mm256_set1_epi32(emax);
+    __m256i acc = _mm256_setzero_si256();
+    for (int i = 0; i < 8; i++) {
+        __m256i x = _mm256_srlv_epi32(_mm256_loadu_si256((const __m256i *)(wa + 8 * i)),
+                                      _mm256_sub_epi32(vmax, e[i]));
+        __m256i n = _mm256_loadu_si256((const __m256i *)(wn + 8 * i));
+        __m256i xs = _mm256_sub_epi32(_mm256_xor_si256(x, n), n);
+        __m256i a = _mm256_loadu_si256((const __m256i *)(am + 8 * i));
+        acc = _mm256_add_epi64(acc, _mm256_mul_epi32(xs, a));
+        acc = _mm256_add_epi64(acc, _mm256_mul_epi32(_mm256_srli_epi64(xs, 32),
+                                                     _mm256_srli_epi64(a, 32)));
+    }
+    __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    s = _mm_add_epi64(s, _mm_unpackhi_epi64(s, s));
+    return _mm_cvtsi128_si64(s);
+}
+
+#define FK_GROUP64_SIMD fk_avx2_group64
 #define FK_COLUMNS_SIMD fk_avx2_columns_simd
 #define FK_NAME(x) fk_avx2_##x
 #define FK_ISA_NAME "avx2"
@@ -58,6 +93,7 @@ static inline void fk_avx2_columns_simd(const uint32_t *walign, uint64_t col[FK_
 #undef FK_NAME
 #undef FK_ISA_NAME
 #undef FK_COLUMNS_SIMD
+#undef FK_GROUP64_SIMD
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -126,6 +162,34 @@ static inline void fk_avx512_scan_lanes_simd(const uint64_t *cols, int n, int *s
 }
 
 /* (gathers measured slower than the scalar lanes: not used) */
+/* A full fp32 group in four zmm (see fk_avx2_group64). */
+static inline int64_t fk_avx512_group64(const int32_t *we, const int32_t *wa, const int32_t *wn,
+                                        const int32_t *ae, const int32_t *am, int32_t *emax_out)
+{
+    __m512i e[4];
+    for (int i = 0; i < 4; i++)
+        e[i] = _mm512_add_epi32(_mm512_loadu_si512((const void *)(we + 16 * i)),
+                                _mm512_loadu_si512((const void *)(ae + 16 * i)));
+    __m512i m = _mm512_max_epi32(_mm512_max_epi32(e[0], e[1]), _mm512_max_epi32(e[2], e[3]));
+    m = _mm512_max_epi32(m, _mm512_setzero_si512());
+    int32_t emax = _mm512_reduce_max_epi32(m);
+    *emax_out = emax;
+    __m512i vmax = _mm512_set1_epi32(emax);
+    __m512i acc = _mm512_setzero_si512();
+    for (int i = 0; i < 4; i++) {
+        __m512i x = _mm512_srlv_epi32(_mm512_loadu_si512((const void *)(wa + 16 * i)),
+                                      _mm512_sub_epi32(vmax, e[i]));
+        __m512i n = _mm512_loadu_si512((const void *)(wn + 16 * i));
+        __m512i xs = _mm512_sub_epi32(_mm512_xor_si512(x, n), n);
+        __m512i a = _mm512_loadu_si512((const void *)(am + 16 * i));
+        acc = _mm512_add_epi64(acc, _mm512_mul_epi32(xs, a));
+        acc = _mm512_add_epi64(acc, _mm512_mul_epi32(_mm512_srli_epi64(xs, 32),
+                                                     _mm512_srli_epi64(a, 32)));
+    }
+    return _mm512_reduce_add_epi64(acc);
+}
+
+#define FK_GROUP64_SIMD fk_avx512_group64
 #define FK_COLUMNS_SIMD fk_avx512_columns_simd
 #define FK_NAME(x) fk_avx512_##x
 #define FK_ISA_NAME "avx512"
@@ -133,6 +197,7 @@ static inline void fk_avx512_scan_lanes_simd(const uint64_t *cols, int n, int *s
 #undef FK_NAME
 #undef FK_ISA_NAME
 #undef FK_COLUMNS_SIMD
+#undef FK_GROUP64_SIMD
 #undef FK_SCAN_LANES_SIMD
 #if defined(__clang__)
 #pragma clang attribute pop

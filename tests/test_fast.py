@@ -404,10 +404,16 @@ def test_thread_counts_agree():
     assert np.array_equal(img1, img2) and np.array_equal(img1, img3)
 
 
-def test_every_isa_gives_the_same_layer(isa_name):
+@pytest.mark.parametrize("prune", [0xFFFFFF, 0xFFFF00])
+def test_every_isa_gives_the_same_layer(isa_name, prune):
     rng = np.random.default_rng(16)
     mem = Mem(rng)
-    run_both(mem, layer_program(rng, mem, cin=24, cout=6, groups=3, relu=True, prune=0xFFFF00))
+    run_both(mem, layer_program(rng, mem, cin=24, cout=6, groups=3, relu=True, prune=prune))
+    mem = Mem(rng)
+    run_both(mem, layer_program(rng, mem, cin=40, cout=5, relu=True, prune=prune,
+                                specials=0.002))                       # K = 360: full groups
+    mem = Mem(rng)
+    run_both(mem, layer_program(rng, mem, op="gemm", n=3, cin=256, cout=7, prune=prune))
 
 
 # ---------------------------------------------------------------------------

@@ -5,8 +5,8 @@ Portable by default: ``-O3`` with IEEE float semantics (no fast-math,
 ``-ffp-contract=off``), no ``-march=native``.  The AVX2 / AVX-512 kernels are
 compiled with per-function target attributes and chosen at run time, so the
 same binary runs on any x86-64 CPU; other CPUs (ARM) use the portable
-kernels.  Threads: OpenMP when the compiler supports it (probed here),
-otherwise POSIX threads, otherwise one thread.
+kernels.  Threads: POSIX threads (the engine's own pool), else OpenMP when
+the compiler supports it (probed here), else one thread.
 
 Build-time switches (environment variables):
 
@@ -86,18 +86,28 @@ def _try_build(source: str, flags: list[str]) -> bool:
 
 
 def threading_flags(choice: str | None = None) -> tuple[str, list[str], list[str]]:
-    """Pick the threading backend: (name, compile flags, link flags)."""
+    """Pick the threading backend: (name, compile flags, link flags).
+
+    Default order: POSIX threads (the engine's own pool never waits for a
+    descheduled thread, which keeps it fast on a busy machine, and it is
+    fork-safe), else OpenMP when the compiler supports it (probed), else
+    one thread.  ``choice`` or ``BITLET_FAST_THREADING`` forces one.
+    """
     choice = choice or os.environ.get("BITLET_FAST_THREADING") or None
     if choice is not None and choice not in THREADING:
         raise ValueError(f"BITLET_FAST_THREADING must be one of {THREADING}, got {choice!r}")
-    if sys.platform == "win32":
+    if choice == "none":
         return "none", [], []
-    if choice in (None, "openmp") and _try_build(_OPENMP_PROBE, ["-fopenmp"]):
-        return "openmp", ["-fopenmp"], ["-fopenmp"]
+    if sys.platform != "win32" and choice in (None, "pthreads") \
+            and _try_build(_PTHREAD_PROBE, ["-pthread"]):
+        return "pthreads", ["-pthread", "-DBITLET_FAST_PTHREADS"], ["-pthread"]
+    if choice == "pthreads":
+        raise RuntimeError("BITLET_FAST_THREADING=pthreads but POSIX threads do not build")
+    flag = "/openmp" if sys.platform == "win32" else "-fopenmp"
+    if _try_build(_OPENMP_PROBE, [flag]):
+        return "openmp", [flag], [] if sys.platform == "win32" else [flag]
     if choice == "openmp":
         raise RuntimeError("BITLET_FAST_THREADING=openmp but the compiler has no OpenMP")
-    if choice in (None, "pthreads") and _try_build(_PTHREAD_PROBE, ["-pthread"]):
-        return "pthreads", ["-pthread", "-DBITLET_FAST_PTHREADS"], ["-pthread"]
     return "none", [], []
 
 
