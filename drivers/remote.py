@@ -235,6 +235,8 @@ class RemoteDevice(Device):
         try:
             self.agent = self._handshake(peer, limit)
             self._fit_chunk(self.agent)
+            if self._peer is not None and not self.agent.get("resumed") and self._rid > 1:
+                self._session_lost()
         except BaseException:
             peer.close()
             raise
@@ -245,6 +247,16 @@ class RemoteDevice(Device):
                 self._retired[key] = self._retired.get(key, 0) + value
         self._peer = peer
         self._broken = False
+
+    def _session_lost(self) -> None:
+        """The agent came back without this client's session: say so, once and clearly."""
+        for buf in self._buffers.values():
+            buf._freed = True
+        self._buffers.clear()
+        self._peer.inbound.clear()
+        raise LinkError(f"the agent at {self.address} no longer holds this client's session (it "
+                        "restarted, or served another client meanwhile): the buffers and programs "
+                        "loaded through this device are gone; allocate or load them again")
 
     def _fit_chunk(self, welcome: dict) -> None:
         """Never send frames larger than the agent accepts."""

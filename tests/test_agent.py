@@ -415,3 +415,16 @@ def test_link_throughput_benchmark_runs(capsys):
     (row,) = json.loads(capsys.readouterr().out)
     assert row["baud"] == 921600 and row["bytes"] == 9216
     assert 0 < row["upload_efficiency"] <= 1.0 and 0 < row["download_efficiency"] <= 1.0
+
+
+def test_a_client_whose_session_was_taken_over_gets_a_clear_error(sim):
+    with tcp_agent(sim) as (_agent, url):
+        first = open_remote(url, timeout=5)
+        buf = first.allocate(16, np.uint8)
+        with open_remote(url, timeout=5) as second:  # takes the board over
+            second.read_reg(hw.REG_CTRL)
+        with pytest.raises(LinkError, match="no longer holds this client's session"):
+            buf.sync_to_device()
+        with pytest.raises(DeviceError, match="use after free"):
+            buf.sync_to_device()
+        first.close()
