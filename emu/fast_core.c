@@ -40,18 +40,6 @@
 /* pack helpers (NUMERICS.md s.2, s.3)                                 */
 /* ------------------------------------------------------------------ */
 
-static int msb64(uint64_t x)
-{
-#if defined(__GNUC__) || defined(__clang__)
-    return 63 - __builtin_clzll(x);
-#else
-    int c = 0;
-    while (x >>= 1)
-        c++;
-    return c;
-#endif
-}
-
 uint32_t fk_pack_fp32(int64_t acc, int32_t emax)
 {
     return fk_pack_fp32_inline(acc, emax);

@@ -189,6 +189,76 @@ static inline int64_t fk_avx512_group64(const int32_t *we, const int32_t *wa, co
     return _mm512_reduce_add_epi64(acc);
 }
 
+/* S = max over the 24 columns of their steps, all columns walked in
+ * lockstep one scanner step per round (3 zmm of 8 columns): a round
+ * advances every p by the position of the second 1 of its window, or 8
+ * (bit 8 is set below so the lowest remaining bit is found by lzcnt); S
+ * is the number of rounds until every p > 63.  Columns already past 63
+ * see an empty window and keep moving harmlessly. */
+static inline int fk_avx512_scan_max(const uint64_t *col)
+{
+    const __m512i low8 = _mm512_set1_epi64(0xFF), one = _mm512_set1_epi64(1);
+    const __m512i bit8 = _mm512_set1_epi64(0x100), k63 = _mm512_set1_epi64(63);
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i c[3], p[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = _mm512_loadu_si512((const void *)(col + 8 * i));
+        p[i] = zero;
+    }
+    int rounds = 0;
+    for (;;) {
+        __mmask8 live = _mm512_cmple_epu64_mask(p[0], k63) | _mm512_cmple_epu64_mask(p[1], k63) |
+                        _mm512_cmple_epu64_mask(p[2], k63);
+        if (!live)
+            break;
+        rounds++;
+        for (int i = 0; i < 3; i++) {
+            __m512i w = _mm512_and_si512(_mm512_srlv_epi64(c[i], p[i]), low8);
+            __m512i y = _mm512_or_si512(_mm512_and_si512(w, _mm512_sub_epi64(w, one)), bit8);
+            __m512i lowest = _mm512_and_si512(y, _mm512_sub_epi64(zero, y));
+            p[i] = _mm512_add_epi64(p[i], _mm512_sub_epi64(k63, _mm512_lzcnt_epi64(lowest)));
+        }
+    }
+    return rounds;
+}
+
+/* Two groups at once (6 independent chains hide the step latency). */
+static inline void fk_avx512_scan_max2(const uint64_t *col_a, const uint64_t *col_b,
+                                       int *s_a, int *s_b)
+{
+    const __m512i low8 = _mm512_set1_epi64(0xFF), one = _mm512_set1_epi64(1);
+    const __m512i bit8 = _mm512_set1_epi64(0x100), k63 = _mm512_set1_epi64(63);
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i c[6], p[6];
+    for (int i = 0; i < 3; i++) {
+        c[i] = _mm512_loadu_si512((const void *)(col_a + 8 * i));
+        c[i + 3] = _mm512_loadu_si512((const void *)(col_b + 8 * i));
+    }
+    for (int i = 0; i < 6; i++)
+        p[i] = zero;
+    int ra = 0, rb = 0;
+    for (;;) {
+        __mmask8 la = _mm512_cmple_epu64_mask(p[0], k63) | _mm512_cmple_epu64_mask(p[1], k63) |
+                      _mm512_cmple_epu64_mask(p[2], k63);
+        __mmask8 lb = _mm512_cmple_epu64_mask(p[3], k63) | _mm512_cmple_epu64_mask(p[4], k63) |
+                      _mm512_cmple_epu64_mask(p[5], k63);
+        if (!(la | lb))
+            break;
+        ra += la != 0;
+        rb += lb != 0;
+        for (int i = 0; i < 6; i++) {
+            __m512i w = _mm512_and_si512(_mm512_srlv_epi64(c[i], p[i]), low8);
+            __m512i y = _mm512_or_si512(_mm512_and_si512(w, _mm512_sub_epi64(w, one)), bit8);
+            __m512i lowest = _mm512_and_si512(y, _mm512_sub_epi64(zero, y));
+            p[i] = _mm512_add_epi64(p[i], _mm512_sub_epi64(k63, _mm512_lzcnt_epi64(lowest)));
+        }
+    }
+    *s_a = ra;
+    *s_b = rb;
+}
+
+#define FK_SCAN_MAX_SIMD fk_avx512_scan_max
+#define FK_SCAN_MAX2_SIMD fk_avx512_scan_max2
 #define FK_GROUP64_SIMD fk_avx512_group64
 #define FK_COLUMNS_SIMD fk_avx512_columns_simd
 #define FK_NAME(x) fk_avx512_##x
@@ -198,7 +268,8 @@ static inline int64_t fk_avx512_group64(const int32_t *we, const int32_t *wa, co
 #undef FK_ISA_NAME
 #undef FK_COLUMNS_SIMD
 #undef FK_GROUP64_SIMD
-#undef FK_SCAN_LANES_SIMD
+#undef FK_SCAN_MAX_SIMD
+#undef FK_SCAN_MAX2_SIMD
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
