@@ -288,8 +288,9 @@ class RemoteDevice(Device):
                                 f"{answer.get('message', answer)}")
             if answer.get("auth_required"):
                 if self.token is None:
-                    raise LinkError(f"agent at {self.address} requires a token: "
-                                    "open_remote(url, token=...) with the agent's --token")
+                    raise LinkError(f"agent at {self.address} requires a token: pass "
+                                    "open_remote(url, token=...) the token the agent was "
+                                    "started with (bitlet agent --token-env NAME)")
                 hello = {**hello, "auth": auth_digest(self.token, str(answer.get("nonce")),
                                                       self.client_id)}
                 continue

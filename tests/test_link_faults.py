@@ -25,6 +25,7 @@ pytestmark = pytest.mark.device
 BAUD = 921600
 CALL_TIMEOUT = 3.0
 REG_VALUE = 0x0123_4567
+TOKEN = "shared-secret"
 # per forwarded block; TCP coalesces bytes into fewer, larger blocks than a pty
 NOISY = {"tcp": {"drop": 0.05, "corrupt": 0.05, "duplicate": 0.05, "delay": 0.1, "max_delay": 0.01},
          "pty": {"drop": 0.03, "corrupt": 0.03, "duplicate": 0.03, "delay": 0.05, "max_delay": 0.01}}
@@ -38,15 +39,16 @@ def sim():
 
 
 @contextlib.contextmanager
-def through_tcp_proxy(device, faults):
-    with Agent(device).start("tcp://127.0.0.1:0") as agent, \
+def through_tcp_proxy(device, faults, **agent_kw):
+    with Agent(device, **agent_kw).start("tcp://127.0.0.1:0") as agent, \
             TcpProxy("127.0.0.1", agent.port, faults) as proxy:
         yield agent, proxy.url, f"tcp://127.0.0.1:{agent.port}", proxy.counter
 
 
 @contextlib.contextmanager
-def through_pty_relay(device, faults):
-    with PtyRelay(faults=faults) as relay, Agent(device).start(relay.agent_url(BAUD)) as agent:
+def through_pty_relay(device, faults, **agent_kw):
+    with PtyRelay(faults=faults) as relay, \
+            Agent(device, **agent_kw).start(relay.agent_url(BAUD)) as agent:
         yield agent, relay.client_url(BAUD), None, relay.counter
 
 
@@ -97,7 +99,8 @@ def _check_agent_after(agent, direct_url, client_url):
     """No request ran twice, and the agent serves a new client normally."""
     assert agent.executions and set(agent.executions.values()) == {1}
     url = direct_url or client_url
-    with open_remote(url, timeout=CALL_TIMEOUT) as fresh:
+    token = TOKEN if agent.token else None
+    with open_remote(url, token=token, timeout=CALL_TIMEOUT) as fresh:
         buf = fresh.allocate(1000, np.uint8)
         buf[:] = np.arange(1000) % 251
         buf.sync_to_device()
@@ -112,8 +115,8 @@ def test_noisy_link_gives_exact_results_or_clear_errors(sim, kind):
     faults = Faults(seed=11, **NOISY[kind])
     rng = np.random.default_rng(5)
     sim.write_reg(hw.REG_MEM_SIZE, REG_VALUE)
-    with through(sim, faults) as (agent, url, direct_url, counter):
-        with open_remote(url, timeout=CALL_TIMEOUT, connect_timeout=3) as dev:
+    with through(sim, faults, token=TOKEN) as (agent, url, direct_url, counter):
+        with open_remote(url, token=TOKEN, timeout=CALL_TIMEOUT, connect_timeout=3) as dev:
             outcomes = _exercise(dev, 6, rng, [100, 3000, 30_000])
         injected = sum(counter.get(k, 0) for k in ("dropped", "corrupted", "duplicated"))
         assert injected >= 3, counter  # the faults really happened

@@ -116,6 +116,10 @@ class BlobCache:
             self.size -= len(old)
 
 
+#: wrong token answers accepted on one connection before the agent refuses it
+AUTH_ATTEMPTS = 3
+
+
 # ---------------------------------------------------------------------------
 # Sessions
 # ---------------------------------------------------------------------------
@@ -361,16 +365,24 @@ class Agent:
                                  "interrupt": bool(self.device.has_interrupt)})
 
     def _authenticate(self, peer: Peer, hello: dict, conn: dict, client_id: str) -> bool:
+        """Challenge-response on the shared token; True once the client proved it.
+
+        A wrong answer gets a fresh challenge (on a lossy line the client may
+        have answered an older nonce), up to :data:`AUTH_ATTEMPTS` per
+        connection, then an error.
+        """
         nonce, conn["nonce"] = conn["nonce"], None  # a nonce answers one attempt only
         auth = hello.get("auth")
         if nonce is not None and isinstance(auth, str) and hmac.compare_digest(
                 auth.encode(), auth_digest(self.token, nonce, client_id).encode()):
             return True
-        if auth is not None and nonce is not None:
+        if auth is not None:
             self.stats["auth_failures"] += 1
-            peer.send_json(ERROR, {"code": "auth", "message":
-                                   "the agent refused the token (wrong --token on one side)"})
-            return False
+            conn["failures"] = conn.get("failures", 0) + 1
+            if conn["failures"] >= AUTH_ATTEMPTS:
+                peer.send_json(ERROR, {"code": "auth", "message": "the agent refused the token "
+                                       "(the client's token differs from the agent's)"})
+                return False
         conn["nonce"] = os.urandom(16).hex()
         peer.send_json(WELCOME, {"ok": False, "auth_required": True, "nonce": conn["nonce"]})
         return False
