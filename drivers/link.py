@@ -384,8 +384,8 @@ class SerialTransport(Transport):
 
     @staticmethod
     def _selectable_fileno(port: Any) -> int | None:
-        if os.name == "nt":
-            return None
+        if os.name == "nt" and getattr(port, "_socket", None) is None:
+            return None  # Windows selects sockets only: COM ports use bounded polls
         try:
             return port.fileno()
         except (AttributeError, OSError, ValueError):  # pragma: no cover - no fileno
