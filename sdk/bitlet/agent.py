@@ -259,7 +259,7 @@ class Agent:
             while not self._stop.is_set():
                 try:
                     self._serve_connection(Peer(transport, tuning, self.limits))
-                except LinkBroken:
+                except LinkError:  # the port failed or a write blocked: start over
                     self.stats["disconnects"] += 1
                     time.sleep(tuning.poll)
         finally:
@@ -322,6 +322,7 @@ class Agent:
 
     def _dispatch(self, peer: Peer, frame: Frame, conn: dict) -> None:
         if frame.ftype == HELLO:
+            conn["authenticated"] = False  # every handshake proves itself again
             self._on_hello(peer, frame, conn)
         elif not conn["authenticated"] or self.session is None:
             peer.send_json(ERROR, {"code": "no_session",
