@@ -344,6 +344,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
     argv = ["--listen", args.listen]
     if args.token_env:
         argv += ["--token-env", args.token_env]
+    if args.token_file:
+        argv += ["--token-file", args.token_file]
+    if args.cache_mb:
+        argv += ["--cache-mb", str(args.cache_mb)]
     if args.device:
         argv += ["--device", args.device]
     return int(agent_main(argv) or EXIT_OK)
@@ -367,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: $BITLET_DEVICE, else a board if present, else the simulator)")
     common.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     model = argparse.ArgumentParser(add_help=False)
-    model.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    model.add_argument("--precision", default="fp32",
+                       help="fp32 (default), fp16, bf16 or fixed<n> (e.g. fixed8, fixed12)")
     model.add_argument("--prune", type=_prune, default=None, help="24-bit column prune mask for every layer")
     model.add_argument("--shape", action="append", metavar="NAME=D0,D1,...",
                        help="shape of a dynamic input (repeatable)")
@@ -396,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", parents=[common], help="x3 super-resolution of bundled frames")
     p.add_argument("--out", default="bitlet-demo", help="directory for the output images")
     p.add_argument("--frames", type=int, default=None, help="only the first N bundled frames")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    p.add_argument("--precision", default="fp32", help="fp32 (default), fp16, bf16 or fixed<n>")
     p.add_argument("--prune", type=_prune, default=None)
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("agent", help="serve this board's device and runtime over UART or TCP")
@@ -404,6 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serial:///dev/ttyPS0?baud=921600 or tcp://127.0.0.1:7700")
     p.add_argument("--token-env", default=None,
                    help="name of an environment variable holding a shared token (TCP)")
+    p.add_argument("--token-file", default=None, help="file holding a shared token (TCP)")
+    p.add_argument("--cache-mb", type=int, default=None, help="program/weight cache size on the agent")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_agent, json=False)
     return parser

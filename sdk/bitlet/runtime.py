@@ -384,4 +384,7 @@ def load(path: str | os.PathLike, device: Any = None) -> CompiledModel:
     configuration or ISA differs from the one the program was compiled for.
     """
     program = Program.load(path)
-    return CompiledModel(program, open_default_device(device))
+    dev = open_default_device(device)
+    if hasattr(dev, "load_program"):  # a board behind `bitlet agent`: upload once, run there
+        return dev.load_program(program)
+    return CompiledModel(program, dev)

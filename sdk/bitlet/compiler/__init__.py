@@ -65,7 +65,10 @@ def compile(model: Any, *, device: Any = None, precision: str = "fp32", prune: A
     options = layer_options(graph, prune, bits, calibration)
     program = lower(graph, cfg, precision, options, model_name=graph.name)
     _check_memory(program, dev)
-    compiled = CompiledModel(program, dev)
+    if hasattr(dev, "load_program"):  # a board behind `bitlet agent`: upload once, run there
+        compiled = dev.load_program(program)
+    else:
+        compiled = CompiledModel(program, dev)
     compiled.source_model = model  # for bitlet.compare (not saved with the program)
     return compiled
 
