@@ -37,6 +37,11 @@ import numpy as np
 from bitlet import _layers, fast
 
 
+# Pause after each timed call (not timed): BLAS worker threads keep spinning
+# for a while after a matmul and would otherwise steal the next engine's CPU.
+_SETTLE = 0.2
+
+
 def _interleaved_times(fns: dict, repeats: int) -> dict:
     """Median wall time (s) of each function, the functions called in turn
     ``repeats`` times after one warm-up each, so that a busy machine slows
@@ -49,6 +54,7 @@ def _interleaved_times(fns: dict, repeats: int) -> dict:
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
+            time.sleep(_SETTLE)
     return {name: float(np.median(ts)) for name, ts in times.items()}
 
 

@@ -189,6 +189,19 @@ static inline int64_t fk_avx512_group64(const int32_t *we, const int32_t *wa, co
     return _mm512_reduce_add_epi64(acc);
 }
 
+/* One scanner step of 8 columns: r = col >> p; the second 1 of the window
+ * is the lowest 1 of r & (r - 1), capped at 8 by setting bit 8 (one
+ * ternary-logic op); its index is 63 - lzcnt of the mask of bits up to it. */
+static inline __m512i fk_avx512_scan_step(__m512i c, __m512i p)
+{
+    const __m512i one = _mm512_set1_epi64(1), bit8 = _mm512_set1_epi64(0x100);
+    const __m512i k63 = _mm512_set1_epi64(63);
+    __m512i r = _mm512_srlv_epi64(c, p);
+    __m512i y = _mm512_ternarylogic_epi64(r, _mm512_sub_epi64(r, one), bit8, 0xEA); /* a&b|c */
+    __m512i upto = _mm512_xor_si512(y, _mm512_sub_epi64(y, one));
+    return _mm512_add_epi64(p, _mm512_sub_epi64(k63, _mm512_lzcnt_epi64(upto)));
+}
+
 /* S = max over the 24 columns of their steps, all columns walked in
  * lockstep one scanner step per round (3 zmm of 8 columns): a round
  * advances every p by the position of the second 1 of its window, or 8
@@ -197,9 +210,7 @@ static inline int64_t fk_avx512_group64(const int32_t *we, const int32_t *wa, co
  * see an empty window and keep moving harmlessly. */
 static inline int fk_avx512_scan_max(const uint64_t *col)
 {
-    const __m512i low8 = _mm512_set1_epi64(0xFF), one = _mm512_set1_epi64(1);
-    const __m512i bit8 = _mm512_set1_epi64(0x100), k63 = _mm512_set1_epi64(63);
-    const __m512i zero = _mm512_setzero_si512();
+    const __m512i k63 = _mm512_set1_epi64(63), zero = _mm512_setzero_si512();
     __m512i c[3], p[3];
     for (int i = 0; i < 3; i++) {
         c[i] = _mm512_loadu_si512((const void *)(col + 8 * i));
@@ -212,12 +223,8 @@ static inline int fk_avx512_scan_max(const uint64_t *col)
         if (!live)
             break;
         rounds++;
-        for (int i = 0; i < 3; i++) {
-            __m512i w = _mm512_and_si512(_mm512_srlv_epi64(c[i], p[i]), low8);
-            __m512i y = _mm512_or_si512(_mm512_and_si512(w, _mm512_sub_epi64(w, one)), bit8);
-            __m512i lowest = _mm512_and_si512(y, _mm512_sub_epi64(zero, y));
-            p[i] = _mm512_add_epi64(p[i], _mm512_sub_epi64(k63, _mm512_lzcnt_epi64(lowest)));
-        }
+        for (int i = 0; i < 3; i++)
+            p[i] = fk_avx512_scan_step(c[i], p[i]);
     }
     return rounds;
 }
@@ -226,9 +233,7 @@ static inline int fk_avx512_scan_max(const uint64_t *col)
 static inline void fk_avx512_scan_max2(const uint64_t *col_a, const uint64_t *col_b,
                                        int *s_a, int *s_b)
 {
-    const __m512i low8 = _mm512_set1_epi64(0xFF), one = _mm512_set1_epi64(1);
-    const __m512i bit8 = _mm512_set1_epi64(0x100), k63 = _mm512_set1_epi64(63);
-    const __m512i zero = _mm512_setzero_si512();
+    const __m512i k63 = _mm512_set1_epi64(63), zero = _mm512_setzero_si512();
     __m512i c[6], p[6];
     for (int i = 0; i < 3; i++) {
         c[i] = _mm512_loadu_si512((const void *)(col_a + 8 * i));
@@ -246,17 +251,54 @@ static inline void fk_avx512_scan_max2(const uint64_t *col_a, const uint64_t *co
             break;
         ra += la != 0;
         rb += lb != 0;
-        for (int i = 0; i < 6; i++) {
-            __m512i w = _mm512_and_si512(_mm512_srlv_epi64(c[i], p[i]), low8);
-            __m512i y = _mm512_or_si512(_mm512_and_si512(w, _mm512_sub_epi64(w, one)), bit8);
-            __m512i lowest = _mm512_and_si512(y, _mm512_sub_epi64(zero, y));
-            p[i] = _mm512_add_epi64(p[i], _mm512_sub_epi64(k63, _mm512_lzcnt_epi64(lowest)));
-        }
+        for (int i = 0; i < 6; i++)
+            p[i] = fk_avx512_scan_step(c[i], p[i]);
     }
     *s_a = ra;
     *s_b = rb;
 }
 
+/* A full fp32 group with prune (see fk_avx512_group64) that also returns
+ * the 24 bit columns of its aligned pruned weights, transposed straight
+ * from the registers (byte planes, one byte test per bit). */
+static inline int64_t fk_avx512_group64_cols(const int32_t *we, const int32_t *wa,
+                                             const int32_t *wn, const int32_t *ae,
+                                             const int32_t *am, uint32_t prune,
+                                             int32_t *emax_out, uint64_t *col)
+{
+    __m512i e[4], x[4];
+    for (int i = 0; i < 4; i++)
+        e[i] = _mm512_add_epi32(_mm512_loadu_si512((const void *)(we + 16 * i)),
+                                _mm512_loadu_si512((const void *)(ae + 16 * i)));
+    __m512i m = _mm512_max_epi32(_mm512_max_epi32(e[0], e[1]), _mm512_max_epi32(e[2], e[3]));
+    m = _mm512_max_epi32(m, _mm512_setzero_si512());
+    int32_t emax = _mm512_reduce_max_epi32(m);
+    *emax_out = emax;
+    const __m512i vmax = _mm512_set1_epi32(emax), vprune = _mm512_set1_epi32((int)prune);
+    __m512i acc = _mm512_setzero_si512();
+    for (int i = 0; i < 4; i++) {
+        x[i] = _mm512_and_si512(_mm512_srlv_epi32(_mm512_loadu_si512((const void *)(wa + 16 * i)),
+                                                  _mm512_sub_epi32(vmax, e[i])), vprune);
+        __m512i n = _mm512_loadu_si512((const void *)(wn + 16 * i));
+        __m512i xs = _mm512_sub_epi32(_mm512_xor_si512(x[i], n), n);
+        __m512i a = _mm512_loadu_si512((const void *)(am + 16 * i));
+        acc = _mm512_add_epi64(acc, _mm512_mul_epi32(xs, a));
+        acc = _mm512_add_epi64(acc, _mm512_mul_epi32(_mm512_srli_epi64(xs, 32),
+                                                     _mm512_srli_epi64(a, 32)));
+    }
+    for (int plane = 0; plane < FK_COLS / 8; plane++) {
+        __m512i p = _mm512_inserti64x2(
+            _mm512_castsi128_si512(_mm512_cvtepi32_epi8(_mm512_srli_epi32(x[0], 8 * plane))),
+            _mm512_cvtepi32_epi8(_mm512_srli_epi32(x[1], 8 * plane)), 1);
+        p = _mm512_inserti64x2(p, _mm512_cvtepi32_epi8(_mm512_srli_epi32(x[2], 8 * plane)), 2);
+        p = _mm512_inserti64x2(p, _mm512_cvtepi32_epi8(_mm512_srli_epi32(x[3], 8 * plane)), 3);
+        for (int j = 0; j < 8; j++)
+            col[8 * plane + j] = (uint64_t)_mm512_test_epi8_mask(p, _mm512_set1_epi8((char)(1 << j)));
+    }
+    return _mm512_reduce_add_epi64(acc);
+}
+
+#define FK_GROUP64_COLS_SIMD fk_avx512_group64_cols
 #define FK_SCAN_MAX_SIMD fk_avx512_scan_max
 #define FK_SCAN_MAX2_SIMD fk_avx512_scan_max2
 #define FK_GROUP64_SIMD fk_avx512_group64
@@ -270,6 +312,7 @@ static inline void fk_avx512_scan_max2(const uint64_t *col_a, const uint64_t *co
 #undef FK_GROUP64_SIMD
 #undef FK_SCAN_MAX_SIMD
 #undef FK_SCAN_MAX2_SIMD
+#undef FK_GROUP64_COLS_SIMD
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
