@@ -1022,8 +1022,7 @@ static uint32_t check_extents(const fl_bus_t *bus, const fl_desc_t *d, uint64_t 
     if ((L->flags & BITLET_FLAG_BIAS) &&
         !in_window(bus, bias, (uint64_t)L->cout * partial_bytes(d), 4u))
         return BITLET_STATUS_BUS_ERROR;
-    if (!in_window(bus, out, out_bytes,
-                   elem_bytes(L->ofmt) < out_elem_bytes(d) ? 4u : elem_bytes(L->ofmt)))
+    if (!in_window(bus, out, out_bytes, out_elem_bytes(d) == 2u ? 2u : 4u))
         return BITLET_STATUS_BUS_ERROR;
     if ((L->flags & BITLET_FLAG_ACCUM) &&
         !in_window(bus, acc,

@@ -137,6 +137,10 @@ def test_group_dot_fixed_matches_numerics():
                             threads=0), "threads"),
     (lambda: fast.matmul(np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32),
                          return_profile=True, cycles=False), "cycles"),
+    (lambda: fast.conv2d(np.zeros((1, 3, 600, 40), np.float32),
+                         np.zeros((4, 3, 3, 40), np.float32)), "activation buffer"),
+    (lambda: fast.conv2d(np.zeros((1, 3, 3, 4), np.float32), np.zeros((4, 3, 3, 4), np.float32),
+                         groups=3), "groups"),
 ])
 def test_bad_arguments_are_named(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
@@ -456,7 +460,11 @@ def portable_engine(tmp_path_factory):
     if not (Path(_fast_build.EMU_DIR) / "fast_core.c").exists():
         pytest.skip("emu/ sources not present (installed without a source tree)")
     tmp = tmp_path_factory.mktemp("fast_portable")
-    ffi = _fast_build.make_ffi("_bitlet_fast_portable", simd=False)
+    # portable kernels only, and the other threading backend than the default
+    # build's (OpenMP when the compiler has it), so both are exercised
+    threading = "openmp" if _fast_build._try_build(_fast_build._OPENMP_PROBE, ["-fopenmp"]) \
+        else None
+    ffi = _fast_build.make_ffi("_bitlet_fast_portable", simd=False, threading=threading)
     path = ffi.compile(tmpdir=str(tmp))
     spec = importlib.util.spec_from_file_location("_bitlet_fast_portable", path)
     module = importlib.util.module_from_spec(spec)
@@ -468,6 +476,7 @@ def portable_engine(tmp_path_factory):
 def test_portable_build_equals_default(portable_engine):
     info = portable_engine.info()
     assert info["isa"] == "scalar" and not info["simd_compiled"]
+    assert info["threading"] in ("openmp", "pthreads", "none")
     d = load("f32_random_full.npz")
     args = [d[f] for f in PORT_FIELDS]
     assert np.array_equal(portable_engine.group_engine(*args), fast.engine().group_engine(*args))

@@ -25,12 +25,16 @@ Threads: ``threads=None`` uses the environment variable ``BITLET_THREADS``
 if set, else every CPU the process may use.  Results never depend on the
 thread count.
 
-Cost of cycle accounting: results only skip the check-window scanner;
-with ``cycles=True`` every group's S is computed as well (24 bit columns
-transposed from the aligned weights, a table-driven scanner per column),
-which costs about 2-4x the time of the results (``benchmarks/emulator.py``).
-In fixed mode S depends on the weights only and is computed once per
-layer, so cycles are almost free.
+Cost of cycle accounting: results only never run the check-window scanner.
+With ``cycles=True`` every group's S is computed too: the 24 bit columns
+of its aligned weights are transposed from the vector registers and all
+columns are walked in lockstep, one scanner step per round (AVX-512), or
+with a table that covers 8+ positions per lookup (other CPUs).  This costs
+about 4-6x the time of the results for fp32 layers with K >= 64 (measured
+on AVX-512: ~15-20 ns per group for results, ~90 ns with S), about 2.5x for
+3x3 depthwise (short groups: one table lookup per column); see
+``benchmarks/emulator.py``.  In fixed mode S depends on the weights only
+and is computed once per layer, so cycles are almost free.
 
 Example
 -------
@@ -397,6 +401,7 @@ class FastEngine:
                           groups=groups, wfmt=fmt, afmt=fmt, ofmt=ofmt, prune=prune, quant=quant)
         if gemm:
             base = base.replace(opcode=hw.OP_GEMM)
+        L._check_buffers(base, bias_words is not None)
         oh, ow = base.out_hw
         out_elems = n * oh * ow * cout
         tiles = L._k_tiles(base.n_kgroups)
@@ -409,7 +414,7 @@ class FastEngine:
             wgt = np.ascontiguousarray(preprocess.to_device_weights(w, fmt, k_groups=(kg0, kg1)))
             insn = base.replace(
                 kg_begin=kg0, kg_end=kg1,
-                flags=isa._flags(relu and last, bias_words is not None and last, i > 0,
+                flags=isa.flags_word(relu and last, bias_words is not None and last, i > 0,
                                  not last))
             buffers = dict(act=act, wgt=wgt, out=out if last else partial,
                            acc=partial if i else None,
