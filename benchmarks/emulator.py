@@ -17,8 +17,8 @@ the MAC/s of
   so it runs on a subset (the first output rows, or the first weight rows
   for GEMM) and its MAC/s is the subset's; the subset is printed;
 
-and each one's ratio to numpy (medians of interleaved calls, so a busy
-machine slows every engine alike).  It checks that the fast engine equals the
+and each one's ratio to numpy (medians of back-to-back calls, each engine
+in its steady state).  It checks that the fast engine equals the
 reference bit for bit on that subset (results and every profile figure).
 MACs are the layer's real multiply-accumulates (K per output, without the
 zero padding of the last 64-group).  The BLAS configuration numpy uses is
@@ -31,31 +31,28 @@ import os
 import platform
 import sys
 import time
+from functools import partial
 
 import numpy as np
-
 from bitlet import _layers, fast
 
+# Pause between engines (not timed): BLAS worker threads keep spinning for
+# a while after a matmul and would otherwise steal the next engine's CPU.
+_SETTLE = 0.3
 
-# Pause after each timed call (not timed): BLAS worker threads keep spinning
-# for a while after a matmul and would otherwise steal the next engine's CPU.
-_SETTLE = 0.2
 
-
-def _interleaved_times(fns: dict, repeats: int) -> dict:
-    """Median wall time (s) of each function, the functions called in turn
-    ``repeats`` times after one warm-up each, so that a busy machine slows
-    every engine alike and the ratios stay meaningful."""
-    times = {name: [] for name in fns}
-    for fn in fns.values():
-        fn()
+def _median_time(fn, repeats: int) -> float:
+    """Median wall time (s) of ``repeats`` back-to-back calls after a warm-up
+    call (each engine in its steady state: numpy's BLAS threads stay hot),
+    then a pause so the next engine starts on an idle machine."""
+    fn()
+    times = []
     for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-            time.sleep(_SETTLE)
-    return {name: float(np.median(ts)) for name, ts in times.items()}
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    time.sleep(_SETTLE)
+    return float(np.median(times))
 
 
 def _activations(rng, shape) -> np.ndarray:
@@ -98,17 +95,17 @@ def conv_shape(rng, name, n, h, w, cin, cout, k, groups, ref_rows) -> Shape:
     if groups == 1:
         a = _im2col(x, k, k, pad)
         wm = np.ascontiguousarray(wt.reshape(cout, kdim).T)
-        numpy_fn = lambda: a @ wm                                   # noqa: E731
+        numpy_fn = lambda: a @ wm
     else:                                                           # depthwise
         cols = _im2col(x, k, k, pad).reshape(-1, k * k, cin)
         a = np.ascontiguousarray(cols.transpose(2, 0, 1))            # [C, P, 9]
         wm = np.ascontiguousarray(wt.reshape(cout, k * k)[:, :, None])   # [C, 9, 1]
-        numpy_fn = lambda: np.matmul(a, wm)                         # noqa: E731
-    kw = dict(padding=pad, groups=groups)
+        numpy_fn = lambda: np.matmul(a, wm)
+    kw = {"padding": pad, "groups": groups}
     # subset: the first ref_rows output rows (input rows 0 .. ref_rows-1+k//2,
     # top padding only), exactly those rows of the full layer
     xs = x[:, :ref_rows + pad]
-    sub_kw = dict(padding=(pad, pad, 0, pad), groups=groups)
+    sub_kw = {"padding": (pad, pad, 0, pad), "groups": groups}
     return Shape(
         name, macs, numpy_fn,
         lambda cycles: fast.conv2d(x, wt, cycles=cycles, **kw),
@@ -156,9 +153,9 @@ def blas_config() -> str:
 def run(shapes, repeats: int) -> list[dict]:
     rows = []
     for s in shapes:
-        t = _interleaved_times({"numpy": s.numpy_fn, "fast": lambda: s.fast_fn(False),
-                                "cycles": lambda: s.fast_fn(True)}, repeats)
-        t_np, t_fast, t_cyc = t["numpy"], t["fast"], t["cycles"]
+        t_np = _median_time(s.numpy_fn, repeats)
+        t_fast = _median_time(partial(s.fast_fn, False), repeats)
+        t_cyc = _median_time(partial(s.fast_fn, True), repeats)
         t0 = time.perf_counter()
         ref_out, ref_prof = s.ref_subset()
         t_ref = time.perf_counter() - t0
@@ -168,9 +165,9 @@ def run(shapes, repeats: int) -> list[dict]:
         full = s.fast_fn(False)
         part = full[:, :ref_out.shape[1]] if full.ndim == 4 else full[:ref_out.shape[0]]
         same = same and np.array_equal(part.view(np.uint32), ref_out.view(np.uint32))
-        rows.append(dict(name=s.name, numpy=s.macs / t_np, fast=s.macs / t_fast,
-                         cycles=s.macs / t_cyc, reference=s.subset_macs / t_ref,
-                         note=s.subset_note, same=same))
+        rows.append({"name": s.name, "numpy": s.macs / t_np, "fast": s.macs / t_fast,
+                         "cycles": s.macs / t_cyc, "reference": s.subset_macs / t_ref,
+                         "note": s.subset_note, "same": same})
         r = rows[-1]
         print(f"{r['name']:<34} numpy {r['numpy'] / 1e9:7.2f} GMAC/s | "
               f"fast {r['fast'] / 1e9:6.2f} ({r['fast'] / r['numpy']:.3f}x) | "

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -233,7 +234,7 @@ def layer_program(rng, mem: Mem, *, op="conv", n=1, ih=5, iw=6, cin=8, cout=8, k
     kdim = kh * kw * cin_g
     n_kg = -(-kdim // 64)
     cuts = np.linspace(0, n_kg, ktiles + 1).astype(int)
-    tiles = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+    tiles = [(int(a), int(b)) for a, b in itertools.pairwise(cuts) if b > a]
     if bias:
         bvals = (rng.integers(-2**40, 2**40, cout) if fixed
                  else rng.standard_normal(cout).astype(np.float32))
@@ -248,13 +249,13 @@ def layer_program(rng, mem: Mem, *, op="conv", n=1, ih=5, iw=6, cin=8, cout=8, k
     for i, kg in enumerate(tiles):
         last = i == len(tiles) - 1
         wgt = mem.put(weights_device(w_dev, kdim, kg, rng))
-        common = dict(act=act, wgt=wgt, out=out if last else part, acc=part if i else 0,
-                      bias=bias_addr if (bias and last) else 0, wfmt=fmt_w, afmt=fmt_a,
-                      ofmt=fmt_o, relu=relu and last, use_bias=bias and last, accum=i > 0,
-                      partial=not last, prune=prune, quant=quant, layer=layer + i,
-                      in_cstride=in_cs, in_coff=in_extra, out_cstride=out_cs,
-                      out_coff=out_extra, kg_begin=kg[0], kg_end=0 if last and kg[0] == 0
-                      else kg[1])
+        common = {"act": act, "wgt": wgt, "out": out if last else part, "acc": part if i else 0,
+                      "bias": bias_addr if (bias and last) else 0, "wfmt": fmt_w, "afmt": fmt_a,
+                      "ofmt": fmt_o, "relu": relu and last, "use_bias": bias and last, "accum": i > 0,
+                      "partial": not last, "prune": prune, "quant": quant, "layer": layer + i,
+                      "in_cstride": in_cs, "in_coff": in_extra, "out_cstride": out_cs,
+                      "out_coff": out_extra, "kg_begin": kg[0], "kg_end": 0 if last and kg[0] == 0
+                      else kg[1]}
         if op == "gemm":
             insns.append(isa.gemm(m=cout, k=cin, n=n, **common))
         else:
@@ -291,15 +292,15 @@ def run_both(mem: Mem, insns, *, extra_words=None, threads=2, prof=True):
 
 
 CONV_CASES = {
-    "3x3 pad": dict(),
-    "stride2 asym pad dil2": dict(ih=9, iw=8, stride=2, padding=(1, 0, 2, 1), dilation=2),
-    "groups": dict(cin=12, cout=8, groups=4, ih=6, iw=5),
-    "depthwise": dict(cin=16, cout=16, groups=16, ih=7, iw=7),
-    "depthwise x2": dict(cin=8, cout=16, groups=8, ih=5, iw=6, stride=2),
-    "cout < N_PE": dict(cin=6, cout=3, groups=3),
-    "1x1 long K": dict(k=1, cin=200, cout=6, padding=0, ih=3, iw=4),
-    "batch + slices": dict(n=2, in_extra=3, out_extra=2, ih=4, iw=4),
-    "5x5 K tiles": dict(k=5, cin=12, cout=5, padding=2, ktiles=3),
+    "3x3 pad": {},
+    "stride2 asym pad dil2": {"ih": 9, "iw": 8, "stride": 2, "padding": (1, 0, 2, 1), "dilation": 2},
+    "groups": {"cin": 12, "cout": 8, "groups": 4, "ih": 6, "iw": 5},
+    "depthwise": {"cin": 16, "cout": 16, "groups": 16, "ih": 7, "iw": 7},
+    "depthwise x2": {"cin": 8, "cout": 16, "groups": 8, "ih": 5, "iw": 6, "stride": 2},
+    "cout < N_PE": {"cin": 6, "cout": 3, "groups": 3},
+    "1x1 long K": {"k": 1, "cin": 200, "cout": 6, "padding": 0, "ih": 3, "iw": 4},
+    "batch + slices": {"n": 2, "in_extra": 3, "out_extra": 2, "ih": 4, "iw": 4},
+    "5x5 K tiles": {"k": 5, "cin": 12, "cout": 5, "padding": 2, "ktiles": 3},
 }
 
 
@@ -323,9 +324,9 @@ def test_conv_programs(case, mode):
 
 
 @pytest.mark.parametrize("kw", [
-    dict(), dict(n=5, cin=300, cout=9, bias=True, relu=True), dict(ktiles=2, cin=260, n=3),
-    dict(fixed=True, quant=12, n=4, cin=150, cout=7, ktiles=2, bias=True),
-    dict(wfmt=hw.FMT_BF16, afmt=hw.FMT_FP16, ofmt=hw.FMT_FP32, n=3, cin=70),
+    {}, {"n": 5, "cin": 300, "cout": 9, "bias": True, "relu": True}, {"ktiles": 2, "cin": 260, "n": 3},
+    {"fixed": True, "quant": 12, "n": 4, "cin": 150, "cout": 7, "ktiles": 2, "bias": True},
+    {"wfmt": hw.FMT_BF16, "afmt": hw.FMT_FP16, "ofmt": hw.FMT_FP32, "n": 3, "cin": 70},
 ], ids=["plain", "bias relu", "K tiles", "fixed K tiles", "formats"])
 def test_gemm_programs(kw):
     rng = np.random.default_rng(len(str(kw)))
@@ -429,8 +430,8 @@ def test_conv2d_and_matmul_equal_layers_reference():
     w = (rng.standard_normal((8, 3, 3, 4)) * 0.1).astype(np.float32)
     b = rng.standard_normal(8).astype(np.float32)
     for precision in ("fp32", "bf16"):
-        kw = dict(stride=2, padding=1, groups=2, bias=b, relu=True, precision=precision,
-                  prune=0xFFFF00, return_profile=True)
+        kw = {"stride": 2, "padding": 1, "groups": 2, "bias": b, "relu": True, "precision": precision,
+                  "prune": 0xFFFF00, "return_profile": True}
         got, gp = fast.conv2d(x, w, **kw, threads=2)
         want, wp = _layers.conv2d(x, w, **kw)
         assert np.array_equal(got.view(np.uint32), want.view(np.uint32)) and gp == wp
@@ -483,7 +484,29 @@ def test_portable_build_equals_default(portable_engine):
     rng = np.random.default_rng(30)
     x = np.abs(rng.standard_normal((2, 6, 6, 12))).astype(np.float32)
     w = (rng.standard_normal((6, 3, 3, 4)) * 0.2).astype(np.float32)
-    kw = dict(padding=1, groups=3, relu=True, return_profile=True, threads=2)
+    kw = {"padding": 1, "groups": 3, "relu": True, "return_profile": True, "threads": 2}
     got, gp = portable_engine.conv2d(x, w, **kw)
     want, wp = fast.conv2d(x, w, **kw)
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32)) and gp == wp
+
+
+# ---------------------------------------------------------------------------
+# the benchmark script (tiny shapes: a smoke test of its bit-exactness check)
+# ---------------------------------------------------------------------------
+def test_benchmark_script_checks_bit_exactness(capsys):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "emulator.py"
+    if not path.exists():
+        pytest.skip("benchmarks/ not present (installed without a source tree)")
+    spec = importlib.util.spec_from_file_location("bitlet_bench_emulator", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench._SETTLE = 0.0
+    rng = np.random.default_rng(40)
+    shapes = [bench.conv_shape(rng, "conv", 1, 6, 5, 8, 8, 3, 1, ref_rows=2),
+              bench.conv_shape(rng, "depthwise", 1, 6, 6, 8, 8, 3, 8, ref_rows=2),
+              bench.gemm_shape(rng, 16, 96, 8, ref_m=4)]
+    rows = bench.run(shapes, 1)
+    assert [r["same"] for r in rows] == [True, True, True]
+    assert "bit-exact yes" in capsys.readouterr().out

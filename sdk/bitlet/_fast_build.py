@@ -37,7 +37,7 @@ API_HEADER = "bitlet_fast.h"
 SOURCES = ("fast_core.c", "fast_layer.c", "fast_kern_scalar.c", "fast_kern_x86.c")
 THREADING = ("openmp", "pthreads", "none")
 
-_BLOCK = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.S)
+_BLOCK = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.DOTALL)
 
 _OPENMP_PROBE = """
 #include <omp.h>
@@ -68,16 +68,15 @@ def _try_build(source: str, flags: list[str]) -> bool:
             f.write(source)
         cc = new_compiler()
         customize_compiler(cc)
-        devnull = open(os.devnull, "w")
         saved = os.dup(2)
         try:
-            os.dup2(devnull.fileno(), 2)   # keep failed probes quiet
-            objs = cc.compile([path], output_dir=tmp, extra_postargs=flags)
-            cc.link_executable(objs, "probe", output_dir=tmp, extra_postargs=flags)
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), 2)   # keep failed probes quiet
+                objs = cc.compile([path], output_dir=tmp, extra_postargs=flags)
+                cc.link_executable(objs, "probe", output_dir=tmp, extra_postargs=flags)
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-            devnull.close()
         return True
     except (CCompilerError, DistutilsError, OSError):
         return False

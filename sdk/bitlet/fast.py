@@ -416,9 +416,9 @@ class FastEngine:
                 kg_begin=kg0, kg_end=kg1,
                 flags=isa.flags_word(relu and last, bias_words is not None and last, i > 0,
                                  not last))
-            buffers = dict(act=act, wgt=wgt, out=out if last else partial,
-                           acc=partial if i else None,
-                           bias=bias_words if last else None)
+            buffers = {"act": act, "wgt": wgt, "out": out if last else partial,
+                           "acc": partial if i else None,
+                           "bias": bias_words if last else None}
             prof[i] = self._run_layer(insn, buffers, threads=threads, cycles=cycles)
         return out.reshape(n, oh, ow, cout), prof
 
