@@ -117,6 +117,17 @@ def test_group_dot_matches_numerics():
     assert np.array_equal(only.view(np.uint32), want[0].view(np.uint32))
 
 
+def test_registered_as_numerics_engine():
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((30, 64)) * 0.1).astype(np.float32)
+    a = rng.standard_normal((30, 64)).astype(np.float32)
+    assert numerics.get_engine("fast") is fast.group_engine
+    got = numerics.group_detail(w, a, prune=0xFFFFF0, engine="fast")
+    want = numerics.group_detail(w, a, prune=0xFFFFF0, engine="reference")
+    for field in got._fields:
+        assert np.array_equal(getattr(got, field), getattr(want, field)), field
+
+
 def test_group_dot_fixed_matches_numerics():
     rng = np.random.default_rng(2)
     w = rng.integers(-2**23, 2**23, (40, 64))

@@ -513,3 +513,14 @@ def fast_top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, status, insn
     ``prof_addr != 0``.  Threads: ``BITLET_THREADS`` or all CPUs."""
     engine().top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, status, insn_done,
                  id_magic, id_version, id_config, id_act_buf, id_wgt_buf, id_out_buf)
+
+
+def _register_with_numerics() -> None:
+    """Make this engine ``engine="fast"`` of :mod:`bitlet.numerics` (which
+    imports this module on first use of that name)."""
+    from bitlet import numerics
+
+    numerics.register_engine("fast", group_engine)
+
+
+_register_with_numerics()
