@@ -153,6 +153,8 @@ def test_group_dot_fixed_matches_numerics():
                          np.zeros((4, 3, 3, 40), np.float32)), "activation buffer"),
     (lambda: fast.conv2d(np.zeros((1, 3, 3, 4), np.float32), np.zeros((4, 3, 3, 4), np.float32),
                          groups=3), "groups"),
+    (lambda: fast.matmul(np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32),
+                         kernel="vendor"), "kernel"),
 ])
 def test_bad_arguments_are_named(call, message):
     with pytest.raises((ValueError, TypeError), match=message):

@@ -113,6 +113,13 @@ def _want_cycles(cycles, return_profile: bool) -> bool:
     return bool(cycles)
 
 
+def _check_kernel(kernel) -> None:
+    if kernel != "bitlet":
+        raise BitletValueError(
+            f"kernel: the fast engine emulates the Bitlet kernel only, got {kernel!r}; "
+            "use bitlet.numerics (the reference) for kernel='vendor'")
+
+
 class FastEngine:
     """The fast engine bound to one compiled module (``bitlet._fast`` or a
     variant built by ``bitlet._fast_build.make_ffi``, e.g. portable-only).
@@ -305,7 +312,7 @@ class FastEngine:
 
     # -- layers -------------------------------------------------------------
     def conv2d(self, x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None,
-               relu=False, prune=0xFFFFFF, precision="fp32", quant=None,
+               relu=False, prune=0xFFFFFF, precision="fp32", quant=None, kernel="bitlet",
                return_profile=False, threads=None, cycles=None):
         """2-D convolution (NHWC), as :func:`bitlet._layers.conv2d` (bitlet kernel).
 
@@ -314,6 +321,9 @@ class FastEngine:
         x : float32 [N, H, W, Cin]; w : float32 [Cout, KH, KW, Cin / groups]
         stride, padding, dilation, groups, bias, relu, prune, precision, quant
             As :func:`bitlet._layers.conv2d`.
+        kernel : "bitlet"
+            Accepted for the same signature; the fast engine emulates the
+            Bitlet kernel only (the vendor-FP baseline: :mod:`bitlet.numerics`).
         return_profile : bool
             Also return the profile dict (``pe_cycles``, ``ref_cycles``,
             ``kernel_cycles``, ``groups``, ``scan``, ``ddr_bytes``).
@@ -328,6 +338,7 @@ class FastEngine:
         """
         from bitlet import _layers as L
 
+        _check_kernel(kernel)
         want = _want_cycles(cycles, return_profile)
         fmt = L._check_precision(precision)
         fixed = fmt == L.hw.FMT_FIXED
@@ -348,14 +359,14 @@ class FastEngine:
         return L._result(raw, fmt, prof, want)
 
     def matmul(self, w, a, *, bias=None, relu=False, prune=0xFFFFFF, precision="fp32",
-               quant=None, return_profile=False, threads=None, cycles=None):
+               quant=None, kernel="bitlet", return_profile=False, threads=None, cycles=None):
         """Matrix product ``W @ A`` (GEMM), as :func:`bitlet._layers.matmul`.
 
         Parameters
         ----------
         w : float32 [M, K]; a : float32 [K, N]
-        bias, relu, prune, precision, quant, return_profile
-            As :func:`bitlet._layers.matmul`.
+        bias, relu, prune, precision, quant, kernel, return_profile
+            As :func:`bitlet._layers.matmul` (``kernel="bitlet"`` only).
         threads, cycles
             As :meth:`conv2d`.
 
@@ -365,6 +376,7 @@ class FastEngine:
         """
         from bitlet import _layers as L
 
+        _check_kernel(kernel)
         want = _want_cycles(cycles, return_profile)
         fmt = L._check_precision(precision)
         fixed = fmt == L.hw.FMT_FIXED
