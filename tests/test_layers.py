@@ -300,6 +300,41 @@ def test_bad_arguments_name_the_argument():
                        quant=0)
 
 
+def test_more_bad_arguments_name_the_argument():
+    w, a = weights((2, 8)), weights((8, 3))
+    with pytest.raises(BitletValueError, match=r"^a out of range for fixed mode"):
+        _layers.matmul(np.ones((1, 1)), np.full((1, 1), 1 << 24), precision="fixed", quant=0)
+    with pytest.raises(BitletValueError, match=r"^bias out of range: \|bias\| must be < 2\^61"):
+        _layers.matmul(np.ones((1, 1)), np.ones((1, 1)), precision="fixed", quant=0,
+                       bias=np.array([2.0 ** 61]))
+    with pytest.raises(BitletValueError, match=r"^bias out of range for fixed mode"):
+        _layers.matmul(np.ones((1, 1)), np.ones((1, 1)), precision="fixed", quant=0,
+                       bias=np.array([1 << 61]))
+    k = hw.FIXED_MAX_K + 1
+    with pytest.raises(BitletValueError, match=rf"^w and a: K={k} exceeds the fixed mode limit"):
+        _layers.matmul(np.ones((1, k), np.int32), np.ones((k, 1), np.int32), precision="fixed",
+                       quant=0)
+    with pytest.raises(BitletValueError, match=r"^w: K = KH\*KW\*Cin/groups=32769 exceeds"):
+        _layers.conv2d(np.ones((1, 1, 1, k), np.int32), np.ones((1, 1, 1, k), np.int32),
+                       precision="fixed", quant=0)
+    with pytest.raises(BitletTypeError, match="^relu must be a bool"):
+        _layers.matmul(w, a, relu="no")
+    with pytest.raises(BitletValueError, match=r"^padding must be >= 0, got -1"):
+        _layers.conv2d(relu_like((1, 4, 4, 4)), weights((4, 1, 1, 4)), padding=-1)
+
+
+def test_dimensions_beyond_the_kernel_limits_are_refused_by_name():
+    big = hw.MAX_DIM + 1
+    with pytest.raises(BitletValueError, match=rf"^a: N \(columns\)={big} exceeds .* {hw.MAX_DIM}"):
+        _layers.matmul(np.ones((1, 1), np.float32), np.ones((1, big), np.float32))
+    with pytest.raises(BitletValueError, match=rf"^w: M \(rows\)={big} exceeds"):
+        _layers.matmul(np.ones((big, 1), np.float32), np.ones((1, 1), np.float32))
+    with pytest.raises(BitletValueError, match=rf"^w and a: K={big} exceeds"):
+        _layers.matmul(np.ones((1, big), np.float32), np.ones((big, 1), np.float32))
+    with pytest.raises(BitletValueError, match=rf"^x: H={big} exceeds"):
+        _layers.conv2d(np.ones((1, big, 1, 1), np.float32), np.ones((1, 1, 1, 1), np.float32))
+
+
 def test_layers_too_big_for_the_buffers_are_refused_with_sizes():
     cin = hw.ACT_BUF_WORDS // 2 + 1                       # two rows do not fit
     with pytest.raises(BitletValueError, match="activation buffer"):

@@ -137,6 +137,12 @@ def _check_quant(quant, fixed: bool) -> int:
     return int(quant)
 
 
+def _check_relu(relu) -> bool:
+    if not isinstance(relu, (bool, np.bool_)):
+        raise BitletTypeError(f"relu must be a bool, got {type(relu).__name__}")
+    return bool(relu)
+
+
 def _operand(x, name: str, ndim: int, fixed: bool) -> np.ndarray:
     arr = np.asarray(x)
     if arr.ndim != ndim:
@@ -169,15 +175,39 @@ def _k_tiles(n_kg: int) -> list[tuple[int, int]]:
     return [(b, min(b + per, n_kg)) for b in range(0, n_kg, per)]
 
 
+def _dim_names(insn: isa.Insn) -> dict[str, int]:
+    """The instruction's dimensions, labelled with the user's argument names."""
+    if insn.opcode == hw.OP_GEMM:
+        return {"a: N (columns)": insn.n, "w: M (rows)": insn.cout, "w and a: K": insn.cin}
+    return {"x: N": insn.n, "x: H": insn.ih, "x: W": insn.iw, "x: Cin": insn.cin,
+            "w: Cout": insn.cout, "w: KH": insn.kh, "w: KW": insn.kw}
+
+
+def _check_limits(insn: isa.Insn) -> None:
+    """Refuse, naming the argument, dimensions and K beyond the kernel's limits
+    (``hw.MAX_DIM``, ``hw.MAX_K``; fixed mode ``hw.FIXED_MAX_K``, NUMERICS.md s.6)."""
+    for label, value in _dim_names(insn).items():
+        if value > hw.MAX_DIM:
+            raise BitletValueError(
+                f"{label}={value} exceeds the kernel's limit of {hw.MAX_DIM}; split the layer")
+    k_max = hw.FIXED_MAX_K if insn.isfix else hw.MAX_K
+    if insn.k > k_max:
+        mode = "fixed mode " if insn.isfix else ""
+        label = "w and a: K" if insn.opcode == hw.OP_GEMM else "w: K = KH*KW*Cin/groups"
+        raise BitletValueError(f"{label}={insn.k} exceeds the {mode}limit K <= {k_max}")
+
+
 def _check_buffers(insn: isa.Insn, has_bias: bool) -> None:
-    """Refuse, naming the sizes, a layer the kernel's on-chip buffers cannot hold."""
+    """Refuse, naming the argument and the sizes, a layer beyond the kernel's
+    limits or one its on-chip buffers cannot hold."""
+    _check_limits(insn)
     words = 2 if insn.isfix else 1
     rows = (insn.kh - 1) * insn.dilation[0] + 1
     need = rows * insn.iw * insn.cin
     if need > hw.ACT_BUF_WORDS:
         raise BitletValueError(
-            f"x: {rows} input rows of W={insn.iw} x Cin={insn.cin} ({need} words) exceed the "
-            f"activation buffer ({hw.ACT_BUF_WORDS} words); split the input")
+            f"x: {rows} input rows of W={insn.iw} x Cin={insn.cin} ({need} words) exceed "
+            f"the activation buffer ({hw.ACT_BUF_WORDS} words); split the input")
     if insn.out_hw[1] * hw.N_PE * words > hw.OUT_BUF_WORDS:
         raise BitletValueError(
             f"x: output width {insn.out_hw[1]} exceeds the output row buffer "
@@ -200,7 +230,8 @@ def _conv_program(x, w, *, stride, padding, dilation, groups, bias, relu, prune,
     n, ih, iw, cin = x.shape
     cout, kh, kw, _ = w.shape
     arena = Arena()
-    act = arena.add(preprocess.to_words(preprocess.pack_activations(x, fmt)))
+    act = arena.add(preprocess.to_words(
+        preprocess.pack_elements(x, fmt, name="a" if gemm else "x")))
     bias_words = _bias_words(bias, cout, fixed)
     bias_addr = arena.add(bias_words) if bias_words is not None else 0
     base = isa.conv2d(n=n, ih=ih, iw=iw, cin=cin, cout=cout, kh=kh, kw=kw, act=act, wgt=0,
@@ -290,7 +321,7 @@ def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None, relu=F
             f"w has Cin/groups={w.shape[3]} but x has Cin={cin} with groups={groups}")
     raw, prof = _conv_program(
         x, w, stride=stride, padding=padding, dilation=dilation, groups=int(groups), bias=bias,
-        relu=bool(relu), prune=_check_prune(prune), fmt=fmt, quant=_check_quant(quant, fixed),
+        relu=_check_relu(relu), prune=_check_prune(prune), fmt=fmt, quant=_check_quant(quant, fixed),
         kernel=kernel)
     return _result(raw, fmt, prof, return_profile)
 
@@ -320,6 +351,6 @@ def matmul(w, a, *, bias=None, relu=False, prune=0xFFFFFF, precision="fp32", qua
     n = a.shape[1]
     raw, prof = _conv_program(
         np.ascontiguousarray(a.T).reshape(n, 1, 1, k), w.reshape(m, 1, 1, k), stride=1,
-        padding=0, dilation=1, groups=1, bias=bias, relu=bool(relu), prune=_check_prune(prune),
+        padding=0, dilation=1, groups=1, bias=bias, relu=_check_relu(relu), prune=_check_prune(prune),
         fmt=fmt, quant=_check_quant(quant, fixed), kernel=kernel, gemm=True)
     return _result(raw.reshape(n, m).T, fmt, prof, return_profile)

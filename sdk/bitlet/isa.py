@@ -234,6 +234,8 @@ def _as_pair(value, name: str) -> tuple[int, int]:
 def as_padding(padding) -> tuple[int, int, int, int]:
     """Normalise ``padding`` (int, (h, w) or (top, left, bottom, right))."""
     if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+        if padding < 0:
+            raise BitletValueError(f"padding must be >= 0, got {padding!r}")
         return (int(padding),) * 4
     try:
         values = tuple(int(v) for v in padding)

@@ -245,7 +245,7 @@ def pack_bias(b, fixed: bool = False) -> np.ndarray:
         if arr.dtype.kind == "f":
             if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
                 raise BitletValueError("bias must hold integers in fixed mode")
-            if arr.size and np.abs(arr).max() > lim:
+            if arr.size and np.abs(arr).max() >= 2.0 ** hw.FIXED_BIAS_BITS:
                 raise BitletValueError(f"bias out of range: |bias| must be < 2^{hw.FIXED_BIAS_BITS}")
             return arr.astype(np.int64)
         return _integers(arr, "bias", -lim, lim)
