@@ -436,30 +436,55 @@ static void prep_weights_task(void *ctx, int64_t co, int worker)
     }
 }
 
+/* n fp32 words -> unpacked exponents, signed significands and Inf/NaN
+ * flags; returns 1 if any is Inf/NaN (a loop compilers vectorise). */
+static int unpack_fp32_run(const uint32_t *u, int64_t n, int32_t *xe, int32_t *xm, uint8_t *xs)
+{
+    int any = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t w = u[i];
+        uint32_t e = (w >> 23) & 0xFFu, mant = w & FP32_MANT_MASK;
+        int32_t aman = (int32_t)((e != 0u ? 0x800000u : 0u) | mant);
+        xe[i] = (int32_t)(e != 0u ? e : (mant != 0u));
+        xm[i] = (w >> 31) ? -aman : aman;
+        xs[i] = (uint8_t)(e == FK_EXP_SPECIAL);
+        any |= e == FK_EXP_SPECIAL;
+    }
+    return any;
+}
+
 /* Unpack input rows (task = one input row y of one image). */
 static void prep_act_task(void *ctx, int64_t task, int worker)
 {
     fl_job_t *j = (fl_job_t *)ctx;
     const bitlet_fast_layer_t *L = &j->d.L;
+    uint32_t words[1024];
     (void)worker;
     for (uint32_t x = 0; x < L->iw; x++) {
         int64_t px = task * L->iw + x;
         uint64_t e0 = (uint64_t)px * L->in_cs + L->in_coff;
         int64_t o = px * (int64_t)L->cin;
-        for (uint32_t c = 0; c < L->cin; c++) {
-            uint32_t raw = rd_elem(L->act, e0 + c, L->afmt);
-            if (j->d.isfix) {
-                int32_t v = (int32_t)raw;
+        if (j->d.isfix) {
+            const int32_t *src = (const int32_t *)L->act + e0;
+            for (uint32_t c = 0; c < L->cin; c++) {
+                int32_t v = src[c];
                 v = v > FIX_ACT_MAX ? FIX_ACT_MAX : (v < FIX_ACT_MIN ? FIX_ACT_MIN : v);
                 j->xe[o + c] = 0;
                 j->xm[o + c] = v;
-            } else {
-                uint32_t u = widen(raw, L->afmt);
-                uint8_t special = ((u >> 23) & 0xFFu) == FK_EXP_SPECIAL;
-                fk_unpack_act(u, &j->xe[o + c], &j->xm[o + c]);
-                j->xs[o + c] = special;
-                j->row_special[task] |= special;
             }
+            continue;
+        }
+        for (uint32_t c0 = 0; c0 < L->cin; c0 += 1024) {
+            uint32_t n = L->cin - c0 < 1024 ? L->cin - c0 : 1024;
+            const uint32_t *u = words;
+            if (L->afmt == BITLET_FMT_FP32) {
+                u = (const uint32_t *)L->act + e0 + c0;
+            } else {                                 /* widen 16-bit formats first */
+                for (uint32_t c = 0; c < n; c++)
+                    words[c] = widen(rd_elem(L->act, e0 + c0 + c, L->afmt), L->afmt);
+            }
+            j->row_special[task] |= (uint8_t)unpack_fp32_run(u, n, j->xe + o + c0,
+                                                             j->xm + o + c0, j->xs + o + c0);
         }
     }
 }
