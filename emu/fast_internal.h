@@ -17,6 +17,12 @@
 #include "bitlet_hw.h"
 #include "bitlet_fast.h"
 
+/* The engine's bit tricks (64-bit columns, 8-bit windows, byte planes of
+ * 24-bit significands, 15-bit scanner tables) are written for these. */
+#if BITLET_GROUP != 64 || BITLET_WINDOW != 8 || BITLET_SIG_BITS != 24
+#error "emu/ is specialised for 64-pair groups, 8-bit windows and 24 bit columns"
+#endif
+
 #define FK_GROUP      BITLET_GROUP
 #define FK_COLS       BITLET_SIG_BITS
 #define FK_SIG_MASK   ((uint32_t)BITLET_PRUNE_MASK)

@@ -22,9 +22,9 @@
 
 #include "fast_internal.h"
 
-#define FIX_ACT_MAX   16777215          /* 2^24 - 1 */
-#define FIX_ACT_MIN   (-16777216)       /* -2^24    */
-#define FIX_WORD_MASK 0x80FFFFFFu       /* sign | 24-bit magnitude */
+#define FIX_ACT_MAX   ((int32_t)BITLET_PRUNE_MASK)          /* 2^24 - 1 */
+#define FIX_ACT_MIN   (-(int32_t)BITLET_PRUNE_MASK - 1)     /* -2^24    */
+#define FIX_WORD_MASK (0x80000000u | BITLET_PRUNE_MASK)    /* sign | 24-bit magnitude */
 #define FP32_EXP_MASK 0x7F800000u
 #define FP32_MANT_MASK 0x007FFFFFu
 #define PIXELS_PER_TASK 32               /* output pixels per parallel task */
