@@ -28,6 +28,20 @@ def rapidocr_model(kind: str) -> Path | None:
     return path if path.exists() else None
 
 
+def nudenet_model() -> Path | None:
+    """Path of the YOLOv8n detector (``320n.onnx``) shipped in the ``nudenet`` wheel, or None.
+
+    Located without importing ``nudenet`` (its import pulls in OpenCV).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("nudenet")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "320n.onnx"
+    return path if path.exists() else None
+
+
 def sample_image(name: str = "astronaut", size: int = 32) -> np.ndarray | None:
     """A skimage sample image as float32 NCHW (1, 3, size, size) in [0, 1], or None."""
     try:

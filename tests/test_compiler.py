@@ -181,3 +181,16 @@ def test_too_wide_conv_runs_as_column_strips_bit_identically(dev, cfg):
     names = [layer["name"] for layer in p_strips.meta["layers"]]
     assert len(names) == 4 and names[0] == "the_Conv.strip0"  # 12-column inputs: 10 outputs each
     np.testing.assert_array_equal(strips["y0"].view(np.uint32), whole["y0"].view(np.uint32))
+
+
+def test_conv_whose_output_row_exceeds_the_output_buffer_runs_as_strips(dev, cfg):
+    # 40 output columns x 4 PEs > 48 words: strips of 48 // 4 = 12 columns (YOLOv8's DFL head case)
+    model, x, *_ = conv_model(8, 4, 1, size=(4, 40), k=3)
+    whole, _ = run_with(model, dev, cfg, {"x": x})
+    strips, p_strips = run_with(model, dev, cfg, {"x": x}, out_buf_words=4 * 12)
+    assert [layer["name"] for layer in p_strips.meta["layers"]] == [f"the_Conv.strip{i}" for i in range(4)]
+    assert [layer["output_shape"][3] for layer in p_strips.meta["layers"]] == [12, 12, 12, 4]
+    np.testing.assert_array_equal(strips["y0"].view(np.uint32), whole["y0"].view(np.uint32))
+    # fixed mode needs two words per output value: strips of 6 columns
+    program = lower(optimize(import_onnx(model)), dataclasses.replace(cfg, out_buf_words=4 * 12), "fixed8")
+    assert [layer["output_shape"][3] for layer in program.meta["layers"]] == [6] * 6 + [4]

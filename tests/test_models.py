@@ -2,6 +2,8 @@
 
 PP-OCR models ship inside the ``rapidocr_onnxruntime`` wheel; the detector
 runs on a rendered text image (Pillow), small enough for the simulator.
+NudeNet's YOLOv8n detector ships inside the ``nudenet`` wheel (optional test
+dependency); it runs at its native 320 x 320 on the fast engine.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import numpy as np
 import onnx
 import pytest
 from bitlet.drivers.sim import SimDevice
-from models import rapidocr_model, run_onnxruntime, sample_image, text_image
+from models import nudenet_model, rapidocr_model, run_onnxruntime, sample_image, text_image
 
 pytestmark = pytest.mark.device
 
@@ -81,3 +83,26 @@ def test_pp_ocr_v4_recognizer_matches_onnxruntime(dev):
         assert {"BitletMatMul", "BitletDense"} <= {layer["op"] for layer in compiled.meta["layers"]}
     finally:
         compiled.close()
+
+
+def test_nudenet_yolov8n_at_320_matches_onnxruntime():
+    path = nudenet_model()
+    if path is None:
+        pytest.skip("nudenet (which ships the YOLOv8n ONNX detector) is not installed")
+    img = sample_image("astronaut", 320)
+    x = img if img is not None else np.random.default_rng(0).uniform(0, 1, (1, 3, 320, 320)).astype(np.float32)
+    model = onnx.load(path)
+    (ref,) = run_onnxruntime(model, {"images": x})
+    with SimDevice(engine="fast") as dev:  # bit-identical to the reference engine, ~40x faster
+        compiled = bitlet.compile(model, device=dev, input_shapes={"images": x.shape})
+        try:
+            y = compiled(x)
+            layers = [layer["name"] for layer in compiled.meta["layers"]]
+        finally:
+            compiled.close()
+    assert y.shape == ref.shape == (1, 4 + 18, 2100)  # boxes + 18 classes for 2100 anchors
+    assert rel_l2(y, ref) <= 1e-4
+    # the DFL head's 2100-pixel output row exceeds the output buffer: it runs as column strips
+    assert sum(name.startswith("/model.22/dfl/conv/Conv.strip") for name in layers) >= 2
+    best = ref[0, 4:].max(axis=0).argsort()[-20:]  # the 20 most confident anchors
+    np.testing.assert_allclose(y[0, :, best], ref[0, :, best], rtol=1e-4, atol=1e-3)

@@ -453,7 +453,7 @@ def lower(graph: Graph, cfg: KernelConfig, precision: str = "fp32",
     if fmt not in cfg.formats:
         raise CompileError(f"precision {precision!r} is not supported by this kernel "
                            f"(formats {list(cfg.formats)})")
-    graph = split_wide_convs(graph, cfg)
+    graph = split_wide_convs(graph, cfg, fixed=fmt == "fixed")
     low = Lowering(graph, cfg, precision, options or {})
     low.run()
     plan = low.plan_memory()

@@ -1,8 +1,12 @@
-"""Column strips for convolutions wider than the kernel's activation line buffer.
+"""Column strips for convolutions wider than the kernel's line or output-row buffer.
 
-The kernel buffers ``(KH-1)*dil_h + 1`` input rows of ``IW * CIN`` words; an
-instruction has no row-pitch field, so a too-wide input cannot be cut into
-column tiles on the device.  The host does it instead: the input is sliced
+The kernel buffers ``(KH-1)*dil_h + 1`` input rows of ``IW * CIN`` words and
+one output row of ``OW * N_PE`` values (two words each in fixed mode); an
+instruction has no row-pitch field, so a too-wide layer cannot be cut into
+column tiles on the device.  (YOLOv8's DFL head, for example, is a 1x1
+convolution over a 4 x 2100 "image" at 320 x 320: its 2100-pixel output row
+does not fit the default 8192-word output buffer with 4 PEs.)  The host
+does it instead: the input is sliced
 into overlapping column strips (each with the halo its output columns
 need), each strip is convolved by its own ``BitletConv`` (left padding only
 on the first strip, right padding only on the last), and the strips'
@@ -20,15 +24,18 @@ from bitlet.compiler.graph import Graph, Node, Value
 from bitlet.compiler.schedule import KernelConfig
 
 
-def split_wide_convs(graph: Graph, cfg: KernelConfig) -> Graph:
-    """A copy of ``graph`` where every too-wide ``BitletConv`` runs as column strips."""
+def split_wide_convs(graph: Graph, cfg: KernelConfig, fixed: bool = False) -> Graph:
+    """A copy of ``graph`` where every too-wide ``BitletConv`` runs as column strips.
+
+    ``fixed``: the layers run in fixed mode (two output-buffer words per value).
+    """
     out = copy.copy(graph)
     out.constants = dict(graph.constants)
     out.values = dict(graph.values)
     out.nodes = []
     for node in graph.nodes:
-        if node.op == "BitletConv" and _too_wide(graph, node, cfg):
-            out.nodes += _strips(out, node, cfg)
+        if node.op == "BitletConv" and _too_wide(graph, node, cfg, fixed):
+            out.nodes += _strips(out, node, cfg, fixed)
         else:
             out.nodes.append(node)
     return out
@@ -42,11 +49,18 @@ def _line_words(graph: Graph, node: Node, width: int) -> int:
     return rows * width * (cin // node.attrs["group"])
 
 
-def _too_wide(graph: Graph, node: Node, cfg: KernelConfig) -> bool:
-    return _line_words(graph, node, graph.shape(node.inputs[0])[3]) > cfg.act_buf_words
+def _max_out_columns(cfg: KernelConfig, fixed: bool) -> int:
+    """Output pixels of one row that fit the kernel's output buffer."""
+    return cfg.out_buf_words // (cfg.n_pe * (2 if fixed else 1))
 
 
-def _strips(graph: Graph, node: Node, cfg: KernelConfig) -> list[Node]:
+def _too_wide(graph: Graph, node: Node, cfg: KernelConfig, fixed: bool) -> bool:
+    out_w = graph.values[node.outputs[0]].shape[3]
+    return (_line_words(graph, node, graph.shape(node.inputs[0])[3]) > cfg.act_buf_words
+            or out_w > _max_out_columns(cfg, fixed))
+
+
+def _strips(graph: Graph, node: Node, cfg: KernelConfig, fixed: bool) -> list[Node]:
     n, cin, h, width = graph.shape(node.inputs[0])
     kw = int(graph.constants[node.inputs[1]].shape[3])
     top, left, bottom, _ = node.attrs["pads"]  # the right pad is implied by `end - hi`
@@ -54,7 +68,7 @@ def _strips(graph: Graph, node: Node, cfg: KernelConfig) -> list[Node]:
     eff = (kw - 1) * d + 1
     out_shape = graph.values[node.outputs[0]].shape
     max_in = cfg.act_buf_words // _line_words(graph, node, 1)
-    per_strip = max(1, (max_in - eff) // s + 1)
+    per_strip = max(1, min((max_in - eff) // s + 1, _max_out_columns(cfg, fixed)))
     nodes, parts = [], []
     for i, o0 in enumerate(range(0, out_shape[3], per_strip)):
         o1 = min(o0 + per_strip, out_shape[3])
