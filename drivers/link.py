@@ -56,7 +56,7 @@ from bitlet.errors import BitletValueError, LinkError
 # Protocol constants
 # ---------------------------------------------------------------------------
 #: bump on any change of frames, message layout or operations
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: memory_window, reset, model_profile_records; run timings
 
 SYNC = b"\xb1\x7e"
 #: sync(2s) type(B) flags(B) rid(I) offset(Q) total(Q) length(I) header_crc(I)

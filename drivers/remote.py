@@ -24,6 +24,7 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -539,6 +540,31 @@ class RemoteDevice(Device):
                               timeout=float(timeout) + self.timeout)
         return bool(result)
 
+    def memory_window(self) -> tuple[int, int]:
+        """``(device address, bytes)`` the board's kernel may address (its MEM/MEM_SIZE).
+
+        Asked of the agent's device (:meth:`bitlet.drivers.device.Device.memory_window`).
+        """
+        result, _ = self.call("memory_window")
+        if not (isinstance(result, list) and len(result) == 2
+                and all(isinstance(v, int) and v >= 0 for v in result)):
+            raise LinkProtocolError(f"memory_window: the agent answered {result!r}, not "
+                                    "[address, bytes]")
+        return int(result[0]), int(result[1])
+
+    def reset(self) -> None:
+        """Reset the board's kernel, e.g. after a :class:`bitlet.KernelTimeout`.
+
+        The agent's device resets (a PYNQ board reloads its overlay, the
+        simulator resets its kernel); buffers and loaded programs are kept.
+
+        Raises
+        ------
+        bitlet.DeviceError
+            The agent's device cannot reset (its message says why).
+        """
+        self.call("reset")
+
     def describe(self) -> dict[str, Any]:
         """The agent device's description plus the link's."""
         result, _ = self.call("describe")
@@ -586,8 +612,9 @@ class RemoteDevice(Device):
         if not present:
             data = np.frombuffer(program.to_bytes(), dtype=np.uint8)
             self.call("program_put", {"digest": digest}, [data])
-        self.call("model_load", {"digest": digest}, timeout=run_timeout)
-        return RemoteModel(self, program, digest, run_timeout)
+        loaded, _ = self.call("model_load", {"digest": digest}, timeout=run_timeout)
+        return RemoteModel(self, program, digest, run_timeout,
+                           base=int((loaded or {}).get("base", 0)))
 
     def close(self) -> None:
         """End the session (the agent frees its buffers and models) and the link.
@@ -625,20 +652,45 @@ class RemoteDevice(Device):
 class RemoteModel:
     """A program loaded on a remote board: call it like a local CompiledModel.
 
-    Created by :meth:`RemoteDevice.load_program`.  ``model(x)`` and
-    ``model.run({name: array})`` send the inputs, run on the board and return
-    the outputs (numpy arrays, bit-identical to a local run of the program).
+    Created by :meth:`RemoteDevice.load_program` (and so by
+    ``bitlet.compile(model, device=remote)`` and ``bitlet.load(path,
+    device=remote)``).  ``model(x)`` and ``model.run({name: array})`` send the
+    inputs, run on the board and return the outputs (numpy arrays,
+    bit-identical to a local run of the program); ``profile``, ``save``,
+    ``close``, ``read_profile_records``, ``input_names``, ``output_names``,
+    ``meta``, ``peak_device_bytes`` and ``last_timings`` behave as those of
+    :class:`bitlet.runtime.CompiledModel`.
+
+    Attributes
+    ----------
+    device : RemoteDevice
+    program : bitlet.program.Program
+    meta : dict
+        The program's metadata (inputs, outputs, layers, steps).
+    digest : str
+        sha256 of the program (its key in the agent's cache).
+    base : int
+        Device address of the program's buffer on the board.
+    last_timings : dict
+        Of the last run: the agent's timings (``host``, ``upload``,
+        ``download``, ``kernel``, ``kernel_runs``, seconds, as
+        CompiledModel's) plus ``wall``, the seconds this host waited for the
+        run, link included.
+    source_model : ONNX model or None
+        What ``bitlet.compile`` was given (for :func:`bitlet.compare`).
     """
 
     def __init__(self, device: RemoteDevice, program: Any, digest: str,
-                 run_timeout: float | None):
+                 run_timeout: float | None, base: int = 0):
         self.device = device
         self.program = program
         self.meta = program.meta
         self.digest = digest
         self.run_timeout = run_timeout
+        self.base = int(base)
         self.source_model: Any = None  # as CompiledModel (for bitlet.compare)
         self.last_timings: dict[str, Any] = {}
+        self._closed = False
 
     @property
     def peak_device_bytes(self) -> int:
@@ -667,18 +719,46 @@ class RemoteModel:
         return values[0] if len(values) == 1 else tuple(values)
 
     def _args(self, feeds: Any) -> tuple[dict, list]:
-        if not isinstance(feeds, dict):
+        """Check ``feeds`` here (before any byte goes out) and cast to the compiled dtypes."""
+        if self._closed:
+            raise DeviceError(f"model {self.meta.get('model')!r} is not loaded any more (closed): "
+                              "load it again with device.load_program(program)")
+        if not isinstance(feeds, Mapping):
             raise BitletTypeError(f"feeds must be a dict {{name: array}}, got {type(feeds).__name__}")
-        names = list(feeds)
-        return {"digest": self.digest, "inputs": names}, [np.asarray(feeds[n]) for n in names]
+        unknown = sorted(set(feeds) - set(self.input_names))
+        missing = sorted(set(self.input_names) - set(feeds))
+        if unknown or missing:
+            raise BitletValueError(f"feeds: inputs {self.input_names} expected; missing {missing}, "
+                                   f"unknown {unknown}")
+        arrays = []
+        for spec in self.meta["inputs"]:
+            x = np.asarray(feeds[spec["name"]])
+            if tuple(x.shape) != tuple(spec["shape"]):
+                raise BitletValueError(f"input {spec['name']!r}: shape {tuple(x.shape)}, but the "
+                                       f"model was compiled for {tuple(spec['shape'])}")
+            try:
+                arrays.append(x.astype(spec["dtype"], copy=False))
+            except (TypeError, ValueError) as exc:
+                raise BitletTypeError(f"input {spec['name']!r}: cannot convert {x.dtype} to "
+                                      f"{spec['dtype']}: {exc}") from None
+        return {"digest": self.digest, "inputs": self.input_names}, arrays
 
-    def run(self, feeds: dict, *, keep: bool = False) -> dict[str, np.ndarray]:
+    def _set_timings(self, agent_timings: Any, wall: float) -> None:
+        timings = dict(agent_timings) if isinstance(agent_timings, dict) else {}
+        for key in ("host", "kernel_runs"):  # JSON lists back to CompiledModel's tuples
+            if isinstance(timings.get(key), list):
+                timings[key] = [tuple(item) for item in timings[key]]
+        self.last_timings = {**timings, "wall": wall}
+
+    def run(self, feeds: Mapping[str, np.ndarray], *, keep: bool = False) -> dict[str, np.ndarray]:
         """Run once on the board.
 
         Parameters
         ----------
         feeds : dict
-            ``{input name: array}`` with the compiled shapes.
+            ``{input name: array}`` with the compiled shapes (cast to the
+            compiled dtype, float32 unless the model says otherwise, before
+            sending).
         keep : bool
             Also return every intermediate value (for :func:`bitlet.compare`).
 
@@ -686,30 +766,83 @@ class RemoteModel:
         -------
         dict
             ``{output name: array}`` (plus intermediates with ``keep``).
+
+        Raises
+        ------
+        bitlet.BitletValueError, bitlet.BitletTypeError
+            Unknown or missing input names, wrong shapes (checked here).
+        bitlet.KernelTimeout, bitlet.DeviceError
+            As raised by the run on the board.
+        bitlet.LinkError
+            The link failed beyond its bounded retries.
         """
         args, arrays = self._args(feeds)
         start = time.perf_counter()
         result, outputs = self.device.call("model_run", {**args, "keep": bool(keep)}, arrays,
                                            timeout=self.run_timeout)
-        self.last_timings = {"wall": time.perf_counter() - start}
+        self._set_timings(result.get("timings"), time.perf_counter() - start)
         return dict(zip(result["outputs"], outputs))
 
-    def profile(self, x: Any) -> Any:
-        """Run once and return the board's per-layer profile (``bitlet.runtime.Profile``)."""
+    def profile(self, x: np.ndarray | Mapping[str, np.ndarray]) -> Any:
+        """Run once and return the board's per-layer profile (print it for a table).
+
+        Returns
+        -------
+        bitlet.runtime.Profile
+            As a local profile, measured on the board (``device`` is
+            ``"remote:<the agent's device>"``); ``extra["client_wall_ms"]``
+            is this host's wall time of the call, link included.
+        """
         from bitlet.runtime import Profile
 
-        feeds = x if isinstance(x, dict) else {self.input_names[0]: x}
+        feeds = x if isinstance(x, Mapping) else {self.input_names[0]: x}
         args, arrays = self._args(feeds)
+        start = time.perf_counter()
         result, _ = self.device.call("model_profile", args, arrays, timeout=self.run_timeout)
+        wall = time.perf_counter() - start
+        self._set_timings(result.get("timings"), wall)
         return Profile(result["layers"], result["host"], result["totals"], result["clock_mhz"],
-                       device=f"remote:{result.get('device', '')}")
+                       device=f"remote:{result.get('device', '')}",
+                       extra={"client_wall_ms": wall * 1e3})
+
+    def read_profile_records(self) -> np.ndarray:
+        """The profile records of the last run on the board, one per instruction.
+
+        Returns
+        -------
+        np.ndarray, shape [n_insn], dtype :func:`bitlet.isa.profile_dtype`
+            As :meth:`bitlet.runtime.CompiledModel.read_profile_records`.
+        """
+        from bitlet.isa import profile_dtype
+
+        if self._closed:
+            raise DeviceError(f"model {self.meta.get('model')!r} is not loaded any more (closed)")
+        result, arrays = self.device.call("model_profile_records", {"digest": self.digest})
+        dtype = profile_dtype()
+        fields = result.get("fields") if isinstance(result, dict) else None
+        if fields != list(dtype.names) or len(arrays) != len(fields) \
+                or len({a.shape for a in arrays}) > 1:
+            raise LinkProtocolError(f"model_profile_records: the agent sent fields {fields}, "
+                                    f"expected {list(dtype.names)}")
+        records = np.zeros(arrays[0].shape if arrays else (0,), dtype=dtype)
+        for name, values in zip(fields, arrays):
+            records[name] = values
+        return records
 
     def close(self) -> None:
-        """Free the program's device memory on the board (the agent keeps it cached)."""
-        self.device.call("model_close", {"digest": self.digest})
+        """Free the program's device memory on the board (idempotent; the agent keeps it cached)."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self.device._closed:  # a closed device's session freed it already
+            self.device.call("model_close", {"digest": self.digest})
 
     def __repr__(self) -> str:
-        return f"<RemoteModel {self.meta.get('model')!r} on {self.device.address}>"
+        m = self.meta
+        return (f"<RemoteModel {m.get('model')!r} {m.get('precision')} "
+                f"{len(m.get('layers', []))} kernel layers, "
+                f"{sum(s.get('op') == 'host' for s in m.get('steps', []))} host ops, "
+                f"{self.peak_device_bytes / 2**20:.2f} MiB device memory, on {self.device.address}>")
 
 
 def _check_offset(offset: Any) -> int:

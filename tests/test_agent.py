@@ -134,6 +134,43 @@ def test_describe_names_the_remote_backend(remote):
     assert d["agent"]["protocol"] == link.PROTOCOL_VERSION
 
 
+def test_memory_window_is_the_agent_devices(remote):
+    dev, agent, sim = remote
+    assert dev.memory_window() == sim.memory_window() == (sim.base, sim.memory_size)
+    assert agent.stats["op_memory_window"] == 1  # asked of the device, not parsed from describe
+
+
+def test_reset_recovers_a_hung_kernel_over_the_link(remote):
+    """The recovery KernelTimeout's diagnosis asks for (dev.reset()) works remotely."""
+    from bitlet import KernelTimeout
+    from bitlet.drivers.kernel import KernelDriver
+
+    dev, agent, sim = remote
+    driver = KernelDriver(dev, timeout=5)  # on this host, registers over the link
+    prog = dev.allocate(hw.INSN_BYTES, np.uint8)  # one zero instruction: never reached
+    sim.faults.hang_after = 0
+    with pytest.raises(KernelTimeout, match="did not finish"):
+        driver.run(prog.device_address, 1, timeout=0.2)
+    with pytest.raises(DeviceError, match=r"busy .*dev\.reset\(\)"):
+        driver.run(prog.device_address, 1, timeout=0.2)
+    sim.faults.hang_after = None
+    dev.reset()
+    assert agent.stats["op_reset"] == 1
+    assert dev.read_reg(hw.REG_CTRL) & hw.CTRL_AP_IDLE
+    assert driver.probe().version == hw.ISA_VERSION  # the kernel runs again
+    assert prog.device_address is not None and not prog._freed  # buffers are kept
+
+
+def test_reset_of_a_device_that_cannot_is_a_clear_error(remote, monkeypatch):
+    from bitlet.drivers.device import Device
+
+    dev, _agent, sim = remote
+    monkeypatch.setattr(sim, "reset", lambda: Device.reset(sim))
+    with pytest.raises(DeviceError, match="reset on the agent: SimDevice cannot reset its kernel"):
+        dev.reset()
+    assert dev.read_reg(hw.REG_CTRL) & hw.CTRL_AP_IDLE  # the agent still serves
+
+
 def test_blob_cache_uploads_once(sim):
     with tcp_agent(sim) as (agent, url), open_remote(url, timeout=5) as dev:
         data = np.random.default_rng(3).integers(0, 256, 100_000, dtype=np.uint8).tobytes()

@@ -118,3 +118,62 @@ def test_remote_model_keeps_intermediates_like_a_local_one(local):
     assert set(there) == set(arrays) and len(there) > 3
     for name, value in arrays.items():
         assert there[name].tobytes() == np.ascontiguousarray(value).tobytes(), name
+
+
+def test_remote_model_offers_the_compiled_model_api(local):
+    """What users call on a CompiledModel works the same on a RemoteModel."""
+    from bitlet.runtime import CompiledModel
+
+    program, inputs, outputs, _ = local
+    dev = SimDevice()
+    try:
+        here = CompiledModel(program, dev)
+        here.run({"x": inputs[1]})
+        here_records = here.read_profile_records()
+        here_timings = here.last_timings
+        here_profile = here.profile(inputs[1])
+        with board() as (agent, _dev, url), open_remote(url, timeout=10) as remote:
+            model = remote.load_program(program)
+            assert model.peak_device_bytes == here.peak_device_bytes
+            assert model.input_names == here.input_names and model.meta is program.meta
+            assert model.base >= _dev.base  # the program's buffer on the board
+            assert "tiny_cnn" in repr(model) and str(remote.address) in repr(model)
+            # the inputs are cast to the compiled dtype here: float64 sends float32 bytes
+            sent = agent.stats["data_bytes_in"]
+            got = model.run({"x": inputs[1].astype(np.float64)})
+            assert agent.stats["data_bytes_in"] - sent < inputs[1].nbytes + 2000
+            assert list(got) == model.output_names
+            assert got[model.output_names[0]].tobytes() == outputs[1].tobytes()
+            # the agent's timings, as CompiledModel's, plus this host's wall time
+            assert set(model.last_timings) == set(here_timings) | {"wall"}
+            assert [r[:2] for r in model.last_timings["kernel_runs"]] == \
+                [r[:2] for r in here_timings["kernel_runs"]]
+            assert [h[:2] for h in model.last_timings["host"]] == [h[:2] for h in here_timings["host"]]
+            records = model.read_profile_records()
+            assert records.dtype == here_records.dtype
+            assert records.tobytes() == here_records.tobytes()  # cycle counters bit for bit
+            profile = model.profile({"x": inputs[1]})
+            # the printed table is the local one but for the measured host/transfer times
+            assert str(profile).splitlines()[:-1] == str(here_profile).splitlines()[:-1]
+            assert profile.device.startswith("remote:") and profile.extra["client_wall_ms"] > 0
+            # bad feeds are refused here, before anything crosses the link
+            runs = agent.stats["op_model_run"]
+            with pytest.raises(bitlet.BitletValueError, match=r"missing \['x'\], unknown \['y'\]"):
+                model.run({"y": inputs[0]})
+            with pytest.raises(bitlet.BitletValueError, match=r"input 'x': shape \(1, 2, 16, 16\)"):
+                model.run({"x": inputs[0][:, :2]})
+            with pytest.raises(bitlet.BitletTypeError, match="feeds must be a dict"):
+                model.run([inputs[0]])
+            assert agent.stats["op_model_run"] == runs
+            model.close()
+            model.close()  # idempotent, as CompiledModel.close
+            assert agent.stats["op_model_close"] == 1
+            with pytest.raises(DeviceError, match="not loaded"):
+                model(inputs[0])
+            with pytest.raises(DeviceError, match="not loaded"):
+                model.read_profile_records()
+            again = remote.load_program(program)
+        again.close()  # after the device closed: its session already freed the model
+        here.close()
+    finally:
+        dev.close()

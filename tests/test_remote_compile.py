@@ -2,10 +2,9 @@
 once and run it on the agent, bit-identical to a local run."""
 from __future__ import annotations
 
+import bitlet
 import numpy as np
 import pytest
-
-import bitlet
 from bitlet.agent import Agent
 from bitlet.drivers.remote import RemoteModel
 from bitlet.drivers.sim import SimDevice
@@ -35,3 +34,63 @@ def test_compile_and_load_on_a_remote_device_run_on_the_agent(tmp_path):
             assert agent.stats["op_model_run"] == 2
     finally:
         board.close()
+
+
+def test_compare_and_save_on_a_remote_model_match_a_local_model(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from bitlet.program import Program
+    from bitlet.runtime import CompiledModel
+
+    x = np.random.default_rng(5).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    with SimDevice() as local_dev:
+        local = bitlet.compile(tiny_cnn(), device=local_dev)
+        expect = bitlet.compare(local, x).as_dict()
+        local.close()
+    board = SimDevice()
+    try:
+        with Agent(board).start("tcp://127.0.0.1:0") as agent, \
+                bitlet.open(f"tcp://127.0.0.1:{agent.port}", timeout=10) as remote:
+            model = bitlet.compile(tiny_cnn(), device=remote)
+            assert bitlet.compare(model, x).as_dict() == expect  # bit-identical values
+            model.save(tmp_path / "remote.npz")
+            y = model(x)
+    finally:
+        board.close()
+    with SimDevice() as dev:  # what a remote model saved runs anywhere
+        again = CompiledModel(Program.load(tmp_path / "remote.npz"), dev)
+        assert again(x).tobytes() == y.tobytes()
+        again.close()
+
+
+def test_cli_run_and_profile_with_a_remote_device(tmp_path, capsys):
+    """`bitlet run|profile MODEL --device tcp://...` go through the agent."""
+    import json
+
+    import onnx
+    from bitlet import cli
+
+    onnx.save(tiny_cnn(), tmp_path / "tiny.onnx")
+    x = np.random.default_rng(8).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    with SimDevice() as dev:
+        local = bitlet.compile(tiny_cnn(), device=dev)
+        expect, local_profile = local(x), local.profile(x)
+        local.close()
+    board = SimDevice()
+    try:
+        with Agent(board).start("tcp://127.0.0.1:0") as agent:
+            url = f"tcp://127.0.0.1:{agent.port}"
+            common = [str(tmp_path / "tiny.onnx"), "--input", str(tmp_path / "x.npy"),
+                      "--device", url]
+            assert cli.main(["run", *common, "--output", str(tmp_path / "y.npy")]) == 0
+            capsys.readouterr()
+            assert cli.main(["profile", *common, "--json"]) == 0
+            profile = json.loads(capsys.readouterr().out)
+            assert agent.stats["op_model_run"] == 1 and agent.stats["op_model_profile"] == 1
+            assert agent.stats["op_program_put"] == 1  # the second command found it cached
+    finally:
+        board.close()
+    assert np.load(tmp_path / "y.npy").tobytes() == expect.tobytes()
+    assert [layer["pe_cycles"] for layer in profile["layers"]] == \
+        [layer["pe_cycles"] for layer in local_profile.layers]
+    assert profile["totals"]["kernel_cycles"] == local_profile.totals["kernel_cycles"]

@@ -27,13 +27,15 @@ freed).  Requests carry increasing ids: a request whose id was already
 executed is never executed again -- the cached reply is sent instead.
 
 Operations (``op`` of a request; arguments in the JSON header, data as
-arrays): ``describe``, ``alloc``, ``free``, ``write``, ``read``,
-``read_reg``, ``write_reg``, ``wait_interrupt``, ``blob_has``, ``blob_put``
-(content-addressed bytes), ``program_has``, ``program_put`` (a compiled
-Program, keyed by :meth:`bitlet.program.Program.digest`), ``model_load``,
-``model_run``, ``model_profile``, ``model_close`` (the program loaded on the
-device once and run many times), ``close_session`` (the client leaves: its
-buffers and models are freed at once).
+arrays): ``describe``, ``memory_window``, ``reset`` (the device's
+:meth:`~bitlet.drivers.device.Device.reset`: buffers and loaded models are
+kept), ``alloc``, ``free``, ``write``, ``read``, ``read_reg``, ``write_reg``,
+``wait_interrupt``, ``blob_has``, ``blob_put`` (content-addressed bytes),
+``program_has``, ``program_put`` (a compiled Program, keyed by
+:meth:`bitlet.program.Program.digest`), ``model_load``, ``model_run``,
+``model_profile``, ``model_profile_records``, ``model_close`` (the program
+loaded on the device once and run many times), ``close_session`` (the client
+leaves: its buffers and models are freed at once).
 """
 from __future__ import annotations
 
@@ -283,8 +285,9 @@ class Agent:
                 transport = link.SocketTransport(conn, write_timeout=10.0, name=f"tcp:{self.port}")
                 try:
                     self._serve_connection(Peer(transport, tuning, self.limits), listener)
-                except LinkError:
+                except LinkError as exc:
                     self.stats["disconnects"] += 1
+                    self.log(f"connection lost ({exc})")
                 finally:
                     transport.close()
         finally:
@@ -480,6 +483,16 @@ class Agent:
     def op_describe(self, args: dict, arrays: list) -> tuple[Any, list]:
         return _plain(self.device.describe()), []
 
+    def op_memory_window(self, args: dict, arrays: list) -> tuple[Any, list]:
+        base, size = self.device.memory_window()
+        return [int(base), int(size)], []
+
+    def op_reset(self, args: dict, arrays: list) -> tuple[Any, list]:
+        """Reset the served kernel (a board reloads its overlay); buffers and models are kept."""
+        self.device.reset()
+        self.log(f"kernel reset by client {self.session.client_id}")
+        return None, []
+
     def op_alloc(self, args: dict, arrays: list) -> tuple[Any, list]:
         shape = args.get("shape")
         if not isinstance(shape, list) or not all(isinstance(n, int) for n in shape):
@@ -548,6 +561,7 @@ class Agent:
     def op_close_session(self, args: dict, arrays: list) -> tuple[Any, list]:
         """The client is leaving: free its models and buffers now."""
         self._release(self.session)
+        self.log(f"client {self.session.client_id} closed its session")
         return None, []
 
     # -- programs: uploaded once (keyed by Program.digest), loaded once, run many times
@@ -597,13 +611,22 @@ class Agent:
         return dict(zip(names, arrays))
 
     def op_model_run(self, args: dict, arrays: list) -> tuple[Any, list]:
-        outputs = self._model(args).run(self._feeds(args, arrays), keep=bool(args.get("keep")))
+        model = self._model(args)
+        outputs = model.run(self._feeds(args, arrays), keep=bool(args.get("keep")))
         names = [n for n in outputs if isinstance(outputs[n], np.ndarray)]
-        return {"outputs": names}, [np.ascontiguousarray(outputs[n]) for n in names]
+        return ({"outputs": names, "timings": _plain(model.last_timings)},
+                [np.ascontiguousarray(outputs[n]) for n in names])
 
     def op_model_profile(self, args: dict, arrays: list) -> tuple[Any, list]:
-        profile = self._model(args).profile(self._feeds(args, arrays))
-        return _plain(profile.as_dict()), []
+        model = self._model(args)
+        profile = model.profile(self._feeds(args, arrays))
+        return {**_plain(profile.as_dict()), "timings": _plain(model.last_timings)}, []
+
+    def op_model_profile_records(self, args: dict, arrays: list) -> tuple[Any, list]:
+        """The profile records of the last run, one array per field (no structured dtype)."""
+        records = self._model(args).read_profile_records()
+        names = list(records.dtype.names)
+        return {"fields": names}, [np.ascontiguousarray(records[n]) for n in names]
 
     def op_model_close(self, args: dict, arrays: list) -> tuple[Any, list]:
         model = self._model(args)
