@@ -244,12 +244,16 @@ int bitlet_fast_default_threads(void)
     return bitlet_fast_max_threads();
 }
 
+#define FK_MAX_THREADS 256
+
 int fk_resolve_threads(int threads)
 {
     if (threads <= 0)
         threads = bitlet_fast_default_threads();
     if (threads <= 0)
         threads = 1;
+    if (threads > FK_MAX_THREADS)
+        threads = FK_MAX_THREADS;
 #if !defined(_OPENMP) && !defined(BITLET_FAST_PTHREADS)
     threads = 1;
 #endif
