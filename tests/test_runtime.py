@@ -250,3 +250,101 @@ def test_a_tampered_program_is_refused_before_it_touches_the_device(cnn, dev):
     bad.meta["steps"].append({"op": "_kernel_layer_by_layer"})
     with pytest.raises(bitlet.BitletValueError, match="unknown step"):
         CompiledModel(bad, dev)
+
+
+def test_profile_counters_are_exactly_the_cycle_model(dev):
+    """hls/README.md "Cycle model" for one GEMM, recomputed from numerics.group_dot's S values."""
+    from bitlet import numerics
+
+    rng = np.random.default_rng(11)
+    rows, k, m, prune = 3, 100, 8, 0xFFFF00
+    w = rng.standard_normal((m, k)).astype(np.float32)
+    x = rng.standard_normal((rows, k)).astype(np.float32)
+    compiled = bitlet.compile(single_node("Gemm", {"x": (rows, k)}, {"transB": 1}, {"w": w}),
+                              device=dev, prune=prune)
+    try:
+        prof = compiled.profile(x)
+    finally:
+        compiled.close()
+    (layer,) = prof.layers
+    n_pe, lat = bitlet.hw.N_PE, bitlet.hw.LAT_FP32
+    pad = -k % bitlet.hw.GROUP  # K zero padded to 64-groups
+    wg = np.pad(w, ((0, 0), (0, pad))).reshape(1, m, -1, bitlet.hw.GROUP)
+    ag = np.pad(x, ((0, 0), (0, pad))).reshape(rows, 1, -1, bitlet.hw.GROUP)
+    _, latency = numerics.group_dot(wg, ag, prune=prune)  # (rows, m, groups) = LAT + S
+    s = latency.astype(np.int64) - lat
+    blocks = (rows, m // n_pe, n_pe, s.shape[2])
+    assert layer["groups"] == s.size and layer["scan"] == s.sum()
+    assert layer["ref_cycles"] == (lat + 1 + s.reshape(blocks).max(axis=2)).sum()
+    assert layer["pe_cycles"] == lat + (s + 1).sum(axis=2).reshape(blocks[:3]).max(axis=2).sum()
+    assert layer["prune"] == prune and layer["macs"] == rows * k * m
+    assert layer["predicted_ms"] == layer["kernel_cycles"] / (prof.clock_mhz * 1e3)
+
+
+class _LargerOutputBufferSim(SimDevice):
+    """A simulated board whose ID registers report twice the output buffer (another overlay build).
+
+    Only compiled for, never run: the simulated kernel itself keeps its buffers.
+    """
+
+    def read_reg(self, offset):
+        value = super().read_reg(offset)
+        return 2 * value if offset == bitlet.hw.REG_ID_OUT_BUF else value
+
+
+def test_tiling_follows_the_device_id_registers(dev):
+    # a 1x1 conv with a 2100-pixel output row: 2100 x 4 PEs words do not fit 8192, do fit 16384
+    w = np.ones((1, 4, 1, 1), np.float32)
+    model = single_node("Conv", {"x": (1, 4, 2, 2100)}, {"kernel_shape": [1, 1]}, {"w": w})
+    normal = bitlet.compile(model, device=dev)
+    with _LargerOutputBufferSim() as larger_dev:
+        larger = bitlet.compile(model, device=larger_dev)
+        try:
+            assert larger.meta["kernel"]["out_buf_words"] == 2 * normal.meta["kernel"]["out_buf_words"]
+            assert [layer["name"] for layer in larger.meta["layers"]] == ["the_Conv"]
+            assert [layer["name"] for layer in normal.meta["layers"]] == ["the_Conv.strip0",
+                                                                          "the_Conv.strip1"]
+        finally:
+            larger.close()
+            normal.close()
+
+
+def test_dynamic_matmul_runs_on_the_kernel_bit_exactly(dev):
+    from bitlet import numerics
+
+    model = single_node("MatMul", {"a": (2, 5, 70), "b": (2, 70, 6)}, {})
+    rng = np.random.default_rng(4)
+    a, b = (rng.standard_normal(s).astype(np.float32) for s in ((2, 5, 70), (2, 70, 6)))
+    compiled = bitlet.compile(model, device=dev)
+    try:
+        (layer,) = compiled.meta["layers"]
+        assert layer["op"] == "BitletMatMul" and layer["precision"] == "fp32"
+        y = compiled.run({"a": a, "b": b})["y0"]
+    finally:
+        compiled.close()
+    for i in range(2):  # the kernel's weights are B^T: numerics.matmul(W [M, K], A [K, N])
+        ref = numerics.matmul(b[i].T.copy(), a[i].T.copy()).T
+        np.testing.assert_array_equal(y[i].view(np.uint32), ref.view(np.uint32))
+
+
+def test_per_layer_prune_masks_reach_the_instructions(dev):
+    model = tiny_cnn()
+    names = [layer["name"] for layer in bitlet.compile(model, device=dev).meta["layers"]]
+    compiled = bitlet.compile(model, device=dev, prune={names[1]: 0xFF0000, "*": 0xFFFFF0})
+    try:
+        words = compiled.program.insn_words()
+        for layer in compiled.meta["layers"]:
+            rows = words[layer["insn_first"]: layer["insn_first"] + layer["insn_count"]]
+            want = 0xFF0000 if layer["name"] == names[1] else 0xFFFFF0
+            assert ((rows[:, bitlet.hw.W_PRUNE] & bitlet.hw.PRUNE_MASK) == want).all()
+            assert layer["prune"] == want
+    finally:
+        compiled.close()
+
+
+def test_load_refuses_another_isa_version(cnn, dev, tmp_path):
+    program = Program.load(_saved(cnn, tmp_path))
+    program.meta["kernel"]["isa_version"] = bitlet.hw.ISA_VERSION + 1
+    program.save(tmp_path / "newer.npz")
+    with pytest.raises(bitlet.OverlayMismatch, match=r"isa_version: program \d+, device \d+.*Recompile"):
+        bitlet.load(tmp_path / "newer.npz", device=dev)
