@@ -265,16 +265,16 @@ int bitlet_pe_group(const uint8_t w_sig[64], const uint8_t w_exp[64],
                     int isfix, uint32_t prune, uint32_t quant,
                     bitlet_pe_result_t *r)
 {
-#pragma HLS ARRAY_PARTITION variable=w_sig complete
-#pragma HLS ARRAY_PARTITION variable=w_exp complete
-#pragma HLS ARRAY_PARTITION variable=w_abs complete
-#pragma HLS ARRAY_PARTITION variable=a_word complete
+#pragma HLS ARRAY_PARTITION variable=w_sig type=complete
+#pragma HLS ARRAY_PARTITION variable=w_exp type=complete
+#pragma HLS ARRAY_PARTITION variable=w_abs type=complete
+#pragma HLS ARRAY_PARTITION variable=a_word type=complete
     int32_t afix[PE_N];
     uint16_t esum[PE_N];
     uint32_t walign[PE_N];
-#pragma HLS ARRAY_PARTITION variable=afix complete
-#pragma HLS ARRAY_PARTITION variable=esum complete
-#pragma HLS ARRAY_PARTITION variable=walign complete
+#pragma HLS ARRAY_PARTITION variable=afix type=complete
+#pragma HLS ARRAY_PARTITION variable=esum type=complete
+#pragma HLS ARRAY_PARTITION variable=walign type=complete
     uint16_t emax = 0;
     int special = 0;
 

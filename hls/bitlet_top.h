@@ -18,6 +18,14 @@
 #include <stdint.h>
 #include "bitlet_hw.h"
 
+/* Depth (32-bit words) of the m_axi port `mem` in the INTERFACE pragmas:
+ * only C/RTL co-simulation uses it, which copies this many words of every
+ * `mem` buffer a testbench passes; tb_kernel.c allocates at least this much.
+ * It does not limit the board, where `mem` spans the whole address space. */
+#ifndef BITLET_MAXI_DEPTH
+#define BITLET_MAXI_DEPTH 1048576
+#endif
+
 /* CFFI-BEGIN */
 void bitlet_top(uint32_t *mem, uint64_t mem_base, uint32_t mem_size,
                 uint64_t prog_addr, uint32_t n_insn, uint64_t prof_addr,

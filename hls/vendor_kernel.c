@@ -73,7 +73,7 @@ void vendor_pixel(const bk_insn_t *d, uint32_t oy, uint32_t ox, uint32_t c0,
 {
     static uint32_t a_vec[BITLET_GROUP];
     float s[BITLET_N_PE][BITLET_VENDOR_PARTIALS];
-#pragma HLS ARRAY_PARTITION variable=s complete dim=0
+#pragma HLS ARRAY_PARTITION variable=s type=complete dim=0
     uint32_t p, g, i;
     for (p = 0; p < cnt; p++) {
         for (i = 0; i < BITLET_VENDOR_PARTIALS; i++)
@@ -98,22 +98,22 @@ void vendor_fp_top(uint32_t *mem, uint64_t mem_base, uint32_t mem_size,
                    uint32_t *id_magic, uint32_t *id_version, uint32_t *id_config,
                    uint32_t *id_act_buf, uint32_t *id_wgt_buf, uint32_t *id_out_buf)
 {
-#pragma HLS INTERFACE m_axi port=mem offset=slave bundle=gmem depth=1048576 max_read_burst_length=64 max_write_burst_length=64
-#pragma HLS INTERFACE s_axilite port=mem_base bundle=control
-#pragma HLS INTERFACE s_axilite port=mem_size bundle=control
-#pragma HLS INTERFACE s_axilite port=prog_addr bundle=control
-#pragma HLS INTERFACE s_axilite port=n_insn bundle=control
-#pragma HLS INTERFACE s_axilite port=prof_addr bundle=control
-#pragma HLS INTERFACE s_axilite port=status bundle=control
-#pragma HLS INTERFACE s_axilite port=insn_done bundle=control
-#pragma HLS INTERFACE s_axilite port=id_magic bundle=control
-#pragma HLS INTERFACE s_axilite port=id_version bundle=control
-#pragma HLS INTERFACE s_axilite port=id_config bundle=control
-#pragma HLS INTERFACE s_axilite port=id_act_buf bundle=control
-#pragma HLS INTERFACE s_axilite port=id_wgt_buf bundle=control
-#pragma HLS INTERFACE s_axilite port=id_out_buf bundle=control
-#pragma HLS INTERFACE s_axilite port=return bundle=control
-#pragma HLS INTERFACE ap_ctrl_hs port=return
+#pragma HLS INTERFACE mode=m_axi port=mem offset=slave bundle=gmem depth=BITLET_MAXI_DEPTH max_read_burst_length=64 max_write_burst_length=64
+#pragma HLS INTERFACE mode=s_axilite port=mem_base bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=mem_size bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=prog_addr bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=n_insn bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=prof_addr bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=status bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=insn_done bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=id_magic bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=id_version bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=id_config bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=id_act_buf bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=id_wgt_buf bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=id_out_buf bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=return bundle=control
+#pragma HLS INTERFACE mode=ap_ctrl_hs port=return
     bk_run(BITLET_KIND_VENDOR_FP, mem, mem_base, mem_size, prog_addr, n_insn, prof_addr,
            status, insn_done, id_magic, id_version, id_config, id_act_buf, id_wgt_buf,
            id_out_buf);

@@ -459,3 +459,74 @@ def test_hls_script_selects_the_vendor_top_and_part(tmp_path):
     assert proc.returncode != 0 and "golden" in proc.stderr
     proc, _ = _run_hls_tcl(tmp_path, "nosuchtop", [])
     assert proc.returncode != 0 and "TOP must be" in proc.stderr
+
+
+# ----------------------------------------------------------------------
+# HLS style of the kernel sources (they cannot be synthesised here)
+# ----------------------------------------------------------------------
+_HLS_SOURCES = ("bitlet_pe.c", "bitlet_kernel.c", "vendor_kernel.c")
+_TOP_ARGS = ("mem", "mem_base", "mem_size", "prog_addr", "n_insn", "prof_addr", "status",
+             "insn_done", "id_magic", "id_version", "id_config", "id_act_buf", "id_wgt_buf",
+             "id_out_buf")
+# the pragma forms of the Vitis HLS user guide (UG1399, 2022.1 and later)
+_PRAGMA_FORMS = (
+    (r"INTERFACE mode=m_axi port=mem offset=slave bundle=gmem depth=BITLET_MAXI_DEPTH"
+     r"( max_(read|write)_burst_length=\d+)*"),
+    r"INTERFACE mode=s_axilite port=\w+ bundle=control",
+    r"INTERFACE mode=ap_ctrl_hs port=return",
+    r"ARRAY_PARTITION variable=\w+ type=(complete|cyclic|block)( factor=\d+)?( dim=\d+)?",
+    r"LOOP_TRIPCOUNT min=\d+ max=\d+",
+    r"PIPELINE II=1", r"UNROLL", r"INLINE",
+)
+
+
+def _hls_text(name: str) -> str:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "hls" / name
+    if not path.exists():
+        pytest.skip("hls/ not present (installed without a source tree)")
+    return path.read_text()
+
+
+@pytest.mark.parametrize("name", _HLS_SOURCES)
+def test_hls_pragmas_use_the_documented_forms(name):
+    import re
+
+    pragmas = re.findall(r"^\s*#pragma HLS (.*?)\s*$", _hls_text(name), re.MULTILINE)
+    assert pragmas
+    for pragma in pragmas:
+        assert any(re.fullmatch(form, pragma) for form in _PRAGMA_FORMS), pragma
+
+
+@pytest.mark.parametrize("name, top", [("bitlet_kernel.c", "bitlet_top"),
+                                       ("vendor_kernel.c", "vendor_fp_top")])
+def test_each_top_argument_has_its_interface(name, top):
+    """mem is the m_axi port with its offset register in `control`; every other
+    argument and the return (ap_ctrl_hs, and so the interrupt) is s_axilite in
+    `control`, in the argument order bitlet_hw.h's register map follows."""
+    import re
+
+    text = _hls_text(name)
+    body = text[text.index(f"void {top}("):]
+    ports = re.findall(r"#pragma HLS INTERFACE mode=(\w+) port=(\w+)", body)
+    assert ports[0] == ("m_axi", "mem")
+    axilite = [port for mode, port in ports if mode == "s_axilite"]
+    assert axilite == list(_TOP_ARGS[1:]) + ["return"]
+    assert ("ap_ctrl_hs", "return") in ports
+
+
+@pytest.mark.parametrize("name", _HLS_SOURCES)
+def test_hls_sources_are_synthesizable_style(name):
+    """No dynamic memory, no recursion, no I/O, no floating-point library calls."""
+    import re
+
+    text = re.sub(r"/\*.*?\*/", "", _hls_text(name), flags=re.DOTALL)
+    for banned in ("malloc", "calloc", "realloc", "free", "printf", "fopen", "exit", "sqrt",
+                   "fma", "long double", "double"):
+        assert not re.search(rf"\b{banned}\b", text), (name, banned)
+    # recursion: no function calls itself
+    for m in re.finditer(r"^[\w ]+?\b(\w+)\(([^;{]*?)\)\s*\{(.*?)^\}", text,
+                         re.DOTALL | re.MULTILINE):
+        fname, _, fbody = m.groups()
+        assert not re.search(rf"\b{fname}\s*\(", fbody), (name, fname)

@@ -96,6 +96,13 @@ static void release(golden_t *g)
 #define TOP_NAME  "bitlet_top"
 #endif
 
+/* Every `mem` buffer given to the top holds at least BITLET_MAXI_DEPTH words
+ * (C/RTL co-simulation copies that many), whatever window `words` it spans. */
+static uint32_t *alloc_mem(uint32_t words)
+{
+    return calloc(words > BITLET_MAXI_DEPTH ? words : BITLET_MAXI_DEPTH, 4);
+}
+
 static void run_top(uint32_t *mem, uint32_t words, uint64_t prog, uint32_t n, uint64_t prof,
                     top_out_t *o)
 {
@@ -212,7 +219,7 @@ static uint64_t get64(const uint32_t *p, int lo)
 static int replay(const golden_t *g, const char *path, long *used, long *skipped)
 {
     uint32_t words = g->n * (REC_WORDS + BITLET_PROF_WORDS) + 16u;
-    uint32_t *mem = calloc(words, 4);
+    uint32_t *mem = alloc_mem(words);
     uint32_t *keep = calloc(g->n, sizeof *keep);
     uint32_t prog_words = g->n * BITLET_INSN_WORDS, data0 = prog_words;
     uint32_t prof0 = g->n * REC_WORDS, i, j;
@@ -308,14 +315,19 @@ static uint32_t lcg(uint32_t *s)
     return *s;
 }
 
+#define CONV_WORDS 65536u
+
 static int conv_check(void)
 {
-    static uint32_t mem[65536];
+    uint32_t *mem = alloc_mem(CONV_WORDS);
     uint32_t x[CN * CIH * CIW * CCIN], w[CCOUT * CNKG * BITLET_GROUP];
     uint32_t seed = 12345u, i, t;
-    uint32_t *prog = mem, *xa = mem + 256, *wa = mem + 2048, *oa = mem + 12288;
+    uint32_t *prog, *xa, *wa, *oa;
     top_out_t o;
     int bad = 0;
+    if (mem == NULL)
+        return 1;
+    prog = mem, xa = mem + 256, wa = mem + 2048, oa = mem + 12288;
     memset(w, 0, sizeof w);
     for (i = 0; i < CN * CIH * CIW * CCIN; i++)       /* ReLU-like activations */
         x[i] = (lcg(&seed) >> 30) ? float_bits((float)(lcg(&seed) % 1000) / 97.0f) : 0u;
@@ -349,9 +361,10 @@ static int conv_check(void)
         for (t = 0; t < CNKG; t++)
             memcpy(wa + (t * CCOUT + i) * BITLET_GROUP, w + (i * CNKG + t) * BITLET_GROUP,
                    BITLET_GROUP * 4);
-    run_top(mem, 65536, MEM_BASE, CNKG, 0u, &o);
+    run_top(mem, CONV_WORDS, MEM_BASE, CNKG, 0u, &o);
     if (o.status != BITLET_STATUS_OK || o.insn_done != CNKG) {
         printf("FAIL conv: status %u, %u instructions done\n", o.status, o.insn_done);
+        free(mem);
         return 1;
     }
     for (i = 0; i < COH * COW * CCOUT; i++) {
@@ -384,14 +397,17 @@ static int conv_check(void)
         }
     }
     printf("conv (grouped 3x3, stride, pad, K tiled): %s\n", bad ? "FAIL" : "pass");
+    free(mem);
     return bad != 0;
 }
 
 static int ids_and_bus_error(void)
 {
-    static uint32_t mem[1024];
+    uint32_t *mem = alloc_mem(1024u);
     top_out_t o;
     int bad = 0;
+    if (mem == NULL)
+        return 1;
     run_top(mem, 1024, MEM_BASE, 0u, 0u, &o);
     bad |= o.status != BITLET_STATUS_OK || o.insn_done != 0u || o.magic != BITLET_MAGIC
            || o.version != BITLET_ISA_VERSION || o.act != BITLET_ACT_BUF_WORDS
@@ -406,6 +422,7 @@ static int ids_and_bus_error(void)
     run_top(mem, 1024, MEM_BASE, 1u, 0u, &o);
     bad |= o.status != BITLET_STATUS_BUS_ERROR || o.insn_done != 0u || mem[1023] != 0xDEADBEEFu;
     printf("ID registers and bus error: %s\n", bad ? "FAIL" : "pass");
+    free(mem);
     return bad;
 }
 
