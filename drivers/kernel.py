@@ -35,7 +35,6 @@ import time
 from typing import Any
 
 import numpy as np
-
 from bitlet.errors import (
     BitletTypeError,
     BitletValueError,

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from bitlet.drivers.device import Device, DeviceBuffer
 from bitlet.errors import (
     BitletTypeError,
@@ -77,9 +76,8 @@ def classes() -> tuple[type, type]:
     VLNV), so it must exist before an Overlay is constructed.
     """
     pynq = import_pynq()
-    from pynq.buffer import PynqBuffer
-
     from bitlet import hw
+    from pynq.buffer import PynqBuffer
 
     class BitletIP(pynq.DefaultIP):
         """pynq driver of the Bitlet (and vendor-FP) kernel IP: MMIO and register_map."""

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from bitlet.errors import BusError, DeviceError
 
 _MASK32 = 0xFFFF_FFFF
@@ -140,9 +139,8 @@ def device_class() -> type:
     from bitlet.drivers.pynq_board import import_pynq
 
     pynq = import_pynq()
-    from pynq.buffer import PynqBuffer
-
     from bitlet.drivers.sim import host_bytes_at
+    from pynq.buffer import PynqBuffer
 
     class SimPynqDevice(pynq.Device):
         """A pynq Device whose registers and memory are a SimDevice's."""

@@ -28,9 +28,13 @@ PYNQ board unchanged:
 * **Faults.**  :class:`SimFaults` injects a kernel that never completes, a
   stopped clock, an AXI bus error at a given instruction and wrong ID
   registers; :meth:`SimDevice.reset` recovers, as reloading the overlay does.
-* **Engines.**  The kernel callable is pluggable (``engine=``): the
-  reference, the fast emulator (``"fast"``) or any function with the C
-  signature of ``bitlet_top``.
+* **Engines.**  The kernel callable is pluggable (``engine=``): the fast
+  emulator (``"fast"``, :mod:`bitlet.fast`; the default for the Bitlet
+  kernel whenever it is built), the reference (``"reference"``: the hls/ C
+  source itself, the default for the vendor-FP kernel and wherever the fast
+  emulator is missing) or any function with the C signature of
+  ``bitlet_top``.  Both engines leave the same bytes in device memory
+  (outputs and profile records) and the same registers.
 
 Example
 -------
@@ -52,7 +56,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
 from bitlet.drivers.device import Device, DeviceBuffer
 from bitlet.errors import (
     BitletTypeError,
@@ -298,6 +301,28 @@ class SimFaults:
 KernelFn = Callable[..., None]
 
 
+@functools.lru_cache(maxsize=1)
+def fast_available() -> bool:
+    """True when the fast emulator (``bitlet.fast`` and its compiled
+    ``bitlet._fast``) imports and answers on this machine."""
+    try:
+        from bitlet import fast
+
+        return fast.info()["cpus"] >= 1
+    except (ImportError, OSError, AttributeError, KeyError):
+        return False
+
+
+def default_engine(kernel: str = "bitlet") -> str:
+    """Engine a :class:`SimDevice` uses when ``engine=None``.
+
+    ``"fast"`` for the Bitlet kernel when :func:`fast_available`, else
+    ``"reference"`` (the vendor-FP kernel has only the reference).  Both give
+    the same bytes in device memory, profile records included.
+    """
+    return "fast" if kernel == "bitlet" and fast_available() else "reference"
+
+
 def resolve_kernel(kernel: str = "bitlet", engine: Any = None) -> tuple[KernelFn, str]:
     """Return ``(function, engine name)`` of a kernel top.
 
@@ -306,29 +331,44 @@ def resolve_kernel(kernel: str = "bitlet", engine: Any = None) -> tuple[KernelFn
     kernel : {"bitlet", "vendor_fp"}
         Which top (``bitlet_top`` or ``vendor_fp_top``).
     engine : None, str or callable
-        None or ``"reference"``: the cffi reference compiled from hls/.
-        ``"fast"``: the fast emulator (:func:`bitlet.fast.make_top`, Bitlet
-        kernel only).  Another module name: its ``lib.<top>``.
-        A callable: used as is; it must have the C signature of
-        ``bitlet_top`` (hls/bitlet_top.h) and is called with cffi pointers.
+        None: :func:`default_engine` (``"fast"`` for the Bitlet kernel when
+        it is built, else ``"reference"``).  ``"reference"``: the cffi
+        reference compiled from hls/.  ``"fast"``: the fast emulator
+        (:func:`bitlet.fast.make_top`, Bitlet kernel only).  Another module
+        name: its ``lib.<top>``.  A callable: used as is; it must have the C
+        signature of ``bitlet_top`` (hls/bitlet_top.h) and is called with
+        cffi pointers.
     """
     if kernel not in KERNELS:
         raise BitletValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     if callable(engine):
         return engine, getattr(engine, "__name__", type(engine).__name__)
+    if engine is None:
+        engine = default_engine(kernel)
     if engine == "fast":
         if kernel != "bitlet":
             raise BitletValueError(f"engine='fast' implements the bitlet kernel only, "
                                    f"not {kernel!r}; "
-                                   "use engine=None (the reference) for it")
+                                   "use engine='reference' (the default for it)")
+        if not fast_available():
+            raise BitletValueError("engine='fast': the fast emulator (bitlet._fast) is not "
+                                   "built in this installation; reinstall the SDK with a C "
+                                   "compiler (pip install .) or use engine='reference'")
         from bitlet import fast
 
         return fast.make_top(), "fast"
-    module_name = "bitlet._reference" if engine in (None, "reference") else engine
+    if engine == "reference":
+        return _reference_top(kernel), "reference"
+    module_name = engine
     if not isinstance(module_name, str):
-        raise BitletTypeError(f"engine must be None, a module name or a callable, got {engine!r}")
-    module = importlib.import_module(module_name)
-    func = getattr(module.lib, _KERNEL_SYMBOL[kernel], None)
+        raise BitletTypeError(f"engine must be None, 'fast', 'reference', a module name or a "
+                              f"callable, got {engine!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BitletValueError(f"engine={engine!r} is not 'fast', 'reference' or an importable "
+                               f"cffi module ({exc})") from exc
+    func = getattr(getattr(module, "lib", None), _KERNEL_SYMBOL[kernel], None)
     if func is None:
         raise DeviceError(
             f"{module_name} has no {_KERNEL_SYMBOL[kernel]}(): the kernel sources "
@@ -336,6 +376,19 @@ def resolve_kernel(kernel: str = "bitlet", engine: Any = None) -> tuple[KernelFn
             "built; reinstall it (pip install -e .)"
         )
     return func, module_name
+
+
+def _reference_top(kernel: str) -> KernelFn:
+    """``bitlet_top`` / ``vendor_fp_top`` of the cffi reference (hls/ C source)."""
+    from bitlet._reference import lib
+
+    func = getattr(lib, _KERNEL_SYMBOL[kernel], None)
+    if func is None:
+        raise DeviceError(
+            f"bitlet._reference has no {_KERNEL_SYMBOL[kernel]}(): the kernel sources "
+            "(hls/bitlet_kernel.c, hls/vendor_kernel.c) were missing when the SDK was "
+            "built; reinstall it (pip install -e .)")
+    return func
 
 
 class _KernelOutputs:
@@ -358,8 +411,11 @@ class SimDevice(Device):
     ----------
     kernel : {"bitlet", "vendor_fp"}
         The kernel top the overlay carries.
-    engine : None, str or callable
-        Implementation of the kernel (see :func:`resolve_kernel`).
+    engine : None, "fast", "reference" or callable
+        Implementation of the kernel (see :func:`resolve_kernel`).  None:
+        the fast emulator for the Bitlet kernel when it is built, else the
+        reference (:func:`default_engine`); ``describe()["engine"]`` says
+        which one runs.
     memory : int
         Arena size in bytes (default 128 MiB); at most 4 GiB - 1.
     base : int
@@ -374,7 +430,8 @@ class SimDevice(Device):
         (``P_KERNEL_CYCLES``, when PROF is set) at ``hw.CLOCK_MHZ``.
     threaded : bool
         Run the kernel in a background thread (ap_done appears later, as on
-        hardware).  False runs it inside the ap_start write.
+        hardware).  False runs it inside the ap_start write (then a start
+        while busy cannot happen and auto_restart has no effect).
     interrupt : bool
         Whether the kernel's interrupt line is wired (``has_interrupt``).
     poison : int or None

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import gc
 import json
-
-import numpy as np
-import pytest
+import time
 
 import bitlet
-from bitlet import hw
+import numpy as np
+import pytest
+from bitlet import hw, isa
+from bitlet.drivers import sim as sim_module
 from bitlet.drivers.device import Device, DeviceBuffer
+from bitlet.drivers.kernel import KernelDriver
 from bitlet.drivers.sim import SimDevice, SimFaults
 
 pytestmark = pytest.mark.device
@@ -242,6 +244,27 @@ def test_done_appears_only_when_the_kernel_finishes():
     dev.close()
 
 
+def test_auto_restart_runs_the_kernel_again_until_it_is_cleared():
+    dev = SimDevice(delay=0.005)
+    base, size = dev.memory_window()
+    for reg, value in (("MEM_LO", base), ("MEM_BASE_LO", base), ("MEM_SIZE", size)):
+        dev.write_reg(getattr(hw, "REG_" + reg), value)
+    dev.write_reg(hw.REG_CTRL, hw.CTRL_AP_START | hw.CTRL_AUTO_RESTART)
+    deadline = time.monotonic() + 10.0
+    while dev.runs < 3 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert dev.runs >= 3, "auto_restart starts the next run when one finishes"
+    assert dev.read_reg(hw.REG_CTRL) & hw.CTRL_AUTO_RESTART
+    dev.write_reg(hw.REG_CTRL, 0)  # clear auto_restart: the current run is the last
+    _wait_idle(dev)
+    runs = dev.runs
+    ctrl = dev.read_reg(hw.REG_CTRL)
+    assert ctrl & hw.CTRL_AP_IDLE and not ctrl & (hw.CTRL_AP_START | hw.CTRL_AUTO_RESTART)
+    time.sleep(0.05)
+    assert dev.runs == runs and dev.read_reg(hw.REG_ID_MAGIC) == hw.MAGIC
+    dev.close()
+
+
 def test_the_modelled_delay_holds_done_back():
     dev = SimDevice(delay=0.2, threaded=True)
     _start(dev)
@@ -271,6 +294,129 @@ def test_both_kernels_latch_their_kind(kernel):
 # --------------------------------------------------------------------------
 # engines and faults
 # --------------------------------------------------------------------------
+def test_the_default_engine_is_fast_for_bitlet_and_reference_for_vendor_fp():
+    expected = "fast" if sim_module.fast_available() else "reference"
+    assert sim_module.default_engine("bitlet") == expected
+    with SimDevice() as dev:
+        assert dev.engine_name == dev.describe()["engine"] == expected
+    with SimDevice("vendor_fp") as dev:
+        assert dev.describe()["engine"] == "reference"
+    with pytest.raises(bitlet.BitletValueError, match="bitlet kernel only"):
+        SimDevice("vendor_fp", engine="fast")
+
+
+def test_without_the_fast_emulator_the_default_is_the_reference(monkeypatch):
+    monkeypatch.setattr(sim_module, "fast_available", lambda: False)
+    with SimDevice() as dev:
+        assert dev.describe()["engine"] == "reference"
+        assert KernelDriver(dev).identity.magic == hw.MAGIC
+    with pytest.raises(bitlet.BitletValueError, match="not built"):
+        SimDevice(engine="fast")
+
+
+@pytest.mark.parametrize("engine", ["reference", "no_such_module_xyz", 3])
+def test_engine_names_are_checked(engine):
+    if engine == "reference":
+        with SimDevice(engine=engine) as dev:
+            assert dev.describe()["engine"] == "reference"
+        return
+    with pytest.raises(bitlet.BitletError, match="engine"):
+        SimDevice(engine=engine)
+
+
+def _engine_program(dev: SimDevice, rng: np.random.Generator, keep: list) -> list:
+    """Operands of random values and a program exercising every layer feature.
+
+    The buffers are appended to ``keep`` (an unreferenced buffer is freed).
+    """
+    def operand(values: np.ndarray) -> int:
+        buf = dev.allocate(values.nbytes, np.uint8)
+        buf[:] = values.view(np.uint8)
+        buf.sync_to_device()
+        keep.append(buf)
+        return buf.device_address
+
+    f32 = rng.standard_normal(16384).astype(np.float32)
+    f32[rng.random(f32.size) < 0.2] = 0.0  # zero weights and activations too
+    f = operand(f32)
+    h = operand(rng.standard_normal(8192).astype(np.float16))
+    i = operand(rng.integers(-2**20, 2**20, 16384).astype(np.int32))
+    q = operand(rng.integers(-2**40, 2**40, 64).astype(np.int64))
+    keep.append(dev.allocate(16 * 8192, np.uint8))
+    out = keep[-1].device_address
+    o = [out + j * 8192 for j in range(16)]
+    return [
+        isa.gemm(m=8, k=130, n=3, act=f, wgt=f, out=o[0], bias=f, relu=True, prune=0xFFF0F0,
+                 layer=1),
+        isa.gemm(m=5, k=200, n=4, act=h, wgt=h, out=o[1], precision="fp16"),
+        isa.gemm(m=5, k=200, n=4, act=h, wgt=h, out=o[2], precision="bf16", ofmt=hw.FMT_FP32),
+        isa.gemm(m=6, k=100, n=3, act=i, wgt=i, out=o[3], bias=q, precision="fixed", quant=20,
+                 relu=True),
+        isa.conv2d(n=1, ih=9, iw=7, cin=5, cout=6, kh=3, kw=3, stride=2, padding=1,
+                   act=f, wgt=f, out=o[4], bias=f),
+        isa.conv2d(n=2, ih=8, iw=8, cin=8, cout=8, kh=3, kw=3, padding=1, groups=8,
+                   act=f, wgt=f, out=o[5], relu=True),
+        isa.conv2d(n=1, ih=10, iw=10, cin=8, cout=4, kh=3, kw=3, dilation=2, groups=2,
+                   act=f, wgt=f, out=o[6]),
+        isa.gemm(m=4, k=300, n=2, act=f, wgt=f, out=o[7], partial=True, kg_end=3),
+        isa.gemm(m=4, k=300, n=2, act=f, wgt=f + 4 * 4 * 192, out=o[7], acc=o[7], accum=True,
+                 bias=f, kg_begin=3, kg_end=5),
+        isa.gemm(m=4, k=70, n=3, act=i, wgt=i, out=o[8], precision="fixed", partial=True),
+        isa.nop(layer=9),
+        isa.gemm(m=4, k=64, n=2, act=f, wgt=f, out=o[9], ofmt=hw.FMT_FP16),
+    ]
+
+
+_BAD_INSN = {  # instruction 3 replaced by: -> expected STATUS
+    None: None,
+    "bad_opcode": (lambda p, dev: p[0].replace(opcode=7), hw.STATUS_BAD_OPCODE),
+    "bad_field": (lambda p, dev: p[3].replace(quant=hw.QUANT_MAX + 1), hw.STATUS_BAD_FIELD),
+    "bus_error": (lambda p, dev: p[0].replace(out=dev.base + dev.memory_size - 16),
+                  hw.STATUS_BUS_ERROR),
+    "buf_overflow": (lambda p, dev: p[0].replace(  # weights of N_PE rows > WGT_BUF_WORDS
+        cin=hw.WGT_BUF_WORDS // hw.N_PE + 1, in_cstride=hw.WGT_BUF_WORDS // hw.N_PE + 1),
+        hw.STATUS_BUF_OVERFLOW),
+}
+
+
+def _run_on_engine(engine: str, bad: str | None) -> tuple[bytes, dict, list]:
+    """Run the program on a fresh device; return (device memory, registers, records)."""
+    with SimDevice(engine=engine, memory=1 << 20, align=256) as dev:
+        drv = KernelDriver(dev)
+        buffers = []
+        program = _engine_program(dev, np.random.default_rng(7), buffers)
+        if bad is not None:
+            program.insert(3, _BAD_INSN[bad][0](program, dev))
+        words = isa.program_words(program)
+        prog = dev.allocate(words.shape, words.dtype)
+        prog[:] = words
+        prog.sync_to_device()
+        prof = dev.allocate((len(program), hw.PROF_WORDS), np.uint32)
+        try:
+            drv.run(prog.device_address, len(program), prof_addr=prof.device_address)
+        except bitlet.DeviceError as exc:
+            assert bad is not None and exc.status == _BAD_INSN[bad][1] and exc.insn_index == 3
+        else:
+            assert bad is None
+        prof.sync_from_device()
+        memory = dev.read_memory(dev.base, dev.memory_size)
+        return memory, drv.register_dump(), isa.decode_profile(prof).tolist()
+
+
+@pytest.mark.parametrize("bad", list(_BAD_INSN))
+def test_both_engines_leave_the_same_memory_registers_and_profile(bad):
+    if not sim_module.fast_available():
+        pytest.skip("the fast emulator (bitlet._fast) is not built here")
+    memory, registers, records = _run_on_engine("reference", bad)
+    assert _run_on_engine("fast", bad) == (memory, registers, records)
+    assert registers["STATUS"] == (hw.STATUS_OK if bad is None else _BAD_INSN[bad][1])
+    done = 3 if bad else len(records)
+    assert registers["INSN_DONE"] == done
+    assert all(r[0] == hw.STATUS_OK for r in records[:done])
+    assert all(r[4] > 0 for r in records[:done]), "every record has kernel cycles"
+    assert sum(r[6] for r in records[:done]) > 0, "scan cycles were modelled"
+
+
 def test_engine_is_pluggable():
     from bitlet._reference import lib
 

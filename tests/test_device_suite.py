@@ -12,10 +12,9 @@ from __future__ import annotations
 import time
 import warnings
 
+import bitlet
 import numpy as np
 import pytest
-
-import bitlet
 from bitlet import hw, isa, numerics, preprocess
 from bitlet.drivers.kernel import KernelDriver
 from bitlet.drivers.sim import SimDevice, SimFaults

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import time
 
+import bitlet
 import numpy as np
 import pytest
-
-import bitlet
 from bitlet import hw
 from bitlet.drivers.kernel import KernelDriver, KernelIdentity, check_identity, status_name
 from bitlet.drivers.sim import SimDevice, SimFaults

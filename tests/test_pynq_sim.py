@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import warnings
 
+import bitlet
 import numpy as np
 import pytest
-
-import bitlet
 from bitlet import hw
 from bitlet.drivers.kernel import KernelDriver
 from bitlet.drivers.pynq_board import PynqDevice, classes

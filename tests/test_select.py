@@ -5,10 +5,9 @@ import importlib.util
 import subprocess
 import sys
 
+import bitlet
 import numpy as np
 import pytest
-
-import bitlet
 from bitlet import hw
 from bitlet.drivers import select
 from bitlet.drivers.kernel import KernelDriver
