@@ -3,18 +3,28 @@
 #
 # Usage (from any directory):
 #   vitis_hls -f hls/run_hls.tcl -tclargs ?TOP? ?PART? ?STEPS?
-#     TOP    bitlet (default) -> bitlet_top, or vendor -> vendor_fp_top
+#     TOP    bitlet (default) -> bitlet_top, or vendor (alias vendor_fp, the
+#            overlay KIND) -> vendor_fp_top
 #     PART   FPGA part; default $env(BITLET_PART), else xc7z020clg400-1 (PYNQ-Z2)
 #     STEPS  comma list of csim,csynth,cosim,export (default: all four)
-#   Optional environment: BITLET_N_PE (PEs, default from bitlet_hw.h),
-#   BITLET_HLS_WORK (project directory, default hls/build_hls),
-#   BITLET_GOLDEN_BIN_DIR (testbench vectors, default hls/csim/build).
+#   Optional environment:
+#     BITLET_N_PE      PEs (1..255, reported in ID_CONFIG; default from bitlet_hw.h)
+#     BITLET_CLOCK_MHZ target clock in MHz (default BITLET_CLOCK_MHZ of
+#                      bitlet_hw.h); a multiple of 4 (ID_CONFIG holds clock/4).
+#                      While the header does not let -D override its
+#                      BITLET_CLOCK_MHZ, any other value is refused: the IP
+#                      would report the header's clock in ID_CONFIG.
+#     BITLET_HLS_WORK  project directory (default hls/build_hls)
+#     BITLET_GOLDEN_BIN_DIR  testbench vectors (default hls/csim/build)
+#   The project is <work>/prj_<top>, the solution solution_<part>; export
+#   writes the IP (component.xml) to <work>/prj_<top>/solution_<part>/impl/ip,
+#   the IP repository overlay/build.tcl is given by overlay/Makefile.
 #
 # Before csim/cosim, export the golden vectors for the testbench once:
 #   make -C hls/csim build/golden.stamp
 #
-# Every constant (clock, VLNV, names) is read from bitlet_hw.h: nothing is
-# typed twice.
+# Every constant (default clock, VLNV, names) is read from bitlet_hw.h:
+# nothing is typed twice.
 
 set hls_dir [file dirname [file normalize [info script]]]
 
@@ -51,13 +61,42 @@ proc header_value {text name} {
     return [string trim $value "\""]
 }
 
+# Whether `#define BITLET_<name>` sits in an `#ifndef BITLET_<name>` guard
+# (then -DBITLET_<name>=... overrides it).
+proc header_overridable {text name} {
+    return [regexp -line "^#ifndef\\s+BITLET_${name}\\s*$" $text]
+}
+
+# An integer setting from the environment variable BITLET_<name>, or the
+# header's value; in lo..hi and a multiple of `step`.
+proc int_setting {text name lo hi {step 1}} {
+    set value [header_value $text $name]
+    if {[info exists ::env(BITLET_$name)] && $::env(BITLET_$name) ne ""} {
+        set value $::env(BITLET_$name)
+    }
+    if {![string is integer -strict $value] || $value < $lo || $value > $hi
+        || $value % $step != 0} {
+        set rule [expr {$step > 1 ? ", a multiple of $step" : ""}]
+        error "run_hls.tcl: BITLET_$name must be an integer in $lo..$hi$rule, got '$value'"
+    }
+    return [expr {$value}]
+}
+
 set hw [read_file [file join $hls_dir bitlet_hw.h]]
-set clock_mhz [header_value $hw CLOCK_MHZ]
-set period_ns [format "%.3f" [expr {1000.0 / $clock_mhz}]]
 set vendor [header_value $hw IP_VENDOR]
 set library [header_value $hw IP_LIBRARY]
 set version [header_value $hw IP_VERSION]
-set n_pe [expr {[info exists env(BITLET_N_PE)] ? $env(BITLET_N_PE) : [header_value $hw N_PE]}]
+set n_pe [int_setting $hw N_PE 1 [expr {[header_value $hw CFG_NPE_MASK]}]]
+set clock_mhz [int_setting $hw CLOCK_MHZ 4 [expr {4 * [header_value $hw CFG_CLK_MASK]}] 4]
+set defines "-DBITLET_N_PE=${n_pe}"
+if {[header_overridable $hw CLOCK_MHZ]} {
+    append defines " -DBITLET_CLOCK_MHZ=${clock_mhz}"
+} elseif {$clock_mhz != [header_value $hw CLOCK_MHZ]} {
+    error "run_hls.tcl: BITLET_CLOCK_MHZ=$clock_mhz, but the kernel reports\
+        [header_value $hw CLOCK_MHZ] MHz in ID_CONFIG: bitlet_hw.h fixes BITLET_CLOCK_MHZ\
+        (no #ifndef guard), so build at [header_value $hw CLOCK_MHZ] MHz or make it overridable"
+}
+set period_ns [format "%.3f" [expr {1000.0 / $clock_mhz}]]
 
 switch -- $top_kind {
     bitlet {
@@ -66,14 +105,14 @@ switch -- $top_kind {
         set tb_flags ""
         set description "Bitlet bit-interleaving FP deep-learning kernel, $n_pe PEs"
     }
-    vendor {
+    vendor - vendor_fp {
         set top vendor_fp_top
         set ipname [header_value $hw VENDOR_IP_NAME]
         set tb_flags "-DBITLET_TB_VENDOR"
         set description "Vendor floating-point MAC baseline kernel (same ISA as Bitlet)"
     }
     default {
-        error "run_hls.tcl: TOP must be 'bitlet' or 'vendor', got '$top_kind'"
+        error "run_hls.tcl: TOP must be 'bitlet' or 'vendor' (or 'vendor_fp'), got '$top_kind'"
     }
 }
 
@@ -83,7 +122,7 @@ set work [expr {[info exists env(BITLET_HLS_WORK)] ? $env(BITLET_HLS_WORK) \
 file mkdir $work
 cd $work
 
-set cflags "-I${hls_dir} -DBITLET_N_PE=${n_pe}"
+set cflags "-I${hls_dir} ${defines}"
 open_project -reset prj_${top}
 set_top $top
 # Both tops share the instruction machinery of bitlet_kernel.c; `kind` is a

@@ -1,6 +1,6 @@
 # boards.tcl -- the ONE table of per-board and per-kernel parameters of the
 # Bitlet overlays.  Read by the Vivado scripts (bd.tcl, build.tcl), by the
-# Makefile (through `tclsh overlay/params.tcl`) and by
+# Makefile (through `tclsh overlay/board_param.tcl`) and by
 # overlay/make_metadata.py (which writes the .hwh/.json the SDK ships).
 #
 # Format: plain Tcl dictionaries of words and braced lists, no commands
@@ -82,11 +82,16 @@ set BITLET_KINDS {
     vendor_fp {top vendor_fp_top instance vendor_fp_0}
 }
 
-# Per board.  n_pe is per kernel kind: one 64-MAC Bitlet PE is ~2.6k LUT,
-# one 64-MAC vendor floating-point PE is ~33k-36k LUT (the paper's figures),
-# so the vendor baseline fits fewer PEs.  clock_mhz must equal the kernel's
-# BITLET_CLOCK_MHZ (reported in ID_CONFIG) unless the kernel is rebuilt
-# with a different value.
+# Per board.  n_pe (per kernel kind) is the kernel's BITLET_N_PE: Bitlet PEs
+# of 64 bit-interleaved MACs each, or vendor-FP MAC units of
+# BITLET_VENDOR_LANES (4) fp32 multipliers each (hls/vendor_kernel.c).  Both
+# kinds get the same n_pe on a board, so one compiled program runs on either
+# overlay and `bitlet bench` compares the same schedule; the vendor overlay
+# then has n_pe * 4 multipliers (16 / 32 / 64), which fits every board (the
+# estimates are in overlay/README.md "Expected resources").  clock_mhz is the
+# PL clock and the kernel's BITLET_CLOCK_MHZ (reported in ID_CONFIG): while
+# hls/bitlet_hw.h fixes that value, every board must use it
+# (run_hls.tcl and make_metadata.py refuse another).
 set BITLET_BOARDS {
     pynqz2 {
         title          {TUL PYNQ-Z2 (Zynq-7020)}
@@ -104,7 +109,7 @@ set BITLET_BOARDS {
         ddr_segments   {HP0_DDR_LOWOCM 0x00000000 0x1FFFFFFF}
         clock_mhz      200
         pll            {IO_PLL 1000}
-        n_pe           {bitlet 4 vendor_fp 1}
+        n_pe           {bitlet 4 vendor_fp 4}
         detect         {Pynq-Z2 pynq-z2 pynqz2}
     }
     zcu104 {
@@ -123,7 +128,7 @@ set BITLET_BOARDS {
         ddr_segments   {HP0_DDR_LOW 0x00000000 0x7FFFFFFF}
         clock_mhz      200
         pll            {IOPLL 1000}
-        n_pe           {bitlet 16 vendor_fp 4}
+        n_pe           {bitlet 16 vendor_fp 16}
         detect         {ZCU104 zcu104}
     }
     kv260 {
@@ -142,7 +147,7 @@ set BITLET_BOARDS {
         ddr_segments   {HP0_DDR_LOW 0x00000000 0x7FFFFFFF HP0_DDR_HIGH 0x800000000 0x87FFFFFFF}
         clock_mhz      200
         pll            {IOPLL 1000}
-        n_pe           {bitlet 8 vendor_fp 2}
+        n_pe           {bitlet 8 vendor_fp 8}
         detect         {KV260 kv260 K26 k26}
     }
 }

@@ -31,6 +31,11 @@ proc bitlet_build_project {board kind ip_repo build_dir} {
     set_property board_part [bitlet_param $board $kind board_part] [current_project]
     set_property ip_repo_paths [list $ip_repo] [current_project]
     update_ip_catalog -rebuild
+    set vlnv [bitlet_param $board $kind vlnv]
+    if {[llength [get_ipdefs -all $vlnv]] == 0} {
+        bitlet_fail "the IP repository $ip_repo holds no $vlnv: run the HLS step\
+            (make hls BOARD=$board KIND=$kind) or pass the directory of its component.xml"
+    }
     set design [bitlet_create_bd $board $kind]
     set bd_file [get_files $design.bd]
     generate_target all $bd_file

@@ -2,22 +2,42 @@
 # replaced by a stub that records the call (no Vivado needed).  Used by
 # tests/test_overlay.py and by `make dry-run`.
 #
-#   tclsh overlay/dry_run.tcl <board> <kind> <work_dir> [slack_ns]
+#   tclsh overlay/dry_run.tcl <board> <kind> <work_dir> [slack_ns] [exported_ip]
 #
 # Writes <work_dir>/calls.txt (one Tcl list per Vivado call: command and
 # arguments) and installs the fake outputs into <work_dir>/install.  The
 # stubs check what Vivado would reject early: an unknown command, a pin or
-# address segment of a cell that was never created, a malformed -vlnv.
+# address segment of a cell that was never created, a malformed -vlnv, an
+# IP repository without the kernel (exported_ip 0: no component.xml in it).
+#
+#   tclsh overlay/dry_run.tcl -vivado ... -source build.tcl -tclargs <build.tcl args>
+#
+# stands in for `vivado` itself (make VIVADO="tclsh overlay/dry_run.tcl -vivado"):
+# runs build.tcl with the arguments the Makefile passes, records the calls in
+# ./calls.txt, and needs the IP repository the HLS step exported.
 
-if {[llength $argv] < 3} {
-    puts stderr "usage: tclsh dry_run.tcl <board> <kind> <work_dir> \[slack_ns\]"
+if {[lindex $argv 0] eq "-vivado"} {
+    set stub_tclargs [lrange $argv [expr {[lsearch -exact $argv -tclargs] + 1}] end]
+    lassign $stub_tclargs stub_board stub_kind stub_iprepo stub_build stub_install
+    set stub_work [pwd]
+    set stub_slack 0.250
+    set stub_ip 0
+} elseif {[llength $argv] >= 3} {
+    lassign $argv stub_board stub_kind stub_work stub_slack stub_ip
+    if {$stub_slack eq ""} {set stub_slack 0.250}
+    if {$stub_ip eq ""} {set stub_ip 1}
+    set stub_iprepo [file join $stub_work ip]
+    file mkdir $stub_iprepo
+    set stub_build [file join $stub_work build]
+    set stub_install [file join $stub_work install]
+    set stub_tclargs [list $stub_board $stub_kind $stub_iprepo $stub_build $stub_install 2 0]
+} else {
+    puts stderr "usage: tclsh dry_run.tcl <board> <kind> <work_dir> \[slack_ns\] \[exported_ip\]\
+        | tclsh dry_run.tcl -vivado ... -tclargs <build.tcl arguments>"
     exit 2
 }
-lassign $argv stub_board stub_kind stub_work stub_slack
-if {$stub_slack eq ""} {set stub_slack 0.250}
 set stub_calls {}
 set stub_cells {}
-set stub_build [file join $stub_work build]
 set stub_rundir [file join $stub_build impl_1]
 
 proc stub_record {args} {
@@ -57,6 +77,14 @@ foreach cmd {get_bd_cells get_bd_pins get_bd_intf_pins get_bd_addr_spaces get_bd
 }
 
 proc get_files {pattern} {stub_record get_files $pattern; return $pattern}
+# The IP catalog holds the kernel when the IP repository has a component.xml.
+proc get_ipdefs {args} {
+    stub_record get_ipdefs {*}$args
+    if {[file exists [file join $::stub_iprepo component.xml]]} {
+        return [lindex $args end]
+    }
+    return {}
+}
 proc get_runs {name} {return $name}
 proc current_project {} {return project}
 proc current_fileset {} {return sources_1}
@@ -104,15 +132,16 @@ set stub_design bitlet_bd
 stub_write [file join $stub_rundir ${stub_design}_wrapper.bit] "stub bitstream"
 stub_write [file join $stub_build stub.gen sources_1 bd $stub_design hw_handoff $stub_design.hwh] \
     "<EDKSYSTEM/>"
-file mkdir [file join $stub_work ip]
+if {$stub_ip} {
+    stub_write [file join $stub_iprepo component.xml] "stub IP-XACT"
+}
 
 set BITLET_NO_MAIN 1
 source [file join [file dirname [file normalize [info script]]] build.tcl]
 if {[bitlet_param $stub_board $stub_kind design_name] ne $stub_design} {
     error "stub: design_name changed; update dry_run.tcl"
 }
-set status [catch {bitlet_main [list $stub_board $stub_kind [file join $stub_work ip] \
-                                     $stub_build [file join $stub_work install] 2 0]} result]
+set status [catch {bitlet_main $stub_tclargs} result]
 set fh [open [file join $stub_work calls.txt] w]
 foreach call $stub_calls {
     puts $fh [list {*}$call]

@@ -51,6 +51,13 @@ def read_header(path: Path = HEADER) -> dict:
     return table
 
 
+def header_overridable(name: str, path: Path = HEADER) -> bool:
+    """Whether ``BITLET_<name>`` of the header sits in an ``#ifndef`` guard
+    (then ``-DBITLET_<name>=...`` at HLS build changes what the kernel reports)."""
+    text = path.read_text(encoding="utf-8")
+    return re.search(rf"^#ifndef\s+BITLET_{name}\s*$", text, re.MULTILINE) is not None
+
+
 def _tcl_words(text: str) -> list:
     """Split a Tcl list into words (braces group, no substitution)."""
     words, i, n = [], 0, len(text)
@@ -246,14 +253,45 @@ def format_names(hw: dict, mask: int) -> list:
     return [codes[i] for i in sorted(codes) if mask >> i & 1]
 
 
+def kernel_clock_mhz(board: str, clock_mhz: int, hw: dict,
+                     overridable: bool | None = None) -> int:
+    """The clock (MHz) the kernel built for ``board`` reports in ``ID_CONFIG``.
+
+    That is ``BITLET_CLOCK_MHZ`` of the header, which ``run_hls.tcl`` can only
+    change when the header lets ``-D`` override it; the board's clock must then
+    equal it.  Raises ValueError when the board's ``clock_mhz`` cannot be
+    reported exactly (not a multiple of 4 MHz, too large, or not the header's).
+    """
+    if overridable is None:
+        overridable = header_overridable("CLOCK_MHZ")
+    if clock_mhz % 4 or not 0 < clock_mhz // 4 <= hw["CFG_CLK_MASK"]:
+        raise ValueError(f"boards.tcl: {board} clock_mhz {clock_mhz} cannot be reported in "
+                         f"ID_CONFIG (a multiple of 4 MHz up to {4 * hw['CFG_CLK_MASK']} MHz)")
+    if not overridable and clock_mhz != hw["CLOCK_MHZ"]:
+        raise ValueError(f"boards.tcl: {board} clock_mhz {clock_mhz}, but the kernel reports "
+                         f"BITLET_CLOCK_MHZ = {hw['CLOCK_MHZ']} MHz of hls/bitlet_hw.h in "
+                         "ID_CONFIG (the header does not let -D override it)")
+    return clock_mhz
+
+
+def macs_per_pe(hw: dict, kind: str) -> int:
+    """Multiply-accumulate units of one PE: the 64 bit-interleaved MACs of a
+    Bitlet PE (``GROUP``), or the ``VENDOR_LANES`` fp32 multipliers of a
+    vendor-FP MAC unit."""
+    return hw["GROUP"] if kind == "bitlet" else hw["VENDOR_LANES"]
+
+
 def describe(board: str, kind: str, hw: dict | None = None, tables=None,
-             hwh_source: str = "generated") -> dict:
+             hwh_source: str = "generated", clock_overridable: bool | None = None) -> dict:
     """The metadata JSON of one overlay (plain data)."""
     hw = hw or read_header()
     common, kinds, boards = tables or read_boards()
     b = boards[board]
     n_pe = b["n_pe"][kind]
-    clock = int(b["clock_mhz"])
+    if not 0 < n_pe <= hw["CFG_NPE_MASK"]:
+        raise ValueError(f"boards.tcl: {board} n_pe {n_pe} for {kind} cannot be reported in "
+                         f"ID_CONFIG (1..{hw['CFG_NPE_MASK']})")
+    clock = kernel_clock_mhz(board, int(b["clock_mhz"]), hw, clock_overridable)
     kind_code = hw["KIND_BITLET"] if kind == "bitlet" else hw["KIND_VENDOR_FP"]
     formats = hw["FORMATS_BITLET"] if kind == "bitlet" else hw["FORMATS_VENDOR"]
     id_config = ((n_pe & hw["CFG_NPE_MASK"]) << hw["CFG_NPE_SHIFT"]
@@ -276,7 +314,8 @@ def describe(board: str, kind: str, hw: dict | None = None, tables=None,
         "kind_code": kind_code,
         "n_pe": n_pe,
         "group": hw["GROUP"],
-        "macs": n_pe * hw["GROUP"],
+        "macs_per_pe": macs_per_pe(hw, kind),
+        "macs": n_pe * macs_per_pe(hw, kind),
         "clock_mhz": clock,
         "formats": format_names(hw, formats),
         "formats_mask": formats,

@@ -109,7 +109,9 @@ def test_metadata_agrees_with_the_header(board, kind):
     assert meta["magic"] == hw.MAGIC
     assert meta["vlnv"] == hw.vlnv(kind)
     assert meta["group"] == hw.GROUP
-    assert meta["macs"] == meta["n_pe"] * hw.GROUP
+    # a Bitlet PE is 64 bit-interleaved MACs, a vendor-FP unit VENDOR_LANES fp32 multipliers
+    per_pe = hw.GROUP if kind == "bitlet" else hw.VENDOR_LANES
+    assert (meta["macs_per_pe"], meta["macs"]) == (per_pe, meta["n_pe"] * per_pe)
     assert (meta["act_buf_words"], meta["wgt_buf_words"], meta["out_buf_words"]) == (
         hw.ACT_BUF_WORDS, hw.WGT_BUF_WORDS, hw.OUT_BUF_WORDS)
     assert meta["reg_span"] == hw.REG_SPAN
@@ -126,10 +128,47 @@ def test_metadata_agrees_with_the_header(board, kind):
     assert ((cfg >> hw.CFG_CLK_SHIFT) & hw.CFG_CLK_MASK) * 4 == meta["clock_mhz"]
 
 
-def test_default_board_config_matches_the_reference_build():
-    """The simulator's kernel (compiled with the header's N_PE) is a PYNQ-Z2 Bitlet."""
-    meta = find_overlay("pynqz2", "bitlet", require_bitstream=False).metadata
-    assert meta["n_pe"] == hw.N_PE
+@pytest.mark.parametrize("kind", KINDS)
+def test_simulated_kernel_reports_the_pynqz2_metadata(kind):
+    """The simulator's kernel (the C kernel compiled with the header's N_PE)
+    answers the probe with the ID registers the PYNQ-Z2 metadata expects."""
+    from bitlet.drivers import open_device
+
+    meta = find_overlay("pynqz2", kind, require_bitstream=False).metadata
+    dev = open_device(f"sim:{kind}")
+    try:
+        ident = dev.kernel.probe()
+    finally:
+        dev.close()
+    assert (ident.magic, ident.version, ident.config) == (meta["magic"], meta["isa_version"],
+                                                         meta["id_config"])
+    assert (ident.act_buf_words, ident.wgt_buf_words, ident.out_buf_words) == (
+        meta["act_buf_words"], meta["wgt_buf_words"], meta["out_buf_words"])
+    assert (ident.n_pe, ident.clock_mhz) == (meta["n_pe"], meta["clock_mhz"]) == (hw.N_PE, 200)
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_both_kinds_of_a_board_have_the_same_n_pe(board):
+    """One compiled program runs on either overlay of a board (bitlet bench)."""
+    metas = [find_overlay(board, k, require_bitstream=False).metadata for k in KINDS]
+    assert metas[0]["n_pe"] == metas[1]["n_pe"]
+    assert metas[1]["macs"] == metas[1]["n_pe"] * hw.VENDOR_LANES
+
+
+def test_generator_refuses_a_clock_the_kernel_cannot_report():
+    mm = _make_metadata()
+    table = mm.read_header()
+    assert mm.kernel_clock_mhz("pynqz2", hw.CLOCK_MHZ, table) == hw.CLOCK_MHZ
+    with pytest.raises(ValueError, match=r"pynqz2 clock_mhz 248.*BITLET_CLOCK_MHZ = 200"):
+        mm.kernel_clock_mhz("pynqz2", 248, table, overridable=False)
+    assert mm.kernel_clock_mhz("kv260", 248, table, overridable=True) == 248
+    with pytest.raises(ValueError, match="multiple of 4 MHz"):
+        mm.kernel_clock_mhz("kv260", 150, table, overridable=True)
+    with pytest.raises(ValueError, match="up to 1020 MHz"):
+        mm.kernel_clock_mhz("kv260", 1024, table, overridable=True)
+    # today the header fixes BITLET_CLOCK_MHZ (no #ifndef): what the generator uses
+    assert mm.header_overridable("CLOCK_MHZ") is False
+    assert mm.header_overridable("N_PE") is True
 
 
 @pytest.mark.parametrize("board,kind", CASES)
@@ -306,8 +345,9 @@ def _tclsh() -> str:
     return exe
 
 
-def _dry_run(board, kind, work: Path, slack="0.250"):
-    return subprocess.run([_tclsh(), str(OVERLAY_SRC / "dry_run.tcl"), board, kind, str(work), slack],
+def _dry_run(board, kind, work: Path, slack="0.250", exported_ip="1"):
+    return subprocess.run([_tclsh(), str(OVERLAY_SRC / "dry_run.tcl"), board, kind, str(work), slack,
+                           exported_ip],
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -369,6 +409,115 @@ def test_vivado_flow_refuses_a_design_that_misses_timing(tmp_path):
     assert done.returncode == 1
     assert "timing not met at 200 MHz (WNS -0.120 ns)" in done.stderr
     assert not (tmp_path / "install" / "bitlet.bit").exists()
+
+
+def test_vivado_flow_refuses_an_ip_repository_without_the_kernel(tmp_path):
+    done = _dry_run("kv260", "vendor_fp", tmp_path, "0.250", "0")
+    assert done.returncode == 1
+    assert f"holds no {hw.vlnv('vendor_fp')}" in done.stderr
+    assert "make hls BOARD=kv260 KIND=vendor_fp" in done.stderr
+    assert not (tmp_path / "install").exists()
+
+
+# ---------------------------------------------------------------------------
+# The Makefile end to end: HLS -> IP -> Vivado -> install, tools stubbed
+# ---------------------------------------------------------------------------
+_ID_PROBE = r"""
+#include <stdio.h>
+#include <stdint.h>
+#include "bitlet_top.h"
+/* Both tops with n_insn = 0 (the driver's probe): print their ID outputs. */
+int main(void) {
+    static uint32_t mem[64];
+    uint32_t r[8];
+    bitlet_top(mem, 0, sizeof mem, 0, 0, 0, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7]);
+    printf("bitlet %u %u %u %u %u %u\n", r[2], r[3], r[4], r[5], r[6], r[7]);
+    vendor_fp_top(mem, 0, sizeof mem, 0, 0, 0, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7]);
+    printf("vendor_fp %u %u %u %u %u %u\n", r[2], r[3], r[4], r[5], r[6], r[7]);
+    return 0;
+}
+"""
+
+
+def _make_dry_run(board, kind, build_dir: Path, *overrides: str):
+    """`make -C overlay dry-run`: the real hls/bitstream/install recipes with
+    tclsh stand-ins for vitis_hls and vivado."""
+    exe = _tclsh()
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    cmd = ["make", "-s", "-C", str(OVERLAY_SRC), "dry-run", f"BOARD={board}", f"KIND={kind}",
+           f"BUILD_DIR={build_dir}", f"TCLSH={exe}", f"PYTHON={sys.executable}", *overrides]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _probe_kernel_ids(cflags: list[str], tmp_path: Path) -> dict[str, list[int]]:
+    """Compile both tops with ``cflags`` (what Vitis HLS is given) and probe them."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed")
+    src = tmp_path / "id_probe.c"
+    src.write_text(_ID_PROBE)
+    exe = tmp_path / "id_probe"
+    sources = [str(ROOT / "hls" / n) for n in ("bitlet_kernel.c", "vendor_kernel.c", "bitlet_pe.c")]
+    subprocess.run(["gcc", "-std=c99", "-O0", *cflags, str(src), *sources, "-lm", "-o", str(exe)],
+                   check=True, capture_output=True, timeout=120)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True, timeout=30)
+    return {line.split()[0]: [int(v) for v in line.split()[1:]] for line in out.stdout.splitlines()}
+
+
+@pytest.mark.parametrize("board,kind", CASES)
+def test_makefile_runs_hls_then_vivado_then_installs(board, kind, tmp_path):
+    """What the Makefile hands Vitis HLS (hls/run_hls.tcl) builds the IP the
+    block design instantiates, from the IP repository Vivado is given, with
+    the part, N_PE and clock of boards.tcl; the kernel built with those flags
+    reports the ID registers of the metadata; everything lands where the SDK
+    looks."""
+    done = _make_dry_run(board, kind, tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    meta = find_overlay(board, kind, require_bitstream=False).metadata
+    build = tmp_path / "dry-run" / board / kind
+    mm = _make_metadata()
+    hls = [mm._tcl_words(line) for line in (build / "hls" / "vitis_hls_calls.txt").read_text().splitlines()]
+    verbs = [c[1] for c in hls]
+    assert verbs[-1] == "exit" and hls[-1][2] == "0"
+    assert {"csynth_design", "export_design"} <= set(verbs)
+    assert ["set_top", meta["hls_top"]] == hls[verbs.index("set_top")][1:]
+    assert ["set_part", meta["part"]] == hls[verbs.index("set_part")][1:]
+    period = float(_opt(hls[verbs.index("create_clock")], "-period"))
+    assert period == pytest.approx(1000.0 / meta["clock_mhz"], abs=1e-3)
+    kernel_files = [c for c in hls if c[1] == "add_files" and c[2].endswith(".c")]
+    assert len(kernel_files) == 3
+    cflags = {_opt(c, "-cflags") for c in kernel_files}
+    assert len(cflags) == 1
+    cflags = cflags.pop().split()
+    assert f"-DBITLET_N_PE={meta['n_pe']}" in cflags
+    # the exported IP: VLNV of the header, in the directory Vivado takes as IP repository
+    (component,) = (build / "hls").rglob("component.xml")
+    assert f'vlnv="{meta["vlnv"]}"' in component.read_text()
+    calls = _calls(build)
+    repo = next(c for c in calls if c[:2] == ["set_property", "ip_repo_paths"])
+    assert Path(repo[2]) == component.parent
+    cells = {c[-1]: _opt(c, "-vlnv") for c in calls if c[0] == "create_bd_cell"}
+    assert cells[meta["ip_instance"]] == meta["vlnv"]
+    assert _opt(next(c for c in calls if c[0] == "create_project"), "-part") == meta["part"]
+    # the kernel compiled with exactly those flags reports the metadata's ID registers
+    ids = _probe_kernel_ids(cflags, tmp_path)[kind]
+    assert ids == [meta["magic"], meta["isa_version"], meta["id_config"], meta["act_buf_words"],
+                   meta["wgt_buf_words"], meta["out_buf_words"]]
+    # installed into INSTALL_ROOT/<board>, the metadata rewritten for the Vivado .hwh
+    installed = find_overlay(board, kind, root=tmp_path / "dry-run" / "install")
+    assert installed.bit.name == f"{kind}.bit"
+    assert installed.metadata == dict(meta, hwh_source="vivado")
+
+
+def test_makefile_hls_step_refuses_what_the_kernel_cannot_report(tmp_path):
+    done = _make_dry_run("pynqz2", "bitlet", tmp_path / "a", "CLOCK_MHZ=248")
+    assert done.returncode != 0
+    assert "BITLET_CLOCK_MHZ=248, but the kernel reports 200 MHz in ID_CONFIG" in done.stderr
+    assert not list((tmp_path / "a").rglob("component.xml"))
+    assert not (tmp_path / "a" / "dry-run" / "install").exists()
+    done = _make_dry_run("pynqz2", "bitlet", tmp_path / "b", "N_PE=256")
+    assert done.returncode != 0
+    assert "BITLET_N_PE must be an integer in 1..255, got '256'" in done.stderr
 
 
 def test_board_param_tool(tmp_path):
