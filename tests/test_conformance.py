@@ -5,6 +5,8 @@ NUMERICS.md answer in the ``spec_*`` fields, see its README.md) must give
 exactly ``spec_res``, ``spec_total_cycles``, ``spec_scan_cycles`` and
 ``spec_col_steps``: through the C port interface, through the public numpy
 functions, in file order, reversed and shuffled (no state between groups, F5),
+through the layer functions ``conv2d`` and ``matmul`` (the kernel top: each
+record one output; summed S and reference-schedule latencies from the profile),
 and through the Vitis-style C testbench hls/csim/.
 """
 from __future__ import annotations
@@ -190,3 +192,75 @@ def test_csim_testbench_passes():
                           check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "20217/20217 records pass" in proc.stdout, proc.stdout[-3000:]
+
+
+# ----------------------------------------------------------------------
+# the layer functions on the golden records (one 64-group per output)
+# ----------------------------------------------------------------------
+_LAYER_CHUNK = 1000          # records per call: Cin = 64 * chunk stays within MAX_DIM
+
+
+def _record_batches(d: dict[str, np.ndarray]):
+    """Index arrays of records sharing (isfix, prune, quant), in chunks."""
+    keys = np.stack([d["isfix"].astype(np.int64), d["prune"].astype(np.int64),
+                     d["quant"].astype(np.int64)], axis=1)
+    for key in np.unique(keys, axis=0):
+        idx = np.nonzero((keys == key).all(axis=1))[0]
+        for start in range(0, idx.size, _LAYER_CHUNK):
+            yield bool(key[0]), int(key[1]), int(key[2]), idx[start:start + _LAYER_CHUNK]
+
+
+def _layer_expected(d: dict[str, np.ndarray], idx: np.ndarray, fixed: bool) -> np.ndarray:
+    """What a one-group layer outputs: +0.0 + the group result (so -0 reads +0;
+    NaN is already canonical), or the fixed r as float32."""
+    if fixed:
+        return _spec_fixed_value(d["spec_res"][idx]).astype(np.float32).view(np.uint32)
+    want = d["spec_res"][idx].copy()
+    want[want == 0x80000000] = 0
+    return want
+
+
+def _layer_operands(d: dict[str, np.ndarray], idx: np.ndarray, fixed: bool):
+    if fixed:
+        w, a = _fixed_ints({k: d[k][idx] for k in ("w_word", "a_word")})
+        return w.astype(np.int32), a.astype(np.int32)
+    return d["w_word"][idx].view(np.float32), d["a_word"][idx].view(np.float32)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_conv2d_replays_every_record(name):
+    """Each record is one output channel of a grouped 1x1 convolution (groups =
+    records, 64 input channels each): result per record, and the summed S and
+    reference-schedule cycles (sum of latency + 1) of the profile."""
+    d = load(name)
+    for fixed, prune, quant, idx in _record_batches(d):
+        w, a = _layer_operands(d, idx, fixed)
+        r = idx.size
+        got, prof = numerics.conv2d(
+            a.reshape(1, 1, 1, r * 64), w.reshape(r, 1, 1, 64), groups=r, prune=prune,
+            precision="fixed" if fixed else "fp32", quant=quant if fixed else None,
+            return_profile=True)
+        bits = got.reshape(r).view(np.uint32)
+        bad = np.nonzero(bits != _layer_expected(d, idx, fixed))[0]
+        assert bad.size == 0, (name, d["note"][idx[bad[0]]], hex(bits[bad[0]]))
+        assert prof["groups"] == r
+        assert prof["scan"] == int(d["spec_scan_cycles"][idx].sum())
+        assert prof["ref_cycles"] == int(d["spec_total_cycles"][idx].sum()) + r
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_matmul_replays_every_record(name):
+    """Records in blocks of B: W [B, 64] @ A [64, B], whose diagonal holds the
+    records (the off-diagonal products are other valid groups)."""
+    d = load(name)
+    block = 16
+    for fixed, prune, quant, idx in _record_batches(d):
+        for start in range(0, idx.size, block):
+            part = idx[start:start + block]
+            w, a = _layer_operands(d, part, fixed)
+            got = numerics.matmul(w, np.ascontiguousarray(a.T), prune=prune,
+                                  precision="fixed" if fixed else "fp32",
+                                  quant=quant if fixed else None)
+            bits = np.ascontiguousarray(np.diagonal(got)).view(np.uint32)
+            bad = np.nonzero(bits != _layer_expected(d, part, fixed))[0]
+            assert bad.size == 0, (name, d["note"][part[bad[0]]], hex(bits[bad[0]]))
