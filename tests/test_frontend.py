@@ -147,3 +147,18 @@ def test_matmul_with_a_vector_operand_stays_on_the_host():
     model = single_node("MatMul", {"x": (2, 5), "v": (5,)}, {})
     graph = optimize(import_onnx(model))
     assert graph.op_counts() == {"MatMul": 1}
+
+
+def test_unsupported_attributes_and_outputs_are_listed_with_the_nodes():
+    b = Builder()
+    r = b.op("Resize", ["x", "", b.const(np.array([1, 1, 0.5, 0.5], np.float32))], mode="linear",
+             antialias=1)
+    y, mean = b.op("LayerNormalization", [r, b.const(np.ones(4, np.float32))], n_out=2, axis=-1)
+    p = b.op("Resize", [y, "", b.const(np.array([1, 1, 2, 2], np.float32))],
+             coordinate_transformation_mode="tf_half_pixel_for_nearest")
+    model = b.model({"x": (1, 2, 8, 8)}, [p, mean], opset=18)
+    with pytest.raises(bitlet.CompileError) as info:
+        import_onnx(model)
+    text = str(info.value)
+    assert "3 unsupported node(s)" in text
+    assert "antialias=1" in text and "training statistics" in text and "tf_half_pixel_for_nearest" in text

@@ -87,6 +87,48 @@ CASES = [
     ("where", "Where", {"x": X, "y": X}, {"__order__": ["c", "x", "y"]},
      {"c": np.array([True, False, True, False, True, True])}, 1, 17),
     ("matmul", "MatMul", {"x": (2, 3, 5), "y": (5, 4)}, {}, {}, 1, 17),
+    # host ops beyond the list: every registered op is checked against onnxruntime
+    ("logsoftmax", "LogSoftmax", {"x": X}, {"axis": 2}, {}, 1, 13),
+    ("reducesum13", "ReduceSum", {"x": X}, {"keepdims": 1}, {"a": np.array([1, 3], np.int64)}, 1, 13),
+    ("reducemax", "ReduceMax", {"x": X}, {"axes": [1], "keepdims": 0}, {}, 1, 17),
+    ("reducemin", "ReduceMin", {"x": X}, {"axes": [-1]}, {}, 1, 17),
+    ("reducemean_all", "ReduceMean", {"x": X}, {"keepdims": 0}, {}, 1, 17),
+    ("gmp", "GlobalMaxPool", {"x": X}, {}, {}, 1, 17),
+    ("exp", "Exp", {"x": X}, {}, {}, 1, 17),
+    ("log", "Log", {"x": X}, {}, {}, 1, 17),
+    ("neg", "Neg", {"x": X}, {}, {}, 1, 17),
+    ("abs", "Abs", {"x": X}, {}, {}, 1, 17),
+    ("reciprocal", "Reciprocal", {"x": X}, {}, {}, 1, 17),
+    ("floor", "Floor", {"x": X}, {}, {}, 1, 17),
+    ("ceil", "Ceil", {"x": X}, {}, {}, 1, 17),
+    ("min", "Min", {"x": X, "y": X}, {}, {"c": C4}, 1, 17),
+    ("max", "Max", {"x": X}, {}, {"c": C4}, 1, 17),
+    ("sum", "Sum", {"x": X, "y": X}, {}, {"c": C4}, 1, 17),
+    ("equal", "Equal", {"x": X}, {}, {"c": np.float32(0)}, 1, 17),
+    ("less", "Less", {"x": X}, {}, {"c": C4}, 1, 17),
+    ("greater", "Greater", {"x": X}, {}, {"c": C4}, 1, 17),
+    ("cast", "Cast", {"x": X}, {"to": 7}, {}, 1, 17),
+    ("identity", "Identity", {"x": X}, {}, {}, 1, 17),
+    ("dropout_mask", "Dropout", {"x": X}, {}, {}, 2, 17),
+    ("space2depth", "SpaceToDepth", {"x": (1, 2, 4, 6)}, {"blocksize": 2}, {}, 1, 17),
+    ("tile", "Tile", {"x": X}, {}, {"r": np.array([1, 2, 1, 3], np.int64)}, 1, 17),
+    ("shape", "Shape", {"x": X}, {"start": 1, "end": -1}, {}, 1, 17),
+    ("size", "Size", {"x": X}, {}, {}, 1, 17),
+    ("squeeze_all", "Squeeze", {"x": (1, 4, 1, 6)}, {}, {}, 1, 17),
+    ("unsqueeze11", "Unsqueeze", {"x": X}, {"axes": [1]}, {}, 1, 11),
+    ("split18", "Split", {"x": (1, 4, 5, 7)}, {"axis": 3, "num_outputs": 3}, {}, 3, 18),
+    ("gemm_host", "Gemm", {"x": (5, 3), "y": (5, 4)}, {"transA": 1, "alpha": 0.5}, {}, 1, 17),
+    ("pad_wrap", "Pad", {"x": X}, {"mode": "wrap"}, {"p": np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64)},
+     1, 19),
+    ("resize_nearest_ceil", "Resize", {"x": X},
+     {"mode": "nearest", "coordinate_transformation_mode": "half_pixel", "nearest_mode": "ceil",
+      "__order__": ["x", "", "sc"]}, {"sc": np.array([1, 1, 0.6, 1.7], np.float32)}, 1, 13),
+    ("upsample9", "Upsample", {"x": X}, {"mode": "nearest"}, {"sc": np.array([1, 1, 2, 3], np.float32)},
+     1, 9),
+    ("upsample9_linear", "Upsample", {"x": X}, {"mode": "linear"},
+     {"sc": np.array([1, 1, 2, 1.5], np.float32)}, 1, 9),
+    ("resize10_down", "Resize", {"x": X}, {"mode": "nearest"}, {"sc": np.array([1, 1, 0.6, 0.5], np.float32)},
+     1, 10),
 ]
 
 
@@ -96,7 +138,7 @@ def test_host_op_matches_onnxruntime(case):
     model = single_node(op, inputs, dict(attrs), consts, n_out, opset)
     rng = np.random.default_rng(0)
     feeds = {k: rng.uniform(-2, 2, v).astype(np.float32) for k, v in inputs.items()}
-    if op in ("Sqrt",):
+    if op in ("Sqrt", "Log", "Reciprocal"):
         feeds = {k: np.abs(v) + 0.1 for k, v in feeds.items()}
     expected = run_onnxruntime(model, feeds)
     got = execute(import_onnx(model), feeds)
@@ -119,3 +161,4 @@ def test_zero_stuff_inserts_zeros_then_pads_and_crops():
     expected = np.zeros((1, 1, 4, 5), np.float32)
     expected[0, 0, 1::2, ::3] = x[0, 0, :, :2]
     np.testing.assert_array_equal(y, expected)
+

@@ -24,8 +24,9 @@ from bitlet.errors import CompileError
 #: ops lowered to the Bitlet kernel (when their weights are constant)
 KERNEL_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 _RESIZE_MODES = ("nearest", "linear")
-_COORD_MODES = ("half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nearest",
-                "align_corners", "asymmetric")
+#: Resize coordinate modes checked against onnxruntime (it refuses tf_half_pixel_for_nearest,
+#: and so does onnx's reference evaluator: nothing to check that one against)
+_COORD_MODES = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric")
 
 
 def supported_ops() -> list[str]:
@@ -313,8 +314,18 @@ def _unsupported_reason(node: Node, domain: str, constants) -> str:
             return f"mode {a.get('mode')!r} (supported: nearest, linear)"
         if a.get("coordinate_transformation_mode", "half_pixel") not in _COORD_MODES:
             return f"coordinate_transformation_mode {a['coordinate_transformation_mode']!r}"
+        if a.get("antialias", 0):
+            return "antialias=1"
+        if a.get("axes") is not None:
+            return "the axes attribute"
+        if a.get("keep_aspect_ratio_policy", "stretch") != "stretch":
+            return f"keep_aspect_ratio_policy {a['keep_aspect_ratio_policy']!r}"
+        if a.get("exclude_outside", 0):
+            return "exclude_outside=1"
     if node.op == "MaxPool" and len(node.outputs) > 1 and node.outputs[1]:
         return "the Indices output"
+    if node.op in ("LayerNormalization", "BatchNormalization") and any(node.outputs[1:]):
+        return "outputs beyond the first (training statistics)"
     if node.op == "Pad" and a.get("mode", "constant") not in ("constant", "reflect", "edge", "wrap"):
         return f"mode {a.get('mode')!r}"
     return ""

@@ -233,9 +233,18 @@ def ceil(ins, attrs):
     return np.ceil(ins[0])
 
 
-@host_op("Identity", "Dropout")
+@host_op("Identity")
 def identity(ins, attrs):
     return ins[0]
+
+
+@host_op("Dropout")
+def dropout(ins, attrs):
+    """Inference: the input unchanged, and (when asked for) an all-true mask."""
+    x = ins[0]
+    if attrs.get("_n_outputs", 1) > 1:
+        return x, np.ones(x.shape, dtype=bool)
+    return x
 
 
 @host_op("Cast")
@@ -585,8 +594,6 @@ def _resize_coords(out_size, in_size, scale, mode):
         return (x + 0.5) / scale - 0.5
     if mode == "pytorch_half_pixel":
         return (x + 0.5) / scale - 0.5 if out_size > 1 else np.zeros_like(x)
-    if mode == "tf_half_pixel_for_nearest":
-        return (x + 0.5) / scale
     if mode == "align_corners":
         return x * (in_size - 1) / (out_size - 1) if out_size > 1 else np.zeros_like(x)
     if mode == "asymmetric":
@@ -623,14 +630,18 @@ def resize(ins, attrs):
     out_shape, scales = resize_plan(x.shape, ins, attrs)
     mode = attrs.get("mode", "nearest")
     coord_mode = attrs.get("coordinate_transformation_mode", "half_pixel")
-    if len(ins) <= 2:  # Upsample (opset 7-9): asymmetric coordinates
+    nearest_mode = attrs.get("nearest_mode", "round_prefer_floor")
+    legacy = len(ins) <= 2  # Upsample (opset 7-9) and Resize-10: (X, scales)
+    if legacy:  # asymmetric coordinates; nearest truncates (ceil when shrinking), as onnxruntime
         coord_mode = "asymmetric"
     for axis, (o, i, s) in enumerate(zip(out_shape, x.shape, scales)):
         if o == i and s == 1.0:
             continue
         coord = _resize_coords(o, i, s, coord_mode)
         if mode == "nearest":
-            x = np.take(x, _nearest_index(coord, i, attrs.get("nearest_mode", "round_prefer_floor")), axis)
+            if legacy:
+                nearest_mode = "ceil" if s < 1 else "floor"
+            x = np.take(x, _nearest_index(coord, i, nearest_mode), axis)
         else:
             x = _linear_axis(x, coord, i, axis)
     return x
