@@ -197,9 +197,9 @@ class PynqDevice(Device):
         self.overlay = self._load(pynq, download, pynq_device)
         self.pynq_device = self.overlay.device
         self.ip_name = ip_name or self._find_ip(kind)
-        if not interrupt:
-            self.overlay._ip_map._description["ip"][self.ip_name]["interrupts"] = {}
         self.notes: list[str] = []
+        if not interrupt:
+            self._hide_interrupts()
         self.ip = self._driver()
         if not isinstance(self.ip, ip_class):
             raise DeviceError(f"{self.ip_name} is driven by {type(self.ip).__name__}, not "
@@ -238,6 +238,17 @@ class PynqDevice(Device):
             raise DeviceError(f"the overlay {self.bitfile} has {len(names)} IP of type {vlnv} "
                               f"(need exactly one; pass ip_name=); its IP: {', '.join(found)}")
         return names[0]
+
+    def _hide_interrupts(self) -> None:
+        """Keep pynq from setting up the kernel's interrupt (``interrupt=False``)."""
+        try:  # pynq's IP map (pynq >= 2.6); the IP may sit in a hierarchy
+            description = self.overlay._ip_map._description
+            *hierarchy, leaf = self.ip_name.split("/")
+            for part in hierarchy:
+                description = description["hierarchies"][part]
+            description["ip"][leaf]["interrupts"] = {}
+        except (AttributeError, KeyError, TypeError):
+            self.notes.append("pynq may set up the kernel's interrupt; it is not used")
 
     def _driver(self) -> Any:
         """Instantiate the IP driver through the overlay (pynq binds it by VLNV)."""
@@ -371,6 +382,8 @@ class PynqDevice(Device):
         self._check_open()
         pynq = import_pynq()
         self.overlay = self._load(pynq, True, self.pynq_device)
+        if self._irq is None:
+            self._hide_interrupts()
         self.ip = self._driver()
         self._irq = self._interrupt() if self._irq is not None else None
 

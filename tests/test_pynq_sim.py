@@ -120,6 +120,25 @@ def test_runs_wait_on_pynq_interrupt_through_the_interrupt_controller():
         dev.close()
 
 
+@pytest.mark.parametrize("board", ["pynqz2", "zcu104", "kv260"])
+@pytest.mark.parametrize("kind", ["bitlet", "vendor_fp"])
+def test_every_packaged_overlay_binds_probes_and_runs_on_its_interrupt(board, kind):
+    dev = open_pynq_sim(kind, board=board, delay=0.05)  # runs last long enough to wait on
+    try:
+        info = dev.describe()
+        assert info["ip"]["vlnv"] == hw.vlnv(kind) and info["interrupt"] is True
+        assert dev.ip.mmio.base_addr == info["ip"]["phys_addr"] and dev.notes == []
+        drv = KernelDriver(dev, kind=kind)
+        assert drv.n_pe == hw.N_PE and drv.identity.version == hw.ISA_VERSION
+        prog = dev.allocate((2, hw.INSN_WORDS), np.uint32)
+        prog.sync_to_device()
+        assert drv.run(prog.device_address, 2, timeout=5.0).used_interrupt
+        fired = sum(uio.fired for uio in dev.pynq_device.uio.values())
+        assert fired >= 1, "the run was awaited through the board's interrupt controller"
+    finally:
+        dev.close()
+
+
 def test_wait_interrupt_blocks_on_pynq_until_the_kernel_finishes():
     import threading
 

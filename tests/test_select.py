@@ -92,6 +92,31 @@ def test_a_board_without_the_overlay_falls_back_to_the_simulator_with_a_warning(
     dev.close()
 
 
+def test_a_board_with_the_overlay_opens_the_board(monkeypatch, tmp_path):
+    from bitlet.overlays import find_overlay
+
+    packaged = find_overlay("pynqz2", "bitlet", require_bitstream=False)
+    board_dir = tmp_path / "pynqz2"
+    board_dir.mkdir()
+    for src in (packaged.hwh, packaged.hwh.with_suffix(".json")):
+        (board_dir / src.name).write_bytes(src.read_bytes())
+    (board_dir / "bitlet.bit").write_bytes(b"a bitstream")
+    monkeypatch.setenv("BITLET_OVERLAY_DIR", str(tmp_path))
+    monkeypatch.setenv("BITLET_BOARD", "pynqz2")
+    monkeypatch.setattr(select, "board_present", lambda: True)
+    opened = []
+
+    def fake_backend(backend, arg, kwargs):
+        opened.append((backend, arg))
+        return SimDevice()  # stands for the board
+
+    monkeypatch.setattr(select, "_open_backend", fake_backend)
+    dev = bitlet.open(memory=1 << 20)
+    assert opened == [("pynq", str(board_dir / "bitlet.bit"))]
+    assert isinstance(dev.kernel, KernelDriver)
+    dev.close()
+
+
 def test_board_detection_does_not_import_pynq(monkeypatch):
     monkeypatch.setattr(select, "BOARD_MARKERS", ("/",))  # "an FPGA manager exists"
     has_pynq = importlib.util.find_spec("pynq") is not None
