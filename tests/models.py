@@ -38,7 +38,7 @@ def nudenet_model() -> Path | None:
     spec = importlib.util.find_spec("nudenet")
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "320n.onnx"
+    path = Path(next(iter(spec.submodule_search_locations))) / "320n.onnx"
     return path if path.exists() else None
 
 

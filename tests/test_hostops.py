@@ -7,6 +7,7 @@ from bitlet.compiler.frontend import import_onnx
 from bitlet.compiler.hostops import HOST_OPS
 from bitlet.compiler.interp import execute
 from models import run_onnxruntime, single_node
+from onnx import numpy_helper
 
 X = (1, 4, 5, 6)
 C4 = np.linspace(-1, 1, 4, dtype=np.float32).reshape(4, 1, 1)
@@ -123,6 +124,12 @@ CASES = [
     ("resize_nearest_ceil", "Resize", {"x": X},
      {"mode": "nearest", "coordinate_transformation_mode": "half_pixel", "nearest_mode": "ceil",
       "__order__": ["x", "", "sc"]}, {"sc": np.array([1, 1, 0.6, 1.7], np.float32)}, 1, 13),
+    ("not_folded", "Not", {}, {}, {"b": np.array([True, False, True])}, 1, 17),
+    ("range_folded", "Range", {}, {}, {"s": np.float32(1), "l": np.float32(7.5), "d": np.float32(1.5)},
+     1, 17),
+    ("constant_of_shape_folded", "ConstantOfShape", {},
+     {"value": numpy_helper.from_array(np.array([2.5], np.float32))}, {"s": np.array([2, 3], np.int64)},
+     1, 17),
     ("upsample9", "Upsample", {"x": X}, {"mode": "nearest"}, {"sc": np.array([1, 1, 2, 3], np.float32)},
      1, 9),
     ("upsample9_linear", "Upsample", {"x": X}, {"mode": "linear"},
@@ -153,6 +160,11 @@ def test_every_op_the_issue_names_has_a_host_implementation():
              "LayerNormalization MaxPool AveragePool GlobalAveragePool ReduceMean Concat Split Reshape "
              "Flatten Transpose Squeeze Unsqueeze Gather DepthToSpace Resize Pad Shape ConstantOfShape")
     assert not [op for op in named.split() if op not in HOST_OPS]
+
+
+def test_every_registered_host_op_is_checked_against_onnxruntime():
+    checked = {case[1] for case in CASES}
+    assert not sorted(set(HOST_OPS) - checked - {"BitletZeroStuff"})  # that one: the test below
 
 
 def test_zero_stuff_inserts_zeros_then_pads_and_crops():
