@@ -109,7 +109,7 @@ switch -- $top_kind {
         set top vendor_fp_top
         set ipname [header_value $hw VENDOR_IP_NAME]
         set tb_flags "-DBITLET_TB_VENDOR"
-        set description "Vendor floating-point MAC baseline kernel (same ISA as Bitlet)"
+        set description "Vendor floating-point MAC baseline kernel (same ISA as Bitlet), $n_pe MAC units"
     }
     default {
         error "run_hls.tcl: TOP must be 'bitlet' or 'vendor' (or 'vendor_fp'), got '$top_kind'"

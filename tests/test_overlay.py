@@ -625,6 +625,31 @@ def test_format_reports_shows_measured_and_paper_figures(tmp_path):
     assert "paper (one 64-MAC Bitlet IP): 2,558 LUT, 2,040 FF, 300 MHz" in text
 
 
+def test_bitlet_bench_shows_the_build_reports(tmp_path, monkeypatch, capsys):
+    """`bitlet bench` on the simulator of a board whose overlay build left
+    reports: the parsed resource and timing figures, next to the paper's."""
+    from bitlet import cli
+    from bitlet.demo import model_path
+
+    shutil.copytree(overlay_dir() / "pynqz2", tmp_path / "pynqz2")
+    for section in ("utilization", "utilization_hier", "timing"):
+        shutil.copy(REPORTS / f"pynqz2_bitlet.{section}.rpt", tmp_path / "pynqz2" / f"bitlet.{section}.rpt")
+    monkeypatch.setenv("BITLET_OVERLAY_DIR", str(tmp_path))
+    monkeypatch.setenv("BITLET_BOARD", "pynqz2")
+    code = cli.main(["bench", "--device", "sim", "--model", str(model_path()),
+                     "--shape", "lr=1,1,8,8"])
+    out = capsys.readouterr().out
+    assert code == 0
+    bitlet_line = next(line for line in out.splitlines() if line.startswith("resources bitlet:"))
+    assert "pynqz2 / bitlet (Vivado reports)" in bitlet_line
+    assert "14,873 / 53,200 (27.96%)" in out
+    assert "kernel IP bitlet_0: 12,741 LUT, 13,492 FF, 12 DSP" in out
+    assert "timing met: WNS 0.412 ns at 200.0 MHz" in out
+    assert "paper (one 64-MAC Bitlet IP): 2,558 LUT, 2,040 FF, 300 MHz" in out
+    vendor_line = next(line for line in out.splitlines() if line.startswith("resources vendor_fp:"))
+    assert "not been built" in vendor_line
+
+
 @pytest.mark.pynq
 def test_pynq_overlay_binds_a_driver_to_the_kernel_vlnv(tmp_path):
     """pynq.Overlay(download=False) on a register-backed fake device: the .hwh
