@@ -23,7 +23,8 @@ Model: the PP-OCRv4 text detector of ``rapidocr_onnxruntime`` on
 
 Usage::
 
-    python benchmarks/runtime_overhead.py [--model det|tiny] [--size 64x64] [--runs 3] [--json out.json]
+    python benchmarks/runtime_overhead.py [--model det|tiny] [--size 64x64] [--runs 3]
+                                          [--device SPEC] [--json out.json]
 """
 from __future__ import annotations
 
@@ -105,6 +106,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--model", choices=("det", "tiny"), default="det")
     parser.add_argument("--size", default="64x64", help="input HxW (default 64x64)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--device", default=None,
+                        help="device spec for bitlet.open() (default: a board if present, else the simulator)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
@@ -116,7 +119,7 @@ def main(argv=None) -> dict:
     except ImportError as exc:
         print(f"({exc.name} not installed: using the built-in tiny CNN)")
         model, x = tiny_model_and_input(size)
-    device = bitlet.open()
+    device = bitlet.open(args.device)
     compiled = bitlet.compile(model, device=device, input_shapes={"x": x.shape})
     med = measure(compiled, x, args.runs)
     prof = compiled.profile(x)

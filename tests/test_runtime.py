@@ -1,6 +1,9 @@
 """bitlet.compile / CompiledModel / save / load / profile on the simulated device."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import bitlet
 import numpy as np
 import pytest
@@ -74,6 +77,15 @@ def test_profile_per_layer_and_totals(cnn):
     assert totals["host_ops"] == sum(s["op"] == "host" for s in cnn.meta["steps"])
     table = str(prof)
     assert "kernel cyc" in table and layers[0]["name"][:20] in table
+    buffers = cnn.meta["buffers"]
+    mem = totals["memory"]
+    assert totals["device_bytes"] == mem["total_bytes"] == buffers["total_bytes"] == cnn.peak_device_bytes
+    assert mem["activation_bytes"] == buffers["pool_bytes"] <= mem["activation_bytes_without_reuse"]
+    assert mem["program_bytes"] + mem["weight_bytes"] <= mem["total_bytes"] - mem["activation_bytes"]
+    assert "device memory:" in table and "without buffer reuse" in table
+    by_type = prof.host_by_type()
+    assert sum(v["count"] for v in by_type.values()) == totals["host_ops"]
+    assert "host ops by type: " in table and all(op in table for op in by_type)
 
 
 def test_pe_cycles_are_the_sum_of_the_instruction_records(cnn):
@@ -348,3 +360,23 @@ def test_load_refuses_another_isa_version(cnn, dev, tmp_path):
     program.save(tmp_path / "newer.npz")
     with pytest.raises(bitlet.OverlayMismatch, match=r"isa_version: program \d+, device \d+.*Recompile"):
         bitlet.load(tmp_path / "newer.npz", device=dev)
+
+
+def test_runtime_overhead_benchmark_separates_host_and_kernel_time(tmp_path, capsys):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "runtime_overhead.py"
+    if not path.exists():
+        pytest.skip("benchmarks/ not present (installed without a source tree)")
+    spec = importlib.util.spec_from_file_location("bitlet_bench_runtime_overhead", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "overhead.json"
+    result = bench.main(["--model", "tiny", "--size", "16x16", "--runs", "1", "--device", "sim",
+                         "--json", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    sec = result["seconds"]
+    assert sec["overhead"] == pytest.approx(sec["total"] - sec["kernel"])  # everything but the kernel
+    assert 0 < sec["host_ops"] + sec["transfers"] <= sec["overhead"] and sec["kernel"] > 0
+    assert result["kernel_layers"] == 4 and result["predicted_kernel_ms"] > 0
+    assert "overhead" in capsys.readouterr().out

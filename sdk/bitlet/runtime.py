@@ -104,7 +104,27 @@ class Profile:
         lines.append(f"host: {t['host_ops']} ops {t['host_ms']:.3f} ms, transfers "
                      f"{t['transfer_ms']:.3f} ms, kernel wall {t['kernel_wall_ms']:.3f} ms "
                      f"(reference schedule {t['ref_cycles']:,} cycles); clock {self.clock_mhz} MHz")
+        by_type = self.host_by_type()
+        if by_type:
+            lines.append("host ops by type: " + ", ".join(
+                f"{op} {v['count']}x {v['ms']:.3f} ms" for op, v in by_type.items()))
+        mem = t.get("memory")
+        if mem:
+            lines.append(f"device memory: {t['device_bytes'] / 1024:.1f} KiB peak = instructions and "
+                         f"profile {mem['program_bytes'] / 1024:.1f} + weights "
+                         f"{mem['weight_bytes'] / 1024:.1f} + activations "
+                         f"{mem['activation_bytes'] / 1024:.1f} KiB (without buffer reuse: "
+                         f"{mem['activation_bytes_without_reuse'] / 1024:.1f} KiB)")
         return "\n".join(lines)
+
+    def host_by_type(self) -> dict[str, dict[str, float]]:
+        """Host time per op type, slowest first: ``{op: {"count": n, "ms": total}}``."""
+        out: dict[str, dict[str, float]] = {}
+        for h in self.host:
+            entry = out.setdefault(h["op"], {"count": 0, "ms": 0.0})
+            entry["count"] += 1
+            entry["ms"] += h["ms"]
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]["ms"]))
 
 
 class CompiledModel:
@@ -355,6 +375,14 @@ class CompiledModel:
                 f"{self.peak_device_bytes / 2**20:.2f} MiB device memory>")
 
 
+def memory_report(buffers: dict[str, Any]) -> dict[str, int]:
+    """Device memory of a program by kind (bytes), from its buffer plan."""
+    return {"program_bytes": buffers["blob_offset"], "weight_bytes": buffers["blob_bytes"],
+            "activation_bytes": buffers["pool_bytes"],
+            "activation_bytes_without_reuse": buffers["pool_naive_bytes"],
+            "total_bytes": buffers["total_bytes"]}
+
+
 def build_profile(model: CompiledModel, records: np.ndarray, timings: dict, wall: float) -> Profile:
     """Aggregate profile records per layer and add the host timings."""
     clock = int(model.meta["kernel"]["clock_mhz"])
@@ -373,7 +401,7 @@ def build_profile(model: CompiledModel, records: np.ndarray, timings: dict, wall
                   host_ops=len(host), host_ms=sum(h["ms"] for h in host),
                   transfer_ms=(timings["upload"] + timings["download"]) * 1e3,
                   kernel_wall_ms=timings["kernel"] * 1e3, wall_ms=wall * 1e3,
-                  device_bytes=model.peak_device_bytes)
+                  device_bytes=model.peak_device_bytes, memory=memory_report(model.meta["buffers"]))
     return Profile(layers, host, totals, clock, device=type(model.device).__name__)
 
 
