@@ -147,6 +147,23 @@ def test_simulated_kernel_reports_the_pynqz2_metadata(kind):
     assert (ident.n_pe, ident.clock_mhz) == (meta["n_pe"], meta["clock_mhz"]) == (hw.N_PE, 200)
 
 
+def test_identity_mismatches_against_a_probe():
+    from bitlet.drivers import open_device
+    from bitlet.overlays import identity_mismatches
+
+    dev = open_device("sim:bitlet")
+    try:
+        ident = dev.kernel.probe()
+    finally:
+        dev.close()
+    assert identity_mismatches(find_overlay("pynqz2", require_bitstream=False).metadata, ident) == []
+    zcu = find_overlay("zcu104", require_bitstream=False).metadata  # 16 PEs, not 4
+    assert identity_mismatches(zcu, ident) == [
+        f"id_config: metadata 0x{zcu['id_config']:08X}, kernel 0x{ident.config:08X}"]
+    vendor = find_overlay("pynqz2", "vendor_fp", require_bitstream=False).metadata
+    assert [m.split(":")[0] for m in identity_mismatches(vendor, ident)] == ["id_config"]
+
+
 @pytest.mark.parametrize("board", BOARDS)
 def test_both_kinds_of_a_board_have_the_same_n_pe(board):
     """One compiled program runs on either overlay of a board (bitlet bench)."""
@@ -394,7 +411,12 @@ def test_vivado_flow_runs_with_stubbed_commands(board, kind, tmp_path):
     assert int(_opt(ctrl, "-range"), 16) == meta["ctrl_range"]
     intc = addr[f"{irq['controller']}/S_AXI/Reg"]
     assert int(_opt(intc, "-offset"), 16) == irq["controller_base"]
-    assert any(k.startswith(ps + "/") for k in addr), "PS DDR is mapped into the kernel's space"
+    # PS DDR mapped into the kernel's m_axi space: the segments the .hwh lists for the kernel
+    ddr = {k.split("/")[-1] for k in addr if k.startswith(ps + "/")}
+    kernel_hwh = _module(hwh, meta["ip_instance"])
+    assert ddr and ddr == {m.get("ADDRESSBLOCK") for m in kernel_hwh.iter("MEMRANGE")}
+    assert all(_opt(addr[k], "-target_address_space").endswith(
+        f"{meta['ip_instance']}/Data_m_axi_gmem") for k in addr if k.startswith(ps + "/"))
     # PS clock configured at the metadata's frequency
     ps_cfg = next(c for c in calls if c[0] == "set_property" and c[-1] == ps)
     assert str(meta["clock_mhz"]) in ps_cfg[2].split()

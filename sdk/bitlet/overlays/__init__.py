@@ -40,6 +40,7 @@ __all__ = [
     "available_boards",
     "detect_board",
     "find_overlay",
+    "identity_mismatches",
     "read_reports",
 ]
 
@@ -221,6 +222,41 @@ def find_overlay(board: str | None = None, kind: str = "bitlet", *,
             f"or copy {kind}.bit and {kind}.hwh into {root / board}")
     return OverlayFiles(board=board, kind=kind, hwh=files["hwh"], json=files["json"],
                         bit=bit, metadata=meta)
+
+
+#: ID registers of the kernel (``KernelIdentity`` attribute) -> metadata key.
+_ID_FIELDS = {"magic": "magic", "version": "isa_version", "config": "id_config",
+              "act_buf_words": "act_buf_words", "wgt_buf_words": "wgt_buf_words",
+              "out_buf_words": "out_buf_words"}
+
+
+def identity_mismatches(metadata: dict, identity: Any) -> list[str]:
+    """How the ID registers a kernel answered differ from an overlay's metadata.
+
+    Parameters
+    ----------
+    metadata : dict
+        :attr:`OverlayFiles.metadata` (the ``.json`` of the overlay loaded).
+    identity : bitlet.drivers.kernel.KernelIdentity
+        What the kernel reported (``KernelDriver.probe()``): attributes
+        ``magic``, ``version``, ``config`` (ID_CONFIG), ``act_buf_words``,
+        ``wgt_buf_words``, ``out_buf_words`` (ints).
+
+    Returns
+    -------
+    list of str
+        One message per differing register, e.g. ``"id_config: metadata
+        0x320F0104, kernel 0x320F0110"``; empty when they agree (a bitstream
+        built from this metadata's Makefile run).
+    """
+    problems = []
+    for attr, key in _ID_FIELDS.items():
+        want, found = metadata.get(key), getattr(identity, attr)
+        if want != found:
+            shown = (f"0x{want:08X}, kernel 0x{found:08X}" if isinstance(want, int)
+                     else f"{want!r}, kernel {found!r}")
+            problems.append(f"{key}: metadata {shown}")
+    return problems
 
 
 def read_reports(board: str | None = None, kind: str = "bitlet", *,
