@@ -241,7 +241,13 @@ static inline void fk_avx512_scan_max2(const uint64_t *col_a, const uint64_t *co
     }
     for (int i = 0; i < 6; i++)
         p[i] = zero;
-    int ra = 0, rb = 0;
+    /* every column takes at least 8 steps (a step moves at most 8): the
+     * first 8 rounds need no test */
+    for (int round = 0; round < 8; round++) {
+        for (int i = 0; i < 6; i++)
+            p[i] = fk_avx512_scan_step(c[i], p[i]);
+    }
+    int ra = 8, rb = 8;
     for (;;) {
         __mmask8 la = _mm512_cmple_epu64_mask(p[0], k63) | _mm512_cmple_epu64_mask(p[1], k63) |
                       _mm512_cmple_epu64_mask(p[2], k63);
