@@ -610,8 +610,10 @@ static uint64_t ref_step(const bk_insn_t *d, uint32_t c0, uint32_t cnt,
     uint64_t cost = 0;
     int32_t m = 0;
     uint32_t p;
-    for (p = 0; p < cnt; p++) {
+    for (p = 0; p < BITLET_N_PE; p++) {        /* static bound: cnt <= N_PE */
 #pragma HLS UNROLL
+        if (p >= cnt)
+            continue;
         if (s[p] > m)
             m = s[p];
         if (p + 1u == cnt || (c0 + p + 1u) / d->cout_g != (c0 + p) / d->cout_g) {
@@ -633,8 +635,10 @@ static void bitlet_pixel(const bk_insn_t *d, uint32_t oy, uint32_t ox, uint32_t 
     for (g = d->kgb; g < d->kge; g++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64
         int32_t s[BITLET_N_PE];
-        for (p = 0; p < cnt; p++) {   /* the N_PE PEs, each at its own pace in the row */
+        for (p = 0; p < BITLET_N_PE; p++) {  /* the N_PE PEs, each at its own pace in the row */
             bitlet_pe_result_t r;
+            if (p >= cnt)
+                continue;
             bk_gather(d, oy, ox, (c0 + p) / d->cout_g, g, a_vec);
             weight_ports(d, p, g, w_sig, w_exp, w_abs);
             bitlet_pe_group(w_sig, w_exp, w_abs, a_vec, (int)d->isfix, d->prune, d->quant, &r);
@@ -734,8 +738,10 @@ static void init_accs(uint32_t *mem, bk_bus_t *bus, const bk_insn_t *d, uint32_t
 static void keep_accs(const bk_insn_t *d, uint32_t ox, uint32_t cnt, const bk_accs_t *acc)
 {
     uint32_t p;
-    for (p = 0; p < cnt; p++) {
+    for (p = 0; p < BITLET_N_PE; p++) {
         uint32_t at = ox * BITLET_N_PE + p;
+        if (p >= cnt)
+            continue;
         if (d->isfix) {
             out_buf[2u * at] = (uint32_t)((uint64_t)acc->i[p] & 0xFFFFFFFFu);
             out_buf[2u * at + 1u] = (uint32_t)((uint64_t)acc->i[p] >> 32);
@@ -772,9 +778,10 @@ static void write_row(uint32_t *mem, bk_bus_t *bus, const bk_insn_t *d, uint32_t
     uint32_t ox, p;
     for (ox = 0; ox < d->ow; ox++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=224
-        for (p = 0; p < cnt; p++) {
+        for (p = 0; p < BITLET_N_PE; p++) {
 #pragma HLS PIPELINE II=1
-            write_out(mem, bus, d, n, oy, ox, c0 + p, ox * BITLET_N_PE + p);
+            if (p < cnt)
+                write_out(mem, bus, d, n, oy, ox, c0 + p, ox * BITLET_N_PE + p);
         }
     }
 }

@@ -39,14 +39,17 @@
 /* Sum the P partials pairwise, level by level: s[i] = s[2i] + s[2i+1]. */
 static float tree_sum(float s[BITLET_VENDOR_PARTIALS])
 {
-    uint32_t width, i;
-    for (width = BITLET_VENDOR_PARTIALS / 2u; width >= 1u; width /= 2u) {
-#pragma HLS LOOP_TRIPCOUNT min=4 max=4
-        for (i = 0; i < width; i++) {
+    uint32_t level, i;
+    for (level = 0; level < BITLET_VENDOR_TREE_DEPTH; level++) {
 #pragma HLS UNROLL
-            float a = s[2u * i];
-            float b = s[2u * i + 1u];
-            s[i] = a + b;
+        uint32_t width = BITLET_VENDOR_PARTIALS >> (level + 1u);  /* P/2, P/4, .., 1 */
+        for (i = 0; i < BITLET_VENDOR_PARTIALS / 2u; i++) {     /* static bound */
+#pragma HLS UNROLL
+            if (i < width) {
+                float a = s[2u * i];
+                float b = s[2u * i + 1u];
+                s[i] = a + b;
+            }
         }
     }
     return s[0];
@@ -75,21 +78,25 @@ void vendor_pixel(const bk_insn_t *d, uint32_t oy, uint32_t ox, uint32_t c0,
     float s[BITLET_N_PE][BITLET_VENDOR_PARTIALS];
 #pragma HLS ARRAY_PARTITION variable=s type=complete dim=0
     uint32_t p, g, i;
-    for (p = 0; p < cnt; p++) {
+    for (p = 0; p < BITLET_N_PE; p++) {    /* static bounds: cnt <= N_PE */
         for (i = 0; i < BITLET_VENDOR_PARTIALS; i++)
             s[p][i] = 0.0f;
     }
     for (g = d->kgb; g < d->kge; g++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64
-        for (p = 0; p < cnt; p++) {        /* the N_PE MAC units, in lockstep */
+        for (p = 0; p < BITLET_N_PE; p++) {    /* the N_PE MAC units, in lockstep */
+            if (p >= cnt)
+                continue;
             bk_gather(d, oy, ox, (c0 + p) / d->cout_g, g, a_vec);
             mac_group(d, p, g, a_vec, s[p]);
         }
         prof->pe += BITLET_GROUP / BITLET_VENDOR_LANES;
         prof->groups += cnt;
     }
-    for (p = 0; p < cnt; p++)
-        acc->f[p] = acc->f[p] + tree_sum(s[p]);
+    for (p = 0; p < BITLET_N_PE; p++) {
+        if (p < cnt)
+            acc->f[p] = acc->f[p] + tree_sum(s[p]);
+    }
 }
 
 void vendor_fp_top(uint32_t *mem, uint64_t mem_base, uint32_t mem_size,

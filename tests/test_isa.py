@@ -530,3 +530,28 @@ def test_hls_sources_are_synthesizable_style(name):
                          re.DOTALL | re.MULTILINE):
         fname, _, fbody = m.groups()
         assert not re.search(rf"\b{fname}\s*\(", fbody), (name, fname)
+
+
+@pytest.mark.parametrize("name", _HLS_SOURCES)
+def test_hls_loops_have_static_bounds_or_a_tripcount(name):
+    """Every loop of the kernel is bounded by a constant of the header (or a
+    literal), or annotated with LOOP_TRIPCOUNT; the host-only batch helpers of
+    the cffi reference are exempt (no top calls them)."""
+    import re
+
+    text = _hls_text(name)
+    for helper in ("bitlet_weight_port_batch", "bitlet_pe_group_batch"):
+        start = text.find(f"\nvoid {helper}(") + 1 or text.find(f"\nint {helper}(") + 1
+        if start:
+            text = text[:start] + text[text.index("\n}", start) + 2:]
+    lines = text.splitlines()
+    loops = 0
+    for i, line in enumerate(lines):
+        m = re.search(r"\b(for|while)\s*\((.*)", line)
+        if not m or line.strip().startswith(("/*", "*", "#define")) or "while (0)" in line:
+            continue
+        loops += 1
+        static = re.search(r"<\s*(BITLET_\w+|PE_\w+|\d+u?)( / \d+u?)?\s*;", m.group(2))
+        tripcount = any("LOOP_TRIPCOUNT" in nxt for nxt in lines[i + 1:i + 3])
+        assert static or tripcount, (name, i + 1, line.strip())
+    assert loops
