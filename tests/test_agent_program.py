@@ -103,6 +103,28 @@ def test_a_tampered_program_is_refused(local):
         assert remote.read_reg(hw.REG_CTRL) & hw.CTRL_AP_IDLE
 
 
+def test_a_program_that_would_unpack_beyond_the_limits_is_refused():
+    """A compressed .npz (a zip bomb) is refused from its declared sizes, before unpacking."""
+    import io
+    import zipfile
+
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("image.npy", bytes(2 << 20))  # 2 MiB of zeros, ~2 KiB packed
+    bomb = np.frombuffer(packed.getvalue(), np.uint8)
+    dev = SimDevice()
+    try:
+        with Agent(dev, limits=link.Limits(max_message=1 << 20)).start("tcp://127.0.0.1:0") as agent, \
+                open_remote(f"tcp://127.0.0.1:{agent.port}", timeout=10) as remote:
+            assert bomb.size < 64 << 10
+            with pytest.raises(bitlet.BitletValueError, match="unpack to 2097152 bytes"):
+                remote.call("program_put", {"digest": "2" * 64}, [bomb])
+            assert not remote.call("program_has", {"digest": "2" * 64})[0]
+            assert remote.read_reg(hw.REG_CTRL) & hw.CTRL_AP_IDLE
+    finally:
+        dev.close()
+
+
 def test_remote_model_keeps_intermediates_like_a_local_one(local):
     program, inputs, _, _ = local
     dev = SimDevice()

@@ -210,3 +210,59 @@ def test_serial_link_reopened_after_a_long_cut_resumes_the_upload(sim):
             assert sim.read_memory(buf.device_address, size) == data.tobytes()
             assert agent.stats["op_write"] == 1
         _check_agent_after(agent, None, url)
+
+
+@pytest.fixture(scope="module")
+def program_and_runs():
+    """A compiled program and its local results (plain and keep=True) on two inputs."""
+    import bitlet
+    from models import tiny_cnn
+
+    with SimDevice() as dev:
+        model = bitlet.compile(tiny_cnn(), device=dev)
+        rng = np.random.default_rng(12)
+        inputs = [rng.standard_normal((1, 3, 16, 16)).astype(np.float32) for _ in range(2)]
+        kept = [{k: np.ascontiguousarray(v).tobytes() for k, v in
+                 model.run({"x": x}, keep=True).items() if isinstance(v, np.ndarray)}
+                for x in inputs]
+        model.close()
+    return model.program, inputs, kept
+
+
+def test_a_model_run_whose_reply_is_cut_runs_once(sim, program_and_runs):
+    program, inputs, kept = program_and_runs
+    faults = Faults(cut_after=20_000, cut_dir="down")  # inside the ~46 KB keep=True reply
+    with through_tcp_proxy(sim, faults) as (agent, url, direct_url, counter):
+        with open_remote(url, timeout=CALL_TIMEOUT) as dev:
+            model = dev.load_program(program)
+            got = model.run({"x": inputs[0]}, keep=True)
+            assert counter.get("cut") == 1 and dev.stats["reconnects"] == 1
+            assert agent.stats["op_model_run"] == 1  # the kernel ran once: the reply was re-sent
+            assert agent.stats["executed"] == 4  # program_has, program_put, model_load, model_run
+            assert {k: v.tobytes() for k, v in got.items()} == kept[0]
+        _check_agent_after(agent, direct_url, url)
+
+
+def test_model_runs_over_a_noisy_line_are_exact_or_clear_errors_and_run_once(sim, program_and_runs):
+    program, inputs, kept = program_and_runs
+    with through_tcp_proxy(sim, Faults(seed=3, **NOISY["tcp"]), token=TOKEN) as (
+            agent, url, direct_url, counter):
+        with open_remote(url, token=TOKEN, timeout=CALL_TIMEOUT, connect_timeout=3) as dev:
+            model = None
+            for _ in range(10):  # loading itself may meet a fault: bounded retries
+                ok, model = _timed(dev, len(program.to_bytes()), dev.load_program, program)
+                if ok:
+                    break
+            assert ok, model
+            calls = succeeded = 0
+            for i in range(6):
+                x = inputs[i % 2]
+                ok, got = _timed(dev, 64 << 10, lambda feeds: model.run(feeds, keep=True), {"x": x})
+                calls += 1
+                if ok:
+                    succeeded += 1
+                    assert {k: v.tobytes() for k, v in got.items()} == kept[i % 2], f"run {i}"
+        assert sum(counter.get(k, 0) for k in ("dropped", "corrupted", "duplicated")) >= 3
+        assert succeeded >= 4
+        assert succeeded <= agent.stats["op_model_run"] <= calls
+        _check_agent_after(agent, direct_url, url)
