@@ -1,6 +1,8 @@
 """Calibration of bit budgets and column masks under an accuracy budget."""
 from __future__ import annotations
 
+import itertools
+
 import bitlet
 import numpy as np
 import pytest
@@ -41,6 +43,19 @@ def test_calibration_saves_measured_cycles_within_the_budget():
             base.close()
             tuned.close()
     assert "PE cycles" in str(result) and result.as_dict()["budget"] == 2e-3
+    # the trade-off curve: a Pareto front over every measured plan, inside the budget or not
+    front = result.tradeoff()
+    assert front[0] == {"pe_cycles": result.baseline_cycles, "saved": 0.0, "error": 0.0,
+                        "change": "baseline", "within_budget": True}
+    assert all(a["pe_cycles"] > b["pe_cycles"] and a["error"] <= b["error"] for a, b in itertools.pairwise(front))
+    measured = [(r["pe_cycles"], r["error"]) for r in result.sensitivity]
+    measured += [(p["pe_cycles"], p["error"]) for p in curve]
+    for cycles, error in measured:  # each is on the front or beaten by a point of it
+        assert any(f["pe_cycles"] <= cycles and f["error"] <= error for f in front)
+    cheapest_within = min(c for c, e in measured if e <= 2e-3)
+    assert any(not f["within_budget"] for f in front) == any(
+        e > 2e-3 and c < cheapest_within for c, e in measured)  # over-budget points are shown too
+    assert "trade-off curve" in str(result) and result.as_dict()["tradeoff"] == front
 
 
 def test_calibration_arguments_are_checked():

@@ -14,9 +14,13 @@ column masks ``keep_columns``: only the top m of the 24 bit columns) is
 compiled and run; (2) greedy: candidates are tried in order of cycles saved
 per unit of error, each on top of the plan so far, and kept when the
 measured error of the combined plan stays within ``budget``.  Every point
-tried, kept or not, is in :attr:`CalibrationResult.curve`, so the trade-off
-is reported honestly (e.g. column masks save only a few percent of the
-cycles on MobileNet-like models before accuracy suffers).
+tried, kept or not, is in :attr:`CalibrationResult.curve`, and
+:meth:`CalibrationResult.tradeoff` is the whole measured trade-off curve:
+the Pareto front (fewest PE cycles for a given error) over every plan
+measured, the single-layer changes of step (1) included, inside the budget
+or not.  So the result says honestly how little some changes buy (column
+masks save only a few percent of the cycles of MobileNet-like layers before
+the error grows).
 """
 from __future__ import annotations
 
@@ -50,9 +54,36 @@ class CalibrationResult:
     budget: float
     final: dict[str, Any] = field(default_factory=dict)
 
+    def tradeoff(self) -> list[dict[str, Any]]:
+        """The measured trade-off curve: Pareto-optimal plans, from the baseline to the cheapest.
+
+        Returns
+        -------
+        list of dict
+            ``{"pe_cycles", "saved", "error", "change", "within_budget"}``
+            for every measured plan that no other measured plan beats on
+            both PE cycles and error; sorted by increasing savings (and so
+            increasing error).  ``change`` describes the plan (``"baseline"``,
+            one layer's change, or the greedy step that produced it).
+        """
+        base = self.baseline_cycles
+        points = [(base, 0.0, "baseline")]
+        points += [(r["pe_cycles"], r["error"], f"{r['layer']}: {r['change']} alone")
+                   for r in self.sensitivity]
+        points += [(p["pe_cycles"], p["error"], f"step {p['step']}: plan + {p['layer']}: {p['change']}")
+                   for p in self.curve if p["step"] > 0]
+        front: list[dict[str, Any]] = []
+        for cycles, error, change in sorted(points, key=lambda p: (p[1], p[0])):
+            if front and cycles >= front[-1]["pe_cycles"]:
+                continue  # an earlier point has no more error and no more cycles
+            front.append({"pe_cycles": int(cycles), "saved": 1 - cycles / base, "error": float(error),
+                          "change": change, "within_budget": error <= self.budget})
+        return front
+
     def as_dict(self) -> dict[str, Any]:
         return {"plan": self.plan, "curve": self.curve, "sensitivity": self.sensitivity,
-                "baseline_cycles": self.baseline_cycles, "budget": self.budget, "final": self.final}
+                "baseline_cycles": self.baseline_cycles, "budget": self.budget, "final": self.final,
+                "tradeoff": self.tradeoff()}
 
     def __str__(self) -> str:
         lines = [f"baseline {self.baseline_cycles:,} PE cycles; error budget {self.budget:g} (rel L2)",
@@ -63,6 +94,10 @@ class CalibrationResult:
         f = self.final
         if f:
             lines.append(f"final: {f['pe_cycles']:,} PE cycles ({f['saved']:.1%} saved), error {f['error']:.2e}")
+        lines.append("trade-off curve (every measured plan no other beats on both cycles and error):")
+        for p in self.tradeoff():
+            lines.append(f"  {p['saved']:>6.1%} saved  error {p['error']:.2e}"
+                         f"{'' if p['within_budget'] else ' (over budget)'}  {p['change']}")
         return "\n".join(lines)
 
 
@@ -171,7 +206,8 @@ def _sensitivity(ev: _Evaluator, layers, bits, keep_columns) -> list[dict[str, A
             outs, cycles = ev.run({layer: change})
             saved = ev.baseline[layer] - cycles[layer]
             rows.append({"layer": layer, "change": label, "options": change,
-                         "saved_cycles": int(saved), "error": ev.error(outs)})
+                         "saved_cycles": int(saved), "pe_cycles": int(sum(cycles.values())),
+                         "error": ev.error(outs)})
     return rows
 
 
