@@ -14,9 +14,10 @@ PYNQ board unchanged:
   cache flush/invalidate does on a board.  Fresh device memory is filled
   with a poison byte (0xFF: NaN in every float format, -1 as an integer).
 * **Registers.**  The Vitis HLS s_axilite control protocol of the kernel's
-  register window (``bitlet.hw.REG_*``): CTRL with ap_start (cleared when
-  the kernel starts), ap_done and ap_ready (clear-on-read), ap_idle and
-  auto_restart; GIE, IER and ISR (toggle-on-write); argument registers;
+  register window (``bitlet.hw.REG_*``): CTRL with ap_start (held until
+  the run completes, as the HLS RTL clears it on ap_ready; a start written
+  during a run is absorbed), ap_done and ap_ready (clear-on-read), ap_idle
+  and auto_restart (re-arms ap_start at the end of each run); GIE, IER and ISR (toggle-on-write); argument registers;
   output registers with their clear-on-read ap_vld words.  Accesses outside
   the window or unaligned raise :class:`bitlet.BusError`.
 * **Kernel.**  Writing ap_start runs the kernel callable (by default the
@@ -651,6 +652,8 @@ class SimDevice(Device):
         return self._regs[getattr(_hw(), "REG_" + name) // 4]
 
     def _write_ctrl(self, value: int) -> None:
+        """CTRL write: auto_restart is read/write; writing ap_start = 1 sets it
+        (a start while it is still set, i.e. during a run, changes nothing)."""
         hw = _hw()
         ctrl = self._regs[hw.REG_CTRL // 4]
         ctrl = (ctrl & ~hw.CTRL_AUTO_RESTART) | (value & hw.CTRL_AUTO_RESTART)
@@ -683,10 +686,13 @@ class SimDevice(Device):
 
     # -- the kernel ----------------------------------------------------------
     def _start(self) -> None:
-        """ap_start seen while idle: latch the arguments and launch the kernel."""
+        """ap_start seen while idle: latch the arguments and launch the kernel.
+
+        ap_start stays set until the run completes (the kernel raises ap_ready
+        only at its end), as in the Vitis HLS control RTL.
+        """
         hw = _hw()
-        ctrl = self._regs[hw.REG_CTRL // 4]
-        self._regs[hw.REG_CTRL // 4] = ctrl & ~(hw.CTRL_AP_START | hw.CTRL_AP_IDLE)
+        self._regs[hw.REG_CTRL // 4] &= ~hw.CTRL_AP_IDLE
         self._busy = True
         self.runs += 1
         args = self._latched_args()
@@ -718,7 +724,9 @@ class SimDevice(Device):
                 if generation == self._generation:
                     self._crash = exc
                     self._busy = False
-                    self._regs[_hw().REG_CTRL // 4] |= _hw().CTRL_AP_IDLE
+                    hw = _hw()
+                    ctrl = self._regs[hw.REG_CTRL // 4] | hw.CTRL_AP_IDLE
+                    self._regs[hw.REG_CTRL // 4] = ctrl & ~hw.CTRL_AP_START
                     self._cond.notify_all()
             return
         if outputs is None:  # hung: never completes (until reset or close)
@@ -793,16 +801,22 @@ class SimDevice(Device):
             self._regs[getattr(hw, f"REG_{name}_CTRL") // 4] = 1  # ap_vld
 
     def _finish(self, outputs: dict[str, int]) -> None:
-        """Latch the outputs, raise ap_done/ap_ready/ap_idle and the interrupt."""
+        """Latch the outputs, raise ap_done/ap_ready/ap_idle and the interrupt.
+
+        ap_ready clears ap_start, or re-arms it when auto_restart is set (then
+        the next run starts at once).
+        """
         hw = _hw()
         self._latch(outputs)
         self._busy = False
         ctrl = self._regs[hw.REG_CTRL // 4] | hw.CTRL_AP_DONE | hw.CTRL_AP_READY | hw.CTRL_AP_IDLE
+        if not ctrl & hw.CTRL_AUTO_RESTART:
+            ctrl &= ~hw.CTRL_AP_START
         self._regs[hw.REG_CTRL // 4] = ctrl
         ier = self._regs[hw.REG_IER // 4]
         self._regs[hw.REG_ISR // 4] |= ier & (hw.IRQ_AP_DONE | hw.IRQ_AP_READY)
         self._cond.notify_all()
-        if self.threaded and ctrl & (hw.CTRL_AP_START | hw.CTRL_AUTO_RESTART):
+        if self.threaded and ctrl & hw.CTRL_AUTO_RESTART:
             self._start()
 
     def _raise_crash(self) -> None:

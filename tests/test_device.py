@@ -231,16 +231,16 @@ def test_done_appears_only_when_the_kernel_finishes():
     _start(dev)
     ctrl = dev.read_reg(hw.REG_CTRL)
     assert not ctrl & hw.CTRL_AP_IDLE and not ctrl & hw.CTRL_AP_DONE, "running"
+    assert ctrl & hw.CTRL_AP_START, "ap_start is held until ap_ready, at the end of the run"
     assert dev.wait_interrupt(0.02) is False
-    dev.write_reg(hw.REG_CTRL, hw.CTRL_AP_START)  # a start while busy waits for the end
-    assert dev.read_reg(hw.REG_CTRL) & hw.CTRL_AP_START
+    dev.write_reg(hw.REG_CTRL, hw.CTRL_AP_START)  # a start during the run is absorbed
     first = dev._thread
     gate.set()
     assert dev.wait_interrupt(5.0)
-    first.join(10.0)  # the first run started the second one as it finished
-    assert dev._thread is not first, "the latched ap_start ran the kernel again"
-    dev._thread.join(10.0)
-    assert dev.runs == 2 and dev.read_reg(hw.REG_CTRL) & hw.CTRL_AP_DONE
+    first.join(10.0)
+    assert dev._thread is first and dev.runs == 1, "no second run"
+    ctrl = dev.read_reg(hw.REG_CTRL)
+    assert ctrl & hw.CTRL_AP_DONE and ctrl & hw.CTRL_AP_IDLE and not ctrl & hw.CTRL_AP_START
     dev.close()
 
 
@@ -254,7 +254,8 @@ def test_auto_restart_runs_the_kernel_again_until_it_is_cleared():
     while dev.runs < 3 and time.monotonic() < deadline:
         time.sleep(0.005)
     assert dev.runs >= 3, "auto_restart starts the next run when one finishes"
-    assert dev.read_reg(hw.REG_CTRL) & hw.CTRL_AUTO_RESTART
+    ctrl = dev.read_reg(hw.REG_CTRL)
+    assert ctrl & hw.CTRL_AUTO_RESTART and ctrl & hw.CTRL_AP_START, "re-armed at each end"
     dev.write_reg(hw.REG_CTRL, 0)  # clear auto_restart: the current run is the last
     _wait_idle(dev)
     runs = dev.runs
