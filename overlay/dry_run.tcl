@@ -130,8 +130,18 @@ proc unknown {args} {
 # What Vivado would leave behind: the bitstream and the hardware handoff.
 set stub_design bitlet_bd
 stub_write [file join $stub_rundir ${stub_design}_wrapper.bit] "stub bitstream"
+# The .hwh of this block design: the shipped stand-in that make_metadata.py
+# writes from the same table (what the Vivado-written one must match).
+set stub_standin [file join [file dirname [file dirname [file normalize [info script]]]] \
+                      sdk bitlet overlays $stub_board $stub_kind.hwh]
+set stub_hwh "<EDKSYSTEM/>"
+if {[file isfile $stub_standin]} {
+    set fh [open $stub_standin r]
+    set stub_hwh [string trimright [read $fh] "\n"]
+    close $fh
+}
 stub_write [file join $stub_build stub.gen sources_1 bd $stub_design hw_handoff $stub_design.hwh] \
-    "<EDKSYSTEM/>"
+    $stub_hwh
 if {$stub_ip} {
     stub_write [file join $stub_iprepo component.xml] "stub IP-XACT"
 }

@@ -777,6 +777,71 @@ def write_hwh(board: str, kind: str, hw: dict | None = None, tables=None) -> str
     return "\n".join(out)
 
 
+def _memranges(root, instance: str) -> list:
+    """MEMRANGE elements (of any master) that map ``instance``."""
+    return [m for m in root.iter("MEMRANGE") if m.get("INSTANCE") == instance]
+
+
+def check_built_hwh(text: str, meta: dict) -> tuple[list, float | None]:
+    """Compare a Vivado-written .hwh with the overlay's metadata.
+
+    Returns ``(errors, pl_clock_mhz)``: what the SDK could not work with
+    (kernel instance missing or of another VLNV, registers or interrupt
+    controller at another address), and the kernel's actual clock from its
+    ``ap_clk`` port (None when absent).
+    """
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        return [f"not a hardware handoff file ({exc})"], None
+    errors = []
+    kernels = [m for m in root.iter("MODULE") if m.get("INSTANCE") == meta["ip_instance"]]
+    if len(kernels) != 1 or kernels[0].get("VLNV") != meta["vlnv"]:
+        found = sorted(f"{m.get('INSTANCE')} ({m.get('VLNV')})" for m in root.iter("MODULE"))
+        errors.append(f"no cell {meta['ip_instance']} of VLNV {meta['vlnv']}; cells: {found}")
+    for instance, base, size in ((meta["ip_instance"], meta["ctrl_base"], meta["ctrl_range"]),
+                                 (meta["interrupt"]["controller"],
+                                  meta["interrupt"]["controller_base"], None)):
+        spans = {(int(m.get("BASEVALUE"), 16), int(m.get("HIGHVALUE"), 16))
+                 for m in _memranges(root, instance)}
+        if not any(lo == base and (size is None or hi - lo + 1 == size) for lo, hi in spans):
+            errors.append(f"{instance} is not mapped at 0x{base:08X} (found "
+                          f"{sorted(f'0x{lo:08X}-0x{hi:08X}' for lo, hi in spans)})")
+    clock = None
+    for kernel in kernels[:1]:
+        for port in kernel.iter("PORT"):
+            if port.get("NAME") == "ap_clk" and port.get("CLKFREQUENCY"):
+                clock = int(float(port.get("CLKFREQUENCY"))) / 1e6
+    return errors, clock
+
+
+def install_json(board: str, kind: str, directory: Path, hw=None, tables=None) -> str:
+    """Write ``<kind>.json`` for the Vivado-built ``<kind>.hwh`` in ``directory``.
+
+    Raises ValueError (and writes nothing) when that .hwh does not describe
+    the block design the metadata describes; returns a warning (or "") when
+    the kernel's actual clock is more than 1% off the clock it reports in
+    ID_CONFIG (e.g. a PL clock the PS PLL cannot divide down to exactly).
+    """
+    meta = describe(board, kind, hw, tables, hwh_source="vivado")
+    hwh = directory / f"{kind}.hwh"
+    if not hwh.is_file():
+        raise ValueError(f"{hwh} is missing: the Vivado build installs it (make bitstream)")
+    errors, clock = check_built_hwh(hwh.read_text(encoding="utf-8"), meta)
+    if errors:
+        raise ValueError(f"{hwh} does not match overlay/bd.tcl and boards.tcl: " + "; ".join(errors))
+    warning = ""
+    if clock is not None and abs(clock - meta["clock_mhz"]) > 0.01 * meta["clock_mhz"]:
+        warning = (f"warning: {board}/{kind}: the PL clock is {clock:g} MHz but the kernel reports "
+                   f"{meta['clock_mhz']} MHz in ID_CONFIG (time estimates use the latter); "
+                   "set a reachable clock_mhz/pll in boards.tcl")
+    meta["pl_clock_mhz"] = clock
+    (directory / f"{kind}.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return warning
+
+
 def write_json(board: str, kind: str, hw=None, tables=None, hwh_source="generated") -> str:
     return json.dumps(describe(board, kind, hw, tables, hwh_source), indent=2) + "\n"
 
@@ -786,7 +851,8 @@ def main(argv=None) -> int:
     ap.add_argument("--board", action="append", help="board name (default: all)")
     ap.add_argument("--kind", action="append", choices=["bitlet", "vendor_fp"])
     ap.add_argument("--json-only", action="store_true",
-                    help="write only the .json (a Vivado-built .hwh is already installed)")
+                    help="write only the .json for the Vivado-built .hwh already installed, "
+                         "after checking that .hwh (instance, VLNV, addresses, clock)")
     ap.add_argument("--out", type=Path, default=OUT_DIR)
     args = ap.parse_args(argv)
     hw, tables = read_header(), read_boards()
@@ -797,10 +863,17 @@ def main(argv=None) -> int:
         for kind in args.kind or ["bitlet", "vendor_fp"]:
             target = args.out / board
             target.mkdir(parents=True, exist_ok=True)
-            source = "vivado" if args.json_only else "generated"
-            (target / f"{kind}.json").write_text(write_json(board, kind, hw, tables, source),
-                                                 encoding="utf-8")
-            if not args.json_only:
+            if args.json_only:
+                try:
+                    warning = install_json(board, kind, target, hw, tables)
+                except ValueError as exc:
+                    print(f"make_metadata.py: {exc}", file=sys.stderr)
+                    return 1
+                if warning:
+                    print(warning, file=sys.stderr)
+            else:
+                (target / f"{kind}.json").write_text(write_json(board, kind, hw, tables),
+                                                     encoding="utf-8")
                 (target / f"{kind}.hwh").write_text(write_hwh(board, kind, hw, tables),
                                                     encoding="utf-8")
             print(f"wrote {target}/{kind}.json" + ("" if args.json_only else " and .hwh"))

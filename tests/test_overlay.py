@@ -99,6 +99,8 @@ def test_shipped_files_are_what_the_generator_writes(board, kind):
         assert ov.hwh.read_text(encoding="utf-8") == mm.write_hwh(board, kind), (
             "stale .hwh: run `python overlay/make_metadata.py`")
     expected = json.loads(mm.write_json(board, kind, hwh_source=ov.metadata["hwh_source"]))
+    if ov.metadata["hwh_source"] == "vivado":  # a build installed here: its measured PL clock
+        expected["pl_clock_mhz"] = ov.metadata["pl_clock_mhz"]
     assert ov.metadata == expected, "stale .json: run `python overlay/make_metadata.py`"
 
 
@@ -528,7 +530,38 @@ def test_makefile_runs_hls_then_vivado_then_installs(board, kind, tmp_path):
     # installed into INSTALL_ROOT/<board>, the metadata rewritten for the Vivado .hwh
     installed = find_overlay(board, kind, root=tmp_path / "dry-run" / "install")
     assert installed.bit.name == f"{kind}.bit"
-    assert installed.metadata == dict(meta, hwh_source="vivado")
+    assert installed.metadata == dict(meta, hwh_source="vivado", pl_clock_mhz=meta["clock_mhz"])
+    assert installed.hwh.read_text() == find_overlay(board, kind, require_bitstream=False).hwh.read_text()
+
+
+def test_install_checks_the_vivado_built_hwh(tmp_path, capsys):
+    """make install (make_metadata.py --json-only) refuses a .hwh the SDK
+    could not drive, writing nothing, and warns about an inexact PL clock."""
+    mm = _make_metadata()
+    target = tmp_path / "kv260"
+    target.mkdir()
+    good = find_overlay("kv260", "bitlet", require_bitstream=False).hwh.read_text()
+    meta = find_overlay("kv260", "bitlet", require_bitstream=False).metadata
+
+    def install(text):
+        (target / "bitlet.hwh").write_text(text)
+        return mm.main(["--board", "kv260", "--kind", "bitlet", "--json-only", "--out", str(tmp_path)])
+
+    moved = good.replace(f'BASEVALUE="0x{meta["ctrl_base"]:08X}"', 'BASEVALUE="0xA0020000"')
+    assert install(moved) == 1
+    assert f"bitlet_0 is not mapped at 0x{meta['ctrl_base']:08X}" in capsys.readouterr().err
+    assert install(good.replace(f'INSTANCE="{meta["ip_instance"]}"', 'INSTANCE="kernel_0"')) == 1
+    assert f"no cell bitlet_0 of VLNV {hw.vlnv('bitlet')}" in capsys.readouterr().err
+    assert install("<EDKSYSTEM") == 1
+    assert "not a hardware handoff" in capsys.readouterr().err
+    assert not (target / "bitlet.json").exists()
+    ap_clk = 'CLKFREQUENCY="200000000" DIR="I" NAME="ap_clk"'
+    assert good.count(ap_clk) == 1
+    slow = good.replace(ap_clk, ap_clk.replace("200000000", "187498000"))
+    assert install(slow) == 0
+    assert "PL clock is 187.498 MHz but the kernel reports 200 MHz" in capsys.readouterr().err
+    written = json.loads((target / "bitlet.json").read_text())
+    assert (written["hwh_source"], written["pl_clock_mhz"]) == ("vivado", 187.498)
 
 
 def test_makefile_hls_step_refuses_what_the_kernel_cannot_report(tmp_path):
