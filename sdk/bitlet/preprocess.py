@@ -18,8 +18,12 @@ from bitlet import hw
 from bitlet.errors import BitletTypeError, BitletValueError
 
 _FMT_NAMES = {"fp32": "FMT_FP32", "fp16": "FMT_FP16", "bf16": "FMT_BF16", "fixed": "FMT_FIXED"}
-_FIX_ABS_LIMIT = 1 << 24          # fixed weights: |w| < 2^24
-_FIX_ACT_LOW, _FIX_ACT_HIGH = -(1 << 24), (1 << 24) - 1
+_SIGN_BIT = 31                    # sign bit of a fixed-mode weight word
+
+
+def _fix_limit() -> int:
+    """2^hw.SIG_BITS = 2^24: fixed weights |w| < it, activations in [-it, it)."""
+    return 1 << hw.SIG_BITS
 
 
 def format_code(fmt) -> int:
@@ -117,8 +121,8 @@ def _integers(x, name: str, low: int, high: int) -> np.ndarray:
 
 def fixed_weight_words(w) -> np.ndarray:
     """Integer weights (|w| < 2^24) -> ``sign << 31 | abs`` words (uint32)."""
-    v = _integers(w, "w", -(_FIX_ABS_LIMIT - 1), _FIX_ABS_LIMIT - 1)
-    return ((v < 0).astype(np.uint32) << np.uint32(31)) | np.abs(v).astype(np.uint32)
+    v = _integers(w, "w", -(_fix_limit() - 1), _fix_limit() - 1)
+    return ((v < 0).astype(np.uint32) << np.uint32(_SIGN_BIT)) | np.abs(v).astype(np.uint32)
 
 
 def pack_elements(x, fmt, name: str = "x") -> np.ndarray:
@@ -129,7 +133,7 @@ def pack_elements(x, fmt, name: str = "x") -> np.ndarray:
     """
     code = format_code(fmt)
     if code == hw.FMT_FIXED:
-        return _integers(x, name, _FIX_ACT_LOW, _FIX_ACT_HIGH).astype(np.int32)
+        return _integers(x, name, -_fix_limit(), _fix_limit() - 1).astype(np.int32)
     x = np.asarray(x, dtype=np.float32)
     if code == hw.FMT_FP16:
         return fp16_from_f32(x)
