@@ -171,11 +171,14 @@ def test_conv2d_program_of_two_layers_matches_numerics(open_dev):
     np.testing.assert_array_equal(np.asarray(out), _bits(expected))
 
 
-def test_the_fast_engine_gives_the_same_bits_and_cycles(open_dev):
-    fast = pytest.importorskip("bitlet.fast", reason="the fast emulator is not built")
-    if not fast.info().get("cpus"):
-        pytest.skip("the fast emulator is not available")
-    dev = open_dev(engine="fast")
+@pytest.mark.parametrize("engine", ["reference", "fast"])
+def test_each_engine_gives_the_numerics_bits_and_cycles(open_dev, engine):
+    from bitlet.drivers.sim import fast_available
+
+    if engine == "fast" and not fast_available():
+        pytest.skip("the fast emulator (bitlet._fast) is not built here")
+    dev = open_dev(engine=engine)
+    assert getattr(dev, "sim", dev).describe()["engine"] == engine
     g = Gemm(dev, m=8, k=200, n=5, seed=4)
     g.act.sync_to_device()
     prof = dev.allocate((1, hw.PROF_WORDS), np.uint32)
@@ -183,7 +186,9 @@ def test_the_fast_engine_gives_the_same_bits_and_cycles(open_dev):
     np.testing.assert_array_equal(_bits(g.result()), _bits(g.expected()))
     prof.sync_from_device()
     _, summary = g.expected(return_profile=True)
-    assert isa.decode_profile(prof)[0]["kernel_cycles"] == summary["kernel_cycles"]
+    record = isa.decode_profile(prof)[0]
+    for key in ("pe_cycles", "ref_cycles", "kernel_cycles", "groups", "scan", "ddr_bytes"):
+        assert record[key] == summary[key], key
 
 
 def test_modelled_time_follows_the_profiled_cycles(open_dev):
