@@ -323,6 +323,15 @@ def test_more_bad_arguments_name_the_argument():
         _layers.conv2d(relu_like((1, 4, 4, 4)), weights((4, 1, 1, 4)), padding=-1)
 
 
+def test_big_endian_and_non_contiguous_float32_operands():
+    w, a = weights((3, 70)), relu_like((70, 2))
+    want = preprocess.f32_bits(_layers.matmul(w, a))
+    got = _layers.matmul(w.astype(">f4"), np.asfortranarray(a).astype(">f4"))
+    assert np.array_equal(preprocess.f32_bits(got), want)
+    got = _layers.matmul(np.repeat(w, 2, axis=1)[:, ::2], a)
+    assert np.array_equal(preprocess.f32_bits(got), want)
+
+
 def test_dimensions_beyond_the_kernel_limits_are_refused_by_name():
     big = hw.MAX_DIM + 1
     with pytest.raises(BitletValueError, match=rf"^a: N \(columns\)={big} exceeds .* {hw.MAX_DIM}"):

@@ -147,6 +147,8 @@ def _operand(x, name: str, ndim: int, fixed: bool) -> np.ndarray:
     arr = np.asarray(x)
     if arr.ndim != ndim:
         raise BitletValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    if arr.dtype.kind == "f" and arr.dtype.itemsize == 4:
+        arr = arr.astype(np.float32, copy=False)        # any byte order
     if not fixed and arr.dtype != np.float32:
         raise BitletTypeError(f"{name} must be float32, got {arr.dtype}")
     if fixed and arr.dtype.kind not in "iuf":
