@@ -194,3 +194,42 @@ def test_conv_whose_output_row_exceeds_the_output_buffer_runs_as_strips(dev, cfg
     # fixed mode needs two words per output value: strips of 6 columns
     program = lower(optimize(import_onnx(model)), dataclasses.replace(cfg, out_buf_words=4 * 12), "fixed8")
     assert [layer["output_shape"][3] for layer in program.meta["layers"]] == [6] * 6 + [4]
+
+
+def test_quantize_fixed_per_channel_scales_exact():
+    from bitlet.compiler.weights import fixed_quant, quantize_fixed
+
+    w = np.array([[0.5, -1.0, 0.25], [0, 0, 0], [3, 1.5, -0.75]], np.float32)
+    q, scale = quantize_fixed(w, 4)  # |q| <= 7, one scale per output channel (row)
+    np.testing.assert_array_equal(scale, [1 / 7, 1.0, 3 / 7])
+    np.testing.assert_array_equal(q, [[4, -7, 2], [0, 0, 0], [7, 4, -2]])  # rint: 3.5 -> 4, 1.75 -> 2
+    # worst output 2 * (7 + 4 + 2) * (2^15 - 1) = 851942 fits 25 bits: no shift; x 2^5 needs 1
+    assert fixed_quant(q, 16) == 0 and fixed_quant(q * 32, 16) == 1
+    with pytest.raises(bitlet.CompileError, match="2..24 weight bits"):
+        quantize_fixed(w, 1)
+
+
+def test_fixed_gemm_is_exactly_the_documented_quantisation(dev):
+    """bitlet.compiler.weights' fixed-mode recipe, recomputed in integers, equals the device output."""
+    from bitlet.compiler.lower import FIXED_ACT_BITS
+    from bitlet.compiler.weights import fixed_quant, quantize_fixed
+
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal((6, 90)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    x = rng.standard_normal((3, 90)).astype(np.float32)
+    model = single_node("Gemm", {"x": (3, 90)}, {"transB": 1}, {"w": w, "c": b})
+    compiled = bitlet.compile(model, device=dev, precision="fixed6")
+    try:
+        y = compiled(x)
+    finally:
+        compiled.close()
+    q, s_w = quantize_fixed(w, 6)
+    top = (1 << (FIXED_ACT_BITS - 1)) - 1
+    s_a = float(np.abs(x).max()) / top
+    a = np.clip(np.rint(x.astype(np.float64) / s_a), -top, top).astype(np.int64)
+    bias = np.rint(b.astype(np.float64) / (s_w * s_a)).astype(np.int64)
+    quant = fixed_quant(q, FIXED_ACT_BITS)
+    acc = a @ q.T + bias  # exact integer accumulation, then one floor shift, saturated to 25 bits
+    out = np.clip(acc >> quant, -(1 << 24), (1 << 24) - 1)
+    np.testing.assert_array_equal(y, (out * (s_w * s_a * 2.0 ** quant)).astype(np.float32))
