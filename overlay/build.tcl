@@ -54,13 +54,14 @@ proc bitlet_implement {jobs} {
 }
 
 # Reports in the formats bitlet.overlays.reports parses; returns the worst
-# setup slack in ns.
+# setup and hold slacks in ns (WNS, WHS).
 proc bitlet_reports {report_dir kind} {
     file mkdir $report_dir
     report_utilization -file [file join $report_dir $kind.utilization.rpt]
     report_utilization -hierarchical -file [file join $report_dir $kind.utilization_hier.rpt]
     report_timing_summary -max_paths 10 -file [file join $report_dir $kind.timing.rpt]
-    return [get_property SLACK [get_timing_paths -max_paths 1 -nworst 1 -setup]]
+    return [list [get_property SLACK [get_timing_paths -max_paths 1 -nworst 1 -setup]] \
+                 [get_property SLACK [get_timing_paths -max_paths 1 -nworst 1 -hold]]]
 }
 
 # The .hwh Vivado wrote for the block design (location differs by release).
@@ -102,11 +103,11 @@ proc bitlet_main {argv} {
     set design [bitlet_build_project $board $kind $ip_repo $build_dir]
     bitlet_implement $jobs
     set report_dir [file join $build_dir reports]
-    set wns [bitlet_reports $report_dir $kind]
-    if {$wns < 0 && !$allow_fail} {
-        bitlet_fail "timing not met at [bitlet_param $board $kind clock_mhz] MHz (WNS $wns ns);\
-            see $report_dir/$kind.timing.rpt, lower clock_mhz in boards.tcl (and the kernel's\
-            BITLET_CLOCK_MHZ), or pass ALLOW_TIMING_FAILURE=1"
+    lassign [bitlet_reports $report_dir $kind] wns whs
+    if {($wns < 0 || $whs < 0) && !$allow_fail} {
+        bitlet_fail "timing not met at [bitlet_param $board $kind clock_mhz] MHz (WNS $wns ns,\
+            WHS $whs ns); see $report_dir/$kind.timing.rpt, lower clock_mhz in boards.tcl (and the\
+            kernel's BITLET_CLOCK_MHZ), or pass ALLOW_TIMING_FAILURE=1"
     }
     bitlet_install $board $kind $build_dir $report_dir $install_dir $design
 }

@@ -431,7 +431,7 @@ def test_vivado_flow_runs_with_stubbed_commands(board, kind, tmp_path):
 def test_vivado_flow_refuses_a_design_that_misses_timing(tmp_path):
     done = _dry_run("pynqz2", "bitlet", tmp_path, slack="-0.120")
     assert done.returncode == 1
-    assert "timing not met at 200 MHz (WNS -0.120 ns)" in done.stderr
+    assert "timing not met at 200 MHz (WNS -0.120 ns, WHS -0.120 ns)" in done.stderr
     assert not (tmp_path / "install" / "bitlet.bit").exists()
 
 
@@ -663,6 +663,8 @@ def test_read_reports_of_an_installed_build(tmp_path):
     assert read_reports("pynqz2", "vendor_fp", root=tmp_path) is None
     with pytest.raises(BitletValueError, match="kind must be one of"):
         read_reports("pynqz2", "fpga", root=tmp_path)
+    with pytest.raises(BitletValueError, match="board 'zedboard' is unknown.*pynqz2"):
+        read_reports("zedboard", root=tmp_path)
 
 
 

@@ -231,17 +231,26 @@ def read_reports(board: str | None = None, kind: str = "bitlet", *,
     Returns
     -------
     dict or None
-        None when no report exists.  Otherwise ``{"board", "kind", "files":
+        None when no board is given or detected, or no report exists.  Otherwise ``{"board", "kind", "files":
         {section: path}}`` plus, per report present, ``"utilization"`` (see
         :func:`parse_utilization`), ``"kernel"`` (the kernel IP's own row,
         :func:`parse_hier_utilization`) and ``"timing"``
         (:func:`parse_timing_summary`).
+
+    Raises
+    ------
+    BitletValueError
+        Unknown ``kind``, or a ``board`` with no overlay in ``root``; a
+        report file that is not the Vivado report it should be.
     """
-    from bitlet.overlays import KINDS, detect_board, overlay_dir
+    from bitlet.overlays import KINDS, available_boards, detect_board, overlay_dir
 
     if kind not in KINDS:
         raise BitletValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
     root = Path(root) if root is not None else overlay_dir()
+    if board is not None and board not in available_boards(root):
+        raise BitletValueError(f"board {board!r} is unknown; known boards in {root}: "
+                               f"{', '.join(available_boards(root)) or 'none'}")
     board = board or detect_board(root)
     if board is None:
         return None
