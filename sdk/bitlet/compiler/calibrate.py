@@ -55,27 +55,27 @@ class CalibrationResult:
     final: dict[str, Any] = field(default_factory=dict)
 
     def tradeoff(self) -> list[dict[str, Any]]:
-        """The measured trade-off curve: Pareto-optimal plans, from the baseline to the cheapest.
+        """The measured trade-off curve: the baseline, then the Pareto-optimal plans up to the cheapest.
 
         Returns
         -------
         list of dict
             ``{"pe_cycles", "saved", "error", "change", "within_budget"}``
-            for every measured plan that no other measured plan beats on
-            both PE cycles and error; sorted by increasing savings (and so
-            increasing error).  ``change`` describes the plan (``"baseline"``,
+            for the unmodified model, then every measured plan cheaper than
+            it that no other measured plan beats on both PE cycles and
+            error; sorted by increasing savings (and so non-decreasing error).  ``change`` describes the plan (``"baseline"``,
             one layer's change, or the greedy step that produced it).
         """
         base = self.baseline_cycles
-        points = [(base, 0.0, "baseline")]
-        points += [(r["pe_cycles"], r["error"], f"{r['layer']}: {r['change']} alone")
-                   for r in self.sensitivity]
+        points = [(r["pe_cycles"], r["error"], f"{r['layer']}: {r['change']} alone")
+                  for r in self.sensitivity]
         points += [(p["pe_cycles"], p["error"], f"step {p['step']}: plan + {p['layer']}: {p['change']}")
                    for p in self.curve if p["step"] > 0]
-        front: list[dict[str, Any]] = []
+        front: list[dict[str, Any]] = [{"pe_cycles": int(base), "saved": 0.0, "error": 0.0,
+                                        "change": "baseline", "within_budget": True}]
         for cycles, error, change in sorted(points, key=lambda p: (p[1], p[0])):
-            if front and cycles >= front[-1]["pe_cycles"]:
-                continue  # an earlier point has no more error and no more cycles
+            if cycles >= front[-1]["pe_cycles"]:
+                continue  # an earlier point (or the baseline) has no more error and no more cycles
             front.append({"pe_cycles": int(cycles), "saved": 1 - cycles / base, "error": float(error),
                           "change": change, "within_budget": error <= self.budget})
         return front
