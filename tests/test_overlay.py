@@ -534,6 +534,21 @@ def test_makefile_runs_hls_then_vivado_then_installs(board, kind, tmp_path):
     assert installed.hwh.read_text() == find_overlay(board, kind, require_bitstream=False).hwh.read_text()
 
 
+def test_makefile_rebuilds_the_ip_when_the_board_table_changes(tmp_path):
+    """n_pe, part and clock of boards.tcl are compiled into the IP: a newer
+    boards.tcl reruns Vitis HLS, an unchanged one does not."""
+    assert _make_dry_run("pynqz2", "vendor_fp", tmp_path).returncode == 0
+    hls = "stub_vitis_hls.tcl"
+    def plan(*extra):
+        cmd = ["make", "-n", "-C", str(OVERLAY_SRC), "hls", "BOARD=pynqz2", "KIND=vendor_fp",
+               f"BUILD_DIR={tmp_path / 'dry-run'}", f"VITIS_HLS=tclsh {hls}", *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True).stdout
+
+    assert hls not in plan()
+    assert hls in plan("-W", str(OVERLAY_SRC / "boards.tcl"))
+    assert hls in plan("-W", str(ROOT / "hls" / "vendor_kernel.c"))
+
+
 def test_install_checks_the_vivado_built_hwh(tmp_path, capsys):
     """make install (make_metadata.py --json-only) refuses a .hwh the SDK
     could not drive, writing nothing, and warns about an inexact PL clock."""
