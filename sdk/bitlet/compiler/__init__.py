@@ -52,6 +52,28 @@ def compile(model: Any, *, device: Any = None, precision: str = "fp32", prune: A
     bitlet.CompileError
         Unsupported ops (listed together), NaN/Inf weights (layer named),
         a layer or model that does not fit the device (sizes given).
+
+    Notes
+    -----
+    Where each op runs:
+
+    * on the kernel: ``Conv`` (groups, depthwise, dilation, asymmetric
+      pads), ``Gemm`` and ``MatMul`` with constant weights, ``MatMul`` with
+      both operands computed at run time (attention; fp32 even in fixed
+      mode), and ``ConvTranspose``: with ``kernel == stride``, no padding,
+      dilation 1 and one group as a 1x1 kernel convolution followed by a
+      host ``DepthToSpace`` (pixel shuffle); otherwise the host inserts the
+      stride's zeros (``BitletZeroStuff``) and the kernel runs a stride-1
+      convolution with the flipped weights.  ``BatchNormalization`` and
+      per-channel ``Add``/``Sub`` after a kernel layer are folded into its
+      weights and bias, ``Relu`` and ``Clip(0, x)`` into its activation.
+      A convolution wider than the kernel's line or output-row buffer runs
+      as column strips (host ``Slice``/``Concat`` around kernel layers).
+    * on the host (numpy, :mod:`bitlet.compiler.hostops`): every other op
+      of :func:`bitlet.compiler.frontend.supported_ops`.
+
+    ``compiled.meta["layers"]`` lists the kernel layers and
+    ``compiled.meta["steps"]`` the kernel segments, host ops and transfers.
     """
     from bitlet.compiler.fold import optimize
     from bitlet.compiler.frontend import import_onnx
