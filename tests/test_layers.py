@@ -323,6 +323,43 @@ def test_more_bad_arguments_name_the_argument():
         _layers.conv2d(relu_like((1, 4, 4, 4)), weights((4, 1, 1, 4)), padding=-1)
 
 
+def test_fixed_n_bit_precisions():
+    """"fixed<n>" (n = 1..24): the results of "fixed", weights checked |w| < 2^n,
+    n recorded in the instruction's fixbits field."""
+    rng = np.random.default_rng(11)
+    for bits in (1, 4, 8, 24):
+        top = (1 << bits) - 1
+        w = rng.integers(-top, top + 1, size=(3, 70))
+        a = rng.integers(-(1 << 12), 1 << 12, size=(70, 2))
+        want = _layers.matmul(w, a, precision="fixed", quant=2)
+        got = _layers.matmul(w, a, precision=f"fixed{bits}", quant=2)
+        assert np.array_equal(got, want)
+        if bits < hw.FIXED_MAX_BITS:
+            w[1, 5] = top + 1
+            with pytest.raises(BitletValueError, match=rf"^w: precision='fixed{bits}' takes"):
+                _layers.matmul(w, a, precision=f"fixed{bits}", quant=2)
+            with pytest.raises(BitletValueError, match=rf"^w: precision='fixed{bits}' takes"):
+                _layers.conv2d(a.T.reshape(2, 1, 1, 70), w.reshape(3, 1, 1, 70),
+                               precision=f"fixed{bits}", quant=2)
+    for bad in ("fixed0", "fixed25", "fixed-3", "fixed8x", 8):
+        with pytest.raises(BitletValueError, match="precision"):
+            _layers.matmul(np.ones((1, 1)), np.ones((1, 1)), precision=bad, quant=0)
+    base = _layers._parse_precision("fixed12")
+    assert base == (hw.FMT_FIXED, 12)
+    assert _layers._parse_precision("fixed") == (hw.FMT_FIXED, hw.FIXED_MAX_BITS)
+    assert _layers._parse_precision("bf16") == (hw.FMT_BF16, 0)
+
+
+def test_fixed_n_bits_reach_the_instruction(monkeypatch):
+    seen = []
+    real = _layers.run_program
+    monkeypatch.setattr(_layers, "run_program",
+                        lambda arena, insns, **kw: (seen.extend(insns), real(arena, insns, **kw))[1])
+    _layers.matmul(np.ones((1, 1)), np.ones((1, 1)), precision="fixed6", quant=0)
+    _layers.matmul(np.ones((1, 1), np.float32), np.ones((1, 1), np.float32))
+    assert [insn.fixbits for insn in seen] == [6, 0]
+
+
 def test_big_endian_and_non_contiguous_float32_operands():
     w, a = weights((3, 70)), relu_like((70, 2))
     want = preprocess.f32_bits(_layers.matmul(w, a))

@@ -12,7 +12,9 @@ rounded RNE to that format, which the kernel widens exactly; the result is
 binary32); ``"fixed"`` (integer-valued weights |w| < 2^24, activations in
 [-2^24, 2^24), integer bias |b| < 2^61, a ``quant`` shift 0..24; the
 result holds the saturated integers r of NUMERICS.md s.3, as float32, which
-represents them exactly).
+represents them exactly); ``"fixed<n>"``, n = 1..24 (fixed with n-bit
+weights, |w| < 2^n: the same results, the width recorded in the
+instruction).
 """
 from __future__ import annotations
 
@@ -110,10 +112,43 @@ def run_program(arena: Arena, insns: list, *, kernel: str = "bitlet"):
 # ----------------------------------------------------------------------
 # Argument checks
 # ----------------------------------------------------------------------
-def _check_precision(precision: str) -> int:
-    if precision not in isa.FORMATS:
-        raise BitletValueError(f"precision must be one of {sorted(isa.FORMATS)}, got {precision!r}")
-    return isa.fmt_code(precision)
+_FIXED = "fixed"
+
+
+def _parse_precision(precision) -> tuple[int, int]:
+    """(format code, weight bits) of a precision name.
+
+    ``"fixed<n>"`` (n = 1..24) is fixed mode with n-bit weights (|w| < 2^n,
+    n bit columns); ``"fixed"`` is ``"fixed24"``; float formats have 0 bits.
+    """
+    if isinstance(precision, str) and precision.startswith(_FIXED) \
+            and precision[len(_FIXED):].isdigit():
+        bits = int(precision[len(_FIXED):])
+        if not 1 <= bits <= hw.FIXED_MAX_BITS:
+            raise BitletValueError(
+                f"precision {precision!r}: fixed<n> needs n in 1..{hw.FIXED_MAX_BITS}")
+        return hw.FMT_FIXED, bits
+    if not isinstance(precision, str) or precision not in isa.FORMATS:
+        raise BitletValueError(
+            f"precision must be one of {sorted(isa.FORMATS)} or 'fixed<n>' "
+            f"(n = 1..{hw.FIXED_MAX_BITS}), got {precision!r}")
+    code = isa.fmt_code(precision)
+    return code, hw.FIXED_MAX_BITS if code == hw.FMT_FIXED else 0
+
+
+def _check_precision(precision) -> int:
+    """Format code of a precision name (see :func:`_parse_precision`)."""
+    return _parse_precision(precision)[0]
+
+
+def _check_weight_bits(w: np.ndarray, bits: int, precision) -> None:
+    """Fixed weights of ``precision="fixed<n>"`` must satisfy |w| < 2^n."""
+    if bits and bits < hw.FIXED_MAX_BITS and w.size:
+        biggest = float(np.max(np.abs(w.astype(np.float64))))
+        if biggest >= 1 << bits:
+            raise BitletValueError(
+                f"w: precision={precision!r} takes integer weights |w| < 2^{bits}, "
+                f"got max |w| = {biggest:g}")
 
 
 def _check_prune(prune) -> int:
@@ -221,7 +256,7 @@ def _check_buffers(insn: isa.Insn, has_bias: bool) -> None:
 
 
 def _conv_program(x, w, *, stride, padding, dilation, groups, bias, relu, prune, fmt, quant,
-                  kernel, gemm=False):
+                  kernel, gemm=False, fixbits=0):
     """Run an NHWC convolution on the kernel; returns (raw output elements, profile)."""
     fixed = fmt == hw.FMT_FIXED
     if kernel not in _KERNELS:
@@ -238,7 +273,8 @@ def _conv_program(x, w, *, stride, padding, dilation, groups, bias, relu, prune,
     bias_addr = arena.add(bias_words) if bias_words is not None else 0
     base = isa.conv2d(n=n, ih=ih, iw=iw, cin=cin, cout=cout, kh=kh, kw=kw, act=act, wgt=0,
                       out=0, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                      wfmt=fmt, afmt=fmt, ofmt=ofmt, prune=prune, quant=quant)
+                      wfmt=fmt, afmt=fmt, ofmt=ofmt, prune=prune, quant=quant,
+                      fixbits=fixbits if fixed else 0)
     if gemm:
         base = base.replace(opcode=hw.OP_GEMM)
     _check_buffers(base, bias_words is not None)
@@ -297,8 +333,13 @@ def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None, relu=F
     bias : float32 [Cout] (fixed: integers, |b| < 2^61), optional
     relu : bool
     prune : int, 24-bit bit-column mask
-    precision : "fp32", "fp16", "bf16" or "fixed"
-    quant : int 0..24, fixed precision only (the output shift)
+    precision : "fp32", "fp16", "bf16", "fixed" or "fixed<n>"
+        fp16/bf16: operands rounded (RNE) to that format, widened exactly by
+        the kernel; the result is binary32.  ``"fixed<n>"``, n = 1..24:
+        fixed mode with n-bit weights, |w| < 2^n (``"fixed"`` = ``"fixed24"``);
+        the instruction carries n (field fixbits), results are those of
+        ``"fixed"``.
+    quant : int 0..24, fixed precisions only (the output shift)
     kernel : "bitlet" (default) or "vendor" (the vendor-FP baseline, float only)
     return_profile : bool
         Also return the summed profile counters (dict: ``pe_cycles``,
@@ -309,10 +350,11 @@ def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None, relu=F
     float32 [N, OH, OW, Cout] (and the profile dict). NaN results are the
     canonical NaN (NUMERICS.md F3); no result is -0.
     """
-    fmt = _check_precision(precision)
+    fmt, bits = _parse_precision(precision)
     fixed = fmt == hw.FMT_FIXED
     x = _operand(x, "x", 4, fixed)
     w = _operand(w, "w", 4, fixed)
+    _check_weight_bits(w, bits, precision)
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
         raise BitletValueError(f"groups must be an int >= 1, got {groups!r}")
     cin, cout = x.shape[3], w.shape[0]
@@ -324,7 +366,7 @@ def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None, relu=F
     raw, prof = _conv_program(
         x, w, stride=stride, padding=padding, dilation=dilation, groups=int(groups), bias=bias,
         relu=_check_relu(relu), prune=_check_prune(prune), fmt=fmt, quant=_check_quant(quant, fixed),
-        kernel=kernel)
+        kernel=kernel, fixbits=bits)
     return _result(raw, fmt, prof, return_profile)
 
 
@@ -343,10 +385,11 @@ def matmul(w, a, *, bias=None, relu=False, prune=0xFFFFFF, precision="fp32", qua
     -------
     float32 [M, N] (and the profile dict).
     """
-    fmt = _check_precision(precision)
+    fmt, bits = _parse_precision(precision)
     fixed = fmt == hw.FMT_FIXED
     w = _operand(w, "w", 2, fixed)
     a = _operand(a, "a", 2, fixed)
+    _check_weight_bits(w, bits, precision)
     if w.shape[1] != a.shape[0]:
         raise BitletValueError(f"w [M, K] and a [K, N] disagree on K: {w.shape} vs {a.shape}")
     m, k = w.shape
@@ -354,5 +397,5 @@ def matmul(w, a, *, bias=None, relu=False, prune=0xFFFFFF, precision="fp32", qua
     raw, prof = _conv_program(
         np.ascontiguousarray(a.T).reshape(n, 1, 1, k), w.reshape(m, 1, 1, k), stride=1,
         padding=0, dilation=1, groups=1, bias=bias, relu=_check_relu(relu), prune=_check_prune(prune),
-        fmt=fmt, quant=_check_quant(quant, fixed), kernel=kernel, gemm=True)
+        fmt=fmt, quant=_check_quant(quant, fixed), kernel=kernel, gemm=True, fixbits=bits)
     return _result(raw.reshape(n, m).T, fmt, prof, return_profile)
