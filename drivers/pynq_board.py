@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import math
 import os
 import time
 import warnings
@@ -273,9 +274,10 @@ class PynqDevice(Device):
         self._check_open()
         pynq = import_pynq()
         dtype = _check_dtype(dtype)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize if _shape_ok(shape) else -1
-        if nbytes < 0:
+        if not _shape_ok(shape):
             raise BitletValueError(f"shape must be an int or a tuple of ints >= 0, got {shape!r}")
+        dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        nbytes = math.prod(int(d) for d in dims) * dtype.itemsize  # Python ints: no overflow
         try:
             raw = pynq.allocate(shape, dtype, target=self.pynq_device, cacheable=True)
         except OutOfDeviceMemory:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import math
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -260,10 +261,15 @@ def device_class() -> type:
         # -- memory -------------------------------------------------------------
         def allocate(self, shape: Any, dtype: Any, **kwargs: Any) -> Any:
             dtype = np.dtype(dtype)
-            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+            nbytes = math.prod(int(d) for d in dims) * dtype.itemsize  # no overflow
             block = self.sim.alloc_block(nbytes)
-            buf = PynqBuffer(shape, dtype, device=self, device_address=self.sim.base + block.offset,
-                             bo=block, coherent=False)
+            try:
+                buf = PynqBuffer(shape, dtype, device=self, bo=block, coherent=False,
+                                 device_address=self.sim.base + block.offset)
+            except BaseException:
+                self.sim.free_block(block)
+                raise
             buf[...] = 0
             # pynq's free protocol: freebuffer() hands `pointer` to `return_to`.
             buf.memory, buf.pointer, buf.return_to = self, block, self

@@ -51,6 +51,7 @@ import ctypes
 import dataclasses
 import functools
 import importlib
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -512,11 +513,17 @@ class SimDevice(Device):
         self._check_open()
         dtype = _check_dtype(dtype)
         shape = _check_shape(shape)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
         block = self._arena.alloc(nbytes)
+        try:
+            host = np.zeros(shape, dtype)
+        except (MemoryError, ValueError) as exc:  # the host cannot hold the mirror
+            self._arena.release(block)
+            raise OutOfDeviceMemory(f"the host copy of {nbytes} bytes cannot be allocated: "
+                                    f"{exc}") from exc
         if self.poison is not None:
             self._bytes[block.offset:block.offset + block.size] = self.poison
-        buf = np.zeros(shape, dtype).view(SimBuffer)
+        buf = host.view(SimBuffer)
         buf._owner = True
         buf._device = self
         buf._block = block
@@ -540,8 +547,8 @@ class SimDevice(Device):
     def alloc_block(self, nbytes: int) -> Block:
         """Reserve raw arena bytes (for adapters such as the pynq simulation)."""
         self._check_open()
-        _check_int("nbytes", nbytes, 0, 1 << 62)
-        block = self._arena.alloc(nbytes)
+        _check_int("nbytes", nbytes, 0, float("inf"))  # too large: OutOfDeviceMemory below
+        block = self._arena.alloc(int(nbytes))
         if self.poison is not None:
             self._bytes[block.offset:block.offset + block.size] = self.poison
         return block

@@ -288,6 +288,17 @@ def test_out_of_memory_names_the_sizes(open_dev):
         dev.allocate((512, 1024), np.float32)
 
 
+@pytest.mark.parametrize("shape", [(1 << 40, 1 << 40), (1 << 31,)])
+def test_a_huge_allocation_is_out_of_memory_and_leaves_nothing_behind(open_dev, shape):
+    dev = open_dev(check=False, memory=1 << 20)
+    nbytes = shape[0] * (shape[1] if len(shape) > 1 else 1) * 4
+    with pytest.raises(bitlet.OutOfDeviceMemory, match=f"requested {nbytes} bytes"):
+        dev.allocate(shape, np.float32)
+    sim = getattr(dev, "sim", dev)
+    assert sim.describe()["memory"]["free"] == 1 << 20
+    assert dev.allocate((1 << 18,), np.float32).nbytes == 1 << 20, "all of it still free"
+
+
 def test_double_free_and_use_after_free(open_dev):
     dev = open_dev(check=False)
     buf = dev.allocate((16,), np.float32)
