@@ -695,6 +695,24 @@ def test_format_reports_shows_measured_and_paper_figures(tmp_path):
     assert "kernel IP bitlet_0: 12,741 LUT, 13,492 FF, 12 DSP" in text
     assert "timing met: WNS 0.412 ns at 200.0 MHz" in text
     assert "paper (one 64-MAC Bitlet IP): 2,558 LUT, 2,040 FF, 300 MHz" in text
+    assert "paper scaled to this array (4 PEs x 64): ~10,232 LUT (estimate)" in text
+    shutil.copytree(overlay_dir() / "zcu104", tmp_path / "zcu104")
+    for section in ("utilization", "timing"):
+        shutil.copy(REPORTS / f"zcu104_vendor_fp.{section}.rpt",
+                    tmp_path / "zcu104" / f"vendor_fp.{section}.rpt")
+    text = format_reports(read_reports("zcu104", "vendor_fp", root=tmp_path))
+    assert "timing NOT met: WNS -0.318 ns" in text
+    assert "paper scaled to this array (16 MAC units x 4): ~33,000-36,000 LUT (estimate)" in text
+
+
+def test_paper_scaled_estimates():
+    from bitlet.overlays.reports import paper_scaled_luts
+
+    assert paper_scaled_luts("bitlet", 1, hw.GROUP) == (2558, 2558)
+    assert paper_scaled_luts("bitlet", 16, hw.GROUP) == (16 * 2558, 16 * 2558)
+    # 64 vendor fp32 multipliers are the paper's vendor configuration
+    assert paper_scaled_luts("vendor_fp", 16, hw.VENDOR_LANES) == (33000, 36000)
+    assert paper_scaled_luts("vendor_fp", 4, hw.VENDOR_LANES) == (8250, 9000)
 
 
 def test_bitlet_bench_shows_the_build_reports(tmp_path, monkeypatch, capsys):

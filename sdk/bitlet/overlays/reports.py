@@ -19,8 +19,8 @@ from typing import Any
 
 from bitlet.errors import BitletValueError
 
-__all__ = ["format_reports", "parse_hier_utilization", "parse_timing_summary",
-           "parse_utilization", "read_reports"]
+__all__ = ["format_reports", "paper_scaled_luts", "parse_hier_utilization",
+           "parse_timing_summary", "parse_utilization", "read_reports"]
 
 #: report file suffixes, by section of the result
 REPORT_FILES = {"utilization": "utilization.rpt", "hierarchy": "utilization_hier.rpt",
@@ -206,12 +206,39 @@ def parse_timing_summary(source: str | Path) -> dict[str, Any]:
     return out
 
 
-def _kernel_instance(directory: Path, kind: str) -> str:
-    meta = directory / f"{kind}.json"
+def _metadata(directory: Path, kind: str) -> dict:
     try:
-        return json.loads(meta.read_text(encoding="utf-8"))["ip_instance"]
-    except (OSError, ValueError, KeyError):
-        return f"{kind}_0"
+        return json.loads((directory / f"{kind}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def paper_scaled_luts(kind: str, n_pe: int, macs_per_pe: int) -> tuple[int, int]:
+    """LUTs the paper's figures imply for a PE array (an estimate, not a measurement).
+
+    The paper's 64-MAC Bitlet IP (``PAPER_FIGURES["bitlet"]``) per 64 MACs of
+    Bitlet PEs, and its 64-multiplier vendor floating-point configurations
+    per 64 fp32 multipliers, scaled linearly; shared control, buffers and
+    adders are not included.
+
+    Parameters
+    ----------
+    kind : {"bitlet", "vendor_fp"}
+    n_pe : int
+        PEs (Bitlet) or MAC units (vendor-FP), the overlay's ``n_pe``.
+    macs_per_pe : int
+        64 for a Bitlet PE, ``VENDOR_LANES`` fp32 multipliers for a vendor unit.
+
+    Returns
+    -------
+    (int, int)
+        Low and high LUT estimate (equal for Bitlet).
+    """
+    from bitlet.overlays import PAPER_FIGURES
+
+    paper, macs = PAPER_FIGURES[kind], n_pe * macs_per_pe
+    low, high = (paper["lut"],) * 2 if kind == "bitlet" else (paper["lut_min"], paper["lut_max"])
+    return round(low * macs / paper["macs"]), round(high * macs / paper["macs"])
 
 
 def read_reports(board: str | None = None, kind: str = "bitlet", *,
@@ -231,8 +258,10 @@ def read_reports(board: str | None = None, kind: str = "bitlet", *,
     Returns
     -------
     dict or None
-        None when no board is given or detected, or no report exists.  Otherwise ``{"board", "kind", "files":
-        {section: path}}`` plus, per report present, ``"utilization"`` (see
+        None when no board is given or detected, or no report exists.
+        Otherwise ``{"board", "kind", "n_pe", "macs_per_pe"`` (from the
+        overlay's metadata, None without it) ``, "files": {section: path}}``
+        plus, per report present, ``"utilization"`` (see
         :func:`parse_utilization`), ``"kernel"`` (the kernel IP's own row,
         :func:`parse_hier_utilization`) and ``"timing"``
         (:func:`parse_timing_summary`).
@@ -259,13 +288,15 @@ def read_reports(board: str | None = None, kind: str = "bitlet", *,
     files = {sec: path for sec, path in files.items() if path.is_file()}
     if not files:
         return None
-    result: dict[str, Any] = {"board": board, "kind": kind,
+    meta = _metadata(directory, kind)
+    result: dict[str, Any] = {"board": board, "kind": kind, "n_pe": meta.get("n_pe"),
+                              "macs_per_pe": meta.get("macs_per_pe"),
                               "files": {sec: str(p) for sec, p in files.items()}}
     if "utilization" in files:
         result["utilization"] = parse_utilization(files["utilization"])
     if "hierarchy" in files:
         result["kernel"] = parse_hier_utilization(files["hierarchy"],
-                                                  _kernel_instance(directory, kind))
+                                                  meta.get("ip_instance", f"{kind}_0"))
     if "timing" in files:
         result["timing"] = parse_timing_summary(files["timing"])
     return result
@@ -306,4 +337,9 @@ def format_reports(report: dict[str, Any] | None) -> str:
     else:
         lines.append(f" paper (vendor FP multiplier IP, 64 MACs): {paper['lut_min']:,}-"
                      f"{paper['lut_max']:,} LUT")
+    if report.get("n_pe") and report.get("macs_per_pe"):
+        low, high = paper_scaled_luts(report["kind"], report["n_pe"], report["macs_per_pe"])
+        what = ("PEs" if report["kind"] == "bitlet" else "MAC units") + f" x {report['macs_per_pe']}"
+        lines.append(f" paper scaled to this array ({report['n_pe']} {what}): ~{low:,}"
+                     + (f"-{high:,}" if high != low else "") + " LUT (estimate)")
     return "\n".join(lines)
