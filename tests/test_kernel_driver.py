@@ -77,7 +77,8 @@ def test_stale_done_and_interrupt_from_before_are_cleared():
     drv = KernelDriver(dev)
     prog = _nops(dev, 1)
     dev.write_reg(hw.REG_ISR, hw.IRQ_AP_DONE)  # a stale interrupt left pending
-    drv.run(prog.device_address, 1, timeout=5.0)
+    result = drv.run(prog.device_address, 1, timeout=5.0)
+    assert result.seconds >= 0.2, "the stale interrupt was not taken for this run's end"
     assert dev.runs == 2 and dev.describe()["delay_s"] == 0.2
     assert not dev.read_reg(hw.REG_CTRL) & hw.CTRL_AP_DONE
 
