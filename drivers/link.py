@@ -146,6 +146,20 @@ class Tuning:
     max_retries: int = 6
     poll: float = 0.02
 
+    def __post_init__(self) -> None:
+        for name in ("chunk", "window", "max_retries"):
+            value = getattr(self, name)
+            low = 0 if name == "max_retries" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise BitletValueError(f"{name} must be an int >= {low}, got {value!r}")
+        for name in ("ack_timeout", "poll"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise BitletValueError(f"{name} must be a positive number of seconds, "
+                                       f"got {value!r}")
+        if self.byte_rate is not None and not self.byte_rate > 0:
+            raise BitletValueError(f"byte_rate must be positive or None, got {self.byte_rate!r}")
+
     @classmethod
     def for_address(cls, address: LinkAddress, **overrides: Any) -> Tuning:
         """Defaults for a link: 4 KiB x 8 chunks on a UART, 32 KiB x 8 on TCP."""

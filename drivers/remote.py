@@ -199,8 +199,12 @@ class RemoteDevice(Device):
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
             if not isinstance(value, (int, float)) or not value > 0:
                 raise BitletValueError(f"{name} must be a positive number of seconds, got {value!r}")
-        if not isinstance(reconnects, int) or reconnects < 0:
+        if isinstance(reconnects, bool) or not isinstance(reconnects, int) or reconnects < 0:
             raise BitletValueError(f"reconnects must be an int >= 0, got {reconnects!r}")
+        if token is not None and (not isinstance(token, (str, bytes)) or not token):
+            raise BitletTypeError(f"token must be a non-empty str or bytes, got {token!r}")
+        if not isinstance(limits, Limits):
+            raise BitletTypeError(f"limits must be a bitlet.drivers.link.Limits, got {limits!r}")
         self.url = url
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout)
@@ -597,7 +601,10 @@ class RemoteDevice(Device):
         program : bitlet.program.Program
             From ``bitlet.compile(...).program`` or ``Program.load(path)``.
         run_timeout : float, optional
-            Seconds one run may take on the board (default: the device's timeout).
+            Seconds one run may take on the board (default: the device's
+            timeout plus the runtime's kernel budget for the program's MACs,
+            ``bitlet.runtime.SECONDS_PER_MAC`` each); the line time of the
+            inputs and outputs comes on top.
 
         Returns
         -------
@@ -607,6 +614,10 @@ class RemoteDevice(Device):
             if not hasattr(program, attr):
                 raise BitletTypeError(f"load_program takes a bitlet Program, got "
                                       f"{type(program).__name__}")
+        if run_timeout is not None and (isinstance(run_timeout, bool) or not isinstance(
+                run_timeout, (int, float)) or not run_timeout > 0):
+            raise BitletValueError(f"run_timeout must be a positive number of seconds, "
+                                   f"got {run_timeout!r}")
         digest = program.digest()
         present, _ = self.call("program_has", {"digest": digest})
         if not present:
@@ -743,6 +754,15 @@ class RemoteModel:
                                       f"{spec['dtype']}: {exc}") from None
         return {"digest": self.digest, "inputs": self.input_names}, arrays
 
+    def _run_budget(self) -> float:
+        """Seconds one run may take on the board (see :meth:`RemoteDevice.load_program`)."""
+        if self.run_timeout is not None:
+            return float(self.run_timeout)
+        from bitlet.runtime import SECONDS_PER_MAC
+
+        macs = sum(int(layer["macs"]) for layer in self.meta["layers"])
+        return self.device.timeout + macs * SECONDS_PER_MAC
+
     def _set_timings(self, agent_timings: Any, wall: float) -> None:
         timings = dict(agent_timings) if isinstance(agent_timings, dict) else {}
         for key in ("host", "kernel_runs"):  # JSON lists back to CompiledModel's tuples
@@ -779,7 +799,7 @@ class RemoteModel:
         args, arrays = self._args(feeds)
         start = time.perf_counter()
         result, outputs = self.device.call("model_run", {**args, "keep": bool(keep)}, arrays,
-                                           timeout=self.run_timeout)
+                                           timeout=self._run_budget())
         self._set_timings(result.get("timings"), time.perf_counter() - start)
         return dict(zip(result["outputs"], outputs))
 
@@ -798,7 +818,7 @@ class RemoteModel:
         feeds = x if isinstance(x, Mapping) else {self.input_names[0]: x}
         args, arrays = self._args(feeds)
         start = time.perf_counter()
-        result, _ = self.device.call("model_profile", args, arrays, timeout=self.run_timeout)
+        result, _ = self.device.call("model_profile", args, arrays, timeout=self._run_budget())
         wall = time.perf_counter() - start
         self._set_timings(result.get("timings"), wall)
         return Profile(result["layers"], result["host"], result["totals"], result["clock_mhz"],

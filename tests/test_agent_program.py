@@ -160,6 +160,13 @@ def test_remote_model_offers_the_compiled_model_api(local):
             assert model.input_names == here.input_names and model.meta is program.meta
             assert model.base >= _dev.base  # the program's buffer on the board
             assert "tiny_cnn" in repr(model) and str(remote.address) in repr(model)
+            # a run may take the device timeout plus the runtime's kernel budget of its MACs
+            from bitlet.runtime import SECONDS_PER_MAC
+
+            macs = sum(layer["macs"] for layer in program.meta["layers"])
+            assert macs > 0 and model._run_budget() == remote.timeout + macs * SECONDS_PER_MAC
+            with pytest.raises(bitlet.BitletValueError, match="run_timeout must be"):
+                remote.load_program(program, run_timeout=0)
             # the inputs are cast to the compiled dtype here: float64 sends float32 bytes
             sent = agent.stats["data_bytes_in"]
             got = model.run({"x": inputs[1].astype(np.float64)})

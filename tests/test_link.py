@@ -292,3 +292,46 @@ def test_inbound_allocates_only_what_arrives_and_bounds_out_of_order_bytes():
     assert inb.add(300, b"b" * 200) == 0  # beyond max_ahead: dropped (resent later)
     assert inb.add(0, b"c" * 100) == 100
     assert inb.received == 300 and len(inb.buf) == 300
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"chunk": 0}, "chunk must be an int >= 1"),
+    ({"chunk": "big"}, "chunk must be an int >= 1"),
+    ({"window": 0}, "window must be an int >= 1"),
+    ({"max_retries": -1}, "max_retries must be an int >= 0"),
+    ({"ack_timeout": 0}, "ack_timeout must be a positive number"),
+    ({"poll": -1.0}, "poll must be a positive number"),
+])
+def test_tuning_rejects_bad_values_naming_them(kw, words):
+    with pytest.raises(BitletValueError, match=words):
+        Tuning.for_address(parse_url("serial:///dev/x?baud=9600"), **kw)
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"chunk": 0}, "chunk must be"),
+    ({"window": -2}, "window must be"),
+    ({"ack_timeout": -1}, "ack_timeout must be"),
+    ({"token": 5}, "token must be"),
+    ({"token": ""}, "token must be"),
+    ({"limits": "x"}, "limits must be"),
+    ({"reconnects": True}, "reconnects must be"),
+])
+def test_open_remote_rejects_bad_options_before_connecting(kw, words):
+    from bitlet import BitletError
+    from bitlet.drivers.remote import open_remote
+
+    with pytest.raises(BitletError, match=words):  # nothing listens there: checked first
+        open_remote("tcp://127.0.0.1:9", **kw)
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"token": b""}, "token must be"),
+    ({"cache_bytes": 0}, "cache_bytes must be"),
+    ({"limits": {}}, "limits must be"),
+])
+def test_agent_rejects_bad_options(kw, words):
+    from bitlet import BitletError
+    from bitlet.agent import Agent
+
+    with pytest.raises(BitletError, match=words):
+        Agent(object(), **kw)

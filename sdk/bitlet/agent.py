@@ -176,6 +176,13 @@ class Agent:
     def __init__(self, device: Any, *, token: str | bytes | None = None,
                  limits: Limits = DEFAULT_LIMITS, cache_bytes: int = 128 << 20,
                  tuning: dict | None = None, log: Callable[[str], None] | None = None):
+        if token is not None and (not isinstance(token, (str, bytes)) or not token):
+            raise errors.BitletTypeError(f"token must be a non-empty str or bytes, got {token!r}")
+        if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int) or cache_bytes <= 0:
+            raise BitletValueError(f"cache_bytes must be a positive int, got {cache_bytes!r}")
+        if not isinstance(limits, Limits):
+            raise errors.BitletTypeError(f"limits must be a bitlet.drivers.link.Limits, "
+                                         f"got {limits!r}")
         self.device = device
         self.token = token.encode() if isinstance(token, str) else token
         self.limits = limits
