@@ -370,7 +370,7 @@ def _engine_program(dev: SimDevice, rng: np.random.Generator, keep: list) -> lis
 
 _BAD_INSN = {  # instruction 3 replaced by: -> expected STATUS
     None: None,
-    "bad_opcode": (lambda p, dev: p[0].replace(opcode=7), hw.STATUS_BAD_OPCODE),
+    "bad_opcode": (lambda p, dev: p[0].replace(opcode=hw.OP_MASK), hw.STATUS_BAD_OPCODE),
     "bad_field": (lambda p, dev: p[3].replace(quant=hw.QUANT_MAX + 1), hw.STATUS_BAD_FIELD),
     "bus_error": (lambda p, dev: p[0].replace(out=dev.base + dev.memory_size - 16),
                   hw.STATUS_BUS_ERROR),

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from bitlet import hw
 from bitlet.drivers.kernel import KernelDriver, KernelIdentity, check_identity, status_name
-from bitlet.drivers.sim import SimDevice, SimFaults
+from bitlet.drivers.sim import DEFAULT_BASE, SimDevice, SimFaults
 
 pytestmark = pytest.mark.device
 
@@ -86,7 +86,7 @@ def test_stale_done_and_interrupt_from_before_are_cleared():
 @pytest.mark.parametrize("faults, match", [
     (SimFaults(registers={"ID_VERSION": hw.ISA_VERSION + 1}),
      rf"ISA version expected {hw.ISA_VERSION}, found {hw.ISA_VERSION + 1}"),
-    (SimFaults(registers={"ID_MAGIC": 0}), "ID_MAGIC expected 0xB17E7001, found 0x00000000"),
+    (SimFaults(registers={"ID_MAGIC": 0}), f"ID_MAGIC expected 0x{hw.MAGIC:08X}, found 0x00000000"),
     (SimFaults(registers={"ID_CONFIG": hw.N_PE | 9 << hw.CFG_KIND_SHIFT}), "found code 9"),
     (SimFaults(registers={"ID_WGT_BUF": hw.WGT_BUF_WORDS // 2}),
      rf"ID_WGT_BUF expected >= {hw.WGT_BUF_WORDS} words, found {hw.WGT_BUF_WORDS // 2}"),
@@ -182,10 +182,10 @@ def test_an_unsynced_program_is_a_bad_opcode(dev):
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"prog_addr": 0, "n_insn": 1}, "prog_addr"),
-    ({"prog_addr": 0x1000_0004, "n_insn": 1}, "aligned"),
-    ({"prog_addr": 0x1000_0000, "n_insn": -1}, "n_insn"),
-    ({"prog_addr": 0x1000_0000, "n_insn": 1, "prof_addr": 0x20}, "prof_addr"),
-    ({"prog_addr": 0x1000_0000, "n_insn": 1, "timeout": 0}, "timeout"),
+    ({"prog_addr": DEFAULT_BASE + 4, "n_insn": 1}, "aligned"),
+    ({"prog_addr": DEFAULT_BASE, "n_insn": -1}, "n_insn"),
+    ({"prog_addr": DEFAULT_BASE, "n_insn": 1, "prof_addr": hw.PROF_BYTES // 2}, "prof_addr"),
+    ({"prog_addr": DEFAULT_BASE, "n_insn": 1, "timeout": 0}, "timeout"),
 ])
 def test_bad_run_arguments_are_named(kwargs, match):
     drv = KernelDriver(SimDevice())
