@@ -380,3 +380,16 @@ def test_runtime_overhead_benchmark_separates_host_and_kernel_time(tmp_path, cap
     assert 0 < sec["host_ops"] + sec["transfers"] <= sec["overhead"] and sec["kernel"] > 0
     assert result["kernel_layers"] == 4 and result["predicted_kernel_ms"] > 0
     assert "overhead" in capsys.readouterr().out
+
+
+def test_unsupported_ops_fail_before_the_device_is_touched(dev):
+    from models import Builder
+
+    b = Builder()
+    y = b.op("Einsum", [b.op("Relu", [b.conv("x", 2, 2)])], equation="nchw->nhwc")
+    model = b.model({"x": (1, 2, 4, 4)}, [b.op("TopK", [y, b.const(np.array([1], np.int64))], n_out=2)[0]])
+    before = dev.describe()
+    with pytest.raises(bitlet.CompileError, match=r"2 unsupported node\(s\)"):
+        bitlet.compile(model, device=dev)
+    after = dev.describe()
+    assert after["runs"] == before["runs"] and after["memory"] == before["memory"]

@@ -1,7 +1,9 @@
 """Tiling of one kernel layer to the device's on-chip buffers.
 
 The buffer sizes and N_PE come from the device's ID/config registers
-(:class:`KernelConfig.from_driver`); nothing here is hard-coded.  The rules a
+(:class:`KernelConfig.from_driver`); nothing here is hard-coded.  (The bias
+buffer has no ID register: its size is ``hw.BIAS_BUF_WORDS`` of the header
+the overlay was built from, which the ISA version pins.)  The rules a
 single instruction must satisfy are the kernel's (``hls/bitlet_hw.h``):
 
 * weights: ``N_PE * (KG_END - KG_BEGIN) * 64 <= WGT_BUF`` -> K tiles
