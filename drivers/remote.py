@@ -57,6 +57,8 @@ from bitlet.errors import BitletTypeError, BitletValueError, DeviceError
 
 #: Seconds a call may take beyond its transfer time (default of open_remote).
 DEFAULT_TIMEOUT = 30.0
+#: Environment variable holding the agent's token when ``open_remote`` is given none.
+TOKEN_ENV = "BITLET_TOKEN"
 #: Largest buffer piece moved by one request (bounds the agent's memory per request).
 PIECE_BYTES = 16 << 20
 
@@ -160,7 +162,9 @@ class RemoteDevice(Device):
     url : str
         Link URL (see :func:`bitlet.drivers.link.parse_url`).
     token : str or bytes, optional
-        Shared secret of an agent started with a token.
+        Shared secret of an agent started with a token; default: the
+        environment variable :data:`TOKEN_ENV` (``BITLET_TOKEN``) when set,
+        so ``bitlet run --device tcp://...`` reaches such an agent too.
     timeout : float
         Seconds a call may take, on top of the line time of its bytes.
     connect_timeout : float
@@ -201,6 +205,8 @@ class RemoteDevice(Device):
                 raise BitletValueError(f"{name} must be a positive number of seconds, got {value!r}")
         if isinstance(reconnects, bool) or not isinstance(reconnects, int) or reconnects < 0:
             raise BitletValueError(f"reconnects must be an int >= 0, got {reconnects!r}")
+        if token is None:
+            token = os.environ.get(TOKEN_ENV) or None
         if token is not None and (not isinstance(token, (str, bytes)) or not token):
             raise BitletTypeError(f"token must be a non-empty str or bytes, got {token!r}")
         if not isinstance(limits, Limits):
@@ -294,7 +300,8 @@ class RemoteDevice(Device):
             if answer.get("auth_required"):
                 if self.token is None:
                     raise LinkError(f"agent at {self.address} requires a token: pass "
-                                    "open_remote(url, token=...) the token the agent was "
+                                    "bitlet.open(url, token=...) or set the environment "
+                                    f"variable {TOKEN_ENV} to the token the agent was "
                                     "started with (bitlet agent --token-env NAME)")
                 hello = {**hello, "auth": auth_digest(self.token, str(answer.get("nonce")),
                                                       self.client_id)}

@@ -203,7 +203,8 @@ def test_agent_serves_the_next_client_and_frees_the_previous_ones_buffers(sim):
         assert agent.stats["sessions"] == 2 and agent.stats["op_close_session"] == 1
 
 
-def test_token_is_required_and_checked(sim):
+def test_token_is_required_and_checked(sim, monkeypatch):
+    monkeypatch.delenv("BITLET_TOKEN", raising=False)
     with tcp_agent(sim, token="s3cret") as (agent, url):
         with open_remote(url, token="s3cret", timeout=5) as dev:
             assert dev.read_reg(hw.REG_CTRL) & hw.CTRL_AP_IDLE
@@ -214,6 +215,23 @@ def test_token_is_required_and_checked(sim):
         from bitlet.agent import AUTH_ATTEMPTS
 
         assert agent.stats["auth_failures"] == AUTH_ATTEMPTS
+
+
+def test_token_from_the_environment_serves_bitlet_open_and_the_cli(sim, monkeypatch, tmp_path,
+                                                                   capsys):
+    import bitlet
+    from bitlet import cli
+
+    with tcp_agent(sim, token="s3cret") as (agent, url):
+        monkeypatch.setenv("BITLET_TOKEN", "s3cret")
+        with bitlet.open(url, timeout=5) as dev:
+            assert dev.read_reg(hw.REG_CTRL) & hw.CTRL_AP_IDLE
+        assert cli.main(["info", "--device", url, "--json"]) == 0
+        assert '"backend": "remote"' in capsys.readouterr().out
+        monkeypatch.setenv("BITLET_TOKEN", "wrong")
+        assert cli.main(["info", "--device", url]) == cli.EXIT_ERROR
+        assert "refused the token" in capsys.readouterr().err
+        assert agent.stats["auth_failures"] >= 1
 
 
 def test_version_mismatch_is_refused_naming_both_sides(sim, monkeypatch):
@@ -297,7 +315,7 @@ def test_frames_before_the_handshake_get_a_no_session_error(sim):
             peer.close()
 
 
-def test_agent_main_reports_a_port_in_use_and_a_bad_url(capsys, monkeypatch):
+def test_agent_main_reports_a_port_in_use_and_a_bad_url(capsys, monkeypatch, tmp_path):
     import socket
 
     from bitlet.agent import main
@@ -311,6 +329,12 @@ def test_agent_main_reports_a_port_in_use_and_a_bad_url(capsys, monkeypatch):
     monkeypatch.delenv("NO_SUCH_VAR", raising=False)
     with pytest.raises(BitletValueError, match="--token-env NO_SUCH_VAR"):
         main(["--listen", "tcp://127.0.0.1:0", "--token-env", "NO_SUCH_VAR"])
+    with pytest.raises(BitletValueError, match="--token-file .*missing.txt: cannot read"):
+        main(["--listen", "tcp://127.0.0.1:0", "--token-file", str(tmp_path / "missing.txt")])
+    with pytest.raises(BitletValueError, match="not both"):
+        main(["--listen", "tcp://127.0.0.1:0", "--token-env", "X", "--token-file", "y"])
+    with pytest.raises(BitletValueError, match="--cache-mb must be a positive"):
+        main(["--listen", "tcp://127.0.0.1:0", "--cache-mb", "0"])
 
 
 class _Lines:

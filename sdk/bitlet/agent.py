@@ -771,17 +771,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-mb", type=int, default=128, help="program/weight cache size, MiB")
     args = parser.parse_args(argv)
     link.parse_url(args.listen, default_host="127.0.0.1")  # a bad URL fails before the device opens
+    if args.cache_mb <= 0:
+        raise BitletValueError(f"--cache-mb must be a positive number of MiB, got {args.cache_mb}")
     token = _read_token(args.token_env, args.token_file)
     from bitlet.drivers import open_device
 
-    device = open_device(args.device)
     def log(line: str) -> None:
         print(f"bitlet agent: {line}", file=sys.stderr, flush=True)
 
-    agent = Agent(device, token=token, cache_bytes=args.cache_mb << 20, log=log)
-    log(f"SDK {__version__}, serving a {getattr(device, 'kind', '?')} device"
-        + (" (token required)" if token else ""))
+    device = open_device(args.device)
     try:
+        agent = Agent(device, token=token, cache_bytes=args.cache_mb << 20, log=log)
+        log(f"SDK {__version__}, serving a {getattr(device, 'kind', '?')} device"
+            + (" (token required)" if token else ""))
         agent.serve(args.listen)
     except KeyboardInterrupt:
         pass
@@ -795,14 +797,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def _read_token(env_name: str | None, path: str | None) -> str | None:
     """The shared token from an environment variable or a file (None: no token)."""
+    if env_name and path:
+        raise BitletValueError("--token-env and --token-file: give one of them, not both")
     if env_name:
         token = os.environ.get(env_name)
         if not token:
             raise BitletValueError(f"--token-env {env_name}: the environment variable is unset or empty")
         return token
     if path:
-        with open(path, encoding="utf-8") as fh:
-            token = fh.read().strip()
+        try:
+            with open(path, encoding="utf-8") as fh:
+                token = fh.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BitletValueError(f"--token-file {path}: cannot read it: {exc}") from None
         if not token:
             raise BitletValueError(f"--token-file {path}: the file is empty")
         return token
