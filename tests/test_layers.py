@@ -11,6 +11,18 @@ from bitlet.errors import BitletTypeError, BitletValueError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+
+@pytest.fixture(autouse=True, params=["reference", "fast"])
+def engine(request):
+    """Every layer test runs on both engines: the kernel's C source and the fast
+    emulator must give the same bits and the same profile counters."""
+    from bitlet import numerics
+
+    previous = numerics.default_engine()
+    numerics.set_default_engine(request.param)
+    yield request.param
+    numerics.set_default_engine(previous)
+
 RNG = np.random.default_rng(1234)
 
 
@@ -355,9 +367,20 @@ def test_fixed_n_bits_reach_the_instruction(monkeypatch):
     real = _layers.run_program
     monkeypatch.setattr(_layers, "run_program",
                         lambda arena, insns, **kw: (seen.extend(insns), real(arena, insns, **kw))[1])
-    _layers.matmul(np.ones((1, 1)), np.ones((1, 1)), precision="fixed6", quant=0)
-    _layers.matmul(np.ones((1, 1), np.float32), np.ones((1, 1), np.float32))
+    _layers.matmul(np.ones((1, 1)), np.ones((1, 1)), precision="fixed6", quant=0,
+                   engine="reference")
+    _layers.matmul(np.ones((1, 1), np.float32), np.ones((1, 1), np.float32), engine="reference")
     assert [insn.fixbits for insn in seen] == [6, 0]
+
+
+def test_engine_argument_is_checked_and_both_engines_agree():
+    rng = np.random.default_rng(11)
+    w, a = rng.standard_normal((5, 130)).astype(np.float32), rng.random((130, 3), dtype=np.float32)
+    ref = _layers.matmul(w, a, engine="reference", return_profile=True)
+    fast = _layers.matmul(w, a, engine="fast", return_profile=True)
+    assert np.array_equal(ref[0].view(np.uint32), fast[0].view(np.uint32)) and ref[1] == fast[1]
+    with pytest.raises(BitletValueError, match="engine"):
+        _layers.matmul(w, a, engine="gpu")
 
 
 def test_big_endian_and_non_contiguous_float32_operands():

@@ -316,9 +316,24 @@ def _result(raw, fmt, prof, return_profile):
 # ----------------------------------------------------------------------
 # Public layer functions
 # ----------------------------------------------------------------------
+def _fast_engine(engine, kernel):
+    """``bitlet.fast`` when ``engine`` (None: the numerics default) is "fast" and
+    the kernel is Bitlet's, else None (run ``bitlet_top``/``vendor_fp_top``)."""
+    from bitlet import numerics
+
+    name = numerics.default_engine() if engine is None else engine
+    if name not in ("fast", "reference"):
+        raise BitletValueError(f"engine must be None, 'fast' or 'reference', got {engine!r}")
+    if name == "reference" or kernel != "bitlet":
+        return None
+    from bitlet import fast
+
+    return fast
+
+
 def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None, relu=False,
            prune=0xFFFFFF, precision="fp32",
-           quant=None, kernel="bitlet", return_profile=False):
+           quant=None, kernel="bitlet", return_profile=False, engine=None):
     """2-D convolution on the kernel (NHWC), bit-exact to the hardware.
 
     Parameters
@@ -344,6 +359,11 @@ def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None, relu=F
     return_profile : bool
         Also return the summed profile counters (dict: ``pe_cycles``,
         ``ref_cycles``, ``kernel_cycles``, ``groups``, ``scan``, ``ddr_bytes``).
+    engine : None, "fast" or "reference"
+        Who computes it: the fast emulator or the kernel's own C source
+        (``bitlet_top``); None = :func:`bitlet.numerics.default_engine`.  Both
+        give the same bits and the same profile.  The vendor kernel always
+        runs on the reference.
 
     Returns
     -------
@@ -363,6 +383,11 @@ def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None, relu=F
     if w.shape[3] * groups != cin:
         raise BitletValueError(
             f"w has Cin/groups={w.shape[3]} but x has Cin={cin} with groups={groups}")
+    fast = _fast_engine(engine, kernel)
+    if fast is not None:
+        return fast.conv2d(x, w, stride=stride, padding=padding, dilation=dilation,
+                           groups=int(groups), bias=bias, relu=relu, prune=prune,
+                           precision=precision, quant=quant, return_profile=return_profile)
     raw, prof = _conv_program(
         x, w, stride=stride, padding=padding, dilation=dilation, groups=int(groups), bias=bias,
         relu=_check_relu(relu), prune=_check_prune(prune), fmt=fmt, quant=_check_quant(quant, fixed),
@@ -371,7 +396,7 @@ def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None, relu=F
 
 
 def matmul(w, a, *, bias=None, relu=False, prune=0xFFFFFF, precision="fp32", quant=None,
-           kernel="bitlet", return_profile=False):
+           kernel="bitlet", return_profile=False, engine=None):
     """Matrix product ``W @ A`` on the kernel (GEMM), bit-exact to the hardware.
 
     Parameters
@@ -379,7 +404,7 @@ def matmul(w, a, *, bias=None, relu=False, prune=0xFFFFFF, precision="fp32", qua
     w : float32 [M, K]
     a : float32 [K, N]
     bias : float32 [M], optional (added to every column)
-    relu, prune, precision, quant, kernel, return_profile : as :func:`conv2d`
+    relu, prune, precision, quant, kernel, return_profile, engine : as :func:`conv2d`
 
     Returns
     -------
@@ -392,6 +417,13 @@ def matmul(w, a, *, bias=None, relu=False, prune=0xFFFFFF, precision="fp32", qua
     _check_weight_bits(w, bits, precision)
     if w.shape[1] != a.shape[0]:
         raise BitletValueError(f"w [M, K] and a [K, N] disagree on K: {w.shape} vs {a.shape}")
+    fast = _fast_engine(engine, kernel)
+    if fast is not None:
+        _check_relu(relu), _check_prune(prune), _check_quant(quant, fixed)  # errors in the order below
+        if fixed:
+            preprocess.pack_elements(a, fmt, name="a")  # range errors name `a`, as below
+        return fast.matmul(w, a, bias=bias, relu=relu, prune=prune, precision=precision,
+                           quant=quant, return_profile=return_profile)
     m, k = w.shape
     n = a.shape[1]
     raw, prof = _conv_program(

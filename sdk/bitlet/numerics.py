@@ -18,10 +18,13 @@ Every group is evaluated by an *engine*: a callable
 ``run(w_sig, w_exp, w_abs, a_word, isfix, prune, quant) -> results`` taking
 C-contiguous arrays ``uint8 [n, 64]``, ``uint8 [n, 64]``, ``uint32 [n, 64]``,
 ``uint32 [n, 64]``, ``uint8 [n]``, ``uint32 [n]``, ``uint8 [n]`` and returning a
-structured array of :func:`result_dtype` and shape ``[n]``.  The default is
-``"reference"`` (the compiled HLS C); faster bit-exact engines register
-themselves with :func:`register_engine` and must equal it bit for bit
-(``engine="fast"`` imports ``bitlet.fast`` on first use, which registers it).
+structured array of :func:`result_dtype` and shape ``[n]``.  Two are built in:
+``"reference"`` (the compiled HLS C, the hardware's own source) and ``"fast"``
+(the optimised emulator of ``emu/``, imported on first use, bit-exact with the
+reference on results and cycles).  The default is ``"fast"`` when it was
+built, else ``"reference"`` (:func:`default_engine`, :func:`set_default_engine`).
+``matmul`` and ``conv2d`` take the same ``engine=`` argument.  Other bit-exact
+engines can be added with :func:`register_engine`.
 
 Example
 -------
@@ -46,6 +49,7 @@ from bitlet.errors import BitletTypeError, BitletValueError
 __all__ = [
     "GroupDetail",
     "conv2d",
+    "default_engine",
     "engines",
     "get_engine",
     "group_detail",
@@ -128,7 +132,7 @@ def _reference_engine(w_sig, w_exp, w_abs, a_word, isfix, prune, quant) -> np.nd
 
 
 _ENGINES: dict[str, Engine] = {"reference": _reference_engine}
-_DEFAULT = ["reference"]
+_DEFAULT = ["fast"]  # the fast emulator when it was built, else the reference (see default_engine)
 # engines provided by optional modules, imported (and so registered) on first use
 _ENGINE_MODULES = {"fast": "bitlet.fast"}
 
@@ -143,9 +147,24 @@ def register_engine(name: str, run: Engine) -> None:
 
 
 def set_default_engine(name: str) -> None:
-    """Use engine ``name`` when ``engine=None`` (initially ``"reference"``)."""
+    """Use engine ``name`` when ``engine=None`` (initially ``"fast"``)."""
     _resolve_engine(name)
     _DEFAULT[0] = name
+
+
+def default_engine() -> str:
+    """Name of the engine used when ``engine=None``.
+
+    ``"fast"`` (the optimised emulator, bit-exact with the reference) when its
+    extension was built, else ``"reference"`` (the kernel's own C source).
+    """
+    name = _DEFAULT[0]
+    if name not in _ENGINES and name in _ENGINE_MODULES:
+        try:
+            importlib.import_module(_ENGINE_MODULES[name])   # registers itself
+        except ImportError:
+            return "reference"
+    return name if name in _ENGINES else "reference"
 
 
 def get_engine(name: str | None = None) -> Engine:
@@ -159,7 +178,7 @@ def engines() -> list[str]:
 
 
 def _resolve_engine(engine: str | None) -> Engine:
-    name = _DEFAULT[0] if engine is None else engine
+    name = default_engine() if engine is None else engine
     if not isinstance(name, str):
         raise BitletTypeError(f"engine: must be a str or None, got {type(name).__name__}")
     if name not in _ENGINES and name in _ENGINE_MODULES:
