@@ -55,7 +55,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from bitlet.drivers.device import Device, DeviceBuffer
@@ -182,6 +182,9 @@ class Arena:
 # ---------------------------------------------------------------------------
 # Buffers
 # ---------------------------------------------------------------------------
+_Buffer = TypeVar("_Buffer", bound="SimBuffer")
+
+
 class SimBuffer(DeviceBuffer):
     """A host numpy array mirrored by a block of the simulated DDR arena.
 
@@ -258,6 +261,33 @@ class SimBuffer(DeviceBuffer):
                 f"0x{self._device.base + self._block.offset:x} ({self._block.nbytes} bytes)"
             )
         self._device._release(self._block)
+
+    # -- pynq.buffer.PynqBuffer names, so pynq code runs unchanged -----------
+    def flush(self) -> None:
+        """Same as :meth:`sync_to_device` (pynq's name)."""
+        self.sync_to_device()
+
+    def invalidate(self) -> None:
+        """Same as :meth:`sync_from_device` (pynq's name)."""
+        self.sync_from_device()
+
+    @property
+    def physical_address(self) -> int | None:
+        """Same as ``device_address`` (pynq's name)."""
+        return self.device_address
+
+    @property
+    def cacheable(self) -> bool:
+        """True: host and device copies need syncs, as a cacheable pynq buffer."""
+        return True
+
+    def __enter__(self: _Buffer) -> _Buffer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Leaving a ``with`` block frees the buffer, as with pynq."""
+        if self._block is not None and not self._block.freed:
+            self.freebuffer()
 
     def __del__(self) -> None:
         # Like pynq: a buffer nobody references any more goes back to the pool.

@@ -84,6 +84,20 @@ def test_host_and_device_copies_are_separate_until_synced(dev):
     assert buf[8:].tolist() == list(range(8, 16))
 
 
+def test_buffers_also_answer_to_pynq_names(dev):
+    with dev.allocate(8, np.uint32) as buf:
+        assert buf.physical_address == buf.device_address and buf.cacheable
+        buf[:] = 5
+        buf.flush()
+        assert dev.read_memory(buf.device_address, 4) == np.uint32(5).tobytes()
+        dev.write_memory(buf.device_address, np.uint32(9).tobytes())
+        buf.invalidate()
+        assert buf[0] == 9 and dev.describe()["memory"]["buffers"] == 1
+    assert dev.describe()["memory"]["buffers"] == 0, "leaving the with block frees it"
+    with pytest.raises(bitlet.DeviceError, match="use after free"):
+        buf.flush()
+
+
 def test_out_of_memory_names_requested_and_free_sizes():
     dev = SimDevice(memory=8 * 4096)
     blocks = [dev.allocate(4096, np.uint8) for _ in range(8)]
