@@ -393,3 +393,17 @@ def test_unsupported_ops_fail_before_the_device_is_touched(dev):
         bitlet.compile(model, device=dev)
     after = dev.describe()
     assert after["runs"] == before["runs"] and after["memory"] == before["memory"]
+
+
+def test_gemm_with_transposed_a_runs_on_the_kernel(dev):
+    rng = np.random.default_rng(6)
+    w, c = rng.standard_normal((6, 5)).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    model = single_node("Gemm", {"x": (6, 3)}, {"transA": 1, "alpha": 0.5, "beta": 2.0}, {"w": w, "c": c})
+    x = rng.standard_normal((6, 3)).astype(np.float32)
+    (ref,) = run_onnxruntime(model, {"x": x})
+    compiled = bitlet.compile(model, device=dev)
+    try:
+        assert [layer["op"] for layer in compiled.meta["layers"]] == ["BitletDense"]
+        assert rel_l2(compiled(x), ref) < 1e-6
+    finally:
+        compiled.close()

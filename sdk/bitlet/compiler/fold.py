@@ -15,7 +15,7 @@ is a host op of :mod:`bitlet.compiler.hostops`):
 
 Rewrites, in order: Identity/Dropout removal; Conv/Gemm/MatMul
 canonicalisation (Gemm's ``alpha`` and ``transB`` go into ``w``, ``beta*C``
-into ``b``); folding of a per-channel constant ``Add``/``Sub`` and of
+into ``b``, ``transA`` becomes a host Transpose before the kernel layer); folding of a per-channel constant ``Add``/``Sub`` and of
 ``BatchNormalization`` into the preceding kernel layer; ConvTranspose
 lowering; fusion of ``Relu`` and ``Clip(0, x)`` into the preceding kernel
 layer (the kernel applies ReLU; ``Clip(0, 6)`` becomes kernel ReLU followed by
@@ -103,7 +103,7 @@ def remove_identities(graph: Graph) -> None:
 
 
 def canonicalize(graph: Graph) -> None:
-    for node in graph.nodes:
+    for node in list(graph.nodes):
         if node.op == "Conv":
             _canonical_conv(graph, node)
         elif node.op == "Gemm":
@@ -137,8 +137,8 @@ def _canonical_conv(graph: Graph, node: Node) -> None:
 def _canonical_gemm(graph: Graph, node: Node) -> None:
     a = node.attrs
     w = graph.const(node.inputs[1])
-    if w is None or a.get("transA", 0):
-        return  # dynamic B or transposed A: stays a host Gemm
+    if w is None or node.inputs[0] in graph.constants:
+        return  # dynamic B (or constant A): stays a host Gemm
     w = w.astype(np.float32)
     w = w if a.get("transB", 0) else w.T  # -> (M, K)
     alpha = float(a.get("alpha", 1.0))
@@ -153,7 +153,22 @@ def _canonical_gemm(graph: Graph, node: Node) -> None:
         if c.size not in (1, m) or (c.ndim == 2 and c.shape[0] != 1):
             return  # a full (N, M) C: keep the host op
         bias = (np.broadcast_to(c.reshape(-1), (m,)) * np.float32(a.get("beta", 1.0))).astype(np.float32)
+    if a.get("transA", 0):
+        _transpose_input(graph, node)
     _make_dense(graph, node, w, bias)
+
+
+def _transpose_input(graph: Graph, node: Node) -> None:
+    """Feed ``node`` the transpose of its 2-D first input (a host Transpose before it)."""
+    x = node.inputs[0]
+    k, n = graph.shape(x)
+    t = x + ".T"
+    while t in graph.values or t in graph.constants:
+        t += "_"
+    graph.values[t] = Value(t, (n, k), graph.values[x].dtype)
+    i = graph.nodes.index(node)
+    graph.nodes.insert(i, Node(node.name + ".transA", "Transpose", [x], [t], {"perm": [1, 0]}))
+    node.inputs = [t] + node.inputs[1:]
 
 
 def _canonical_matmul(graph: Graph, node: Node) -> None:
