@@ -55,7 +55,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 from bitlet.drivers.device import Device, DeviceBuffer
@@ -182,9 +182,6 @@ class Arena:
 # ---------------------------------------------------------------------------
 # Buffers
 # ---------------------------------------------------------------------------
-_Buffer = TypeVar("_Buffer", bound="SimBuffer")
-
-
 class SimBuffer(DeviceBuffer):
     """A host numpy array mirrored by a block of the simulated DDR arena.
 
@@ -281,7 +278,7 @@ class SimBuffer(DeviceBuffer):
         """True: host and device copies need syncs, as a cacheable pynq buffer."""
         return True
 
-    def __enter__(self: _Buffer) -> _Buffer:
+    def __enter__(self) -> Any:  # this buffer
         return self
 
     def __exit__(self, *exc: object) -> None:
