@@ -128,6 +128,22 @@ def classes() -> tuple[type, type]:
             self._live("sync_from_device")
             super().sync_from_device()
 
+        def flush(self) -> None:
+            """pynq's name of :meth:`sync_to_device` (same checks)."""
+            self._live("flush")
+            super().flush()
+
+        def invalidate(self) -> None:
+            """pynq's name of :meth:`sync_from_device` (same checks)."""
+            self._live("invalidate")
+            super().invalidate()
+
+        def __exit__(self, *exc: object) -> int:
+            """Leaving a ``with`` block frees the buffer (unless already freed)."""
+            if self._state is not None and not self._state.freed:
+                self.freebuffer()
+            return 0
+
         def freebuffer(self) -> None:
             """Return the buffer to the CMA pool; twice raises DeviceError."""
             state = self._state

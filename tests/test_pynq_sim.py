@@ -90,6 +90,23 @@ def test_pynq_allocate_uses_the_arena_with_flush_and_invalidate(dev):
     assert dev.describe()["memory"]["buffers"] == 0
 
 
+def test_device_buffers_keep_pynq_names_with_the_device_rules(dev):
+    with dev.allocate((4,), np.uint32) as buf:
+        assert isinstance(buf, pynq.buffer.PynqBuffer) and buf.cacheable
+        buf[:] = 3
+        buf.flush()
+        assert dev.sim.read_memory(buf.device_address, 4) == np.uint32(3).tobytes()
+        dev.sim.write_memory(buf.device_address, np.uint32(8).tobytes())
+        buf.invalidate()
+        assert buf[0] == 8
+    assert dev.describe()["memory"]["buffers"] == 0, "leaving the with block frees it"
+    for method in (buf.flush, buf.invalidate):
+        with pytest.raises(bitlet.DeviceError, match="use after free"):
+            method()
+    with dev.allocate((4,), np.uint32) as other:
+        other.freebuffer()  # freed inside the block: leaving it is fine
+
+
 def test_mmio_to_an_address_no_ip_decodes_is_a_bus_error(dev):
     mmio = pynq.MMIO(0x7000_0000, 16, device=dev.pynq_device)
     with pytest.raises(bitlet.BusError, match="DECERR"):
