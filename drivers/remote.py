@@ -8,8 +8,16 @@
 and returns a :class:`RemoteDevice`: a :class:`bitlet.drivers.Device` whose
 buffers, registers and interrupt live on the board.  Buffers are host numpy
 arrays (:class:`RemoteBuffer`) whose ``sync_to_device``/``sync_from_device``
-move their bytes over the link.  Programs and weights are uploaded once,
-keyed by their sha256 (:meth:`RemoteDevice.put_blob`), and run many times.
+move their bytes over the link; ``memory_window()``, ``reset()`` and
+``describe()`` are those of the board's device.  Programs and weights are
+uploaded once, keyed by their sha256 (:meth:`RemoteDevice.load_program`,
+:meth:`RemoteDevice.put_blob`), and run many times on the board:
+``bitlet.compile(model, device=dev)`` and ``bitlet.load(path, device=dev)``
+return a :class:`RemoteModel`, called like a local ``CompiledModel``.
+
+An agent started with a token (``bitlet agent --token-env NAME``) needs the
+same token here: ``open_remote(url, token=...)``, or the environment
+variable ``BITLET_TOKEN`` (which also serves ``bitlet run --device tcp://...``).
 
 Every call has a timeout (the ``timeout`` given to :func:`open_remote`, plus
 the time its bytes need on the line).  A cut link is reconnected a bounded

@@ -7,7 +7,9 @@ Run on the board (``bitlet agent --listen URL`` calls :func:`main`)::
     BITLET_TOKEN=... bitlet agent --listen tcp://0.0.0.0:7700 --token-env BITLET_TOKEN
 
 and on the laptop ``bitlet.open("tcp://board:7700")`` (see
-:mod:`bitlet.drivers.remote`).  The protocol is :mod:`bitlet.drivers.link`.
+:mod:`bitlet.drivers.remote`; for an agent with a token pass ``token=`` or
+set ``BITLET_TOKEN``, which ``bitlet run --device tcp://...`` reads too).
+The protocol is :mod:`bitlet.drivers.link`.
 
 On a PYNQ board ``/dev/ttyPS0`` is also the Linux console: stop its login
 prompt first (``sudo systemctl stop serial-getty@ttyPS0``) and keep kernel
