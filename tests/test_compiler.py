@@ -233,3 +233,12 @@ def test_fixed_gemm_is_exactly_the_documented_quantisation(dev):
     acc = a @ q.T + bias  # exact integer accumulation, then one floor shift, saturated to 25 bits
     out = np.clip(acc >> quant, -(1 << 24), (1 << 24) - 1)
     np.testing.assert_array_equal(y, (out * (s_w * s_a * 2.0 ** quant)).astype(np.float32))
+
+
+def test_inf_bias_names_the_layer(dev):
+    c = np.zeros(4, np.float32)
+    c[2] = np.inf
+    model = single_node("Gemm", {"x": (2, 3)}, {"transB": 1}, {"w": np.ones((4, 3), np.float32), "c": c})
+    with pytest.raises(bitlet.CompileError,
+                       match=r"layer 'the_Gemm': 1 bias value\(s\) are NaN or Inf \(first at index \(2,\)\)"):
+        bitlet.compile(model, device=dev)

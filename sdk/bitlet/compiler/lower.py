@@ -217,7 +217,7 @@ class Lowering:
         w = self.graph.constants[node.inputs[1]]
         bias = self.graph.constants[node.inputs[2]].astype(np.float32)
         check_finite(node.name, w)
-        check_finite(node.name + " (bias)", bias)
+        check_finite(node.name, bias, what="bias")
         if opts.bits is not None and self.fmt != "fixed":
             w = limit_ones(w, opts.bits)
         return w.astype(np.float32), bias, opts

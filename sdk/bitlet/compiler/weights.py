@@ -30,13 +30,13 @@ from bitlet.errors import CompileError
 FLOAT_FORMATS = ("fp32", "fp16", "bf16")
 
 
-def check_finite(name: str, w: np.ndarray) -> None:
-    """Raise :class:`bitlet.CompileError` naming layer ``name`` if ``w`` has NaN/Inf."""
+def check_finite(name: str, w: np.ndarray, what: str = "weight") -> None:
+    """Raise :class:`bitlet.CompileError` naming layer ``name`` if ``w`` (its ``what``) has NaN/Inf."""
     bad = ~np.isfinite(w)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise CompileError(f"layer {name!r}: {int(bad.sum())} weight(s) are NaN or Inf "
-                           f"(first at index {where}); the kernel needs finite weights")
+        raise CompileError(f"layer {name!r}: {int(bad.sum())} {what} value(s) are NaN or Inf "
+                           f"(first at index {where}); the kernel needs finite weights and biases")
 
 
 def limit_ones(w: np.ndarray, k: int) -> np.ndarray:
