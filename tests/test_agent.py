@@ -491,3 +491,49 @@ def test_a_client_whose_session_was_taken_over_gets_a_clear_error(sim):
         with pytest.raises(DeviceError, match="use after free"):
             buf.sync_to_device()
         first.close()
+
+
+def test_blob_cache_evicts_the_least_recently_used_within_its_budget():
+    import hashlib
+
+    from bitlet.agent import BlobCache
+
+    def blob(byte: int, n: int = 400) -> tuple[str, bytes]:
+        data = bytes([byte]) * n
+        return hashlib.sha256(data).hexdigest(), data
+
+    cache = BlobCache(max_bytes=1000)
+    (a, da), (b, db), (c, dc) = blob(1), blob(2), blob(3)
+    cache.put(a, da)
+    cache.put(b, db)
+    assert cache.get(a) == da  # a is now the most recently used
+    cache.put(c, dc)  # 1200 bytes > 1000: b (least recently used) goes
+    assert a in cache and c in cache and b not in cache and cache.size == 800
+    with pytest.raises(DeviceError, match="not in the agent's cache .*upload it again"):
+        cache.get(b)
+    with pytest.raises(BitletValueError, match="1001 bytes exceeds the agent cache .*--cache-mb"):
+        cache.put(*blob(4, 1001))
+    with pytest.raises(BitletValueError, match="do not hash"):
+        cache.put(a, dc)
+    assert cache.size == 800
+
+
+def test_an_evicted_program_is_uploaded_again_and_runs(sim):
+    """Programs and blobs share one cache budget on the agent."""
+    import bitlet
+    from models import tiny_cnn
+
+    model = bitlet.compile(tiny_cnn(), device=sim)
+    x = np.random.default_rng(4).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    expect = model(x)
+    program = model.program
+    model.close()
+    size = len(program.to_bytes())
+    with tcp_agent(sim, cache_bytes=size + 1000) as (agent, url), \
+            open_remote(url, timeout=5) as dev:
+        dev.load_program(program).close()
+        dev.put_blob(bytes(1500))  # pushes the program out of the cache
+        assert not dev.call("program_has", {"digest": program.digest()})[0]
+        again = dev.load_program(program)
+        assert agent.stats["op_program_put"] == 2
+        assert again(x).tobytes() == expect.tobytes()

@@ -110,7 +110,7 @@ class BlobCache:
             raise BitletValueError(f"blob {digest[:16]}...: the bytes received do not hash to it")
         if len(data) > self.max_bytes:
             raise BitletValueError(f"blob of {len(data)} bytes exceeds the agent cache "
-                                   f"({self.max_bytes} bytes; start the agent with a larger --cache)")
+                                   f"({self.max_bytes} bytes; start the agent with a larger --cache-mb)")
         if digest in self._blobs:
             return
         self._blobs[digest] = data
