@@ -774,8 +774,15 @@ def test_pynq_overlay_binds_a_driver_to_the_kernel_vlnv(tmp_path):
             for i in range(0, len(data), 4):
                 self.words[address + i] = int.from_bytes(data[i:i + 4], "little")
 
+    from pynq import overlay as pynq_overlay
+
+    vlnv = hw.vlnv("bitlet")
+    # pynq keeps one driver per VLNV: remember who had it (e.g. bitlet's BitletIP,
+    # registered by another test) and give it back afterwards
+    saved = {k: v for k, v in pynq_overlay._ip_drivers.items() if k in (vlnv, vlnv.rpartition(":")[0])}
+
     class KernelIP(pynq.DefaultIP):
-        bindto = (hw.vlnv("bitlet"),)
+        bindto = (vlnv,)
 
     device = RegisterDevice()
     previous = getattr(pynq.Device, "_active_device", None)
@@ -791,6 +798,7 @@ def test_pynq_overlay_binds_a_driver_to_the_kernel_vlnv(tmp_path):
         assert ip.read(hw.REG_N_INSN) == 7
     finally:
         KernelIP.unregister()
+        pynq_overlay._ip_drivers.update(saved)
         if previous is None:
             del pynq.Device._active_device
         else:
