@@ -497,7 +497,13 @@ class RemoteDevice(Device):
             raise BitletTypeError(f"dtype {dtype!r} is not a numpy dtype: {exc}") from None
         wire = link.wire_dtype(dt)
         result, _ = self.call("alloc", {"shape": [int(n) for n in dims], "dtype": wire.str})
-        buf = np.zeros(dims, dt).view(RemoteBuffer)
+        try:
+            buf = _host_mirror(dims, dt)
+        except (MemoryError, ValueError) as exc:  # nothing may stay allocated on the board
+            self.call("free", {"handle": int(result["handle"])})
+            nbytes = int(np.prod(dims, dtype=object)) * dt.itemsize
+            raise errors.OutOfDeviceMemory(f"requested {nbytes} bytes: the device holds them but "
+                                           f"this host cannot hold their copy ({exc})") from None
         buf._owner_buf = buf
         buf._remote = self
         buf._handle = int(result["handle"])
@@ -878,6 +884,11 @@ class RemoteModel:
                 f"{len(m.get('layers', []))} kernel layers, "
                 f"{sum(s.get('op') == 'host' for s in m.get('steps', []))} host ops, "
                 f"{self.peak_device_bytes / 2**20:.2f} MiB device memory, on {self.device.address}>")
+
+
+def _host_mirror(dims: tuple, dtype: np.dtype) -> RemoteBuffer:
+    """The zero-filled host array of a remote buffer."""
+    return np.zeros(dims, dtype).view(RemoteBuffer)
 
 
 def _check_offset(offset: Any) -> int:

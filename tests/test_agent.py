@@ -126,6 +126,21 @@ def test_device_errors_cross_the_link_by_class(remote):
     assert set(agent.executions.values()) == {1}
 
 
+def test_a_host_copy_that_cannot_be_made_leaves_nothing_on_the_board(remote, monkeypatch):
+    from bitlet.drivers import remote as remote_module
+
+    dev, _agent, sim = remote
+    free = sim.describe()["memory"]["free"]
+
+    def no_memory(dims, dtype):
+        raise MemoryError("host out of memory")
+
+    monkeypatch.setattr(remote_module, "_host_mirror", no_memory)
+    with pytest.raises(OutOfDeviceMemory, match="requested 4096 bytes.*this host cannot hold"):
+        dev.allocate((32, 32), np.float32)
+    assert sim.describe()["memory"]["free"] == free  # the board's block was freed again
+
+
 def test_describe_names_the_remote_backend(remote):
     dev, _, sim = remote
     d = dev.describe()
