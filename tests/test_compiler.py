@@ -148,6 +148,15 @@ def test_unknown_precision_and_prune_options(dev):
         bitlet.compile(model, device=dev, prune={"nope": 0xFF0000})
     with pytest.raises(bitlet.CompileError, match="24-bit"):
         bitlet.compile(model, device=dev, prune=1 << 24)
+    with pytest.raises(bitlet.CompileError, match=r"prune of layer 'the_Conv' must be an integer, got 'all'"):
+        bitlet.compile(model, device=dev, prune="all")
+    for bad in (0, 25):
+        with pytest.raises(bitlet.CompileError, match=rf"bits of layer 'the_Conv' must .* 1..24.*got {bad}"):
+            bitlet.compile(model, device=dev, bits={"the_Conv": bad})
+    with pytest.raises(bitlet.CompileError, match="calibration must be"):
+        bitlet.compile(model, device=dev, calibration=[1, 2])
+    with pytest.raises(bitlet.CompileError, match="unknown option 'quant'"):
+        bitlet.compile(model, device=dev, calibration={"the_Conv": {"quant": 3}})
 
 
 def _nearest_with_two_ones(v: float) -> float:

@@ -97,23 +97,34 @@ def compile(model: Any, *, device: Any = None, precision: str = "fp32", prune: A
 
 def layer_options(graph, prune=None, bits=None, calibration=None) -> dict:
     """Merge ``prune``, ``bits`` and a calibration plan into ``{layer: LayerOptions}``."""
+    from bitlet import hw
     from bitlet.compiler.fold import KERNEL_TYPES
     from bitlet.compiler.lower import LayerOptions
     from bitlet.errors import CompileError
 
     names = [n.name for n in graph.nodes if n.op in KERNEL_TYPES]
     plan = getattr(calibration, "plan", calibration) or {}
+    if not isinstance(plan, Mapping):
+        raise CompileError(f"calibration must be a CalibrationResult or a dict {{layer: {{'prune': "
+                           f"mask, 'bits': k}}}}, got {type(calibration).__name__}")
     options = {}
     for name in names:
         opts = LayerOptions()
         for value, key in ((prune, "prune"), (bits, "bits")):
             chosen = value.get(name, value.get("*")) if isinstance(value, Mapping) else value
             if chosen is not None:
-                setattr(opts, key, int(chosen))
+                setattr(opts, key, _option_int(key, name, chosen))
         for key, value in plan.get(name, {}).items():
-            setattr(opts, key, value)
-        if not 0 <= opts.prune <= 0xFFFFFF:
-            raise CompileError(f"prune mask of layer {name!r} must be a 24-bit mask, got {opts.prune:#x}")
+            if key not in ("prune", "bits"):
+                raise CompileError(f"calibration: unknown option {key!r} for layer {name!r} "
+                                   "(expected 'prune' and/or 'bits')")
+            setattr(opts, key, _option_int(f"calibration {key}", name, value))
+        if not 0 <= opts.prune <= hw.PRUNE_MASK:
+            raise CompileError(f"prune mask of layer {name!r} must be a {hw.SIG_BITS}-bit mask, "
+                               f"got {opts.prune:#x}")
+        if opts.bits is not None and not 1 <= opts.bits <= hw.SIG_BITS:
+            raise CompileError(f"bits of layer {name!r} must be a bit budget in 1..{hw.SIG_BITS} ones "
+                               f"per significand, got {opts.bits}")
         options[name] = opts
     for source in (prune, bits, plan):
         if isinstance(source, Mapping):
@@ -122,6 +133,16 @@ def layer_options(graph, prune=None, bits=None, calibration=None) -> dict:
                 raise CompileError(f"per-layer options name unknown layers {unknown}; kernel layers "
                                    f"are {names}")
     return options
+
+
+def _option_int(what: str, layer: str, value: Any) -> int:
+    import numpy as np
+
+    from bitlet.errors import CompileError
+
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise CompileError(f"{what} of layer {layer!r} must be an integer, got {value!r}")
+    return int(value)
 
 
 def _check_memory(program, device) -> None:
