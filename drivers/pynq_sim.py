@@ -345,6 +345,7 @@ def open_pynq_sim(kernel: str = "bitlet", *, board: str = "pynqz2", hwh: str | P
     sim = SimDevice(kernel, **sim_kwargs)
     pynq_dev = device_class()(sim)
     saved = vars(pynq.Device).get("_active_device")
+    pynq_dev.bitlet_saved_active, pynq_dev.bitlet_closed = saved, False
     pynq.Device.active_device = pynq_dev
     hwh_path = Path(hwh) if hwh is not None else default_hwh(kernel, board)
     try:
@@ -381,11 +382,17 @@ def _unplug_uio(pynq_dev: Any) -> None:
 
 
 def _restore_active(pynq: Any, saved: Any, pynq_dev: Any) -> None:
-    """Put back pynq's active device and unplug the simulated UIO devices."""
+    """Unplug the simulated UIO devices and, if ``pynq_dev`` is still pynq's
+    active device, put back the one active before it (skipping simulated
+    boards closed meanwhile, when several were opened)."""
     _unplug_uio(pynq_dev)
+    pynq_dev.bitlet_closed = True
+    if vars(pynq.Device).get("_active_device") is not pynq_dev:
+        return  # another device became active since: leave it so
+    while saved is not None and getattr(saved, "bitlet_closed", False):
+        saved = getattr(saved, "bitlet_saved_active", None)
     if saved is None:
-        if "_active_device" in vars(pynq.Device):
-            del pynq.Device._active_device
+        del pynq.Device._active_device
     else:
         pynq.Device.active_device = saved
 

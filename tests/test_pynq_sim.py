@@ -211,6 +211,17 @@ def test_pynq_active_device_is_restored_on_close():
                for u in dev.pynq_device.uio.values()), "the simulated UIO is unplugged"
 
 
+def test_two_simulated_boards_closed_out_of_order_restore_the_first_active_device():
+    before = vars(pynq.Device).get("_active_device")
+    first, second = open_pynq_sim(), open_pynq_sim()
+    assert pynq.Device.active_device is second.pynq_device
+    first.close()
+    assert pynq.Device.active_device is second.pynq_device, "the open one stays active"
+    assert second.allocate((4,), np.uint32).device_address >= second.sim.base
+    second.close()
+    assert vars(pynq.Device).get("_active_device") is before
+
+
 def test_the_simulated_board_cannot_be_programmed():
     sim = SimDevice()
     with pytest.raises(bitlet.DeviceError, match="download=False"):
