@@ -61,8 +61,11 @@ class BenchResult:
     def __str__(self) -> str:
         head = (f"{'layer':<24} {'MMAC':>8} {'Bitlet cyc':>12} {'vendor cyc':>12} {'speed-up':>8} "
                 f"{'MAC/cyc B':>9} {'MAC/cyc V':>9}")
-        lines = [f"cycles {self.timing}; Bitlet {self.n_pe['bitlet']} PEs at {self.clock_mhz['bitlet']} MHz, "
-                 f"vendor-FP {self.n_pe['vendor_fp']} lanes at {self.clock_mhz['vendor_fp']} MHz", head,
+        from bitlet import hw
+
+        lines = [f"cycles {self.timing}; Bitlet {self.n_pe['bitlet']} PEs x {hw.GROUP} MACs at "
+                 f"{self.clock_mhz['bitlet']} MHz, vendor-FP {self.n_pe['vendor_fp']} units x "
+                 f"{hw.VENDOR_LANES} fp32 MAC lanes at {self.clock_mhz['vendor_fp']} MHz", head,
                  "-" * len(head)]
         for row in self.layers + [dict(self.totals, name="total")]:
             lines.append(f"{row['name'][:24]:<24} {row['macs'] / 1e6:>8.3f} {row['bitlet_cycles']:>12,} "
@@ -73,7 +76,7 @@ class BenchResult:
         for kind, acc in self.accuracy.items():
             lines.append(f"accuracy {kind:<9} vs onnxruntime fp32: relative L2 {acc['rel_l2']:.3e}, "
                          f"max abs {acc['max_abs']:.3e}")
-        for kind, text in self.reports.items():
+        for kind, text in self.reports.get("text", {}).items():
             lines.append(f"resources {kind}: {text}")
         return "\n".join(lines)
 
@@ -177,7 +180,10 @@ def _totals(layers: list[dict[str, Any]], profiles: dict[str, Any]) -> dict[str,
     return total
 
 
-def _reports() -> dict[str, str]:
+def _reports() -> dict[str, Any]:
+    """Vivado figures of both overlays when a build left reports: parsed
+    (``figures``, None when absent) and as text (``text``)."""
     from bitlet.overlays.reports import format_reports, read_reports
 
-    return {kind: format_reports(read_reports(None, kind)) for kind in KINDS}
+    figures = {kind: read_reports(None, kind) for kind in KINDS}
+    return {"figures": figures, "text": {k: format_reports(v) for k, v in figures.items()}}
