@@ -33,14 +33,15 @@ import numpy as np
 
 from bitlet.errors import CompileError
 
-SIG = 24
-
 
 def column_mask(keep: int) -> int:
     """24-bit prune mask keeping the ``keep`` most significant bit columns."""
-    if not 0 <= keep <= SIG:
-        raise CompileError(f"keep_columns must be in 0..{SIG}, got {keep}")
-    return ((1 << SIG) - 1) ^ ((1 << (SIG - keep)) - 1)
+    from bitlet import hw
+
+    sig = hw.SIG_BITS
+    if not 0 <= keep <= sig:
+        raise CompileError(f"keep_columns must be in 0..{sig}, got {keep}")
+    return hw.PRUNE_ALL ^ ((1 << (sig - keep)) - 1)
 
 
 @dataclass

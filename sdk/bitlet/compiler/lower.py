@@ -59,7 +59,7 @@ def parse_precision(precision: str) -> tuple[str, int | None]:
 class LayerOptions:
     """Per-layer compile options."""
 
-    prune: int = 0xFFFFFF
+    prune: int = field(default_factory=lambda: hw.PRUNE_ALL)
     bits: int | None = None
 
 
