@@ -39,7 +39,7 @@ thread, deterministic algorithms; re-running it regenerates the same model
 with the same torch build. Run it niced (it uses one core for ~5-10 min)::
 
     nice -n 10 python examples/models/train_espcn.py
-    python examples/models/train_espcn.py --steps 300 --out /tmp/espcn   # quick try
+    python examples/models/train_espcn.py --steps 300 --out espcn-try   # quick try
 """
 from __future__ import annotations
 
