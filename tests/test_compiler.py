@@ -251,3 +251,25 @@ def test_inf_bias_names_the_layer(dev):
     with pytest.raises(bitlet.CompileError,
                        match=r"layer 'the_Gemm': 1 bias value\(s\) are NaN or Inf \(first at index \(2,\)\)"):
         bitlet.compile(model, device=dev)
+
+
+def test_dilated_strided_asymmetric_grouped_conv_is_bit_exact_with_its_profile(dev):
+    rng = np.random.default_rng(12)
+    w = rng.standard_normal((6, 2, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    x = rng.standard_normal((1, 4, 9, 11)).astype(np.float32)
+    pads = [1, 2, 3, 0]  # ONNX order: top, left, bottom, right
+    model = single_node("Conv", {"x": x.shape}, {"kernel_shape": [3, 3], "pads": pads, "strides": [2, 1],
+                                                 "dilations": [2, 3], "group": 2}, {"w": w, "b": b})
+    compiled = bitlet.compile(model, device=dev, prune=0xFFFFC0)
+    try:
+        prof = compiled.profile(x)
+        y = compiled(x)
+    finally:
+        compiled.close()
+    ref, counters = numerics.conv2d(x.transpose(0, 2, 3, 1), w.transpose(0, 2, 3, 1), stride=(2, 1),
+                                    padding=(1, 2, 3, 0), dilation=(2, 3), groups=2, bias=b,
+                                    prune=0xFFFFC0, return_profile=True)
+    np.testing.assert_array_equal(y.view(np.uint32), ref.transpose(0, 3, 1, 2).view(np.uint32))
+    (layer,) = prof.layers
+    assert {k: layer[k] for k in counters} == counters
