@@ -120,3 +120,19 @@ def test_output_file_type_is_checked_before_running(tmp_path, capsys):
                        "--output", str(tmp_path / "y.txt"))
     assert code == cli.EXIT_ERROR and ".npy or .npz" in err
     assert not (tmp_path / "y.txt").exists()
+
+
+def test_compare_json_gives_per_layer_and_final_errors(capsys):
+    code, out, _ = run(capsys, "compare", str(model_path()), *SMALL, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["precision"] == "fp32"
+    assert [layer["kind"] for layer in report["layers"]].count("kernel") == 3
+    final = report["outputs"]["sr"]
+    assert final["rel_l2"] < 1e-5 and final["psnr_db"] > 100
+
+
+def test_info_human_readable_names_the_device_and_registers(capsys):
+    code, out, _ = run(capsys, "info", "--device", "sim")
+    assert code == 0
+    assert "kernel (ID/config registers)" in out and "ID_MAGIC" in out
