@@ -72,6 +72,10 @@ FRAME_NAMES = {HELLO: "HELLO", WELCOME: "WELCOME", DATA: "DATA", ACK: "ACK",
 # ACK flags
 ACK_COMPLETE = 0x01  # the receiver holds the whole message
 
+#: attributes of an exception raised on the agent that travel with its error reply
+#: (a KernelTimeout's diagnosis: register dump, last instruction, likely causes)
+ERROR_DETAILS = ("registers", "insn_done", "n_insn", "causes", "timeout")
+
 #: baud rate of a serial URL without ``?baud=``
 DEFAULT_BAUD = 115200
 #: line bits per byte on a UART (8N1: start + 8 data + stop)

@@ -903,7 +903,12 @@ def _remote_error(op: str, error: dict) -> Exception:
     text = f"{op} on the agent: {error.get('message', '')}"
     cls = getattr(errors, name, None)
     if isinstance(cls, type) and issubclass(cls, errors.BitletError):
-        return cls(text)
+        exc = cls(text)
+        details = error.get("details")
+        for key in link.ERROR_DETAILS:  # e.g. a KernelTimeout's register dump, as locally
+            if isinstance(details, dict) and key in details:
+                setattr(exc, key, details[key])
+        return exc
     if name in ("LinkProtocolError", "LinkBroken", "LinkTimeout"):
         return LinkError(text)
     return DeviceError(f"{text} ({name})")

@@ -210,3 +210,33 @@ def test_remote_model_offers_the_compiled_model_api(local):
         here.close()
     finally:
         dev.close()
+
+
+def test_a_hung_remote_run_is_a_kernel_timeout_with_its_diagnosis_and_reset_recovers(local):
+    from bitlet import KernelTimeout
+    from bitlet.drivers.kernel import KernelDriver
+
+    program, inputs, outputs, _ = local
+    first = next(s for s in program.meta["steps"] if s["op"] == "kernel")
+    assert first["count"] >= 2
+    dev = SimDevice()
+    dev.kernel = KernelDriver(dev, timeout=0.3)  # the board's driver: a short kernel timeout
+    try:
+        with Agent(dev).start("tcp://127.0.0.1:0") as agent, \
+                open_remote(f"tcp://127.0.0.1:{agent.port}", timeout=10) as remote:
+            model = remote.load_program(program)
+            dev.faults.hang_after = 1
+            with pytest.raises(KernelTimeout, match="model_run on the agent: the kernel did not "
+                                                    "finish") as info:
+                model(inputs[0])
+            # the board's diagnosis travels with the error, as a local KernelTimeout's
+            assert info.value.insn_done == 1
+            assert info.value.registers["N_INSN"] == first["count"]
+            assert any("reset" in cause for cause in info.value.causes)
+            with pytest.raises(DeviceError, match="busy"):
+                model(inputs[0])
+            dev.faults.hang_after = None
+            remote.reset()
+            assert model(inputs[0]).tobytes() == outputs[0].tobytes()
+    finally:
+        dev.close()

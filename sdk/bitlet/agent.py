@@ -479,8 +479,9 @@ class Agent:
             result, out_arrays = handler(self, args, arrays)
             return link.pack_message({"ok": True, "result": result}, out_arrays)
         except Exception as exc:  # noqa: BLE001 - reported to the client by name
+            details = {k: _plain(getattr(exc, k)) for k in link.ERROR_DETAILS if hasattr(exc, k)}
             return link.pack_message({"ok": False, "error": {
-                "type": type(exc).__name__, "message": str(exc)}})
+                "type": type(exc).__name__, "message": str(exc), "details": details}})
 
     def _buffer(self, args: dict) -> Any:
         handle = _int_arg(args, "handle")
