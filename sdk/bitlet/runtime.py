@@ -104,10 +104,10 @@ class Profile:
         lines.append(f"host: {t['host_ops']} ops {t['host_ms']:.3f} ms, transfers "
                      f"{t['transfer_ms']:.3f} ms, kernel wall {t['kernel_wall_ms']:.3f} ms "
                      f"(reference schedule {t['ref_cycles']:,} cycles); clock {self.clock_mhz} MHz")
-        by_type = self.host_by_type()
-        if by_type:
-            lines.append("host ops by type: " + ", ".join(
-                f"{op} {v['count']}x {v['ms']:.3f} ms" for op, v in by_type.items()))
+        by_type = list(self.host_by_type().items())
+        for start in range(0, len(by_type), 6):  # six op types a line, slowest first
+            lines.append(("host ops by type: " if start == 0 else " " * 18) + ", ".join(
+                f"{op} {v['count']}x {v['ms']:.3f} ms" for op, v in by_type[start:start + 6]))
         mem = t.get("memory")
         if mem:
             lines.append(f"device memory: {t['device_bytes'] / 1024:.1f} KiB peak = instructions and "
