@@ -86,6 +86,7 @@ def test_profile_per_layer_and_totals(cnn):
     by_type = prof.host_by_type()
     assert sum(v["count"] for v in by_type.values()) == totals["host_ops"]
     assert "host ops by type: " in table and all(op in table for op in by_type)
+    assert json.loads(json.dumps(data)) == data  # plain data
 
 
 def test_pe_cycles_are_the_sum_of_the_instruction_records(cnn):
@@ -195,6 +196,8 @@ def test_device_memory_is_freed_on_close(dev):
     compiled.close()
     compiled.close()
     assert dev.describe()["memory"]["free"] == free
+    with pytest.raises(bitlet.BitletValueError, match="closed"):
+        compiled(X)
 
 
 @pytest.mark.parametrize("precision,tol", [("fixed8", 2e-3), ("fixed16", 2e-5)])

@@ -194,6 +194,9 @@ class CompiledModel:
         dict
             ``{output name: array}`` (plus intermediates with ``keep``).
         """
+        if self._buffer is None:
+            raise BitletValueError("this compiled model was closed (its device memory is freed): "
+                                   "compile or load it again")
         env = self._feeds(feeds)
         timings = {"host": [], "upload": 0.0, "download": 0.0, "kernel": 0.0, "kernel_runs": []}
         for step in self.meta["steps"]:
