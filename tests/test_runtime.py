@@ -410,3 +410,27 @@ def test_gemm_with_transposed_a_runs_on_the_kernel(dev):
         assert rel_l2(compiled(x), ref) < 1e-6
     finally:
         compiled.close()
+
+
+@pytest.mark.parametrize("wshape,attrs", [
+    ((4, 3, 3, 3), {"kernel_shape": [3, 3], "strides": [2, 2], "group": 2, "pads": [1, 0, 0, 1],
+                    "output_padding": [1, 0], "dilations": [1, 2]}),
+    ((4, 2, 2, 2), {"kernel_shape": [2, 2], "strides": [2, 2]}),  # the pixel-shuffle lowering
+    ((4, 2, 3, 3), {"kernel_shape": [3, 3], "strides": [3, 2], "output_shape": [13, 10]}),
+    ((4, 2, 3, 3), {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+    ((4, 1, 3, 3), {"kernel_shape": [3, 3], "group": 4, "pads": [2, 2, 2, 2]}),  # depthwise, cropped
+], ids=["grouped-dilated-outpad", "shuffle", "output_shape", "same_upper", "depthwise-crop"])
+def test_conv_transpose_variants_run_on_the_kernel_and_match_onnxruntime(dev, wshape, attrs):
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(wshape).astype(np.float32)
+    b = rng.standard_normal(wshape[1] * attrs.get("group", 1)).astype(np.float32)
+    model = single_node("ConvTranspose", {"x": (1, 4, 5, 4)}, dict(attrs), {"w": w, "b": b})
+    x = rng.standard_normal((1, 4, 5, 4)).astype(np.float32)
+    (ref,) = run_onnxruntime(model, {"x": x})
+    compiled = bitlet.compile(model, device=dev)
+    try:
+        y = compiled(x)
+        assert [layer["op"] for layer in compiled.meta["layers"]] == ["BitletConv"]
+    finally:
+        compiled.close()
+    assert y.shape == ref.shape and rel_l2(y, ref) < 1e-6
