@@ -552,3 +552,21 @@ def test_an_evicted_program_is_uploaded_again_and_runs(sim):
         again = dev.load_program(program)
         assert agent.stats["op_program_put"] == 2
         assert again(x).tobytes() == expect.tobytes()
+
+
+def test_a_tcp_agent_listens_on_localhost_unless_told_otherwise(sim):
+    import socket
+    import sys
+
+    lines: list[str] = []
+    with Agent(sim, log=lines.append).start("tcp://:0") as agent:
+        assert lines == [f"listening on tcp://127.0.0.1:{agent.port}"]
+        with socket.create_connection(("127.0.0.1", agent.port), timeout=5):
+            pass
+        if sys.platform.startswith("linux"):  # 127.0.0.2 is this host too, but not listened on
+            with pytest.raises(OSError):
+                socket.create_connection(("127.0.0.2", agent.port), timeout=2).close()
+        with open_remote(f"tcp://127.0.0.1:{agent.port}", timeout=5) as dev:
+            assert dev.read_reg(hw.REG_CTRL) & hw.CTRL_AP_IDLE
+        assert any(line.startswith("client ") and line.endswith("closed its session")
+                   for line in lines)
