@@ -12,8 +12,9 @@ A *device* is what the kernel driver and the runtime need of a board:
   ``False`` from :attr:`Device.has_interrupt` and the driver polls);
 * a description of itself.
 
-Backends: :mod:`bitlet.drivers.sim` (simulated board), :mod:`bitlet.drivers.pynq`
-(a real board through pynq, optional) and :mod:`bitlet.drivers.remote` (a board
+Backends: :mod:`bitlet.drivers.sim` (simulated board),
+:mod:`bitlet.drivers.pynq_board` (a real board through pynq, optional;
+:mod:`bitlet.drivers.pynq_sim` runs it on the simulator) and :mod:`bitlet.drivers.remote` (a board
 behind a serial/TCP link).  Everything above this interface is identical on
 all of them.
 """
