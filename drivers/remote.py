@@ -822,7 +822,11 @@ class RemoteModel:
         result, outputs = self.device.call("model_run", {**args, "keep": bool(keep)}, arrays,
                                            timeout=self._run_budget())
         self._set_timings(result.get("timings"), time.perf_counter() - start)
-        return dict(zip(result["outputs"], outputs))
+        values: dict[str, Any] = dict(zip(result["outputs"], outputs))
+        scalars = result.get("scalars")
+        if keep and isinstance(scalars, dict):  # e.g. the activation scales of fixed<n> layers
+            values.update((k, v) for k, v in scalars.items() if isinstance(v, (int, float)))
+        return values
 
     def profile(self, x: np.ndarray | Mapping[str, np.ndarray]) -> Any:
         """Run once and return the board's per-layer profile (print it for a table).

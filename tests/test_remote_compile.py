@@ -94,3 +94,26 @@ def test_cli_run_and_profile_with_a_remote_device(tmp_path, capsys):
     assert [layer["pe_cycles"] for layer in profile["layers"]] == \
         [layer["pe_cycles"] for layer in local_profile.layers]
     assert profile["totals"]["kernel_cycles"] == local_profile.totals["kernel_cycles"]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fixed8"])
+def test_remote_runs_match_local_runs_in_other_precisions(precision):
+    """Every value run(keep=True) returns, fixed-point activation scales included."""
+    x = np.random.default_rng(6).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    with SimDevice() as local_dev:
+        local = bitlet.compile(tiny_cnn(), device=local_dev, precision=precision)
+        here = local.run({"x": x}, keep=True)
+        local.close()
+    board = SimDevice()
+    try:
+        with Agent(board).start("tcp://127.0.0.1:0") as agent, \
+                bitlet.open(f"tcp://127.0.0.1:{agent.port}", timeout=10) as remote:
+            there = bitlet.compile(tiny_cnn(), device=remote, precision=precision).run(
+                {"x": x}, keep=True)
+    finally:
+        board.close()
+    assert set(there) == set(here)
+    if precision == "fixed8":
+        assert any(k.endswith(".scale") for k in there)
+    for name, value in here.items():
+        assert np.asarray(there[name]).tobytes() == np.ascontiguousarray(value).tobytes(), name

@@ -625,7 +625,9 @@ class Agent:
         model = self._model(args)
         outputs = model.run(self._feeds(args, arrays), keep=bool(args.get("keep")))
         names = [n for n in outputs if isinstance(outputs[n], np.ndarray)]
-        return ({"outputs": names, "timings": _plain(model.last_timings)},
+        scalars = {n: _plain(v) for n, v in outputs.items()  # keep=True: fixed-point scales
+                   if isinstance(v, (int, float, np.generic)) and np.isfinite(v)}
+        return ({"outputs": names, "scalars": scalars, "timings": _plain(model.last_timings)},
                 [np.ascontiguousarray(outputs[n]) for n in names])
 
     def op_model_profile(self, args: dict, arrays: list) -> tuple[Any, list]:
