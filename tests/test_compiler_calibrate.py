@@ -65,3 +65,20 @@ def test_calibration_arguments_are_checked():
         with pytest.raises(bitlet.CompileError, match="unknown kernel layers"):
             calibrate(tiny_cnn(), [np.zeros((1, 3, 16, 16), np.float32)], device=dev,
                       layers=["nope"])
+
+
+def test_calibration_of_a_layer_that_runs_as_column_strips():
+    from models import single_node
+
+    w = np.random.default_rng(0).standard_normal((3, 2, 1, 1)).astype(np.float32)
+    model = single_node("Conv", {"x": (1, 2, 1, 2100)}, {"kernel_shape": [1, 1]}, {"w": w})
+    x = np.random.default_rng(1).standard_normal((1, 2, 1, 2100)).astype(np.float32)
+    with SimDevice() as dev:
+        result = calibrate(model, [x], device=dev, bits=(3,), keep_columns=())
+        (row,) = result.sensitivity
+        cheap = bitlet.compile(model, device=dev, bits=3)
+        try:
+            assert len(cheap.meta["layers"]) == 2  # a 2100-pixel output row: two strips
+            assert row["layer"] == "the_Conv" and row["pe_cycles"] == cheap.profile(x).totals["pe_cycles"]
+        finally:
+            cheap.close()

@@ -106,7 +106,7 @@ class Profile:
                      f"(reference schedule {t['ref_cycles']:,} cycles); clock {self.clock_mhz} MHz")
         by_type = list(self.host_by_type().items())
         for start in range(0, len(by_type), 6):  # six op types a line, slowest first
-            lines.append(("host ops by type: " if start == 0 else " " * 18) + ", ".join(
+            lines.append(("host ops by type: " if start == 0 else "host ops, cont.:  ") + ", ".join(
                 f"{op} {v['count']}x {v['ms']:.3f} ms" for op, v in by_type[start:start + 6]))
         mem = t.get("memory")
         if mem:

@@ -126,9 +126,10 @@ class _Evaluator:
             for feed in self.feeds:
                 outs.append(compiled.run(feed))
                 records = compiled.read_profile_records()
-                for layer in compiled.meta["layers"]:
+                for layer in compiled.meta["layers"]:  # column strips count for their ONNX layer
                     rec = records[layer["insn_first"]: layer["insn_first"] + layer["insn_count"]]
-                    cycles[layer["name"]] = cycles.get(layer["name"], 0) + int(rec["pe_cycles"].sum())
+                    name = layer.get("origin", layer["name"])
+                    cycles[name] = cycles.get(name, 0) + int(rec["pe_cycles"].sum())
             return outs, cycles
         finally:
             compiled.close()

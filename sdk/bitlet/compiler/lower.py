@@ -198,7 +198,8 @@ class Lowering:
         else:
             info = self.matmul(node, layer_id)
         (layout, out_dev), = [(k[1], d) for k, d in self.device_of.items() if k[0] == node.outputs[0]]
-        info.update(name=node.name, op=node.op, layer_id=layer_id, insn_first=first,
+        info.update(name=node.name, origin=node.attrs.get("origin", node.name),  # strips: their conv
+                    op=node.op, layer_id=layer_id, insn_first=first,
                     insn_count=len(self.insns) - first,
                     precision=self.fmt if self.fmt != "fixed" else f"fixed{self.fixed_bits}",
                     output={"value": node.outputs[0], "dev": out_dev, "layout": layout,
