@@ -750,11 +750,16 @@ class RemoteModel:
         values = [out[n] for n in self.output_names]
         return values[0] if len(values) == 1 else tuple(values)
 
+    def _check_open(self) -> None:
+        if self._closed:  # the same error as a closed CompiledModel
+            raise BitletValueError(f"this compiled model ({self.meta.get('model')!r}) was closed "
+                                   "(its device memory on the board is freed, it is not loaded "
+                                   "any more): load it again (device.load_program(program), "
+                                   "bitlet.compile or bitlet.load)")
+
     def _args(self, feeds: Any) -> tuple[dict, list]:
         """Check ``feeds`` here (before any byte goes out) and cast to the compiled dtypes."""
-        if self._closed:
-            raise DeviceError(f"model {self.meta.get('model')!r} is not loaded any more (closed): "
-                              "load it again with device.load_program(program)")
+        self._check_open()
         if not isinstance(feeds, Mapping):
             raise BitletTypeError(f"feeds must be a dict {{name: array}}, got {type(feeds).__name__}")
         unknown = sorted(set(feeds) - set(self.input_names))
@@ -860,8 +865,7 @@ class RemoteModel:
         """
         from bitlet.isa import profile_dtype
 
-        if self._closed:
-            raise DeviceError(f"model {self.meta.get('model')!r} is not loaded any more (closed)")
+        self._check_open()
         result, arrays = self.device.call("model_profile_records", {"digest": self.digest})
         dtype = profile_dtype()
         fields = result.get("fields") if isinstance(result, dict) else None

@@ -65,6 +65,7 @@ def test_program_is_uploaded_once_and_loaded_once(local):
     program, inputs, outputs, _ = local
     with board() as (agent, _dev, url):
         with open_remote(url, timeout=10) as remote:
+            idle = _dev.describe()["memory"]["free"]
             first = remote.load_program(program)
             uploaded = agent.stats["data_bytes_in"]
             assert uploaded > len(program.image)  # the image went over once
@@ -73,12 +74,19 @@ def test_program_is_uploaded_once_and_loaded_once(local):
             assert agent.stats["op_program_put"] == 1
             assert second(inputs[1]).tobytes() == outputs[1].tobytes()
             assert first(inputs[2]).tobytes() == outputs[2].tobytes()
+            # the two models are independent, as two local ones: closing one keeps the other
+            in_use = _dev.describe()["memory"]["free"]
+            first.close()
+            assert second(inputs[0]).tobytes() == outputs[0].tobytes()
+            assert _dev.describe()["memory"]["free"] == in_use
+            second.close()  # the last load of the program: its device memory is freed
+            assert _dev.describe()["memory"]["free"] == idle > in_use
         with open_remote(url, timeout=10) as another_client:  # the cache outlives sessions
             model = another_client.load_program(program)
             assert agent.stats["op_program_put"] == 1
             assert model(inputs[0]).tobytes() == outputs[0].tobytes()
             model.close()
-            with pytest.raises(DeviceError, match="not loaded"):
+            with pytest.raises(bitlet.BitletValueError, match="was closed"):
                 model(inputs[0])
 
 
@@ -203,9 +211,9 @@ def test_remote_model_offers_the_compiled_model_api(local):
             model.close()
             model.close()  # idempotent, as CompiledModel.close
             assert agent.stats["op_model_close"] == 1
-            with pytest.raises(DeviceError, match="not loaded"):
+            with pytest.raises(bitlet.BitletValueError, match="was closed"):
                 model(inputs[0])
-            with pytest.raises(DeviceError, match="not loaded"):
+            with pytest.raises(bitlet.BitletValueError, match="was closed"):
                 model.read_profile_records()
             again = remote.load_program(program)
         again.close()  # after the device closed: its session already freed the model

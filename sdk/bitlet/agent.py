@@ -138,6 +138,7 @@ class Session:
         self.buffers: dict[int, Any] = {}
         self.next_handle = 1
         self.models: dict[str, Any] = {}  # program digest -> CompiledModel on the device
+        self.model_refs: collections.Counter = collections.Counter()  # loads not yet closed
 
 
 class Agent:
@@ -419,6 +420,7 @@ class Agent:
         for buf in session.buffers.values():
             _quietly_free(buf)
         session.models.clear()
+        session.model_refs.clear()
         session.buffers.clear()
 
     def _on_data(self, peer: Peer, frame: Frame) -> None:
@@ -602,6 +604,7 @@ class Agent:
         if digest not in models:
             models[digest] = CompiledModel(Program.from_bytes(self.programs.get(digest)),
                                            self.device)
+        self.session.model_refs[digest] += 1  # each client-side model closes its own load
         model = models[digest]
         return {"base": int(model.base), "device_bytes": int(model.peak_device_bytes)}, []
 
@@ -642,9 +645,13 @@ class Agent:
         return {"fields": names}, [np.ascontiguousarray(records[n]) for n in names]
 
     def op_model_close(self, args: dict, arrays: list) -> tuple[Any, list]:
-        model = self._model(args)
-        del self.session.models[_digest_arg(args)]
-        model.close()
+        """Close one load of a program; its device memory is freed with the last one."""
+        model, digest = self._model(args), _digest_arg(args)
+        refs = self.session.model_refs
+        refs[digest] -= 1
+        if refs[digest] <= 0:
+            del self.session.models[digest], refs[digest]
+            model.close()
         return None, []
 
 
