@@ -202,66 +202,259 @@ static inline __m512i fk_avx512_scan_step(__m512i c, __m512i p)
     return _mm512_add_epi64(p, _mm512_sub_epi64(k63, _mm512_lzcnt_epi64(upto)));
 }
 
-/* S = max over the 24 columns of their steps, all columns walked in
- * lockstep one scanner step per round (3 zmm of 8 columns): a round
- * advances every p by the position of the second 1 of its window, or 8
- * (bit 8 is set below so the lowest remaining bit is found by lzcnt); S
- * is the number of rounds until every p > 63.  Columns already past 63
- * see an empty window and keep moving harmlessly. */
-static inline int fk_avx512_scan_max(const uint64_t *col)
+/* ---- S from a tight upper bound ------------------------------------
+ *
+ * Steps of a column = short moves (landing on the second 1 of a window, a
+ * 1 q with its previous 1 at most 7 below: q in P = col & ones_below(col))
+ * + jumps of 8.  Positions only grow, the last move starts at <= 63 and
+ * moves <= 8, and a short move to q moves at least gap(q) = q - (previous
+ * 1), so  sum_{short q} gap(q) + 8 * jumps <= 71.  Adding a q of P (gap <= 7)
+ * to the short set never lowers  |short| + (71 - sum gap) / 8,  hence
+ *     steps <= U = popcount(P) + floor((71 - G) / 8),  G = sum_{q in P} gap(q).
+ * G is the number of bits in the runs [previous 1, q) of the q in P: the
+ * runs are disjoint, so it is popcount(P - Pred) with Pred the 1s whose
+ * next 1 is at most 7 above (the subtraction borrows exactly over them).
+ * U is exact or one above for most columns, so S = max steps is found by
+ * walking only the column with the largest U, and the columns whose U
+ * exceeds the steps found (few): S stays exact whatever the bound's slack.
+ * The walks of many groups' top columns run in SIMD lanes (a batch). */
+
+/* popcount of each 64-bit lane (nibble table, AVX512BW only). */
+static inline __m512i fk_avx512_popcnt64(__m512i x)
 {
-    const __m512i k63 = _mm512_set1_epi64(63), zero = _mm512_setzero_si512();
-    __m512i c[3], p[3];
-    for (int i = 0; i < 3; i++) {
-        c[i] = _mm512_loadu_si512((const void *)(col + 8 * i));
-        p[i] = zero;
-    }
-    int rounds = 0;
-    for (;;) {
-        __mmask8 live = _mm512_cmple_epu64_mask(p[0], k63) | _mm512_cmple_epu64_mask(p[1], k63) |
-                        _mm512_cmple_epu64_mask(p[2], k63);
-        if (!live)
-            break;
-        rounds++;
-        for (int i = 0; i < 3; i++)
-            p[i] = fk_avx512_scan_step(c[i], p[i]);
-    }
-    return rounds;
+    const __m512i lut = _mm512_set4_epi32(0x04030302, 0x03020201, 0x03020201, 0x02010100);
+    const __m512i nib = _mm512_set1_epi8(0x0F);
+    __m512i lo = _mm512_and_si512(x, nib);
+    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), nib);
+    __m512i cnt = _mm512_add_epi8(_mm512_shuffle_epi8(lut, lo), _mm512_shuffle_epi8(lut, hi));
+    return _mm512_sad_epu8(cnt, _mm512_setzero_si512());
 }
 
-/* Two groups at once (6 independent chains hide the step latency). */
+/* U of 8 columns (see above), 8..64 in each 64-bit lane. */
+static inline __m512i fk_avx512_col_bounds(__m512i c)
+{
+    __m512i a = _mm512_or_si512(c, _mm512_slli_epi64(c, 1));
+    __m512i b = _mm512_or_si512(a, _mm512_slli_epi64(a, 2));
+    __m512i below = _mm512_slli_epi64(_mm512_or_si512(b, _mm512_slli_epi64(b, 3)), 1);
+    __m512i a2 = _mm512_or_si512(c, _mm512_srli_epi64(c, 1));
+    __m512i b2 = _mm512_or_si512(a2, _mm512_srli_epi64(a2, 2));
+    __m512i above = _mm512_srli_epi64(_mm512_or_si512(b2, _mm512_srli_epi64(b2, 3)), 1);
+    __m512i P = _mm512_and_si512(c, below);
+    __m512i runs = _mm512_sub_epi64(P, _mm512_and_si512(c, above));
+    __m512i jumps = _mm512_srli_epi64(
+        _mm512_sub_epi64(_mm512_set1_epi64(FK_GROUP + BITLET_WINDOW - 1), fk_avx512_popcnt64(runs)), 3);
+    return _mm512_add_epi64(fk_avx512_popcnt64(P), jumps);
+}
+
+/* Steps of one column, table walk (fk_scan_tab covers the steps starting
+ * in 8 positions per lookup). */
+static inline int fk_avx512_walk(uint64_t col)
+{
+    int p = 0, steps = 0;
+    while (p <= FK_GROUP - BITLET_WINDOW) {
+        uint32_t t = fk_scan_tab[(col >> p) & 0x7FFFu];
+        steps += (int)(t & 0xFFu);
+        p += (int)(t >> 8);
+    }
+    if (p <= FK_GROUP - 1)
+        steps += fk_scan_tail[(col >> p) & 0xFFu];
+    return steps;
+}
+
+/* The bounds of a group's 24 columns into U[24]; returns their max and
+ * the columns reaching it (bit g). */
+static inline int fk_avx512_bounds(const uint64_t *col, uint8_t *U, uint32_t *top)
+{
+    __m512i u0 = fk_avx512_col_bounds(_mm512_loadu_si512((const void *)col));
+    __m512i u1 = fk_avx512_col_bounds(_mm512_loadu_si512((const void *)(col + 8)));
+    __m512i u2 = fk_avx512_col_bounds(_mm512_loadu_si512((const void *)(col + 16)));
+    _mm_storel_epi64((__m128i *)U, _mm512_cvtepi64_epi8(u0));
+    _mm_storel_epi64((__m128i *)(U + 8), _mm512_cvtepi64_epi8(u1));
+    _mm_storel_epi64((__m128i *)(U + 16), _mm512_cvtepi64_epi8(u2));
+    uint64_t umax = _mm512_reduce_max_epu64(_mm512_max_epu64(_mm512_max_epu64(u0, u1), u2));
+    __m512i vm = _mm512_set1_epi64((long long)umax);
+    *top = (uint32_t)_mm512_cmpeq_epu64_mask(u0, vm) |
+           ((uint32_t)_mm512_cmpeq_epu64_mask(u1, vm) << 8) |
+           ((uint32_t)_mm512_cmpeq_epu64_mask(u2, vm) << 16);
+    return (int)umax;
+}
+
+/* S given the steps s of column g0 (one of the largest U): walk the other
+ * columns that could still beat it. */
+static inline int fk_avx512_finish(const uint64_t *col, const uint8_t *U, int umax, int g0, int s)
+{
+    for (int g = 0; g < FK_COLS && s < umax; g++) {
+        if (g != g0 && U[g] > s) {
+            int t = fk_avx512_walk(col[g]);
+            s = t > s ? t : s;
+        }
+    }
+    return s;
+}
+
+/* S of one group from its columns. */
+static inline int fk_avx512_scan_max(const uint64_t *col)
+{
+    uint8_t U[FK_COLS];
+    uint32_t top;
+    int umax = fk_avx512_bounds(col, U, &top);
+    if (umax <= BITLET_WINDOW)
+        return umax;
+    int g0 = __builtin_ctz(top);
+    return fk_avx512_finish(col, U, umax, g0, fk_avx512_walk(col[g0]));
+}
+
 static inline void fk_avx512_scan_max2(const uint64_t *col_a, const uint64_t *col_b,
                                        int *s_a, int *s_b)
 {
-    const __m512i k63 = _mm512_set1_epi64(63), zero = _mm512_setzero_si512();
-    __m512i c[6], p[6];
-    for (int i = 0; i < 3; i++) {
-        c[i] = _mm512_loadu_si512((const void *)(col_a + 8 * i));
-        c[i + 3] = _mm512_loadu_si512((const void *)(col_b + 8 * i));
+    *s_a = fk_avx512_scan_max(col_a);
+    *s_b = fk_avx512_scan_max(col_b);
+}
+
+/* One scanner step of 8 columns kept as one-hot positions m = 1 << p (0
+ * once p > 63): the window's 1s from p are z = col & -m; the new position
+ * is the lowest 1 of (z without its lowest 1) | m << 8. */
+static inline __m512i fk_avx512_onehot_step(__m512i c, __m512i m)
+{
+    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi64(1);
+    __m512i z = _mm512_and_si512(c, _mm512_sub_epi64(zero, m));
+    __m512i w = _mm512_ternarylogic_epi64(z, _mm512_sub_epi64(z, one), _mm512_slli_epi64(m, 8),
+                                          0xEA);                      /* a & b | c */
+    return _mm512_and_si512(w, _mm512_sub_epi64(zero, w));
+}
+
+/* Steps of n <= FK_LANES4 columns, walked in lockstep in four zmm. */
+#define FK_LANES4 32
+static void fk_avx512_steps_lanes(const uint64_t *cols, int n, uint8_t *steps)
+{
+    const __m512i one = _mm512_set1_epi64(1);
+    __m512i c[4], m[4], cnt[4];
+    for (int i = 0; i < 4; i++) {
+        int left = n - 8 * i;
+        __mmask8 valid = left >= 8 ? 0xFF : left <= 0 ? 0 : (__mmask8)((1u << left) - 1u);
+        c[i] = _mm512_maskz_loadu_epi64(valid, (const void *)(cols + 8 * i));
+        m[i] = one;
     }
-    for (int i = 0; i < 6; i++)
-        p[i] = zero;
-    /* every column takes at least 8 steps (a step moves at most 8): the
-     * first 8 rounds need no test */
-    for (int round = 0; round < 8; round++) {
-        for (int i = 0; i < 6; i++)
-            p[i] = fk_avx512_scan_step(c[i], p[i]);
+    /* every column takes at least 8 steps: no end test before */
+    for (int round = 0; round < BITLET_WINDOW; round++) {
+        for (int i = 0; i < 4; i++)
+            m[i] = fk_avx512_onehot_step(c[i], m[i]);
     }
-    int ra = 8, rb = 8;
+    for (int i = 0; i < 4; i++)
+        cnt[i] = _mm512_set1_epi64(BITLET_WINDOW);
     for (;;) {
-        __mmask8 la = _mm512_cmple_epu64_mask(p[0], k63) | _mm512_cmple_epu64_mask(p[1], k63) |
-                      _mm512_cmple_epu64_mask(p[2], k63);
-        __mmask8 lb = _mm512_cmple_epu64_mask(p[3], k63) | _mm512_cmple_epu64_mask(p[4], k63) |
-                      _mm512_cmple_epu64_mask(p[5], k63);
-        if (!(la | lb))
+        __mmask8 live[4];
+        for (int i = 0; i < 4; i++)
+            live[i] = _mm512_test_epi64_mask(m[i], m[i]);
+        if (!(live[0] | live[1] | live[2] | live[3]))
             break;
-        ra += la != 0;
-        rb += lb != 0;
-        for (int i = 0; i < 6; i++)
-            p[i] = fk_avx512_scan_step(c[i], p[i]);
+        for (int i = 0; i < 4; i++) {
+            cnt[i] = _mm512_mask_add_epi64(cnt[i], live[i], cnt[i], one);
+            m[i] = fk_avx512_onehot_step(c[i], m[i]);
+        }
     }
-    *s_a = ra;
-    *s_b = rb;
+    uint8_t all[FK_LANES4];
+    for (int i = 0; i < 4; i++)
+        _mm_storel_epi64((__m128i *)(all + 8 * i), _mm512_cvtepi64_epi8(cnt[i]));
+    for (int l = 0; l < n; l++)
+        steps[l] = all[l];
+}
+
+/* A batch of groups waiting for S: their columns and bounds, where S goes,
+ * and a queue of columns to walk: every column of a group whose bound
+ * equals the group's largest (1.4 per group on CNN layers).  The queue is
+ * walked FK_LANES4 columns at a time; a group whose walked columns stay
+ * below its largest bound then walks (one by one, rare) its other columns
+ * whose bound beats the steps found. */
+#define FK_SBATCH FK_LANES4
+typedef struct {
+    int n, nl;
+    uint64_t col[FK_SBATCH][FK_COLS];
+    uint8_t U[FK_SBATCH][32];             /* [FK_COLS] used, padded to 32 */
+    uint8_t umax[FK_SBATCH], s[FK_SBATCH];
+    uint32_t top[FK_SBATCH];
+    uint8_t *dst[FK_SBATCH];
+    uint64_t lane[FK_LANES4 + 8];         /* + room for a whole zmm store */
+    uint8_t owner[FK_LANES4 + 32];
+} fk_avx512_sbatch_t;
+
+static inline void fk_avx512_sbatch_init(fk_avx512_sbatch_t *b)
+{
+    b->n = 0;
+    b->nl = 0;
+}
+
+static inline uint64_t *fk_avx512_sbatch_slot(fk_avx512_sbatch_t *b)
+{
+    return b->col[b->n];
+}
+
+static void fk_avx512_sbatch_flush(fk_avx512_sbatch_t *b)
+{
+    uint8_t steps[FK_LANES4];
+    if (b->n == 0)
+        return;
+    fk_avx512_steps_lanes(b->lane, b->nl, steps);
+    for (int l = 0; l < b->nl; l++) {
+        uint8_t *s = &b->s[b->owner[l]];
+        *s = steps[l] > *s ? steps[l] : *s;
+    }
+    for (int i = 0; i < b->n; i++) {
+        /* other columns that may beat s (none when s reached the bound) */
+        int s = b->s[i];
+        __m256i u = _mm256_loadu_si256((const __m256i *)b->U[i]);
+        uint32_t more = (uint32_t)_mm256_cmpgt_epu8_mask(u, _mm256_set1_epi8((char)s)) &
+                        ~b->top[i] & ((1u << FK_COLS) - 1u);
+        for (; more; more &= more - 1) {
+            int t = fk_avx512_walk(b->col[i][__builtin_ctz(more)]);
+            s = t > s ? t : s;
+        }
+        *b->dst[i] = (uint8_t)s;
+    }
+    b->n = 0;
+    b->nl = 0;
+}
+
+/* The group whose columns were written to the slot: S now (all bounds 8)
+ * or queued; S is in *dst after the next flush at the latest. */
+static inline void fk_avx512_sbatch_push(fk_avx512_sbatch_t *b, uint8_t *dst)
+{
+    uint32_t top;
+    int i = b->n;
+    int umax = fk_avx512_bounds(b->col[i], b->U[i], &top);
+    if (umax <= BITLET_WINDOW) {
+        *dst = (uint8_t)umax;
+        return;
+    }
+    int ties = __builtin_popcount(top);
+    if (b->nl + ties > FK_LANES4) {       /* the queue is full: walk it */
+        uint64_t *mine = b->col[i];
+        uint64_t keep[FK_COLS];
+        for (int g = 0; g < FK_COLS; g++)
+            keep[g] = mine[g];
+        uint8_t U[32];
+        for (int g = 0; g < 32; g++)
+            U[g] = b->U[i][g];
+        fk_avx512_sbatch_flush(b);
+        for (int g = 0; g < FK_COLS; g++)
+            b->col[0][g] = keep[g];
+        for (int g = 0; g < 32; g++)
+            b->U[0][g] = U[g];
+        i = 0;
+    }
+    b->umax[i] = (uint8_t)umax;
+    b->top[i] = top;
+    b->s[i] = 0;
+    b->dst[i] = dst;
+    _mm256_storeu_si256((__m256i *)(b->owner + b->nl), _mm256_set1_epi8((char)i));
+    for (int z = 0; z < 3; z++) {         /* the tied columns, compressed */
+        __mmask8 sel = (__mmask8)(top >> (8 * z));
+        __m512i c = _mm512_loadu_si512((const void *)(b->col[i] + 8 * z));
+        _mm512_storeu_si512((void *)(b->lane + b->nl), _mm512_maskz_compress_epi64(sel, c));
+        b->nl += __builtin_popcount((unsigned)sel);
+    }
+    if (++b->n == FK_SBATCH)
+        fk_avx512_sbatch_flush(b);
 }
 
 /* A full fp32 group with prune (see fk_avx512_group64) that also returns
@@ -307,6 +500,11 @@ static inline int64_t fk_avx512_group64_cols(const int32_t *we, const int32_t *w
 #define FK_GROUP64_COLS_SIMD fk_avx512_group64_cols
 #define FK_SCAN_MAX_SIMD fk_avx512_scan_max
 #define FK_SCAN_MAX2_SIMD fk_avx512_scan_max2
+#define FK_SBATCH_T fk_avx512_sbatch_t
+#define FK_SBATCH_INIT fk_avx512_sbatch_init
+#define FK_SBATCH_SLOT fk_avx512_sbatch_slot
+#define FK_SBATCH_PUSH fk_avx512_sbatch_push
+#define FK_SBATCH_FLUSH fk_avx512_sbatch_flush
 #define FK_GROUP64_SIMD fk_avx512_group64
 #define FK_COLUMNS_SIMD fk_avx512_columns_simd
 #define FK_NAME(x) fk_avx512_##x
@@ -318,6 +516,11 @@ static inline int64_t fk_avx512_group64_cols(const int32_t *we, const int32_t *w
 #undef FK_GROUP64_SIMD
 #undef FK_SCAN_MAX_SIMD
 #undef FK_SCAN_MAX2_SIMD
+#undef FK_SBATCH_T
+#undef FK_SBATCH_INIT
+#undef FK_SBATCH_SLOT
+#undef FK_SBATCH_PUSH
+#undef FK_SBATCH_FLUSH
 #undef FK_GROUP64_COLS_SIMD
 #if defined(__clang__)
 #pragma clang attribute pop
