@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -67,6 +68,12 @@ from bitlet.errors import BitletTypeError, BitletValueError, DeviceError
 DEFAULT_TIMEOUT = 30.0
 #: Environment variable holding the agent's token when ``open_remote`` is given none.
 TOKEN_ENV = "BITLET_TOKEN"
+#: Transfers expected to take this many seconds of line time report their progress.
+PROGRESS_AFTER = 1.0
+#: ... and, on TCP (no line rate), transfers of this many bytes.
+PROGRESS_TCP_BYTES = 64 << 20
+#: Seconds between two progress reports of one transfer.
+PROGRESS_EVERY = 0.25
 #: Largest buffer piece moved by one request (bounds the agent's memory per request).
 PIECE_BYTES = 16 << 20
 
@@ -188,6 +195,12 @@ class RemoteDevice(Device):
         reopened (see :class:`bitlet.drivers.link.Tuning`).
     limits : Limits
         Bounds on what the agent may send back.
+    progress : callable, bool or None
+        Progress of long transfers (over :data:`PROGRESS_AFTER` seconds of
+        line time, e.g. a program uploaded at 115200 baud):
+        ``progress(done_bytes, total_bytes, what)`` is called at most every
+        0.25 s and once at the end; True prints a line on stderr; False
+        never reports; None (default) prints when stderr is a terminal.
 
     Attributes
     ----------
@@ -206,7 +219,7 @@ class RemoteDevice(Device):
                  timeout: float = DEFAULT_TIMEOUT, connect_timeout: float = 5.0,
                  reconnects: int = 3, chunk: int | None = None, window: int | None = None,
                  ack_timeout: float | None = None, max_retries: int | None = None,
-                 limits: Limits = DEFAULT_LIMITS):
+                 limits: Limits = DEFAULT_LIMITS, progress: Any = None):
         self.address = link.parse_url(url)
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
             if not isinstance(value, (int, float)) or not value > 0:
@@ -219,6 +232,13 @@ class RemoteDevice(Device):
             raise BitletTypeError(f"token must be a non-empty str or bytes, got {token!r}")
         if not isinstance(limits, Limits):
             raise BitletTypeError(f"limits must be a bitlet.drivers.link.Limits, got {limits!r}")
+        if not (progress is None or isinstance(progress, bool) or callable(progress)):
+            raise BitletTypeError(f"progress must be a callable(done, total, what), True, False "
+                                  f"or None, got {progress!r}")
+        if progress is None:
+            progress = sys.stderr.isatty()
+        self.progress = _print_progress if progress is True else progress or None
+        self._report: _TransferProgress | None = None
         self.url = url
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout)
@@ -374,7 +394,13 @@ class RemoteDevice(Device):
             self.stats["calls"] += 1
             budget = (self.timeout if timeout is None else timeout) + 2 * self.tuning.transfer_time(
                 len(message)) + 1.0
-            reply = self._call_with_retries(rid, op, message, time.monotonic() + budget, budget)
+            self._report = _TransferProgress(self.progress, op, self.tuning) \
+                if self.progress else None
+            try:
+                reply = self._call_with_retries(rid, op, message, time.monotonic() + budget,
+                                                budget)
+            finally:
+                self._report = None
         header, out_arrays = link.unpack_message(reply, self.limits)
         if not header.get("ok"):
             raise _remote_error(op, header.get("error") or {})
@@ -447,6 +473,8 @@ class RemoteDevice(Device):
                     peer.on_ack(frame)
                 if frame.flags & ACK_COMPLETE:
                     out.acked = out.next = out.total
+                if self._report is not None:
+                    self._report.update("upload", out.acked, out.total)
             elif frame.ftype == ERROR:
                 self._on_error(frame, rid)
 
@@ -459,7 +487,13 @@ class RemoteDevice(Device):
         out = peer.outbound
         if out is not None:
             out.acked = out.next = out.total  # a reply means the request arrived
-        return peer.on_data(frame)
+        reply = peer.on_data(frame)
+        if self._report is not None:
+            if out is not None:
+                self._report.update("upload", out.total, out.total)
+            self._report.update("download", peer.received(rid) if reply is None else frame.total,
+                                frame.total)
+        return reply
 
     def _on_error(self, frame: Frame, rid: int) -> None:
         try:
@@ -892,6 +926,38 @@ class RemoteModel:
                 f"{len(m.get('layers', []))} kernel layers, "
                 f"{sum(s.get('op') == 'host' for s in m.get('steps', []))} host ops, "
                 f"{self.peak_device_bytes / 2**20:.2f} MiB device memory, on {self.device.address}>")
+
+
+class _TransferProgress:
+    """Reports the progress of one request's long transfers (see RemoteDevice ``progress``)."""
+
+    def __init__(self, sink: Any, op: str, tuning: Tuning):
+        self.sink, self.op, self.tuning = sink, op, tuning
+        self.last: dict[str, float] = {}
+        self.finished: set[str] = set()
+
+    def update(self, direction: str, done: int, total: int) -> None:
+        if direction in self.finished or not self._long(total):
+            return
+        now = time.monotonic()
+        if done < total and now - self.last.get(direction, 0.0) < PROGRESS_EVERY:
+            return
+        self.last[direction] = now
+        if done >= total:
+            self.finished.add(direction)
+        self.sink(min(done, total), total, f"{self.op} {direction}")
+
+    def _long(self, nbytes: int) -> bool:
+        if self.tuning.byte_rate:
+            return self.tuning.transfer_time(nbytes) >= PROGRESS_AFTER
+        return nbytes >= PROGRESS_TCP_BYTES
+
+
+def _print_progress(done: int, total: int, what: str) -> None:
+    """The default progress line on stderr."""
+    end = "\n" if done >= total else ""
+    sys.stderr.write(f"\rbitlet link: {what} {done}/{total} bytes ({done / max(total, 1):.0%}){end}")
+    sys.stderr.flush()
 
 
 def _host_mirror(dims: tuple, dtype: np.dtype) -> RemoteBuffer:

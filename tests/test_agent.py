@@ -8,7 +8,15 @@ import contextlib
 
 import numpy as np
 import pytest
-from bitlet import BitletValueError, BusError, DeviceError, LinkError, OutOfDeviceMemory, hw
+from bitlet import (
+    BitletTypeError,
+    BitletValueError,
+    BusError,
+    DeviceError,
+    LinkError,
+    OutOfDeviceMemory,
+    hw,
+)
 from bitlet.agent import Agent
 from bitlet.drivers import link
 from bitlet.drivers.link import (
@@ -570,3 +578,32 @@ def test_a_tcp_agent_listens_on_localhost_unless_told_otherwise(sim):
             assert dev.read_reg(hw.REG_CTRL) & hw.CTRL_AP_IDLE
         assert any(line.startswith("client ") and line.endswith("closed its session")
                    for line in lines)
+
+
+def test_long_transfers_report_their_progress(sim, monkeypatch):
+    from bitlet.drivers import remote as remote_module
+
+    monkeypatch.setattr(remote_module, "PROGRESS_AFTER", 0.2)  # 0.2 s of line time is "long"
+    monkeypatch.setattr(remote_module, "PROGRESS_EVERY", 0.05)
+    calls: list[tuple[int, int, str]] = []
+    size = 40_000  # ~0.45 s at 921600 baud each way
+    with link.PtyRelay(baud=BAUD) as relay, Agent(sim).start(relay.agent_url(BAUD)), \
+            open_remote(relay.client_url(BAUD), timeout=5,
+                        progress=lambda *a: calls.append(a)) as dev:
+        buf = dev.allocate(size, np.uint8)
+        small = dev.allocate(16, np.uint8)
+        assert calls == []  # short requests are not reported
+        buf[:] = np.arange(size) % 253
+        buf.sync_to_device()
+        small.sync_to_device()
+        buf.sync_from_device()
+    ups = [c for c in calls if c[2] == "write upload"]
+    downs = [c for c in calls if c[2] == "read download"]
+    assert len(calls) == len(ups) + len(downs)
+    assert len(ups) >= 3 and len(downs) >= 3  # during the transfers, not only at their end
+    for seen in (ups, downs):
+        done = [c[0] for c in seen]
+        assert done == sorted(done) and seen[-1][0] == seen[-1][1] > size
+        assert sum(d == seen[-1][1] for d in done) == 1  # the end is reported once
+    with pytest.raises(BitletTypeError, match="progress must be"):
+        open_remote("tcp://127.0.0.1:9", progress="yes")
