@@ -89,7 +89,7 @@ void bitlet_fast_top(uint32_t *mem, uint64_t mem_base, uint32_t mem_size,
 /* Engine configuration and introspection. */
 int bitlet_fast_default_threads(void);   /* BITLET_THREADS, else CPUs; -1 bad env */
 int bitlet_fast_max_threads(void);       /* CPUs the runtime sees                 */
-const char *bitlet_fast_isa(void);       /* "avx512", "avx2" or "scalar"          */
+const char *bitlet_fast_isa(void);       /* "avx512v", "avx512", "avx2", "scalar" */
 int bitlet_fast_set_isa(const char *name); /* force an ISA ("scalar", ...): 0 ok  */
 const char *bitlet_fast_threading(void); /* "openmp", "pthreads" or "none"        */
 int bitlet_fast_simd_compiled(void);     /* 0 when built with BITLET_FAST_NO_SIMD */

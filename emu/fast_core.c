@@ -169,7 +169,9 @@ const fk_ops_t *fk_ops_current(void)
 {
     if (forced_ops != NULL)
         return forced_ops;
-    const fk_ops_t *ops = fk_ops_avx512();
+    const fk_ops_t *ops = fk_ops_avx512v();
+    if (ops == NULL)
+        ops = fk_ops_avx512();
     if (ops == NULL)
         ops = fk_ops_avx2();
     if (ops == NULL)
@@ -195,6 +197,8 @@ int bitlet_fast_set_isa(const char *name)
         ops = fk_ops_avx2();
     else if (strcmp(name, "avx512") == 0)
         ops = fk_ops_avx512();
+    else if (strcmp(name, "avx512v") == 0)
+        ops = fk_ops_avx512v();
     if (ops == NULL)
         return -1;
     forced_ops = ops;

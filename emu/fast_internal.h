@@ -114,6 +114,7 @@ static inline int32_t fk_fixed_act(uint32_t a)
 const fk_ops_t *fk_ops_scalar(void);
 const fk_ops_t *fk_ops_avx2(void);
 const fk_ops_t *fk_ops_avx512(void);
+const fk_ops_t *fk_ops_avx512v(void);   /* + VBMI, GFNI, VPOPCNTDQ */
 const fk_ops_t *fk_ops_current(void);
 
 /* Scanner tables (fast_core.c), built once by fk_tables_init(). */

@@ -263,11 +263,9 @@ static inline int fk_avx512_walk(uint64_t col)
 
 /* The bounds of a group's 24 columns into U[24]; returns their max and
  * the columns reaching it (bit g). */
-static inline int fk_avx512_bounds(const uint64_t *col, uint8_t *U, uint32_t *top)
+static inline int fk_avx512_bounds_of(__m512i u0, __m512i u1, __m512i u2, uint8_t *U,
+                                      uint32_t *top)
 {
-    __m512i u0 = fk_avx512_col_bounds(_mm512_loadu_si512((const void *)col));
-    __m512i u1 = fk_avx512_col_bounds(_mm512_loadu_si512((const void *)(col + 8)));
-    __m512i u2 = fk_avx512_col_bounds(_mm512_loadu_si512((const void *)(col + 16)));
     _mm_storel_epi64((__m128i *)U, _mm512_cvtepi64_epi8(u0));
     _mm_storel_epi64((__m128i *)(U + 8), _mm512_cvtepi64_epi8(u1));
     _mm_storel_epi64((__m128i *)(U + 16), _mm512_cvtepi64_epi8(u2));
@@ -277,6 +275,14 @@ static inline int fk_avx512_bounds(const uint64_t *col, uint8_t *U, uint32_t *to
            ((uint32_t)_mm512_cmpeq_epu64_mask(u1, vm) << 8) |
            ((uint32_t)_mm512_cmpeq_epu64_mask(u2, vm) << 16);
     return (int)umax;
+}
+
+static inline int fk_avx512_bounds(const uint64_t *col, uint8_t *U, uint32_t *top)
+{
+    return fk_avx512_bounds_of(fk_avx512_col_bounds(_mm512_loadu_si512((const void *)col)),
+                               fk_avx512_col_bounds(_mm512_loadu_si512((const void *)(col + 8))),
+                               fk_avx512_col_bounds(_mm512_loadu_si512((const void *)(col + 16))),
+                               U, top);
 }
 
 /* S given the steps s of column g0 (one of the largest U): walk the other
@@ -293,15 +299,21 @@ static inline int fk_avx512_finish(const uint64_t *col, const uint8_t *U, int um
 }
 
 /* S of one group from its columns. */
+static inline int fk_avx512_scan_max_of(const uint64_t *col, const uint8_t *U, int umax,
+                                        uint32_t top)
+{
+    if (umax <= BITLET_WINDOW)
+        return umax;
+    int g0 = __builtin_ctz(top);
+    return fk_avx512_finish(col, U, umax, g0, fk_avx512_walk(col[g0]));
+}
+
 static inline int fk_avx512_scan_max(const uint64_t *col)
 {
     uint8_t U[FK_COLS];
     uint32_t top;
     int umax = fk_avx512_bounds(col, U, &top);
-    if (umax <= BITLET_WINDOW)
-        return umax;
-    int g0 = __builtin_ctz(top);
-    return fk_avx512_finish(col, U, umax, g0, fk_avx512_walk(col[g0]));
+    return fk_avx512_scan_max_of(col, U, umax, top);
 }
 
 static inline void fk_avx512_scan_max2(const uint64_t *col_a, const uint64_t *col_b,
@@ -417,11 +429,10 @@ static void fk_avx512_sbatch_flush(fk_avx512_sbatch_t *b)
 
 /* The group whose columns were written to the slot: S now (all bounds 8)
  * or queued; S is in *dst after the next flush at the latest. */
-static inline void fk_avx512_sbatch_push(fk_avx512_sbatch_t *b, uint8_t *dst)
+static inline void fk_avx512_sbatch_queue(fk_avx512_sbatch_t *b, uint8_t *dst, int umax,
+                                          uint32_t top)
 {
-    uint32_t top;
     int i = b->n;
-    int umax = fk_avx512_bounds(b->col[i], b->U[i], &top);
     if (umax <= BITLET_WINDOW) {
         *dst = (uint8_t)umax;
         return;
@@ -455,6 +466,13 @@ static inline void fk_avx512_sbatch_push(fk_avx512_sbatch_t *b, uint8_t *dst)
     }
     if (++b->n == FK_SBATCH)
         fk_avx512_sbatch_flush(b);
+}
+
+static inline void fk_avx512_sbatch_push(fk_avx512_sbatch_t *b, uint8_t *dst)
+{
+    uint32_t top;
+    int umax = fk_avx512_bounds(b->col[b->n], b->U[b->n], &top);
+    fk_avx512_sbatch_queue(b, dst, umax, top);
 }
 
 /* A full fp32 group with prune (see fk_avx512_group64) that also returns
@@ -491,8 +509,13 @@ static inline int64_t fk_avx512_group64_cols(const int32_t *we, const int32_t *w
             _mm512_cvtepi32_epi8(_mm512_srli_epi32(x[1], 8 * plane)), 1);
         p = _mm512_inserti64x2(p, _mm512_cvtepi32_epi8(_mm512_srli_epi32(x[2], 8 * plane)), 2);
         p = _mm512_inserti64x2(p, _mm512_cvtepi32_epi8(_mm512_srli_epi32(x[3], 8 * plane)), 3);
+        /* one vector store per plane: the S kernels load the columns as
+         * vectors, which 8 scalar stores would not forward to */
+        long long m[8];
         for (int j = 0; j < 8; j++)
-            col[8 * plane + j] = (uint64_t)_mm512_test_epi8_mask(p, _mm512_set1_epi8((char)(1 << j)));
+            m[j] = (long long)_mm512_test_epi8_mask(p, _mm512_set1_epi8((char)(1 << j)));
+        _mm512_storeu_si512((void *)(col + 8 * plane),
+                            _mm512_set_epi64(m[7], m[6], m[5], m[4], m[3], m[2], m[1], m[0]));
     }
     return _mm512_reduce_add_epi64(acc);
 }
@@ -509,6 +532,173 @@ static inline int64_t fk_avx512_group64_cols(const int32_t *we, const int32_t *w
 #define FK_COLUMNS_SIMD fk_avx512_columns_simd
 #define FK_NAME(x) fk_avx512_##x
 #define FK_ISA_NAME "avx512"
+#include "fast_kern.inc"
+#undef FK_NAME
+#undef FK_ISA_NAME
+#undef FK_COLUMNS_SIMD
+#undef FK_GROUP64_SIMD
+#undef FK_SCAN_MAX_SIMD
+#undef FK_SCAN_MAX2_SIMD
+#undef FK_SBATCH_T
+#undef FK_SBATCH_INIT
+#undef FK_SBATCH_SLOT
+#undef FK_SBATCH_PUSH
+#undef FK_SBATCH_FLUSH
+#undef FK_GROUP64_COLS_SIMD
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+/* ---- AVX-512 with VBMI, GFNI and VPOPCNTDQ (Ice Lake, Zen 4 and later) --
+ * The same kernels (the helpers above are inlined here), plus: the 24
+ * columns of a group from its aligned weights in 5 instructions a byte
+ * plane (two-source byte permutes gather plane bytes, rows reversed per
+ * 8; GF2P8AFFINEQB transposes each 8x8 bit block; one byte permute puts
+ * column j's bytes in qword j) and per-lane popcounts for the bounds. */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target( \
+    "avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx512vbmi,avx512vpopcntdq,gfni," \
+    "avx2,fma,bmi,bmi2,popcnt,lzcnt"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx512vbmi,avx512vpopcntdq,gfni," \
+                   "avx2,fma,bmi,bmi2,popcnt,lzcnt")
+#endif
+
+/* byte q = 8 b + t of plane p's gather: byte p of value 8 b + 7 - t
+ * (mod 32: the low and high halves of the 64 values come from two pairs
+ * of registers); then column j's byte b is byte 8 b + j. */
+static const uint8_t fk_gfni_gather[3][64] = {
+#define FK_G(p, q) (uint8_t)((((8 * ((q) / 8) + 7 - (q) % 8) % 32) * 4) + (p))
+#define FK_G8(p, q) FK_G(p, q), FK_G(p, q + 1), FK_G(p, q + 2), FK_G(p, q + 3), \
+    FK_G(p, q + 4), FK_G(p, q + 5), FK_G(p, q + 6), FK_G(p, q + 7)
+#define FK_GP(p) { FK_G8(p, 0), FK_G8(p, 8), FK_G8(p, 16), FK_G8(p, 24), \
+    FK_G8(p, 32), FK_G8(p, 40), FK_G8(p, 48), FK_G8(p, 56) }
+    FK_GP(0), FK_GP(1), FK_GP(2)
+#undef FK_GP
+#undef FK_G8
+#undef FK_G
+};
+static const uint8_t fk_gfni_cols[64] = {
+    0, 8, 16, 24, 32, 40, 48, 56, 1, 9, 17, 25, 33, 41, 49, 57,
+    2, 10, 18, 26, 34, 42, 50, 58, 3, 11, 19, 27, 35, 43, 51, 59,
+    4, 12, 20, 28, 36, 44, 52, 60, 5, 13, 21, 29, 37, 45, 53, 61,
+    6, 14, 22, 30, 38, 46, 54, 62, 7, 15, 23, 31, 39, 47, 55, 63,
+};
+
+/* 64 aligned weights in 4 zmm (value k in lane k % 16 of x[k / 16]) ->
+ * the 24 columns, stored to col. */
+static inline void fk_avx512v_columns_regs(const __m512i x[4], uint64_t col[FK_COLS])
+{
+    const __m512i unit = _mm512_set1_epi64(0x8040201008040201LL);  /* byte m: 1 << m */
+    const __m512i to_cols = _mm512_loadu_si512((const void *)fk_gfni_cols);
+    for (int plane = 0; plane < FK_COLS / 8; plane++) {
+        __m512i idx = _mm512_loadu_si512((const void *)fk_gfni_gather[plane]);
+        __m512i lo = _mm512_permutex2var_epi8(x[0], idx, x[1]);
+        __m512i hi = _mm512_permutex2var_epi8(x[2], idx, x[3]);
+        __m512i d = _mm512_mask_blend_epi8(0xFFFFFFFF00000000ULL, lo, hi);
+        __m512i t = _mm512_gf2p8affine_epi64_epi8(unit, d, 0);
+        _mm512_storeu_si512((void *)(col + 8 * plane), _mm512_permutexvar_epi8(to_cols, t));
+    }
+}
+
+static inline void fk_avx512v_columns_simd(const uint32_t *walign, uint64_t col[FK_COLS])
+{
+    __m512i x[4];
+    for (int i = 0; i < 4; i++)
+        x[i] = _mm512_loadu_si512((const void *)(walign + 16 * i));
+    fk_avx512v_columns_regs(x, col);
+}
+
+static inline __m512i fk_avx512v_col_bounds(__m512i c)
+{
+    __m512i a = _mm512_or_si512(c, _mm512_slli_epi64(c, 1));
+    __m512i b = _mm512_or_si512(a, _mm512_slli_epi64(a, 2));
+    __m512i below = _mm512_slli_epi64(_mm512_or_si512(b, _mm512_slli_epi64(b, 3)), 1);
+    __m512i a2 = _mm512_or_si512(c, _mm512_srli_epi64(c, 1));
+    __m512i b2 = _mm512_or_si512(a2, _mm512_srli_epi64(a2, 2));
+    __m512i above = _mm512_srli_epi64(_mm512_or_si512(b2, _mm512_srli_epi64(b2, 3)), 1);
+    __m512i P = _mm512_and_si512(c, below);
+    __m512i runs = _mm512_sub_epi64(P, _mm512_and_si512(c, above));
+    __m512i jumps = _mm512_srli_epi64(
+        _mm512_sub_epi64(_mm512_set1_epi64(FK_GROUP + BITLET_WINDOW - 1), _mm512_popcnt_epi64(runs)), 3);
+    return _mm512_add_epi64(_mm512_popcnt_epi64(P), jumps);
+}
+
+static inline int fk_avx512v_bounds(const uint64_t *col, uint8_t *U, uint32_t *top)
+{
+    return fk_avx512_bounds_of(fk_avx512v_col_bounds(_mm512_loadu_si512((const void *)col)),
+                               fk_avx512v_col_bounds(_mm512_loadu_si512((const void *)(col + 8))),
+                               fk_avx512v_col_bounds(_mm512_loadu_si512((const void *)(col + 16))),
+                               U, top);
+}
+
+static inline int fk_avx512v_scan_max(const uint64_t *col)
+{
+    uint8_t U[FK_COLS];
+    uint32_t top;
+    int umax = fk_avx512v_bounds(col, U, &top);
+    return fk_avx512_scan_max_of(col, U, umax, top);
+}
+
+static inline void fk_avx512v_scan_max2(const uint64_t *col_a, const uint64_t *col_b,
+                                        int *s_a, int *s_b)
+{
+    *s_a = fk_avx512v_scan_max(col_a);
+    *s_b = fk_avx512v_scan_max(col_b);
+}
+
+static inline void fk_avx512v_sbatch_push(fk_avx512_sbatch_t *b, uint8_t *dst)
+{
+    uint32_t top;
+    int umax = fk_avx512v_bounds(b->col[b->n], b->U[b->n], &top);
+    fk_avx512_sbatch_queue(b, dst, umax, top);
+}
+
+/* fk_avx512_group64_cols with the transposition above. */
+static inline int64_t fk_avx512v_group64_cols(const int32_t *we, const int32_t *wa,
+                                              const int32_t *wn, const int32_t *ae,
+                                              const int32_t *am, uint32_t prune,
+                                              int32_t *emax_out, uint64_t *col)
+{
+    __m512i e[4], x[4];
+    for (int i = 0; i < 4; i++)
+        e[i] = _mm512_add_epi32(_mm512_loadu_si512((const void *)(we + 16 * i)),
+                                _mm512_loadu_si512((const void *)(ae + 16 * i)));
+    __m512i m = _mm512_max_epi32(_mm512_max_epi32(e[0], e[1]), _mm512_max_epi32(e[2], e[3]));
+    m = _mm512_max_epi32(m, _mm512_setzero_si512());
+    int32_t emax = _mm512_reduce_max_epi32(m);
+    *emax_out = emax;
+    const __m512i vmax = _mm512_set1_epi32(emax), vprune = _mm512_set1_epi32((int)prune);
+    __m512i acc = _mm512_setzero_si512();
+    for (int i = 0; i < 4; i++) {
+        x[i] = _mm512_and_si512(_mm512_srlv_epi32(_mm512_loadu_si512((const void *)(wa + 16 * i)),
+                                                  _mm512_sub_epi32(vmax, e[i])), vprune);
+        __m512i n = _mm512_loadu_si512((const void *)(wn + 16 * i));
+        __m512i xs = _mm512_sub_epi32(_mm512_xor_si512(x[i], n), n);
+        __m512i a = _mm512_loadu_si512((const void *)(am + 16 * i));
+        acc = _mm512_add_epi64(acc, _mm512_mul_epi32(xs, a));
+        acc = _mm512_add_epi64(acc, _mm512_mul_epi32(_mm512_srli_epi64(xs, 32),
+                                                     _mm512_srli_epi64(a, 32)));
+    }
+    fk_avx512v_columns_regs(x, col);
+    return _mm512_reduce_add_epi64(acc);
+}
+
+#define FK_GROUP64_COLS_SIMD fk_avx512v_group64_cols
+#define FK_SCAN_MAX_SIMD fk_avx512v_scan_max
+#define FK_SCAN_MAX2_SIMD fk_avx512v_scan_max2
+#define FK_SBATCH_T fk_avx512_sbatch_t
+#define FK_SBATCH_INIT fk_avx512_sbatch_init
+#define FK_SBATCH_SLOT fk_avx512_sbatch_slot
+#define FK_SBATCH_PUSH fk_avx512v_sbatch_push
+#define FK_SBATCH_FLUSH fk_avx512_sbatch_flush
+#define FK_GROUP64_SIMD fk_avx512_group64
+#define FK_COLUMNS_SIMD fk_avx512v_columns_simd
+#define FK_NAME(x) fk_avx512v_##x
+#define FK_ISA_NAME "avx512v"
 #include "fast_kern.inc"
 #undef FK_NAME
 #undef FK_ISA_NAME
@@ -547,6 +737,16 @@ const fk_ops_t *fk_ops_avx512(void)
     return NULL;
 }
 
+/* AVX-512 plus VBMI, GFNI and VPOPCNTDQ. */
+const fk_ops_t *fk_ops_avx512v(void)
+{
+    __builtin_cpu_init();
+    if (fk_ops_avx512() != NULL && __builtin_cpu_supports("avx512vbmi") &&
+        __builtin_cpu_supports("avx512vpopcntdq") && __builtin_cpu_supports("gfni"))
+        return &fk_avx512v_ops;
+    return NULL;
+}
+
 #else /* no x86 SIMD in this build */
 
 const fk_ops_t *fk_ops_avx2(void)
@@ -555,6 +755,11 @@ const fk_ops_t *fk_ops_avx2(void)
 }
 
 const fk_ops_t *fk_ops_avx512(void)
+{
+    return NULL;
+}
+
+const fk_ops_t *fk_ops_avx512v(void)
 {
     return NULL;
 }

@@ -34,7 +34,7 @@ OUTS = ("status", "insn_done", "id_magic", "id_version", "id_config", "id_act_bu
 def available_isas() -> list[str]:
     eng = fast.engine()
     found = []
-    for name in ("scalar", "avx2", "avx512"):
+    for name in ("scalar", "avx2", "avx512", "avx512v"):
         if eng.lib.bitlet_fast_set_isa(name.encode()) == 0:
             found.append(name)
     eng.set_isa("auto")
