@@ -13,7 +13,8 @@ the MAC/s of
   timed; depthwise: a batched matmul, one small matrix per channel);
 * ``fast``: :func:`bitlet.fast.conv2d` / ``matmul``, results only;
 * ``fast+cycles``: the same with the cycle model (``cycles=True``);
-* ``reference``: the kernel's own C (:mod:`bitlet._layers`).  It is slow,
+* ``reference``: the kernel's own C (:mod:`bitlet._layers` with
+  ``engine="reference"``, not the fast engine they default to).  It is slow,
   so it runs on a subset (the first output rows, or the first weight rows
   for GEMM) and its MAC/s is the subset's; the subset is printed;
 
@@ -109,7 +110,7 @@ def conv_shape(rng, name, n, h, w, cin, cout, k, groups, ref_rows) -> Shape:
     return Shape(
         name, macs, numpy_fn,
         lambda cycles: fast.conv2d(x, wt, cycles=cycles, **kw),
-        lambda: _layers.conv2d(xs, wt, return_profile=True, **sub_kw),
+        lambda: _layers.conv2d(xs, wt, return_profile=True, engine="reference", **sub_kw),
         lambda: fast.conv2d(xs, wt, return_profile=True, **sub_kw),
         n * ref_rows * w * cout * kdim,
         f"first {ref_rows} of {h} output rows",
@@ -123,7 +124,7 @@ def gemm_shape(rng, m, k, n, ref_m) -> Shape:
         f"GEMM {m}x{k}x{n}", m * k * n,
         lambda: wt @ a,
         lambda cycles: fast.matmul(wt, a, cycles=cycles),
-        lambda: _layers.matmul(wt[:ref_m], a, return_profile=True),
+        lambda: _layers.matmul(wt[:ref_m], a, return_profile=True, engine="reference"),
         lambda: fast.matmul(wt[:ref_m], a, return_profile=True),
         ref_m * k * n,
         f"first {ref_m} of {m} weight rows",

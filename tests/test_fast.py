@@ -434,6 +434,41 @@ def test_every_isa_gives_the_same_layer(isa_name, prune):
     run_both(mem, layer_program(rng, mem, op="gemm", n=3, cin=256, cout=7, prune=prune))
 
 
+def _crafted_bits(rng, shape, patterns, exps):
+    """float32 with mantissas drawn from ``patterns`` (23-bit ints), biased
+    exponents from ``exps``, random signs."""
+    man = np.asarray(patterns, np.uint32)[rng.integers(0, len(patterns), shape)]
+    exp = np.asarray(exps, np.uint32)[rng.integers(0, len(exps), shape)]
+    sign = rng.integers(0, 2, shape).astype(np.uint32) << 31
+    return (sign | exp << 23 | man).view(np.float32)
+
+
+def test_scan_of_crafted_columns_equals_reference(isa_name):
+    """S of every group (its sum and the schedules' maxima in the profile)
+    on weights whose aligned bit columns range from empty to all ones:
+    dense runs, 1s exactly 7 and 8 apart, powers of two, many equal
+    columns (ties of the S kernels' bounds), fp32 and fixed."""
+    rng = np.random.default_rng(44)
+    every7 = sum(1 << b for b in range(0, 23, 7))
+    every8 = sum(1 << b for b in range(0, 23, 8))
+    patterns = [0, 0x7FFFFF, every7, every8, 0x555555, 0x0F0F0F, 0x7F0000, 0x000003]
+    patterns += [int(v) for v in rng.integers(0, 1 << 23, 8)]
+    W = _crafted_bits(rng, (12, 64 * 6), patterns, [126, 127, 128])
+    for exps in ([127], [125, 126, 127, 128, 129]):              # equal / spread shifts
+        A = _crafted_bits(rng, (64 * 6, 37), patterns, exps)
+        A[rng.random(A.shape) < 0.3] = 0.0
+        got, gp = fast.matmul(W, A, return_profile=True, threads=2)
+        want, wp = _layers.matmul(W, A, return_profile=True, engine="reference")
+        assert gp == wp and np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    Wi = rng.choice(np.array([0, 1, 3, (1 << 23) - 1, every7, every8, 0x555555, 257]), (9, 200))
+    Wi = (Wi * rng.choice([-1, 1], Wi.shape)).astype(np.float32)
+    Ai = rng.integers(-2**16, 2**16, (200, 5)).astype(np.float32)
+    got, gp = fast.matmul(Wi, Ai, precision="fixed", quant=20, return_profile=True)
+    want, wp = _layers.matmul(Wi, Ai, precision="fixed", quant=20, return_profile=True,
+                              engine="reference")
+    assert gp == wp and np.array_equal(got, want)
+
+
 # ---------------------------------------------------------------------------
 # the layer functions
 # ---------------------------------------------------------------------------
@@ -446,19 +481,20 @@ def test_conv2d_and_matmul_equal_layers_reference():
         kw = {"stride": 2, "padding": 1, "groups": 2, "bias": b, "relu": True, "precision": precision,
                   "prune": 0xFFFF00, "return_profile": True}
         got, gp = fast.conv2d(x, w, **kw, threads=2)
-        want, wp = _layers.conv2d(x, w, **kw)
+        want, wp = _layers.conv2d(x, w, **kw, engine="reference")
         assert np.array_equal(got.view(np.uint32), want.view(np.uint32)) and gp == wp
     only = fast.conv2d(x, w, padding=1, groups=2, cycles=False)
-    assert np.array_equal(only, _layers.conv2d(x, w, padding=1, groups=2))
+    assert np.array_equal(only, _layers.conv2d(x, w, padding=1, groups=2, engine="reference"))
     W = rng.standard_normal((5, 4200)).astype(np.float32)          # K tiles
     A = rng.standard_normal((4200, 2)).astype(np.float32)
     got, gp = fast.matmul(W, A, cycles=True)
-    want, wp = _layers.matmul(W, A, return_profile=True)
+    want, wp = _layers.matmul(W, A, return_profile=True, engine="reference")
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32)) and gp == wp
     Wi = rng.integers(-2**10, 2**10, (4, 100)).astype(np.float32)
     Ai = rng.integers(-2**16, 2**16, (100, 3)).astype(np.float32)
     got = fast.matmul(Wi, Ai, precision="fixed", quant=5, threads=1)
-    assert np.array_equal(got, _layers.matmul(Wi, Ai, precision="fixed", quant=5))
+    assert np.array_equal(got, _layers.matmul(Wi, Ai, precision="fixed", quant=5,
+                                              engine="reference"))
 
 
 # ---------------------------------------------------------------------------
