@@ -269,8 +269,12 @@ static inline int fk_avx512_bounds_of(__m512i u0, __m512i u1, __m512i u2, uint8_
     _mm_storel_epi64((__m128i *)U, _mm512_cvtepi64_epi8(u0));
     _mm_storel_epi64((__m128i *)(U + 8), _mm512_cvtepi64_epi8(u1));
     _mm_storel_epi64((__m128i *)(U + 16), _mm512_cvtepi64_epi8(u2));
-    uint64_t umax = _mm512_reduce_max_epu64(_mm512_max_epu64(_mm512_max_epu64(u0, u1), u2));
-    __m512i vm = _mm512_set1_epi64((long long)umax);
+    /* the max in every lane, without leaving the vector unit */
+    __m512i vm = _mm512_max_epu64(_mm512_max_epu64(u0, u1), u2);
+    vm = _mm512_max_epu64(vm, _mm512_shuffle_i64x2(vm, vm, 0x4E));
+    vm = _mm512_max_epu64(vm, _mm512_shuffle_i64x2(vm, vm, 0xB1));
+    vm = _mm512_max_epu64(vm, _mm512_shuffle_epi32(vm, (_MM_PERM_ENUM)0x4E));
+    uint64_t umax = (uint64_t)_mm_cvtsi128_si64(_mm512_castsi512_si128(vm));
     *top = (uint32_t)_mm512_cmpeq_epu64_mask(u0, vm) |
            ((uint32_t)_mm512_cmpeq_epu64_mask(u1, vm) << 8) |
            ((uint32_t)_mm512_cmpeq_epu64_mask(u2, vm) << 16);

@@ -700,34 +700,45 @@ static void block_cycles(const fl_job_t *j, const uint8_t *scan, int R, int r0, 
     const uint32_t ng = d->ng, cout_g = d->cout_g;
     const uint64_t lat = d->isfix ? BITLET_LAT_FIXED : BITLET_LAT_FP32;
     const uint32_t nb = j->n_batch;
-    /* S of (channel co, pixel r, group g) */
-#define S_AT(co, r, g) \
-    scan[((((int64_t)((co) / cout_g) * R + (r)) * cout_g + (co) % cout_g) * ng) + (g)]
+    uint64_t scan_sum = 0, ref = 0, groups = 0;
     for (uint32_t b = 0; b < nb; b++) {
-        uint32_t c0, cnt;
+        uint32_t c0, cnt, nseg = 0;
+        uint32_t seg_first[BITLET_N_PE], seg_len[BITLET_N_PE];
+        int64_t seg_base[BITLET_N_PE];
         uint64_t *lane = lanes + (uint64_t)b * BITLET_N_PE;
         batch_channels(d, b, &c0, &cnt);
         for (uint32_t q = 0; q < BITLET_N_PE; q++)
             lane[q] = 0;
+        /* the batch's channel groups (sub-batches of the reference
+         * schedule): S of (channel co, pixel r, group g) is at
+         * [((cg * R + r) * cout_g + co % cout_g) * ng + g], cg = co / cout_g */
+        for (uint32_t q = 0; q < cnt; q += seg_len[nseg++]) {
+            uint32_t co = c0 + q, cg = co / cout_g, k0 = co - cg * cout_g;
+            seg_first[nseg] = q;
+            seg_len[nseg] = cnt - q < cout_g - k0 ? cnt - q : cout_g - k0;
+            seg_base[nseg] = ((int64_t)cg * R * cout_g + k0) * ng;
+        }
         for (int r = r0; r < r1; r++) {
             for (uint32_t g = 0; g < ng; g++) {
-                uint32_t m = 0;
-                for (uint32_t q = 0; q < cnt; q++) {
-                    uint32_t co = c0 + q;
-                    uint32_t sv = S_AT(co, r, g);
-                    p->scan += sv;
-                    lane[q] += 1u + sv;
-                    m = sv > m ? sv : m;
-                    if (q + 1u == cnt || (co + 1u) / cout_g != co / cout_g) {
-                        p->ref_cycles += lat + 1u + m;
-                        m = 0;
+                for (uint32_t sg = 0; sg < nseg; sg++) {
+                    const uint8_t *sp = scan + seg_base[sg] + (int64_t)r * cout_g * ng + g;
+                    uint64_t *ln = lane + seg_first[sg];
+                    uint32_t m = 0;
+                    for (uint32_t t = 0; t < seg_len[sg]; t++) {
+                        uint32_t sv = sp[(int64_t)t * ng];
+                        scan_sum += sv;
+                        ln[t] += 1u + sv;
+                        m = sv > m ? sv : m;
                     }
+                    ref += lat + 1u + m;
                 }
-                p->groups += cnt;
+                groups += cnt;
             }
         }
     }
-#undef S_AT
+    p->scan += scan_sum;
+    p->ref_cycles += ref;
+    p->groups += groups;
 }
 
 /* pe += sum over batches of the slowest lane. */
