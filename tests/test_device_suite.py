@@ -50,7 +50,6 @@ class _Remote:
             self.close()
             raise
         self.device.sim = self.sim
-        self.device.reset = self.sim.reset  # the agent's board would reload its overlay
 
     def close(self):
         if getattr(self, "device", None) is not None:

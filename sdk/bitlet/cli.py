@@ -346,7 +346,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         argv += ["--token-env", args.token_env]
     if args.token_file:
         argv += ["--token-file", args.token_file]
-    if args.cache_mb:
+    if args.cache_mb is not None:
         argv += ["--cache-mb", str(args.cache_mb)]
     if args.device:
         argv += ["--device", args.device]
