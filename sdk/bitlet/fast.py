@@ -26,15 +26,24 @@ if set, else every CPU the process may use.  Results never depend on the
 thread count.
 
 Cost of cycle accounting: results only never run the check-window scanner.
-With ``cycles=True`` every group's S is computed too: the 24 bit columns
-of its aligned weights are transposed from the vector registers and all
-columns are walked in lockstep, one scanner step per round (AVX-512), or
-with a table that covers 8+ positions per lookup (other CPUs).  This costs
-about 4-6x the time of the results for fp32 layers with K >= 64 (measured
-on AVX-512: ~15-20 ns per group for results, ~90 ns with S), about 2.5x for
-3x3 depthwise (short groups: one table lookup per column); see
+With ``cycles=True`` every group's S is computed too.  The 24 bit columns
+of its aligned weights are transposed from the vector registers, and a
+tight upper bound of each column's steps is computed with a few bit
+operations (popcount of the 1s with another 1 at most 7 below, plus the
+jumps of 8 the rest of the column leaves room for; emu/fast_kern.inc
+derives it).  Only the columns whose bound reaches the group's largest are
+walked by the scanner (1.4 per group on CNN layers; AVX-512: 32 columns
+of many groups in lockstep), then the few whose bound still beats the steps
+found, so S stays exact.  This costs about 3.5-4x the time of the results
+for fp32 layers with K >= 64 (measured on AVX-512 with VBMI/GFNI, one
+thread: ~9 ns per group for results, ~34 ns with S), about 2x for 3x3
+depthwise (short groups: one table lookup per column); see
 ``benchmarks/emulator.py``.  In fixed mode S depends on the weights only
 and is computed once per layer, so cycles are almost free.
+
+Kernels (``info()["isa"]``, chosen at run time, forced with ``set_isa``):
+``avx512v`` (AVX-512 with VBMI, GFNI and VPOPCNTDQ), ``avx512``, ``avx2``
+and ``scalar`` (portable C, any CPU); all give identical results.
 
 Example
 -------
@@ -148,10 +157,11 @@ class FastEngine:
 
     def set_isa(self, name: str) -> None:
         """Force the kernels of one instruction set (``"scalar"``, ``"avx2"``,
-        ``"avx512"``) or go back to the best available (``"auto"``)."""
+        ``"avx512"``, ``"avx512v"``) or go back to the best available
+        (``"auto"``)."""
         if self.lib.bitlet_fast_set_isa(str(name).encode()) != 0:
             raise BitletValueError(f"isa: {name!r} is not available on this CPU/build "
-                                   f"(use 'scalar', 'avx2', 'avx512' or 'auto')")
+                                   f"(use 'scalar', 'avx2', 'avx512', 'avx512v' or 'auto')")
 
     # -- groups -------------------------------------------------------------
     def group_engine(self, w_sig, w_exp, w_abs, a_word, isfix, prune, quant, *,
