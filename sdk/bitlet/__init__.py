@@ -31,7 +31,7 @@ _LAZY = {
     "open": "bitlet.drivers:open_device",
     "compile": "bitlet.compiler:compile",
     "load": "bitlet.runtime:load",
-    "compare": "bitlet.compare:compare",
+    "compare": "bitlet.accuracy:compare",
 }
 
 __all__ = [

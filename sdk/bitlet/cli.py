@@ -305,7 +305,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bitlet.compare import compare
+    from bitlet.accuracy import compare
 
     dev = _open(args.device)
     try:

@@ -14,8 +14,6 @@ image-like (4-D) outputs and top-1 / top-5 agreement for classifier-like
 """
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -153,15 +151,3 @@ def _run_reference(proto, feeds: Mapping[str, np.ndarray], names: list[str]) -> 
     wanted = [o.name for o in copy.graph.output]
     values = sess.run(wanted, {k: np.asarray(v) for k, v in feeds.items()})
     return dict(zip(wanted, values))
-
-
-class _CallableModule(types.ModuleType):
-    """``import bitlet.compare`` binds the *module* to ``bitlet.compare`` (a package sets
-    the attribute of an imported sub-module), shadowing the lazy ``bitlet.compare``
-    function; calling the module calls :func:`compare`, so both spellings work."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> CompareReport:
-        return compare(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
