@@ -24,6 +24,31 @@ import abc
 from typing import Any
 
 import numpy as np
+from bitlet.errors import BitletTypeError, BitletValueError
+
+
+def buffer_shape(shape: Any) -> tuple[int, ...]:
+    """Check ``allocate``'s ``shape`` (an int or a sequence of ints >= 0) -> tuple of ints."""
+    dims = (shape,) if isinstance(shape, (int, np.integer)) else shape
+    try:
+        dims = tuple(dims)
+    except TypeError:
+        raise BitletTypeError(f"shape must be an int or a tuple of ints, got {shape!r}") from None
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0:
+            raise BitletValueError(f"shape must hold ints >= 0, got {shape!r}")
+    return tuple(int(d) for d in dims)
+
+
+def buffer_dtype(dtype: Any) -> np.dtype:
+    """Check ``allocate``'s ``dtype``: a numpy dtype without Python objects."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise BitletTypeError(f"dtype {dtype!r} is not a numpy dtype: {exc}") from None
+    if dt.hasobject:
+        raise BitletTypeError(f"dtype {dt} holds Python objects and cannot live in device memory")
+    return dt
 
 
 class DeviceBuffer(np.ndarray):
@@ -118,7 +143,7 @@ class Device(abc.ABC):
     def close(self) -> None:
         """Release the device (idempotent)."""
 
-    def __enter__(self) -> "Device":
+    def __enter__(self) -> Device:  # noqa: PYI034 - no typing.Self on Python 3.10
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bitlet.drivers.device import Device, DeviceBuffer
+from bitlet.drivers.device import Device, DeviceBuffer, buffer_dtype, buffer_shape
 from bitlet.errors import (
     BitletTypeError,
     BitletValueError,
@@ -289,11 +289,9 @@ class PynqDevice(Device):
         """Allocate a cacheable, physically contiguous buffer (``pynq.allocate``)."""
         self._check_open()
         pynq = import_pynq()
-        dtype = _check_dtype(dtype)
-        if not _shape_ok(shape):
-            raise BitletValueError(f"shape must be an int or a tuple of ints >= 0, got {shape!r}")
-        dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-        nbytes = math.prod(int(d) for d in dims) * dtype.itemsize  # Python ints: no overflow
+        dtype = buffer_dtype(dtype)
+        dims = buffer_shape(shape)
+        nbytes = math.prod(dims) * dtype.itemsize  # Python ints: no overflow
         try:
             raw = pynq.allocate(shape, dtype, target=self.pynq_device, cacheable=True)
         except OutOfDeviceMemory:
@@ -461,20 +459,3 @@ def _check_offset(offset: Any) -> int:
     return int(offset)
 
 
-def _check_dtype(dtype: Any) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as exc:
-        raise BitletTypeError(f"dtype {dtype!r} is not a numpy dtype: {exc}") from None
-    if dt.hasobject:
-        raise BitletTypeError(f"dtype {dt} holds Python objects and cannot live in device memory")
-    return dt
-
-
-def _shape_ok(shape: Any) -> bool:
-    dims = (shape,) if isinstance(shape, (int, np.integer)) else shape
-    try:
-        return all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0
-                   for d in dims)
-    except TypeError:
-        return False

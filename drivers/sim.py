@@ -58,7 +58,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from bitlet.drivers.device import Device, DeviceBuffer
+from bitlet.drivers.device import Device, DeviceBuffer, buffer_dtype, buffer_shape
 from bitlet.errors import (
     BitletTypeError,
     BitletValueError,
@@ -538,8 +538,8 @@ class SimDevice(Device):
             holds the poison byte until ``sync_to_device()``.
         """
         self._check_open()
-        dtype = _check_dtype(dtype)
-        shape = _check_shape(shape)
+        dtype = buffer_dtype(dtype)
+        shape = buffer_shape(shape)
         nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
         block = self._arena.alloc(nbytes)
         try:
@@ -934,28 +934,6 @@ def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
         raise BitletTypeError(f"{name} must be an int, got {type(value).__name__}")
     if not lo <= value <= hi:
         raise BitletValueError(f"{name} must be in [{lo}, {hi}], got {value}")
-
-
-def _check_shape(shape: Any) -> tuple[int, ...]:
-    dims = (shape,) if isinstance(shape, (int, np.integer)) else shape
-    try:
-        dims = tuple(dims)
-    except TypeError:
-        raise BitletTypeError(f"shape must be an int or a tuple of ints, got {shape!r}") from None
-    for d in dims:
-        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0:
-            raise BitletValueError(f"shape must hold ints >= 0, got {shape!r}")
-    return tuple(int(d) for d in dims)
-
-
-def _check_dtype(dtype: Any) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as exc:
-        raise BitletTypeError(f"dtype {dtype!r} is not a numpy dtype: {exc}") from None
-    if dt.hasobject:
-        raise BitletTypeError(f"dtype {dt} holds Python objects and cannot live in device memory")
-    return dt
 
 
 # ctypes is used by adapters (pynq_sim) that copy from raw host pointers.
