@@ -740,6 +740,29 @@ def test_bitlet_bench_shows_the_build_reports(tmp_path, monkeypatch, capsys):
     assert "not been built" in vendor_line
 
 
+def test_bitlet_bench_off_board_shows_the_reports_a_build_left(tmp_path, monkeypatch, capsys):
+    """On the workstation that built the overlay (no board detected), `bitlet
+    bench` shows the reports of the board that has them."""
+    from bitlet import cli
+
+    shutil.copytree(overlay_dir() / "zcu104", tmp_path / "zcu104")
+    shutil.copytree(overlay_dir() / "pynqz2", tmp_path / "pynqz2")
+    for section in ("utilization", "utilization_hier", "timing"):
+        shutil.copy(REPORTS / f"pynqz2_bitlet.{section}.rpt", tmp_path / "pynqz2" / f"bitlet.{section}.rpt")
+    monkeypatch.setenv("BITLET_OVERLAY_DIR", str(tmp_path))
+    for var in ("BITLET_BOARD", "BOARD"):
+        monkeypatch.delenv(var, raising=False)
+    from bitlet.overlays import detect_board
+
+    if detect_board() is not None:
+        pytest.skip("this machine is a PYNQ board: bench shows its own overlays")
+    assert cli.main(["bench", "--device", "sim", "--shape", "lr=1,1,8,8", "--json"]) == 0
+    reports = json.loads(capsys.readouterr().out)["reports"]
+    assert reports["figures"]["bitlet"]["board"] == "pynqz2"
+    assert reports["figures"]["vendor_fp"] is None
+    assert "pynqz2 / bitlet (Vivado reports)" in reports["text"]["bitlet"]
+
+
 @pytest.mark.pynq
 def test_pynq_overlay_binds_a_driver_to_the_kernel_vlnv(tmp_path):
     """pynq.Overlay(download=False) on a register-backed fake device: the .hwh

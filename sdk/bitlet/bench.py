@@ -182,8 +182,16 @@ def _totals(layers: list[dict[str, Any]], profiles: dict[str, Any]) -> dict[str,
 
 def _reports() -> dict[str, Any]:
     """Vivado figures of both overlays when a build left reports: parsed
-    (``figures``, None when absent) and as text (``text``)."""
+    (``figures``, None when absent) and as text (``text``).
+
+    On a board, its own overlays; elsewhere (the workstation that built
+    them) the first board that has reports for the kind.
+    """
+    from bitlet.overlays import available_boards, detect_board
     from bitlet.overlays.reports import format_reports, read_reports
 
-    figures = {kind: read_reports(None, kind) for kind in KINDS}
+    board = detect_board()
+    candidates = [board] if board else available_boards()
+    figures = {kind: next((r for b in candidates if (r := read_reports(b, kind))), None)
+               for kind in KINDS}
     return {"figures": figures, "text": {k: format_reports(v) for k, v in figures.items()}}
