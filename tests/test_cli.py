@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from bitlet import cli
 from bitlet.demo import load_frames, model_path
 from bitlet.imaging import read_png

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.device
 def _quickstart() -> str:
     text = README.read_text(encoding="utf-8")
     section = text[text.index("## Python quickstart"):]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    return re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
 
 
 def test_readme_quickstart_runs(tmp_path, monkeypatch, capsys):

@@ -13,8 +13,9 @@ added from the Vivado reports when a build left them (``bitlet.overlays``).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -63,9 +64,9 @@ class BenchResult:
                 f"{'MAC/cyc B':>9} {'MAC/cyc V':>9}")
         from bitlet import hw
 
-        lines = [f"cycles {self.timing}; Bitlet {self.n_pe['bitlet']} PEs x {hw.GROUP} MACs at "
+        lines = [(f"cycles {self.timing}; Bitlet {self.n_pe['bitlet']} PEs x {hw.GROUP} MACs at "
                  f"{self.clock_mhz['bitlet']} MHz, vendor-FP {self.n_pe['vendor_fp']} units x "
-                 f"{hw.VENDOR_LANES} fp32 MAC lanes at {self.clock_mhz['vendor_fp']} MHz", head,
+                 f"{hw.VENDOR_LANES} fp32 MAC lanes at {self.clock_mhz['vendor_fp']} MHz"), head,
                  "-" * len(head)]
         for row in self.layers + [dict(self.totals, name="total")]:
             lines.append(f"{row['name'][:24]:<24} {row['macs'] / 1e6:>8.3f} {row['bitlet_cycles']:>12,} "

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -232,8 +232,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     info["optional"] = {name: _version_of(name) for name in ("onnx", "onnxruntime", "serial", "pynq")}
 
     def text() -> str:
-        lines = [f"bitlet {info['bitlet']} on Python {info['python']} ({info['machine']}), "
-                 f"numpy {info['numpy']}"]
+        lines = [(f"bitlet {info['bitlet']} on Python {info['python']} ({info['machine']}), "
+                 f"numpy {info['numpy']}")]
         lines += [f"  {k}: {v}" for k, v in info["optional"].items()]
         lines.append("device:")
         lines += [f"  {k}: {v}" for k, v in info["device"].items()]

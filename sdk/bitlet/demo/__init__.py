@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -81,8 +82,8 @@ class DemoResult:
                 "outputs": self.outputs}
 
     def __str__(self) -> str:
-        lines = [f"{'frame':<28} {'bitlet dB':>9} {'bicubic dB':>10} {'vs ORT dB':>9} "
-                 f"{'kernel cycles':>14} {'pred. FPS':>9}"]
+        lines = [(f"{'frame':<28} {'bitlet dB':>9} {'bicubic dB':>10} {'vs ORT dB':>9} "
+                 f"{'kernel cycles':>14} {'pred. FPS':>9}")]
         for x in self.frames:
             lines.append(f"{x['name'][:28]:<28} {x['psnr_bitlet_db']:>9.2f} {x['psnr_bicubic_db']:>10.2f} "
                          f"{x['psnr_vs_onnxruntime_db']:>9.1f} {x['kernel_cycles']:>14,} "
