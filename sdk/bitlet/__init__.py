@@ -35,7 +35,6 @@ _LAZY = {
 }
 
 __all__ = [
-    "__version__",
     "BitletError",
     "BitletTypeError",
     "BitletValueError",
@@ -46,7 +45,14 @@ __all__ = [
     "LinkError",
     "OutOfDeviceMemory",
     "OverlayMismatch",
-    *_LAZY,
+    "__version__",
+    "compare",
+    "compile",
+    "drivers",
+    "hw",
+    "load",
+    "numerics",
+    "open",
 ]
 
 

@@ -35,7 +35,7 @@ API_HEADERS = {
 
 _INT_DEFINE = re.compile(r"^#define\s+(BITLET_\w+)\s+(0[xX][0-9A-Fa-f]+|\d+)[uUlL]*\b")
 _STR_DEFINE = re.compile(r'^#define\s+(BITLET_\w+)\s+"([^"]*)"')
-_BLOCK = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.S)
+_BLOCK = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.DOTALL)
 
 
 def _read(name: str) -> str:

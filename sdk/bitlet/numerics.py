@@ -484,4 +484,4 @@ def group_detail(w, a, *, mode: str = "fp32", prune=_PRUNE_ALL, quant=None,
 
 
 # The layer functions (NUMERICS.md s.5) run the kernel top; they live beside.
-from bitlet._layers import conv2d, matmul  # noqa: E402
+from bitlet._layers import conv2d, matmul
