@@ -793,25 +793,10 @@ class RemoteModel:
 
     def _args(self, feeds: Any) -> tuple[dict, list]:
         """Check ``feeds`` here (before any byte goes out) and cast to the compiled dtypes."""
+        from bitlet.program import check_feeds
+
         self._check_open()
-        if not isinstance(feeds, Mapping):
-            raise BitletTypeError(f"feeds must be a dict {{name: array}}, got {type(feeds).__name__}")
-        unknown = sorted(set(feeds) - set(self.input_names))
-        missing = sorted(set(self.input_names) - set(feeds))
-        if unknown or missing:
-            raise BitletValueError(f"feeds: inputs {self.input_names} expected; missing {missing}, "
-                                   f"unknown {unknown}")
-        arrays = []
-        for spec in self.meta["inputs"]:
-            x = np.asarray(feeds[spec["name"]])
-            if tuple(x.shape) != tuple(spec["shape"]):
-                raise BitletValueError(f"input {spec['name']!r}: shape {tuple(x.shape)}, but the "
-                                       f"model was compiled for {tuple(spec['shape'])}")
-            try:
-                arrays.append(x.astype(spec["dtype"], copy=False))
-            except (TypeError, ValueError) as exc:
-                raise BitletTypeError(f"input {spec['name']!r}: cannot convert {x.dtype} to "
-                                      f"{spec['dtype']}: {exc}") from None
+        arrays = list(check_feeds(self.meta, feeds).values())
         return {"digest": self.digest, "inputs": self.input_names}, arrays
 
     def _run_budget(self) -> float:

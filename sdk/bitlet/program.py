@@ -28,13 +28,14 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from bitlet import hw
-from bitlet.errors import BitletValueError
+from bitlet.errors import BitletTypeError, BitletValueError
 
 FORMAT = "bitlet-program"
 FORMAT_VERSION = 1
@@ -45,6 +46,44 @@ ADDRESS_FIELDS = ("ACT", "WGT", "BIAS", "OUT", "ACC")
 
 
 _STEPS = ("host", "upload", "download", "kernel", "weights", "fixbias")
+
+
+def check_feeds(meta: dict, feeds: Any) -> dict[str, np.ndarray]:
+    """Check a run's inputs against a program's metadata and cast them.
+
+    Parameters
+    ----------
+    meta : dict
+        ``Program.meta`` (its ``"inputs"``: name, shape, dtype).
+    feeds : Mapping
+        ``{input name: array}``.
+
+    Returns
+    -------
+    dict
+        ``{input name: array}`` in ``meta["inputs"]`` order, cast to the
+        compiled dtypes (no copy when already right).
+    """
+    names = [spec["name"] for spec in meta["inputs"]]
+    if not isinstance(feeds, Mapping):
+        raise BitletTypeError(f"feeds must be a dict {{name: array}}, got {type(feeds).__name__}")
+    unknown = sorted(set(feeds) - set(names))
+    missing = sorted(set(names) - set(feeds))
+    if unknown or missing:
+        raise BitletValueError(f"feeds: inputs {names} expected; missing {missing}, "
+                               f"unknown {unknown}")
+    checked = {}
+    for spec in meta["inputs"]:
+        x = np.asarray(feeds[spec["name"]])
+        if tuple(x.shape) != tuple(spec["shape"]):
+            raise BitletValueError(f"input {spec['name']!r}: shape {tuple(x.shape)}, but the "
+                                   f"model was compiled for {tuple(spec['shape'])}")
+        try:
+            checked[spec["name"]] = x.astype(spec["dtype"], copy=False)
+        except (TypeError, ValueError) as exc:
+            raise BitletTypeError(f"input {spec['name']!r}: cannot convert {x.dtype} to "
+                                  f"{spec['dtype']}: {exc}") from None
+    return checked
 
 
 def _validate_step(step: dict, devices: dict, host_ops: dict, n_insn: int) -> None:

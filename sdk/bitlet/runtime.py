@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from bitlet import hw
-from bitlet.errors import BitletTypeError, BitletValueError, OverlayMismatch
-from bitlet.program import Program
+from bitlet.errors import BitletValueError, OverlayMismatch
+from bitlet.program import Program, check_feeds
 
 #: kernel wait budget: the driver's timeout plus this many seconds per MAC of the
 #: segment (generous for the C reference simulator, ~10 MMAC/s; a board is far faster)
@@ -210,20 +210,8 @@ class CompiledModel:
         return {name: np.ascontiguousarray(env[name]) for name in self.output_names}
 
     def _feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if not isinstance(feeds, Mapping):
-            raise BitletTypeError(f"feeds must be a dict {{name: array}}, got {type(feeds).__name__}")
-        unknown = sorted(set(feeds) - set(self.input_names))
-        missing = sorted(set(self.input_names) - set(feeds))
-        if unknown or missing:
-            raise BitletValueError(f"feeds: inputs {self.input_names} expected; missing {missing}, "
-                                   f"unknown {unknown}")
         env = dict(self._consts)
-        for spec in self.meta["inputs"]:
-            x = np.asarray(feeds[spec["name"]])
-            if tuple(x.shape) != tuple(spec["shape"]):
-                raise BitletValueError(f"input {spec['name']!r}: shape {tuple(x.shape)}, but the model "
-                                       f"was compiled for {tuple(spec['shape'])}")
-            env[spec["name"]] = x.astype(spec["dtype"], copy=False)
+        env.update(check_feeds(self.meta, feeds))
         return env
 
     def _attrs(self, attrs: dict) -> dict:
