@@ -136,9 +136,34 @@ def _parse_precision(precision) -> tuple[int, int]:
     return code, hw.FIXED_MAX_BITS if code == hw.FMT_FIXED else 0
 
 
-def _check_precision(precision) -> int:
-    """Format code of a precision name (see :func:`_parse_precision`)."""
-    return _parse_precision(precision)[0]
+def _conv_operands(x, w, groups, precision):
+    """Checked conv2d operands: ``(fmt, bits, x [N,H,W,Cin], w [Co,KH,KW,Cin/g], groups)``."""
+    fmt, bits = _parse_precision(precision)
+    fixed = fmt == hw.FMT_FIXED
+    x = _operand(x, "x", 4, fixed)
+    w = _operand(w, "w", 4, fixed)
+    _check_weight_bits(w, bits, precision)
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise BitletValueError(f"groups must be an int >= 1, got {groups!r}")
+    cin, cout = x.shape[3], w.shape[0]
+    if cin % groups or cout % groups:
+        raise BitletValueError(f"groups={groups} must divide Cin={cin} and Cout={cout}")
+    if w.shape[3] * groups != cin:
+        raise BitletValueError(
+            f"w has Cin/groups={w.shape[3]} but x has Cin={cin} with groups={groups}")
+    return fmt, bits, x, w, int(groups)
+
+
+def _matmul_operands(w, a, precision):
+    """Checked matmul operands: ``(fmt, bits, w [M, K], a [K, N])``."""
+    fmt, bits = _parse_precision(precision)
+    fixed = fmt == hw.FMT_FIXED
+    w = _operand(w, "w", 2, fixed)
+    a = _operand(a, "a", 2, fixed)
+    _check_weight_bits(w, bits, precision)
+    if w.shape[1] != a.shape[0]:
+        raise BitletValueError(f"w [M, K] and a [K, N] disagree on K: {w.shape} vs {a.shape}")
+    return fmt, bits, w, a
 
 
 def _check_weight_bits(w: np.ndarray, bits: int, precision) -> None:
@@ -370,19 +395,8 @@ def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None, relu=F
     float32 [N, OH, OW, Cout] (and the profile dict). NaN results are the
     canonical NaN (NUMERICS.md F3); no result is -0.
     """
-    fmt, bits = _parse_precision(precision)
+    fmt, bits, x, w, groups = _conv_operands(x, w, groups, precision)
     fixed = fmt == hw.FMT_FIXED
-    x = _operand(x, "x", 4, fixed)
-    w = _operand(w, "w", 4, fixed)
-    _check_weight_bits(w, bits, precision)
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise BitletValueError(f"groups must be an int >= 1, got {groups!r}")
-    cin, cout = x.shape[3], w.shape[0]
-    if cin % groups or cout % groups:
-        raise BitletValueError(f"groups={groups} must divide Cin={cin} and Cout={cout}")
-    if w.shape[3] * groups != cin:
-        raise BitletValueError(
-            f"w has Cin/groups={w.shape[3]} but x has Cin={cin} with groups={groups}")
     fast = _fast_engine(engine, kernel)
     if fast is not None:
         return fast.conv2d(x, w, stride=stride, padding=padding, dilation=dilation,
@@ -410,13 +424,8 @@ def matmul(w, a, *, bias=None, relu=False, prune=0xFFFFFF, precision="fp32", qua
     -------
     float32 [M, N] (and the profile dict).
     """
-    fmt, bits = _parse_precision(precision)
+    fmt, bits, w, a = _matmul_operands(w, a, precision)
     fixed = fmt == hw.FMT_FIXED
-    w = _operand(w, "w", 2, fixed)
-    a = _operand(a, "a", 2, fixed)
-    _check_weight_bits(w, bits, precision)
-    if w.shape[1] != a.shape[0]:
-        raise BitletValueError(f"w [M, K] and a [K, N] disagree on K: {w.shape} vs {a.shape}")
     fast = _fast_engine(engine, kernel)
     if fast is not None:
         _check_relu(relu), _check_prune(prune), _check_quant(quant, fixed)  # errors in the order below

@@ -350,20 +350,10 @@ class FastEngine:
 
         _check_kernel(kernel)
         want = _want_cycles(cycles, return_profile)
-        fmt = L._check_precision(precision)
+        fmt, _, x, w, groups = L._conv_operands(x, w, groups, precision)
         fixed = fmt == L.hw.FMT_FIXED
-        x = L._operand(x, "x", 4, fixed)
-        w = L._operand(w, "w", 4, fixed)
-        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-            raise BitletValueError(f"groups must be an int >= 1, got {groups!r}")
-        cin, cout = x.shape[3], w.shape[0]
-        if cin % groups or cout % groups:
-            raise BitletValueError(f"groups={groups} must divide Cin={cin} and Cout={cout}")
-        if w.shape[3] * groups != cin:
-            raise BitletValueError(
-                f"w has Cin/groups={w.shape[3]} but x has Cin={cin} with groups={groups}")
         raw, prof = self._conv_program(
-            x, w, stride=stride, padding=padding, dilation=dilation, groups=int(groups),
+            x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
             bias=bias, relu=bool(relu), prune=L._check_prune(prune), fmt=fmt,
             quant=L._check_quant(quant, fixed), threads=threads, cycles=want)
         return L._result(raw, fmt, prof, want)
@@ -388,12 +378,8 @@ class FastEngine:
 
         _check_kernel(kernel)
         want = _want_cycles(cycles, return_profile)
-        fmt = L._check_precision(precision)
+        fmt, _, w, a = L._matmul_operands(w, a, precision)
         fixed = fmt == L.hw.FMT_FIXED
-        w = L._operand(w, "w", 2, fixed)
-        a = L._operand(a, "a", 2, fixed)
-        if w.shape[1] != a.shape[0]:
-            raise BitletValueError(f"w [M, K] and a [K, N] disagree on K: {w.shape} vs {a.shape}")
         m, k = w.shape
         n = a.shape[1]
         raw, prof = self._conv_program(
