@@ -27,63 +27,16 @@
 #include <string.h>
 
 #include "bitlet_hw.h"
+#include "tb_golden.h"
 #include "bitlet_pe.h"
 #include "bitlet_top.h"
 
-#define MAGIC      "BLTGOLD1"
-#define MAGIC_LEN  8
 #define MAX_REPORT 10
 #define MEM_BASE   0x20000000ull      /* a non-zero device base address */
 
 typedef struct {
-    uint32_t n;
-    uint8_t *w_sig, *w_exp, *isfix, *quant, *col_steps;
-    uint32_t *w_abs, *a_word, *prune, *res;
-    int32_t *total, *scan;
-} golden_t;
-
-typedef struct {
     uint32_t status, insn_done, magic, version, config, act, wgt, out;
 } top_out_t;
-
-static int read_array(FILE *f, void **dst, size_t count, size_t size)
-{
-    size_t bytes = count * size;
-    *dst = malloc(bytes > 0 ? bytes : 1);
-    return *dst != NULL && fread(*dst, size, count, f) == count;
-}
-
-static int load(const char *path, golden_t *g)
-{
-    char magic[MAGIC_LEN];
-    int ok;
-    FILE *f = fopen(path, "rb");
-    memset(g, 0, sizeof *g);
-    if (f == NULL)
-        return 0;
-    ok = fread(magic, 1, MAGIC_LEN, f) == MAGIC_LEN && memcmp(magic, MAGIC, MAGIC_LEN) == 0
-         && fread(&g->n, sizeof g->n, 1, f) == 1;
-    if (ok) {
-        size_t n = g->n, n64 = n * BITLET_GROUP;
-        ok = read_array(f, (void **)&g->w_sig, n64, 1) && read_array(f, (void **)&g->w_exp, n64, 1)
-             && read_array(f, (void **)&g->w_abs, n64, 4)
-             && read_array(f, (void **)&g->a_word, n64, 4)
-             && read_array(f, (void **)&g->isfix, n, 1) && read_array(f, (void **)&g->prune, n, 4)
-             && read_array(f, (void **)&g->quant, n, 1) && read_array(f, (void **)&g->res, n, 4)
-             && read_array(f, (void **)&g->total, n, 4) && read_array(f, (void **)&g->scan, n, 4)
-             && read_array(f, (void **)&g->col_steps, n * BITLET_SIG_BITS, 1)
-             && fgetc(f) == EOF;
-    }
-    fclose(f);
-    return ok;
-}
-
-static void release(golden_t *g)
-{
-    free(g->w_sig); free(g->w_exp); free(g->w_abs); free(g->a_word); free(g->isfix);
-    free(g->prune); free(g->quant); free(g->res); free(g->total); free(g->scan);
-    free(g->col_steps);
-}
 
 /* The top under test: bitlet_top, or vendor_fp_top with -DBITLET_TB_VENDOR. */
 #ifdef BITLET_TB_VENDOR
