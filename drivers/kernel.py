@@ -237,8 +237,10 @@ class KernelDriver:
         Any backend (simulator, PYNQ board, remote).
     kind : {"bitlet", "vendor_fp"}, optional
         Kernel kind the overlay must carry (None: either).
-    timeout : float
-        Default hard timeout of :meth:`run`, in seconds.
+    timeout : float, optional
+        Hard timeout of :meth:`run`, in seconds: exactly this limit.  None:
+        :data:`DEFAULT_TIMEOUT`, which a caller may extend by a documented
+        allowance (``run(allowance=...)``; the runtime's per-MAC allowance).
     use_interrupt : bool
         Wait on the device's interrupt when it has one (else poll).
     check : bool
@@ -254,11 +256,13 @@ class KernelDriver:
         The ID probe did not complete.
     """
 
-    def __init__(self, device: Any, *, kind: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+    def __init__(self, device: Any, *, kind: str | None = None, timeout: float | None = None,
                  use_interrupt: bool = True, check: bool = True,
                  probe_timeout: float = PROBE_TIMEOUT) -> None:
         self.device = device
-        self.timeout = _check_timeout(timeout)
+        #: True when nobody chose the timeout (then run(allowance=...) may extend it)
+        self.timeout_is_default = timeout is None
+        self.timeout = _check_timeout(DEFAULT_TIMEOUT if timeout is None else timeout)
         self.use_interrupt = bool(use_interrupt and device.has_interrupt)
         self.identity: KernelIdentity | None = None
         self.last_run: RunResult | None = None
@@ -323,7 +327,8 @@ class KernelDriver:
 
     # -- running ---------------------------------------------------------------
     def run(self, prog_addr: int, n_insn: int, prof_addr: int = 0,
-            timeout: float | None = None) -> RunResult:
+            timeout: float | None = None,
+            allowance: tuple[float, str] | None = None) -> RunResult:
         """Run ``n_insn`` instructions at device address ``prog_addr``.
 
         Parameters
@@ -336,7 +341,13 @@ class KernelDriver:
             Device address of the profile area (``hw.PROF_BYTES`` per
             instruction, aligned to it), or 0 for no profiling.
         timeout : float, optional
-            Hard limit in seconds (default: the driver's ``timeout``).
+            Hard limit in seconds (default: the driver's ``timeout``).  A
+            timeout chosen by the user (here or at construction) is the
+            exact limit.
+        allowance : (float, str), optional
+            Seconds added to the *default* timeout (when neither this call
+            nor the constructor chose one) and what they are for; a timeout
+            error prints both.  Ignored when the user chose a timeout.
 
         Returns
         -------
@@ -359,12 +370,17 @@ class KernelDriver:
             raise BitletValueError(f"n_insn must be an int in [0, 2**32), got {n_insn!r}")
         n_insn = int(n_insn)
         limit = self.timeout if timeout is None else _check_timeout(timeout)
-        result = self._execute(prog_addr, n_insn, prof_addr, limit)
+        extra = None
+        if timeout is None and self.timeout_is_default and allowance is not None \
+                and allowance[0] > 0:
+            extra = (float(allowance[0]), str(allowance[1]))
+            limit += extra[0]
+        result = self._execute(prog_addr, n_insn, prof_addr, limit, allowance=extra)
         self.last_run = result
         return result
 
     def _execute(self, prog_addr: int, n_insn: int, prof_addr: int, timeout: float,
-                 probe: bool = False) -> RunResult:
+                 probe: bool = False, allowance: tuple[float, str] | None = None) -> RunResult:
         hw, dev = _hw(), self.device
         self._prepare()
         if self._window is None:
@@ -382,7 +398,7 @@ class KernelDriver:
         started = time.monotonic()
         dev.write_reg(hw.REG_CTRL, hw.CTRL_AP_START)
         if not self._wait(started + timeout):
-            raise self._timeout_error(prog_addr, n_insn, timeout, probe)
+            raise self._timeout_error(prog_addr, n_insn, timeout, probe, allowance)
         seconds = time.monotonic() - started
         self._clear_isr()
         status, done = dev.read_reg(hw.REG_STATUS), dev.read_reg(hw.REG_INSN_DONE)
@@ -444,8 +460,8 @@ class KernelDriver:
         """
         return {name: self.device.read_reg(off) for off, name in sorted(register_names().items())}
 
-    def _timeout_error(self, prog_addr: int, n_insn: int, timeout: float,
-                       probe: bool) -> KernelTimeout:
+    def _timeout_error(self, prog_addr: int, n_insn: int, timeout: float, probe: bool,
+                       allowance: tuple[float, str] | None = None) -> KernelTimeout:
         hw = _hw()
         regs = self.register_dump()
         ctrl, done, vld = regs["CTRL"], regs["INSN_DONE"], regs["INSN_DONE_CTRL"] & 1
@@ -458,7 +474,12 @@ class KernelDriver:
         bits = " ".join(f"{n}={int(bool(ctrl & getattr(hw, 'CTRL_' + n.upper())))}"
                         for n in ("ap_start", "ap_done", "ap_idle", "ap_ready"))
         dump = ", ".join(f"{k}=0x{v:08X}" for k, v in regs.items())
-        message = (f"the kernel did not finish {what} within {timeout:g} s\n  {progress}\n"
+        limit = f"{timeout:g} s"
+        if allowance is not None:
+            limit += (f" (the default timeout {timeout - allowance[0]:g} s + an allowance of "
+                      f"{allowance[0]:g} s for {allowance[1]}; bitlet.open(kernel_timeout=T) "
+                      "makes T the exact limit)")
+        message = (f"the kernel did not finish {what} within {limit}\n  {progress}\n"
                    f"  CTRL = 0x{ctrl:08X} ({bits})\n  likely causes:\n"
                    + "".join(f"    - {c}\n" for c in causes) + f"  registers: {dump}")
         err = KernelTimeout(message)

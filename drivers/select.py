@@ -108,7 +108,10 @@ def open_device(spec: str | None = None, *, kernel_timeout: float | None = None,
     spec : str, optional
         Which device (see the module docstring); ``$BITLET_DEVICE`` overrides it.
     kernel_timeout : float, optional
-        Default timeout in seconds of ``dev.kernel.run`` (see KernelDriver).
+        Timeout in seconds of every kernel run (``dev.kernel.run`` and a
+        model's runs): the exact limit.  None: ``KernelDriver``'s default
+        (10 s), to which a model run adds an allowance per MAC
+        (``bitlet.runtime.SECONDS_PER_MAC``) printed in a timeout error.
     **kwargs
         Passed to the backend: :class:`~bitlet.drivers.sim.SimDevice`,
         :class:`~bitlet.drivers.pynq_board.PynqDevice` or
@@ -160,8 +163,7 @@ def _attach_kernel(device: Any, timeout: float | None) -> None:
     """Give ``device`` a probed and checked ``.kernel`` unless it brings its own."""
     if getattr(device, "kernel", None) is not None:
         return
-    from bitlet.drivers.kernel import DEFAULT_TIMEOUT, KernelDriver
+    from bitlet.drivers.kernel import KernelDriver
 
     kind = getattr(device, "kernel_name", None)
-    device.kernel = KernelDriver(device, kind=kind if kind in KINDS else None,
-                                 timeout=DEFAULT_TIMEOUT if timeout is None else timeout)
+    device.kernel = KernelDriver(device, kind=kind if kind in KINDS else None, timeout=timeout)

@@ -26,8 +26,9 @@ from bitlet import hw
 from bitlet.errors import BitletValueError, OverlayMismatch
 from bitlet.program import Program, check_feeds
 
-#: kernel wait budget: the driver's timeout plus this many seconds per MAC of the
-#: segment (generous for the C reference simulator, ~10 MMAC/s; a board is far faster)
+#: allowance of a kernel segment, in seconds per MAC, added to the driver's *default*
+#: timeout only (generous for the C reference simulator, ~10 MMAC/s; a board is far
+#: faster).  A timeout the user chose (``bitlet.open(kernel_timeout=...)``) is exact.
 SECONDS_PER_MAC = 1e-6
 _NP_FMT = {"fp32": np.uint32, "fp16": np.uint16, "bf16": np.uint16, "fixed": np.uint32}
 
@@ -294,9 +295,11 @@ class CompiledModel:
         first, count = step["first"], step["count"]
         macs = sum(layer["macs"] for layer in self.meta["layers"]
                    if first <= layer["insn_first"] < first + count)
+        allowance = (macs * SECONDS_PER_MAC, f"the segment's {macs:,} MACs at "
+                     f"{SECONDS_PER_MAC:g} s per MAC (bitlet.runtime.SECONDS_PER_MAC)")
         result = self.driver.run(self.base + first * hw.INSN_BYTES, count,
                                  self.base + buffers["profile_offset"] + first * hw.PROF_BYTES,
-                                 timeout=self.driver.timeout + macs * SECONDS_PER_MAC)
+                                 allowance=allowance)
         seconds = time.perf_counter() - t0
         timings["kernel"] += seconds
         timings["kernel_runs"].append((first, count, result.seconds))
