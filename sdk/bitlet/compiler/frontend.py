@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from bitlet.compiler.graph import Graph, Node, Value
-from bitlet.compiler.hostops import HOST_OPS, pool_geometry, run_host_op
+from bitlet.compiler import shapes
+from bitlet.compiler.hostops import HOST_OPS, run_host_op
 from bitlet.errors import CompileError
 
 #: ops lowered to the Bitlet kernel (when their weights are constant)
@@ -214,8 +215,8 @@ class _Importer:
         return True
 
     def output_types(self, node: Node) -> list[tuple[tuple[int, ...], str]]:
-        if node.op in ("Conv", "ConvTranspose"):
-            return [(self.conv_shape(node), self.values[node.inputs[0]].dtype)]
+        if node.op in KERNEL_OPS:
+            return [(self.kernel_shape(node), self.dtype(node.inputs[0]))]
         ins = [self.example(i) for i in node.inputs]
         try:
             with np.errstate(all="ignore"):
@@ -226,6 +227,16 @@ class _Importer:
                                f"inconsistent: {exc}") from exc
         return [(tuple(int(d) for d in np.shape(o)), np.asarray(o).dtype.name) for o in outs]
 
+    def shape(self, name: str) -> tuple[int, ...] | None:
+        if not name:
+            return None
+        if name in self.constants:
+            return tuple(self.constants[name].shape)
+        return self.values[name].shape
+
+    def dtype(self, name: str) -> str:
+        return self.constants[name].dtype.name if name in self.constants else self.values[name].dtype
+
     def example(self, name: str):
         if not name:
             return None
@@ -234,17 +245,17 @@ class _Importer:
         value = self.values[name]
         return np.zeros(value.shape, dtype=value.dtype)
 
-    def conv_shape(self, node: Node) -> tuple[int, ...]:
-        x = self.values[node.inputs[0]].shape
-        w = self.constants[node.inputs[1]].shape
-        attrs = dict(node.attrs, kernel_shape=list(w[2:]))
-        if len(x) != 4 or len(w) != 4:
-            raise CompileError(f"node {node.name!r} ({node.op}): only 2-D convolutions "
-                               f"(4-D input and weight) are supported, got {x} and {w}")
+    def kernel_shape(self, node: Node) -> tuple[int, ...]:
+        """Output shape of a kernel op by formula, its operands checked (:mod:`.shapes`)."""
+        ins = [self.shape(i) for i in node.inputs] + [None] * 3
         if node.op == "Conv":
-            out, _, _ = pool_geometry(x[2:], attrs)
-            return (x[0], w[0], *out)
-        return (x[0], w[1] * attrs.get("group", 1), *conv_transpose_geometry(x[2:], attrs)[0])
+            return shapes.conv_shape(node.name, ins[0], ins[1], ins[2], node.attrs)
+        if node.op == "ConvTranspose":
+            return shapes.conv_transpose_shape(node.name, ins[0], ins[1], ins[2], node.attrs,
+                                               conv_transpose_geometry)
+        if node.op == "Gemm":
+            return shapes.gemm_shape(node.name, ins[0], ins[1], ins[2], node.attrs)
+        return shapes.matmul_shape(node.name, ins[0], ins[1])
 
     def output_value(self, name: str) -> Value:
         if name in self.values:
