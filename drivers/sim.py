@@ -35,7 +35,10 @@ PYNQ board unchanged:
   source itself, the default for the vendor-FP kernel and wherever the fast
   emulator is missing) or any function with the C signature of
   ``bitlet_top``.  Both engines leave the same bytes in device memory
-  (outputs and profile records) and the same registers.
+  (outputs and profile records) and the same registers.  Any mix of devices,
+  engines and threads is safe: every call into the reference library (whose
+  kernel tops keep static on-chip buffers) holds one process-wide lock
+  (:mod:`bitlet._reference_lock`); the fast emulator needs none.
 
 Example
 -------
@@ -47,6 +50,7 @@ Example
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import functools
@@ -58,6 +62,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from bitlet._reference_lock import LOCK
 from bitlet.drivers.device import Device, DeviceBuffer, buffer_dtype, buffer_shape
 from bitlet.errors import (
     BitletTypeError,
@@ -824,8 +829,12 @@ class SimDevice(Device):
         else:
             mem_size, window = 0, np.zeros(1, dtype=np.uint32)
         out = _KernelOutputs(ffi)
-        self._kernel_fn(ffi.from_buffer("uint32_t[]", window), args["mem_base"], mem_size,
-                        args["prog_addr"], n_insn, args["prof_addr"], *out.ptrs.values())
+        # The reference tops keep their on-chip buffers in static arrays: one caller in
+        # the process at a time (any device, any thread; bitlet._reference_lock).  The
+        # fast emulator has no shared state; a custom callable is treated as the C.
+        with contextlib.nullcontext() if self.engine_name == "fast" else LOCK:
+            self._kernel_fn(ffi.from_buffer("uint32_t[]", window), args["mem_base"], mem_size,
+                            args["prog_addr"], n_insn, args["prof_addr"], *out.ptrs.values())
         return out.values()
 
     def _latch(self, values: dict[str, int]) -> None:

@@ -74,3 +74,51 @@ def test_the_default_timeout_prints_its_per_model_allowance(monkeypatch):
         model.close()
     finally:
         dev.close()
+
+
+# ---------------------------------------------------------------------------
+# item 2: simulators, engines and threads mixed give single-threaded results
+# ---------------------------------------------------------------------------
+def test_simulators_and_numerics_in_threads_give_the_single_threaded_bits():
+    from bitlet import numerics
+
+    rng = np.random.default_rng(11)
+    onnx_model = conv_model(16, 16, 16)
+    xs = [rng.standard_normal((1, 16, 16, 16)).astype(np.float32) for _ in range(3)]
+    x_nhwc = rng.standard_normal((1, 12, 12, 16)).astype(np.float32)
+    w_ohwi = rng.standard_normal((16, 3, 3, 16)).astype(np.float32)
+    devices = [SimDevice(engine="reference"), SimDevice(engine="reference"), SimDevice(engine="fast")]
+    models = [bitlet.compile(onnx_model, device=d) for d in devices]
+    try:
+        want = [models[0](x).tobytes() for x in xs]  # one thread, one device at a time
+        assert all(m(x).tobytes() == w for m in models[1:] for x, w in zip(xs, want))
+        want_conv = numerics.conv2d(x_nhwc, w_ohwi, padding=1, engine="reference").tobytes()
+        wrong: list[str] = []
+        start = threading.Barrier(5)
+
+        def run_model(i: int) -> None:
+            start.wait()
+            for r in range(4):
+                for x, w in zip(xs, want):
+                    if models[i](x).tobytes() != w:
+                        wrong.append(f"{devices[i].engine_name} simulator {i}, round {r}")
+
+        def run_numerics(engine: str) -> None:
+            start.wait()
+            for r in range(8):
+                got = numerics.conv2d(x_nhwc, w_ohwi, padding=1, engine=engine)
+                if got.tobytes() != want_conv:
+                    wrong.append(f"numerics.conv2d(engine={engine!r}), round {r}")
+
+        threads = [threading.Thread(target=run_model, args=(i,)) for i in range(3)]
+        threads += [threading.Thread(target=run_numerics, args=(e,)) for e in ("reference", "fast")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not any(t.is_alive() for t in threads)
+        assert wrong == [], f"{len(wrong)} wrong results: {wrong[:6]}"
+    finally:
+        for m, d in zip(models, devices):
+            m.close()
+            d.close()

@@ -18,20 +18,17 @@ instruction).
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from bitlet import hw, isa, preprocess
+from bitlet._reference_lock import LOCK
 from bitlet.errors import BitletTypeError, BitletValueError, BusError, DeviceError
 
 _ARENA_BASE = 0x4000_0000        # a non-zero device base exercises address translation
 _ALIGN = 64
 _KERNELS = ("bitlet", "vendor")
-# The kernel's on-chip buffers are static in the C source (one IP instance):
-# calls into it are serialised (cffi releases the GIL during the call).
-_KERNEL_LOCK = threading.Lock()
 
 
 # ----------------------------------------------------------------------
@@ -84,7 +81,7 @@ def run_kernel(mem: np.ndarray, *, prog_addr: int, n_insn: int, prof_addr: int =
         "status", "insn_done", "id_magic", "id_version", "id_config", "id_act_buf",
         "id_wgt_buf", "id_out_buf")}
     top = lib.bitlet_top if kernel == "bitlet" else lib.vendor_fp_top
-    with _KERNEL_LOCK:
+    with LOCK:  # the process-wide lock: the tops' buffers are static (_reference_lock)
         top(ffi.from_buffer("uint32_t[]", mem), mem_base, mem.size * 4, prog_addr, n_insn,
             prof_addr, *outs.values())
     return {name: int(ptr[0]) for name, ptr in outs.items()}

@@ -44,6 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bitlet._reference_lock import LOCK
 from bitlet.errors import BitletTypeError, BitletValueError
 
 __all__ = [
@@ -118,14 +119,15 @@ def _reference_engine(w_sig, w_exp, w_abs, a_word, isfix, prune, quant) -> np.nd
     out = np.zeros(n, dtype=result_dtype())
     if n == 0:
         return out
-    status = lib.bitlet_pe_group_batch(
-        n,
-        ffi.from_buffer("uint8_t[]", w_sig), ffi.from_buffer("uint8_t[]", w_exp),
-        ffi.from_buffer("uint32_t[]", w_abs), ffi.from_buffer("uint32_t[]", a_word),
-        ffi.from_buffer("uint8_t[]", isfix), ffi.from_buffer("uint32_t[]", prune),
-        ffi.from_buffer("uint8_t[]", quant),
-        ffi.from_buffer("bitlet_pe_result_t[]", out, require_writable=True),
-    )
+    with LOCK:  # one caller at a time in the reference library (see _reference_lock)
+        status = lib.bitlet_pe_group_batch(
+            n,
+            ffi.from_buffer("uint8_t[]", w_sig), ffi.from_buffer("uint8_t[]", w_exp),
+            ffi.from_buffer("uint32_t[]", w_abs), ffi.from_buffer("uint32_t[]", a_word),
+            ffi.from_buffer("uint8_t[]", isfix), ffi.from_buffer("uint32_t[]", prune),
+            ffi.from_buffer("uint8_t[]", quant),
+            ffi.from_buffer("bitlet_pe_result_t[]", out, require_writable=True),
+        )
     if status != 0:
         raise BitletValueError(f"quant must be in 0..{lib.BITLET_QUANT_MAX} in fixed mode")
     return out
