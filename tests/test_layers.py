@@ -331,8 +331,30 @@ def test_more_bad_arguments_name_the_argument():
                        precision="fixed", quant=0)
     with pytest.raises(BitletTypeError, match="^relu must be a bool"):
         _layers.matmul(w, a, relu="no")
-    with pytest.raises(BitletValueError, match=r"^padding must be >= 0, got -1"):
+    with pytest.raises(BitletValueError, match=r"^padding must be in 0\.\.65535 .*, got -1"):
         _layers.conv2d(relu_like((1, 4, 4, 4)), weights((4, 1, 1, 4)), padding=-1)
+
+
+@pytest.mark.parametrize("kwargs,error,message", [
+    ({"relu": "no"}, BitletTypeError, "relu must be a bool, got str"),
+    ({"relu": 1}, BitletTypeError, "relu must be a bool, got int"),
+    ({"stride": 65536}, BitletValueError, r"stride must be in 1\.\.65535"),
+    ({"stride": 2 ** 32}, BitletValueError, r"stride must be in 1\.\.65535"),
+    ({"stride": (1, 0)}, BitletValueError, r"stride must be in 1\.\.65535"),
+    ({"stride": (1.5, 2)}, BitletValueError, "stride must be an int or 2 ints"),
+    ({"dilation": 70000}, BitletValueError, r"dilation must be in 1\.\.65535"),
+    ({"padding": 2 ** 32}, BitletValueError, r"padding must be in 0\.\.65535"),
+    ({"padding": (1, True)}, BitletValueError, "padding must be an int or 2 or 4 ints"),
+    ({"groups": 2 ** 40}, BitletValueError, "groups="),
+])
+def test_conv2d_arguments_are_refused_alike_by_both_engines(kwargs, error, message):
+    """The fast engine applied ReLU for relu="no", returned a wrong shape for
+    stride=65536 and raised cffi's OverflowError for 2**32 (issue 13 item 4)."""
+    with pytest.raises(error, match="^" + message):
+        _layers.conv2d(relu_like((1, 4, 4, 4)), weights((4, 1, 1, 4)), **kwargs)
+    if "relu" in kwargs:
+        with pytest.raises(error, match="^" + message):
+            _layers.matmul(weights((2, 8)), weights((8, 3)), **kwargs)
 
 
 def test_fixed_n_bit_precisions():

@@ -151,6 +151,29 @@ def _conv_operands(x, w, groups, precision):
     return fmt, bits, x, w, int(groups)
 
 
+def _conv_geometry(stride, padding, dilation) -> tuple[tuple, tuple, tuple]:
+    """Checked ``(stride (h, w), padding (t, l, b, r), dilation (h, w))`` of a conv2d.
+
+    Every value must be an int (not a bool or a float) that fits its 16-bit
+    instruction field (``hw.HALF_MASK``): one refusal for every engine, before
+    any of them computes.
+    """
+    def ints(value, name, sizes, least):
+        seq = [value] if np.ndim(value) == 0 else list(value)
+        if len(seq) not in sizes or any(isinstance(v, (bool, np.bool_))
+                                        or not isinstance(v, (int, np.integer)) for v in seq):
+            raise BitletValueError(f"{name} must be an int or {' or '.join(map(str, sizes[1:]))} "
+                                   f"ints, got {value!r}")
+        if not all(least <= v <= hw.HALF_MASK for v in seq):
+            raise BitletValueError(f"{name} must be in {least}..{hw.HALF_MASK} (a 16-bit "
+                                   f"instruction field), got {value!r}")
+        seq = [int(v) for v in seq] * (sizes[-1] // len(seq))
+        return tuple(seq)
+
+    return (ints(stride, "stride", (1, 2), 1), ints(padding, "padding", (1, 2, 4), 0),
+            ints(dilation, "dilation", (1, 2), 1))
+
+
 def _matmul_operands(w, a, precision):
     """Checked matmul operands: ``(fmt, bits, w [M, K], a [K, N])``."""
     fmt, bits = _parse_precision(precision)
@@ -393,6 +416,8 @@ def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None, relu=F
     canonical NaN (NUMERICS.md F3); no result is -0.
     """
     fmt, bits, x, w, groups = _conv_operands(x, w, groups, precision)
+    stride, padding, dilation = _conv_geometry(stride, padding, dilation)
+    relu = _check_relu(relu)
     fixed = fmt == hw.FMT_FIXED
     fast = _fast_engine(engine, kernel)
     if fast is not None:

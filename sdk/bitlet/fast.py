@@ -351,10 +351,11 @@ class FastEngine:
         _check_kernel(kernel)
         want = _want_cycles(cycles, return_profile)
         fmt, _, x, w, groups = L._conv_operands(x, w, groups, precision)
+        stride, padding, dilation = L._conv_geometry(stride, padding, dilation)
         fixed = fmt == L.hw.FMT_FIXED
         raw, prof = self._conv_program(
             x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
-            bias=bias, relu=bool(relu), prune=L._check_prune(prune), fmt=fmt,
+            bias=bias, relu=L._check_relu(relu), prune=L._check_prune(prune), fmt=fmt,
             quant=L._check_quant(quant, fixed), threads=threads, cycles=want)
         return L._result(raw, fmt, prof, want)
 
@@ -384,7 +385,7 @@ class FastEngine:
         n = a.shape[1]
         raw, prof = self._conv_program(
             np.ascontiguousarray(a.T).reshape(n, 1, 1, k), w.reshape(m, 1, 1, k), stride=1,
-            padding=0, dilation=1, groups=1, bias=bias, relu=bool(relu),
+            padding=0, dilation=1, groups=1, bias=bias, relu=L._check_relu(relu),
             prune=L._check_prune(prune), fmt=fmt, quant=L._check_quant(quant, fixed),
             gemm=True, threads=threads, cycles=want)
         return L._result(raw.reshape(n, m).T, fmt, prof, want)
