@@ -135,3 +135,65 @@ def test_info_human_readable_names_the_device_and_registers(capsys):
     code, out, _ = run(capsys, "info", "--device", "sim")
     assert code == 0
     assert "kernel (ID/config registers)" in out and "ID_MAGIC" in out
+
+
+def _not_models(tmp_path):
+    """Files that are not models, each with what the error must call it."""
+    onnx_bytes = model_path().read_bytes()
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    (tmp_path / "truncated.onnx").write_bytes(onnx_bytes[:300])
+    (tmp_path / "random.onnx").write_bytes(np.random.default_rng(3).bytes(4096))
+    (tmp_path / "folder.onnx").mkdir()
+    png = tmp_path / "picture.png"
+    from bitlet.imaging import write_png
+
+    write_png(png, np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / "picture.onnx").write_bytes(png.read_bytes())
+    return [("empty.onnx", "is an empty file, not an ONNX model"),
+            ("truncated.onnx", "is not an ONNX model"),
+            ("random.onnx", "is not an ONNX model"),
+            ("folder.onnx", "is a directory"),
+            ("picture.onnx", "is not an ONNX model"),
+            ("picture.png", r"not a saved Bitlet program \(\.npz\)")]
+
+
+@pytest.mark.parametrize("command", ["run", "profile", "compare"])
+def test_a_file_that_is_no_model_is_one_line_naming_it(tmp_path, capsys, command):
+    """Truncated/random/empty .onnx files, a directory and a PNG: one line, exit 1 (issue 13 item 10)."""
+    import re
+
+    for name, what in _not_models(tmp_path):
+        code, out, err = run(capsys, command, str(tmp_path / name), "--device", "sim")
+        assert code == 1, (name, out, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (name, err)
+        assert name in err and re.search(what, err), (name, err)
+
+
+def test_a_graph_without_outputs_does_not_compile(tmp_path, capsys):
+    import onnx
+    from onnx import helper
+
+    model = helper.make_model(helper.make_graph([], "nothing", [], []),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "nothing.onnx")
+    code, _, err = run(capsys, "run", str(tmp_path / "nothing.onnx"), "--device", "sim")
+    assert code == 1 and "has no graph outputs" in err
+
+
+def test_a_closed_stdout_is_no_traceback():
+    """`bitlet info | head -0`: the reader is gone before bitlet writes (BrokenPipeError)."""
+    proc = subprocess.Popen([sys.executable, "-m", "bitlet", "info", "--device", "sim"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 1
+    assert err == "", err
+
+
+def test_an_unwritable_output_is_one_line(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((1, 1, 12, 12), np.float32))
+    (tmp_path / "out.npy").mkdir()
+    code, _, err = run(capsys, "run", str(model_path()), "--input", str(tmp_path / "x.npy"),
+                       "--output", str(tmp_path / "out.npy"), "--device", "sim")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "out.npy" in err, err

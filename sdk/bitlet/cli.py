@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -171,9 +173,9 @@ def onnx_input_specs(path: str, shapes: dict[str, tuple[int, ...]] | None = None
 
     ``shapes`` (from ``--shape``) override the model's own.
     """
-    import onnx
+    from bitlet.compiler.frontend import load_model
 
-    graph = onnx.load(path, load_external_data=False).graph
+    graph = load_model(path).graph
     constants = {init.name for init in graph.initializer}
     specs = []
     for value in graph.input:
@@ -197,7 +199,12 @@ def prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, np.nd
     model = Path(args.model)
     if not model.exists():
         raise BitletValueError(f"model {args.model}: no such file")
+    if model.is_dir():
+        raise BitletValueError(f"model {args.model}: is a directory, not a model file")
     if model.suffix.lower() != ".onnx":
+        if not zipfile.is_zipfile(model):  # a saved program is one .npz (a zip archive)
+            raise BitletValueError(f"model {args.model}: not a saved Bitlet program (.npz), and "
+                                   "not named .onnx")
         from bitlet.runtime import load
 
         compiled = load(model, device=device)
@@ -423,6 +430,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except BitletError as exc:
+        print(f"bitlet {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # stdout's reader went away (`bitlet ... | head`): nothing more to say to it.
+        # Point stdout at devnull so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+    except OSError as exc:  # a file the user named cannot be read or written
         print(f"bitlet {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -42,10 +42,28 @@ def load_model(model: Any):
     if isinstance(model, onnx.ModelProto):
         return model
     if isinstance(model, (str, os.PathLike)):
-        if not os.path.exists(model):
-            raise CompileError(f"model: no such file {os.fspath(model)!r}")
-        return onnx.load(os.fspath(model))
+        return _read_model_file(os.fspath(model))
     raise CompileError(f"model: expected a path or an onnx.ModelProto, got {type(model).__name__}")
+
+
+def _read_model_file(path: str):
+    """Parse an ONNX file; anything that is not one is a one-line CompileError naming it."""
+    import onnx
+
+    if not os.path.exists(path):
+        raise CompileError(f"model: no such file {path!r}")
+    if os.path.isdir(path):
+        raise CompileError(f"model {path!r} is a directory, not an ONNX model file")
+    if os.path.getsize(path) == 0:
+        raise CompileError(f"model {path!r} is an empty file, not an ONNX model")
+    try:
+        proto = onnx.load(path)
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError, onnx's and OS errors vary
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CompileError(f"model {path!r} is not an ONNX model (cannot parse it: {first})") from None
+    if proto.ir_version <= 0 or not proto.HasField("graph"):
+        raise CompileError(f"model {path!r} is not an ONNX model (no IR version or no graph)")
+    return proto
 
 
 def import_onnx(model: Any, input_shapes: Mapping[str, tuple] | None = None) -> Graph:
@@ -72,6 +90,9 @@ def import_onnx(model: Any, input_shapes: Mapping[str, tuple] | None = None) -> 
         unknown input names, inconsistent shapes.
     """
     proto = load_model(model)
+    if not proto.graph.output:
+        raise CompileError(f"model {proto.graph.name or 'model'!r} has no graph outputs: nothing "
+                           "to compute")
     opset = _default_opset(proto)
     constants = _initializers(proto)
     inputs = _graph_inputs(proto, constants, dict(input_shapes or {}))
