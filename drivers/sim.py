@@ -82,6 +82,8 @@ DEFAULT_ALIGN = 4096
 MIN_ALIGN = 64
 #: Byte written into freshly allocated device memory.
 DEFAULT_POISON = 0xFF
+#: Longest wait of :meth:`SimDevice.reset` for an abandoned run to end, in seconds.
+RESET_TIMEOUT = 60.0
 
 KERNELS = ("bitlet", "vendor_fp")
 _KERNEL_SYMBOL = {"bitlet": "bitlet_top", "vendor_fp": "vendor_fp_top"}
@@ -520,9 +522,10 @@ class SimDevice(Device):
         self._busy = False
         self._generation = 0  # bumped by reset(): an abandoned run must not report
         self._crash: BaseException | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # the latest run
+        self._threads: list[threading.Thread] = []  # runs that may still be computing
+        self._last_start = (0.0, 0)  # (monotonic start, n_insn) of the latest run
         self._closed = False
-        self._stop = threading.Event()
         self.runs = 0
 
     # -- memory ------------------------------------------------------------
@@ -736,10 +739,12 @@ class SimDevice(Device):
         self.runs += 1
         args = self._latched_args()
         started = time.monotonic()
+        self._last_start = (started, args["n_insn"])
         if self.threaded:
             self._thread = threading.Thread(target=self._run,
                                             args=(args, started, self._generation),
                                             name="bitlet-sim-kernel", daemon=True)
+            self._threads = [t for t in self._threads if t.is_alive()] + [self._thread]
             self._thread.start()
         else:
             self._run(args, started, self._generation)
@@ -771,11 +776,12 @@ class SimDevice(Device):
         if outputs is None:  # hung: never completes (until reset or close)
             return
         remaining = started + self._modelled_seconds(args, outputs) - time.monotonic()
-        if remaining > 0 and self._stop.wait(remaining):
-            return
         with self._cond:
-            if not self._closed and generation == self._generation:
-                self._finish(outputs)
+            # the modelled time; a reset (new generation) or close ends the wait at once
+            if self._cond.wait_for(lambda: self._closed or generation != self._generation,
+                                   max(0.0, remaining)):
+                return
+            self._finish(outputs)
 
     def _modelled_seconds(self, args: dict[str, int], outputs: dict[str, int]) -> float:
         """How long the run takes on the modelled board (see ``delay``)."""
@@ -802,7 +808,9 @@ class SimDevice(Device):
             mode, stop = "bus", bus
         else:
             mode, stop = None, n_insn
-        outputs = self._call_kernel(args, stop)
+        outputs = self._call_kernel(args, stop, generation)
+        if outputs is None:  # reset before it began: never runs
+            return None
         if mode == "hang" and outputs["STATUS"] == hw.STATUS_OK:
             if outputs["INSN_DONE"]:  # progress reported so far (ap_vld pulses)
                 with self._cond:
@@ -814,8 +822,13 @@ class SimDevice(Device):
         outputs.update(self.faults.registers)
         return outputs
 
-    def _call_kernel(self, args: dict[str, int], n_insn: int) -> dict[str, int]:
-        """Call the kernel top on the arena window [MEM, MEM + MEM_SIZE)."""
+    def _call_kernel(self, args: dict[str, int], n_insn: int,
+                     generation: int | None = None) -> dict[str, int] | None:
+        """Call the kernel top on the arena window [MEM, MEM + MEM_SIZE).
+
+        None (nothing run) when the device was reset since ``generation``
+        while this run waited for the reference library's lock.
+        """
         from bitlet._reference import ffi
 
         # m_axi: word i of `mem` is the device (physical) address MEM + 4*i.
@@ -833,6 +846,8 @@ class SimDevice(Device):
         # the process at a time (any device, any thread; bitlet._reference_lock).  The
         # fast emulator has no shared state; a custom callable is treated as the C.
         with contextlib.nullcontext() if self.engine_name == "fast" else LOCK:
+            if generation is not None and generation != self._generation:
+                return None
             self._kernel_fn(ffi.from_buffer("uint32_t[]", window), args["mem_base"], mem_size,
                             args["prog_addr"], n_insn, args["prof_addr"], *out.ptrs.values())
         return out.values()
@@ -868,17 +883,43 @@ class SimDevice(Device):
             raise DeviceError(f"the simulated kernel ({self.engine_name}) raised "
                               f"{type(exc).__name__}: {exc}") from exc
 
-    def reset(self) -> None:
+    def reset(self, timeout: float = RESET_TIMEOUT) -> None:
         """Reset the kernel, as reloading the overlay does on a board.
 
-        A running or hung run is abandoned (it never reports), every
-        register returns to its reset value (ap_idle set; ID registers 0
-        until the next run).  Device memory and buffers are kept.
+        A running or hung run is abandoned: it never reports, and once
+        ``reset()`` returns it touches neither device memory nor any kernel
+        state, exactly as after a board's reset.  A simulated kernel cannot be
+        interrupted inside its C call, so ``reset()`` waits for an abandoned
+        run that is still computing to end (at most ``timeout`` seconds; a run
+        waiting to start is dropped at once).  Every register then returns to
+        its reset value (ap_idle set; ID registers 0 until the next run).
+        Device memory and buffers are kept.
+
+        Raises
+        ------
+        bitlet.DeviceError
+            The abandoned run was still computing after ``timeout`` seconds
+            (the kernel stays busy and never reports; call ``reset()`` again).
         """
         hw = _hw()
         with self._cond:
             self._check_open()
-            self._generation += 1
+            self._generation += 1  # the abandoned run never reports (checked under _cond)
+            self._cond.notify_all()  # ends a run's modelled delay
+            threads = [t for t in self._threads
+                       if t.is_alive() and t is not threading.current_thread()]
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in threads):
+            started, n_insn = self._last_start
+            raise DeviceError(
+                f"reset(): the abandoned run of {n_insn} instructions (started "
+                f"{time.monotonic() - started:.1f} s ago) is still computing in the simulated "
+                f"kernel ({self.engine_name} engine), which cannot be interrupted; waited "
+                f"{timeout:g} s. It will never report, but it may still write device memory: "
+                "call dev.reset() again before the next run")
+        with self._cond:
             self._busy = False
             self._crash = None
             self._regs = [0] * len(self._regs)
@@ -915,7 +956,6 @@ class SimDevice(Device):
             if self._closed:
                 return
             self._closed = True
-            self._stop.set()
             self._cond.notify_all()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():

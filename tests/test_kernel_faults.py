@@ -122,3 +122,40 @@ def test_simulators_and_numerics_in_threads_give_the_single_threaded_bits():
         for m, d in zip(models, devices):
             m.close()
             d.close()
+
+
+# ---------------------------------------------------------------------------
+# item 1: after reset() no earlier run touches memory or state
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("engine, shape", [("reference", (16, 16, 32)), ("fast", (48, 48, 96))])
+def test_a_timed_out_run_never_touches_memory_after_reset(engine, shape):
+    cin, cout, size = shape
+    dev = SimDevice(engine=engine)
+    dev.kernel = KernelDriver(dev, timeout=120.0)
+    rng = np.random.default_rng(2)
+    xs = [rng.standard_normal((1, cin, size, size)).astype(np.float32) for _ in range(2)]
+    model = bitlet.compile(conv_model(cin, cout, size), device=dev)
+    try:
+        start = time.monotonic()
+        want = model(xs[0])
+        took = time.monotonic() - start
+        assert took > 0.15, f"the run must outlast the timeout (it took {took:.2f} s)"
+        dev.kernel.timeout = 0.05
+        with pytest.raises(bitlet.KernelTimeout):
+            model(xs[1])  # abandoned: the simulated kernel goes on computing
+        with pytest.raises(bitlet.DeviceError, match=r"still computing .* call dev\.reset\(\) again"):
+            dev.reset(timeout=0.01)  # a bounded wait, and a diagnosis
+        with pytest.raises(bitlet.DeviceError, match="busy"):
+            model(xs[0])  # not reset yet: the kernel is still busy
+        dev.reset()
+        dev.kernel.timeout = 120.0
+        memory = dev.read_memory(model.base, model.peak_device_bytes)
+        time.sleep(took + 0.5)  # longer than the abandoned run needs
+        assert dev.read_memory(model.base, model.peak_device_bytes) == memory, \
+            "an abandoned run wrote device memory after reset()"
+        assert dev.read_reg(hw.REG_CTRL) == hw.CTRL_AP_IDLE
+        assert dev.read_reg(hw.REG_INSN_DONE) == 0, "the abandoned run latched no output"
+        np.testing.assert_array_equal(model(xs[0]), want)
+    finally:
+        model.close()
+        dev.close()
