@@ -1,13 +1,19 @@
 """ONNX -> graph IR: concrete shapes, constant folding, support check.
 
-:func:`import_onnx` walks the model once in topological order.  For every
-node it either folds it (all inputs constant, or a ``Shape`` of a value whose
-shape is known) with the very numpy functions the runtime uses
+:func:`import_onnx` checks the model's versions and structure
+(:mod:`bitlet.compiler.validate`: cycles, undefined inputs; unsorted nodes are
+sorted, as onnxruntime does) and walks it once in topological order.  For
+every node it either folds it (all inputs constant, or a ``Shape`` of a value
+whose shape is known) with the very numpy functions the runtime uses
 (:mod:`bitlet.compiler.hostops`), or records the shapes and dtypes of its
-outputs (by formula for the kernel ops, by running the host op on zeros
-otherwise).  onnx's own shape inference runs on the same model with the same
-input shapes as a cross-check.  Every unsupported node is collected and
-reported in one :class:`bitlet.CompileError` before anything runs.
+outputs without building tensors of their size: by formula for the kernel ops
+(:mod:`bitlet.compiler.shapes`, operands checked against ONNX's rules), by
+broadcasting for element-wise host ops, by running other host ops on
+stride-0 zeros, or, when those are large, from onnx's symbolic shape
+inference.  onnx's inference also cross-checks every shape.  A value larger
+than any device can address is refused with its size.  Every unsupported node
+is collected and reported in one :class:`bitlet.CompileError` before anything
+runs.
 """
 from __future__ import annotations
 
@@ -17,13 +23,25 @@ from typing import Any
 
 import numpy as np
 
+from bitlet.compiler import shapes, validate
 from bitlet.compiler.graph import Graph, Node, Value
-from bitlet.compiler import shapes
 from bitlet.compiler.hostops import HOST_OPS, run_host_op
 from bitlet.errors import CompileError
 
 #: ops lowered to the Bitlet kernel (when their weights are constant)
 KERNEL_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+#: host ops whose every output has the broadcast shape of all their inputs
+ELEMENTWISE_OPS = frozenset((
+    "Add", "Sub", "Mul", "Div", "Pow", "Min", "Max", "Sum", "Equal", "Less", "Greater", "Not",
+    "Where", "Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
+    "Erf", "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Floor", "Ceil", "Identity", "Cast",
+    "Softmax", "LogSoftmax", "Dropout"))
+#: the largest value (bytes) of any device: its memory window is set by one 32-bit
+#: register (hls/bitlet_hw.h, REG_MEM_SIZE), so no tensor beyond 4 GiB can be on it
+MAX_VALUE_BYTES = (1 << 32) - 1
+#: host ops whose inputs and outputs together are larger than this get their output
+#: shapes from onnx's shape inference instead of a probe run (which builds the outputs)
+SHAPE_PROBE_BYTES = 64 << 20
 _RESIZE_MODES = ("nearest", "linear")
 #: Resize coordinate modes checked against onnxruntime (it refuses tf_half_pixel_for_nearest,
 #: and so does onnx's reference evaluator: nothing to check that one against)
@@ -94,16 +112,22 @@ def import_onnx(model: Any, input_shapes: Mapping[str, tuple] | None = None) -> 
         raise CompileError(f"model {proto.graph.name or 'model'!r} has no graph outputs: nothing "
                            "to compute")
     opset = _default_opset(proto)
+    validate.check_versions(proto, opset)
     constants = _initializers(proto)
     inputs = _graph_inputs(proto, constants, dict(input_shapes or {}))
-    importer = _Importer(constants, {v.name: v for v in inputs}, opset)
-    importer.walk(proto.graph.node)
+    for value in inputs:
+        _check_size(value.name, value.shape, value.dtype, "graph input")
+    order = validate.topological_order(
+        proto.graph.node, {i.name for i in proto.graph.input} | set(constants))
+    inferred = _onnx_shapes(proto, inputs)
+    importer = _Importer(constants, {v.name: v for v in inputs}, opset, inferred)
+    importer.walk([(i, proto.graph.node[i]) for i in order])
     importer.raise_unsupported()
     outputs = [importer.output_value(o.name) for o in proto.graph.output]
     graph = Graph(importer.nodes, inputs, outputs, importer.values, importer.constants,
                   name=proto.graph.name or "model")
     graph.prune_unused()
-    _cross_check(proto, inputs, graph)
+    _cross_check(inferred, graph)
     return graph
 
 
@@ -182,19 +206,34 @@ def _constant_value(attrs: dict) -> np.ndarray:
     raise CompileError(f"Constant node with attributes {sorted(attrs)}: only tensor/float/int values")
 
 
+def _check_size(name: str, shape: tuple[int, ...], dtype: str, what: str) -> None:
+    """Refuse a value larger than any device's memory window (before anything builds it)."""
+    nbytes = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
+    if nbytes > MAX_VALUE_BYTES:
+        raise CompileError(f"{what} {name!r} of shape {tuple(shape)} {dtype} takes {nbytes} bytes, "
+                           f"more than a Bitlet device can address ({MAX_VALUE_BYTES} bytes)")
+
+
+def _zeros(shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """A read-only all-zero array of ``shape`` that takes no memory (stride 0)."""
+    return np.broadcast_to(np.zeros((), dtype), shape)
+
+
 class _Importer:
     """One topological walk over the ONNX nodes."""
 
-    def __init__(self, constants, values, opset):
+    def __init__(self, constants, values, opset, inferred):
         self.constants: dict[str, np.ndarray] = constants
         self.values: dict[str, Value] = values
         self.opset = opset
+        self.inferred: dict[str, tuple[tuple[int, ...], str]] = inferred
         self.nodes: list[Node] = []
         self.unsupported: list[tuple[str, str, str]] = []
         self.unknown: set[str] = set()
 
     def walk(self, onnx_nodes) -> None:
-        for index, proto in enumerate(onnx_nodes):
+        """Visit ``[(index in the model, NodeProto)]`` (in topological order)."""
+        for index, proto in onnx_nodes:
             node = Node(proto.name or f"{proto.op_type}_{index}", proto.op_type,
                         list(proto.input), list(proto.output), _attrs(proto, self.opset))
             self.visit(node, proto.domain)
@@ -203,7 +242,8 @@ class _Importer:
         if node.op == "Constant":
             self.constants[node.outputs[0]] = _constant_value(node.attrs)
             return
-        reason = _unsupported_reason(node, domain, self.constants)
+        reason = _unsupported_reason(node, domain, self.constants) or (
+            validate.newer_op_version(node.op, self.opset) if domain in ("", "ai.onnx") else "")
         if reason or any(i in self.unknown for i in node.inputs if i):
             if reason:
                 self.unsupported.append((node.name, node.op, reason))
@@ -213,13 +253,14 @@ class _Importer:
             return
         for name, (shape, dtype) in zip(node.outputs, self.output_types(node)):
             if name:
+                _check_size(name, shape, dtype, f"output of node {node.name!r} ({node.op}),")
                 self.values[name] = Value(name, shape, dtype)
         self.nodes.append(node)
 
     def fold(self, node: Node) -> bool:
         ins = [self.constants.get(i) if i else None for i in node.inputs]
         if node.op == "Shape" and node.inputs[0] in self.values or node.op in ("Size",) and node.inputs[0] in self.values:
-            ins = [np.empty(self.values[node.inputs[0]].shape, np.float32)]
+            ins = [_zeros(self.values[node.inputs[0]].shape, "float32")]
         elif not all(x is not None for x, i in zip(ins, node.inputs) if i):
             return False
         if node.op not in HOST_OPS:
@@ -236,17 +277,44 @@ class _Importer:
         return True
 
     def output_types(self, node: Node) -> list[tuple[tuple[int, ...], str]]:
+        """Shapes and dtypes of a node's outputs, without building a tensor of their size.
+
+        Kernel ops: by formula (:mod:`.shapes`).  Element-wise host ops: the
+        broadcast of the input shapes, the dtype from running the op on
+        one-element inputs.  Other host ops: run on stride-0 zeros (no memory
+        for the inputs) when their outputs are known to be small, else onnx's
+        shape inference.
+        """
         if node.op in KERNEL_OPS:
             return [(self.kernel_shape(node), self.dtype(node.inputs[0]))]
-        ins = [self.example(i) for i in node.inputs]
+        in_shapes = [self.shape(i) for i in node.inputs]
+        if node.op in ("MaxPool", "AveragePool"):
+            shapes.check_pool_attrs(node.name, node.op, in_shapes[0], node.attrs)
+        if node.op in ELEMENTWISE_OPS:
+            try:
+                shape = np.broadcast_shapes(*[s for s in in_shapes if s is not None])
+            except ValueError:
+                raise CompileError(f"node {node.name!r} ({node.op}): inputs of shapes "
+                                   f"{in_shapes} do not broadcast") from None
+            ins = [self.example(i, tiny=True) for i in node.inputs]
+            return [(tuple(shape), np.asarray(o).dtype.name) for o in self.run(node, ins)]
+        known = [self.inferred.get(o) for o in node.outputs if o]
+        probed = known + [(self.values[i].shape, self.values[i].dtype)
+                          for i in node.inputs if i in self.values]
+        if all(k is not None for k in known) and SHAPE_PROBE_BYTES < sum(
+                int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in probed):
+            return list(known)  # too large to probe: onnx's (exact, symbolic) inference
+        return [(tuple(int(d) for d in np.shape(o)), np.asarray(o).dtype.name)
+                for o in self.run(node, [self.example(i) for i in node.inputs])]
+
+    def run(self, node: Node, ins: list) -> tuple:
         try:
             with np.errstate(all="ignore"):
-                outs = run_host_op(node.op, ins, node.attrs)
+                return run_host_op(node.op, ins, node.attrs)
         except Exception as exc:
             raise CompileError(f"node {node.name!r} ({node.op}): inputs of shapes "
-                               f"{[None if x is None else x.shape for x in ins]} are "
+                               f"{[self.shape(i) for i in node.inputs]} are "
                                f"inconsistent: {exc}") from exc
-        return [(tuple(int(d) for d in np.shape(o)), np.asarray(o).dtype.name) for o in outs]
 
     def shape(self, name: str) -> tuple[int, ...] | None:
         if not name:
@@ -258,13 +326,15 @@ class _Importer:
     def dtype(self, name: str) -> str:
         return self.constants[name].dtype.name if name in self.constants else self.values[name].dtype
 
-    def example(self, name: str):
+    def example(self, name: str, tiny: bool = False):
+        """Input ``name`` for a probe run: the constant, or zeros of its shape (stride 0,
+        no memory) or, ``tiny``, of shape (1, ..., 1)."""
         if not name:
             return None
         if name in self.constants:
             return self.constants[name]
         value = self.values[name]
-        return np.zeros(value.shape, dtype=value.dtype)
+        return _zeros((1,) * len(value.shape) if tiny else value.shape, value.dtype)
 
     def kernel_shape(self, node: Node) -> tuple[int, ...]:
         """Output shape of a kernel op by formula, its operands checked (:mod:`.shapes`)."""
@@ -363,9 +433,14 @@ def _unsupported_reason(node: Node, domain: str, constants) -> str:
     return ""
 
 
-def _cross_check(proto, inputs: list[Value], graph: Graph) -> None:
-    """Compare our shapes with onnx's shape inference (same fixed input shapes)."""
+def _onnx_shapes(proto, inputs: list[Value]) -> dict[str, tuple[tuple[int, ...], str]]:
+    """onnx's shape inference (symbolic: no tensors) with the resolved input shapes.
+
+    Returns ``{value name: (shape, numpy dtype name)}`` for the values it gives
+    a fully static shape; empty when onnx's inference fails.
+    """
     import onnx
+    from onnx import helper
 
     fixed = onnx.ModelProto()
     fixed.CopyFrom(proto)
@@ -378,14 +453,28 @@ def _cross_check(proto, inputs: list[Value], graph: Graph) -> None:
                 dim.dim_value = size
     try:
         inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
-    except Exception:  # noqa: BLE001 - onnx's inference is only a cross-check
-        return
+    except Exception:  # noqa: BLE001 - onnx's inference is only a cross-check and a fallback
+        return {}
+    shapes = {}
     for info in list(inferred.graph.value_info) + list(inferred.graph.output):
-        mine = graph.values.get(info.name)
-        dims = info.type.tensor_type.shape.dim
-        if mine is None or not dims or not all(d.HasField("dim_value") for d in dims):
+        ttype = info.type.tensor_type
+        dims = ttype.shape.dim
+        if not ttype.HasField("shape") or not all(d.HasField("dim_value") for d in dims):
             continue
-        theirs = tuple(d.dim_value for d in dims)
+        try:
+            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(ttype.elem_type)).name
+        except (KeyError, TypeError, ValueError):
+            continue
+        shapes[info.name] = (tuple(int(d.dim_value) for d in dims), dtype)
+    return shapes
+
+
+def _cross_check(inferred: dict, graph: Graph) -> None:
+    """Compare our shapes with onnx's shape inference (same fixed input shapes)."""
+    for name, (theirs, _) in inferred.items():
+        mine = graph.values.get(name)
+        if mine is None:
+            continue
         if any(d > 0 and d != m for d, m in zip(theirs, mine.shape)) or len(theirs) != len(mine.shape):
-            raise CompileError(f"value {info.name!r}: the compiler computed shape {mine.shape}, "
+            raise CompileError(f"value {name!r}: the compiler computed shape {mine.shape}, "
                                f"onnx shape inference {theirs}")

@@ -36,16 +36,33 @@ def _ints(name: str, op: str, attrs: dict, key: str, length: int, least: int) ->
     return value
 
 
+def check_window_attrs(name: str, op: str, attrs: dict, n: int) -> None:
+    """Check the window attributes of an ``n``-D convolution or pool (strides, dilations,
+    pads, auto_pad, kernel_shape if present): no zero stride reaches a division."""
+    _ints(name, op, attrs, "strides", n, 1)
+    _ints(name, op, attrs, "dilations", n, 1)
+    _ints(name, op, attrs, "pads", 2 * n, 0)
+    if attrs.get("kernel_shape") is not None:
+        _ints(name, op, attrs, "kernel_shape", n, 1)
+    if attrs.get("auto_pad", "NOTSET") not in _AUTO_PADS:
+        raise _fail(name, op, f"auto_pad={attrs['auto_pad']!r}: expected one of {_AUTO_PADS}")
+
+
+def check_pool_attrs(name: str, op: str, x: Shape, attrs: dict) -> None:
+    """Check a MaxPool/AveragePool's attributes against its input ``x`` (N, C, *spatial)."""
+    if len(x) < 3:
+        raise _fail(name, op, f"input {x}: expected (N, C, spatial...)")
+    if attrs.get("kernel_shape") is None:
+        raise _fail(name, op, "the kernel_shape attribute is required")
+    check_window_attrs(name, op, attrs, len(x) - 2)
+
+
 def check_conv_attrs(name: str, op: str, attrs: dict, w: Shape) -> int:
     """Check the attributes of a 2-D Conv/ConvTranspose with weight shape ``w``; return group."""
     group = attrs.get("group", 1)
     if not isinstance(group, int) or group < 1:
         raise _fail(name, op, f"group={group}: expected an integer >= 1")
-    _ints(name, op, attrs, "strides", 2, 1)
-    _ints(name, op, attrs, "dilations", 2, 1)
-    _ints(name, op, attrs, "pads", 4, 0)
-    if attrs.get("auto_pad", "NOTSET") not in _AUTO_PADS:
-        raise _fail(name, op, f"auto_pad={attrs['auto_pad']!r}: expected one of {_AUTO_PADS}")
+    check_window_attrs(name, op, attrs, 2)
     kernel = attrs.get("kernel_shape")
     if kernel is not None and list(kernel) != list(w[2:]):
         raise _fail(name, op, f"kernel_shape={list(kernel)} but the weight's kernel is {list(w[2:])}")
