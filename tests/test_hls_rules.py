@@ -110,6 +110,34 @@ def test_div_outside_pipeline_and_const_divisors_are_allowed(tmp_path):
     assert found(d, "div-in-pipeline") == []
 
 
+def test_div_by_a_parameter_follows_the_call_site(tmp_path):
+    """A helper dividing by its parameter is a divider only where a call passes
+    a runtime value (HLS inlines and folds constant arguments)."""
+    d = write(tmp_path, {"k.c": """\
+        #include "hw.h"
+        static uint32_t units(uint32_t bytes, uint32_t eu) { return bytes / eu; } /* HERE */
+        static uint32_t pick(uint32_t fmt, uint32_t x, uint32_t n) {
+            if (fmt == 1u)
+                return x % n;      /* dead when fmt is the constant 0 */
+            return x;
+        }
+        void f(uint32_t *a, uint32_t n, uint32_t eu) {
+            uint32_t j;
+            for (j = 0; j < n; j = j + 1) {
+        #pragma HLS PIPELINE II=1
+                a[j] = units(a[j], 4u) + pick(0u, a[j], n);
+            }
+            for (j = 0; j < n; j++) { /* LOOP2 */
+        #pragma HLS PIPELINE II=1
+                a[j] = units(a[j], eu);
+            }
+        }
+        """})
+    assert found(d, "div-in-pipeline") == [("k.c", line_of(d, "k.c"), "div-in-pipeline")]
+    msg, = [v.message for v in hls_rules.check([d]) if v.rule == "div-in-pipeline"]
+    assert msg.endswith(f"k.c:{line_of(d, 'k.c', 'LOOP2')} (via units)")
+
+
 # --------------------------------------------------------------- loop bounds
 def test_loop_bound_in_pipeline(tmp_path):
     d = write(tmp_path, {"k.c": """\

@@ -7,8 +7,8 @@ Usage
 
 For every board of overlay/boards.tcl and every kernel kind (its top and its
 ``n_pe``), the kernel's sources (hls/*.c) are preprocessed with
-``-DBITLET_N_PE=<n_pe>`` and parsed by hls_rules.py; the on-chip arrays the
-top reaches (hls_rules.onchip_arrays: file-scope and static arrays, local
+``-DBITLET_N_PE=<n_pe>`` and parsed by csource.py; the on-chip arrays the
+top reaches (onchip.onchip_arrays: file-scope and static arrays, local
 arrays of at least 1 Kibit), their ARRAY_PARTITION / ARRAY_RESHAPE factors and
 BIND_STORAGE choices, and the m_axi adapter buffers of the top's INTERFACE
 pragmas are mapped onto memory blocks by the rule below.  Nothing is typed
@@ -41,7 +41,7 @@ Mapping rule (modelled, not synthesized)
   buffer of that size and the port's word width (defaults 16 x 16), mapped
   like an auto memory.
 * A kernel is the functions its top reaches, with constant arguments bound and
-  dead ``if`` branches under them not followed (hls_rules.Project.reachable):
+  dead ``if`` branches under them not followed (csource.Project.reachable):
   the shared bk_run(kind, ...) charges each top only for its own datapath.
   Non-static local arrays are counted once per function, also when the
   function is instantiated several times (an unrolled call): give per-PE
@@ -56,7 +56,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import hls_rules
+import csource
+import onchip
 
 ROOT = Path(__file__).resolve().parents[2]
 HLS_DIR = ROOT / "hls"
@@ -118,7 +119,7 @@ def uram_blocks(width: int, depth: int) -> int:
     return math.ceil(width / URAM[0]) * math.ceil(depth / URAM[1])
 
 
-def _kind(p: hls_rules.HlsPragma) -> str:
+def _kind(p: csource.HlsPragma) -> str:
     t = p.options.get("type")
     if isinstance(t, str):
         return t.lower()
@@ -128,7 +129,7 @@ def _kind(p: hls_rules.HlsPragma) -> str:
     return "complete"
 
 
-def _impl(width: int, depth: int, memories: int, bind: hls_rules.HlsPragma | None
+def _impl(width: int, depth: int, memories: int, bind: csource.HlsPragma | None
           ) -> tuple[str, float, int]:
     impl = str(bind.options.get("impl", "auto")).lower() if bind else "auto"
     t2p = bind is not None and str(bind.options.get("type", "")).lower() == "ram_t2p"
@@ -143,7 +144,7 @@ def _impl(width: int, depth: int, memories: int, bind: hls_rules.HlsPragma | Non
     return "BRAM", memories * bram36_blocks(width, depth, sdp=not t2p), 0
 
 
-def map_array(a: hls_rules.OnChipArray) -> Memory:
+def map_array(a: onchip.OnChipArray) -> Memory:
     """Blocks of one on-chip array, by the module's mapping rule."""
     if a.bits is None:
         raise ValueError(f"{a.file}:{a.line}: cannot size on-chip array {a.name}")
@@ -151,7 +152,7 @@ def map_array(a: hls_rules.OnChipArray) -> Memory:
     parts = [1] * len(dims)
     shaping, bind = [], None
     for p in a.pragmas:
-        value = {k: hls_rules.pragma_value(v, _Macros(a.macros)) for k, v in p.options.items()
+        value = {k: csource.pragma_value(v, a.macros) for k, v in p.options.items()
                  if k in ("factor", "dim")}
         dim = value.get("dim")
         targets = range(len(dims)) if dim == 0 else [(dim or 1) - 1]
@@ -188,14 +189,7 @@ def _rel(path: str) -> str:
     return p.relative_to(ROOT).as_posix() if ROOT in p.parents else p.name
 
 
-class _Macros:
-    """The part of hls_rules.Unit that pragma_value needs."""
-
-    def __init__(self, macros: dict):
-        self.macros = macros
-
-
-def maxi_buffers(project: hls_rules.Project, top: hls_rules.Func) -> list:
+def maxi_buffers(project: csource.Project, top: csource.Func) -> list:
     """Read and write buffers of each m_axi port of a top (UG1399)."""
     out = []
     for p, _ in top.pragmas:
@@ -206,18 +200,18 @@ def maxi_buffers(project: hls_rules.Project, top: hls_rules.Func) -> list:
             continue
         port = p.options.get("port")
         decl = top.params.get(port)
-        if decl is None or not isinstance(decl.type, (hls_rules.c_ast.PtrDecl,
-                                                      hls_rules.c_ast.ArrayDecl)):
+        if decl is None or not isinstance(decl.type, (csource.c_ast.PtrDecl,
+                                                      csource.c_ast.ArrayDecl)):
             raise ValueError(f"{top.file}: m_axi port {port} is not a pointer parameter of "
                              f"{top.name}")
-        width = hls_rules.type_bits(decl.type.type, top.unit)
-        opts = {k: hls_rules.pragma_value(p.options[k], top.unit) if k in p.options else v
+        width = csource.type_bits(decl.type.type, top.unit)
+        opts = {k: csource.pragma_value(p.options[k], top.unit.macros) if k in p.options else v
                 for k, v in MAXI_DEFAULTS.items()}
         for rw in ("read", "write"):
             depth = opts[f"num_{rw}_outstanding"] * opts[f"max_{rw}_burst_length"]
             impl, bram, uram = _impl(width, depth, 1, None)
             out.append(Memory(f"m_axi {port} {rw} buffer", f"{_rel(top.file)}:"
-                              f"{hls_rules._line(p.node)}", width, str(depth),
+                              f"{csource.line_of(p.node)}", width, str(depth),
                               f"num_{rw}_outstanding={opts[f'num_{rw}_outstanding']} "
                               f"max_{rw}_burst_length={opts[f'max_{rw}_burst_length']}",
                               impl, 1, depth, width, bram, uram))
@@ -227,7 +221,7 @@ def maxi_buffers(project: hls_rules.Project, top: hls_rules.Func) -> list:
 _PROJECTS: dict = {}
 
 
-def _project(files: list, n_pe: int | None) -> hls_rules.Project:
+def _project(files: list, n_pe: int | None) -> csource.Project:
     """The parsed sources for one N_PE, parsed once per process while unchanged."""
     paths = [Path(f).resolve() for f in files]
     deps = sorted(set(paths) | {h for p in paths for h in p.parent.glob("*.h")})
@@ -235,7 +229,7 @@ def _project(files: list, n_pe: int | None) -> hls_rules.Project:
     key = (stamp, n_pe)
     if key not in _PROJECTS:
         defines = {"BITLET_N_PE": n_pe} if n_pe is not None else {}
-        _PROJECTS[key] = hls_rules.Project(paths, defines=defines)
+        _PROJECTS[key] = csource.Project(paths, defines=defines)
     return _PROJECTS[key]
 
 
@@ -243,11 +237,12 @@ def kernel_memories(files: list, top_name: str, n_pe: int | None) -> list:
     """Memories of the kernel of ``top_name`` built from ``files`` with BITLET_N_PE = n_pe."""
     project = _project(files, n_pe)
     if project.errors:
-        raise ValueError(str(project.errors[0]))
+        file, line, message = project.errors[0]
+        raise ValueError(f"{file}:{line}: {message}")
     top = next((f for f in project.functions() if f.name == top_name), None)
     if top is None:
         raise ValueError(f"no top {top_name} in {', '.join(map(str, files))}")
-    return [map_array(a) for a in hls_rules.onchip_arrays(project, top)] \
+    return [map_array(a) for a in onchip.onchip_arrays(project, top)] \
         + maxi_buffers(project, top)
 
 
@@ -262,7 +257,7 @@ def _load_make_metadata():
 
 def fit(files: list | None = None, boards_tcl: Path = BOARDS_TCL) -> list:
     """Rows ``(board, part, kind, top, n_pe, bram36, bram_cap, uram, uram_cap, memories)``."""
-    files = files or hls_rules.source_files([HLS_DIR])
+    files = files or csource.source_files([HLS_DIR])
     _, kinds, boards = _load_make_metadata().read_boards(boards_tcl)
     cache: dict = {}
     rows = []

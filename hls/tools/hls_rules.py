@@ -81,15 +81,28 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import os
 import re
-import subprocess
 import sys
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from pycparser import c_ast, c_generator, c_parser
+from csource import (
+    LOOPS,
+    Func,
+    HlsPragma,
+    Project,
+    Unit,
+    c_ast,
+    const_value,
+    display,
+    expr_text,
+    file_of,
+    is_array_decl,
+    line_of,
+    source_files,
+    walk,
+)
+from onchip import BUDGET_WORD_BITS, header_budgets, onchip_arrays
 
 RULES = {
     "div-in-pipeline": "non-constant division or modulo inside a PIPELINE region",
@@ -115,49 +128,11 @@ HOST_ONLY_FUNCTIONS = ("bitlet_pe_group_batch", "bitlet_weight_port_batch")
 PE_FILE_PATTERNS = ("bitlet_pe*.c", "bitlet_pe*.h")
 FLOAT_OPT_OUT_MARK = "hls-rules: allow float-type"
 HOST_ONLY_MARK = "hls-rules: host-only"
-#: A non-static local array of at least this many bits counts as on-chip memory.
-LOCAL_ONCHIP_MIN_BITS = 1024
 #: Working arrays tied to no header buffer may add this fraction of the header total.
 SCRATCH_FRACTION = 1 / 16
-BUDGET_WORD_BITS = 32
-_BUDGET_MACRO = re.compile(r"^BITLET_(\w+)_BUF_WORDS$")
 DYNAMIC_MEMORY = frozenset({"malloc", "calloc", "realloc", "free", "aligned_alloc", "alloca",
                             "posix_memalign", "valloc", "__builtin_alloca", "__builtin_malloc",
                             "__builtin_free"})
-LOOPS = (c_ast.For, c_ast.While, c_ast.DoWhile)
-
-# A stand-in for the C library: enough for HLS code (gcc's own headers use
-# extensions pycparser cannot read).  Declarations only; never judged.
-_FAKE_LIBC = {
-    "stdint.h": """
-typedef signed char int8_t; typedef short int16_t; typedef int int32_t; typedef long long int64_t;
-typedef unsigned char uint8_t; typedef unsigned short uint16_t; typedef unsigned int uint32_t;
-typedef unsigned long long uint64_t; typedef long intptr_t; typedef unsigned long uintptr_t;
-#define INT8_MIN (-128)
-#define INT8_MAX 127
-#define UINT8_MAX 255
-#define INT16_MIN (-32768)
-#define INT16_MAX 32767
-#define UINT16_MAX 65535
-#define INT32_MIN (-2147483647 - 1)
-#define INT32_MAX 2147483647
-#define UINT32_MAX 4294967295U
-#define INT64_MIN (-9223372036854775807LL - 1)
-#define INT64_MAX 9223372036854775807LL
-#define UINT64_MAX 18446744073709551615ULL
-""",
-    "stddef.h": "typedef unsigned long size_t; typedef long ptrdiff_t;\n#define NULL ((void *)0)\n",
-    "stdbool.h": "#define bool _Bool\n#define true 1\n#define false 0\n",
-    "limits.h": "#define CHAR_BIT 8\n#define INT_MAX 2147483647\n#define INT_MIN (-2147483647 - 1)\n"
-                "#define UINT_MAX 4294967295U\n",
-    "stdlib.h": "#include <stddef.h>\nvoid *malloc(size_t n); void *calloc(size_t n, size_t s);\n"
-                "void *realloc(void *p, size_t n); void free(void *p); void abort(void);\n",
-    "string.h": "#include <stddef.h>\nvoid *memcpy(void *d, const void *s, size_t n);\n"
-                "void *memset(void *d, int c, size_t n);\n",
-    "stdio.h": "int printf(const char *f, ...); int fprintf(void *s, const char *f, ...);\n",
-    "assert.h": "#define assert(x) ((void)0)\n",
-    "math.h": "double fabs(double x); float fabsf(float x);\n",
-}
 
 
 # ---------------------------------------------------------------------------
@@ -176,460 +151,6 @@ class Violation:
         return f"{self.file}:{self.line}: {self.rule}: {self.message}"
 
 
-def _display(path: str | Path) -> str:
-    p = Path(path)
-    try:
-        return os.path.relpath(p, Path.cwd()) if p.is_absolute() else str(p)
-    except ValueError:  # another drive (Windows)
-        return str(p)
-
-
-# ---------------------------------------------------------------------------
-# Pragmas
-# ---------------------------------------------------------------------------
-_OPT = re.compile(r"([A-Za-z_]\w*)\s*=\s*(\S+)|(\S+)")
-
-
-@dataclass
-class HlsPragma:
-    """``#pragma HLS DIRECTIVE key=value flag ...`` (keys lower case)."""
-
-    directive: str
-    options: dict
-    node: c_ast.Pragma
-
-    def flag(self, key: str) -> bool:
-        v = self.options.get(key)
-        return v is True or (isinstance(v, str) and v.lower() in ("true", "1"))
-
-
-def parse_pragma(node: c_ast.Pragma) -> HlsPragma | None:
-    """The HLS pragma of a Pragma node, or None for any other pragma."""
-    words = node.string.strip().split(None, 1)
-    if not words or words[0].upper() != "HLS" or len(words) < 2:
-        return None
-    m = re.match(r"\s*(\w+)(.*)", words[1], re.DOTALL)
-    if not m:
-        return None
-    options: dict = {}
-    for key, value, flag in _OPT.findall(m.group(2)):
-        if key:
-            options[key.lower()] = value
-        else:
-            options[flag.lower()] = True
-    return HlsPragma(m.group(1).upper(), options, node)
-
-
-# ---------------------------------------------------------------------------
-# Constant expressions and type sizes
-# ---------------------------------------------------------------------------
-_INT_LIT = re.compile(r"^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)[uUlL]*$")
-
-
-def _int_literal(text: str) -> int | None:
-    m = _INT_LIT.match(text)
-    if not m:
-        if len(text) >= 3 and text[0] == "'" and text[-1] == "'":
-            body = text[1:-1].encode().decode("unicode_escape")
-            return ord(body) if len(body) == 1 else None
-        return None
-    digits = m.group(1)
-    if digits.startswith(("0x", "0X")):
-        return int(digits, 16)
-    if len(digits) > 1 and digits.startswith("0"):
-        return int(digits, 8)
-    return int(digits)
-
-
-def _cdiv(a: int, b: int) -> int:
-    q = abs(a) // abs(b)
-    return q if (a >= 0) == (b >= 0) else -q
-
-
-_BINOPS = {
-    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-    "/": lambda a, b: _cdiv(a, b) if b else None,
-    "%": lambda a, b: a - _cdiv(a, b) * b if b else None,
-    "<<": lambda a, b: a << b if 0 <= b < 128 else None, ">>": lambda a, b: a >> b if b >= 0 else None,
-    "&": lambda a, b: a & b, "|": lambda a, b: a | b, "^": lambda a, b: a ^ b,
-    "<": lambda a, b: int(a < b), "<=": lambda a, b: int(a <= b), ">": lambda a, b: int(a > b),
-    ">=": lambda a, b: int(a >= b), "==": lambda a, b: int(a == b), "!=": lambda a, b: int(a != b),
-    "&&": lambda a, b: int(bool(a) and bool(b)), "||": lambda a, b: int(bool(a) or bool(b)),
-}
-
-
-def const_value(node, env: dict, unit: Unit | None = None) -> int | None:
-    """Value of a constant integer expression, or None if it is not one.
-
-    ``env`` maps names of enum constants and const variables to values.
-    """
-    if isinstance(node, c_ast.Constant):
-        return _int_literal(node.value) if node.type not in ("float", "double", "string") else None
-    if isinstance(node, c_ast.ID):
-        return env.get(node.name)
-    if isinstance(node, c_ast.Cast):
-        return const_value(node.expr, env, unit)
-    if isinstance(node, c_ast.UnaryOp):
-        if node.op == "sizeof":
-            bits = type_bits(node.expr.type, unit) if isinstance(node.expr, c_ast.Typename) \
-                else None
-            return bits // 8 if bits else None
-        v = const_value(node.expr, env, unit)
-        if v is None:
-            return None
-        return {"-": -v, "+": v, "~": ~v, "!": int(not v)}.get(node.op)
-    if isinstance(node, c_ast.BinaryOp):
-        a, b = const_value(node.left, env, unit), const_value(node.right, env, unit)
-        if a is None or b is None or node.op not in _BINOPS:
-            return None
-        return _BINOPS[node.op](a, b)
-    if isinstance(node, c_ast.TernaryOp):
-        c = const_value(node.cond, env, unit)
-        if c is None:
-            return None
-        return const_value(node.iftrue if c else node.iffalse, env, unit)
-    return None
-
-
-_BASE_BITS = {"char": 8, "short": 16, "int": 32, "float": 32, "double": 64, "_Bool": 8}
-
-
-def type_bits(t, unit: Unit | None) -> int | None:
-    """Bits of a pycparser type node (packed structs, 64-bit pointers), or None."""
-    if isinstance(t, c_ast.TypeDecl):
-        return type_bits(t.type, unit)
-    if isinstance(t, c_ast.PtrDecl):
-        return 64
-    if isinstance(t, c_ast.ArrayDecl):
-        n = const_value(t.dim, unit.consts if unit else {}, unit) if t.dim is not None else None
-        e = type_bits(t.type, unit)
-        return e * n if e is not None and n is not None else None
-    if isinstance(t, c_ast.Enum):
-        return 32
-    if isinstance(t, (c_ast.Struct, c_ast.Union)):
-        decls = t.decls
-        if decls is None and unit is not None and t.name:
-            decls = unit.structs.get(t.name)
-        if decls is None:
-            return None
-        sizes = [type_bits(d.type, unit) for d in decls]
-        if any(s is None for s in sizes):
-            return None
-        return sum(sizes) if isinstance(t, c_ast.Struct) else max(sizes, default=0)
-    if isinstance(t, c_ast.IdentifierType):
-        names = [n for n in t.names if n not in ("signed", "unsigned", "const", "volatile")]
-        if names.count("long") >= 1 and "double" not in names:
-            return 64
-        if not names:
-            return 32  # plain `unsigned`
-        if len(names) == 1 and unit is not None and names[0] in unit.typedefs:
-            return type_bits(unit.typedefs[names[0]].type, unit)
-        for n in names:
-            if n in _BASE_BITS:
-                return _BASE_BITS[n]
-        return None
-    return None
-
-
-def _array_shape(t, env: dict, unit: Unit) -> tuple[list[int | None], object]:
-    """Dimensions of an ArrayDecl chain (None for non-constant) and the element type."""
-    dims = []
-    while isinstance(t, c_ast.ArrayDecl):
-        dims.append(const_value(t.dim, env, unit) if t.dim is not None else None)
-        t = t.type
-    return dims, t
-
-
-def _expr(node) -> str:
-    text = c_generator.CGenerator().visit(node)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _line(node) -> int:
-    return node.coord.line if node is not None and node.coord is not None else 0
-
-
-def _file(node) -> str | None:
-    return node.coord.file if node is not None and node.coord is not None else None
-
-
-def _live_calls(body, env: dict, unit: Unit):
-    """FuncCall nodes under ``body`` outside branches that are dead under ``env``."""
-    stack = [body]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, (c_ast.If, c_ast.TernaryOp)):
-            c = const_value(n.cond, env, unit)
-            if c is not None:
-                live = n.iftrue if c else n.iffalse
-                if live is not None:
-                    stack.append(live)
-                continue
-        if isinstance(n, c_ast.FuncCall):
-            yield n
-        stack.extend(c for _, c in n.children() if c is not None)
-
-
-def _walk(node):
-    """Every node under ``node`` (itself included), depth first."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        yield n
-        stack.extend(c for _, c in reversed(n.children()))
-
-
-# ---------------------------------------------------------------------------
-# The parsed sources
-# ---------------------------------------------------------------------------
-@dataclass
-class Loop:
-    """A loop and the HLS pragmas in its body (outside nested loops)."""
-
-    node: object
-    func: Func
-    pragmas: list = field(default_factory=list)
-
-    @property
-    def pipelined(self) -> bool:
-        return any(p.directive == "PIPELINE" and not p.flag("off") for p in self.pragmas)
-
-    @property
-    def fully_unrolled(self) -> bool:
-        return any(p.directive == "UNROLL" and "factor" not in p.options and not p.flag("off")
-                   for p in self.pragmas)
-
-
-@dataclass
-class Func:
-    """A function definition, with its pragmas (scope: function or innermost loop)."""
-
-    name: str
-    node: c_ast.FuncDef
-    unit: Unit
-    static: bool
-    pragmas: list = field(default_factory=list)       # (HlsPragma, Loop | None)
-    loops: dict = field(default_factory=dict)         # id(loop node) -> Loop
-    calls: list = field(default_factory=list)         # FuncCall nodes
-    locals: dict = field(default_factory=dict)        # name -> Decl (body and parameters)
-    params: dict = field(default_factory=dict)        # name -> Decl
-    env: dict = field(default_factory=dict)           # constants visible in the body
-    host_only: bool = False
-
-    @property
-    def file(self) -> str:
-        return _file(self.node.decl)
-
-    @property
-    def line(self) -> int:
-        return _line(self.node.decl)
-
-    @property
-    def key(self) -> tuple:
-        return (self.file, self.line, self.name)
-
-    @property
-    def pipelined(self) -> bool:
-        return any(p.directive == "PIPELINE" and not p.flag("off") and scope is None
-                   for p, scope in self.pragmas)
-
-    @property
-    def is_top(self) -> bool:
-        return any(p.directive == "INTERFACE" for p, _ in self.pragmas)
-
-
-@dataclass
-class Unit:
-    """One preprocessed and parsed .c file."""
-
-    path: Path
-    ast: c_ast.FileAST
-    macros: dict                      # name -> (params or None, body)
-    funcs: dict = field(default_factory=dict)       # name -> Func (defined here)
-    func_names: set = field(default_factory=set)    # every declared function
-    typedefs: dict = field(default_factory=dict)    # name -> Typedef
-    structs: dict = field(default_factory=dict)     # struct/union name -> decls
-    globals: dict = field(default_factory=dict)     # file-scope object name -> Decl
-    consts: dict = field(default_factory=dict)      # enum constants and const globals
-    file_pragmas: list = field(default_factory=list)  # HlsPragma at file scope
-    files: set = field(default_factory=set)          # every coord file seen
-
-
-class SourceError(Exception):
-    """A file that cannot be preprocessed or parsed (rule ``parse``)."""
-
-    def __init__(self, file: str, line: int, message: str):
-        super().__init__(message)
-        self.violation = Violation(_display(file), line, "parse", message)
-
-
-def _fake_libc_dir() -> Path:
-    d = Path(tempfile.gettempdir()) / f"hls_rules_libc_{os.getuid() if hasattr(os, 'getuid') else 0}"
-    d.mkdir(exist_ok=True)
-    for name, text in _FAKE_LIBC.items():
-        p = d / name
-        if not p.exists() or p.read_text() != text:
-            p.write_text(text)
-    return d
-
-
-def _gcc(path: Path, include_dirs: list, defines: dict, extra: list) -> str:
-    cmd = ["gcc", "-E", "-nostdinc", "-std=gnu99", "-D__SYNTHESIS__", "-I", str(_fake_libc_dir())]
-    for d in include_dirs:
-        cmd += ["-I", str(d)]
-    for k, v in defines.items():
-        cmd.append(f"-D{k}" if v is None else f"-D{k}={v}")
-    cmd += extra + [str(path)]
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    except FileNotFoundError as exc:
-        raise SourceError(str(path), 0, "gcc not found: the checker preprocesses with gcc -E") \
-            from exc
-    if res.returncode:
-        first = next((ln for ln in res.stderr.splitlines() if "error" in ln), res.stderr.strip())
-        m = re.match(r"(.*?):(\d+):(?:\d+:)?\s*(?:fatal )?error:\s*(.*)", first)
-        if m:
-            raise SourceError(m.group(1), int(m.group(2)), f"gcc -E: {m.group(3)}")
-        raise SourceError(str(path), 0, f"gcc -E failed: {first[:200]}")
-    return res.stdout
-
-
-_DEFINE = re.compile(r"^#define\s+(\w+)(\(([^)]*)\))?\s*(.*)$")
-
-
-def _macros(path: Path, include_dirs: list, defines: dict) -> dict:
-    out = {}
-    for line in _gcc(path, include_dirs, defines, ["-dM"]).splitlines():
-        m = _DEFINE.match(line)
-        if m:
-            params = [p.strip() for p in m.group(3).split(",")] if m.group(2) else None
-            out[m.group(1)] = (params, m.group(4).strip())
-    return out
-
-
-def parse_unit(path: Path, include_dirs: list, defines: dict) -> Unit:
-    """Preprocess (as for synthesis) and parse one .c file."""
-    text = _gcc(path, include_dirs, defines, [])
-    try:
-        ast = c_parser.CParser().parse(text, str(path))
-    except c_parser.ParseError as exc:
-        m = re.match(r"(.*?):(\d+):(?:\d+:)?\s*(.*)", str(exc))
-        if m:
-            raise SourceError(m.group(1), int(m.group(2)), f"pycparser: {m.group(3)}") from exc
-        file, line = _locate_parse_error(text, str(exc), str(path))
-        raise SourceError(file, line, f"pycparser: {str(exc).split(': ')[-1]} (an undeclared "
-                                      f"type name? every type must be declared)") from exc
-    unit = Unit(path, ast, _macros(path, include_dirs, defines))
-    _index_unit(unit)
-    return unit
-
-
-_MARKER = re.compile(r'^#\s*(\d+)\s+"([^"]*)"')
-
-
-def _locate_parse_error(text: str, message: str, default: str) -> tuple[str, int]:
-    """Source file and line of a parse error pycparser reports without one: the
-    shortest prefix of the preprocessed text that fails the same way."""
-    lines = text.split("\n")
-
-    def fails(n: int) -> bool:
-        try:
-            c_parser.CParser().parse("\n".join(lines[:n]), default)
-        except c_parser.ParseError as exc:
-            return str(exc) == message
-        return False
-
-    lo, hi = 0, len(lines)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if fails(mid) else (mid, hi)
-    file, line = default, 0
-    for ln in lines[:hi]:
-        m = _MARKER.match(ln)
-        if m:
-            file, line = m.group(2), int(m.group(1)) - 1
-        else:
-            line += 1
-    return file, line
-
-
-def _decl_is_const(decl) -> bool:
-    return "const" in (decl.quals or []) or (
-        isinstance(decl.type, c_ast.TypeDecl) and "const" in (decl.type.quals or []))
-
-
-def _index_unit(unit: Unit) -> None:
-    for node in _walk(unit.ast):
-        if node.coord is not None and node.coord.file:
-            unit.files.add(node.coord.file)
-        if isinstance(node, c_ast.Enum) and node.values is not None:
-            value = -1
-            for e in node.values.enumerators:
-                v = const_value(e.value, unit.consts, unit) if e.value is not None else value + 1
-                value = v if v is not None else value + 1
-                unit.consts[e.name] = value
-        if isinstance(node, (c_ast.Struct, c_ast.Union)) and node.name and node.decls is not None:
-            unit.structs[node.name] = node.decls
-    for ext in unit.ast.ext:
-        if isinstance(ext, c_ast.Typedef):
-            unit.typedefs[ext.name] = ext
-        elif isinstance(ext, c_ast.Decl):
-            if isinstance(ext.type, c_ast.FuncDecl):
-                unit.func_names.add(ext.name)
-            elif ext.name:
-                unit.globals[ext.name] = ext
-                if _decl_is_const(ext) and ext.init is not None:
-                    v = const_value(ext.init, unit.consts, unit)
-                    if v is not None:
-                        unit.consts[ext.name] = v
-        elif isinstance(ext, c_ast.Pragma):
-            p = parse_pragma(ext)
-            if p:
-                unit.file_pragmas.append(p)
-        elif isinstance(ext, c_ast.FuncDef):
-            unit.func_names.add(ext.decl.name)
-            f = Func(ext.decl.name, ext, unit, "static" in (ext.decl.storage or []))
-            _scan_function(f)
-            unit.funcs[f.name] = f
-
-
-def _scan_function(f: Func) -> None:
-    ftype = f.node.decl.type
-    if isinstance(ftype, c_ast.FuncDecl) and ftype.args is not None:
-        for p in ftype.args.params:
-            if isinstance(p, c_ast.Decl) and p.name:
-                f.params[p.name] = p
-                f.locals[p.name] = p
-    f.env = dict(f.unit.consts)
-
-    def scan(node, loop):
-        if isinstance(node, c_ast.Pragma):
-            p = parse_pragma(node)
-            if p:
-                f.pragmas.append((p, loop))
-                if loop is not None:
-                    loop.pragmas.append(p)
-            return
-        if isinstance(node, LOOPS):
-            info = Loop(node, f)
-            f.loops[id(node)] = info
-            for name, child in node.children():
-                scan(child, info if name == "stmt" else loop)
-            return
-        if isinstance(node, c_ast.FuncCall):
-            f.calls.append(node)
-        if isinstance(node, c_ast.Decl) and node.name and not isinstance(node.type, c_ast.FuncDecl):
-            f.locals[node.name] = node
-            if _decl_is_const(node) and node.init is not None:
-                v = const_value(node.init, f.env, f.unit)
-                if v is not None:
-                    f.env[node.name] = v
-        for _, child in node.children():
-            scan(child, loop)
-
-    scan(f.node.body, None)
-
-
 def _host_only_lines(path: Path) -> list:
     """Line numbers of ``hls-rules: host-only`` comments in a file."""
     try:
@@ -639,144 +160,24 @@ def _host_only_lines(path: Path) -> list:
     return [i + 1 for i, ln in enumerate(lines) if HOST_ONLY_MARK in ln]
 
 
-class Project:
-    """The parsed .c files of one check, with a project-wide function index."""
 
-    def __init__(self, files: list, include_dirs: list | None = None,
-                 defines: dict | None = None):
-        self.files = [Path(f).resolve() for f in files]
-        self.roots = sorted({f.parent for f in self.files})
-        inc = [Path(d).resolve() for d in (include_dirs or [])] + self.roots
-        self.include_dirs = list(dict.fromkeys(inc))
-        self.defines = dict(defines or {})
-        self.units: list[Unit] = []
-        self._scope_cache: dict = {}
-        self.errors: list[Violation] = []
-        for f in self.files:
-            try:
-                self.units.append(parse_unit(f, self.include_dirs, self.defines))
-            except SourceError as exc:
-                self.errors.append(exc.violation)
-        self._by_key: dict = {}
-        self._functions: list | None = None
-        self._external: dict = {}
-        for u in self.units:
-            for f in u.funcs.values():
-                self._by_key.setdefault(f.key, f)
-                if not f.static:
-                    self._external.setdefault(f.name, []).append(f)
-        self._mark_host_only()
-
-    # -- scope
-    def in_scope(self, file: str | None) -> bool:
-        """Whether a coord file lies in a checked directory (never the stand-in libc)."""
-        if not file:
-            return False
-        hit = self._scope_cache.get(file)
-        if hit is None:
-            p = Path(file).resolve()
-            hit = self._scope_cache[file] = any(r in p.parents for r in self.roots)
-        return hit
-
-    def functions(self) -> list:
-        """Every function defined in the checked directories, once."""
-        if self._functions is None:
-            self._functions = [f for f in self._by_key.values() if self.in_scope(f.file)]
-        return self._functions
-
-    def canonical(self, f: Func) -> Func:
-        return self._by_key.get(f.key, f)
-
-    def resolve(self, call: c_ast.FuncCall, caller: Func) -> Func | None:
-        """The definition a call reaches: same file first, else a unique external one."""
-        if not isinstance(call.name, c_ast.ID):
-            return None
-        name = call.name.name
-        if name in caller.locals:
-            return None  # a variable (function pointer), not a function
-        if name in caller.unit.funcs:
-            return self.canonical(caller.unit.funcs[name])
-        ext = {f.key: f for f in self._external.get(name, [])}
-        return next(iter(ext.values())) if len(ext) == 1 else None
-
-    def callees(self, f: Func) -> list:
-        out = []
-        for call in f.calls:
-            g = self.resolve(call, f)
-            if g is not None:
-                out.append((call, g))
-        return out
-
-    def reachable(self, top: Func) -> list:
-        """Functions a top calls, transitively.  Constant arguments are bound
-        to the callee's parameters and ``if``/``?:`` branches that are dead
-        under them are not followed (``bk_run(BITLET_KIND_VENDOR_FP, ...)``
-        never reaches bitlet_pixel), as HLS folds them."""
-        seen, order, stack = {(top.key, ())}, {top.key: top}, [(top, {})]
-        while stack:
-            f, bound = stack.pop()
-            env = {**f.env, **bound}
-            for call in _live_calls(f.node.body, env, f.unit):
-                g = self.resolve(call, f)
-                if g is None:
-                    continue
-                args = call.args.exprs if call.args is not None else []
-                names = list(g.params)
-                gb = {}
-                for name, arg in zip(names, args):
-                    v = const_value(arg, env, f.unit)
-                    if v is not None:
-                        gb[name] = v
-                k = (g.key, tuple(sorted(gb.items())))
-                if k not in seen:
-                    seen.add(k)
-                    order.setdefault(g.key, g)
-                    stack.append((g, gb))
-        return list(order.values())
-
-    def tops(self) -> list:
-        return [f for f in self.functions() if f.is_top]
-
-    def loop_of(self, node) -> Loop | None:
-        for u in self.units:
-            for f in u.funcs.values():
-                if id(node) in f.loops:
-                    return f.loops[id(node)]
-        return None
-
-    def region(self, func: Func, roots: list):
-        """(node, function, call chain) for every node under ``roots`` (nodes of
-        ``func``) and in every function they call, transitively."""
-        stack = [(r, func, ()) for r in roots if r is not None]
-        entered = {func.key}
-        while stack:
-            node, f, chain = stack.pop()
-            yield node, f, chain
-            if isinstance(node, c_ast.FuncCall):
-                g = self.resolve(node, f)
-                if g is not None and g.key not in entered:
-                    entered.add(g.key)
-                    stack.append((g.node.body, g, chain + (g.name,)))
-            stack.extend((c, f, chain) for _, c in node.children())
-
-    def _mark_host_only(self) -> None:
-        marks: dict = {}
-        for f in self.functions():
-            path = Path(f.file)
-            if path not in marks:
-                marks[path] = _host_only_lines(path)
-        defs_of: dict = {}
-        for g in self.functions():
-            defs_of.setdefault(Path(g.file), []).append(g.line)
-        for f in self.functions():
-            lines = marks.get(Path(f.file), [])
-            defs = sorted(defs_of[Path(f.file)])
-            for mark in lines:
-                nxt = next((ln for ln in defs if ln > mark), None)
-                if nxt == f.line:
-                    f.host_only = True
-            if f.name in HOST_ONLY_FUNCTIONS:
+def mark_host_only(project: Project) -> None:
+    """Set ``host_only`` on the functions of HOST_ONLY_FUNCTIONS and on each
+    function whose definition is the first after a ``hls-rules: host-only`` comment."""
+    marks: dict = {}
+    defs_of: dict = {}
+    for g in project.functions():
+        path = Path(g.file)
+        if path not in marks:
+            marks[path] = _host_only_lines(path)
+        defs_of.setdefault(path, []).append(g.line)
+    for f in project.functions():
+        defs = sorted(defs_of[Path(f.file)])
+        for mark in marks[Path(f.file)]:
+            if next((ln for ln in defs if ln > mark), None) == f.line:
                 f.host_only = True
+        if f.name in HOST_ONLY_FUNCTIONS:
+            f.host_only = True
 
 
 # ---------------------------------------------------------------------------
@@ -786,12 +187,12 @@ def _pipeline_regions(project: Project):
     """(function, region roots, description) of every PIPELINE region."""
     for f in project.functions():
         if f.pipelined:
-            yield f, [f.node.body], f"PIPELINE function {f.name} ({_display(f.file)}:{f.line})", None
+            yield f, [f.node.body], f"PIPELINE function {f.name} ({display(f.file)}:{f.line})", None
         for loop in f.loops.values():
             if loop.pipelined:
                 node = loop.node
                 roots = [node.stmt] + ([node.next] if isinstance(node, c_ast.For) else [])
-                yield f, roots, f"PIPELINE loop at {_display(f.file)}:{_line(node)}", node
+                yield f, roots, f"PIPELINE loop at {display(f.file)}:{line_of(node)}", node
 
 
 def _via(chain: tuple) -> str:
@@ -802,17 +203,17 @@ def rule_div_in_pipeline(project: Project) -> list:
     """Non-constant ``/`` and ``%`` inside PIPELINE regions."""
     out = []
     for f, roots, where, _ in _pipeline_regions(project):
-        for node, g, chain in project.region(f, roots):
+        for node, g, env, chain in project.region(f, roots):
             if isinstance(node, c_ast.BinaryOp) and node.op in ("/", "%"):
                 op, divisor = node.op, node.right
             elif isinstance(node, c_ast.Assignment) and node.op in ("/=", "%="):
                 op, divisor = node.op, node.rvalue
             else:
                 continue
-            if const_value(divisor, g.env, g.unit) is not None or not project.in_scope(_file(node)):
+            if const_value(divisor, env, g.unit) is not None or not project.in_scope(file_of(node)):
                 continue
-            out.append(Violation(_display(_file(node)), _line(node), "div-in-pipeline",
-                                 f"runtime '{op}' by non-constant `{_expr(divisor)}` inside "
+            out.append(Violation(display(file_of(node)), line_of(node), "div-in-pipeline",
+                                 f"runtime '{op}' by non-constant `{expr_text(divisor)}` inside "
                                  f"{where}{_via(chain)}"))
     return out
 
@@ -827,6 +228,12 @@ def _for_is_counted(node: c_ast.For, env: dict, unit: Unit) -> str | None:
     elif isinstance(nxt, c_ast.Assignment) and isinstance(nxt.lvalue, c_ast.ID) \
             and nxt.op in ("+=", "-=", "<<=", ">>="):
         var, step_ok = nxt.lvalue.name, const_value(nxt.rvalue, env, unit) is not None
+    elif isinstance(nxt, c_ast.Assignment) and isinstance(nxt.lvalue, c_ast.ID) \
+            and nxt.op == "=" and isinstance(nxt.rvalue, c_ast.BinaryOp) \
+            and nxt.rvalue.op in ("+", "-") and isinstance(nxt.rvalue.left, c_ast.ID) \
+            and nxt.rvalue.left.name == nxt.lvalue.name:
+        var = nxt.lvalue.name
+        step_ok = const_value(nxt.rvalue.right, env, unit) is not None
     if var is None or not step_ok:
         return "no constant step of an induction variable"
     init = node.init
@@ -846,7 +253,7 @@ def _for_is_counted(node: c_ast.For, env: dict, unit: Unit) -> str | None:
             if isinstance(mine, c_ast.ID) and mine.name == var \
                     and const_value(other, env, unit) is not None:
                 return None
-    cond_text = _expr(cond) if cond is not None else "no condition"
+    cond_text = expr_text(cond) if cond is not None else "no condition"
     return f"condition `{cond_text}` does not compare `{var}` with a constant"
 
 
@@ -854,20 +261,20 @@ def rule_loop_bound_in_pipeline(project: Project) -> list:
     """Loops with data-dependent trip counts inside PIPELINE regions."""
     out = []
     for f, roots, where, own in _pipeline_regions(project):
-        for node, g, chain in project.region(f, roots):
-            if not isinstance(node, LOOPS) or node is own or not project.in_scope(_file(node)):
+        for node, g, env, chain in project.region(f, roots):
+            if not isinstance(node, LOOPS) or node is own or not project.in_scope(file_of(node)):
                 continue
             loop = g.loops.get(id(node))
             if isinstance(node, c_ast.For):
                 if loop is not None and loop.fully_unrolled:
                     continue
-                why = _for_is_counted(node, g.env, g.unit)
+                why = _for_is_counted(node, env, g.unit)
                 if why is None:
                     continue
             else:
                 kind = "while" if isinstance(node, c_ast.While) else "do-while"
-                why = f"a {kind} loop (`{_expr(node.cond)}`) has a data-dependent trip count"
-            out.append(Violation(_display(_file(node)), _line(node), "loop-bound-in-pipeline",
+                why = f"a {kind} loop (`{expr_text(node.cond)}`) has a data-dependent trip count"
+            out.append(Violation(display(file_of(node)), line_of(node), "loop-bound-in-pipeline",
                                  f"data-dependent loop inside {where}{_via(chain)}: {why}"))
     return out
 
@@ -885,7 +292,7 @@ def _float_typedefs(unit: Unit) -> set:
 
 
 def _mentions_float(t, float_typedefs: set) -> bool:
-    for n in _walk(t):
+    for n in walk(t):
         if isinstance(n, c_ast.IdentifierType) and (
                 {"float", "double"} & set(n.names) or float_typedefs & set(n.names)):
             return True
@@ -910,8 +317,8 @@ def rule_float_type(project: Project) -> list:
             continue
         scope = {f for f in unit.files if project.in_scope(f) and not _opts_out(f)}
         ftd = _float_typedefs(unit)
-        for node in _walk(unit.ast):
-            if _file(node) not in scope:
+        for node in walk(unit.ast):
+            if file_of(node) not in scope:
                 continue
             what = None
             if isinstance(node, c_ast.IdentifierType):
@@ -921,7 +328,7 @@ def rule_float_type(project: Project) -> list:
             elif isinstance(node, c_ast.Constant) and node.type in ("float", "double"):
                 what = f"floating-point literal `{node.value}`"
             if what:
-                out.append(Violation(_display(_file(node)), _line(node), "float-type",
+                out.append(Violation(display(file_of(node)), line_of(node), "float-type",
                                      f"{what} in the Bitlet kernel (integer datapath only)"))
     return out
 
@@ -936,7 +343,7 @@ def rule_pe_multiply(project: Project) -> list:
     for f in project.functions():
         if f.host_only or not _is_pe_file(f.file):
             continue
-        for node in _walk(f.node.body):
+        for node in walk(f.node.body):
             if isinstance(node, c_ast.BinaryOp) and node.op == "*":
                 a, b = node.left, node.right
             elif isinstance(node, c_ast.Assignment) and node.op == "*=":
@@ -944,8 +351,8 @@ def rule_pe_multiply(project: Project) -> list:
             else:
                 continue
             if const_value(a, f.env, f.unit) is None and const_value(b, f.env, f.unit) is None:
-                out.append(Violation(_display(_file(node)), _line(node), "pe-multiply",
-                                     f"`{_expr(node)}` multiplies two non-constant operands "
+                out.append(Violation(display(file_of(node)), line_of(node), "pe-multiply",
+                                     f"`{expr_text(node)}` multiplies two non-constant operands "
                                      f"in the PE (function {f.name}): a data multiplier"))
     return out
 
@@ -956,7 +363,7 @@ def rule_host_only(project: Project) -> list:
     for top in project.tops():
         for g in project.reachable(top):
             if g.host_only:
-                out.append(Violation(_display(g.file), g.line, "host-only",
+                out.append(Violation(display(g.file), g.line, "host-only",
                                      f"host-only function {g.name} is reachable from top "
                                      f"{top.name}"))
     return out
@@ -999,7 +406,7 @@ def rule_recursion(project: Project) -> list:
         for call, g in edges[f.key]:
             if comp.get(g.key) == comp.get(f.key) and (g.key == f.key or len(comp[f.key]) > 1):
                 cycle = " -> ".join(comp[f.key]) if g.key != f.key else f"{f.name} -> {f.name}"
-                out.append(Violation(_display(_file(call)), _line(call), "recursion",
+                out.append(Violation(display(file_of(call)), line_of(call), "recursion",
                                      f"call to {g.name} in {f.name} is recursive ({cycle})"))
     return out
 
@@ -1008,11 +415,11 @@ def rule_dynamic_memory(project: Project) -> list:
     """malloc & co. and variable-length arrays."""
     out = []
     for unit in project.units:
-        for node in _walk(unit.ast):
-            if not project.in_scope(_file(node)):
+        for node in walk(unit.ast):
+            if not project.in_scope(file_of(node)):
                 continue
             if isinstance(node, c_ast.ID) and node.name in DYNAMIC_MEMORY:
-                out.append(Violation(_display(_file(node)), _line(node), "dynamic-memory",
+                out.append(Violation(display(file_of(node)), line_of(node), "dynamic-memory",
                                      f"{node.name}: no dynamic memory in hardware"))
         for f in unit.funcs.values():
             if not project.in_scope(f.file):
@@ -1023,9 +430,9 @@ def rule_dynamic_memory(project: Project) -> list:
                 t = decl.type
                 while isinstance(t, c_ast.ArrayDecl):
                     if t.dim is not None and const_value(t.dim, f.env, unit) is None:
-                        out.append(Violation(_display(_file(decl)), _line(decl), "dynamic-memory",
+                        out.append(Violation(display(file_of(decl)), line_of(decl), "dynamic-memory",
                                              f"variable-length array {decl.name}"
-                                             f"[{_expr(t.dim)}] in {f.name}"))
+                                             f"[{expr_text(t.dim)}] in {f.name}"))
                         break
                     t = t.type
     return out
@@ -1041,12 +448,12 @@ def rule_function_pointer(project: Project) -> list:
     out = []
 
     def add(node, msg):
-        out.append(Violation(_display(_file(node)), _line(node), "function-pointer", msg))
+        out.append(Violation(display(file_of(node)), line_of(node), "function-pointer", msg))
 
     for unit in project.units:
         fn_typedefs = _function_typedefs(unit)
-        for node in _walk(unit.ast):
-            if not project.in_scope(_file(node)):
+        for node in walk(unit.ast):
+            if not project.in_scope(file_of(node)):
                 continue
             if isinstance(node, c_ast.PtrDecl):
                 t = node.type
@@ -1062,11 +469,11 @@ def rule_function_pointer(project: Project) -> list:
             if not project.in_scope(f.file):
                 continue
             call_names, fields = set(), set()
-            for node in _walk(f.node.body):
+            for node in walk(f.node.body):
                 if isinstance(node, c_ast.FuncCall):
                     call_names.add(id(node.name))
                     if not isinstance(node.name, c_ast.ID):
-                        add(node, f"call through a pointer `{_expr(node.name)}`")
+                        add(node, f"call through a pointer `{expr_text(node.name)}`")
                     elif node.name.name in f.locals or (
                             node.name.name in unit.globals
                             and node.name.name not in unit.func_names):
@@ -1075,16 +482,12 @@ def rule_function_pointer(project: Project) -> list:
                     fields.add(id(node.field))
                 elif isinstance(node, c_ast.NamedInitializer):
                     fields.update(id(n) for n in node.name)
-            for node in _walk(f.node.body):
+            for node in walk(f.node.body):
                 if isinstance(node, c_ast.ID) and id(node) not in call_names \
                         and id(node) not in fields and node.name in unit.func_names \
                         and node.name not in f.locals:
                     add(node, f"function {node.name} used as a value (a function pointer)")
     return out
-
-
-def _is_array_decl(decl) -> bool:
-    return isinstance(decl.type, c_ast.ArrayDecl)
 
 
 def rule_array_partition_scope(project: Project) -> list:
@@ -1095,12 +498,12 @@ def rule_array_partition_scope(project: Project) -> list:
         if p.directive not in ("ARRAY_PARTITION", "ARRAY_RESHAPE"):
             return
         node = p.node
-        if not project.in_scope(_file(node)):
+        if not project.in_scope(file_of(node)):
             return
         var = p.options.get("variable")
         where = f"function {f.name}" if f else "file scope"
         if not isinstance(var, str):
-            out.append(Violation(_display(_file(node)), _line(node), "array-partition-scope",
+            out.append(Violation(display(file_of(node)), line_of(node), "array-partition-scope",
                                  f"{p.directive} without variable= in {where}"))
             return
         decl, kind = None, ""
@@ -1114,11 +517,11 @@ def rule_array_partition_scope(project: Project) -> list:
             if f is not None and any(var in g.locals for g in project.functions() if g is not f):
                 owners = sorted({g.name for g in project.functions() if var in g.locals})
                 msg += f" (it is declared in {', '.join(owners)})"
-            out.append(Violation(_display(_file(node)), _line(node), "array-partition-scope",
+            out.append(Violation(display(file_of(node)), line_of(node), "array-partition-scope",
                                  msg))
-        elif not _is_array_decl(decl):
+        elif not is_array_decl(decl):
             what = "a pointer" if isinstance(decl.type, c_ast.PtrDecl) else "not an array"
-            out.append(Violation(_display(_file(node)), _line(node), "array-partition-scope",
+            out.append(Violation(display(file_of(node)), line_of(node), "array-partition-scope",
                                  f"{p.directive} variable={var}: the {kind} {var} in {where} "
                                  f"is {what}"))
 
@@ -1129,160 +532,6 @@ def rule_array_partition_scope(project: Project) -> list:
             for p, _ in f.pragmas:
                 check(p, f, unit)
     return out
-
-
-# -- on-chip arrays (shared with fit_table.py) ------------------------------
-@dataclass
-class OnChipArray:
-    """An array the kernel keeps on chip, with the pragmas that shape its memories."""
-
-    name: str
-    file: str
-    line: int
-    func: str | None              # None: file scope
-    storage: str                  # "file", "static" or "local"
-    elem_bits: int | None
-    dims: list                    # ints (None: unknown)
-    budgets: tuple                # header budget keys its size refers to ("ACT", ...)
-    pragmas: list = field(default_factory=list)   # ARRAY_PARTITION/RESHAPE/BIND_STORAGE
-    macros: dict = field(default_factory=dict, repr=False)  # to evaluate pragma options
-    path: str = ""                # absolute path of the declaring file
-
-    @property
-    def bits(self) -> int | None:
-        if self.elem_bits is None or any(d is None for d in self.dims):
-            return None
-        n = self.elem_bits
-        for d in self.dims:
-            n *= d
-        return n
-
-
-_IDENT = re.compile(r"[A-Za-z_]\w*")
-
-
-def _decl_size_text(path: str, line: int, col: int) -> str:
-    """Source text of a declarator from its name up to the end of its dimensions."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return ""
-    text = "\n".join(lines[line - 1: line + 20])
-    text = text[max(col - 1, 0):] if lines[line - 1: line] else ""
-    depth, end = 0, len(text)
-    for i, ch in enumerate(text):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-            if depth < 0:
-                end = i
-                break
-        elif ch in ";=," and depth == 0:
-            end = i
-            break
-    return text[:end]
-
-
-def _budget_keys(text: str, name: str, macros: dict) -> tuple:
-    """Header budgets (``BITLET_<X>_BUF_WORDS``) a declarator's size refers to."""
-    keys, seen = set(), set()
-    todo = [t for t in _IDENT.findall(text) if t != name]
-    while todo:
-        tok = todo.pop()
-        if tok in seen:
-            continue
-        seen.add(tok)
-        m = _BUDGET_MACRO.match(tok)
-        if m:
-            keys.add(m.group(1))
-        if tok in macros:
-            todo.extend(_IDENT.findall(macros[tok][1]))
-    return tuple(sorted(keys))
-
-
-def header_budgets(project: Project) -> dict:
-    """``{key: words}`` for every ``BITLET_<key>_BUF_WORDS`` macro of the sources."""
-    out = {}
-    for unit in project.units:
-        for name, (params, body) in unit.macros.items():
-            m = _BUDGET_MACRO.match(name)
-            if m and params is None:
-                v = _int_literal(body.strip("() ")) if body else None
-                if v is None:
-                    v = _macro_value(body, unit.macros)
-                if v is not None:
-                    out[m.group(1)] = v
-    return out
-
-
-def _macro_value(text: str, macros: dict, depth: int = 0) -> int | None:
-    """Value of a macro expression (object-like macros expanded), or None."""
-    if depth > 20:
-        return None
-    expanded = _IDENT.sub(lambda m: f"({macros[m.group(0)][1]})"
-                          if m.group(0) in macros and macros[m.group(0)][0] is None
-                          else m.group(0), text)
-    if expanded != text:
-        return _macro_value(expanded, macros, depth + 1)
-    try:
-        ast = c_parser.CParser().parse(f"int __v = {text};")
-    except c_parser.ParseError:
-        return None
-    return const_value(ast.ext[0].init, {}, None)
-
-
-def pragma_value(value, unit: Unit) -> int | None:
-    """An integer pragma option (literal or macro expression)."""
-    if value is True or value is None:
-        return None
-    return _macro_value(str(value), unit.macros)
-
-
-def onchip_arrays(project: Project, top: Func | None) -> list:
-    """On-chip arrays of the kernel of ``top`` (every function when top is None)."""
-    funcs = project.reachable(top) if top is not None else project.functions()
-    arrays: dict = {}
-    used_globals: dict = {}
-    for f in funcs:
-        names = {n.name for n in _walk(f.node.body) if isinstance(n, c_ast.ID)}
-        for name in names:
-            if name in f.unit.globals and name not in f.locals:
-                used_globals.setdefault(name, (f.unit, f.unit.globals[name]))
-        for decl in f.locals.values():
-            if decl.name in f.params or not _is_array_decl(decl):
-                continue
-            static = "static" in (decl.storage or [])
-            arr = _make_array(decl, f.unit, f.env, f.name, "static" if static else "local")
-            if not static and (arr.bits or 0) < LOCAL_ONCHIP_MIN_BITS:
-                continue
-            arrays[(arr.file, arr.line, arr.name)] = arr
-            arr.pragmas = [p for p, _ in f.pragmas if p.options.get("variable") == decl.name]
-    if top is None:
-        for unit in project.units:
-            for name, decl in unit.globals.items():
-                used_globals.setdefault(name, (unit, decl))
-    for name, (unit, decl) in used_globals.items():
-        if not _is_array_decl(decl) or "extern" in (decl.storage or []) \
-                or not project.in_scope(_file(decl)):
-            continue
-        arr = _make_array(decl, unit, unit.consts, None, "file")
-        arr.pragmas = [p for p in unit.file_pragmas if p.options.get("variable") == name]
-        for f in funcs:
-            if f.unit is unit and name not in f.locals:
-                arr.pragmas += [p for p, _ in f.pragmas if p.options.get("variable") == name]
-        arrays.setdefault((arr.file, arr.line, arr.name), arr)
-    return sorted(arrays.values(), key=lambda a: (a.file, a.line, a.name))
-
-
-def _make_array(decl, unit: Unit, env: dict, func: str | None, storage: str) -> OnChipArray:
-    dims, elem = _array_shape(decl.type, env, unit)
-    if dims and dims[0] is None and isinstance(decl.init, c_ast.InitList):
-        dims[0] = len(decl.init.exprs)
-    text = _decl_size_text(_file(decl), _line(decl), decl.coord.column or 1)
-    return OnChipArray(decl.name, _display(_file(decl)), _line(decl), func, storage,
-                       type_bits(elem, unit), dims, _budget_keys(text, decl.name, unit.macros),
-                       macros=unit.macros, path=str(Path(_file(decl)).resolve()))
 
 
 def _kernels(project: Project) -> list:
@@ -1342,26 +591,12 @@ RULE_FUNCTIONS = (
 # ---------------------------------------------------------------------------
 # Driver
 # ---------------------------------------------------------------------------
-def source_files(paths: list) -> list:
-    """The .c files named by ``paths`` (directories: their *.c, sorted)."""
-    files = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files += sorted(p.glob("*.c"))
-        elif p.is_file() and p.suffix == ".c":
-            files.append(p)
-        else:
-            raise FileNotFoundError(f"{p}: not a directory or a .c file")
-    if not files:
-        raise FileNotFoundError(f"no .c files in {', '.join(map(str, paths))}")
-    return files
-
-
 def check(paths: list, defines: dict | None = None, include_dirs: list | None = None) -> list:
     """Every violation in the sources named by ``paths``, sorted, one per
     (file, line, rule)."""
     project = Project(source_files(paths), include_dirs, defines)
-    found = list(project.errors)
+    mark_host_only(project)
+    found = [Violation(file, line, "parse", message) for file, line, message in project.errors]
     for rule in RULE_FUNCTIONS:
         found += rule(project)
     unique: dict = {}
