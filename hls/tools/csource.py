@@ -359,12 +359,16 @@ class SourceError(Exception):
 
 
 def _fake_libc_dir() -> Path:
-    d = Path(tempfile.gettempdir()) / f"hls_rules_libc_{os.getuid() if hasattr(os, 'getuid') else 0}"
+    """A directory with the stand-in headers (written atomically, shared by runs)."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    d = Path(tempfile.gettempdir()) / f"hls_rules_libc_{uid}"
     d.mkdir(exist_ok=True)
     for name, text in _FAKE_LIBC.items():
         p = d / name
         if not p.exists() or p.read_text() != text:
-            p.write_text(text)
+            tmp = d / f".{name}.{os.getpid()}"
+            tmp.write_text(text)
+            os.replace(tmp, p)
     return d
 
 
@@ -616,12 +620,6 @@ class Project:
     def tops(self) -> list:
         return [f for f in self.functions() if f.is_top]
 
-    def loop_of(self, node) -> Loop | None:
-        for u in self.units:
-            for f in u.funcs.values():
-                if id(node) in f.loops:
-                    return f.loops[id(node)]
-        return None
 
     def region(self, func: Func, roots: list):
         """(node, function, constants, call chain) for every node under ``roots``
