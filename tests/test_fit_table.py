@@ -4,6 +4,7 @@ fit its device, and the mapping rule gives the hand-computed blocks on a
 planted kernel."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 import textwrap
 from pathlib import Path
@@ -28,11 +29,12 @@ def test_committed_table_equals_a_fresh_generation(rows):
 
 def test_every_board_kernel_fits_its_device(rows):
     _, kinds, boards = fit_table._load_make_metadata().read_boards(fit_table.BOARDS_TCL)
-    assert {(r[0], r[2]) for r in rows} == {(b, k) for b in boards for k in kinds}
-    for board, _, kind, _, n_pe, bram, bram_cap, uram, uram_cap, _ in rows:
-        assert n_pe == boards[board]["n_pe"][kind]
-        assert (bram_cap, uram_cap) == fit_table.DEVICES[boards[board]["device"]][:2]
-        assert bram <= bram_cap and uram <= uram_cap, f"{board} {kind}: {bram} BRAM36, {uram} URAM"
+    assert {(r.board, r.kind) for r in rows} == {(b, k) for b in boards for k in kinds}
+    for r in rows:
+        assert r.defines["BITLET_N_PE"] == boards[r.board]["n_pe"][r.kind]
+        assert (r.bram_cap, r.uram_cap) == fit_table.DEVICES[boards[r.board]["device"]][:2]
+        assert r.bram36 <= r.bram_cap and r.uram <= r.uram_cap, \
+            f"{r.board} {r.kind}: {r.bram36} BRAM36, {r.uram} URAM"
     assert fit_table.misfits(rows) == []
 
 
@@ -108,7 +110,8 @@ void top(uint32_t *mem) {
 def test_planted_kernel_blocks(tmp_path, n_pe, acc_bram):
     (tmp_path / "hw.h").write_text(HEADER)
     (tmp_path / "k.c").write_text(textwrap.dedent(KERNEL))
-    mems = {m.name: m for m in fit_table.kernel_memories([tmp_path / "k.c"], "top", n_pe)}
+    mems = {m.name: m for m in fit_table.kernel_memories([tmp_path / "k.c"], "top",
+                                                          {"BITLET_N_PE": n_pe})}
     assert "unused" not in mems                 # not referenced by the top
     expect = {
         # name: (impl, memories, depth, width, BRAM36, URAM)
@@ -137,13 +140,23 @@ def test_generator_refuses_what_it_cannot_size(tmp_path):
         }
         """))
     with pytest.raises(ValueError, match="needs factor="):
-        fit_table.kernel_memories([tmp_path / "k.c"], "top", 4)
+        fit_table.kernel_memories([tmp_path / "k.c"], "top", {})
 
 
 def test_misfit_is_reported(rows):
-    board, part, kind, top, n_pe, _, bcap, uram, ucap, mems = rows[0]
-    over = [(board, part, kind, top, n_pe, bcap + 0.5, bcap, uram, ucap, mems)]
+    over = [dataclasses.replace(rows[0], bram36=rows[0].bram_cap + 0.5)]
     assert fit_table.misfits(over) and "**NO**" in fit_table.render(over)
+    assert fit_table.misfits([dataclasses.replace(rows[0], bram36=rows[0].bram_cap)]) == []
+
+
+def test_board_defines_follow_the_header(tmp_path):
+    board = {"n_pe": {"bitlet": 8}, "hp_data_width": "128"}
+    header = tmp_path / "bitlet_hw.h"
+    header.write_text("#define BITLET_AXI_BYTES 8\n")
+    assert fit_table.board_defines(board, "bitlet", header) == {"BITLET_N_PE": 8}
+    header.write_text("#ifndef BITLET_AXI_BYTES\n#define BITLET_AXI_BYTES 8\n#endif\n")
+    assert fit_table.board_defines(board, "bitlet", header) == {"BITLET_N_PE": 8,
+                                                                "BITLET_AXI_BYTES": 16}
 
 
 def test_check_mode(tmp_path, capsys):
@@ -180,5 +193,5 @@ def test_onchip_arrays_follow_constant_arguments(tmp_path):
         }
         """))
     for top, buf in (("int_top", "int_buf"), ("fp_top", "fp_buf")):
-        names = {m.name for m in fit_table.kernel_memories([tmp_path / "k.c"], top, 4)}
+        names = {m.name for m in fit_table.kernel_memories([tmp_path / "k.c"], top, {})}
         assert names == {buf, "m_axi m read buffer", "m_axi m write buffer"}

@@ -6,8 +6,9 @@ Usage
 ``python hls/tools/fit_table.py [--out overlay/fit_table.md] [--check]``
 
 For every board of overlay/boards.tcl and every kernel kind (its top and its
-``n_pe``), the kernel's sources (hls/*.c) are preprocessed with
-``-DBITLET_N_PE=<n_pe>`` and parsed by csource.py; the on-chip arrays the
+``n_pe``), the kernel's sources (hls/*.c) are preprocessed with the board's
+settings (``-DBITLET_N_PE=<n_pe>``; ``-DBITLET_AXI_BYTES=<hp_data_width/8>``
+when bitlet_hw.h lets -D override it) and parsed by csource.py; the on-chip arrays the
 top reaches (onchip.onchip_arrays: file-scope and static arrays, local
 arrays of at least 1 Kibit), their ARRAY_PARTITION / ARRAY_RESHAPE factors and
 BIND_STORAGE choices, and the m_axi adapter buffers of the top's INTERFACE
@@ -52,6 +53,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,21 +223,20 @@ def maxi_buffers(project: csource.Project, top: csource.Func) -> list:
 _PROJECTS: dict = {}
 
 
-def _project(files: list, n_pe: int | None) -> csource.Project:
-    """The parsed sources for one N_PE, parsed once per process while unchanged."""
+def _project(files: list, defines: dict) -> csource.Project:
+    """The parsed sources under ``defines``, parsed once per process while unchanged."""
     paths = [Path(f).resolve() for f in files]
     deps = sorted(set(paths) | {h for p in paths for h in p.parent.glob("*.h")})
     stamp = tuple((str(p), p.stat().st_mtime_ns) for p in deps)
-    key = (stamp, n_pe)
+    key = (stamp, tuple(sorted(defines.items())))
     if key not in _PROJECTS:
-        defines = {"BITLET_N_PE": n_pe} if n_pe is not None else {}
         _PROJECTS[key] = csource.Project(paths, defines=defines)
     return _PROJECTS[key]
 
 
-def kernel_memories(files: list, top_name: str, n_pe: int | None) -> list:
-    """Memories of the kernel of ``top_name`` built from ``files`` with BITLET_N_PE = n_pe."""
-    project = _project(files, n_pe)
+def kernel_memories(files: list, top_name: str, defines: dict) -> list:
+    """Memories of the kernel of ``top_name`` built from ``files`` with ``defines``."""
+    project = _project(files, defines)
     if project.errors:
         file, line, message = project.errors[0]
         raise ValueError(f"{file}:{line}: {message}")
@@ -255,11 +256,45 @@ def _load_make_metadata():
     return mod
 
 
+def board_defines(board: dict, kind: str, header: Path) -> dict:
+    """The -D settings a board's kernel is built with: BITLET_N_PE (boards.tcl n_pe),
+    and BITLET_AXI_BYTES (hp_data_width / 8) when the header lets -D override it."""
+    defines = {"BITLET_N_PE": board["n_pe"][kind]}
+    text = header.read_text(encoding="utf-8") if header.exists() else ""
+    if re.search(r"^#ifndef\s+BITLET_AXI_BYTES\s*$", text, re.MULTILINE):
+        defines["BITLET_AXI_BYTES"] = int(board["hp_data_width"]) // 8
+    return defines
+
+
+@dataclass
+class Fit:
+    """One kernel on one board."""
+
+    board: str
+    part: str
+    kind: str
+    top: str
+    defines: dict
+    bram36: float
+    bram_cap: int
+    uram: int
+    uram_cap: int
+    memories: list
+
+    @property
+    def fits(self) -> bool:
+        return self.bram36 <= self.bram_cap and self.uram <= self.uram_cap
+
+    @property
+    def build(self) -> str:
+        return " ".join(f"-D{k}={v}" for k, v in sorted(self.defines.items()))
+
+
 def fit(files: list | None = None, boards_tcl: Path = BOARDS_TCL) -> list:
-    """Rows ``(board, part, kind, top, n_pe, bram36, bram_cap, uram, uram_cap, memories)``."""
+    """A ``Fit`` per board of boards.tcl and kernel kind, in board and kind order."""
     files = files or csource.source_files([HLS_DIR])
+    header = Path(files[0]).resolve().parent / "bitlet_hw.h"
     _, kinds, boards = _load_make_metadata().read_boards(boards_tcl)
-    cache: dict = {}
     rows = []
     for board in sorted(boards):
         b = boards[board]
@@ -267,12 +302,10 @@ def fit(files: list | None = None, boards_tcl: Path = BOARDS_TCL) -> list:
             raise ValueError(f"boards.tcl: no capacity known for device {b['device']} ({board})")
         bram_cap, uram_cap, _ = DEVICES[b["device"]]
         for kind in sorted(kinds):
-            top, n_pe = kinds[kind]["top"], b["n_pe"][kind]
-            if (top, n_pe) not in cache:
-                cache[(top, n_pe)] = kernel_memories(files, top, n_pe)
-            mems = cache[(top, n_pe)]
-            rows.append((board, b["part"], kind, top, n_pe, sum(m.bram36 for m in mems),
-                         bram_cap, sum(m.uram for m in mems), uram_cap, mems))
+            top, defines = kinds[kind]["top"], board_defines(b, kind, header)
+            mems = kernel_memories(files, top, defines)
+            rows.append(Fit(board, b["part"], kind, top, defines, sum(m.bram36 for m in mems),
+                            bram_cap, sum(m.uram for m in mems), uram_cap, mems))
     return rows
 
 
@@ -286,37 +319,37 @@ def render(rows: list) -> str:
         "# On-chip memory fit per board (modelled)",
         "",
         f"Generated by `{COMMAND}` from hls/*.c (on-chip arrays, ARRAY_PARTITION /",
-        "ARRAY_RESHAPE / BIND_STORAGE and m_axi INTERFACE pragmas, with",
-        "`-DBITLET_N_PE=<n_pe>`), hls/bitlet_hw.h and overlay/boards.tcl. Do not edit:",
+        "ARRAY_RESHAPE / BIND_STORAGE and m_axi INTERFACE pragmas, built with each",
+        "board's -D settings), hls/bitlet_hw.h and overlay/boards.tcl. Do not edit:",
         f"regenerate with `{COMMAND}`; `{COMMAND} --check` and",
         "tests/test_fit_table.py fail when this file is stale or a kernel does not fit.",
         "",
         "Figures are **modelled** (the mapping rule of hls/tools/fit_table.py), not",
         "synthesized: Vivado may pack differently. BRAM36 counts RAMB18 as 0.5.",
         "",
-        "| board | part | kernel | n_pe | BRAM36 | of | URAM | of | fits |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|",
+        "| board | part | kernel | build | BRAM36 | of | URAM | of | fits |",
+        "|---|---|---|---|---:|---:|---:|---:|---|",
     ]
-    for board, part, kind, top, n_pe, bram, bcap, uram, ucap, _ in rows:
-        ok = "yes" if bram <= bcap and uram <= ucap else "**NO**"
-        lines.append(f"| {board} | {part} | {kind} ({top}) | {n_pe} | {_num(bram)} | {bcap} "
-                     f"| {uram} | {ucap} | {ok} |")
+    for r in rows:
+        lines.append(f"| {r.board} | {r.part} | {r.kind} ({r.top}) | {r.build} "
+                     f"| {_num(r.bram36)} | {r.bram_cap} | {r.uram} | {r.uram_cap} "
+                     f"| {'yes' if r.fits else '**NO**'} |")
     lines += ["", "Device capacities (published figures, see DEVICES in hls/tools/fit_table.py):",
               ""]
     for dev, (bcap, ucap, src) in sorted(DEVICES.items()):
         lines.append(f"- {dev}: {bcap} BRAM36, {ucap} URAM: {src}.")
     seen = set()
-    for board, _, kind, top, n_pe, bram, _, uram, _, mems in rows:
-        if (top, n_pe) in seen:
+    for r in rows:
+        if (r.top, r.build) in seen:
             continue
-        seen.add((top, n_pe))
-        users = ", ".join(r[0] for r in rows if r[3] == top and r[4] == n_pe)
-        lines += ["", f"## {top}, n_pe = {n_pe} ({users}): {_num(bram)} BRAM36, {uram} URAM",
+        seen.add((r.top, r.build))
+        users = ", ".join(x.board for x in rows if (x.top, x.build) == (r.top, r.build))
+        lines += ["", f"## {r.top}, {r.build} ({users}): {_num(r.bram36)} BRAM36, {r.uram} URAM",
                   "",
                   ("| memory | declared at | bits x shape | pragmas | impl | memories x depth"
-                  " x width | BRAM36 | URAM |"),
+                   " x width | BRAM36 | URAM |"),
                   "|---|---|---|---|---|---|---:|---:|"]
-        for m in mems:
+        for m in r.memories:
             lines.append(f"| {m.name} | {m.where} | {m.elem_bits} x [{m.shape}] | {m.shaping} "
                          f"| {m.impl} | {m.memories} x {m.depth} x {m.width} | {_num(m.bram36)}"
                          f" | {m.uram} |")
@@ -324,8 +357,9 @@ def render(rows: list) -> str:
 
 
 def misfits(rows: list) -> list:
-    return [f"{r[0]}: {r[2]} needs {_num(r[5])} BRAM36 (of {r[6]}) and {r[7]} URAM (of {r[8]})"
-            for r in rows if r[5] > r[6] or r[7] > r[8]]
+    """One line per kernel that does not fit its board."""
+    return [f"{r.board}: {r.kind} needs {_num(r.bram36)} BRAM36 (of {r.bram_cap}) and {r.uram} "
+            f"URAM (of {r.uram_cap})" for r in rows if not r.fits]
 
 
 def main(argv: list | None = None) -> int:
