@@ -1,24 +1,47 @@
 """An independent pure-Python layer model (NUMERICS.md s.5/6) and the kernel's
 documented cycle model (hls/README.md "Cycle model"), for tests only.
 
-Built on the group definition of ``pyref.group`` (written from the contract,
-no C): the layer split into 64-groups, zero padding, group sums in binary32
-(numpy float32 scalars round to nearest even) from +0.0, bias, ReLU,
+Independent of the code under test: it imports nothing from ``bitlet`` (no
+``bitlet.hw``, no ``preprocess``, no C).  Its constants are typed by hand from
+hls/bitlet_hw.h and NUMERICS.md (``tests/test_hw_header.py`` checks that they
+still equal ``bitlet.hw``), its fp16/bf16 rounding is its own, in plain Python
+integers, and the group arithmetic is ``pyref.group`` (written from the
+contract).  numpy is used only for float32 scalars (binary32 sums, round to
+nearest even) and for views of float32 bits.
+
+Built on the group definition of ``pyref.group``: the layer split into
+64-groups, zero padding, group sums in binary32 from +0.0, bias, ReLU,
 canonical NaN, 16-bit rounding; fixed mode with exact Python integers.
 Shapes must stay tiny: one group costs tens of milliseconds.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 import pyref
-from bitlet import hw
+
+#: the hardware constants this model uses, typed by hand from hls/bitlet_hw.h (named
+#: like bitlet.hw's so the cycle model reads as the header does; not bitlet.hw)
+hw = SimpleNamespace(
+    N_PE=4,                        # PEs in the array
+    GROUP=pyref.N_PAIRS,           # 64 MACs per PE operation
+    WGT_BUF_WORDS=16384,           # weight buffer (words)
+    LAT_FP32=pyref.LAT_FP32,       # fp32 group latency = 24 + S
+    LAT_FIXED=pyref.LAT_FIXED,     # fixed group latency = 21 + S
+    CANONICAL_NAN=pyref.CANONICAL_NAN,
+    CANONICAL_NAN_FP16=0x7E00,     # NaN written as a binary16 output
+    CANONICAL_NAN_BF16=0x7FC0,     # NaN written as a bfloat16 output
+    DDR_BYTES_PER_CYCLE=8,         # m_axi: 64-bit beats, no overlap
+    INSN_OVERHEAD_CYCLES=32,       # fetch, decode, checks, profile
+    INSN_BYTES=128,                # one instruction in DDR
+)
 
 N_PE = hw.N_PE
 GROUP = hw.GROUP
 CANON_NAN = hw.CANONICAL_NAN
-FIX_LO, FIX_HI = -(2 ** 24), 2 ** 24 - 1
+FIX_LO, FIX_HI = pyref.FIX_LO, pyref.FIX_HI
 INSN_BYTES = hw.INSN_BYTES
 INSN_OVERHEAD = hw.INSN_OVERHEAD_CYCLES
 DDR_BYTES_PER_CYCLE = hw.DDR_BYTES_PER_CYCLE
@@ -35,16 +58,39 @@ def b2f(u: int) -> np.float32:
     return np.uint32(u).view(np.float32)
 
 
+def bits32(x) -> np.ndarray:
+    """binary32 bits of an array, as uint32 (a view of float32 data)."""
+    return np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+
+
 def is_nan_bits(u: int) -> bool:
     return (u >> 23) & 0xFF == 0xFF and (u & 0x7FFFFF) != 0
 
 
 def fp16_bits(u: int) -> int:
-    """binary32 bits -> binary16 bits, RNE, canonical NaN (numpy's cast is RNE)."""
+    """binary32 bits -> binary16 bits: round to nearest even (subnormals, overflow to
+    infinity), canonical NaN; plain integer arithmetic."""
     if is_nan_bits(u):
         return hw.CANONICAL_NAN_FP16
-    with np.errstate(over="ignore"):
-        return int(np.float32(b2f(u)).astype(np.float16).view(np.uint16))
+    sign = (u >> 16) & 0x8000
+    e, m = (u >> 23) & 0xFF, u & 0x7FFFFF
+    if e == 0xFF:
+        return sign | 0x7C00                       # infinity
+    if e == 0:
+        return sign                                # binary32 subnormals are < 2^-126: +-0
+    exp, sig = e - 127, m | 1 << 23                # value = sig * 2^(exp - 23)
+    ulp = exp - 10 if exp >= -14 else -24          # binary16 ulp at this magnitude
+    shift = ulp - (exp - 23)                       # >= 13
+    q, rem, half = sig >> shift, sig & ((1 << shift) - 1), 1 << (shift - 1)
+    if rem > half or (rem == half and q & 1):
+        q += 1
+    if ulp == -24:
+        return sign | q                            # subnormal (q = 1024: the least normal)
+    if q == 2048:
+        q, exp = 1024, exp + 1
+    if exp + 15 >= 31:
+        return sign | 0x7C00                       # overflow: infinity
+    return sign | (exp + 15) << 10 | (q - 1024)
 
 
 def bf16_bits(u: int) -> int:
@@ -55,6 +101,30 @@ def bf16_bits(u: int) -> int:
     if lo > 0x8000 or (lo == 0x8000 and hi & 1):
         hi += 1
     return hi
+
+
+def widen16(h: int, fmt: str) -> int:
+    """binary16 / bfloat16 bits -> the binary32 bits of the same value (exact)."""
+    if fmt == "bf16":
+        return h << 16
+    sign, e, m = (h & 0x8000) << 16, (h >> 10) & 0x1F, h & 0x3FF
+    if e == 0x1F:
+        return sign | 0x7F800000 | m << 13
+    if e == 0:
+        if m == 0:
+            return sign
+        e = 1
+        while not m & 0x400:                       # normalise the subnormal
+            m, e = m << 1, e - 1
+        m &= 0x3FF
+    return sign | (e - 15 + 127) << 23 | m << 13
+
+
+def round_to(x, fmt: str) -> np.ndarray:
+    """float32 array -> float32 array of the values rounded (RNE) to ``fmt`` ("fp16"/"bf16")."""
+    to16 = fp16_bits if fmt == "fp16" else bf16_bits
+    flat = [widen16(to16(int(u)), fmt) for u in bits32(x).reshape(-1)]
+    return np.array(flat, np.uint32).view(np.float32).reshape(np.shape(x))
 
 
 def fixed_word(v: int) -> int:

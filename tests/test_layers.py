@@ -1,6 +1,11 @@
 """Kernel layers (hls/bitlet_kernel.c through the cffi reference) against the
 independent pure-Python layer model tests/pyref_layers.py, bit for bit, and
-its documented cycle model exactly.  Shapes stay tiny (the model is slow)."""
+its documented cycle model exactly.  Shapes stay tiny (the model is slow).
+
+The model's operands come from the test's own float32 arrays (bits viewed with
+``pyref_layers.bits32``, 16-bit formats rounded by ``pyref_layers.round_to``);
+the SDK's ``preprocess`` is used only on the path under test, to lay the
+operands out in device memory for the kernel."""
 from __future__ import annotations
 
 import numpy as np
@@ -67,8 +72,8 @@ def run_insn(x, w, *, fmt="fp32", ofmt=None, bias=None, acc_in=None, kernel="bit
 
 
 def model(x, w, *, fixed=False, **kw) -> ref.Layer:
-    xb = x.astype(np.int64) if fixed else preprocess.f32_bits(x)
-    wb = w.astype(np.int64) if fixed else preprocess.f32_bits(w)
+    xb = x.astype(np.int64) if fixed else ref.bits32(x)
+    wb = w.astype(np.int64) if fixed else ref.bits32(w)
     return ref.Layer(x=xb, w=wb, fixed=fixed, **kw)
 
 
@@ -114,7 +119,7 @@ def test_conv_long_k_spans_several_groups_with_bias_relu():
     x, w = weights((1, 2, 2, 40), scale=1.0), weights((3, 2, 2, 40))   # K = 160: 3 groups
     b = weights((3,))
     raw, prof = run_insn(x, w, bias=b, relu=True)
-    layer = model(x, w, bias=[int(v) for v in preprocess.f32_bits(b)], relu=True)
+    layer = model(x, w, bias=[int(v) for v in ref.bits32(b)], relu=True)
     assert np.array_equal(as_int(raw), ref.run(layer).astype(np.int64))
     check_cycles(layer, prof)
 
@@ -123,14 +128,14 @@ def test_public_conv2d_and_matmul_equal_the_model():
     x, w = relu_like((1, 3, 3, 3)), weights((4, 2, 2, 3))
     b = weights((4,))
     got = _layers.conv2d(x, w, padding=(0, 1, 1, 0), bias=b, relu=True)
-    layer = model(x, w, pad=(0, 1, 1, 0), bias=[int(v) for v in preprocess.f32_bits(b)],
+    layer = model(x, w, pad=(0, 1, 1, 0), bias=[int(v) for v in ref.bits32(b)],
                   relu=True)
-    assert np.array_equal(preprocess.f32_bits(got), ref.run(layer).astype(np.uint32))
+    assert np.array_equal(ref.bits32(got), ref.run(layer).astype(np.uint32))
     wm, a = weights((5, 70)), relu_like((70, 2))
     got = _layers.matmul(wm, a)
     layer = model(np.ascontiguousarray(a.T).reshape(2, 1, 1, 70), wm.reshape(5, 1, 1, 70))
     want = ref.run(layer).reshape(2, 5).T.astype(np.uint32)
-    assert np.array_equal(preprocess.f32_bits(got), want)
+    assert np.array_equal(ref.bits32(got), want)
 
 
 def test_prune_mask_changes_results_and_cycles_as_modelled():
@@ -154,9 +159,9 @@ def test_prune_mask_changes_results_and_cycles_as_modelled():
 def test_16bit_operands_widen_and_outputs_round(fmt):
     x, w = relu_like((1, 3, 3, 4)), weights((3, 2, 2, 4))
     b = weights((3,))
-    xr, wr = preprocess.round_to(x, fmt), preprocess.round_to(w, fmt)
+    xr, wr = ref.round_to(x, fmt), ref.round_to(w, fmt)
     raw, prof = run_insn(x, w, fmt=fmt, bias=b, relu=True)
-    layer = model(xr, wr, bias=[int(v) for v in preprocess.f32_bits(b)], relu=True, ofmt=fmt)
+    layer = model(xr, wr, bias=[int(v) for v in ref.bits32(b)], relu=True, ofmt=fmt)
     assert raw.dtype == np.uint16
     assert np.array_equal(as_int(raw), ref.run(layer).astype(np.int64))
     check_cycles(layer, prof, wfmt_bytes=2, afmt_bytes=2, out_bytes=2)
@@ -166,11 +171,15 @@ def test_16bit_operands_widen_and_outputs_round(fmt):
 
 
 def test_public_functions_round_operands_to_the_precision():
+    """conv2d(precision=fmt) equals the model on operands rounded by the model's own
+    fp16/bf16 rounding (not the SDK's round_to: that compared the SDK with itself)."""
     x, w = relu_like((1, 2, 2, 4)), weights((2, 1, 1, 4))
+    x[0, 0, 0, :2] = [1 + 2.0 ** -11, 1 + 3 * 2.0 ** -11]     # fp16 ties: to even, up
+    w[0, 0, 0, :2] = [1 + 2.0 ** -8, 1 + 3 * 2.0 ** -8]       # bf16 ties likewise
     for fmt in ("fp16", "bf16"):
         got = _layers.conv2d(x, w, precision=fmt)
-        want = _layers.conv2d(preprocess.round_to(x, fmt), preprocess.round_to(w, fmt))
-        assert np.array_equal(preprocess.f32_bits(got), preprocess.f32_bits(want))
+        want = ref.run(model(ref.round_to(x, fmt), ref.round_to(w, fmt)))
+        assert np.array_equal(ref.bits32(got), want.astype(np.uint32))
 
 
 # ----------------------------------------------------------------------
@@ -232,7 +241,7 @@ def test_public_matmul_tiles_long_k_and_matches_model():
     w, a = weights((1, k), rng), relu_like((k, 1), rng, zeros=0.95)
     got, prof = _layers.matmul(w, a, return_profile=True)
     layer = model(a.T.reshape(1, 1, 1, k), w.reshape(1, 1, 1, k))
-    assert preprocess.f32_bits(got)[0, 0] == ref.run(layer)[0, 0, 0, 0]
+    assert ref.bits32(got)[0, 0] == ref.run(layer)[0, 0, 0, 0]
     assert prof["groups"] == -(-k // hw.GROUP)
 
 
@@ -267,13 +276,13 @@ def test_nan_from_opposite_infinities_is_canonical_and_no_negative_zero():
     a = np.zeros((128, 1), np.float32)
     a[0, 0] = 1.0
     got = _layers.matmul(w, a)
-    bits = preprocess.f32_bits(got)[:, 0]
+    bits = ref.bits32(got)[:, 0]
     assert bits[0] == hw.CANONICAL_NAN and bits[2] == hw.CANONICAL_NAN
     a = np.zeros((128, 1), np.float32)
     got = _layers.matmul(w[1:2], a, bias=np.array([-0.0], np.float32))
-    assert preprocess.f32_bits(got)[0, 0] == 0
+    assert ref.bits32(got)[0, 0] == 0
     got = _layers.matmul(-np.ones((1, 4), np.float32), np.ones((4, 1), np.float32), relu=True)
-    assert preprocess.f32_bits(got)[0, 0] == 0
+    assert ref.bits32(got)[0, 0] == 0
 
 
 # ----------------------------------------------------------------------
@@ -407,11 +416,11 @@ def test_engine_argument_is_checked_and_both_engines_agree():
 
 def test_big_endian_and_non_contiguous_float32_operands():
     w, a = weights((3, 70)), relu_like((70, 2))
-    want = preprocess.f32_bits(_layers.matmul(w, a))
+    want = ref.bits32(_layers.matmul(w, a))
     got = _layers.matmul(w.astype(">f4"), np.asfortranarray(a).astype(">f4"))
-    assert np.array_equal(preprocess.f32_bits(got), want)
+    assert np.array_equal(ref.bits32(got), want)
     got = _layers.matmul(np.repeat(w, 2, axis=1)[:, ::2], a)
-    assert np.array_equal(preprocess.f32_bits(got), want)
+    assert np.array_equal(ref.bits32(got), want)
 
 
 def test_dimensions_beyond_the_kernel_limits_are_refused_by_name():
@@ -443,7 +452,7 @@ def test_nan_inputs_give_nan_not_an_error():
     w, a = weights((2, 8)), weights((8, 1))
     a[3, 0] = np.nan
     got = _layers.matmul(w, a)
-    assert (preprocess.f32_bits(got) == hw.CANONICAL_NAN).all()
+    assert (ref.bits32(got) == hw.CANONICAL_NAN).all()
 
 
 # ----------------------------------------------------------------------
@@ -484,7 +493,7 @@ def test_random_geometries_match_model_and_cycle_model(g):
         x, w = relu_like(g["x"], rng), weights(g["w"], rng)
         b = weights((cout,), rng) if g["bias"] else None
         extra, mode = {}, "fp32"
-        bias_model = None if b is None else [int(v) for v in preprocess.f32_bits(b)]
+        bias_model = None if b is None else [int(v) for v in ref.bits32(b)]
     geo = {"stride": g["stride"], "groups": g["groups"], "relu": g["relu"], "prune": g["prune"]}
     raw, prof = run_insn(x, w, fmt=mode, padding=g["pad"], dilation=g["dil"], bias=b, **geo,
                          **extra)
