@@ -59,7 +59,7 @@ array-partition-scope
 on-chip-budget
     the on-chip arrays of a kernel exceed the header's budgets.  On-chip
     arrays: file-scope and static arrays, and local arrays of at least
-    ``LOCAL_ONCHIP_MIN_BITS`` bits, in the functions reachable from a top
+    1024 bits (``onchip.LOCAL_ONCHIP_MIN_BITS``), in the functions reachable from a top
     (every function when no top is defined).  Budgets: each
     ``BITLET_<X>_BUF_WORDS`` of the headers is a budget of that many 32-bit
     words for the arrays whose declared size refers to that macro (through
@@ -160,7 +160,6 @@ def _host_only_lines(path: Path) -> list:
     return [i + 1 for i, ln in enumerate(lines) if HOST_ONLY_MARK in ln]
 
 
-
 def mark_host_only(project: Project) -> None:
     """Set ``host_only`` on the functions of HOST_ONLY_FUNCTIONS and on each
     function whose definition is the first after a ``hls-rules: host-only`` comment."""
@@ -184,7 +183,8 @@ def mark_host_only(project: Project) -> None:
 # Rules
 # ---------------------------------------------------------------------------
 def _pipeline_regions(project: Project):
-    """(function, region roots, description) of every PIPELINE region."""
+    """(function, region roots, description, pipelined loop node or None) of every
+    PIPELINE region: a pipelined loop's body and step, or a pipelined function's body."""
     for f in project.functions():
         if f.pipelined:
             yield f, [f.node.body], f"PIPELINE function {f.name} ({display(f.file)}:{f.line})", None
