@@ -328,7 +328,8 @@ class KernelDriver:
     # -- running ---------------------------------------------------------------
     def run(self, prog_addr: int, n_insn: int, prof_addr: int = 0,
             timeout: float | None = None,
-            allowance: tuple[float, str] | None = None) -> RunResult:
+            allowance: tuple[float, str] | None = None,
+            window: tuple[int, int] | None = None) -> RunResult:
         """Run ``n_insn`` instructions at device address ``prog_addr``.
 
         Parameters
@@ -348,6 +349,12 @@ class KernelDriver:
             Seconds added to the *default* timeout (when neither this call
             nor the constructor chose one) and what they are for; a timeout
             error prints both.  Ignored when the user chose a timeout.
+        window : (int, int), optional
+            ``(device address, bytes)`` the kernel may touch in this run
+            (MEM = MEM_BASE = address, MEM_SIZE = bytes): e.g. one program's
+            own buffer, so any access outside it is a bus error that writes
+            nothing.  Default: the device's whole memory window.  It must lie
+            inside that window.
 
         Returns
         -------
@@ -375,17 +382,19 @@ class KernelDriver:
                 and allowance[0] > 0:
             extra = (float(allowance[0]), str(allowance[1]))
             limit += extra[0]
-        result = self._execute(prog_addr, n_insn, prof_addr, limit, allowance=extra)
+        if window is not None:
+            window = self._check_window(window)
+        result = self._execute(prog_addr, n_insn, prof_addr, limit, allowance=extra,
+                               window=window)
         self.last_run = result
         return result
 
     def _execute(self, prog_addr: int, n_insn: int, prof_addr: int, timeout: float,
-                 probe: bool = False, allowance: tuple[float, str] | None = None) -> RunResult:
+                 probe: bool = False, allowance: tuple[float, str] | None = None,
+                 window: tuple[int, int] | None = None) -> RunResult:
         hw, dev = _hw(), self.device
         self._prepare()
-        if self._window is None:
-            self._window = _memory_window(dev)
-        base, size = self._window
+        base, size = self.device_window() if window is None else window
         for reg, value in (("MEM_LO", base), ("MEM_BASE_LO", base), ("PROG_LO", prog_addr),
                            ("PROF_LO", prof_addr)):
             dev.write_reg(getattr(hw, "REG_" + reg), value & 0xFFFF_FFFF)
@@ -408,6 +417,24 @@ class KernelDriver:
             raise DeviceError(f"the kernel reported STATUS_OK but completed {done} of {n_insn} "
                               "instructions: the overlay does not implement this SDK's protocol")
         return RunResult(n_insn, status, seconds, self.use_interrupt)
+
+    def device_window(self) -> tuple[int, int]:
+        """``(device address, bytes)`` of all the memory the device lets the kernel address."""
+        if self._window is None:
+            self._window = _memory_window(self.device)
+        return self._window
+
+    def _check_window(self, window: Any) -> tuple[int, int]:
+        try:
+            base, size = (int(v) for v in window)
+        except (TypeError, ValueError):
+            raise BitletTypeError(f"window must be (device address, bytes), got {window!r}") from None
+        low, span = self.device_window()
+        if size <= 0 or size > 0xFFFF_FFFF or base < low or base + size > low + span:
+            raise BitletValueError(f"window [0x{base:x}, 0x{base + size:x}) must be non-empty, "
+                                   f"below 4 GiB and inside the device's memory "
+                                   f"[0x{low:x}, 0x{low + span:x})")
+        return base, size
 
     def _prepare(self) -> None:
         """Refuse a busy kernel; clear stale ap_done, ISR and ap_vld bits."""

@@ -125,7 +125,7 @@ def test_a_program_that_would_unpack_beyond_the_limits_is_refused():
         with Agent(dev, limits=link.Limits(max_message=1 << 20)).start("tcp://127.0.0.1:0") as agent, \
                 open_remote(f"tcp://127.0.0.1:{agent.port}", timeout=10) as remote:
             assert bomb.size < 64 << 10
-            with pytest.raises(bitlet.BitletValueError, match="unpack to 2097152 bytes"):
+            with pytest.raises(bitlet.BitletValueError, match="unpack to 2,097,152 bytes"):
                 remote.call("program_put", {"digest": "2" * 64}, [bomb])
             assert not remote.call("program_has", {"digest": "2" * 64})[0]
             assert remote.read_reg(hw.REG_CTRL) & hw.CTRL_AP_IDLE

@@ -21,6 +21,7 @@ from bitlet.errors import (
     LinkError,
     OutOfDeviceMemory,
     OverlayMismatch,
+    ProgramError,
 )
 
 # name -> "module:attribute", resolved lazily (PEP 562)
@@ -45,6 +46,7 @@ __all__ = [
     "LinkError",
     "OutOfDeviceMemory",
     "OverlayMismatch",
+    "ProgramError",
     "__version__",
     "compare",
     "compile",

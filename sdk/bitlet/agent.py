@@ -587,8 +587,9 @@ class Agent:
         if len(arrays) != 1 or arrays[0].dtype != np.uint8:
             raise LinkProtocolError("program_put: expects one uint8 array")
         data = arrays[0].tobytes()
-        _check_npz_expansion(data, self.limits.max_message)
-        program = Program.from_bytes(data)  # an .npz read without pickle
+        # the one bounded, validating reader of bitlet.load: declared sizes checked before
+        # inflating, every field bounded by the program's own buffer
+        program = Program.from_bytes(data, max_bytes=self.limits.max_message)
         if program.digest() != digest:
             raise BitletValueError(f"program_put: the program received has digest "
                                    f"{program.digest()[:16]}..., not {digest[:16]}...")
@@ -707,26 +708,6 @@ def _digest_arg(args: dict) -> str:
             or any(c not in "0123456789abcdef" for c in digest):
         raise BitletValueError(f"argument digest must be a sha256 hex string, got {digest!r}")
     return digest
-
-
-def _check_npz_expansion(data: bytes, limit: int) -> None:
-    """Refuse an ``.npz`` whose members would unpack to more than ``limit`` bytes.
-
-    A program crosses the link as an ``.npz`` (a zip); a compressed member can
-    expand a thousandfold.  zipfile never returns more than a member's declared
-    size, so bounding the declared sizes bounds the memory the agent spends.
-    """
-    import io
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            total = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise BitletValueError(f"program_put: not a Bitlet program file: {exc}") from None
-    if total > limit:
-        raise BitletValueError(f"program_put: the program's members unpack to {total} bytes, "
-                               f"beyond the agent's message limit of {limit} bytes")
 
 
 def _quietly_free(buf: Any) -> None:

@@ -20,6 +20,11 @@ class BitletTypeError(BitletError, TypeError):
     """An argument has the wrong type or dtype."""
 
 
+class ProgramError(BitletValueError):
+    """A compiled program (from a file or a wire) is malformed or reaches outside its
+    own buffer; the message names the field."""
+
+
 class DeviceError(BitletError):
     """A device (board, simulator or remote agent) failed."""
 

@@ -17,16 +17,31 @@ A :class:`Program` is plain data and device independent:
 ``arrays``
     Host constants read by host steps (and attribute tensors).
 
-Serialised as ONE ``.npz`` file read with ``allow_pickle=False`` (the
-metadata is a JSON string stored as a uint8 array), so a program received
-over a wire can be loaded safely.  :meth:`Program.digest` is a SHA-256
-content hash for caching.
+Serialised as ONE ``.npz`` file (the metadata is a JSON string stored as a
+uint8 array), read by one bounded reader (:func:`bitlet.npz.read_npz`: no
+pickle, declared sizes checked before anything is inflated) and validated
+(:meth:`Program.validate`) for a local file and a program received over a
+wire alike, so neither can reach memory outside the program's own buffer.
+:meth:`Program.digest` is a SHA-256 content hash for caching.
+
+Buffer layout (``meta["buffers"]``, byte offsets in the one device buffer)::
+
+    0                 instructions   n_insn * hw.INSN_BYTES
+    profile_offset    profile area   n_insn * hw.PROF_BYTES  (the kernel writes it)
+    blob_offset       weights, biases blob_bytes             (read only)
+    image_bytes       end of the stored image
+    pool_offset       activations    pool_bytes              (the kernel writes it)
+    total_bytes       = pool_offset + pool_bytes
+
+The kernel writes only the profile area and the pool (OUT, ACC operands);
+it reads operands from the weights and the pool.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,7 +50,8 @@ from typing import Any
 import numpy as np
 
 from bitlet import hw
-from bitlet.errors import BitletTypeError, BitletValueError
+from bitlet.errors import BitletTypeError, BitletValueError, ProgramError
+from bitlet.npz import MAX_BYTES, read_npz
 
 FORMAT = "bitlet-program"
 FORMAT_VERSION = 1
@@ -46,6 +62,17 @@ ADDRESS_FIELDS = ("ACT", "WGT", "BIAS", "OUT", "ACC")
 
 
 _STEPS = ("host", "upload", "download", "kernel", "weights", "fixbias")
+#: metadata keys and their JSON types
+_META_KEYS = {"buffers": dict, "devices": dict, "steps": list, "layers": list, "inputs": list,
+              "outputs": list, "kernel": dict, "precision": str, "model": str}
+_BUFFER_KEYS = ("n_insn", "profile_offset", "blob_offset", "blob_bytes", "image_bytes",
+                "pool_offset", "pool_bytes", "total_bytes")
+#: alignment of the activation pool (and every region the compiler places)
+POOL_ALIGN = 64
+#: deepest nesting of lists and objects accepted in the metadata
+MAX_META_DEPTH = 32
+#: bytes per element of a device value's format
+_FMT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fixed": 4}
 
 
 def check_feeds(meta: dict, feeds: Any) -> dict[str, np.ndarray]:
@@ -86,17 +113,78 @@ def check_feeds(meta: dict, feeds: Any) -> dict[str, np.ndarray]:
     return checked
 
 
-def _validate_step(step: dict, devices: dict, host_ops: dict, n_insn: int) -> None:
-    op = step.get("op")
+def _int(value: Any, where: str, lo: int = 0) -> int:
+    """``value`` as an int >= ``lo`` (not a bool or a float), else ProgramError naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise ProgramError(f"program: {where} must be an int >= {lo}, got {value!r}")
+    return value
+
+
+def _field(d: Any, key: str, where: str, kind: type | tuple = object) -> Any:
+    """``d[key]`` of JSON type ``kind``, else ProgramError naming ``where.key``."""
+    if not isinstance(d, dict):
+        raise ProgramError(f"program: {where} must be a JSON object, got {type(d).__name__}")
+    if key not in d:
+        raise ProgramError(f"program: {where}.{key} is missing")
+    if kind is int:
+        return _int(d[key], f"{where}.{key}")
+    if not isinstance(d[key], kind) or isinstance(d[key], bool) and kind is not bool:
+        name = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise ProgramError(f"program: {where}.{key} must be a JSON {name}, got {d[key]!r:.60}")
+    return d[key]
+
+
+def _check_depth(value: Any) -> None:
+    """Refuse metadata nested deeper than :data:`MAX_META_DEPTH` (iteratively)."""
+    todo = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if depth > MAX_META_DEPTH:
+            raise ProgramError(f"program: the metadata is nested deeper than {MAX_META_DEPTH} levels")
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        todo.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+
+
+def _shape(value: Any, where: str) -> tuple[int, ...]:
+    if not isinstance(value, list) or len(value) > 8:
+        raise ProgramError(f"program: {where} must be a list of at most 8 ints, got {value!r:.60}")
+    return tuple(_int(n, where) for n in value)
+
+
+def _validate_step(step: dict, program: Program, host_ops: dict) -> None:
+    devices, arrays = program.meta["devices"], program.arrays
+    op = _field(step, "op", "step", str)
+    where = f"step {op!r}"
     if op not in _STEPS:
-        raise BitletValueError(f"program: unknown step {op!r}")
+        raise ProgramError(f"program: unknown step {op!r}")
     if op == "host" and step.get("type") not in host_ops:
-        raise BitletValueError(f"program: unknown host op {step.get('type')!r}")
-    if op == "kernel" and not 0 <= step["first"] <= step["first"] + step["count"] <= n_insn:
-        raise BitletValueError("program: a kernel step runs instructions the program lacks")
+        raise ProgramError(f"program: unknown host op {step.get('type')!r}")
+    if op == "kernel":
+        first, count = _field(step, "first", where, int), _field(step, "count", where, int)
+        if first + count > program.n_insn:
+            raise ProgramError(f"program: a kernel step runs instructions [{first}, "
+                               f"{first + count}), the program has {program.n_insn}")
     for key in ("dev", "input"):
-        if key in step and step[key] not in devices:
-            raise BitletValueError(f"program: step {op!r} names an unknown device value {step[key]!r}")
+        if key in step and (not isinstance(step[key], str) or step[key] not in devices):
+            raise ProgramError(f"program: {where} names an unknown device value {step[key]!r}")
+    names = [step.get("scale"), step.get("bias")] if op == "fixbias" else []
+    if isinstance(step.get("dequant"), dict):
+        names.append(step["dequant"].get("scale"))
+    names += [v["__array__"] for v in (step.get("attrs") or {}).values()
+              if isinstance(v, dict) and "__array__" in v]
+    for name in names:
+        if not isinstance(name, str) or name not in arrays:
+            raise ProgramError(f"program: {where} reads array {name!r}, which the program lacks")
+    if op in ("upload", "download"):
+        info = devices[_field(step, "dev", where, str)]
+        fmt = _field(step, "fmt", where, str) if op == "upload" else info["fmt"]
+        size = math.prod(_shape(_field(step, "shape", where), f"{where}.shape"))
+        if fmt not in _FMT_BYTES or size * _FMT_BYTES[fmt] > info["nbytes"]:
+            raise ProgramError(f"program: {where}.shape {step['shape']} ({fmt!r}) does not fit "
+                               f"device value {step['dev']!r} of {info['nbytes']} bytes")
+        if op == "download" and size != math.prod(info["shape"]):
+            raise ProgramError(f"program: {where}.shape {step['shape']} disagrees with device "
+                               f"value {step['dev']!r} of shape {info['shape']}")
 
 
 @dataclass
@@ -140,35 +228,133 @@ class Program:
     def validate(self) -> None:
         """Check a (possibly received) program before it touches a device.
 
-        Every instruction operand (its address offset plus the extent the
-        kernel will read or write) must lie inside the program's own buffer,
-        every step must be a known kind naming known values and host ops.
-        Raises :class:`bitlet.BitletValueError` describing the first problem.
+        The metadata must have every key of the right JSON type; the buffer
+        plan's regions (instructions, profile area, weights, activation pool;
+        see the module docstring) must lie in order inside the program's own
+        buffer without overlapping; every instruction operand (its address
+        offset plus the extent the kernel will read or write) must lie inside
+        the region it may touch (writes: the pool; reads: weights or pool);
+        every step must be a known kind naming known values, arrays and host
+        ops, with shapes that fit them.
+
+        Raises
+        ------
+        bitlet.ProgramError
+            Naming the first field that is wrong (a ``BitletValueError``).
         """
         from bitlet.compiler.hostops import HOST_OPS
+
+        meta = self.meta
+        if not isinstance(meta, dict):
+            raise ProgramError(f"program: the metadata must be a JSON object, got "
+                               f"{type(meta).__name__}")
+        _check_depth(meta)
+        for key, kind in _META_KEYS.items():
+            _field(meta, key, "meta", kind)
+        try:
+            self._validate_layout()
+            self._validate_insns()
+            self._validate_values(HOST_OPS)
+        except ProgramError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+            raise ProgramError(f"program: malformed metadata ({type(exc).__name__}: {exc})") from None
+
+    def _validate_layout(self) -> None:
+        """The buffer plan: regions in order, inside the buffer, the arrays that match it."""
+        b = self.meta["buffers"]
+        n, prof, blob, blob_bytes, image_bytes, pool, pool_bytes, total = (
+            _field(b, key, "buffers", int) for key in _BUFFER_KEYS)
+        if b.get("insn_offset", 0) != 0:
+            raise ProgramError(f"program: buffers.insn_offset must be 0, got {b['insn_offset']!r}")
+        if n * hw.INSN_BYTES > prof or prof % hw.PROF_BYTES:
+            raise ProgramError(f"program: buffers.profile_offset {prof} must be a multiple of "
+                               f"{hw.PROF_BYTES} at or after the {n} instructions "
+                               f"({n * hw.INSN_BYTES} bytes)")
+        if prof + n * hw.PROF_BYTES > blob:
+            raise ProgramError(f"program: buffers.profile_offset {prof}: the profile area "
+                               f"[{prof}, {prof + n * hw.PROF_BYTES}) overlaps the weights at "
+                               f"blob_offset {blob}")
+        if blob + blob_bytes > image_bytes:
+            raise ProgramError(f"program: buffers.blob_bytes: the weights [{blob}, "
+                               f"{blob + blob_bytes}) end past the image ({image_bytes} bytes)")
+        if pool < image_bytes or pool % POOL_ALIGN:
+            raise ProgramError(f"program: buffers.pool_offset {pool} must be a multiple of "
+                               f"{POOL_ALIGN} at or after the end of the image (instructions, "
+                               f"profile, weights: {image_bytes} bytes)")
+        if pool + pool_bytes != total:
+            raise ProgramError(f"program: buffers.total_bytes {total} is not pool_offset + "
+                               f"pool_bytes = {pool + pool_bytes}")
+        image = self.image
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 1 \
+                or image.size != image_bytes:
+            raise ProgramError(f"program: the image must be {image_bytes} uint8 bytes "
+                               f"(buffers.image_bytes), got {getattr(image, 'dtype', '?')} "
+                               f"{getattr(image, 'shape', '?')}")
+        reloc = self.arrays.get("__reloc__")
+        if not isinstance(reloc, np.ndarray) or reloc.dtype != np.uint8 or reloc.shape != (n,):
+            raise ProgramError(f"program: the relocation table __reloc__ must be {n} uint8 "
+                               f"(one per instruction), got {getattr(reloc, 'dtype', None)} "
+                               f"{getattr(reloc, 'shape', None)}")
+
+    def _validate_insns(self) -> None:
+        """Every operand inside the region it may touch, and relocated."""
         from bitlet.isa import Insn, operand_bytes
 
-        b, total = self.meta["buffers"], self.device_bytes
-        if len(self.image) != b["image_bytes"] or b["pool_offset"] + b["pool_bytes"] != total:
-            raise BitletValueError("program: image and buffer plan sizes disagree")
-        reloc = self.arrays.get("__reloc__", np.zeros(0, np.uint8))
-        if len(reloc) != self.n_insn or self.n_insn * hw.INSN_BYTES > b["profile_offset"]:
-            raise BitletValueError("program: instruction count and relocation table disagree")
+        b = self.meta["buffers"]
+        regions = {"write": (b["pool_offset"], b["total_bytes"], "the activation pool"),
+                   "read": (b["blob_offset"], b["total_bytes"], "the weights and the pool")}
+        reloc = self.arrays["__reloc__"]
         for i, words in enumerate(self.insn_words()):
             insn = Insn.decode(words)
-            for field_name, size in operand_bytes(insn).items():
-                bit = ADDRESS_FIELDS.index(field_name.upper())
-                start = getattr(insn, field_name)
-                if not (reloc[i] >> bit) & 1 or start + size > total:
-                    raise BitletValueError(f"program: instruction {i} operand {field_name} "
-                                           f"[{start}, {start + size}) is outside the program's "
-                                           f"{total}-byte buffer")
-        devices = self.meta["devices"]
-        for name, d in devices.items():
-            if d["offset"] < 0 or d["offset"] + d["nbytes"] > b["pool_bytes"]:
-                raise BitletValueError(f"program: device value {name!r} is outside the pool")
-        for step in self.meta["steps"]:
-            _validate_step(step, devices, HOST_OPS, self.n_insn)
+            for name, size in operand_bytes(insn).items():
+                bit = ADDRESS_FIELDS.index(name.upper())
+                start = getattr(insn, name)
+                lo, hi, what = regions["write" if name in ("out", "acc") else "read"]
+                if not (reloc[i] >> bit) & 1:
+                    raise ProgramError(f"program: instruction {i} operand {name} is not in the "
+                                       "relocation table (an absolute address)")
+                if not lo <= start <= start + size <= hi:
+                    raise ProgramError(f"program: instruction {i} operand {name} [{start}, "
+                                       f"{start + size}) is outside {what} [{lo}, {hi}) of the "
+                                       f"program's {b['total_bytes']}-byte buffer")
+
+    def _validate_values(self, host_ops: dict) -> None:
+        """Inputs, outputs, device values, layers and steps."""
+        meta = self.meta
+        for kind in ("inputs", "outputs"):
+            for spec in meta[kind]:
+                _field(spec, "name", kind, str)
+                _shape(_field(spec, "shape", kind), f"{kind}.shape")
+                try:
+                    dtype = np.dtype(_field(spec, "dtype", kind, str))
+                except TypeError as exc:
+                    raise ProgramError(f"program: {kind}.dtype {spec['dtype']!r}: {exc}") from None
+                if dtype.hasobject:
+                    raise ProgramError(f"program: {kind}.dtype {spec['dtype']!r} is not plain data")
+        pool_bytes = meta["buffers"]["pool_bytes"]
+        for name, d in meta["devices"].items():
+            where = f"devices[{name!r}]"
+            offset, nbytes = _field(d, "offset", where, int), _field(d, "nbytes", where, int)
+            if offset + nbytes > pool_bytes:
+                raise ProgramError(f"program: device value {name!r} [{offset}, {offset + nbytes}) "
+                                   f"is outside the pool ({pool_bytes} bytes)")
+            _shape(_field(d, "shape", where), f"{where}.shape")
+            _field(d, "fmt", where, str)
+        for layer in meta["layers"]:
+            first = _field(layer, "insn_first", "layers", int)
+            if first + _field(layer, "insn_count", "layers", int) > self.n_insn:
+                raise ProgramError(f"program: layer {layer.get('name')!r} runs instructions "
+                                   f"the program lacks")
+            _field(layer, "macs", "layers", int)
+        for step in meta["steps"]:
+            _validate_step(step, self, host_ops)
+        from bitlet.compiler.schedule import KernelConfig
+
+        try:
+            KernelConfig.from_dict(meta["kernel"])
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ProgramError(f"program: meta.kernel is not a kernel configuration: {exc}") from None
 
     # -- serialisation --------------------------------------------------
     def digest(self) -> str:
@@ -205,29 +391,55 @@ class Program:
         np.savez(f, **{_META: blob, _IMAGE: self.image}, **self.arrays)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Program:
-        return cls._read(io.BytesIO(data))
+    def from_bytes(cls, data: bytes, *, max_bytes: int = MAX_BYTES) -> Program:
+        """Read and validate a program from the bytes of an ``.npz`` file.
+
+        ``max_bytes`` bounds what its members may unpack to (see :mod:`bitlet.npz`).
+        """
+        return cls._read(data, max_bytes, "program")
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Program:
-        """Read a program written by :meth:`save` (never unpickles anything)."""
-        if not os.path.exists(path):
-            raise BitletValueError(f"path: no such program file {os.fspath(path)!r}")
-        with open(path, "rb") as f:
-            return cls._read(io.BytesIO(f.read()))
+    def load(cls, path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> Program:
+        """Read a program written by :meth:`save` (never unpickles anything) and validate it.
 
-    @classmethod
-    def _read(cls, f) -> Program:
+        Raises :class:`bitlet.ProgramError` (a ``BitletValueError``) naming
+        what is wrong: not a program, members that unpack beyond ``max_bytes``
+        (1 GiB by default), malformed metadata, regions or operands outside
+        the program's own buffer.
+        """
+        name = os.fspath(path)
+        if not os.path.exists(name):
+            raise BitletValueError(f"path: no such program file {name!r}")
         try:
-            with np.load(f, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except Exception as exc:
-            raise BitletValueError(f"not a Bitlet program file: {exc}") from exc
+            with open(name, "rb") as f:
+                return cls._read(f, max_bytes, name)
+        except OSError as exc:
+            raise ProgramError(f"{name}: cannot read the program file: {exc.strerror or exc}") from None
+
+    @classmethod
+    def _read(cls, source, max_bytes: int, what: str) -> Program:
+        arrays = read_npz(source, max_bytes=max_bytes, what=what)
         if _META not in arrays or _IMAGE not in arrays:
-            raise BitletValueError("not a Bitlet program file (no metadata/image member)")
-        meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
+            raise ProgramError(f"{what}: not a Bitlet program file (no metadata/image member)")
+        raw = arrays.pop(_META)
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ProgramError(f"{what}: the metadata member must be 1-D uint8 (JSON text), got "
+                               f"{raw.dtype} {raw.shape}")
+        try:
+            meta = json.loads(raw.tobytes().decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ProgramError(f"{what}: the metadata is not UTF-8 text ({exc})") from None
+        except RecursionError:
+            raise ProgramError(f"{what}: the metadata is nested too deeply") from None
+        except ValueError as exc:
+            raise ProgramError(f"{what}: the metadata is not JSON ({exc})") from None
+        if not isinstance(meta, dict):
+            raise ProgramError(f"{what}: the metadata must be a JSON object, got a JSON "
+                               f"{type(meta).__name__}")
         fmt, version = meta.pop("format", None), meta.pop("format_version", None)
         if fmt != FORMAT or version != FORMAT_VERSION:
-            raise BitletValueError(f"unsupported program format {fmt!r} version {version!r} "
-                                   f"(this SDK reads {FORMAT!r} version {FORMAT_VERSION})")
-        return cls(meta, arrays.pop(_IMAGE), arrays)
+            raise ProgramError(f"{what}: unsupported program format {fmt!r} version {version!r} "
+                               f"(this SDK reads {FORMAT!r} version {FORMAT_VERSION})")
+        program = cls(meta, arrays.pop(_IMAGE), arrays)
+        program.validate()
+        return program

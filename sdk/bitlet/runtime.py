@@ -299,7 +299,8 @@ class CompiledModel:
                      f"{SECONDS_PER_MAC:g} s per MAC (bitlet.runtime.SECONDS_PER_MAC)")
         result = self.driver.run(self.base + first * hw.INSN_BYTES, count,
                                  self.base + buffers["profile_offset"] + first * hw.PROF_BYTES,
-                                 allowance=allowance)
+                                 allowance=allowance,
+                                 window=(self.base, self.program.device_bytes))
         seconds = time.perf_counter() - t0
         timings["kernel"] += seconds
         timings["kernel_runs"].append((first, count, result.seconds))
