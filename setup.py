@@ -16,7 +16,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class BuildPyWithKernelSources(build_py):
-    """build_py that also ships hls/*.c, hls/*.h, hls/*.tcl as bitlet/hls/."""
+    """build_py that also ships hls/*.c, hls/*.h, hls/*.tcl, hls/*.md as bitlet/hls/
+    and hls/rtl/*.json as bitlet/hls/rtl/."""
 
     def run(self):
         super().run()
@@ -25,13 +26,17 @@ class BuildPyWithKernelSources(build_py):
         for pattern in ("*.c", "*.h", "*.tcl", "*.md"):
             for path in glob.glob(os.path.join(HERE, "hls", pattern)):
                 shutil.copy2(path, target)
+        # the yosys area report of the RTL PE (read by bitlet.overlays.resources)
+        for path in glob.glob(os.path.join(HERE, "hls", "rtl", "*.json")):
+            os.makedirs(os.path.join(target, "rtl"), exist_ok=True)
+            shutil.copy2(path, os.path.join(target, "rtl"))
 
 
 setup(
     package_dir={"": "sdk", "bitlet.drivers": "drivers"},
     packages=["bitlet", "bitlet.compiler", "bitlet.demo", "bitlet.overlays", "bitlet.drivers"],
     package_data={
-        "bitlet.overlays": ["*/*.hwh", "*/*.json", "*/*.bit", "*/*.rpt"],
+        "bitlet.overlays": ["*/*.hwh", "*/*.json", "*/*.bit", "*/*.rpt", "resources.json"],
         "bitlet.demo": ["*.onnx", "*.json", "*.npz"],
     },
     cffi_modules=[
