@@ -130,7 +130,8 @@ def _read(path: str) -> str:
 
 
 def make_ffi(module: str = "bitlet._fast", *, simd: bool | None = None,
-             threading: str | None = None, relative_sources: bool = False) -> FFI:
+             threading: str | None = None, relative_sources: bool = False,
+             defines: dict | None = None) -> FFI:
     """The cffi builder of the fast engine.
 
     Parameters
@@ -145,6 +146,9 @@ def make_ffi(module: str = "bitlet._fast", *, simd: bool | None = None,
     relative_sources : bool
         Name the C sources relative to the source tree root (the setuptools
         build, run from there); default absolute.
+    defines : dict, optional
+        ``{macro: int}`` passed as ``-D`` (e.g. ``{"BITLET_N_PE": 8}``: the
+        engine of a kernel at another compile-time configuration).
     """
     if simd is None:
         simd = os.environ.get("BITLET_FAST_NO_SIMD", "") in ("", "0")
@@ -164,6 +168,7 @@ def make_ffi(module: str = "bitlet._fast", *, simd: bool | None = None,
         include_dirs=[EMU_DIR, HLS_DIR],
         extra_compile_args=extra + cflags,
         extra_link_args=ldflags,
+        define_macros=[(name, str(int(value))) for name, value in (defines or {}).items()],
     )
     return ffi
 

@@ -38,8 +38,8 @@ _STR_DEFINE = re.compile(r'^#define\s+(BITLET_\w+)\s+"([^"]*)"')
 _BLOCK = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.DOTALL)
 
 
-def _read(name: str) -> str:
-    with open(os.path.join(HLS_DIR, name), encoding="utf-8") as f:
+def _read(name: str, hls_dir: str = HLS_DIR) -> str:
+    with open(os.path.join(hls_dir, name), encoding="utf-8") as f:
         return f.read()
 
 
@@ -57,30 +57,48 @@ def header_constants(text: str) -> tuple[list[str], list[str]]:
     return ints, strs
 
 
-def make_ffi() -> FFI:
+def make_ffi(module: str = "bitlet._reference", *, defines: dict | None = None,
+             hls_dir: str | None = None) -> FFI:
+    """The cffi builder of the reference.
+
+    Parameters
+    ----------
+    module : str
+        Extension module name (``bitlet._reference`` for the package).
+    defines : dict, optional
+        ``{macro: int}`` passed as ``-D`` (e.g. ``{"BITLET_N_PE": 8}``: a
+        variant of the kernel at another compile-time configuration).
+    hls_dir : str, optional
+        Directory of the kernel C sources; default the source tree's ``hls/``.
+        Given: the sources are named by absolute path (for
+        ``ffi.compile(tmpdir=...)``, which changes directory).
+    """
+    absolute, hls_dir = hls_dir is not None, hls_dir or HLS_DIR
     ffi = FFI()
-    ints, strs = header_constants(_read(HW_HEADER))
+    ints, strs = header_constants(_read(HW_HEADER, hls_dir))
     cdef = [f"#define {name} ..." for name in ints]
     cdef += [f"static const char *const {name}_S;" for name in strs]
     source = ["#include <stdint.h>", f'#include "{HW_HEADER}"']
     sources = []
     for header, impl in API_HEADERS.items():
-        paths = [os.path.join(HLS_DIR, c) for c in impl]
+        paths = [os.path.join(hls_dir, c) for c in impl]
         if not all(os.path.exists(p) for p in paths):
             continue
         source.append(f'#include "{header}"')
-        cdef += [block.strip() for block in _BLOCK.findall(_read(header))]
+        cdef += [block.strip() for block in _BLOCK.findall(_read(header, hls_dir))]
         # setuptools wants source paths relative to the setup.py directory
-        sources += [os.path.relpath(p, os.path.dirname(HLS_DIR)) for p in paths]
+        sources += paths if absolute else [os.path.relpath(p, os.path.dirname(hls_dir))
+                                           for p in paths]
     source += [f"static const char *const {name}_S = {name};" for name in strs]
     ffi.cdef("\n".join(cdef))
     extra = [] if sys.platform == "win32" else ["-O2", "-std=c99", "-Wall", "-Wno-unknown-pragmas", "-ffp-contract=off"]
     ffi.set_source(
-        "bitlet._reference",
+        module,
         "\n".join(source),
         sources=sources,
-        include_dirs=[HLS_DIR],
+        include_dirs=[hls_dir],
         extra_compile_args=extra,
+        define_macros=[(name, str(int(value))) for name, value in (defines or {}).items()],
     )
     return ffi
 

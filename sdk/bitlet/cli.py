@@ -325,10 +325,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    progress = Progress("bench", enabled=not args.json)
+    if args.board is not None:
+        from bitlet.bench_board import bench_board
+
+        models = tuple(m.strip() for m in args.models.split(",")) if args.models else None
+        result = bench_board(args.board, models=models, model=args.model,
+                             input_shapes=_parse_shapes(args.shape), precision=args.precision,
+                             progress=progress)
+        _emit(args, result.as_dict(), lambda: str(result))
+        return EXIT_OK
     from bitlet.bench import bench_kernels
 
-    progress = Progress("bench", enabled=not args.json)
-    result = bench_kernels(model=args.model, device=args.device, precision=args.precision,
+    result = bench_kernels(model=args.model, device=args.device, precision=args.precision or "fp32",
                            input_path=args.input, input_shapes=_parse_shapes(args.shape),
                            progress=progress)
     _emit(args, result.as_dict(), lambda: str(result))
@@ -404,7 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", parents=[common, model],
                        help="Bitlet vs the vendor-FP baseline kernel on the same layers")
     p.add_argument("--model", default=None, help="ONNX model (default: the bundled demo model)")
-    p.set_defaults(func=cmd_bench)
+    p.add_argument("--board", default=None,
+                   help="size both kernels for this board (pynqz2, kv260, zcu104) with the resource "
+                        "model and compare them board-filling and at an equal LUT+DSP budget")
+    p.add_argument("--models", default=None,
+                   help="with --board: comma list of demo, cls, det (default: all three)")
+    p.set_defaults(func=cmd_bench, precision=None)
     p = sub.add_parser("demo", parents=[common], help="x3 super-resolution of bundled frames")
     p.add_argument("--out", default="bitlet-demo", help="directory for the output images")
     p.add_argument("--frames", type=int, default=None, help="only the first N bundled frames")
