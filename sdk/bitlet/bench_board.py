@@ -185,8 +185,8 @@ class BoardBench:
     def __str__(self) -> str:
         d = self.data
         limits = ", ".join(f"{r.upper()} {pct} %" for r, pct in d["limit"]["pct"].items())
-        lines = [f"bitlet bench --board {d['board']} ({d['device']}; fits within {limits}; "
-                 f"clock {d['clock_mhz']} MHz; PE area: {d['area_report']['tool']})"]
+        lines = [(f"bitlet bench --board {d['board']} ({d['device']}; fits within {limits}; "
+                  f"clock {d['clock_mhz']} MHz; PE area: {d['area_report']['tool']})")]
         for cname, conf in d["configurations"].items():
             lines.append(f"\n[{cname}] {conf['about']}")
             for kind in KINDS:
@@ -342,7 +342,7 @@ def bench_board(board: str, *, models: tuple[str, ...] | None = None, model: str
                     else:
                         per_kind[kind] = _result(runs[key], references[name], c)
         out_configs[cname] = entry
-    key, device = board_device(board, data)
+    key, _ = board_device(board, data)
     result = {"board": board, "device": key, "limit": data["limit"],
               "clock_mhz": next(iter(runs.values()))["clock_mhz"] if runs else None,
               "area_report": {"tool": report["tool"], "command": report.get("command"),
@@ -352,10 +352,10 @@ def bench_board(board: str, *, models: tuple[str, ...] | None = None, model: str
                                 "inputs": {k: list(v.shape) for k, v in feeds.items()}}
                          for name, (path, feeds) in cases.items()},
               "precisions": list(precisions), "configurations": out_configs,
-              "notes": ["frames/s count the kernel layers' cycles only (host ops and host-device "
-                        "transfers excluded)",
-                        "the vendor operators' figures are not from PG060 tables (see "
-                        "bitlet/overlays/resources.json 'pg060_tables')"]}
+              "notes": [("frames/s count the kernel layers' cycles only (host ops and host-device "
+                         "transfers excluded)"),
+                        ("the vendor operators' figures are not from PG060 tables (see "
+                         "bitlet/overlays/resources.json 'pg060_tables')")]}
     result.update(_vivado(board))
     return BoardBench(result)
 

@@ -28,7 +28,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,7 @@ def _build(engine: str, n_pe: int, dirs: dict[str, Path | None]) -> Any:
         else:
             ffi = _reference_build.make_ffi(name, defines=defines, hls_dir=str(dirs["hls"]))
         target.mkdir(parents=True, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix="bitlet-variant-")
+        tmp = tempfile.mkdtemp(prefix=".build-", dir=target)   # same file system: os.replace
         try:
             with _quiet_stderr():         # compiler warnings are not the user's business
                 built = Path(ffi.compile(tmpdir=tmp))
@@ -107,7 +107,7 @@ def _build(engine: str, n_pe: int, dirs: dict[str, Path | None]) -> Any:
     return module
 
 
-@lru_cache(maxsize=None)
+@cache
 def kernel_engine(kind: str, n_pe: int) -> tuple[Callable[..., None], str]:
     """The kernel top of ``kind`` compiled at ``n_pe``, for ``SimDevice(engine=...)``.
 
