@@ -27,6 +27,8 @@ import numpy as np
 import pytest
 from bitlet import _layers, fast, hw, isa, numerics
 
+pytestmark = pytest.mark.numerics
+
 GOLDEN = Path(__file__).parent / "data" / "golden"
 FILES = sorted(p.name for p in GOLDEN.glob("*.npz"))
 PORT_FIELDS = ("w_sig", "w_exp", "w_abs", "a_word", "isfix", "prune", "quant")

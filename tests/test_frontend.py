@@ -20,6 +20,8 @@ from models import (
     tiny_unet,
 )
 
+pytestmark = pytest.mark.numerics
+
 
 def rel_l2(a, b):
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))

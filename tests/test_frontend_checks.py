@@ -12,6 +12,8 @@ from bitlet.compiler.frontend import import_onnx
 from models import run_onnxruntime, single_node
 from onnx import TensorProto, helper, numpy_helper
 
+pytestmark = pytest.mark.numerics
+
 
 def ones(*shape):
     return np.ones(shape, np.float32)

@@ -13,6 +13,8 @@ from bitlet._reference import lib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+pytestmark = pytest.mark.numerics
+
 GOLDEN = Path(__file__).parent / "data" / "golden"
 N = hw.GROUP
 LIMIT = 1 << hw.SIG_BITS

@@ -9,6 +9,8 @@ from bitlet.compiler.interp import execute
 from models import run_onnxruntime, single_node
 from onnx import numpy_helper
 
+pytestmark = pytest.mark.numerics
+
 X = (1, 4, 5, 6)
 C4 = np.linspace(-1, 1, 4, dtype=np.float32).reshape(4, 1, 1)
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from bitlet import hw
 
+pytestmark = pytest.mark.numerics
+
 HEADER = Path(__file__).resolve().parents[1] / "hls" / "bitlet_hw.h"
 _INT = re.compile(r"^#define\s+BITLET_(\w+)\s+(0[xX][0-9A-Fa-f]+|\d+)[uUlL]*\b", re.MULTILINE)
 _STR = re.compile(r'^#define\s+BITLET_(\w+)\s+"([^"]*)"', re.MULTILINE)

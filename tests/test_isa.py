@@ -10,6 +10,8 @@ import pytest
 from bitlet import _layers, hw, isa, preprocess
 from bitlet.errors import BitletTypeError, BitletValueError, BusError, DeviceError
 
+pytestmark = pytest.mark.numerics
+
 # ----------------------------------------------------------------------
 # encode / decode
 # ----------------------------------------------------------------------

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from bitlet import BitletTypeError, BitletValueError, hw, numerics
 
+pytestmark = pytest.mark.numerics
+
 N = hw.GROUP
 LIMIT = 1 << hw.SIG_BITS
 

@@ -11,7 +11,10 @@ from pathlib import Path
 import numpy as np
 import pyref
 import pyref_layers
+import pytest
 from bitlet import hw
+
+pytestmark = pytest.mark.numerics
 
 TESTS = Path(__file__).parent
 

@@ -10,6 +10,8 @@ from bitlet import _layers, hw, preprocess
 from bitlet.errors import BitletValueError
 from test_layers import CONV_CASES, relu_like, run_insn, weights
 
+pytestmark = pytest.mark.numerics
+
 
 def im2col(x, w_shape, stride, pad, dil, groups):
     """x [N, H, W, C] -> columns [N, OH, OW, groups, K] in k = (kh*KW + kw)*Cin_g + ci."""
