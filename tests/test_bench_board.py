@@ -68,12 +68,14 @@ def test_missing_area_report_is_one_line_exit_1(capsys, monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (("--precision", "fp64"), "fp64"),
-    (("--models", "resnet"), "resnet"),
+    (("--board", "pynqz2", "--precision", "fp64"), "fp64"),
+    (("--board", "pynqz2", "--models", "resnet"), "resnet"),
+    (("--board", "pynqz2", "--device", "pynq"), "--device"),
+    (("--models", "cls"), "--models needs --board"),
 ])
-def test_bad_precision_or_model_is_one_line_exit_1(capsys, argv, words):
-    code, _, err = run(capsys, "bench", "--board", "pynqz2", *argv)
-    assert code == 1 and words in _one_error_line(err)
+def test_bad_arguments_are_one_line_exit_1(capsys, argv, words):
+    code, out, err = run(capsys, "bench", *argv)
+    assert code == 1 and out == "" and words in _one_error_line(err)
 
 
 def _figures(node, path=""):

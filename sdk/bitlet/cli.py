@@ -326,9 +326,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     progress = Progress("bench", enabled=not args.json)
+    if args.board is None and args.models:
+        raise BitletValueError("--models needs --board (without it bench runs --model or the demo)")
     if args.board is not None:
         from bitlet.bench_board import bench_board
 
+        if args.device not in (None, "sim") or args.input or args.prune is not None:
+            raise BitletValueError("--board sizes the kernels and runs them on the simulator: "
+                                   "--device, --input and --prune do not apply")
         models = tuple(m.strip() for m in args.models.split(",")) if args.models else None
         result = bench_board(args.board, models=models, model=args.model,
                              input_shapes=_parse_shapes(args.shape), precision=args.precision,
