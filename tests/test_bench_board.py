@@ -72,6 +72,7 @@ def test_missing_area_report_is_one_line_exit_1(capsys, monkeypatch, tmp_path):
     (("--board", "pynqz2", "--models", "resnet"), "resnet"),
     (("--board", "pynqz2", "--device", "pynq"), "--device"),
     (("--models", "cls"), "--models needs --board"),
+    (("--board", "pynqz2", "--models", "cls", "--model", "m.onnx"), "not both"),
 ])
 def test_bad_arguments_are_one_line_exit_1(capsys, argv, words):
     code, out, err = run(capsys, "bench", *argv)

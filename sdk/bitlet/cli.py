@@ -331,6 +331,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.board is not None:
         from bitlet.bench_board import bench_board
 
+        if args.model and args.models:
+            raise BitletValueError("give --model or --models, not both")
         if args.device not in (None, "sim") or args.input or args.prune is not None:
             raise BitletValueError("--board sizes the kernels and runs them on the simulator: "
                                    "--device, --input and --prune do not apply")
