@@ -218,6 +218,10 @@ def test_float_type_in_kernel_and_its_headers(tmp_path):
 
 
 def test_float_opt_out_vendor_and_marked_files(tmp_path):
+    prose = write(tmp_path / "prose", {"bitlet_kernel.c": (
+        "/* vendor_kernel.c may say hls-rules: allow float-type; this file does not */\n"
+        "#include \"hw.h\"\nfloat k(float a) { return a; }\n")})
+    assert [r for _, _, r in found(prose, "float-type")] == ["float-type"]
     d = write(tmp_path, {
         "vendor_kernel.c": "#include \"hw.h\"\nfloat v(float a) { return a * 2.0f; }\n",
         "fp_ref.c": "/* hls-rules: allow float-type (host reference) */\n"
@@ -228,6 +232,7 @@ def test_float_opt_out_vendor_and_marked_files(tmp_path):
 
 # --------------------------------------------------------------- PE multiply
 PE = """\
+/* Host-only helpers carry the mark hls-rules: host-only (this prose marks nothing). */
 #include "hw.h"
 int64_t mac(const int32_t a[64], const uint32_t w[64]) {
     int64_t acc = 0;
@@ -239,20 +244,25 @@ int64_t mac(const int32_t a[64], const uint32_t w[64]) {
     }
     return acc;
 }
-/* hls-rules: host-only */
+/* hls-rules: host-only
+ * (the batch wrapper for Python) */
 void pe_batch(int64_t n, const int32_t *a, const uint32_t *w, int64_t *out) {
     int64_t i;
     for (i = 0; i < n; i++)
         out[i] = mac(a + i * n, w + i * n);
 }
 int64_t bitlet_pe_group_batch(int64_t n, int64_t m) { return n * m; }
+/* hls-rules: host-only */
+static const int64_t SCALE = 3;
+int64_t scaled(int64_t x, int64_t y) { return x * y * SCALE; } /* MARK-TOO-FAR */
 """
 
 
 def test_pe_multiply_and_host_only_exemptions(tmp_path):
     d = write(tmp_path, {"bitlet_pe.c": PE})
-    assert found(d, "pe-multiply") == [("bitlet_pe.c", line_of(d, "bitlet_pe.c"),
-                                        "pe-multiply")]
+    assert found(d, "pe-multiply") == [
+        ("bitlet_pe.c", line_of(d, "bitlet_pe.c"), "pe-multiply"),
+        ("bitlet_pe.c", line_of(d, "bitlet_pe.c", "MARK-TOO-FAR"), "pe-multiply")]
     # the same code outside the PE files is not the PE's business
     d2 = write(tmp_path / "other", {"kernel.c": PE})
     assert found(d2, "pe-multiply") == []

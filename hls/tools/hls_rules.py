@@ -34,13 +34,14 @@ float-type
     ``float``/``double`` (declarations, casts, typedefs of them, floating
     literals) in the Bitlet kernel: every checked ``.c`` file and every header
     of the checked directories it includes, except files that opt out, by the
-    comment ``hls-rules: allow float-type`` in the file or by
+    comment ``/* hls-rules: allow float-type */`` on a line of its own or by
     ``FLOAT_OPT_OUT_FILES`` (``vendor_kernel.c``, the vendor-FP baseline).
 pe-multiply
     ``a * b`` / ``a *= b`` with two non-constant operands in the PE (files
     named ``bitlet_pe*.c`` / ``bitlet_pe*.h``), except in host-only functions:
-    those in ``HOST_ONLY_FUNCTIONS`` or marked by a comment
-    ``hls-rules: host-only`` before their definition.
+    those in ``HOST_ONLY_FUNCTIONS`` or marked by a comment starting
+    ``/* hls-rules: host-only`` right before their definition (only comments
+    and the return type in between).
 host-only
     a host-only function reachable from a top (a function with
     ``#pragma HLS INTERFACE``): it would be synthesised after all.
@@ -126,8 +127,11 @@ FLOAT_OPT_OUT_FILES = ("vendor_kernel.c",)
 HOST_ONLY_FUNCTIONS = ("bitlet_pe_group_batch", "bitlet_weight_port_batch")
 #: Files that make up the PE (rule pe-multiply).
 PE_FILE_PATTERNS = ("bitlet_pe*.c", "bitlet_pe*.h")
-FLOAT_OPT_OUT_MARK = "hls-rules: allow float-type"
-HOST_ONLY_MARK = "hls-rules: host-only"
+#: The marks are comments of their own line (``/* ... */`` or ``// ...``), so that
+#: prose that merely mentions them marks nothing.
+FLOAT_OPT_OUT_MARK = re.compile(r"^\s*(/\*|//)\s*hls-rules: allow float-type\b", re.MULTILINE)
+HOST_ONLY_MARK = re.compile(r"^\s*(/\*|//)\s*hls-rules: host-only\b")
+_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
 #: Working arrays tied to no header buffer may add this fraction of the header total.
 SCRATCH_FRACTION = 1 / 16
 DYNAMIC_MEMORY = frozenset({"malloc", "calloc", "realloc", "free", "aligned_alloc", "alloca",
@@ -151,29 +155,28 @@ class Violation:
         return f"{self.file}:{self.line}: {self.rule}: {self.message}"
 
 
-def _host_only_lines(path: Path) -> list:
-    """Line numbers of ``hls-rules: host-only`` comments in a file."""
+def _host_only_lines(path: Path) -> tuple[list, list]:
+    """Line numbers of ``hls-rules: host-only`` marks in a file, and its lines."""
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
-        return []
-    return [i + 1 for i, ln in enumerate(lines) if HOST_ONLY_MARK in ln]
+        return [], []
+    return [i + 1 for i, ln in enumerate(lines) if HOST_ONLY_MARK.match(ln)], lines
 
 
 def mark_host_only(project: Project) -> None:
     """Set ``host_only`` on the functions of HOST_ONLY_FUNCTIONS and on each
-    function whose definition is the first after a ``hls-rules: host-only`` comment."""
+    function defined right after a ``hls-rules: host-only`` mark: between the
+    mark and the definition's name only comments and the return type."""
     marks: dict = {}
-    defs_of: dict = {}
-    for g in project.functions():
-        path = Path(g.file)
+    for f in project.functions():
+        path = Path(f.file)
         if path not in marks:
             marks[path] = _host_only_lines(path)
-        defs_of.setdefault(path, []).append(g.line)
-    for f in project.functions():
-        defs = sorted(defs_of[Path(f.file)])
-        for mark in marks[Path(f.file)]:
-            if next((ln for ln in defs if ln > mark), None) == f.line:
+        at, lines = marks[path]
+        for mark in at:
+            between = "\n".join(lines[mark - 1:f.line - 1])
+            if 0 < f.line - mark <= 12 and not re.search(r"[;{}]", _COMMENT.sub("", between)):
                 f.host_only = True
         if f.name in HOST_ONLY_FUNCTIONS:
             f.host_only = True
@@ -304,7 +307,8 @@ def _opts_out(path: str) -> bool:
     if p.name in FLOAT_OPT_OUT_FILES:
         return True
     try:
-        return FLOAT_OPT_OUT_MARK in p.read_text(encoding="utf-8", errors="replace")
+        return FLOAT_OPT_OUT_MARK.search(p.read_text(encoding="utf-8", errors="replace")) \
+            is not None
     except OSError:
         return False
 
