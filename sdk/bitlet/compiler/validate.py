@@ -19,8 +19,9 @@ from bitlet.errors import CompileError
 
 #: newest default-domain opset whose op versions the frontend implements (ONNX 1.17,
 #: IR version 10): from opset 13 on, the later versions of the supported ops up to 22
-#: add data types (bfloat16, 4- and 8-bit types) or attributes the frontend refuses
-#: (Resize antialias, ...), none changes float32 semantics
+#: add data types (bfloat16, 4- and 8-bit types), inputs and attributes the host ops
+#: implement (Split num_outputs, Pad and Reduce* axes inputs, AveragePool dilations)
+#: or ones the frontend refuses (Resize antialias, half_pixel_symmetric, ...)
 MAX_OPSET = 22
 
 
