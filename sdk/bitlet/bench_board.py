@@ -39,16 +39,21 @@ ALL_PRECISIONS = ("fp32", "fp16", "bf16", "fixed8")
 #: The models of ``bench --board`` without ``--model``: name -> description.
 BOARD_MODELS = {
     "demo": "ESPCN x3 demo model (bundled), input 1x1x120x214 -> output 360x642, the smallest "
-            "x3 output covering 640x360; input: the bundled high-resolution frames tiled",
+            "x3 output covering 640x360; input: the luma of the bundled 96x96 frames, tiled",
     "cls": "ch_ppocr_mobile_v2.0_cls (rapidocr_onnxruntime wheel), a MobileNet-class classifier "
            "(MobileNetV3-small-style backbone: pointwise, depthwise, squeeze-excite), input "
-           "1x3x48x192 (its native size), uniform [-1, 1) seed 0",
+           "1x3x48x192 (its native size): the bundled RGB frames tiled, (x - 0.5) / 0.5",
     "det": "PP-OCRv4 text detector ch_PP-OCRv4_det_infer (rapidocr_onnxruntime wheel), input "
            "1x3x192x320 (a quarter of a 640x360 frame's area, rounded to multiples of 32, to keep "
-           "the vendor kernel's reference engine within minutes), uniform [-1, 1) seed 0",
+           "the vendor kernel's reference engine within minutes): the bundled RGB frames tiled, "
+           "ImageNet mean/std (photographs, not text: its output map is mostly empty)",
 }
 _RAPIDOCR = {"cls": "ch_ppocr_mobile_v2.0_cls_infer.onnx", "det": "ch_PP-OCRv4_det_infer.onnx"}
 _SHAPES = {"demo": (1, 1, 120, 214), "cls": (1, 3, 48, 192), "det": (1, 3, 192, 320)}
+#: PP-OCR input normalisation (x / 255 - mean) / std, as rapidocr applies it
+_NORMALIZE = {"cls": (np.float32(0.5), np.float32(0.5)),
+              "det": (np.array([0.485, 0.456, 0.406], np.float32),
+                      np.array([0.229, 0.224, 0.225], np.float32))}
 MODELLED = "modelled (the kernel's cycle model, simulator at this N_PE)"
 
 
@@ -69,22 +74,26 @@ def _parse_precisions(precision: str | None) -> tuple[str, ...]:
     return out
 
 
-def _demo_input() -> np.ndarray:
-    from bitlet.demo import load_frames
-
-    hr = load_frames()["hr_y"].astype(np.float32) / 255.0          # [4, 96, 96]
-    _, _, h, w = _SHAPES["demo"]
-    rows = [np.concatenate([hr[(r * 3 + c) % len(hr)] for c in range(-(-w // hr.shape[2]))], axis=1)
-            for r in range(-(-h // hr.shape[1]))]
-    return np.ascontiguousarray(np.concatenate(rows, axis=0)[:h, :w])[None, None]
+def _tiled(frames: np.ndarray, h: int, w: int) -> np.ndarray:
+    """``frames`` [n, fh, fw, ...] tiled row by row into [h, w, ...]."""
+    n, fh, fw = frames.shape[:3]
+    rows = [np.concatenate([frames[(r * 7 + c) % n] for c in range(-(-w // fw))], axis=1)
+            for r in range(-(-h // fh))]
+    return np.concatenate(rows, axis=0)[:h, :w]
 
 
 def _model(name: str) -> tuple[str, dict[str, np.ndarray]]:
-    """(ONNX path, feeds) of a board model."""
+    """(ONNX path, feeds) of a board model; inputs are the bundled demo frames
+    (photographs, 96x96) tiled to the model's input size."""
+    from bitlet.demo import load_frames
+
+    frames = load_frames()
+    _, _, h, w = _SHAPES[name]
     if name == "demo":
         from bitlet.demo import model_path
 
-        return str(model_path()), {"lr": _demo_input()}
+        y = _tiled(frames["hr_y"].astype(np.float32) / 255.0, h, w)
+        return str(model_path()), {"lr": np.ascontiguousarray(y)[None, None]}
     try:
         import rapidocr_onnxruntime  # optional: ships the PP-OCR models
     except ImportError:
@@ -95,8 +104,9 @@ def _model(name: str) -> tuple[str, dict[str, np.ndarray]]:
     path = Path(rapidocr_onnxruntime.__file__).parent / "models" / _RAPIDOCR[name]
     if not path.is_file():
         raise BitletValueError(f"{path} is missing from the rapidocr_onnxruntime wheel")
-    x = np.random.default_rng(0).uniform(-1.0, 1.0, _SHAPES[name]).astype(np.float32)
-    return str(path), {"x": x}
+    mean, std = _NORMALIZE[name]
+    rgb = (_tiled(frames["hr"].astype(np.float32) / 255.0, h, w) - mean) / std
+    return str(path), {"x": np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], np.float32)}
 
 
 def _user_model(model: str, input_shapes: dict | None) -> tuple[str, dict[str, np.ndarray]]:
