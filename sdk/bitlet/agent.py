@@ -15,13 +15,18 @@ On a PYNQ board ``/dev/ttyPS0`` is also the Linux console: stop its login
 prompt first (``sudo systemctl stop serial-getty@ttyPS0``) and keep kernel
 messages off it (``sudo dmesg -n 1``).  Stray console text is harmless to the
 protocol (frames are found by sync word and CRC) but costs retransmissions.
-A TCP agent listens on 127.0.0.1 unless another interface is named; with
-``0.0.0.0`` give it a token (``--token-env``) -- the link is not encrypted,
-so use it on a trusted network or through an SSH tunnel.
+A TCP agent listens on 127.0.0.1 unless another interface is named; any
+other interface (``0.0.0.0``) is refused without a token (``--token-env``).
+The link is not encrypted: use it on a trusted network or through an SSH
+tunnel.
 
-The agent serves one client at a time (a board has one kernel); on TCP a new
-connection replaces the current one (that is how a client comes back after a
-cut), so two laptops must not share one board.  A client is
+The agent serves one client at a time (a board has one kernel).  On TCP a new
+connection first has :data:`HANDSHAKE_TIMEOUT` seconds to shake hands (HELLO
+and, with a token, the challenge-response) while the current client goes on
+being served; only a connection that completed its handshake replaces the
+current one (that is how a client comes back after a cut), so two laptops
+must not share one board, and a connection that never authenticates is
+dropped without disturbing anyone.  A client is
 identified by the ``client_id`` of its handshake, so a client that reconnects
 after a cut keeps its buffers, its half-received request and its last reply;
 a different client starts a fresh session (the previous client's buffers are
@@ -45,6 +50,8 @@ import argparse
 import collections
 import hashlib
 import hmac
+import ipaddress
+import math
 import os
 import select
 import socket
@@ -122,6 +129,26 @@ class BlobCache:
 
 #: wrong token answers accepted on one connection before the agent refuses it
 AUTH_ATTEMPTS = 3
+#: seconds a new TCP connection has to complete its handshake before it is dropped
+HANDSHAKE_TIMEOUT = 5.0
+#: TCP connections waiting for their handshake at once (more are closed at once)
+MAX_PENDING = 8
+#: write timeout of a connection still shaking hands (a client that never reads
+#: cannot stall the served client for long), seconds
+PENDING_WRITE_TIMEOUT = 1.0
+
+
+class _Connection:
+    """A link and its handshake state (``authenticated``, ``nonce``, ``failures``)."""
+
+    def __init__(self, peer: Peer, address: Any = None, deadline: float = math.inf):
+        self.peer = peer
+        self.address = address
+        self.deadline = deadline  # of the handshake (pending TCP connections)
+        self.state: dict[str, Any] = {"authenticated": False, "nonce": None}
+
+    def close(self) -> None:
+        self.peer.transport.close()
 
 
 # ---------------------------------------------------------------------------
@@ -158,9 +185,13 @@ class Agent:
         recently used entries are evicted).
     log : callable, optional
         Called with one line of text per event (listening, client connected
-        or gone); ``bitlet agent`` prints them to stderr.
+        or gone, a token refused, connections dropped without a handshake);
+        ``bitlet agent`` prints them to stderr.
     tuning : dict, optional
         Overrides of :class:`bitlet.drivers.link.Tuning` (chunk, window, ...).
+    handshake_timeout : float
+        Seconds a new TCP connection has to complete its handshake (default
+        :data:`HANDSHAKE_TIMEOUT`); also settable as an attribute.
 
     Attributes
     ----------
@@ -171,14 +202,17 @@ class Agent:
         ``duplicates`` (late copies of executed requests), ``data_bytes_in``
         (new request bytes), ``data_frame_bytes_in`` (DATA payload bytes
         received, duplicates included), ``bad_frames`` (of the current
-        connection), ``auth_failures``.
+        connection), ``auth_failures`` (wrong token answers), ``auth_refused``
+        (connections refused for their token), ``dropped_connections``
+        (closed, timed out or in excess before completing a handshake).
     port : int or None
         The TCP port listened on, once listening (useful with port 0).
     """
 
     def __init__(self, device: Any, *, token: str | bytes | None = None,
                  limits: Limits = DEFAULT_LIMITS, cache_bytes: int = 128 << 20,
-                 tuning: dict | None = None, log: Callable[[str], None] | None = None):
+                 tuning: dict | None = None, log: Callable[[str], None] | None = None,
+                 handshake_timeout: float = HANDSHAKE_TIMEOUT):
         if token is not None and (not isinstance(token, (str, bytes)) or not token):
             raise errors.BitletTypeError(f"token must be a non-empty str or bytes, got {token!r}")
         if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int) or cache_bytes <= 0:
@@ -200,6 +234,9 @@ class Agent:
         self._stop = threading.Event()
         self.programs = self.cache  # one memory budget for programs and blobs
         self._versions: dict | None = None
+        self.handshake_timeout = float(handshake_timeout)
+        self._pending: list[_Connection] = []
+        self._drops_logged = (0.0, 0)  # (time of the last drop line, drops counted then)
 
     def stop(self) -> None:
         """Ask :meth:`serve` to return (within a poll interval)."""
@@ -215,6 +252,7 @@ class Agent:
             is chained).
         """
         self._failure: BaseException | None = None
+        self._check_exposure(link.parse_url(listen_url, default_host="127.0.0.1"))
 
         def run() -> None:
             try:
@@ -257,11 +295,18 @@ class Agent:
             :attr:`port`).
         """
         address = link.parse_url(listen_url, default_host="127.0.0.1")
+        self._check_exposure(address)
         tuning = Tuning.for_address(address, **self.tuning_overrides)
         if address.scheme == "serial":
             self._serve_serial(address, tuning)
         else:
             self._serve_tcp(address, tuning)
+
+    def _check_exposure(self, address: link.LinkAddress) -> None:
+        """Refuse to serve a TCP interface other than loopback without a token."""
+        problem = exposure_problem(address, self.token)
+        if problem:
+            raise BitletValueError(problem)
 
     def _serve_serial(self, address: link.LinkAddress, tuning: Tuning) -> None:
         transport = link.open_transport(address, write_timeout=10.0)
@@ -270,7 +315,7 @@ class Agent:
         try:
             while not self._stop.is_set():
                 try:
-                    self._serve_connection(Peer(transport, tuning, self.limits))
+                    self._serve_connection(_Connection(Peer(transport, tuning, self.limits)))
                 except LinkError:  # the port failed or a write blocked: start over
                     self.stats["disconnects"] += 1
                     time.sleep(tuning.poll)
@@ -285,33 +330,125 @@ class Agent:
         self.port = listener.getsockname()[1]
         self.log(f"listening on tcp://{address.host}:{self.port}")
         self.ready.set()
-        conn: socket.socket | None = None
+        current: _Connection | None = None
         try:
             while not self._stop.is_set():
-                ready, _, _ = select.select([listener], [], [], tuning.poll)
-                if not ready:
+                if current is None:  # nobody served: wait for a connection's handshake
+                    current = self._admit(listener, tuning, tuning.poll)
                     continue
-                conn, _ = listener.accept()
-                transport = link.SocketTransport(conn, write_timeout=10.0, name=f"tcp:{self.port}")
                 try:
-                    self._serve_connection(Peer(transport, tuning, self.limits), listener)
+                    promoted = self._serve_connection(
+                        current, lambda: self._admit(listener, tuning, 0.0))
                 except LinkError as exc:
                     self.stats["disconnects"] += 1
-                    self.log(f"connection lost ({exc})")
-                finally:
-                    transport.close()
+                    self.log(self._gone(exc))
+                    promoted = None
+                current.close()
+                current = promoted  # a client that completed its handshake replaces it
         finally:
+            if current is not None:
+                current.close()
+            for pending in self._pending:
+                pending.close()
+            self._pending.clear()
             listener.close()
 
+    def _admit(self, listener: socket.socket, tuning: Tuning, wait: float) -> _Connection | None:
+        """Accept new TCP connections and advance their handshakes (at most ``wait`` s).
+
+        Returns the first connection that completed its handshake (its session
+        is set up and WELCOMEd): it replaces the current client.  A connection
+        that closes, fails, times out (:attr:`handshake_timeout`) or has its
+        token refused is dropped; none of this touches the current client.
+        """
+        socks = [listener] + [p.peer.transport.sock for p in self._pending]
+        readable, _, _ = select.select(socks, [], [], wait)
+        if listener in readable:
+            sock, peer_address = listener.accept()
+            if len(self._pending) >= MAX_PENDING:
+                sock.close()
+                self._dropped(f"more than {MAX_PENDING} connections waiting for a handshake")
+            else:
+                transport = link.SocketTransport(sock, write_timeout=PENDING_WRITE_TIMEOUT,
+                                                 name=f"tcp:{self.port}")
+                self._pending.append(_Connection(Peer(transport, tuning, self.limits),
+                                                 peer_address,
+                                                 time.monotonic() + self.handshake_timeout))
+        for pending in list(self._pending):
+            outcome = None
+            if pending.peer.transport.sock in readable:
+                try:
+                    outcome = self._advance_handshake(pending)
+                except LinkError:
+                    outcome = "closed"
+            if outcome is None and time.monotonic() > pending.deadline:
+                outcome = "timeout"
+            if outcome is None:
+                continue
+            self._pending.remove(pending)
+            if outcome == "welcome":
+                pending.peer.transport.sock.settimeout(10.0)  # a served client's write timeout
+                return pending
+            pending.close()
+            if outcome == "refused":
+                self.stats["auth_refused"] += 1
+                self.log(f"refused a connection from {_host(pending.address)}: wrong token "
+                         f"({AUTH_ATTEMPTS} attempts)")
+            else:
+                self._dropped(f"no handshake within {self.handshake_timeout:g} s"
+                              if outcome == "timeout" else "closed before its handshake")
+        return None
+
+    def _advance_handshake(self, pending: _Connection) -> str | None:
+        """Read a pending connection's frames: ``"welcome"`` once it shook hands,
+        ``"refused"`` for a refused token, None while it is still shaking hands."""
+        peer, state = pending.peer, pending.state
+        frame = peer.recv(0.001)
+        while frame is not None:
+            if frame.ftype != HELLO:
+                peer.send_json(ERROR, {"code": "no_session", "message": "no session on this "
+                                       "link: handshake (HELLO) first"}, frame.rid)
+            else:
+                done = self._handshake(peer, frame, state)
+                if done is not None:
+                    self._welcome(peer, *done)
+                    return "welcome"
+                if state.get("refused"):
+                    return "refused"
+            frame = peer.recv(0.0)
+        return None
+
+    def _dropped(self, reason: str) -> None:
+        """Count a connection dropped before its handshake; log at most a line a second."""
+        self.stats["dropped_connections"] += 1
+        last, logged = self._drops_logged
+        if time.monotonic() - last >= 1.0:
+            n = self.stats["dropped_connections"] - logged
+            self.log(f"dropped {n} connection(s) that did not complete a handshake "
+                     f"(latest: {reason}); the current client is not affected")
+            self._drops_logged = (time.monotonic(), self.stats["dropped_connections"])
+
+    def _gone(self, exc: LinkError) -> str:
+        """The log line for the end of the served connection."""
+        who = f"client {self.session.client_id}" if self.session is not None else "the client"
+        if "closed by the peer" in str(exc):
+            return f"{who} disconnected"
+        return f"connection lost ({exc})"
+
     # -- one connection --------------------------------------------------------
-    def _serve_connection(self, peer: Peer, listener: socket.socket | None = None) -> None:
-        """Handle frames until the link breaks, a new TCP client arrives or stop."""
+    def _serve_connection(self, connection: _Connection,
+                          admit: Callable[[], _Connection | None] | None = None
+                          ) -> _Connection | None:
+        """Handle frames until the link breaks, stop, or ``admit()`` returns a new TCP
+        client that completed its handshake (returned: it replaces this one)."""
         self.stats["connections"] += 1
         self._counted = (0, 0)
-        conn = {"authenticated": False, "nonce": None}
+        peer, conn = connection.peer, connection.state
         while not self._stop.is_set():
-            if listener is not None and _pending(listener):
-                return  # the newest client wins (a reconnect after a cut)
+            if admit is not None:
+                newcomer = admit()
+                if newcomer is not None:
+                    return newcomer  # the newest authenticated client wins (a reconnect)
             try:
                 peer.pump()
             except LinkTimeout:
@@ -320,6 +457,7 @@ class Agent:
             self.stats["bad_frames"] = peer.parser.bad_frames
             if frame is not None:
                 self._dispatch_guarded(peer, frame, conn)
+        return None
 
     def _dispatch_guarded(self, peer: Peer, frame: Frame, conn: dict) -> None:
         """Handle one frame; nothing a client sends can stop the agent."""
@@ -349,23 +487,39 @@ class Agent:
             self._on_query(peer, frame)
 
     def _on_hello(self, peer: Peer, frame: Frame, conn: dict) -> None:
+        """A HELLO on the served connection: shake hands again."""
+        done = self._handshake(peer, frame, conn)
+        if done is not None:
+            self._welcome(peer, *done)
+        elif conn.get("refused"):
+            self.stats["auth_refused"] += 1
+            self.log("refused the served connection's new handshake: wrong token")
+
+    def _handshake(self, peer: Peer, frame: Frame, conn: dict) -> tuple[dict, str] | None:
+        """Check a HELLO (versions, client id, token); ``(hello, client_id)`` once the
+        client proved itself, else None (an error or a token challenge was sent)."""
         try:
             hello = frame.json()
         except LinkProtocolError as exc:
             peer.send_json(ERROR, {"code": "protocol", "message": str(exc)})
-            return
+            return None
         mine = self._agent_versions()
         problem = version_mismatch(hello, mine, "client", "agent")
         if problem:
             peer.send_json(ERROR, {"code": "version", "message": problem, "agent": mine})
-            return
+            return None
         client_id = str(hello.get("client_id", ""))[:64]
         if not client_id:
             peer.send_json(ERROR, {"code": "protocol", "message": "HELLO without client_id"})
-            return
+            return None
         if self.token is not None and not self._authenticate(peer, hello, conn, client_id):
-            return
+            return None
         conn["authenticated"] = True
+        return hello, client_id
+
+    def _welcome(self, peer: Peer, hello: dict, client_id: str) -> None:
+        """Start or resume ``client_id``'s session on ``peer`` and send WELCOME."""
+        mine = self._agent_versions()
         resumed = self.session is not None and self.session.client_id == client_id
         self.log(f"client {client_id} {'reconnected' if resumed else 'connected'} "
                  f"(SDK {hello.get('sdk')})")
@@ -394,6 +548,7 @@ class Agent:
             self.stats["auth_failures"] += 1
             conn["failures"] = conn.get("failures", 0) + 1
             if conn["failures"] >= AUTH_ATTEMPTS:
+                conn["refused"] = True
                 peer.send_json(ERROR, {"code": "auth", "message": "the agent refused the token "
                                        "(the client's token differs from the agent's)"})
                 return False
@@ -670,9 +825,32 @@ def device_identity(device: Any) -> dict:
     return out
 
 
-def _pending(listener: socket.socket) -> bool:
-    ready, _, _ = select.select([listener], [], [], 0)
-    return bool(ready)
+def exposure_problem(address: link.LinkAddress, token: Any) -> str | None:
+    """Why serving ``address`` without ``token`` is refused (a non-loopback TCP
+    interface and no token), or None."""
+    if address.scheme != "tcp" or token is not None or _is_loopback(address.host):
+        return None
+    return (f"refusing to listen on {address} without a token: anyone who can reach it could "
+            "use the board; give a token (--token-env NAME or --token-file PATH) or listen on "
+            "tcp://127.0.0.1:PORT")
+
+
+def _is_loopback(host: str) -> bool:
+    """True when every address ``host`` names is a loopback address."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback
+                               for info in infos)
+
+
+def _host(address: Any) -> str:
+    return str(address[0]) if isinstance(address, tuple) and address else "?"
 
 
 def _int_arg(args: dict, name: str) -> int:
@@ -751,7 +929,8 @@ def serve(listen_url: str, device: Any = None, token: str | bytes | None = None,
 def main(argv: list[str] | None = None) -> int:
     """``bitlet agent --listen URL [--device SPEC] [--token-env NAME | --token-file PATH]``.
 
-    Returns the process exit code (0 after Ctrl-C, 2 when the link cannot be opened).
+    Returns the process exit code (0 after Ctrl-C, 2 when the link cannot be opened or
+    a non-loopback TCP address is given without a token).
     """
     parser = argparse.ArgumentParser(prog="bitlet agent", description=__doc__.splitlines()[0])
     parser.add_argument("--listen", required=True,
@@ -763,10 +942,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token-file", default=None, help="file holding the shared token")
     parser.add_argument("--cache-mb", type=int, default=128, help="program/weight cache size, MiB")
     args = parser.parse_args(argv)
-    link.parse_url(args.listen, default_host="127.0.0.1")  # a bad URL fails before the device opens
+    address = link.parse_url(args.listen, default_host="127.0.0.1")  # before the device opens
     if args.cache_mb <= 0:
         raise BitletValueError(f"--cache-mb must be a positive number of MiB, got {args.cache_mb}")
     token = _read_token(args.token_env, args.token_file)
+    problem = exposure_problem(address, token)
+    if problem:
+        print(f"bitlet agent: {problem}", file=sys.stderr)
+        return 2
     from bitlet.drivers import open_device
 
     def log(line: str) -> None:
