@@ -295,11 +295,11 @@ class CompiledModel:
         first, count = step["first"], step["count"]
         macs = sum(layer["macs"] for layer in self.meta["layers"]
                    if first <= layer["insn_first"] < first + count)
-        allowance = (macs * SECONDS_PER_MAC, f"the segment's {macs:,} MACs at "
-                     f"{SECONDS_PER_MAC:g} s per MAC (bitlet.runtime.SECONDS_PER_MAC)")
+        why = (f"the segment's {macs:,} MACs at {SECONDS_PER_MAC:g} s per MAC "
+               "(bitlet.runtime.SECONDS_PER_MAC)")
         result = self.driver.run(self.base + first * hw.INSN_BYTES, count,
                                  self.base + buffers["profile_offset"] + first * hw.PROF_BYTES,
-                                 allowance=allowance,
+                                 allowance=(macs * SECONDS_PER_MAC, why),
                                  window=(self.base, self.program.device_bytes))
         seconds = time.perf_counter() - t0
         timings["kernel"] += seconds
