@@ -201,3 +201,14 @@ def test_boards_tcl_bitlet_n_pe_is_the_resource_model():
     report = res.area_report(path)
     boards = _boards_tcl()
     assert {b: boards[b]["n_pe"]["bitlet"] for b in BOARDS} == _model_n_pe("bitlet", report)
+
+
+def test_readme_states_the_models_vendor_sizing():
+    """The README's bench --board section quotes what its command prints."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Boards sized by area"):]
+    quoted = re.search(r"prints `\[(\d+), (\d+), (\d+)\]`", section)
+    assert quoted, "the README no longer quotes the vendor sizing"
+    assert [int(x) for x in quoted.groups()] == list(_model_n_pe("vendor_fp", None).values())
