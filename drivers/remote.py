@@ -622,7 +622,9 @@ class RemoteDevice(Device):
         bitlet.DeviceError
             The agent's device cannot reset (its message says why).
         """
-        self.call("reset")
+        # a simulator waits for an abandoned run to end (sim.RESET_TIMEOUT, 60 s); a board
+        # reloads its overlay: the agent may take that long to answer
+        self.call("reset", timeout=max(self.timeout, 60.0))
 
     def describe(self) -> dict[str, Any]:
         """The agent device's description plus the link's."""
