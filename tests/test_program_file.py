@@ -275,3 +275,20 @@ def _zip(members: list) -> bytes:
     end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(members), len(members), len(central),
                       len(out), 0)
     return bytes(out + central + end)
+
+
+def test_a_step_writing_more_than_its_device_value_holds_is_refused(dev):
+    from models import tiny_attention
+
+    model = bitlet.compile(tiny_attention(), device=dev)
+    program = Program.from_bytes(model.program.to_bytes())
+    model.close()
+    step = next(s for s in program.meta["steps"] if s["op"] == "weights")
+    program.meta["devices"][step["dev"]]["nbytes"] = 64  # the weights need more
+    program.validate()  # the plan itself is consistent: the sizes meet at run time
+    model = CompiledModel(program, dev)
+    try:
+        with pytest.raises(bitlet.BitletError, match=rf"bytes for device value '{step['dev']}'"):
+            model(np.ones((1, 8, 16), np.float32))
+    finally:
+        model.close()

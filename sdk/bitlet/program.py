@@ -128,7 +128,7 @@ def _field(d: Any, key: str, where: str, kind: type | tuple = object) -> Any:
         raise ProgramError(f"program: {where}.{key} is missing")
     if kind is int:
         return _int(d[key], f"{where}.{key}")
-    if not isinstance(d[key], kind) or isinstance(d[key], bool) and kind is not bool:
+    if not isinstance(d[key], kind):
         name = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise ProgramError(f"program: {where}.{key} must be a JSON {name}, got {d[key]!r:.60}")
     return d[key]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from bitlet import hw
-from bitlet.errors import BitletValueError, OverlayMismatch
+from bitlet.errors import BitletValueError, OverlayMismatch, ProgramError
 from bitlet.program import Program, check_feeds
 
 #: allowance of a kernel segment, in seconds per MAC, added to the driver's *default*
@@ -237,6 +237,9 @@ class CompiledModel:
     def _write_dev(self, dev: str, data: np.ndarray) -> None:
         view = self._dev_view(dev)
         raw = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+        if raw.size > view.size:  # a program whose step and value sizes disagree
+            raise ProgramError(f"program: {raw.size} bytes for device value {dev!r}, which "
+                               f"holds {view.size}")
         view[: len(raw)] = raw
         view.sync_to_device()
 
