@@ -177,3 +177,12 @@ def test_text_output_names_both_configurations(capsys, tiny):
     code, out, _ = run(capsys, "bench", "--board", "pynqz2", "--model", tiny, "--precision", "fp32")
     assert code == 0
     assert "[board_filling]" in out and "[equal_budget]" in out and "frames/s" in out
+
+
+def test_bench_precision_default_leaves_the_other_commands_at_fp32():
+    """Regression: bench's own --precision default (None) once leaked into
+    run/profile/compare through the shared parent parser."""
+    parser = cli.build_parser()
+    for command in ("run", "profile", "compare"):
+        assert parser.parse_args([command, "m.onnx"]).precision == "fp32"
+    assert parser.parse_args(["bench"]).precision is None

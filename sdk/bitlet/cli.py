@@ -387,19 +387,24 @@ def _prune(text: str) -> int:
     return value
 
 
+def _model_options(precision_help: str, default: str | None = "fp32") -> argparse.ArgumentParser:
+    """Parent parser of the options of commands that compile a model."""
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument("--precision", default=default, help=precision_help)
+    model.add_argument("--prune", type=_prune, default=None, help="24-bit column prune mask for every layer")
+    model.add_argument("--shape", action="append", metavar="NAME=D0,D1,...",
+                       help="shape of a dynamic input (repeatable)")
+    model.add_argument("--input", default=None, help=".npy, .npz (named) or image file")
+    return model
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--device", default=None,
                         help="sim, sim:vendor_fp, pynq, pynq:PATH.bit, tcp://HOST:PORT, serial://DEV?baud=N "
                              "(default: $BITLET_DEVICE, else a board if present, else the simulator)")
     common.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
-    model = argparse.ArgumentParser(add_help=False)
-    model.add_argument("--precision", default="fp32",
-                       help="fp32 (default), fp16, bf16 or fixed<n> (e.g. fixed8, fixed12)")
-    model.add_argument("--prune", type=_prune, default=None, help="24-bit column prune mask for every layer")
-    model.add_argument("--shape", action="append", metavar="NAME=D0,D1,...",
-                       help="shape of a dynamic input (repeatable)")
-    model.add_argument("--input", default=None, help=".npy, .npz (named) or image file")
+    model = _model_options("fp32 (default), fp16, bf16 or fixed<n> (e.g. fixed8, fixed12)")
 
     parser = argparse.ArgumentParser(prog="bitlet", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"bitlet {__version__}")
@@ -417,7 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", parents=[common, model], help="accuracy against onnxruntime fp32")
     p.add_argument("model")
     p.set_defaults(func=cmd_compare)
-    p = sub.add_parser("bench", parents=[common, model],
+    # its own copy of the options: parents share their actions, and bench's
+    # --precision has another default (None: fp32, or with --board a list)
+    bench_model = _model_options("fp32 (default), fp16, bf16 or fixed<n>; with --board a comma "
+                                 "list or 'all' (default fp32,bf16,fixed8)", default=None)
+    p = sub.add_parser("bench", parents=[common, bench_model],
                        help="Bitlet vs the vendor-FP baseline kernel on the same layers")
     p.add_argument("--model", default=None, help="ONNX model (default: the bundled demo model)")
     p.add_argument("--board", default=None,
@@ -425,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "model and compare them board-filling and at an equal LUT+DSP budget")
     p.add_argument("--models", default=None,
                    help="with --board: comma list of demo, cls, det (default: all three)")
-    p.set_defaults(func=cmd_bench, precision=None)
+    p.set_defaults(func=cmd_bench)
     p = sub.add_parser("demo", parents=[common], help="x3 super-resolution of bundled frames")
     p.add_argument("--out", default="bitlet-demo", help="directory for the output images")
     p.add_argument("--frames", type=int, default=None, help="only the first N bundled frames")
