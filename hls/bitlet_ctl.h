@@ -548,10 +548,14 @@ static inline void bk_batch_cgs(const bk_insn_t *d, uint32_t c0, uint32_t cnt, u
     *ncg = d->cout_g >= BITLET_N_PE ? 1u : cnt / d->cout_g;
 }
 
-/* All weight rows stay in wgt_buf (loaded once per instruction). */
+/* Weight buffer: N_PE lanes (one per PE) of WGT_BUF_WORDS / N_PE words.
+ * All weight rows stay resident (loaded once per instruction, channel c in
+ * lane c mod N_PE) iff ceil(COUT / N_PE) rows fit a lane; else each unit
+ * loads its batch's rows (channel c0 + p in lane p). */
 static inline int bk_weights_resident(const bk_insn_t *d)
 {
-    return (uint64_t)d->cout * bk_wrow(d) <= BITLET_WGT_BUF_WORDS;
+    uint64_t rows = (d->cout + BITLET_N_PE - 1u) / BITLET_N_PE;
+    return rows * bk_wrow(d) <= BITLET_WGT_BUF_WORDS / BITLET_N_PE;
 }
 
 /* Output-row slots an overlapped schedule needs: compute + store (+ the
@@ -571,16 +575,16 @@ static inline uint32_t bk_ring_rows(const bk_insn_t *d, int overlap)
  * of unit u and the store of unit u-1 run at once iff every buffer they
  * share has room for the extra copy:
  *   2 * R * IW * CIN                  <= ACT_BUF_WORDS
- *   resident weights, or 2 * N_PE * T*64 <= WGT_BUF_WORDS
+ *   resident weights, or 2 * T*64 <= WGT_BUF_WORDS / N_PE (two rows a lane)
  *   out_slots * OW * N_PE * w         <= OUT_BUF_WORDS
  * else the units run serially (load, compute, store). */
 static inline int bk_overlap(const bk_insn_t *d)
 {
     uint64_t act = bk_mul_sat(bk_mul_sat(2u * (uint64_t)bk_act_rows(d), d->iw), d->cin);
-    uint64_t wgt = 2u * (uint64_t)BITLET_N_PE * bk_wrow(d);
+    uint64_t wgt = 2u * (uint64_t)bk_wrow(d);
     uint64_t out = (uint64_t)bk_out_slots(d) * d->ow * BITLET_N_PE * bk_acc_words(d);
     return act <= BITLET_ACT_BUF_WORDS
-           && (bk_weights_resident(d) || wgt <= BITLET_WGT_BUF_WORDS)
+           && (bk_weights_resident(d) || wgt <= BITLET_WGT_BUF_WORDS / BITLET_N_PE)
            && out <= BITLET_OUT_BUF_WORDS;
 }
 
@@ -593,18 +597,28 @@ static inline void bk_window(const bk_insn_t *d, uint32_t oy, int64_t *lo, int64
     *hi = h > (int64_t)d->ih ? (int64_t)d->ih : h;
 }
 
-/* Gather waves of one group step (hls/README.md "Cycle model"): the line
- * buffer has BITLET_ACT_BANKS banks, channel c (of the input slice) in bank
- * c mod BANKS at address (slot, x, c / BANKS), one read per bank and cycle.
- * A step gathers activation group g (elements k = 64 g + j) at output pixel
- * (oy, ox) for the ncg consecutive channel groups cg0 .. cg0 + ncg - 1 of the
- * batch (PEs of one channel group share each word: broadcast).  Elements
- * with k >= K and padding taps read nothing (the PE gets +0).  Every other
- * element is a distinct word, so the waves are the largest number of
- * elements any bank supplies.  Returns that count (0..64 * ncg); the step
- * costs max(1 + max S, waves). */
+/* Ring slot of input row y of the window [lo, hi) whose row lo sits in
+ * slot slot_lo of a ring of q rows (rows of a window occupy consecutive
+ * slots, hls/README.md "Line buffer"). */
+static inline uint32_t bk_ring_slot(int64_t y, int64_t lo, uint32_t slot_lo, uint32_t q)
+{
+    uint32_t s = slot_lo + (uint32_t)(y - lo);
+    return s >= q ? s - q : s;
+}
+
+/* Gather waves of one group step (hls/README.md "Cycle model"): act_buf is
+ * one array of PE words, input row y, pixel x, channel c (of the slice) at
+ * word f = (slot(y) * IW + x) * CIN + c, cyclically partitioned into
+ * BITLET_ACT_BANKS banks (bank f mod 64, address f / 64), one read per bank
+ * and cycle.  A step gathers activation group g (elements k = 64 g + j) at
+ * output pixel (oy, ox) for the ncg consecutive channel groups cg0 ..
+ * cg0 + ncg - 1 of the batch (PEs of one channel group share each word:
+ * broadcast).  Elements with k >= K and padding taps read nothing (the PE
+ * gets +0); all others are distinct words.  Returns the largest number of
+ * them in one bank (0 .. 64 * ncg): the step costs max(1 + max S, waves). */
 static inline uint32_t bk_waves(const bk_insn_t *d, uint32_t oy, uint32_t ox, uint32_t g,
-                                uint32_t cg0, uint32_t ncg)
+                                uint32_t cg0, uint32_t ncg, int64_t lo, uint32_t slot_lo,
+                                uint32_t q)
 {
     uint32_t count[BITLET_ACT_BANKS];
     uint32_t i, j, cg, best = 0u;
@@ -614,6 +628,7 @@ static inline uint32_t bk_waves(const bk_insn_t *d, uint32_t oy, uint32_t ox, ui
         for (j = 0; j < BITLET_GROUP; j++) {
             uint32_t k = g * BITLET_GROUP + j, tap, ci, kh, kw;
             int64_t y, x;
+            uint64_t f;
             if (k >= d->k)
                 break;
             tap = k / d->cin_g;
@@ -624,7 +639,9 @@ static inline uint32_t bk_waves(const bk_insn_t *d, uint32_t oy, uint32_t ox, ui
             x = (int64_t)ox * d->sw - d->pl + (int64_t)kw * d->dw;
             if (y < 0 || y >= (int64_t)d->ih || x < 0 || x >= (int64_t)d->iw)
                 continue;
-            i = (cg * d->cin_g + ci) % BITLET_ACT_BANKS;
+            f = ((uint64_t)bk_ring_slot(y, lo, slot_lo, q) * d->iw + (uint64_t)x) * d->cin
+                + (uint64_t)cg * d->cin_g + ci;
+            i = (uint32_t)(f % BITLET_ACT_BANKS);
             count[i]++;
             best = count[i] > best ? count[i] : best;
         }
