@@ -21,10 +21,13 @@ typedef struct {
     int32_t  latency;        /* 24 + S (fp32) or 21 + S (fixed)                 */
     uint8_t  col_steps[24];  /* steps_g per bit column, 0 for pruned columns    */
 } bitlet_pe_result_t;
+/* CFFI-END */
 
 /* ------------------------------------------------------------------ */
-/* The PE as stages (the microarchitecture; hls/README.md "The PE").   */
-/* A kernel drives these; bitlet_pe_group is their composition.        */
+/* The PE as stages (the microarchitecture; hls/README.md "The PE      */
+/* microarchitecture").  A kernel drives these; bitlet_pe_group is     */
+/* their composition.  Not exposed to Python (outside the CFFI blocks: */
+/* cffi's cdef cannot size arrays by the header's constants).          */
 /* ------------------------------------------------------------------ */
 /* Registers between the preprocess and the calculate stage. */
 typedef struct {
@@ -65,8 +68,12 @@ int bitlet_pe_busy(const bitlet_pe_calc_t *c);
  * of 8, selects the first 1 (priority encoder), adds that activation to its
  * column sum and moves its pointer.  Returns bitlet_pe_busy() after it. */
 int bitlet_pe_step(bitlet_pe_calc_t *c);
-/* Reassembly (sum of column sums shifted by column) and pack. */
+/* Reassembly (sum of column sums shifted by column) and pack.  Fills res,
+ * acc, emax, nan and col_steps; scan and latency are the caller's counted
+ * cycles (bitlet_pe_group: the iterations of its step loop). */
 void bitlet_pe_finish(const bitlet_pe_calc_t *c, bitlet_pe_result_t *r);
+
+/* CFFI-BEGIN */
 
 /* One PE operation.  isfix = 0: fp32 mode; 1: fixed mode (quant 0..24).
  * Returns 0, or -1 if quant is out of range in fixed mode (r untouched). */
