@@ -60,7 +60,7 @@ enum { SINK_ACT, SINK_WGT, SINK_BIAS, SINK_ACC, SINK_INSN };
 typedef struct {
     uint32_t kind;             /* SINK_* */
     uint32_t fmt;              /* element format (conversions)           */
-    uint32_t eu;               /* unit bytes: 2 or 4 (int64 = two units)  */
+    uint32_t eu, esh;          /* unit bytes 2 or 4 (int64: two units), log2 */
     uint32_t at;               /* linear sinks: next word index           */
     uint32_t lane, j, rowlen;  /* SINK_WGT / SINK_ACC counters            */
     uint32_t lanes, half, halves, ox, obase, ow_words;
@@ -166,7 +166,7 @@ static uint64_t rd_run(bk_bus_t *bus, uint64_t a, uint64_t units, bk_sink_t *k)
     uint64_t bytes = units * k->eu;
     uint64_t first = a / BITLET_AXI_BYTES, last = (a + bytes - 1u) / BITLET_AXI_BYTES;
     uint64_t beat, beats = 0;
-    int64_t s0 = -(int64_t)((a - first * BITLET_AXI_BYTES) / k->eu);  /* unit of lane 0 */
+    int64_t s0 = -(int64_t)((a - first * BITLET_AXI_BYTES) >> k->esh);  /* unit of lane 0 */
     for (beat = first; beat <= last; beat++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=4096
@@ -176,10 +176,10 @@ static uint64_t rd_run(bk_bus_t *bus, uint64_t a, uint64_t units, bk_sink_t *k)
         for (l = 0; l < BITLET_AXI_BYTES / 2u; l++) {
 #pragma HLS UNROLL
             int64_t s = s0 + (int64_t)l;
-            if (l < BITLET_AXI_BYTES / k->eu && s >= 0 && s < (int64_t)units)
+            if (l < ((uint32_t)BITLET_AXI_BYTES >> k->esh) && s >= 0 && s < (int64_t)units)
                 sink_put(k, beat_unit(w, l, k->eu));
         }
-        s0 += BITLET_AXI_BYTES / k->eu;
+        s0 += BITLET_AXI_BYTES >> k->esh;
         beats++;
     }
     bus->ddr += beats * BITLET_AXI_BYTES;
@@ -191,7 +191,7 @@ static uint64_t rd_run(bk_bus_t *bus, uint64_t a, uint64_t units, bk_sink_t *k)
 /* ------------------------------------------------------------------ */
 static bk_sink_t sink(uint32_t kind, uint32_t fmt, uint32_t eu, uint32_t at)
 {
-    bk_sink_t k = {kind, fmt, eu, at, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    bk_sink_t k = {kind, fmt, eu, eu >> 1, at, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     return k;
 }
 
@@ -343,7 +343,8 @@ static uint64_t wr_run(bk_bus_t *bus, const bk_insn_t *d, const bk_unit_t *u, ui
     uint64_t bytes = units * eu;
     uint64_t first = a / BITLET_AXI_BYTES, last = (a + bytes - 1u) / BITLET_AXI_BYTES;
     uint64_t head[BK_WPB], tail[BK_WPB], beat, beats = 0, cyc = 0;
-    int64_t s0 = -(int64_t)((a - first * BITLET_AXI_BYTES) / eu);
+    uint32_t esh = eu >> 1;                       /* log2 of eu (2 or 4) */
+    int64_t s0 = -(int64_t)((a - first * BITLET_AXI_BYTES) >> esh);
     uint32_t halves = eu == 4u && d->isfix && (d->flags & BITLET_FLAG_PARTIAL) ? 2u : 1u;
     uint32_t ox = ox0, p = 0, h = 0, i;
     uint32_t edges = bk_partial_edges(a, bytes);
@@ -375,7 +376,7 @@ static uint64_t wr_run(bk_bus_t *bus, const bk_insn_t *d, const bk_unit_t *u, ui
         for (l = 0; l < BITLET_AXI_BYTES / 2u; l++) {
 #pragma HLS UNROLL
             int64_t s = s0 + (int64_t)l;
-            if (l < BITLET_AXI_BYTES / eu && s >= 0 && s < (int64_t)units) {
+            if (l < ((uint32_t)BITLET_AXI_BYTES >> esh) && s >= 0 && s < (int64_t)units) {
                 set_unit(w, l, eu, out_unit(d, u, ox, p, h));
                 if (++h == halves) {              /* counters: half, PE, pixel */
                     h = 0;
@@ -387,7 +388,7 @@ static uint64_t wr_run(bk_bus_t *bus, const bk_insn_t *d, const bk_unit_t *u, ui
             }
         }
         wr_beat(bus, beat, w);
-        s0 += BITLET_AXI_BYTES / eu;
+        s0 += BITLET_AXI_BYTES >> esh;
         beats++;
     }
     bus->ddr += beats * BITLET_AXI_BYTES;
@@ -799,10 +800,9 @@ static uint32_t run_one(bk_bus_t *bus, int kind, uint64_t insn_addr, uint64_t pr
         prof = (bk_prof_t){0, 0, 0, 0, 0, 0, now, now};
     }
     if (prof_slot) {                  /* the record: whole beats (not counted) */
-        uint64_t b0 = prof_slot / BITLET_AXI_BYTES, nbt = BITLET_PROF_BYTES / BITLET_AXI_BYTES;
-        uint64_t bt;
+        uint64_t b0 = prof_slot / BITLET_AXI_BYTES, bt;
         bk_prof_record(rec, st, d.layer, &prof);
-        for (bt = 0; bt < nbt; bt++) {
+        for (bt = 0; bt < BITLET_PROF_BYTES / BITLET_AXI_BYTES; bt++) {
 #pragma HLS PIPELINE II=1
             uint64_t wb[BK_WPB];
             for (i = 0; i < BK_WPB; i++) {

@@ -58,16 +58,18 @@ void bk_vendor_clear(bk_vendor_acc_t *v)
     }
 }
 
+typedef union { uint32_t u; float f; } bk_vfu_t;   /* the FP operator's view */
+
 static float f_of(uint32_t u)
 {
-    union { uint32_t u; float f; } x;
+    bk_vfu_t x;
     x.u = u;
     return x.f;
 }
 
 static uint32_t u_of(float f)
 {
-    union { uint32_t u; float f; } x;
+    bk_vfu_t x;
     x.f = f;
     return x.u;
 }

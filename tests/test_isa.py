@@ -152,6 +152,11 @@ def setup(precision="fp32", relu=False) -> Setup:
     return Setup(arena, insn.replace(out=out), out)
 
 
+# The arena's last block, the profile area of one record (allocations are
+# rounded to the arena's 64-byte alignment).
+PROF_AREA_WORDS = -(-hw.PROF_BYTES // 64) * 64 // 4
+
+
 def run(s: Setup, insns, *, kernel="bitlet", n_insn=None, prof=True, prog=None):
     prog_addr = s.arena.add(isa.program_words(insns))
     prof_addr = s.arena.reserve(len(insns) * hw.PROF_BYTES) if prof else 0
@@ -196,7 +201,13 @@ def test_valid_instruction_runs_and_writes_a_profile_record():
     assert rec["groups"][0] == 4 * 4 * 4 * 1 and rec["pe_cycles"][0] > 0
     assert rec["ref_cycles"][0] > rec["pe_cycles"][0]
     assert rec["ddr_bytes"][1] == hw.INSN_BYTES and rec["pe_cycles"][1] == 0
-    assert rec["kernel_cycles"][1] == hw.INSN_OVERHEAD_CYCLES + hw.INSN_BYTES // hw.DDR_BYTES_PER_CYCLE
+    # a NOP: the control overhead and one burst of the instruction's beats
+    assert rec["kernel_cycles"][1] == (hw.INSN_OVERHEAD_CYCLES + hw.DDR_LATENCY
+                                       + hw.INSN_BYTES // hw.AXI_BYTES)
+    # the stamps: the run's modelled clock, instruction after instruction
+    assert rec["start"][0] == 0 and rec["end"][0] == rec["kernel_cycles"][0]
+    assert rec["start"][1] == rec["end"][0]
+    assert rec["end"][1] == rec["end"][0] + rec["kernel_cycles"][1] == res["clock"]
     o = (s.out - s.arena.base) // 4
     assert not np.array_equal(mem[o:o + 64], before[o:o + 64])
 
@@ -236,7 +247,7 @@ def test_bad_fields_stop_with_bad_field_and_write_nothing(case):
     assert res["status"] == hw.STATUS_BAD_FIELD and res["insn_done"] == 0
     assert rec["status"][0] == hw.STATUS_BAD_FIELD
     assert rec["pe_cycles"][0] == 0 and rec["groups"][0] == 0
-    p = len(mem) - hw.PROF_WORDS                    # everything but the profile record
+    p = len(mem) - PROF_AREA_WORDS                  # everything but the profile record
     assert np.array_equal(mem[:p], before[:p])
 
 
@@ -256,7 +267,7 @@ def test_fixed_bias_limit_is_checked_before_any_write():
     bias = s.arena.add(preprocess.to_words(np.array([0, 0, 1 << 61, 0], np.int64)))
     res, mem, before, _ = run(s, [s.insn.replace(bias=bias, flags=hw.FLAG_BIAS)])
     assert res["status"] == hw.STATUS_BAD_FIELD
-    p = len(mem) - hw.PROF_WORDS
+    p = len(mem) - PROF_AREA_WORDS
     assert np.array_equal(mem[:p], before[:p])
 
 
@@ -275,7 +286,7 @@ def test_bus_errors_write_nothing():
     for name, insn in cases.items():
         res, mem, before, _ = run(s, [insn])
         assert res["status"] == hw.STATUS_BUS_ERROR, name
-        p = len(mem) - hw.PROF_WORDS
+        p = len(mem) - PROF_AREA_WORDS
         assert np.array_equal(mem[:p], before[:p]), name
 
 
@@ -378,7 +389,8 @@ def test_kernel_csim_testbench_passes():
     assert "bitlet_top: 20217 records as GEMM instructions, 0 skipped" in proc.stdout, \
         proc.stdout[-3000:]
     assert "golden replay through vendor_fp_top" in proc.stdout
-    assert proc.stdout.count("\nPASS\n") + proc.stdout.startswith("PASS") == 2
+    assert "bk_f32_add: " in proc.stdout and " 0 mismatches; bk_fp16_to_fp32" in proc.stdout
+    assert proc.stdout.count("\nPASS\n") + proc.stdout.startswith("PASS") == 3
     assert "FAIL" not in proc.stdout
 
 
@@ -467,12 +479,15 @@ def test_hls_script_selects_the_vendor_top_and_part(tmp_path):
 _HLS_SOURCES = ("bitlet_pe.c", "bitlet_kernel.c", "vendor_kernel.c")
 _TOP_ARGS = ("mem", "mem_base", "mem_size", "prog_addr", "n_insn", "prof_addr", "status",
              "insn_done", "id_magic", "id_version", "id_config", "id_act_buf", "id_wgt_buf",
-             "id_out_buf")
+             "id_out_buf", "clock")
 # the pragma forms of the Vitis HLS user guide (UG1399, 2022.1 and later)
 _PRAGMA_FORMS = (
     (r"INTERFACE mode=m_axi port=mem offset=slave bundle=gmem depth=BITLET_MAXI_DEPTH"
-     r"( max_(read|write)_burst_length=\d+)*"),
+     r"( max_(read|write)_burst_length=\d+)*( num_(read|write)_outstanding=\d+)*"),
     r"INTERFACE mode=s_axilite port=\w+ bundle=control",
+    r"INTERFACE mode=ap_none port=timestamp",
+    r"BIND_STORAGE variable=\w+ type=ram_(1p|2p|t2p|s2p) impl=(bram|uram|lutram)",
+    r"DEPENDENCE variable=\w+ type=inter direction=RAW distance=\d+ dependent=true",
     r"INTERFACE mode=ap_ctrl_hs port=return",
     r"ARRAY_PARTITION variable=\w+ type=(complete|cyclic|block)( factor=\d+)?( dim=\d+)?",
     r"LOOP_TRIPCOUNT min=\d+ max=\d+",
@@ -500,20 +515,23 @@ def test_hls_pragmas_use_the_documented_forms(name):
 
 
 @pytest.mark.parametrize("name, top", [("bitlet_kernel.c", "bitlet_top"),
-                                       ("vendor_kernel.c", "vendor_fp_top")])
+                                       ("bitlet_kernel.c", "vendor_fp_top")])
 def test_each_top_argument_has_its_interface(name, top):
-    """mem is the m_axi port with its offset register in `control`; every other
-    argument and the return (ap_ctrl_hs, and so the interrupt) is s_axilite in
-    `control`, in the argument order bitlet_hw.h's register map follows."""
+    """mem is the m_axi port with its offset register in `control`; timestamp
+    an ap_none input wire (no register); every other argument and the return
+    (ap_ctrl_hs, and so the interrupt) is s_axilite in `control`, in the
+    argument order bitlet_hw.h's register map follows."""
     import re
 
     text = _hls_text(name)
     body = text[text.index(f"void {top}("):]
+    body = body[:body.index("\n}\n")]
     ports = re.findall(r"#pragma HLS INTERFACE mode=(\w+) port=(\w+)", body)
     assert ports[0] == ("m_axi", "mem")
     axilite = [port for mode, port in ports if mode == "s_axilite"]
     assert axilite == list(_TOP_ARGS[1:]) + ["return"]
     assert ("ap_ctrl_hs", "return") in ports
+    assert ("ap_none", "timestamp") in ports
 
 
 @pytest.mark.parametrize("name", _HLS_SOURCES)
@@ -551,7 +569,8 @@ def test_hls_loops_have_static_bounds_or_a_tripcount(name):
         if not m or line.strip().startswith(("/*", "*", "#define")) or "while (0)" in line:
             continue
         loops += 1
-        static = re.search(r"<\s*(BITLET_\w+|PE_\w+|\d+u?)( / \d+u?)?\s*;", m.group(2))
+        static = re.search(r"<\s*(BITLET_\w+|PE_\w+|BK_\w+|\d+u?)( / (\d+u?|BITLET_\w+))?\s*;",
+                           m.group(2))
         tripcount = any("LOOP_TRIPCOUNT" in nxt for nxt in lines[i + 1:i + 3])
         assert static or tripcount, (name, i + 1, line.strip())
     assert loops

@@ -465,9 +465,11 @@ class FastEngine:
             raise DeviceError(f"fast kernel rejected the instruction with status "
                               f"{isa.status_name(status)}")
         if not cycles:
-            return (status, insn.layer, 0, 0, 0, 0, 0, 0)
+            return (status, insn.layer, 0, 0, 0, 0, 0, 0, 0, 0)
+        # start/end stamps: a layer call has no clock (0, as the kernel's own
+        # run_kernel with timestamp 0 would give only for its first record)
         return (status, insn.layer, prof.pe_cycles, prof.ref_cycles, prof.kernel_cycles,
-                prof.groups, prof.scan, prof.ddr_bytes)
+                prof.groups, prof.scan, prof.ddr_bytes, 0, 0)
 
 
 @lru_cache(maxsize=1)
