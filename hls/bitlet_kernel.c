@@ -239,13 +239,10 @@ static uint64_t load_rows(bk_bus_t *bus, const bk_insn_t *d, bk_ring_t *r, bk_un
     int64_t lo, hi, y, first;
     int keep;
     bk_window(d, u->oy, &lo, &hi);
-    keep = r->n == u->n && r->lo >= 0 && lo < r->hi && hi > lo;
+    keep = r->n == u->n && lo < r->hi && hi > lo;  /* rows [lo, r->hi) still held */
     first = keep ? r->hi : lo;
-    if (keep) {
-        r->slot_lo = bk_ring_slot(lo, r->lo, r->slot_lo, r->q);
-    } else {
-        r->slot_lo = r->wp;
-    }
+    if (hi > lo)
+        r->slot_lo = keep ? bk_ring_slot(lo, r->lo, r->slot_lo, r->q) : r->wp;
     for (y = first; y < hi; y++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=11
         uint64_t px = ((uint64_t)u->n * d->ih + (uint64_t)y) * d->iw;
@@ -354,14 +351,12 @@ static uint64_t wr_run(bk_bus_t *bus, const bk_insn_t *d, const bk_unit_t *u, ui
         rd_beat(bus, first, head);
         cyc += BITLET_DDR_LATENCY + 1u;
     }
-    if ((a + bytes) % BITLET_AXI_BYTES) {         /* tail edge */
-        if (last == first && (a % BITLET_AXI_BYTES)) {
-            for (i = 0; i < BK_WPB; i++)
-                tail[i] = head[i];
-        } else {
-            rd_beat(bus, last, tail);
-            cyc += BITLET_DDR_LATENCY + 1u;
-        }
+    if (last == first && (a % BITLET_AXI_BYTES)) { /* one beat: the head read serves */
+        for (i = 0; i < BK_WPB; i++)
+            tail[i] = head[i];
+    } else if ((a + bytes) % BITLET_AXI_BYTES) {  /* tail edge */
+        rd_beat(bus, last, tail);
+        cyc += BITLET_DDR_LATENCY + 1u;
     }
     bus->ddr += (uint64_t)edges * BITLET_AXI_BYTES;
     for (beat = first; beat <= last; beat++) {
@@ -371,7 +366,7 @@ static uint64_t wr_run(bk_bus_t *bus, const bk_insn_t *d, const bk_unit_t *u, ui
         uint32_t l;
         for (i = 0; i < BK_WPB; i++) {
 #pragma HLS UNROLL
-            w[i] = beat == first ? head[i] : (beat == last ? tail[i] : 0u);
+            w[i] = beat == last ? tail[i] : (beat == first ? head[i] : 0u);
         }
         for (l = 0; l < BITLET_AXI_BYTES / 2u; l++) {
 #pragma HLS UNROLL
