@@ -34,7 +34,8 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 EMU_DIR = os.path.join(ROOT, "emu")
 HLS_DIR = os.path.join(ROOT, "hls")
 API_HEADER = "bitlet_fast.h"
-SOURCES = ("fast_core.c", "fast_layer.c", "fast_kern_scalar.c", "fast_kern_x86.c")
+SOURCES = ("fast_core.c", "fast_layer.c", "fast_sched.c", "fast_kern_scalar.c",
+           "fast_kern_x86.c")
 THREADING = ("openmp", "pthreads", "none")
 
 _BLOCK = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.DOTALL)
@@ -154,7 +155,8 @@ def make_ffi(module: str = "bitlet._fast", *, simd: bool | None = None,
     if sys.platform == "win32":
         extra = ["/O2", "/fp:precise"]
     else:
-        extra = ["-O3", "-std=c99", "-Wall", "-ffp-contract=off", "-fno-strict-aliasing"]
+        extra = ["-O3", "-std=c99", "-Wall", "-Wno-unknown-pragmas", "-ffp-contract=off",
+                 "-fno-strict-aliasing"]
     if not simd:
         extra.append("-DBITLET_FAST_NO_SIMD" if sys.platform != "win32" else "/DBITLET_FAST_NO_SIMD")
     ffi.set_source(
