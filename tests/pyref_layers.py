@@ -19,6 +19,7 @@ N_PE = hw.N_PE
 GROUP = hw.GROUP
 CANON_NAN = hw.CANONICAL_NAN
 FIX_LO, FIX_HI = -(2 ** 24), 2 ** 24 - 1
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 INSN_BYTES = hw.INSN_BYTES
 
 
@@ -189,7 +190,10 @@ def run(L: Layer) -> np.ndarray:
                         sig, exp, abs_ = _weight_ports(L, co, g, geo)
                         a = _act_vector(L, b, oy, ox, cg, g, geo)
                         r = pyref.group(sig, exp, abs_, a, L.fixed, L.prune, L.quant)
-                        total = total + r.acc if L.fixed else np.float32(total + b2f(r.res))
+                        if L.fixed:              # int64 sums saturate (README)
+                            total = max(INT64_MIN, min(INT64_MAX, total + r.acc))
+                        else:
+                            total = np.float32(total + b2f(r.res))
                         scans.append(r.scan)
                     L.sums[(b, oy, ox, co)] = scans
                     out[b, oy, ox, co] = (_finish_fixed if L.fixed else _finish_float)(L, total, co)

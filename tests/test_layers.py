@@ -229,6 +229,21 @@ def test_k_tiling_with_partial_and_accum_equals_untiled(fmt):
     assert np.array_equal(as_int(acc), as_int(full))
 
 
+def test_fixed_accum_sum_saturates_at_the_int64_limits():
+    """Regression: an extreme ACC partial plus a group accumulator overflowed
+    the int64 running sum (undefined behaviour, wrapped in practice); the
+    kernel saturates it like the bias add (hls/README.md)."""
+    big = (1 << 24) - 1
+    x = np.full((1, 1, 1, 64), big, np.int64)
+    w = np.stack([np.full((1, 1, 64), big), np.full((1, 1, 64), -big)]).astype(np.int64)
+    acc = np.array([[[[2 ** 63 - 10, -(2 ** 63) + 10]]]], np.int64)
+    raw, prof = run_insn(x, w, fmt="fixed", acc_in=acc, partial=True)
+    assert as_int(raw).tolist() == [[[[2 ** 63 - 1, -(2 ** 63)]]]]
+    layer = model(x, w, fixed=True, acc_in=acc, partial=True)
+    assert np.array_equal(as_int(raw), ref.run(layer).astype(np.int64))
+    check_cycles(layer, prof)
+
+
 def test_public_matmul_tiles_long_k_and_matches_model():
     k = hw.WGT_BUF_WORDS // (hw.N_PE * hw.GROUP) * hw.GROUP + 10     # one group past a tile
     rng = np.random.default_rng(5)
