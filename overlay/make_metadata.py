@@ -123,11 +123,17 @@ def _split_commands(text: str) -> list:
 _ARG = re.compile(r"(const\s+)?(uint64_t|uint32_t)\s*(\*?)\s*(\w+)")
 
 
+#: Top arguments that are ap_none input wires (bitlet_top.h: the free-running
+#: cycle counter of the block design), not s_axilite registers.
+WIRE_ARGS = ("timestamp",)
+
+
 def top_arguments(top: str, path: Path = TOP_HEADER) -> list:
     """Arguments of ``top`` in ``hls/bitlet_top.h`` as ``(name, kind)``.
 
     kind is ``"ptr"`` (m_axi, 64-bit offset register), ``"in64"``,
-    ``"in32"`` or ``"out32"`` (a pointer to a scalar output).
+    ``"in32"``, ``"out32"`` / ``"out64"`` (a pointer to a scalar output) or
+    ``"wire"`` (an ``ap_none`` input port, no register: :data:`WIRE_ARGS`).
     """
     text = path.read_text(encoding="utf-8")
     match = re.search(rf"\bvoid\s+{top}\s*\(([^)]*)\)", text)
@@ -137,8 +143,10 @@ def top_arguments(top: str, path: Path = TOP_HEADER) -> list:
     for i, (_, ctype, star, name) in enumerate(_ARG.findall(match.group(1))):
         if i == 0:
             kind = "ptr"  # the m_axi memory port
+        elif name in WIRE_ARGS:
+            kind = "wire"
         elif star:
-            kind = "out32"
+            kind = "out64" if ctype == "uint64_t" else "out32"
         else:
             kind = "in64" if ctype == "uint64_t" else "in32"
         args.append((name, kind))
@@ -200,6 +208,20 @@ def register_map(hw: dict, top: str) -> list:
                                                f"Bit {shift + 31} to {shift} of {name}")]})
                 offset += 4
             offset += 4  # reserved word
+        elif kind == "wire":
+            continue
+        elif kind == "out64":
+            for part, shift in ((1, 0), (2, 32)):
+                regs.append({"name": f"{name}_{part}", "offset": offset, "access": "read-only",
+                             "desc": f"Data signal of {name}",
+                             "fields": [_field(name, 0, 32, "read-only",
+                                               f"Bit {shift + 31} to {shift} of {name}")]})
+                offset += 4
+            regs.append({"name": f"{name}_ctrl", "offset": offset, "access": "read-only",
+                         "desc": f"Control signal of {name}",
+                         "fields": [_field(f"{name}_ap_vld", 0, 1, "read-only",
+                                           f"Control signal {name}_ap_vld", "modify")]})
+            offset += 8  # the ap_vld word and a reserved word
         elif kind == "in32":
             regs.append({"name": name, "offset": offset, "access": "read-write",
                          "desc": f"Data signal of {name}",
@@ -230,7 +252,7 @@ def _check_against_header(hw: dict, regs: list, end: int, top: str) -> None:
 
 def m_axi_data_width(hw: dict) -> int:
     """Data bits of the kernel's m_axi port (the kernel model's DDR beat)."""
-    return 8 * hw["DDR_BYTES_PER_CYCLE"]
+    return 8 * hw["AXI_BYTES"]
 
 
 def s_axi_addr_width(hw: dict) -> int:
