@@ -390,14 +390,14 @@ def test_kernel_csim_testbench_passes():
         proc.stdout[-3000:]
     assert "golden replay through vendor_fp_top" in proc.stdout
     assert "bk_f32_add: " in proc.stdout and " 0 mismatches; bk_fp16_to_fp32" in proc.stdout
-    assert proc.stdout.count("\nPASS\n") + proc.stdout.startswith("PASS") == 3
+    assert proc.stdout.count("\nPASS\n") + proc.stdout.startswith("PASS") == 4
     assert "FAIL" not in proc.stdout
 
 
 _TCL_STUBS = r"""
 set log {}
 foreach cmd {open_project set_top add_files open_solution set_part create_clock
-             csim_design csynth_design cosim_design export_design} {
+             config_interface csim_design csynth_design cosim_design export_design} {
     proc $cmd {args} "lappend ::log \[list $cmd {*}\$args\]"
 }
 proc exit {args} { lappend ::log [list exit] }
@@ -438,14 +438,19 @@ def test_hls_script_parses_and_drives_the_documented_flow(tmp_path):
     proc, calls = _run_hls_tcl(tmp_path, "", ["f32_edge.bin", "f32_random_full.bin"])
     assert proc.returncode == 0, proc.stderr
     verbs = [c[0] for c in calls]
-    assert verbs == ["open_project", "set_top"] + ["add_files"] * 7 + [
-        "open_solution", "set_part", "create_clock", "csim_design", "csynth_design",
-        "cosim_design", "export_design", "exit"]
+    assert verbs == ["open_project", "set_top"] + ["add_files"] * 8 + [
+        "open_solution", "set_part", "create_clock", "config_interface", "csim_design",
+        "csynth_design", "cosim_design", "export_design", "exit"]
     assert calls[1] == ["set_top", "bitlet_top"]
     assert ["set_part", "xc7z020clg400-1"] in calls
     period = float(calls[verbs.index("create_clock")][2])
     assert period == pytest.approx(1000.0 / hw.CLOCK_MHZ)
-    tb = calls[verbs.index("add_files") + 6]
+    tb = calls[verbs.index("add_files") + 7]
+    # the m_axi width: 64 bits on the Zynq-7000 part (AXI_BYTES), widened bursts
+    assert f"-DBITLET_AXI_BYTES={hw.AXI_BYTES}" in " ".join(calls[verbs.index("add_files")])
+    assert calls[verbs.index("config_interface")][1:] == [
+        "-m_axi_max_widen_bitwidth", str(8 * hw.AXI_BYTES), "-m_axi_alignment_byte_size",
+        str(hw.AXI_BYTES)]
     assert tb[1] == "-tb" and tb[2].endswith("csim/tb_kernel.c")
     bins = tmp_path / "bins"
     csim = " ".join(calls[verbs.index("csim_design")])
@@ -464,6 +469,8 @@ def test_hls_script_selects_the_vendor_top_and_part(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert ["set_top", "vendor_fp_top"] in calls
     assert ["set_part", "xczu7ev-ffvc1156-2-e"] in calls
+    # Zynq UltraScale+ HP ports: 128-bit m_axi
+    assert "-DBITLET_AXI_BYTES=16" in " ".join(next(c for c in calls if c[0] == "add_files"))
     assert not any(c[0] in ("csim_design", "cosim_design") for c in calls)
     export = " ".join(next(c for c in calls if c[0] == "export_design"))
     assert f"-ipname {hw.VENDOR_IP_NAME}" in export
