@@ -69,7 +69,9 @@
 #define BITLET_AXI_BYTES        8
 #endif
 #define BITLET_DDR_LATENCY      32           /* cycles: first beat of a burst (modelled) */
-#define BITLET_ACT_BANKS        64           /* line-buffer banks (channel mod 64) */
+#define BITLET_ACT_BANKS        64           /* line-buffer banks (word mod 64)  */
+#define BITLET_WGT_BANKS        8            /* weight banks per PE lane: a group's
+                                                64 weights take 64/8 reads      */
 #define BITLET_INSN_OVERHEAD_CYCLES 32       /* fetch, decode, checks, profile */
 
 /* Vendor-FP baseline kernel model (vendor_kernel.c, hls/README.md).     */

@@ -38,6 +38,9 @@
 #if BITLET_AXI_BYTES != 8 && BITLET_AXI_BYTES != 16
 #error "BITLET_AXI_BYTES must be 8 or 16"
 #endif
+#if BITLET_ACT_BANKS != 64 || BITLET_WGT_BANKS != 8
+#error "the ARRAY_PARTITION factors of the tops say 64 line-buffer and 8 weight banks"
+#endif
 
 /* ------------------------------------------------------------------ */
 /* On-chip buffers (storage: hls/README.md "On-chip buffers")          */
@@ -492,6 +495,32 @@ static uint32_t gather(const bk_insn_t *d, const bk_unit_t *u, const bk_gstart_t
     return v;
 }
 
+static uint32_t pe_weight(const bk_insn_t *d, const bk_unit_t *u, uint32_t p, uint32_t t,
+                          uint32_t j, int resident);
+
+/* The weight read of one group step: each PE's lane has BITLET_WGT_BANKS
+ * banks (word j of a row in bank j mod WGT_BANKS), so the 64 weights of a
+ * group arrive in 64 / WGT_BANKS reads (II=1, all PEs in parallel),
+ * overlapped with the previous step like the gather.  Returns the reads. */
+static uint32_t read_weights(const bk_insn_t *d, const bk_unit_t *u, uint32_t t, int resident,
+                             uint32_t w[BITLET_N_PE][BITLET_GROUP])
+{
+    uint32_t r, b, p, reads = 0;
+    for (r = 0; r < BITLET_GROUP / BITLET_WGT_BANKS; r++) {
+#pragma HLS PIPELINE II=1
+        for (p = 0; p < BITLET_N_PE; p++) {
+#pragma HLS UNROLL
+            for (b = 0; b < BITLET_WGT_BANKS; b++) {
+#pragma HLS UNROLL
+                uint32_t j = r * BITLET_WGT_BANKS + b;
+                w[p][j] = p < u->cnt ? pe_weight(d, u, p, t, j, resident) : 0u;
+            }
+        }
+        reads++;
+    }
+    return reads;
+}
+
 /* Weight word j of group t for PE p of the unit. */
 static uint32_t pe_weight(const bk_insn_t *d, const bk_unit_t *u, uint32_t p, uint32_t t,
                           uint32_t j, int resident)
@@ -538,9 +567,11 @@ static void compute_bitlet(const bk_insn_t *d, const bk_unit_t *u, const bk_gsta
                            int resident, bk_cp_t *cp)
 {
     static uint32_t a[BITLET_N_PE][BITLET_GROUP];
+    static uint32_t wv[BITLET_N_PE][BITLET_GROUP];
     static bitlet_pe_pre_t pre[BITLET_N_PE];
     static bitlet_pe_calc_t calc[BITLET_N_PE];
 #pragma HLS ARRAY_PARTITION variable=a type=complete dim=0
+#pragma HLS ARRAY_PARTITION variable=wv type=complete dim=0
 #pragma HLS ARRAY_PARTITION variable=pre type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=calc type=complete dim=1
     uint32_t lat = d->isfix ? BITLET_LAT_FIXED : BITLET_LAT_FP32;
@@ -562,8 +593,9 @@ static void compute_bitlet(const bk_insn_t *d, const bk_unit_t *u, const bk_gsta
         }
         for (t = 0; t < T; t++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64
-            uint32_t s[BITLET_N_PE], waves, it, busy = 0, step;
+            uint32_t s[BITLET_N_PE], waves, reads, it, busy = 0, step;
             waves = gather(d, u, gs, t, ox, a);
+            reads = read_weights(d, u, t, resident, wv);
             for (p = 0; p < BITLET_N_PE; p++) {      /* the N_PE preprocess stages */
 #pragma HLS UNROLL
                 uint8_t sig[BITLET_GROUP], ex[BITLET_GROUP];
@@ -573,8 +605,7 @@ static void compute_bitlet(const bk_insn_t *d, const bk_unit_t *u, const bk_gsta
                     continue;
                 for (j = 0; j < BITLET_GROUP; j++) {
 #pragma HLS UNROLL
-                    bitlet_weight_port(pe_weight(d, u, p, t, j, resident), (int)d->isfix,
-                                       &sig[j], &ex[j], &ab[j]);
+                    bitlet_weight_port(wv[p][j], (int)d->isfix, &sig[j], &ex[j], &ab[j]);
                 }
                 bitlet_pe_preprocess(sig, ex, ab, a[u->qp[p]],
                                      (int)d->isfix, d->prune, d->quant, &pre[p]);
@@ -607,7 +638,8 @@ static void compute_bitlet(const bk_insn_t *d, const bk_unit_t *u, const bk_gsta
                 cp->scan += s[p];
             }
             step = 1u + it;                           /* load cycle + steps */
-            cp->cyc += step > waves ? step : waves;
+            step = step > waves ? step : waves;       /* the gather of this group */
+            cp->cyc += step > reads ? step : reads;   /* its weight read */
             cp->ref += ref_step(d, u, s, lat);
             cp->groups += u->cnt;
         }
@@ -641,17 +673,18 @@ static void compute_vendor(const bk_insn_t *d, const bk_unit_t *u, const bk_gsta
         bk_vendor_clear(&v);
         for (t = 0; t < T; t++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64
-            uint32_t waves = gather(d, u, gs, t, ox, a), mac;
+            uint32_t waves = gather(d, u, gs, t, ox, a), mac, reads;
+            reads = read_weights(d, u, t, resident, wv);
             for (p = 0; p < BITLET_N_PE; p++) {
 #pragma HLS UNROLL
                 for (j = 0; j < BITLET_GROUP; j++) {
 #pragma HLS UNROLL
-                    wv[p][j] = p < u->cnt ? pe_weight(d, u, p, t, j, resident) : 0u;
                     ap[p][j] = p < u->cnt ? a[u->qp[p]][j] : 0u;
                 }
             }
             mac = bk_vendor_group(wv, ap, u->cnt, &v);
-            cp->cyc += mac > waves ? mac : waves;
+            mac = mac > waves ? mac : waves;
+            cp->cyc += mac > reads ? mac : reads;
             cp->groups += u->cnt;
         }
         for (p = 0; p < BITLET_N_PE; p++) {
@@ -890,14 +923,14 @@ void bitlet_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
 #pragma HLS INTERFACE mode=s_axilite port=return bundle=control
 #pragma HLS INTERFACE mode=ap_ctrl_hs port=return
 #pragma HLS ARRAY_PARTITION variable=act_buf type=cyclic factor=64 dim=1
-#pragma HLS BIND_STORAGE variable=act_buf type=ram_t2p impl=bram
+#pragma HLS BIND_STORAGE variable=act_buf type=ram_s2p impl=bram
 #pragma HLS ARRAY_PARTITION variable=wgt_buf type=complete dim=1
-#pragma HLS ARRAY_PARTITION variable=wgt_buf type=cyclic factor=64 dim=2
-#pragma HLS BIND_STORAGE variable=wgt_buf type=ram_t2p impl=bram
+#pragma HLS ARRAY_PARTITION variable=wgt_buf type=cyclic factor=8 dim=2
+#pragma HLS BIND_STORAGE variable=wgt_buf type=ram_s2p impl=bram
 #pragma HLS ARRAY_PARTITION variable=out_buf type=complete dim=1
 #pragma HLS BIND_STORAGE variable=out_buf type=ram_t2p impl=bram
 #pragma HLS ARRAY_PARTITION variable=bias_buf type=cyclic factor=8 dim=1
-#pragma HLS BIND_STORAGE variable=bias_buf type=ram_t2p impl=bram
+#pragma HLS BIND_STORAGE variable=bias_buf type=ram_s2p impl=bram
     bk_run(BITLET_KIND_BITLET, mem, mem_base, mem_size, prog_addr, n_insn, prof_addr,
            timestamp, status, insn_done, id_magic, id_version, id_config, id_act_buf,
            id_wgt_buf, id_out_buf, clock);
@@ -930,14 +963,14 @@ void vendor_fp_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
 #pragma HLS INTERFACE mode=s_axilite port=return bundle=control
 #pragma HLS INTERFACE mode=ap_ctrl_hs port=return
 #pragma HLS ARRAY_PARTITION variable=act_buf type=cyclic factor=64 dim=1
-#pragma HLS BIND_STORAGE variable=act_buf type=ram_t2p impl=bram
+#pragma HLS BIND_STORAGE variable=act_buf type=ram_s2p impl=bram
 #pragma HLS ARRAY_PARTITION variable=wgt_buf type=complete dim=1
-#pragma HLS ARRAY_PARTITION variable=wgt_buf type=cyclic factor=64 dim=2
-#pragma HLS BIND_STORAGE variable=wgt_buf type=ram_t2p impl=bram
+#pragma HLS ARRAY_PARTITION variable=wgt_buf type=cyclic factor=8 dim=2
+#pragma HLS BIND_STORAGE variable=wgt_buf type=ram_s2p impl=bram
 #pragma HLS ARRAY_PARTITION variable=out_buf type=complete dim=1
 #pragma HLS BIND_STORAGE variable=out_buf type=ram_t2p impl=bram
 #pragma HLS ARRAY_PARTITION variable=bias_buf type=cyclic factor=8 dim=1
-#pragma HLS BIND_STORAGE variable=bias_buf type=ram_t2p impl=bram
+#pragma HLS BIND_STORAGE variable=bias_buf type=ram_s2p impl=bram
     bk_run(BITLET_KIND_VENDOR_FP, mem, mem_base, mem_size, prog_addr, n_insn, prof_addr,
            timestamp, status, insn_done, id_magic, id_version, id_config, id_act_buf,
            id_wgt_buf, id_out_buf, clock);

@@ -375,7 +375,7 @@ def counters(L: Layer, place: Placement | None = None, *, kernel: str = "bitlet"
                         s_all = [L.sums[(b, oy, ox, co)][gi] for co in chans] \
                             if kernel == "bitlet" else [0] * cnt
                         busy = 1 + max(s_all) if kernel == "bitlet" else GROUP // hw.VENDOR_LANES
-                        cp += max(busy, waves)
+                        cp += max(busy, waves, GROUP // hw.WGT_BANKS)
                         if kernel == "bitlet":
                             ref += sum(ref_lat + 1 + max(L.sums[(b, oy, ox, co)][gi] for co in sub)
                                        for sub in subs)

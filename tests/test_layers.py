@@ -146,7 +146,8 @@ def test_prune_mask_changes_results_and_cycles_as_modelled():
     assert int(prof0["scan"]) == 0
     steps = 4                                       # 4 pixels x 1 batch x 1 group
     units = 2                                       # 2 output rows x 1 batch: one fill each
-    assert int(prof0["pe_cycles"]) == steps + units * hw.LAT_FP32
+    # S = 0: a step costs the weight read (64 / WGT_BANKS), not 1 + S
+    assert int(prof0["pe_cycles"]) == steps * (hw.GROUP // hw.WGT_BANKS) + units * hw.LAT_FP32
     assert int(prof0["ref_cycles"]) == steps * (hw.LAT_FP32 + 1)
 
 

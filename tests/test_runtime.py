@@ -292,8 +292,9 @@ def test_profile_counters_are_exactly_the_cycle_model(dev):
     assert layer["groups"] == s.size and layer["scan"] == s.sum()
     assert layer["ref_cycles"] == (lat + 1 + s.reshape(blocks).max(axis=2)).sum()
     # one unit per (row, batch of N_PE channels): its fill, then per group step
-    # 1 + the slowest PE's S (the gather of a GEMM group is one wave)
-    step = 1 + s.reshape(blocks).max(axis=2)                  # (rows, batches, groups)
+    # 1 + the slowest PE's S, or the weight read (the gather of a GEMM group is one wave)
+    step = np.maximum(1 + s.reshape(blocks).max(axis=2),      # (rows, batches, groups)
+                      bitlet.hw.GROUP // bitlet.hw.WGT_BANKS)
     assert layer["pe_cycles"] == (lat + step.sum(axis=2)).sum()
     assert layer["prune"] == prune and layer["macs"] == rows * k * m
     assert layer["predicted_ms"] == layer["kernel_cycles"] / (prof.clock_mhz * 1e3)

@@ -237,12 +237,15 @@ static int replay(const golden_t *g, const char *path, long *used, long *skipped
          * (tail edge) and written whole; one unit, overlapped phases */
         uint64_t ddr = run_bytes(BITLET_INSN_BYTES) + 2u * run_bytes(BITLET_GROUP * 4u)
                        + 2u * BITLET_AXI_BYTES;
-        uint64_t pe = (uint64_t)g->total[i] + 1u;      /* LAT + S + the load cycle */
+        /* LAT + one step: the load cycle + S, or the weight read if longer */
+        uint64_t lat = (uint64_t)g->total[i] - (uint64_t)g->scan[i];
+        uint64_t wrd = BITLET_GROUP / BITLET_WGT_BANKS;
+        uint64_t pe = lat + ((uint64_t)g->scan[i] + 1u > wrd ? (uint64_t)g->scan[i] + 1u : wrd);
         uint64_t io = run_cycles(BITLET_INSN_BYTES) + 2u * run_cycles(BITLET_GROUP * 4u)
                       + 2u * (BITLET_DDR_LATENCY + 1u);
         uint64_t kc;
         int ok;
-        uint64_t scan = (uint64_t)g->scan[i], ref = pe;
+        uint64_t scan = (uint64_t)g->scan[i], ref = (uint64_t)g->total[i] + 1u;
         if (!keep[i]) {                             /* a NOP: fetch only */
             bad |= get64(p, BITLET_P_KERNEL_CYCLES_LO)
                        != BITLET_INSN_OVERHEAD_CYCLES + run_cycles(BITLET_INSN_BYTES)
