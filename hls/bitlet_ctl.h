@@ -606,6 +606,49 @@ static inline uint32_t bk_ring_slot(int64_t y, int64_t lo, uint32_t slot_lo, uin
     return s >= q ? s - q : s;
 }
 
+/* The line-buffer ring (hls/README.md "Line buffer"): q row slots, the next
+ * slot written (wp), and the last non-empty window [lo, hi) of image n whose
+ * row lo sits in slot slot_lo (a window's rows occupy consecutive slots). */
+typedef struct {
+    uint32_t q, wp;
+    int64_t lo, hi;
+    uint32_t slot_lo, n;
+} bk_ring_t;
+
+static inline void bk_ring_init(bk_ring_t *r, uint32_t q)
+{
+    r->q = q;
+    r->wp = 0u;
+    r->lo = r->hi = -1;
+    r->slot_lo = 0u;
+    r->n = 0u;
+}
+
+/* Output row oy of image n: its window [*lo, *hi) and the first row not
+ * held, *first (rows [*first, *hi) are to be read, in ascending order, each
+ * into slot wp followed by bk_ring_advance).  Latches the window (when not
+ * empty) and the slot of its row lo; wp is left to the reads. */
+static inline void bk_ring_next(const bk_insn_t *d, bk_ring_t *r, uint32_t n, uint32_t oy,
+                                int64_t *lo, int64_t *hi, int64_t *first)
+{
+    int keep;
+    bk_window(d, oy, lo, hi);
+    keep = r->n == n && *lo < r->hi && *hi > *lo;   /* rows [lo, r->hi) still held */
+    *first = keep ? r->hi : *lo;
+    if (*hi > *lo) {
+        r->slot_lo = keep ? bk_ring_slot(*lo, r->lo, r->slot_lo, r->q) : r->wp;
+        r->lo = *lo;
+        r->hi = *hi;
+        r->n = n;
+    }
+}
+
+/* One row written into slot wp: the next slot (compare and wrap). */
+static inline void bk_ring_advance(bk_ring_t *r)
+{
+    r->wp = r->wp + 1u == r->q ? 0u : r->wp + 1u;
+}
+
 /* Gather waves of one group step (hls/README.md "Cycle model"): act_buf is
  * one array of PE words, input row y, pixel x, channel c (of the slice) at
  * word f = (slot(y) * IW + x) * CIN + c, cyclically partitioned into

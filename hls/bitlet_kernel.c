@@ -79,14 +79,6 @@ typedef struct {
     uint32_t qp[BITLET_N_PE];  /* PE p: channel group cg0 + qp[p]        */
 } bk_unit_t;
 
-/* Ring state of the line buffer (counters, no modulo). */
-typedef struct {
-    uint32_t q, wp;            /* rows in the ring, next slot written    */
-    int64_t lo, hi;            /* rows held for the last window          */
-    uint32_t slot_lo;
-    uint32_t n;                /* image of that window                   */
-} bk_ring_t;
-
 /* ------------------------------------------------------------------ */
 /* Burst transfers                                                     */
 /* ------------------------------------------------------------------ */
@@ -234,18 +226,14 @@ static uint32_t tile_weight(const bk_insn_t *d, uint32_t word, uint32_t jt)
     return (uint64_t)d->kgb * BITLET_GROUP + jt < d->k ? word : 0u;
 }
 
-/* Input rows of unit u's window that the ring does not hold yet. */
+/* Input rows of unit u's window that the ring does not hold yet
+ * (bk_ring_next decides; each row is one burst run, or one per pixel). */
 static uint64_t load_rows(bk_bus_t *bus, const bk_insn_t *d, bk_ring_t *r, bk_unit_t *u)
 {
     uint32_t ab = bk_elem_bytes(d->afmt);
     uint64_t cyc = 0, row_words = (uint64_t)d->iw * d->cin;
     int64_t lo, hi, y, first;
-    int keep;
-    bk_window(d, u->oy, &lo, &hi);
-    keep = r->n == u->n && lo < r->hi && hi > lo;  /* rows [lo, r->hi) still held */
-    first = keep ? r->hi : lo;
-    if (hi > lo)
-        r->slot_lo = keep ? bk_ring_slot(lo, r->lo, r->slot_lo, r->q) : r->wp;
+    bk_ring_next(d, r, u->n, u->oy, &lo, &hi, &first);
     for (y = first; y < hi; y++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=11
         uint64_t px = ((uint64_t)u->n * d->ih + (uint64_t)y) * d->iw;
@@ -259,12 +247,7 @@ static uint64_t load_rows(bk_bus_t *bus, const bk_insn_t *d, bk_ring_t *r, bk_un
                 cyc += rd_run(bus, d->act + ((px + x) * d->in_cs + d->in_coff) * ab, d->cin, &k);
             }
         }
-        r->wp = r->wp + 1u == r->q ? 0u : r->wp + 1u;
-    }
-    if (hi > lo) {
-        r->lo = lo;
-        r->hi = hi;
-        r->n = u->n;
+        bk_ring_advance(r);
     }
     u->lo = lo;
     u->hi = hi;
@@ -600,6 +583,9 @@ static void compute_bitlet(const bk_insn_t *d, const bk_unit_t *u, const bk_gsta
 #pragma HLS UNROLL
                 uint8_t sig[BITLET_GROUP], ex[BITLET_GROUP];
                 uint32_t ab[BITLET_GROUP];
+#pragma HLS ARRAY_PARTITION variable=sig type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=ex type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=ab type=complete dim=1
                 s[p] = 0u;
                 if (p >= u->cnt)
                     continue;
@@ -743,11 +729,12 @@ static uint32_t execute(bk_bus_t *bus, const bk_insn_t *d, int kind, bk_prof_t *
     uint32_t nb = bk_n_batches(d);
     uint64_t units = (uint64_t)d->n * d->oh * nb, t;
     int resident = bk_weights_resident(d), overlap = bk_overlap(d);
-    bk_ring_t ring = {bk_ring_rows(d, overlap), 0u, -1, -1, 0u, 0u};
+    bk_ring_t ring;
     bk_unit_t ul = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, {0}};
     bk_unit_t uc = ul, us = ul;
     uint64_t ld = 0, st = 0;
     bk_cp_t cp = {0, 0, 0, 0};
+    bk_ring_init(&ring, bk_ring_rows(d, overlap));
     if ((d->flags & BITLET_FLAG_BIAS) && load_bias(bus, d, cyc) != BITLET_STATUS_OK)
         return BITLET_STATUS_BAD_FIELD;
     if (resident)
