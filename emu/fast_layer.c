@@ -23,7 +23,7 @@
  * subnormal, cancelling, Inf and NaN sums); fixed mode saturates at the
  * int64 limits per group (bk_sat_add64), as the kernel does.
  * Cycle accounting (when asked): S per group (scanner), per unit the
- * compute-stage steps max(1 + max S, waves), then fast_sched.c.
+ * compute-stage steps max(1 + max S, waves, weight reads), then fast_sched.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -382,7 +382,7 @@ static void write_outputs(const fl_job_t *j, int64_t p0, int R, uint32_t c0, uin
 
 /* Compute-stage steps of the units of one block (pixels r0 .. r1-1 of one
  * output row, pixel r0 at ox0) from S [cg][R][cout_g][ng]:
- *   step(ox, g) = max(1 + max S over the batch's PEs, waves(ox, g)),
+ *   step(ox, g) = max(1 + max S over the batch's PEs, waves(ox, g), weight reads),
  *   cp[b] = sum of the block's steps (the unit's LAT is added later);
  * and the reference schedule (each channel group of the batch costs
  * LAT + 1 + its max S), groups and sum of S into p. */
@@ -504,17 +504,25 @@ static void block_task(void *ctx, int64_t task, int worker)
         return;
     if (j->chunks_per_row > 1) {                     /* a chunk of one row */
         int64_t row = task / j->chunks_per_row;
-        fs_row_waves(&j->sched, (uint64_t)row, s->waves);
-        block_cycles(j, s->scan, R, 0, R, (uint32_t)(p0 - row * ow), s->waves,
-                     &j->wprof[worker], j->cp + (uint64_t)task * j->sched.nb);
+        block_cycles(j, s->scan, R, 0, R, (uint32_t)(p0 - row * ow),
+                     fs_waves_of(&j->sched, (uint64_t)row, s->waves), &j->wprof[worker],
+                     j->cp + (uint64_t)task * j->sched.nb);
     } else {                                         /* whole rows */
         for (int r0 = 0; r0 < R; r0 += (int)ow) {
             int64_t row = p0 / ow + r0 / ow;
-            fs_row_waves(&j->sched, (uint64_t)row, s->waves);
-            block_cycles(j, s->scan, R, r0, r0 + (int)ow, 0u, s->waves, &j->wprof[worker],
+            block_cycles(j, s->scan, R, r0, r0 + (int)ow, 0u,
+                         fs_waves_of(&j->sched, (uint64_t)row, s->waves), &j->wprof[worker],
                          j->cp + (uint64_t)row * j->sched.nb);
         }
     }
+}
+
+/* One shared waves table (fast_sched.c). */
+static void table_task(void *ctx, int64_t t, int worker)
+{
+    fl_job_t *j = (fl_job_t *)ctx;
+    (void)worker;
+    fs_table_fill(&j->sched, (uint32_t)t);
 }
 
 /* ------------------------------------------------------------------ */
@@ -618,7 +626,11 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
             free_job(&j);
             return -1;
         }
-        fs_rows(&j.sched);
+        if (fs_rows(&j.sched) != 0) {
+            free_job(&j);
+            return -1;
+        }
+        fs_tables_alloc(&j.sched);
         j.cp = (uint64_t *)fk_alloc(sizeof(uint64_t) * (size_t)j.n_rows *
                                     (size_t)j.chunks_per_row * j.sched.nb);
         BAIL_IF_NULL(j.cp);
@@ -649,9 +661,12 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
         BAIL_IF_NULL(L->isfix ? (void *)s->sum_i : (void *)s->sum_f);
         if (j.want_cycles) {
             s->scan = (uint8_t *)fk_alloc(rows * (size_t)L->cout * ng);
-            s->waves = (uint32_t *)fk_alloc(sizeof(uint32_t) * (size_t)fs_waves_size(&j.sched));
             BAIL_IF_NULL(s->scan);
-            BAIL_IF_NULL(s->waves);
+            if (j.sched.tables == NULL) {      /* no shared tables: per task */
+                s->waves = (uint32_t *)fk_alloc(sizeof(uint32_t) *
+                                                (size_t)fs_waves_size(&j.sched));
+                BAIL_IF_NULL(s->waves);
+            }
         }
     }
     fk_parallel_for(j.threads, L->cout, prep_weights_task, &j);
@@ -660,6 +675,8 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
         fk_free(j.xs);             /* no Inf/NaN input: gather skips the flags */
         j.xs = NULL;
     }
+    if (j.want_cycles && j.sched.tables != NULL)
+        fk_parallel_for(j.threads, j.sched.n_tables, table_task, &j);
     fk_parallel_for(j.threads, n_tasks, block_task, &j);
     if (prof != NULL) {
         memset(prof, 0, sizeof(*prof));

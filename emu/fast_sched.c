@@ -6,10 +6,8 @@
  *
  * What is shared with the kernel (hls/bitlet_ctl.h, one copy): batches,
  * resident weights, the overlap rule, the line-buffer window and ring
- * slots, gather waves (bk_waves), beats / burst cycles / edge beats of a
- * run, the profile record.  What is here: the sums over units, and the
- * bookkeeping of the ring's write pointer (the kernel's load_rows, see
- * fs_ring_next).
+ * slots and the ring's bookkeeping, gather waves (bk_waves), beats / burst
+ * cycles / edge beats of a run.  What is here: the sums over units.
  *
  * Waves of a step depend on the output pixel only through which kernel
  * columns kw are inside the image (every element's line-buffer word moves
@@ -17,7 +15,11 @@
  * histogram and keeps its maximum), and on the batch only through its
  * number of channel groups (the channel group moves every word by
  * cin_g): so they are computed once per (output row, column class,
- * channel-group count, group) with bk_waves and looked up per step.
+ * channel-group count, group) with bk_waves and looked up per step (as
+ * max(waves, the 64 / WGT_BANKS weight reads): what a step costs at least
+ * besides 1 + max S).  Rows
+ * with the same oy and the same ring slot of their first row (e.g. the
+ * same row of every image of a batch) have the same table, computed once.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -97,53 +99,88 @@ void fs_free(fs_sched_t *s)
     free(s->xcls);
     free(s->xrep);
     free(s->rows);
-    s->b_c0 = s->b_cnt = s->xcls = s->xrep = NULL;
+    free(s->table_row);
+    free(s->tables);
+    s->b_c0 = s->b_cnt = s->xcls = s->xrep = s->tables = NULL;
     s->b_kind = NULL;
     s->rows = NULL;
+    s->table_row = NULL;
 }
 
-/* The line-buffer ring as the kernel's load_rows advances it for the unit
- * (n, oy, b = 0): rows [first, hi) are read, the window [lo, hi) sits from
- * ring slot slot_lo on.  (hls/bitlet_kernel.c load_rows: the same
- * decisions on the same state; the state is the kernel's bk_ring_t.) */
-static void fs_ring_next(const bk_insn_t *d, fs_ring_t *r, uint32_t n, uint32_t oy,
+/* The line-buffer ring for the unit (n, oy, b = 0), with the kernel's
+ * bookkeeping (bk_ring_next / bk_ring_advance of bitlet_ctl.h, as
+ * load_rows): rows [first, hi) are read, one slot each. */
+static void fs_ring_next(const bk_insn_t *d, bk_ring_t *r, uint32_t n, uint32_t oy,
                          fs_row_t *row)
 {
-    int64_t lo, hi, first;
-    int keep;
-    bk_window(d, oy, &lo, &hi);
-    keep = r->n == n && r->lo >= 0 && lo < r->hi && hi > lo;
-    first = keep ? r->hi : lo;
-    r->slot_lo = keep ? bk_ring_slot(lo, r->lo, r->slot_lo, r->q) : r->wp;
-    if (hi > first)
-        r->wp = (uint32_t)((r->wp + (uint64_t)(hi - first)) % r->q);
-    if (hi > lo) {
-        r->lo = lo;
-        r->hi = hi;
-        r->n = n;
-    }
-    row->lo = lo;
-    row->hi = hi;
-    row->first = first;
+    int64_t y;
+    bk_ring_next(d, r, n, oy, &row->lo, &row->hi, &row->first);
+    for (y = row->first; y < row->hi; y++)
+        bk_ring_advance(r);
     row->slot_lo = r->slot_lo;
 }
 
-void fs_rows(fs_sched_t *s)
+/* Tables are shared by key (oy, slot_lo) when that key space is small. */
+#define FS_MAX_KEYS (1u << 22)
+/* Largest tables memory (uint32 entries) kept; beyond it each task
+ * computes its rows' waves (the portable test build sets 0 to test that). */
+#ifndef FS_MAX_TABLE_WORDS
+#define FS_MAX_TABLE_WORDS (1u << 24)
+#endif
+
+int fs_rows(fs_sched_t *s)
 {
     const bk_insn_t *d = s->d;
-    fs_ring_t ring;
+    bk_ring_t ring;
     uint32_t n, oy;
-    uint64_t i = 0;
-    ring.q = bk_ring_rows(d, bk_overlap(d));
-    ring.wp = 0u;
-    ring.lo = -1;
-    ring.hi = -1;
-    ring.slot_lo = 0u;
-    ring.n = 0u;
+    uint64_t i = 0, keys;
+    int32_t *map = NULL;
+    bk_ring_init(&ring, bk_ring_rows(d, bk_overlap(d)));
     s->q = ring.q;
-    for (n = 0; n < d->n; n++)
-        for (oy = 0; oy < d->oh; oy++)
-            fs_ring_next(d, &ring, n, oy, &s->rows[i++]);
+    keys = (uint64_t)d->oh * ring.q;
+    if (keys <= FS_MAX_KEYS) {
+        map = (int32_t *)malloc(sizeof(int32_t) * (size_t)keys);
+        if (map == NULL)
+            return -1;
+        memset(map, 0xFF, sizeof(int32_t) * (size_t)keys);
+    }
+    s->table_row = (uint64_t *)malloc(sizeof(uint64_t) * (size_t)s->row_slots);
+    if (s->table_row == NULL) {
+        free(map);
+        return -1;
+    }
+    s->n_tables = 0;
+    for (n = 0; n < d->n; n++) {
+        for (oy = 0; oy < d->oh; oy++, i++) {
+            fs_row_t *r = &s->rows[i];
+            fs_ring_next(d, &ring, n, oy, r);
+            if (map != NULL) {
+                int32_t *m = &map[(uint64_t)oy * ring.q + r->slot_lo];
+                if (*m < 0) {
+                    *m = (int32_t)s->n_tables;
+                    s->table_row[s->n_tables++] = i;
+                }
+                r->table = (uint32_t)*m;
+            } else {
+                r->table = s->n_tables;
+                s->table_row[s->n_tables++] = i;
+            }
+        }
+    }
+    free(map);
+    return 0;
+}
+
+void fs_tables_alloc(fs_sched_t *s)
+{
+    uint64_t words = (uint64_t)s->n_tables * fs_waves_size(s);
+    s->tables = words <= FS_MAX_TABLE_WORDS && words > 0u
+                ? (uint32_t *)malloc(sizeof(uint32_t) * (size_t)words) : NULL;
+}
+
+void fs_table_fill(fs_sched_t *s, uint32_t t)
+{
+    fs_row_waves(s, s->table_row[t], s->tables + (uint64_t)t * fs_waves_size(s));
 }
 
 /* ------------------------------------------------------------------ */
@@ -155,12 +192,16 @@ void fs_row_waves(const fs_sched_t *s, uint64_t row, uint32_t *waves)
     const bk_insn_t *d = s->d;
     const fs_row_t *r = &s->rows[row];
     uint32_t oy = (uint32_t)(row % d->oh), c, k, t;
-    for (c = 0; c < s->n_xcls; c++)
-        for (k = 0; k < s->kinds; k++)
-            for (t = 0; t < s->ng; t++)
-                waves[((uint64_t)c * s->kinds + k) * s->ng + t] =
-                    bk_waves(d, oy, s->xrep[c], d->kgb + t, 0u, s->kind_ncg[k], r->lo,
-                             r->slot_lo, s->q);
+    const uint32_t reads = BITLET_GROUP / BITLET_WGT_BANKS;   /* the weight read */
+    for (c = 0; c < s->n_xcls; c++) {
+        for (k = 0; k < s->kinds; k++) {
+            for (t = 0; t < s->ng; t++) {
+                uint32_t w = bk_waves(d, oy, s->xrep[c], d->kgb + t, 0u, s->kind_ncg[k], r->lo,
+                                      r->slot_lo, s->q);
+                waves[((uint64_t)c * s->kinds + k) * s->ng + t] = w > reads ? w : reads;
+            }
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ */

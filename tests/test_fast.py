@@ -710,7 +710,10 @@ def portable_engine(tmp_path_factory):
     # build's (OpenMP when the compiler has it), so both are exercised
     threading = "openmp" if _fast_build._try_build(_fast_build._OPENMP_PROBE, ["-fopenmp"]) \
         else None
-    ffi = _fast_build.make_ffi("_bitlet_fast_portable", simd=False, threading=threading)
+    # FS_MAX_TABLE_WORDS=0: the cycle model without shared waves tables
+    # (each task computes its rows' waves, the path of huge layers)
+    ffi = _fast_build.make_ffi("_bitlet_fast_portable", simd=False, threading=threading,
+                               defines=("FS_MAX_TABLE_WORDS=0",))
     path = ffi.compile(tmpdir=str(tmp))
     spec = importlib.util.spec_from_file_location("_bitlet_fast_portable", path)
     module = importlib.util.module_from_spec(spec)

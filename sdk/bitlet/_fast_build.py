@@ -131,7 +131,8 @@ def _read(path: str) -> str:
 
 
 def make_ffi(module: str = "bitlet._fast", *, simd: bool | None = None,
-             threading: str | None = None, relative_sources: bool = False) -> FFI:
+             threading: str | None = None, relative_sources: bool = False,
+             defines: tuple[str, ...] = ()) -> FFI:
     """The cffi builder of the fast engine.
 
     Parameters
@@ -146,6 +147,8 @@ def make_ffi(module: str = "bitlet._fast", *, simd: bool | None = None,
     relative_sources : bool
         Name the C sources relative to the source tree root (the setuptools
         build, run from there); default absolute.
+    defines : tuple of str
+        Extra ``NAME=VALUE`` macros (tests build variants with them).
     """
     if simd is None:
         simd = os.environ.get("BITLET_FAST_NO_SIMD", "") in ("", "0")
@@ -158,7 +161,8 @@ def make_ffi(module: str = "bitlet._fast", *, simd: bool | None = None,
         extra = ["-O3", "-std=c99", "-Wall", "-Wno-unknown-pragmas", "-ffp-contract=off",
                  "-fno-strict-aliasing"]
     if not simd:
-        extra.append("-DBITLET_FAST_NO_SIMD" if sys.platform != "win32" else "/DBITLET_FAST_NO_SIMD")
+        defines = ("BITLET_FAST_NO_SIMD", *defines)
+    extra += [("/D" if sys.platform == "win32" else "-D") + name for name in defines]
     ffi.set_source(
         module,
         f'#include "{API_HEADER}"',
