@@ -61,7 +61,6 @@
 /* All weights stay resident (loaded once) when COUT*(KG_END-KG_BEGIN)*64 */
 /* <= WGT_BUF_WORDS, else N_PE rows are reloaded per batch and out row.  */
 #define BITLET_BIAS_BUF_WORDS   8192         /* bias buffer (words)            */
-#define BITLET_DDR_BYTES_PER_CYCLE 8         /* OLD model (emu until it follows) */
 /* m_axi data width in bytes (one beat per cycle): 8 = 64 bits (Zynq-7000
  * HP ports); 16 on Zynq UltraScale+ HP ports (run_hls.tcl passes
  * -DBITLET_AXI_BYTES=16 for those parts, see hls/README.md). */
