@@ -14,12 +14,17 @@ the network runs on a sample image from scikit-image (``skimage.data.page``,
 a scanned text page, as RGB, resized to ``--size``), normalised as PP-OCR
 does.  All spatial positions of every layer are computed (no sampling).
 
-Both cycle counts come from the same kernel run (the profile record's
-``pe_cycles`` and ``ref_cycles``), so the ratio is measured in one run.
+Every figure comes from the same kernel run (the profile record's
+``pe_cycles``, ``ref_cycles``, ``kernel_cycles`` and ``ddr_bytes``): all are
+**modelled** (the kernel's counted cycle model, hls/README.md), nothing is
+measured on a board.  Reported: PE cycles of the kernel schedule against the
+reference schedule, the kernel/PE cycle ratio (how much DDR time the
+load/compute/store overlap leaves exposed) and the DDR bytes per inference
+(bus bytes of the m_axi port).
 
 Usage::
 
-    python benchmarks/kernel_schedule.py [--size 160x320] [--limit N]
+    python benchmarks/kernel_schedule.py [--size 160x320] [--limit N] [--engine E]
 """
 from __future__ import annotations
 
@@ -128,6 +133,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", default="160x320", help="input HxW (multiples of 32)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N conv layers")
+    parser.add_argument("--engine", default=None,
+                        help="'reference' (hls/ C) or 'fast' (emulator; same counters); "
+                             "default: bitlet.numerics.default_engine()")
     args = parser.parse_args(argv)
     height, width = (int(v) for v in args.size.lower().split("x"))
 
@@ -143,28 +151,35 @@ def main(argv=None) -> int:
     print(f"PP-OCRv4 det, input {height}x{width} (skimage page), N_PE = {hw.N_PE}, "
           f"{len(layers)} conv layers, real activations")
     print(f"{'layer':<22}{'type':<9}{'in (HxWxC)':<16}{'Cout':>5}{'groups':>8}"
-          f"{'ref cycles':>14}{'kernel':>14}{'ratio':>8}")
+          f"{'ref cycles':>14}{'PE cycles':>14}{'ratio':>8}{'kernel cyc':>14}{'kern/PE':>8}"
+          f"{'DDR KB':>10}")
     totals = {}
     start = time.perf_counter()
     for layer in layers:
         x = np.ascontiguousarray(acts[layer["input"]].transpose(0, 2, 3, 1)).astype(np.float32)
         _, prof = _layers.conv2d(x, layer["w"], stride=layer["stride"], padding=layer["padding"],
                                  dilation=layer["dilation"], groups=layer["groups"],
-                                 bias=layer["b"], return_profile=True)
+                                 bias=layer["b"], return_profile=True, engine=args.engine)
         t = kind(layer)
         for key in (t[:2], "all"):
-            ref, pe = totals.get(key, (0, 0))
-            totals[key] = (ref + prof["ref_cycles"], pe + prof["pe_cycles"])
+            ref, pe, kc, ddr = totals.get(key, (0, 0, 0, 0))
+            totals[key] = (ref + prof["ref_cycles"], pe + prof["pe_cycles"],
+                           kc + prof["kernel_cycles"], ddr + prof["ddr_bytes"])
         shape = "x".join(str(v) for v in x.shape[1:])
         print(f"{layer['name']:<22}{t:<9}{shape:<16}{layer['w'].shape[0]:>5}"
               f"{layer['groups']:>8}{prof['ref_cycles']:>14,}{prof['pe_cycles']:>14,}"
-              f"{prof['pe_cycles'] / prof['ref_cycles']:>8.3f}")
+              f"{prof['pe_cycles'] / prof['ref_cycles']:>8.3f}{prof['kernel_cycles']:>14,}"
+              f"{prof['kernel_cycles'] / prof['pe_cycles']:>8.3f}"
+              f"{prof['ddr_bytes'] / 1024:>10.1f}")
     print()
+    print("all figures modelled (the kernel's counted cycle model), N_PE = "
+          f"{hw.N_PE}, m_axi {8 * hw.AXI_BYTES} bits")
     for key, label in (("dw", "depthwise"), ("pw", "pointwise 1x1"), ("co", "other conv"),
                        ("all", "TOTAL")):
         if key in totals:
-            ref, pe = totals[key]
-            print(f"{label:<16} ref {ref:>14,}  kernel {pe:>14,}  ratio {pe / ref:.3f}x")
+            ref, pe, kc, ddr = totals[key]
+            print(f"{label:<16} ref {ref:>14,}  PE {pe:>14,}  PE/ref {pe / ref:.3f}x  "
+                  f"kernel {kc:>14,}  kernel/PE {kc / pe:.3f}  DDR {ddr / 2**20:.2f} MiB")
     print(f"(kernel runs took {time.perf_counter() - start:.1f} s)")
     return 0
 

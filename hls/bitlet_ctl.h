@@ -701,10 +701,21 @@ static inline uint64_t bk_beats(uint64_t addr, uint64_t bytes)
     return (addr + bytes - 1u) / BITLET_AXI_BYTES - addr / BITLET_AXI_BYTES + 1u;
 }
 
-/* Cycles of one burst transfer of a run: the fixed latency + one per beat. */
+/* Cycles a run occupies its channel in a sequence of bursts issued back to
+ * back: one per beat, but at least DDR_LATENCY / DDR_OUTSTANDING (with that
+ * many bursts in flight a new burst can start only that often).  A sequence
+ * (the runs of one stage) costs DDR_LATENCY once plus its runs' cycles. */
+static inline uint64_t bk_run_cycles(uint64_t addr, uint64_t bytes)
+{
+    const uint64_t issue = BITLET_DDR_LATENCY / BITLET_DDR_OUTSTANDING;
+    uint64_t beats = bk_beats(addr, bytes);
+    return beats > issue ? beats : issue;
+}
+
+/* Cycles of a sequence of one run (fetch, bias, resident weights). */
 static inline uint64_t bk_xfer_cycles(uint64_t addr, uint64_t bytes)
 {
-    return BITLET_DDR_LATENCY + bk_beats(addr, bytes);
+    return BITLET_DDR_LATENCY + bk_run_cycles(addr, bytes);
 }
 
 /* Edge beats of a write run that the run covers only in part (0, 1 or 2):

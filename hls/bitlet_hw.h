@@ -68,6 +68,8 @@
 #define BITLET_AXI_BYTES        8
 #endif
 #define BITLET_DDR_LATENCY      32           /* cycles: first beat of a burst (modelled) */
+#define BITLET_DDR_OUTSTANDING  4            /* bursts in flight per direction (m_axi
+                                                num_read/write_outstanding)      */
 #define BITLET_ACT_BANKS        64           /* line-buffer banks (word mod 64)  */
 #define BITLET_WGT_BANKS        8            /* weight banks per PE lane: a group's
                                                 64 weights take 64/8 reads      */

@@ -11,7 +11,8 @@
  * Structure (what the code would synthesize to):
  *   - m_axi `mem` of BITLET_AXI_BYTES per beat; every DDR access is a burst
  *     loop over the beats of a contiguous run (rd_run / wr_run), II=1, one
- *     count per beat plus BITLET_DDR_LATENCY per run;
+ *     count per beat (at least DDR_LATENCY / DDR_OUTSTANDING per run: the
+ *     bursts in flight), plus BITLET_DDR_LATENCY once per stage;
  *   - per output row of a batch (a "unit") three stages: load (input rows
  *     into the line-buffer ring, weight rows, ACC row), compute (the PE
  *     array), store (the output row); ping-pong buffers overlap load of
@@ -34,9 +35,13 @@
 #define BK_WLANE    (BITLET_WGT_BUF_WORDS / BITLET_N_PE)   /* weight words per PE lane */
 #define BK_OLANE    (BITLET_OUT_BUF_WORDS / BITLET_N_PE)   /* out words per PE lane */
 #define BK_MAX_T    64u                                    /* tile groups: 64*T <= WLANE */
+#define BK_ISSUE    (BITLET_DDR_LATENCY / BITLET_DDR_OUTSTANDING)  /* cycles per burst, min */
 
 #if BITLET_AXI_BYTES != 8 && BITLET_AXI_BYTES != 16
 #error "BITLET_AXI_BYTES must be 8 or 16"
+#endif
+#if BITLET_DDR_OUTSTANDING != 4
+#error "the m_axi INTERFACE pragmas say num_read_outstanding=4 num_write_outstanding=4"
 #endif
 #if BITLET_ACT_BANKS != 64 || BITLET_WGT_BANKS != 8
 #error "the ARRAY_PARTITION factors of the tops say 64 line-buffer and 8 weight banks"
@@ -155,7 +160,9 @@ static void sink_put(bk_sink_t *k, uint32_t v)
 }
 
 /* Burst read of the run [a, a + units * eu) into a sink: one iteration per
- * beat (II=1).  Returns the cycles: DDR latency + beats. */
+ * beat (II=1).  Returns the cycles it occupies the read channel: its beats,
+ * at least DDR_LATENCY / DDR_OUTSTANDING (the caller adds the latency once
+ * per stage). */
 static uint64_t rd_run(bk_bus_t *bus, uint64_t a, uint64_t units, bk_sink_t *k)
 {
     uint64_t bytes = units * k->eu;
@@ -178,7 +185,7 @@ static uint64_t rd_run(bk_bus_t *bus, uint64_t a, uint64_t units, bk_sink_t *k)
         beats++;
     }
     bus->ddr += beats * BITLET_AXI_BYTES;
-    return BITLET_DDR_LATENCY + beats;
+    return beats > BK_ISSUE ? beats : BK_ISSUE;
 }
 
 /* ------------------------------------------------------------------ */
@@ -195,7 +202,7 @@ static uint32_t load_bias(bk_bus_t *bus, const bk_insn_t *d, uint64_t *cyc)
 {
     bk_sink_t k = sink(SINK_BIAS, BITLET_FMT_FP32, 4u, 0u);
     uint32_t c;
-    *cyc += rd_run(bus, d->bias, (uint64_t)d->cout * bk_acc_words(d), &k);
+    *cyc += BITLET_DDR_LATENCY + rd_run(bus, d->bias, (uint64_t)d->cout * bk_acc_words(d), &k);
     if (!d->isfix)
         return BITLET_STATUS_OK;
     for (c = 0; c < d->cout; c++) {
@@ -293,7 +300,7 @@ static uint64_t load_unit(bk_bus_t *bus, const bk_insn_t *d, bk_ring_t *r, bk_un
         cyc += load_weights(bus, d, u->c0, u->cnt, u->wsel, 0);
     if (d->flags & BITLET_FLAG_ACCUM)
         cyc += load_acc(bus, d, u);
-    return cyc;
+    return cyc ? BITLET_DDR_LATENCY + cyc : 0u;   /* one read sequence */
 }
 
 /* ------------------------------------------------------------------ */
@@ -373,17 +380,18 @@ static uint64_t wr_run(bk_bus_t *bus, const bk_insn_t *d, const bk_unit_t *u, ui
         beats++;
     }
     bus->ddr += beats * BITLET_AXI_BYTES;
-    return cyc + BITLET_DDR_LATENCY + beats;
+    return cyc + (beats > BK_ISSUE ? beats : BK_ISSUE);
 }
 
+/* The output row of a unit: one write sequence (DDR latency once). */
 static uint64_t store_unit(bk_bus_t *bus, const bk_insn_t *d, const bk_unit_t *u)
 {
     uint32_t ob = bk_out_elem_bytes(d), eu = ob == 2u ? 2u : 4u, per = ob / eu;
-    uint64_t cyc = 0;
+    uint64_t cyc = BITLET_DDR_LATENCY;
     uint32_t ox;
     if (d->out_cs == u->cnt)
-        return wr_run(bus, d, u, d->out + bk_out_index(d, u->n, u->oy, 0, u->c0) * ob,
-                      (uint64_t)d->ow * u->cnt * per, eu, 0u);
+        return cyc + wr_run(bus, d, u, d->out + bk_out_index(d, u->n, u->oy, 0, u->c0) * ob,
+                            (uint64_t)d->ow * u->cnt * per, eu, 0u);
     for (ox = 0; ox < d->ow; ox++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=224
         cyc += wr_run(bus, d, u, d->out + bk_out_index(d, u->n, u->oy, ox, u->c0) * ob,
@@ -738,7 +746,7 @@ static uint32_t execute(bk_bus_t *bus, const bk_insn_t *d, int kind, bk_prof_t *
     if ((d->flags & BITLET_FLAG_BIAS) && load_bias(bus, d, cyc) != BITLET_STATUS_OK)
         return BITLET_STATUS_BAD_FIELD;
     if (resident)
-        *cyc += load_weights(bus, d, 0u, d->cout, 0u, 1);
+        *cyc += BITLET_DDR_LATENCY + load_weights(bus, d, 0u, d->cout, 0u, 1);
     group_starts(d, &gs);
     /* phase t: load unit t, compute unit t-1, store unit t-2 (overlapped),
      * or load, compute and store unit t (serial) */
@@ -797,7 +805,7 @@ static uint32_t run_one(bk_bus_t *bus, int kind, uint64_t insn_addr, uint64_t pr
         return BITLET_STATUS_BUS_ERROR;
     bus->ddr = 0;
     k.insn = w;
-    cyc += rd_run(bus, insn_addr, BITLET_INSN_WORDS, &k);
+    cyc += BITLET_DDR_LATENCY + rd_run(bus, insn_addr, BITLET_INSN_WORDS, &k);
     bk_decode(w, &d);
     if (d.op == BITLET_OP_NOP)
         st = BITLET_STATUS_OK;

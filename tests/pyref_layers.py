@@ -249,18 +249,23 @@ class Placement:
                    out_coff=insn.out_coff)
 
 
+ISSUE = DDR_LAT // hw.DDR_OUTSTANDING        # a burst occupies its channel at least this long
+
+
 def _read(a: int, n: int) -> tuple[int, int]:
-    """(cycles, bus bytes) of a burst read of the run [a, a + n)."""
+    """(cycles in its stage's sequence, bus bytes) of a burst read of [a, a + n);
+    the stage adds DDR_LAT once."""
     beats = (a + n - 1) // AXI - a // AXI + 1
-    return DDR_LAT + beats, AXI * beats
+    return max(beats, ISSUE), AXI * beats
 
 
 def _write(a: int, n: int) -> tuple[int, int]:
-    """A burst write; edge beats covered in part are read first (one beat each)."""
+    """A burst write; edge beats covered in part are read first (one beat each,
+    a full latency: the write waits for it)."""
     beats = (a + n - 1) // AXI - a // AXI + 1
     head, tail = a % AXI != 0, (a + n) % AXI != 0
     edges = (head or tail) if beats == 1 else head + tail
-    return DDR_LAT + beats + edges * (DDR_LAT + 1), AXI * (beats + edges)
+    return max(beats, ISSUE) + edges * (DDR_LAT + 1), AXI * (beats + edges)
 
 
 def _waves(L, geo, oy, ox, g, cgs, lo, slot_lo, q) -> int:
@@ -322,11 +327,11 @@ def counters(L: Layer, place: Placement | None = None, *, kernel: str = "bitlet"
         ddr += cost[1]
         return cost[0]
 
-    fixed_cycles = hw.INSN_OVERHEAD_CYCLES + xfer(_read(0, INSN_BYTES))
+    fixed_cycles = hw.INSN_OVERHEAD_CYCLES + DDR_LAT + xfer(_read(0, INSN_BYTES))
     if L.bias is not None:
-        fixed_cycles += xfer(_read(place.bias, cout * pb))
+        fixed_cycles += DDR_LAT + xfer(_read(place.bias, cout * pb))
     if resident:
-        fixed_cycles += xfer(_read(place.wgt, cout * row * wfmt_bytes))
+        fixed_cycles += DDR_LAT + xfer(_read(place.wgt, cout * row * wfmt_bytes))
 
     def idx(b, oy, ox, c):
         return ((b * oh + oy) * ow + ox) * out_cs + place.out_coff + c
@@ -382,7 +387,8 @@ def counters(L: Layer, place: Placement | None = None, *, kernel: str = "bitlet"
                             scan += sum(s_all)
                         groups += cnt
                 pe += cp
-                st = 0
+                ld += DDR_LAT if ld else 0           # one read sequence per stage
+                st = DDR_LAT                         # one write sequence
                 if out_cs == cnt:
                     st += xfer(_write(place.out + idx(b, oy, 0, c0) * ob, ow * cnt * ob))
                 else:

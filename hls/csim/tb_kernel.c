@@ -71,10 +71,12 @@ static void run_top(uint32_t *mem, uint32_t words, uint64_t prog, uint32_t n, ui
 }
 
 /* Cycles and bus bytes of a run of `bytes` at an AXI-aligned address (the
- * README model, written out: latency + one cycle per beat). */
+ * README model, written out: a sequence of one run). */
 static uint64_t run_cycles(uint64_t bytes)
 {
-    return BITLET_DDR_LATENCY + (bytes + BITLET_AXI_BYTES - 1u) / BITLET_AXI_BYTES;
+    uint64_t beats = (bytes + BITLET_AXI_BYTES - 1u) / BITLET_AXI_BYTES;
+    uint64_t issue = BITLET_DDR_LATENCY / BITLET_DDR_OUTSTANDING;
+    return BITLET_DDR_LATENCY + (beats > issue ? beats : issue);
 }
 
 static uint64_t run_bytes(uint64_t bytes)
@@ -242,7 +244,7 @@ static int replay(const golden_t *g, const char *path, long *used, long *skipped
         uint64_t wrd = BITLET_GROUP / BITLET_WGT_BANKS;
         uint64_t pe = lat + ((uint64_t)g->scan[i] + 1u > wrd ? (uint64_t)g->scan[i] + 1u : wrd);
         uint64_t io = run_cycles(BITLET_INSN_BYTES) + 2u * run_cycles(BITLET_GROUP * 4u)
-                      + 2u * (BITLET_DDR_LATENCY + 1u);
+                      + (BITLET_DDR_LATENCY + 1u) + run_cycles(4u);   /* edge read, store */
         uint64_t kc;
         int ok;
         uint64_t scan = (uint64_t)g->scan[i], ref = (uint64_t)g->total[i] + 1u;
