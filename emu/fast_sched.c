@@ -7,7 +7,8 @@
  * What is shared with the kernel (hls/bitlet_ctl.h, one copy): batches,
  * resident weights, the overlap rule, the line-buffer window and ring
  * slots and the ring's bookkeeping, gather waves (bk_waves), beats / burst
- * cycles / edge beats of a run.  What is here: the sums over units.
+ * cycles / edge beats of a run (a stage's runs form one sequence: the DDR
+ * latency once, then each run's bk_run_cycles).  What is here: the sums over units.
  *
  * Waves of a step depend on the output pixel only through which kernel
  * columns kw are inside the image (every element's line-buffer word moves
@@ -208,21 +209,29 @@ void fs_row_waves(const fs_sched_t *s, uint64_t row, uint32_t *waves)
 /* per-unit transfers and the instruction's totals                     */
 /* ------------------------------------------------------------------ */
 
-/* A read run: DDR latency + one cycle per beat. */
+/* A read run of a sequence: bk_run_cycles (its beats, at least the burst
+ * issue interval); the sequence adds the DDR latency once. */
 static void rd(uint64_t *cyc, uint64_t *bytes, uint64_t a, uint64_t n)
 {
-    uint64_t beats = bk_beats(a, n);
-    *cyc += BITLET_DDR_LATENCY + beats;
-    *bytes += beats * BITLET_AXI_BYTES;
+    *cyc += bk_run_cycles(a, n);
+    *bytes += bk_beats(a, n) * BITLET_AXI_BYTES;
 }
 
-/* A write run: each partly covered edge beat is read first (a 1-beat run),
- * then the whole beats are written. */
+/* A write run of a sequence: each partly covered edge beat is read first
+ * (a 1-beat read the write waits for: latency + 1), then the whole beats
+ * are written. */
 static void wr(uint64_t *cyc, uint64_t *bytes, uint64_t a, uint64_t n)
 {
-    uint64_t beats = bk_beats(a, n), edges = bk_partial_edges(a, n);
-    *cyc += BITLET_DDR_LATENCY + beats + edges * (BITLET_DDR_LATENCY + 1u);
-    *bytes += (beats + edges) * BITLET_AXI_BYTES;
+    uint64_t edges = bk_partial_edges(a, n);
+    *cyc += bk_run_cycles(a, n) + edges * (BITLET_DDR_LATENCY + 1u);
+    *bytes += (bk_beats(a, n) + edges) * BITLET_AXI_BYTES;
+}
+
+/* A sequence of one read run (fetch, bias, resident weights). */
+static void rd1(uint64_t *cyc, uint64_t *bytes, uint64_t a, uint64_t n)
+{
+    *cyc += bk_xfer_cycles(a, n);
+    *bytes += bk_beats(a, n) * BITLET_AXI_BYTES;
 }
 
 /* Load stage of unit (row, b): input rows (b = 0), weights (not
@@ -262,16 +271,17 @@ static uint64_t unit_load(const fs_sched_t *s, uint32_t n, uint32_t oy, uint64_t
                    (uint64_t)cnt * pb);
         }
     }
-    return cyc;
+    return cyc ? BITLET_DDR_LATENCY + cyc : 0u;   /* one read sequence */
 }
 
-/* Store stage of unit (row, b): the output row, run by run. */
+/* Store stage of unit (row, b): the output row, run by run, one write
+ * sequence. */
 static uint64_t unit_store(const fs_sched_t *s, uint32_t n, uint32_t oy, uint32_t b,
                            uint64_t *bytes)
 {
     const bk_insn_t *d = s->d;
     uint32_t ob = bk_out_elem_bytes(d), c0 = s->b_c0[b], cnt = s->b_cnt[b], ox;
-    uint64_t cyc = 0;
+    uint64_t cyc = BITLET_DDR_LATENCY;
     if (d->out_cs == cnt) {
         wr(&cyc, bytes, d->out + bk_out_index(d, n, oy, 0, c0) * ob, (uint64_t)d->ow * cnt * ob);
     } else {
@@ -296,11 +306,11 @@ void fs_totals(const fs_sched_t *s, const uint64_t *cp, uint64_t chunks, uint64_
     uint64_t ld, c1 = 0, s1 = 0, s2 = 0;   /* pipeline: CP_{u-1}, ST_{u-1}, ST_{u-2} */
     uint64_t row = 0, units = 0;
     uint32_t n, oy, b;
-    rd(&cyc, &bytes, insn_addr, BITLET_INSN_BYTES);
+    rd1(&cyc, &bytes, insn_addr, BITLET_INSN_BYTES);
     if (d->flags & BITLET_FLAG_BIAS)
-        rd(&cyc, &bytes, d->bias, (uint64_t)d->cout * bk_partial_bytes(d));
+        rd1(&cyc, &bytes, d->bias, (uint64_t)d->cout * bk_partial_bytes(d));
     if (resident)
-        rd(&cyc, &bytes, d->wgt, (uint64_t)d->cout * bk_wrow(d) * bk_elem_bytes(d->wfmt));
+        rd1(&cyc, &bytes, d->wgt, (uint64_t)d->cout * bk_wrow(d) * bk_elem_bytes(d->wfmt));
     for (n = 0; n < d->n; n++) {
         for (oy = 0; oy < d->oh; oy++, row++) {
             for (b = 0; b < s->nb; b++, units++) {
