@@ -404,7 +404,7 @@ static void block_cycles(const fl_job_t *j, const uint8_t *scan, int R, int r0, 
     uint64_t scan_sum = 0, ref = 0, groups = 0;
     for (uint32_t b = 0; b < nb; b++) {
         uint32_t c0 = sc->b_c0[b], cnt = sc->b_cnt[b], nseg = 0;
-        uint32_t seg_first[BITLET_N_PE], seg_len[BITLET_N_PE];
+        uint32_t seg_len[BITLET_N_PE];
         int64_t seg_base[BITLET_N_PE];
         uint64_t steps = 0;
         /* the batch's channel groups (sub-batches of the reference
@@ -412,11 +412,9 @@ static void block_cycles(const fl_job_t *j, const uint8_t *scan, int R, int r0, 
          * [((cg * R + r) * cout_g + co % cout_g) * ng + g], cg = co / cout_g */
         for (uint32_t q = 0; q < cnt; q += seg_len[nseg++]) {
             uint32_t co = c0 + q, cg = co / cout_g, k0 = co - cg * cout_g;
-            seg_first[nseg] = q;
             seg_len[nseg] = cnt - q < cout_g - k0 ? cnt - q : cout_g - k0;
             seg_base[nseg] = ((int64_t)cg * R * cout_g + k0) * ng;
         }
-        (void)seg_first;
         for (int r = r0; r < r1; r++) {
             const uint32_t *wv = waves + ((uint64_t)sc->xcls[ox0 + (uint32_t)(r - r0)] * sc->kinds
                                           + sc->b_kind[b]) * ng;
