@@ -471,7 +471,7 @@ SCHEDULE_CASES = {
 
 
 @pytest.mark.parametrize("case", list(SCHEDULE_CASES))
-def test_schedule_branches(case):
+def test_schedule_branches(case, isa_name):
     rng = np.random.default_rng(sum(map(ord, case)))
     mem = Mem(rng, words=1 << 19)
     out, _ = run_both(mem, layer_program(rng, mem, bias=True, relu=True,
