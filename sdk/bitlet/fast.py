@@ -20,6 +20,13 @@ group_engine
 fast_top
     The kernel top with the argument list of the C ``bitlet_top``
     (hls/bitlet_top.h, cffi pointers): the simulated device's engine.
+    It runs the cycle model only for runs with a profile area (or when
+    made with ``make_top(cycles=True)``); a results-only run leaves the
+    ``clock`` output at its ``timestamp`` input and writes zero counters.
+
+The kernel's control (decode, validation, extents, buffer rules, output
+stage, batches, ring, transfer rules, profile record) is not re-written
+here or in emu/: the C includes hls/bitlet_ctl.h, the kernel's own copy.
 
 Threads: ``threads=None`` uses the environment variable ``BITLET_THREADS``
 if set, else every CPU the process may use.  Results never depend on the
