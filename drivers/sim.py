@@ -518,7 +518,9 @@ class SimDevice(Device):
         self._regs = [0] * (_hw().REG_SPAN // 4)
         self._regs[_hw().REG_CTRL // 4] = _hw().CTRL_AP_IDLE
         #: The free-running cycle counter fed to the kernel's `timestamp`
-        #: input (modelled cycles: it advances by the runs' KERNEL_CYCLES).
+        #: input (modelled cycles: it advances by the runs' KERNEL_CYCLES;
+        #: the fast engine models cycles only for profiled runs, so its
+        #: results-only runs leave it where it is).
         self.clock = 0
         self._busy = False
         self._generation = 0  # bumped by reset(): an abandoned run must not report

@@ -247,6 +247,7 @@ def test_bad_fields_stop_with_bad_field_and_write_nothing(case):
     assert res["status"] == hw.STATUS_BAD_FIELD and res["insn_done"] == 0
     assert rec["status"][0] == hw.STATUS_BAD_FIELD
     assert rec["pe_cycles"][0] == 0 and rec["groups"][0] == 0
+    assert rec["start"][0] == rec["end"][0] == 0 == res["clock"]   # no cycles, no clock
     p = len(mem) - PROF_AREA_WORDS                  # everything but the profile record
     assert np.array_equal(mem[:p], before[:p])
 
