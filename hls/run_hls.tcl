@@ -98,14 +98,15 @@ if {[header_overridable $hw CLOCK_MHZ]} {
 }
 set period_ns [format "%.3f" [expr {1000.0 / $clock_mhz}]]
 # m_axi data width (bitlet_hw.h BITLET_AXI_BYTES): 64 bits on Zynq-7000 HP
-# ports, 128 on Zynq UltraScale+ HP ports (parts xczu*); BITLET_AXI_BYTES
-# in the environment overrides.  The C port stays uint64_t: each beat loop
+# ports, 128 on Zynq UltraScale+ HP ports (parts xczu*, and xck* of the Kria
+# K26 SOM); BITLET_AXI_BYTES in the environment overrides (overlay/Makefile
+# passes the board's hp_data_width / 8 from overlay/boards.tcl).  The C port stays uint64_t: each beat loop
 # reads AXI_BYTES/8 words (unrolled) and the tool widens the bursts to the
 # port width (config_interface -m_axi_max_widen_bitwidth, UG1399
 # "Automatic Port Width Resizing"; operands are beat-aligned).
 if {[info exists env(BITLET_AXI_BYTES)] && $env(BITLET_AXI_BYTES) ne ""} {
     set axi_bytes $env(BITLET_AXI_BYTES)
-} elseif {[string match -nocase xczu* $part]} {
+} elseif {[string match -nocase xczu* $part] || [string match -nocase xck* $part]} {
     set axi_bytes 16
 } else {
     set axi_bytes [header_value $hw AXI_BYTES]

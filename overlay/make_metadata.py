@@ -250,8 +250,12 @@ def _check_against_header(hw: dict, regs: list, end: int, top: str) -> None:
                          f"{[hex(o) for o in header]} (REG_SPAN {hw['REG_SPAN']:#x})")
 
 
-def m_axi_data_width(hw: dict) -> int:
-    """Data bits of the kernel's m_axi port (the kernel model's DDR beat)."""
+def m_axi_data_width(hw: dict, board: dict | None = None) -> int:
+    """Data bits of the kernel's m_axi port: the board's HP port width (what
+    overlay/Makefile builds the kernel with, BITLET_AXI_BYTES), else the
+    header's default BITLET_AXI_BYTES."""
+    if board is not None and "hp_data_width" in board:
+        return int(board["hp_data_width"])
     return 8 * hw["AXI_BYTES"]
 
 
@@ -635,12 +639,13 @@ def _ps_module(b: dict, clock: int) -> Module:
     return ps
 
 
-def _kernel_module(hw: dict, common: dict, kinds: dict, kind: str, regs: list) -> Module:
+def _kernel_module(hw: dict, common: dict, kinds: dict, kind: str, regs: list,
+                   board: dict | None = None) -> Module:
     name = vlnv(hw, kind)
     top = kinds[kind]["top"]
     attrs = dict(_PERIPH, MODTYPE=top, HWVERSION=hw["IP_VERSION"], COREREVISION="1")
     saxi, maxi = common["s_axi_intf"], common["m_axi_intf"]
-    data_w = m_axi_data_width(hw)
+    data_w = m_axi_data_width(hw, board)
     params = [(f"C_S_AXI_{saxi[6:].upper()}_ADDR_WIDTH", s_axi_addr_width(hw)),
               (f"C_S_AXI_{saxi[6:].upper()}_DATA_WIDTH", 32),
               (f"C_M_AXI_{maxi[6:].upper()}_ADDR_WIDTH", 64),
@@ -684,7 +689,7 @@ def _smc_module(common: dict, hw: dict, hp: Bus) -> Module:
     smc = Module(common["smc_instance"], common["smc_vlnv"],
                  dict(_BUSCELL, MODTYPE="smartconnect", HWVERSION="1.0"),
                  [("NUM_SI", 1), ("NUM_MI", 1)])
-    smc.buses += [Bus("S00_AXI", "SLAVE", "S00_AXI_", "lower", 64, m_axi_data_width(hw), True, 1),
+    smc.buses += [Bus("S00_AXI", "SLAVE", "S00_AXI_", "lower", 64, hp.sizes["data"], True, 1),
                   Bus("M00_AXI", "MASTER", "M00_AXI_", "lower", hp.sizes["addr"],
                       hp.sizes["data"], True, 1)]
     smc.scalar("aclk", "I", "clk").scalar("aresetn", "I", "rst")
@@ -767,7 +772,7 @@ def build_modules(board: str, kind: str, hw: dict, tables) -> tuple[list, dict]:
     ps = _ps_module(b, clock)
     cells = {"ps": ps,
              "kernel": _kernel_module(hw, common, kinds, kind,
-                                      register_map(hw, kinds[kind]["top"])),
+                                      register_map(hw, kinds[kind]["top"]), b),
              "periph": _periph_module(common, ps.bus(b["gp_port"])),
              "smc": _smc_module(common, hw, ps.bus(b["hp_port"])),
              "intc": _intc_module(common, b),
