@@ -29,6 +29,10 @@ profile record, so each ratio is measured in one run.
 Usage::
 
     python benchmarks/kernel_schedule.py [--net both] [--size 160x320] [--mnv2-size 224]
+                                         [--engine fast|reference]
+
+``--engine reference`` runs the kernel's own C (hls/ through cffi); the fast
+emulator (the default engine) gives the same counters, bit for bit.
 """
 from __future__ import annotations
 
@@ -222,7 +226,7 @@ def _header() -> None:
           f"{'ref cycles':>14}{'PE cycles':>14}{'PE/ref':>8}{'kern/PE':>10}")
 
 
-def run_det(height: int, width: int, limit: int) -> Totals:
+def run_det(height: int, width: int, limit: int, engine=None) -> Totals:
     import onnx
     from bitlet import _layers, hw
 
@@ -240,7 +244,7 @@ def run_det(height: int, width: int, limit: int) -> Totals:
         x = np.ascontiguousarray(acts[layer["input"]].transpose(0, 2, 3, 1)).astype(np.float32)
         _, prof = _layers.conv2d(x, layer["w"], stride=layer["stride"], padding=layer["padding"],
                                  dilation=layer["dilation"], groups=layer["groups"],
-                                 bias=layer["b"], return_profile=True)
+                                 bias=layer["b"], return_profile=True, engine=engine)
         t = kind(layer)
         totals.add(t[:2], prof)
         _row(layer["name"], t, "x".join(str(v) for v in x.shape[1:]), layer["w"].shape[0],
@@ -249,7 +253,7 @@ def run_det(height: int, width: int, limit: int) -> Totals:
     return totals
 
 
-def run_mnv2(size: int, limit: int) -> Totals:
+def run_mnv2(size: int, limit: int, engine=None) -> Totals:
     from bitlet import _layers, hw
 
     layers = mnv2_layers()
@@ -266,7 +270,7 @@ def run_mnv2(size: int, limit: int) -> Totals:
             block_in = x
         pad = (w.shape[1] // 2,) * 4
         y, prof = _layers.conv2d(x, w, stride=stride, padding=pad, groups=groups,
-                                 return_profile=True)
+                                 return_profile=True, engine=engine)
         if act == "relu6":
             y = np.clip(y, 0.0, 6.0)
         if role == "end":
@@ -286,13 +290,16 @@ def main(argv=None) -> int:
     parser.add_argument("--size", default="160x320", help="detector input HxW (multiples of 32)")
     parser.add_argument("--mnv2-size", type=int, default=224, help="MobileNetV2 input size")
     parser.add_argument("--limit", type=int, default=0, help="only the first N conv layers")
+    parser.add_argument("--engine", default=None,
+                        help="'reference' (hls/ C) or 'fast' (emulator; same counters); "
+                             "default: bitlet.numerics.default_engine()")
     args = parser.parse_args(argv)
     height, width = (int(v) for v in args.size.lower().split("x"))
     start = time.perf_counter()
     if args.net in ("det", "both"):
-        run_det(height, width, args.limit)
+        run_det(height, width, args.limit, args.engine)
     if args.net in ("mnv2", "both"):
-        run_mnv2(args.mnv2_size, args.limit)
+        run_mnv2(args.mnv2_size, args.limit, args.engine)
     print(f"\n(kernel runs took {time.perf_counter() - start:.1f} s; every cycle figure is "
           f"modelled: the kernel's cycle model as counted in C simulation)")
     return 0

@@ -340,7 +340,8 @@ class KernelDriver:
             Number of instructions, 0 <= n_insn < 2**32.
         prof_addr : int
             Device address of the profile area (``hw.PROF_BYTES`` per
-            instruction, aligned to it), or 0 for no profiling.
+            instruction, aligned to the kernel's m_axi beat ``hw.AXI_BYTES``),
+            or 0 for no profiling.
         timeout : float, optional
             Hard limit in seconds (default: the driver's ``timeout``).  A
             timeout chosen by the user (here or at construction) is the
@@ -371,7 +372,7 @@ class KernelDriver:
         """
         hw = _hw()
         prog_addr = _check_addr("prog_addr", prog_addr, hw.INSN_BYTES, allow_zero=False)
-        prof_addr = _check_addr("prof_addr", prof_addr, hw.PROF_BYTES, allow_zero=True)
+        prof_addr = _check_addr("prof_addr", prof_addr, hw.AXI_BYTES, allow_zero=True)
         if isinstance(n_insn, bool) or not isinstance(n_insn, (int, np.integer)) \
                 or not 0 <= n_insn <= 0xFFFF_FFFF:
             raise BitletValueError(f"n_insn must be an int in [0, 2**32), got {n_insn!r}")

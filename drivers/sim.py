@@ -87,7 +87,8 @@ RESET_TIMEOUT = 60.0
 
 KERNELS = ("bitlet", "vendor_fp")
 _KERNEL_SYMBOL = {"bitlet": "bitlet_top", "vendor_fp": "vendor_fp_top"}
-# Output arguments of the kernel top, in C argument order (bitlet_top.h).
+# 32-bit output arguments of the kernel top, in C argument order (bitlet_top.h);
+# the 64-bit `clock` output (REG_CLOCK_LO/HI) follows them.
 _OUTPUTS = ("STATUS", "INSN_DONE", "ID_MAGIC", "ID_VERSION", "ID_CONFIG",
             "ID_ACT_BUF", "ID_WGT_BUF", "ID_OUT_BUF")
 _MASK32 = 0xFFFF_FFFF
@@ -428,13 +429,17 @@ def _reference_top(kernel: str) -> KernelFn:
 
 
 class _KernelOutputs:
-    """cffi out-parameters of one kernel call, read back as a dict."""
+    """cffi out-parameters of one kernel call, read back as a dict (``CLOCK``:
+    the 64-bit clock output)."""
 
-    def __init__(self, ffi: Any) -> None:
+    def __init__(self, ffi: Any, timestamp: int) -> None:
         self.ptrs = {name: ffi.new("uint32_t *") for name in _OUTPUTS}
+        self.clock = ffi.new("uint64_t *", timestamp)
 
     def values(self) -> dict[str, int]:
-        return {name: int(p[0]) for name, p in self.ptrs.items()}
+        out = {name: int(p[0]) for name, p in self.ptrs.items()}
+        out["CLOCK"] = int(self.clock[0])
+        return out
 
 
 # ---------------------------------------------------------------------------
@@ -519,6 +524,11 @@ class SimDevice(Device):
         self._cond = threading.Condition(threading.RLock())
         self._regs = [0] * (_hw().REG_SPAN // 4)
         self._regs[_hw().REG_CTRL // 4] = _hw().CTRL_AP_IDLE
+        #: The free-running cycle counter fed to the kernel's `timestamp`
+        #: input (modelled cycles: it advances by the runs' KERNEL_CYCLES;
+        #: the fast engine models cycles only for profiled runs, so its
+        #: results-only runs leave it where it is).
+        self.clock = 0
         self._busy = False
         self._generation = 0  # bumped by reset(): an abandoned run must not report
         self._crash: BaseException | None = None
@@ -688,7 +698,7 @@ class SimDevice(Device):
     @functools.cached_property
     def _vld_offsets(self) -> frozenset[int]:
         hw = _hw()
-        return frozenset(getattr(hw, f"REG_{n}_CTRL") for n in _OUTPUTS)
+        return frozenset(getattr(hw, f"REG_{n}_CTRL") for n in _OUTPUTS + ("CLOCK",))
 
     def _reg(self, name: str) -> int:
         return self._regs[getattr(_hw(), "REG_" + name) // 4]
@@ -831,29 +841,49 @@ class SimDevice(Device):
         """
         from bitlet._reference import ffi
 
-        # m_axi: word i of `mem` is the device (physical) address MEM + 4*i.
-        # The kernel sees the part of [MEM, MEM + MEM_SIZE) inside the arena
-        # and reports a bus error for any access beyond it.
+        # m_axi: 64-bit word i of `mem` is the device (physical) address
+        # MEM + 8*i (bitlet_top.h).  The kernel sees the part of
+        # [MEM, MEM + MEM_SIZE) inside the arena (whole 8-byte words) and
+        # reports a bus error for any access beyond it.  The device's
+        # free-running clock is the `timestamp` input; the run's `clock`
+        # output (modelled cycles in simulation) becomes the new clock.
         words = self._words  # (empty once closed: then nothing is addressable)
         offset = args["mem"] - self.base
-        if 0 <= offset < words.size * 4 and offset % 4 == 0:
-            mem_size = min(args["mem_size"], words.size * 4 - offset)
-            window = words[offset // 4:]
+        if 0 <= offset < words.size * 4 and offset % 8 == 0:
+            mem_size = min(args["mem_size"], (words.size * 4 - offset) // 8 * 8)
+            window = words[offset // 4:offset // 4 + mem_size // 4]
         else:
-            mem_size, window = 0, np.zeros(1, dtype=np.uint32)
-        out = _KernelOutputs(ffi)
+            mem_size, window = 0, np.zeros(2, dtype=np.uint32)
+        if window.size < 2:
+            window = np.zeros(2, dtype=np.uint32)
+        out = _KernelOutputs(ffi, self.clock)
         # The reference tops keep their on-chip buffers in static arrays: one caller in
         # the process at a time (any device, any thread; bitlet._reference_lock).  The
         # fast emulator has no shared state; a custom callable is treated as the C.
         with contextlib.nullcontext() if self.engine_name == "fast" else LOCK:
             if generation is not None and generation != self._generation:
                 return None
-            self._kernel_fn(ffi.from_buffer("uint32_t[]", window), args["mem_base"], mem_size,
-                            args["prog_addr"], n_insn, args["prof_addr"], *out.ptrs.values())
+            if getattr(self._kernel_fn, "bitlet_abi", 2 if self.engine_name != "fast" else 1) < 2:
+                # a kernel callable of ISA version 1 (32-bit `mem`, no
+                # timestamp/clock): its runs leave the clock where it is
+                self._kernel_fn(ffi.from_buffer("uint32_t[]", window), args["mem_base"],
+                                mem_size, args["prog_addr"], n_insn, args["prof_addr"],
+                                *out.ptrs.values())
+            else:
+                self._kernel_fn(ffi.from_buffer("uint64_t[]", window.view(np.uint64)),
+                                args["mem_base"], mem_size, args["prog_addr"], n_insn,
+                                args["prof_addr"], self.clock, *out.ptrs.values(), out.clock)
         return out.values()
 
     def _latch(self, values: dict[str, int]) -> None:
         hw = _hw()
+        values = dict(values)
+        if "CLOCK" in values:                       # the 64-bit output
+            clock = int(values.pop("CLOCK"))
+            self.clock = clock
+            self._regs[hw.REG_CLOCK_LO // 4] = clock & _MASK32
+            self._regs[hw.REG_CLOCK_HI // 4] = clock >> 32 & _MASK32
+            self._regs[hw.REG_CLOCK_CTRL // 4] = 1  # ap_vld
         for name, value in values.items():
             self._regs[getattr(hw, "REG_" + name) // 4] = int(value) & _MASK32
             self._regs[getattr(hw, f"REG_{name}_CTRL") // 4] = 1  # ap_vld

@@ -2,7 +2,8 @@
  * bitlet_fast.h -- the fast bit-exact emulator of the Bitlet kernel (emu/).
  *
  * Same arithmetic as the HLS reference (hls/bitlet_pe.c, hls/bitlet_kernel.c,
- * NUMERICS.md), organised for speed: weights are converted to the PE port
+ * NUMERICS.md), with the kernel's control from hls/bitlet_ctl.h, organised
+ * for speed: weights are converted to the PE port
  * format once per layer, activations once per layer, groups are evaluated
  * with vectorised integer arithmetic (exact int64 accumulation, truncating
  * pack, binary32 round-to-nearest-even group sums) on several threads.
@@ -30,30 +31,28 @@ typedef struct {
     uint8_t  col_steps[24];
 } bitlet_fast_result_t;
 
-/* Profile figures of one layer (the BITLET_P_* fields of a profile record). */
+/* Profile figures of one instruction (the BITLET_P_* fields of a profile
+ * record; hls/README.md "Cycle model"). */
 typedef struct {
     uint64_t pe_cycles;      /* PE-array cycles, kernel schedule          */
     uint64_t ref_cycles;     /* PE-array cycles, reference schedule       */
     uint64_t kernel_cycles;  /* whole instruction incl. DDR transfers     */
     uint64_t groups;         /* PE operations issued                      */
     uint64_t scan;           /* sum of S over all groups                  */
-    uint64_t ddr_bytes;      /* bytes read + written in DDR               */
+    uint64_t ddr_bytes;      /* bus bytes read + written in DDR           */
+    uint64_t start, end;     /* clock at its start / end (modelled)       */
 } bitlet_fast_prof_t;
 
-/* A layer: the fields of one instruction (bitlet_hw.h, BITLET_W_*) with
- * host pointers instead of device addresses.  Element layouts are those
- * of the device (bitlet_hw.h "Device memory layouts"). */
+/* Host views of one instruction's operands (device layouts of
+ * bitlet_hw.h "Device memory layouts"); bias / acc only read when the
+ * instruction's flags ask for them. */
 typedef struct {
-    uint32_t op, wfmt, afmt, ofmt, flags, prune, quant, fixbits, layer;
-    uint32_t n, ih, iw, cin, cout, kh, kw;
-    uint32_t sh, sw, pt, pl, pb, pr, dh, dw, groups, oh, ow;
-    uint32_t out_cs, out_coff, in_cs, in_coff, kg_begin, kg_end;
     const void *act;
     const void *wgt;
     const void *bias;
     const void *acc;
     void *out;
-} bitlet_fast_layer_t;
+} bitlet_fast_buffers_t;
 
 /* Observables of n independent groups (arrays [n][64]), as
  * bitlet_pe_group_batch.  want_cycles = 0 skips the scanner (scan,
@@ -69,22 +68,29 @@ int bitlet_fast_group_batch(int64_t n, const uint8_t *w_sig, const uint8_t *w_ex
  * layer kernels compute them (table driven, current ISA). */
 int bitlet_fast_scan_steps(uint64_t col);
 
-/* Run one layer.  Validates the fields like the kernel does and returns a
- * BITLET_STATUS_* value (nothing is written unless BITLET_STATUS_OK).
- * prof may be NULL; when it is not, the cycle model is computed (extra
- * cost) and written to *prof.  threads <= 0: BITLET_THREADS or all CPUs. */
-int bitlet_fast_layer(const bitlet_fast_layer_t *layer, bitlet_fast_prof_t *prof,
-                      int threads);
+/* Run one layer: insn is one instruction (BITLET_INSN_WORDS words, its
+ * device addresses used by the cycle model only; insn_addr: where it is
+ * fetched from), the data are read from / written to the host buffers.
+ * Validates the fields like the kernel does and returns a BITLET_STATUS_*
+ * value (nothing is written unless BITLET_STATUS_OK; -1: out of host
+ * memory).  prof may be NULL; when it is not, the cycle model is computed
+ * (extra cost) and written to *prof (start = timestamp, end = start +
+ * kernel_cycles).  threads <= 0: BITLET_THREADS or all CPUs. */
+int bitlet_fast_layer(const uint32_t *insn, uint64_t insn_addr, const bitlet_fast_buffers_t *buf,
+                      uint64_t timestamp, bitlet_fast_prof_t *prof, int threads);
 
 /* The kernel top over a DDR arena, argument for argument bitlet_top()
- * (hls/bitlet_top.h), plus want_prof (0: skip the cycle model even when
- * prof_addr != 0; profile records then hold zero cycle figures) and threads. */
-void bitlet_fast_top(uint32_t *mem, uint64_t mem_base, uint32_t mem_size,
+ * (hls/bitlet_top.h), plus want_prof and threads.  want_prof = 0 skips
+ * the cycle model (the results-only speed): profile records (prof_addr !=
+ * 0) then hold the status and layer with zero counters, and the clock does
+ * not advance (START = END = *clock = timestamp).  want_prof = 1: every
+ * counter, stamp and *clock as the kernel's. */
+void bitlet_fast_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
                      uint64_t prog_addr, uint32_t n_insn, uint64_t prof_addr,
-                     uint32_t *status, uint32_t *insn_done,
+                     uint64_t timestamp, uint32_t *status, uint32_t *insn_done,
                      uint32_t *id_magic, uint32_t *id_version, uint32_t *id_config,
                      uint32_t *id_act_buf, uint32_t *id_wgt_buf, uint32_t *id_out_buf,
-                     int want_prof, int threads);
+                     uint64_t *clock, int want_prof, int threads);
 
 /* Engine configuration and introspection. */
 int bitlet_fast_default_threads(void);   /* BITLET_THREADS, else CPUs; -1 bad env */

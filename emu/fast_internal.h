@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "bitlet_hw.h"
+#include "bitlet_ctl.h"
 #include "bitlet_fast.h"
 
 /* The engine's bit tricks (64-bit columns, 8-bit windows, byte planes of

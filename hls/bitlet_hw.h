@@ -19,7 +19,7 @@
 /* Identity                                                             */
 /* ------------------------------------------------------------------ */
 #define BITLET_MAGIC            0xB17E7001U  /* ID_MAGIC register value        */
-#define BITLET_ISA_VERSION      1            /* bump on any layout change      */
+#define BITLET_ISA_VERSION      2            /* bump on any layout change      */
 #define BITLET_KIND_BITLET      1            /* kernel kind: Bitlet PE array   */
 #define BITLET_KIND_VENDOR_FP   2            /* kernel kind: vendor FP MAC IP  */
 
@@ -61,7 +61,18 @@
 /* All weights stay resident (loaded once) when COUT*(KG_END-KG_BEGIN)*64 */
 /* <= WGT_BUF_WORDS, else N_PE rows are reloaded per batch and out row.  */
 #define BITLET_BIAS_BUF_WORDS   8192         /* bias buffer (words)            */
-#define BITLET_DDR_BYTES_PER_CYCLE 8         /* m_axi: 64-bit beats, no overlap*/
+/* m_axi data width in bytes (one beat per cycle): 8 = 64 bits (Zynq-7000
+ * HP ports); 16 on Zynq UltraScale+ HP ports (run_hls.tcl passes
+ * -DBITLET_AXI_BYTES=16 for those parts, see hls/README.md). */
+#ifndef BITLET_AXI_BYTES
+#define BITLET_AXI_BYTES        8
+#endif
+#define BITLET_DDR_LATENCY      32           /* cycles: first beat of a burst (modelled) */
+#define BITLET_DDR_OUTSTANDING  4            /* bursts in flight per direction (m_axi
+                                                num_read/write_outstanding)      */
+#define BITLET_ACT_BANKS        64           /* line-buffer banks (word mod 64)  */
+#define BITLET_WGT_BANKS        8            /* weight banks per PE lane: a group's
+                                                64 weights take 64/8 reads      */
 #define BITLET_INSN_OVERHEAD_CYCLES 32       /* fetch, decode, checks, profile */
 
 /* Vendor-FP baseline kernel model (vendor_kernel.c, hls/README.md).     */
@@ -121,7 +132,10 @@
 #define BITLET_REG_ID_WGT_BUF_CTRL 0x84
 #define BITLET_REG_ID_OUT_BUF   0x88   /* out: BITLET_OUT_BUF_WORDS           */
 #define BITLET_REG_ID_OUT_BUF_CTRL 0x8C
-#define BITLET_REG_SPAN         0x90   /* size of the register window (bytes) */
+#define BITLET_REG_CLOCK_LO     0x90   /* out: free-running cycle counter (the */
+#define BITLET_REG_CLOCK_HI     0x94   /*   `timestamp` input) at the end of a run */
+#define BITLET_REG_CLOCK_CTRL   0x98
+#define BITLET_REG_SPAN         0xA0   /* size of the register window (bytes) */
 
 /* BITLET_REG_CTRL bits (Vitis HLS ap_ctrl_hs). */
 #define BITLET_CTRL_AP_START    0x01
@@ -252,8 +266,8 @@
 /* ------------------------------------------------------------------ */
 /* Profile area: one record of BITLET_PROF_WORDS uint32 per instruction */
 /* ------------------------------------------------------------------ */
-#define BITLET_PROF_WORDS       16
-#define BITLET_PROF_BYTES       64
+#define BITLET_PROF_WORDS       20
+#define BITLET_PROF_BYTES       80
 #define BITLET_P_STATUS         0   /* BITLET_STATUS_* of this instruction     */
 #define BITLET_P_LAYER          1   /* layer id from BITLET_W_MISC             */
 #define BITLET_P_PE_CYCLES_LO   2   /* PE-array cycles, kernel schedule        */
@@ -268,8 +282,12 @@
 #define BITLET_P_SCAN_HI        11
 #define BITLET_P_DDR_BYTES_LO   12  /* bytes read + written in DDR             */
 #define BITLET_P_DDR_BYTES_HI   13
-#define BITLET_P_RSVD0          14
-#define BITLET_P_RSVD1          15
+#define BITLET_P_START_LO       14  /* clock (timestamp) when the fetch started */
+#define BITLET_P_START_HI       15
+#define BITLET_P_END_LO         16  /* clock when the instruction finished      */
+#define BITLET_P_END_HI         17
+#define BITLET_P_RSVD0          18
+#define BITLET_P_RSVD1          19
 
 /* ------------------------------------------------------------------ */
 /* Overlay                                                              */

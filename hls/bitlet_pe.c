@@ -1,21 +1,42 @@
 /*
- * bitlet_pe.c -- the Bitlet PE datapath: one 64-pair group (NUMERICS.md s.1-4).
+ * bitlet_pe.c -- the Bitlet PE: one 64-pair group (NUMERICS.md s.1-4), written
+ * as the Bitlet microarchitecture (hls/README.md "The PE microarchitecture").
  *
  * Synthesizable HLS-style C: fixed-width integer types, no dynamic memory, no
- * recursion, static loop bounds.  The stages are separate functions, as in
- * the hardware:
+ * recursion, static loop bounds.  There is no multiplication of two data
+ * operands anywhere: the products afix_k * walign_k are never formed; the
+ * PE walks the set bits of the weights' bit columns and adds activations.
  *
- *   unpack      port values -> signed significands afix_k and exponents esum_k
- *   align       emax = max_k esum_k, walign_k = abs_k >> (emax - esum_k)
- *   accumulate  acc = sum_k afix_k * (walign_k & prune), exact (|acc| < 2^55)
- *   pack        acc -> fp32 word (truncating, subnormals kept) or fixed word
- *   scan        check-window scanner per enabled bit column -> S, col_steps
+ *   preprocess  unpack the ports (signed significands afix_k, exponent sums
+ *               esum_k), emax by a pairwise max tree (6 levels), walign_k =
+ *               abs_k >> (emax - esum_k) (barrel shifters), the 24 bit columns
+ *               of 64 bits (column g: bit k = bit g of walign_k), pruned
+ *               columns cleared.                       bitlet_pe_preprocess
+ *   load        the 24 column engines take the columns and the activations,
+ *               column sums cleared, pointers at 0 (a pruned engine: done).
+ *                                                      bitlet_pe_load
+ *   calculate   one step per clock (the loop in bitlet_pe_group, pipelined
+ *               II=1; the 24 engines unrolled): each engine looks at the check
+ *               window of 8 bits at its pointer, a priority encoder picks the
+ *               first 1, the activation at that position is added into the
+ *               column sum, the pointer moves to the second 1 (two or more 1s
+ *               in the window) or by 8.  An engine is done after the step whose
+ *               new pointer is > 63.  This is the scanner of NUMERICS.md s.4,
+ *               so the number of steps is S.           bitlet_pe_step
+ *   finish      reassembly acc = sum_g sum_g << g (shift and add, exact in
+ *               64 bits), then pack to the fp32 or fixed result word.
+ *                                                      bitlet_pe_finish
+ *
+ * Why it is exact: bit g of walign_k is 1 exactly when engine g adds afix_k
+ * into sum_g, so sum_g = sum_k afix_k * bit_g(walign_k & prune) and
+ * sum_g sum_g << g = sum_k afix_k * (walign_k & prune) = acc of NUMERICS.md.
  *
  * Fixes of the contract implemented here (where the published RTL is wrong):
  *   F1 subnormal activation has hidden bit 0        (unpack_fp32)
  *   F2 E = 0 result shifts by one                    (pack_fp32)
- *   F3 any Inf/NaN operand -> 0x7FC00000            (bitlet_pe_group)
- *   F4 prune = 0 -> +0, S = 0, wins over F3         (bitlet_pe_group)
+ *   F3 any Inf/NaN operand -> 0x7FC00000            (bitlet_pe_finish)
+ *   F4 prune = 0 -> +0, S = 0, wins over F3         (load: no engine runs;
+ *                                                    bitlet_pe_finish)
  *   F5 no state between groups; fixed mode does not align
  *   F6 -(-2^24) is exact                            (unpack_fixed)
  *   F7 exact saturation                             (pack_fixed)
@@ -27,7 +48,11 @@
 #include "bitlet_pe.h"
 
 #define PE_N          BITLET_GROUP                      /* 64 pairs          */
+#define PE_LEVELS     6                                 /* log2(PE_N)        */
 #define PE_COLS       BITLET_SIG_BITS                   /* 24 bit columns    */
+#define PE_WIN        BITLET_WINDOW                     /* check window: 8   */
+#define PE_WIN_MASK   ((1u << BITLET_WINDOW) - 1u)
+#define PE_PTR_DONE   PE_N        /* pointer of a done (or pruned) engine    */
 #define PE_SIG_MASK   ((uint32_t)BITLET_PRUNE_MASK)     /* 24-bit port mask  */
 #define FP_EXP_MAX    255u        /* biased exponent of Inf/NaN              */
 #define FP_MANT_BITS  23
@@ -45,7 +70,7 @@
 #define MAX_SHIFT     PE_COLS      /* alignment shifts >= 24 give 0          */
 
 /* ------------------------------------------------------------------ */
-/* unpack                                                               */
+/* preprocess: unpack                                                   */
 /* ------------------------------------------------------------------ */
 
 /* fp32 mode: signed activation significands (afix), exponent sums (esum).
@@ -88,22 +113,37 @@ static void unpack_fixed(const uint8_t w_sig[PE_N], const uint32_t a_word[PE_N],
 }
 
 /* ------------------------------------------------------------------ */
-/* align                                                                */
+/* preprocess: exponent maximum, alignment, bit columns                 */
 /* ------------------------------------------------------------------ */
 
-/* emax over all 64 pairs: zero products included, prune ignored. */
-static uint16_t max_exponent(const uint16_t esum[PE_N])
+/* emax over all 64 pairs (zero products included, prune ignored) by a
+ * pairwise max tree: level l compares PE_N >> (l + 1) pairs of the level
+ * before (64 -> 32 -> 16 -> 8 -> 4 -> 2 -> 1), 63 comparators in 6 levels. */
+static uint16_t max_tree(const uint16_t esum[PE_N])
 {
-    uint16_t emax = 0;
+    uint16_t node[PE_N];
+#pragma HLS ARRAY_PARTITION variable=node type=complete
     for (int k = 0; k < PE_N; k++) {
 #pragma HLS UNROLL
-        if (esum[k] > emax)
-            emax = esum[k];
+        node[k] = esum[k];
     }
-    return emax;
+    for (int level = 0; level < PE_LEVELS; level++) {
+#pragma HLS UNROLL
+        /* in place: node k of this level reads nodes 2k and 2k+1 of the
+         * level before, never an index below k already overwritten */
+        for (int k = 0; k < PE_N / 2; k++) {
+#pragma HLS UNROLL
+            if (k < (PE_N >> (level + 1))) {     /* constant once unrolled */
+                uint16_t a = node[2 * k], b = node[2 * k + 1];
+                node[k] = a > b ? a : b;
+            }
+        }
+    }
+    return node[0];
 }
 
-/* walign_k = abs_k >> (emax - esum_k), truncating; 0 when the shift >= 24. */
+/* walign_k = abs_k >> (emax - esum_k), truncating; 0 when the shift >= 24:
+ * one barrel shifter per pair. */
 static void align_fp32(const uint32_t w_abs[PE_N], const uint16_t esum[PE_N],
                        uint16_t emax, uint32_t walign[PE_N])
 {
@@ -124,20 +164,130 @@ static void align_fixed(const uint32_t w_abs[PE_N], uint32_t walign[PE_N])
     }
 }
 
+/* The 24 bit columns (wiring only, a transpose) with the prune mask as an
+ * AND: column g holds bit g of every aligned weight, 0 if g is pruned. */
+static void bit_columns(const uint32_t walign[PE_N], uint32_t prune,
+                        uint64_t col[PE_COLS])
+{
+    for (int g = 0; g < PE_COLS; g++) {
+#pragma HLS UNROLL
+        uint64_t c = 0;
+        for (int k = 0; k < PE_N; k++) {
+#pragma HLS UNROLL
+            c |= (uint64_t)((walign[k] >> g) & (prune >> g) & 1u) << k;
+        }
+        col[g] = c;
+    }
+}
+
+int bitlet_pe_preprocess(const uint8_t w_sig[64], const uint8_t w_exp[64],
+                         const uint32_t w_abs[64], const uint32_t a_word[64],
+                         int isfix, uint32_t prune, uint32_t quant,
+                         bitlet_pe_pre_t *pre)
+{
+    uint16_t esum[PE_N];
+    uint32_t walign[PE_N];
+#pragma HLS ARRAY_PARTITION variable=esum type=complete
+#pragma HLS ARRAY_PARTITION variable=walign type=complete
+    uint16_t emax = 0;
+    int special = 0;
+
+    if (isfix && quant > BITLET_QUANT_MAX)
+        return -1;
+    prune &= PE_SIG_MASK;
+    if (isfix) {
+        unpack_fixed(w_sig, a_word, pre->act);
+        align_fixed(w_abs, walign);
+    } else {
+        special = unpack_fp32(w_sig, w_exp, a_word, pre->act, esum);
+        emax = max_tree(esum);
+        align_fp32(w_abs, esum, emax, walign);
+    }
+    bit_columns(walign, prune, pre->col);
+    pre->prune = prune;
+    pre->emax = emax;
+    pre->isfix = (uint8_t)(isfix != 0);
+    pre->special = (uint8_t)special;
+    pre->quant = (uint8_t)(isfix ? quant : 0u);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
-/* accumulate                                                           */
+/* calculate: 24 column engines                                         */
 /* ------------------------------------------------------------------ */
 
-/* acc = sum_k afix_k * (walign_k & prune), exact in 64 bits (< 2^55). */
-static int64_t accumulate(const int32_t afix[PE_N], const uint32_t walign[PE_N],
-                          uint32_t prune)
+void bitlet_pe_load(const bitlet_pe_pre_t *pre, bitlet_pe_calc_t *c)
 {
-    int64_t acc = 0;
     for (int k = 0; k < PE_N; k++) {
 #pragma HLS UNROLL
-        acc += (int64_t)afix[k] * (int64_t)(walign[k] & prune);
+        c->act[k] = pre->act[k];
     }
-    return acc;
+    for (int g = 0; g < PE_COLS; g++) {
+#pragma HLS UNROLL
+        c->col[g] = pre->col[g];
+        c->sum[g] = 0;
+        c->ptr[g] = ((pre->prune >> g) & 1u) ? 0u : (uint8_t)PE_PTR_DONE;
+        c->steps[g] = 0;
+    }
+    c->prune = pre->prune;
+    c->emax = pre->emax;
+    c->isfix = pre->isfix;
+    c->special = pre->special;
+    c->quant = pre->quant;
+}
+
+int bitlet_pe_busy(const bitlet_pe_calc_t *c)
+{
+    int busy = 0;
+    for (int g = 0; g < PE_COLS; g++) {
+#pragma HLS UNROLL
+        busy |= c->ptr[g] <= PE_N - 1;               /* a 24-input OR      */
+    }
+    return busy;
+}
+
+/* Index of the lowest 1 of an 8-bit window (PE_WIN if none): a priority
+ * encoder. */
+static uint32_t first_one(uint32_t window)
+{
+    uint32_t idx = PE_WIN;
+    for (int i = 0; i < PE_WIN; i++) {
+#pragma HLS UNROLL
+        if (((window >> i) & 1u) && idx == PE_WIN)
+            idx = (uint32_t)i;
+    }
+    return idx;
+}
+
+/* One clock of one column engine.  A done engine holds.  Otherwise: the
+ * window of 8 at the pointer (a 64:8 selector), the first 1 (priority
+ * encoder) selects an activation (a 64:1 multiplexer) for the column sum's
+ * adder, and the pointer advances to the second 1 (the priority encoder of
+ * the window without its first 1), or by 8 when there is none. */
+static void engine_step(uint64_t col, const int32_t act[PE_N],
+                        int32_t *sum, uint8_t *ptr, uint8_t *steps)
+{
+    uint32_t p = *ptr;
+    if (p > PE_N - 1)
+        return;
+    uint32_t window = (uint32_t)(col >> p) & PE_WIN_MASK;  /* zeros past 63 */
+    uint32_t rest = window & (window - 1u);               /* first 1 cleared */
+    uint32_t first = first_one(window);
+    uint32_t second = first_one(rest);
+    if (window != 0u)
+        *sum += act[p + first];
+    *ptr = (uint8_t)(p + (rest != 0u ? second : PE_WIN));
+    *steps = (uint8_t)(*steps + 1u);
+}
+
+int bitlet_pe_step(bitlet_pe_calc_t *c)
+{
+#pragma HLS INLINE
+    for (int g = 0; g < PE_COLS; g++) {
+#pragma HLS UNROLL
+        engine_step(c->col[g], c->act, &c->sum[g], &c->ptr[g], &c->steps[g]);
+    }
+    return bitlet_pe_busy(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -202,62 +352,46 @@ static uint32_t pack_fixed(int64_t acc, uint32_t quant)
 }
 
 /* ------------------------------------------------------------------ */
-/* scan                                                                 */
+/* finish: reassembly and pack                                          */
 /* ------------------------------------------------------------------ */
 
-/* Check-window scanner over one 64-bit column (s.4): 8..64 steps. */
-int bitlet_scan_steps(uint64_t col)
+/* acc = sum_g sum_g << g: shifts (wiring) and an adder tree; exact, since
+ * |sum_g| <= 2^30 and |acc| < 2^55. */
+static int64_t reassemble(const int32_t sum[PE_COLS])
 {
-    int p = 0;
-    int steps = 0;
-    for (int step = 0; step < PE_N; step++) {
-#pragma HLS LOOP_TRIPCOUNT min=8 max=64
-#pragma HLS PIPELINE II=1
-        if (p > PE_N - 1)
-            break;
-        uint32_t window = (uint32_t)(col >> p) & ((1u << BITLET_WINDOW) - 1u);
-        int ones = 0;
-        int second = -1;
-        for (int i = 0; i < BITLET_WINDOW; i++) {
-#pragma HLS UNROLL
-            if ((window >> i) & 1u) {
-                ones++;
-                if (ones == 2)
-                    second = i;
-            }
-        }
-        steps++;
-        p += (second >= 0) ? second : BITLET_WINDOW;
-    }
-    return steps;
-}
-
-/* Column g holds bit g of every aligned weight; S = max steps over the
- * enabled columns (0 if none).  col_steps[g] = 0 for pruned columns. */
-static int32_t scan_group(const uint32_t walign[PE_N], uint32_t prune,
-                          uint8_t col_steps[PE_COLS])
-{
-    int32_t S = 0;
+    int64_t acc = 0;
     for (int g = 0; g < PE_COLS; g++) {
 #pragma HLS UNROLL
-        /* one scanner per bit column, all 24 running in parallel */
-        uint64_t col = 0;
-        int steps = 0;
-        for (int k = 0; k < PE_N; k++) {
-#pragma HLS UNROLL
-            col |= (uint64_t)((walign[k] >> g) & 1u) << k;
-        }
-        if ((prune >> g) & 1u)
-            steps = bitlet_scan_steps(col);
-        col_steps[g] = (uint8_t)steps;
-        if (steps > S)
-            S = steps;
+        acc += (int64_t)((uint64_t)(int64_t)sum[g] << g);
     }
-    return S;
+    return acc;
+}
+
+/* Fills res, acc, emax, nan and col_steps; scan and latency are the cycles
+ * the caller counted (bitlet_pe_group: its step loop). */
+void bitlet_pe_finish(const bitlet_pe_calc_t *c, bitlet_pe_result_t *r)
+{
+    r->acc = reassemble(c->sum);
+    r->emax = c->emax;
+    for (int g = 0; g < PE_COLS; g++) {
+#pragma HLS UNROLL
+        r->col_steps[g] = c->steps[g];
+    }
+    r->nan = 0;
+    if (c->prune == 0u) {                    /* F4, wins over F3 */
+        r->res = 0u;
+    } else if (c->isfix) {
+        r->res = pack_fixed(r->acc, c->quant);
+    } else if (c->special) {                 /* F3 */
+        r->res = BITLET_CANONICAL_NAN;
+        r->nan = 1;
+    } else {
+        r->res = pack_fp32(r->acc, c->emax);
+    }
 }
 
 /* ------------------------------------------------------------------ */
-/* the PE                                                               */
+/* the PE: the stages composed                                          */
 /* ------------------------------------------------------------------ */
 
 int bitlet_pe_group(const uint8_t w_sig[64], const uint8_t w_exp[64],
@@ -265,46 +399,52 @@ int bitlet_pe_group(const uint8_t w_sig[64], const uint8_t w_exp[64],
                     int isfix, uint32_t prune, uint32_t quant,
                     bitlet_pe_result_t *r)
 {
-#pragma HLS ARRAY_PARTITION variable=w_sig type=complete
-#pragma HLS ARRAY_PARTITION variable=w_exp type=complete
-#pragma HLS ARRAY_PARTITION variable=w_abs type=complete
-#pragma HLS ARRAY_PARTITION variable=a_word type=complete
-    int32_t afix[PE_N];
-    uint16_t esum[PE_N];
-    uint32_t walign[PE_N];
-#pragma HLS ARRAY_PARTITION variable=afix type=complete
-#pragma HLS ARRAY_PARTITION variable=esum type=complete
-#pragma HLS ARRAY_PARTITION variable=walign type=complete
-    uint16_t emax = 0;
-    int special = 0;
+    bitlet_pe_pre_t pre;
+    bitlet_pe_calc_t c;
+    int32_t S = 0;
 
-    if (isfix && quant > BITLET_QUANT_MAX)
+    if (bitlet_pe_preprocess(w_sig, w_exp, w_abs, a_word, isfix, prune, quant, &pre) != 0)
         return -1;
-    prune &= PE_SIG_MASK;
-    if (isfix) {
-        unpack_fixed(w_sig, a_word, afix);
-        align_fixed(w_abs, walign);
-    } else {
-        special = unpack_fp32(w_sig, w_exp, a_word, afix, esum);
-        emax = max_exponent(esum);
-        align_fp32(w_abs, esum, emax, walign);
+    bitlet_pe_load(&pre, &c);
+    /* The calculate stage: the only loop whose trip count is data (S). */
+    int busy = bitlet_pe_busy(&c);
+    while (busy) {
+#pragma HLS LOOP_TRIPCOUNT min=8 max=64
+#pragma HLS PIPELINE II=1
+        busy = bitlet_pe_step(&c);
+        S++;
     }
-    r->acc = accumulate(afix, walign, prune);
-    r->emax = emax;
-    r->scan = scan_group(walign, prune, r->col_steps);
-    r->latency = (isfix ? BITLET_LAT_FIXED : BITLET_LAT_FP32) + r->scan;
-    r->nan = 0;
-    if (prune == 0u) {                       /* F4, wins over F3 */
-        r->res = 0u;
-    } else if (isfix) {
-        r->res = pack_fixed(r->acc, quant);
-    } else if (special) {                    /* F3 */
-        r->res = BITLET_CANONICAL_NAN;
-        r->nan = 1;
-    } else {
-        r->res = pack_fp32(r->acc, emax);
-    }
+    bitlet_pe_finish(&c, r);
+    r->scan = S;
+    r->latency = (isfix ? BITLET_LAT_FIXED : BITLET_LAT_FP32) + S;
     return 0;
+}
+
+/* Steps of the check-window scanner over one 64-bit column (s.4): the
+ * specification of one engine's step count, kept for the tests and the
+ * fast emulator's cross-checks.  The PE does not call it: its S is the
+ * number of iterations of its step loop. */
+int bitlet_scan_steps(uint64_t col)
+{
+    int p = 0;
+    int steps = 0;
+    for (int step = 0; step < PE_N; step++) {
+        if (p > PE_N - 1)
+            break;
+        uint32_t window = (uint32_t)(col >> p) & PE_WIN_MASK;
+        int ones = 0;
+        int second = -1;
+        for (int i = 0; i < PE_WIN; i++) {
+            if ((window >> i) & 1u) {
+                ones++;
+                if (ones == 2)
+                    second = i;
+            }
+        }
+        steps++;
+        p += (second >= 0) ? second : PE_WIN;
+    }
+    return steps;
 }
 
 void bitlet_weight_port(uint32_t w_word, int isfix,

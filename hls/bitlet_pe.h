@@ -21,6 +21,59 @@ typedef struct {
     int32_t  latency;        /* 24 + S (fp32) or 21 + S (fixed)                 */
     uint8_t  col_steps[24];  /* steps_g per bit column, 0 for pruned columns    */
 } bitlet_pe_result_t;
+/* CFFI-END */
+
+/* ------------------------------------------------------------------ */
+/* The PE as stages (the microarchitecture; hls/README.md "The PE      */
+/* microarchitecture").  A kernel drives these; bitlet_pe_group is     */
+/* their composition.  Not exposed to Python (outside the CFFI blocks: */
+/* cffi's cdef cannot size arrays by the header's constants).          */
+/* ------------------------------------------------------------------ */
+/* Registers between the preprocess and the calculate stage. */
+typedef struct {
+    uint64_t col[BITLET_SIG_BITS];   /* bit column g: bit k = bit g of walign_k,
+                                        0 for a pruned column                  */
+    int32_t  act[BITLET_GROUP];      /* afix_k, signed (|afix_k| <= 2^24)       */
+    uint32_t prune;                  /* 24-bit mask (enabled engines)           */
+    uint16_t emax;                   /* fp32: max_k esum_k; fixed: 0            */
+    uint8_t  isfix;                  /* 1: fixed mode                           */
+    uint8_t  special;                /* fp32: an Inf/NaN operand (F3)           */
+    uint8_t  quant;                  /* fixed mode: 0..24                       */
+} bitlet_pe_pre_t;
+
+/* Registers of the 24 column engines (the calculate stage). */
+typedef struct {
+    uint64_t col[BITLET_SIG_BITS];   /* the column each engine walks            */
+    int32_t  act[BITLET_GROUP];      /* aligned activations held for the group  */
+    int32_t  sum[BITLET_SIG_BITS];   /* column sums (|sum| <= 2^30)             */
+    uint8_t  ptr[BITLET_SIG_BITS];   /* window position; > 63: engine done      */
+    uint8_t  steps[BITLET_SIG_BITS]; /* steps taken                             */
+    uint32_t prune;
+    uint16_t emax;
+    uint8_t  isfix, special, quant;
+} bitlet_pe_calc_t;
+
+/* Preprocess: unpack, exponent maximum (a tree), alignment, the 24 bit
+ * columns with the prune mask applied.  Returns -1 (pre untouched) if
+ * isfix and quant > BITLET_QUANT_MAX, else 0. */
+int bitlet_pe_preprocess(const uint8_t w_sig[64], const uint8_t w_exp[64],
+                         const uint32_t w_abs[64], const uint32_t a_word[64],
+                         int isfix, uint32_t prune, uint32_t quant,
+                         bitlet_pe_pre_t *pre);
+/* The cycle in which the engines take a preprocessed group. */
+void bitlet_pe_load(const bitlet_pe_pre_t *pre, bitlet_pe_calc_t *c);
+/* Nonzero while an enabled engine has steps left (before any step). */
+int bitlet_pe_busy(const bitlet_pe_calc_t *c);
+/* One clock of the 24 engines: each busy engine looks at its check window
+ * of 8, selects the first 1 (priority encoder), adds that activation to its
+ * column sum and moves its pointer.  Returns bitlet_pe_busy() after it. */
+int bitlet_pe_step(bitlet_pe_calc_t *c);
+/* Reassembly (sum of column sums shifted by column) and pack.  Fills res,
+ * acc, emax, nan and col_steps; scan and latency are the caller's counted
+ * cycles (bitlet_pe_group: the iterations of its step loop). */
+void bitlet_pe_finish(const bitlet_pe_calc_t *c, bitlet_pe_result_t *r);
+
+/* CFFI-BEGIN */
 
 /* One PE operation.  isfix = 0: fp32 mode; 1: fixed mode (quant 0..24).
  * Returns 0, or -1 if quant is out of range in fixed mode (r untouched). */

@@ -97,6 +97,24 @@ if {[header_overridable $hw CLOCK_MHZ]} {
         (no #ifndef guard), so build at [header_value $hw CLOCK_MHZ] MHz or make it overridable"
 }
 set period_ns [format "%.3f" [expr {1000.0 / $clock_mhz}]]
+# m_axi data width (bitlet_hw.h BITLET_AXI_BYTES): 64 bits on Zynq-7000 HP
+# ports, 128 on Zynq UltraScale+ HP ports (parts xczu*, and xck* of the Kria
+# K26 SOM); BITLET_AXI_BYTES in the environment overrides (overlay/Makefile
+# passes the board's hp_data_width / 8 from overlay/boards.tcl).  The C port stays uint64_t: each beat loop
+# reads AXI_BYTES/8 words (unrolled) and the tool widens the bursts to the
+# port width (config_interface -m_axi_max_widen_bitwidth, UG1399
+# "Automatic Port Width Resizing"; operands are beat-aligned).
+if {[info exists env(BITLET_AXI_BYTES)] && $env(BITLET_AXI_BYTES) ne ""} {
+    set axi_bytes $env(BITLET_AXI_BYTES)
+} elseif {[string match -nocase xczu* $part] || [string match -nocase xck* $part]} {
+    set axi_bytes 16
+} else {
+    set axi_bytes [header_value $hw AXI_BYTES]
+}
+if {$axi_bytes != 8 && $axi_bytes != 16} {
+    error "run_hls.tcl: BITLET_AXI_BYTES must be 8 or 16, got '$axi_bytes'"
+}
+append defines " -DBITLET_AXI_BYTES=${axi_bytes}"
 
 switch -- $top_kind {
     bitlet {
@@ -125,12 +143,13 @@ cd $work
 set cflags "-I${hls_dir} ${defines}"
 open_project -reset prj_${top}
 set_top $top
-# Both tops share the instruction machinery of bitlet_kernel.c; `kind` is a
-# constant inlined into each top, so each IP holds only its own datapath.
+# Both tops are in bitlet_kernel.c (they share its buffers and instruction
+# machinery; `kind` is a constant inlined into each top, so each IP holds
+# only its own datapath: the PE array, or vendor_kernel.c's MAC units).
 foreach src {bitlet_kernel.c vendor_kernel.c bitlet_pe.c} {
     add_files [file join $hls_dir $src] -cflags $cflags
 }
-foreach hdr {bitlet_hw.h bitlet_top.h bitlet_pe.h} {
+foreach hdr {bitlet_hw.h bitlet_ctl.h bitlet_top.h bitlet_pe.h} {
     add_files [file join $hls_dir $hdr] -cflags $cflags
 }
 add_files -tb [file join $hls_dir csim tb_kernel.c] -cflags "$cflags $tb_flags -Wno-unknown-pragmas"
@@ -138,6 +157,8 @@ add_files -tb [file join $hls_dir csim tb_kernel.c] -cflags "$cflags $tb_flags -
 open_solution -reset solution_${part} -flow_target vivado
 set_part $part
 create_clock -period $period_ns -name default
+config_interface -m_axi_max_widen_bitwidth [expr {8 * $axi_bytes}] \
+    -m_axi_alignment_byte_size $axi_bytes
 
 # Golden vectors for the testbench (main(argc, argv) takes the .bin files).
 set bin_dir [expr {[info exists env(BITLET_GOLDEN_BIN_DIR)] ? $env(BITLET_GOLDEN_BIN_DIR) \

@@ -123,11 +123,17 @@ def _split_commands(text: str) -> list:
 _ARG = re.compile(r"(const\s+)?(uint64_t|uint32_t)\s*(\*?)\s*(\w+)")
 
 
+#: Top arguments that are ap_none input wires (bitlet_top.h: the free-running
+#: cycle counter of the block design), not s_axilite registers.
+WIRE_ARGS = ("timestamp",)
+
+
 def top_arguments(top: str, path: Path = TOP_HEADER) -> list:
     """Arguments of ``top`` in ``hls/bitlet_top.h`` as ``(name, kind)``.
 
     kind is ``"ptr"`` (m_axi, 64-bit offset register), ``"in64"``,
-    ``"in32"`` or ``"out32"`` (a pointer to a scalar output).
+    ``"in32"``, ``"out32"`` / ``"out64"`` (a pointer to a scalar output) or
+    ``"wire"`` (an ``ap_none`` input port, no register: :data:`WIRE_ARGS`).
     """
     text = path.read_text(encoding="utf-8")
     match = re.search(rf"\bvoid\s+{top}\s*\(([^)]*)\)", text)
@@ -137,8 +143,10 @@ def top_arguments(top: str, path: Path = TOP_HEADER) -> list:
     for i, (_, ctype, star, name) in enumerate(_ARG.findall(match.group(1))):
         if i == 0:
             kind = "ptr"  # the m_axi memory port
+        elif name in WIRE_ARGS:
+            kind = "wire"
         elif star:
-            kind = "out32"
+            kind = "out64" if ctype == "uint64_t" else "out32"
         else:
             kind = "in64" if ctype == "uint64_t" else "in32"
         args.append((name, kind))
@@ -200,6 +208,20 @@ def register_map(hw: dict, top: str) -> list:
                                                f"Bit {shift + 31} to {shift} of {name}")]})
                 offset += 4
             offset += 4  # reserved word
+        elif kind == "wire":
+            continue
+        elif kind == "out64":
+            for part, shift in ((1, 0), (2, 32)):
+                regs.append({"name": f"{name}_{part}", "offset": offset, "access": "read-only",
+                             "desc": f"Data signal of {name}",
+                             "fields": [_field(name, 0, 32, "read-only",
+                                               f"Bit {shift + 31} to {shift} of {name}")]})
+                offset += 4
+            regs.append({"name": f"{name}_ctrl", "offset": offset, "access": "read-only",
+                         "desc": f"Control signal of {name}",
+                         "fields": [_field(f"{name}_ap_vld", 0, 1, "read-only",
+                                           f"Control signal {name}_ap_vld", "modify")]})
+            offset += 8  # the ap_vld word and a reserved word
         elif kind == "in32":
             regs.append({"name": name, "offset": offset, "access": "read-write",
                          "desc": f"Data signal of {name}",
@@ -228,9 +250,13 @@ def _check_against_header(hw: dict, regs: list, end: int, top: str) -> None:
                          f"{[hex(o) for o in header]} (REG_SPAN {hw['REG_SPAN']:#x})")
 
 
-def m_axi_data_width(hw: dict) -> int:
-    """Data bits of the kernel's m_axi port (the kernel model's DDR beat)."""
-    return 8 * hw["DDR_BYTES_PER_CYCLE"]
+def m_axi_data_width(hw: dict, board: dict | None = None) -> int:
+    """Data bits of the kernel's m_axi port: the board's HP port width (what
+    overlay/Makefile builds the kernel with, BITLET_AXI_BYTES), else the
+    header's default BITLET_AXI_BYTES."""
+    if board is not None and "hp_data_width" in board:
+        return int(board["hp_data_width"])
+    return 8 * hw["AXI_BYTES"]
 
 
 def s_axi_addr_width(hw: dict) -> int:
@@ -613,12 +639,13 @@ def _ps_module(b: dict, clock: int) -> Module:
     return ps
 
 
-def _kernel_module(hw: dict, common: dict, kinds: dict, kind: str, regs: list) -> Module:
+def _kernel_module(hw: dict, common: dict, kinds: dict, kind: str, regs: list,
+                   board: dict | None = None) -> Module:
     name = vlnv(hw, kind)
     top = kinds[kind]["top"]
     attrs = dict(_PERIPH, MODTYPE=top, HWVERSION=hw["IP_VERSION"], COREREVISION="1")
     saxi, maxi = common["s_axi_intf"], common["m_axi_intf"]
-    data_w = m_axi_data_width(hw)
+    data_w = m_axi_data_width(hw, board)
     params = [(f"C_S_AXI_{saxi[6:].upper()}_ADDR_WIDTH", s_axi_addr_width(hw)),
               (f"C_S_AXI_{saxi[6:].upper()}_DATA_WIDTH", 32),
               (f"C_M_AXI_{maxi[6:].upper()}_ADDR_WIDTH", 64),
@@ -662,7 +689,7 @@ def _smc_module(common: dict, hw: dict, hp: Bus) -> Module:
     smc = Module(common["smc_instance"], common["smc_vlnv"],
                  dict(_BUSCELL, MODTYPE="smartconnect", HWVERSION="1.0"),
                  [("NUM_SI", 1), ("NUM_MI", 1)])
-    smc.buses += [Bus("S00_AXI", "SLAVE", "S00_AXI_", "lower", 64, m_axi_data_width(hw), True, 1),
+    smc.buses += [Bus("S00_AXI", "SLAVE", "S00_AXI_", "lower", 64, hp.sizes["data"], True, 1),
                   Bus("M00_AXI", "MASTER", "M00_AXI_", "lower", hp.sizes["addr"],
                       hp.sizes["data"], True, 1)]
     smc.scalar("aclk", "I", "clk").scalar("aresetn", "I", "rst")
@@ -745,7 +772,7 @@ def build_modules(board: str, kind: str, hw: dict, tables) -> tuple[list, dict]:
     ps = _ps_module(b, clock)
     cells = {"ps": ps,
              "kernel": _kernel_module(hw, common, kinds, kind,
-                                      register_map(hw, kinds[kind]["top"])),
+                                      register_map(hw, kinds[kind]["top"]), b),
              "periph": _periph_module(common, ps.bus(b["gp_port"])),
              "smc": _smc_module(common, hw, ps.bus(b["hp_port"])),
              "intc": _intc_module(common, b),

@@ -33,7 +33,17 @@ hw = SimpleNamespace(
     CANONICAL_NAN=pyref.CANONICAL_NAN,
     CANONICAL_NAN_FP16=0x7E00,     # NaN written as a binary16 output
     CANONICAL_NAN_BF16=0x7FC0,     # NaN written as a bfloat16 output
-    DDR_BYTES_PER_CYCLE=8,         # m_axi: 64-bit beats, no overlap
+    ACT_BUF_WORDS=65536,           # activation line buffer (words)
+    OUT_BUF_WORDS=8192,            # output / partial-sum buffer (words)
+    AXI_BYTES=8,                   # m_axi beat (64-bit port)
+    DDR_LATENCY=32,                # cycles to the first beat of a burst sequence
+    DDR_OUTSTANDING=4,             # bursts in flight per direction
+    ACT_BANKS=64,                  # line-buffer banks
+    WGT_BANKS=8,                   # weight banks per PE lane
+    VENDOR_LANES=4,                # vendor-FP: fp32 multipliers per unit
+    VENDOR_MUL_LAT=3,              # vendor-FP: multiplier latency
+    VENDOR_ADD_LAT=4,              # vendor-FP: adder latency
+    VENDOR_TREE_DEPTH=4,           # vendor-FP: log2(partials) adder levels
     INSN_OVERHEAD_CYCLES=32,       # fetch, decode, checks, profile
     INSN_BYTES=128,                # one instruction in DDR
 )
@@ -42,9 +52,8 @@ N_PE = hw.N_PE
 GROUP = hw.GROUP
 CANON_NAN = hw.CANONICAL_NAN
 FIX_LO, FIX_HI = pyref.FIX_LO, pyref.FIX_HI
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 INSN_BYTES = hw.INSN_BYTES
-INSN_OVERHEAD = hw.INSN_OVERHEAD_CYCLES
-DDR_BYTES_PER_CYCLE = hw.DDR_BYTES_PER_CYCLE
 
 
 # ----------------------------------------------------------------------
@@ -261,7 +270,10 @@ def run(L: Layer) -> np.ndarray:
                         sig, exp, abs_ = _weight_ports(L, co, g, geo)
                         a = _act_vector(L, b, oy, ox, cg, g, geo)
                         r = pyref.group(sig, exp, abs_, a, L.fixed, L.prune, L.quant)
-                        total = total + r.acc if L.fixed else np.float32(total + b2f(r.res))
+                        if L.fixed:              # int64 sums saturate (README)
+                            total = max(INT64_MIN, min(INT64_MAX, total + r.acc))
+                        else:
+                            total = np.float32(total + b2f(r.res))
                         scans.append(r.scan)
                     L.sums[(b, oy, ox, co)] = scans
                     out[b, oy, ox, co] = (_finish_fixed if L.fixed else _finish_float)(L, total, co)
@@ -288,55 +300,203 @@ def batches(cout: int, groups: int, n_pe: int = N_PE):
     return out
 
 
-def cycles(L: Layer) -> dict:
-    """pe, ref, groups, scan counters of the kernel's cycle model."""
+AXI = hw.AXI_BYTES
+DDR_LAT = hw.DDR_LATENCY
+BANKS = hw.ACT_BANKS
+
+
+@dataclass
+class Placement:
+    """Where an instruction's operands sit in device memory (byte addresses)
+    and its pixel pitches; the DDR figures depend on addresses modulo the
+    bus width.  Defaults: every operand AXI-aligned, dense tensors."""
+
+    act: int = 0
+    wgt: int = 0
+    out: int = 0
+    acc: int = 0
+    bias: int = 0
+    in_cs: int | None = None
+    in_coff: int = 0
+    out_cs: int | None = None
+    out_coff: int = 0
+
+    @classmethod
+    def of(cls, insn) -> Placement:
+        """The placement of a :class:`bitlet.isa.Instruction`."""
+        return cls(act=insn.act, wgt=insn.wgt, out=insn.out, acc=insn.acc, bias=insn.bias,
+                   in_cs=insn.in_cstride, in_coff=insn.in_coff, out_cs=insn.out_cstride,
+                   out_coff=insn.out_coff)
+
+
+ISSUE = DDR_LAT // hw.DDR_OUTSTANDING        # a burst occupies its channel at least this long
+
+
+def _read(a: int, n: int) -> tuple[int, int]:
+    """(cycles in its stage's sequence, bus bytes) of a burst read of [a, a + n);
+    the stage adds DDR_LAT once."""
+    beats = (a + n - 1) // AXI - a // AXI + 1
+    return max(beats, ISSUE), AXI * beats
+
+
+def _write(a: int, n: int) -> tuple[int, int]:
+    """A burst write; edge beats covered in part are read first (one beat each,
+    a full latency: the write waits for it)."""
+    beats = (a + n - 1) // AXI - a // AXI + 1
+    head, tail = a % AXI != 0, (a + n) % AXI != 0
+    edges = (head or tail) if beats == 1 else head + tail
+    return max(beats, ISSUE) + edges * (DDR_LAT + 1), AXI * (beats + edges)
+
+
+def _waves(L, geo, oy, ox, g, cgs, lo, slot_lo, q) -> int:
+    """Largest number of words one of the 64 line-buffer banks supplies for
+    group g of the channel groups cgs at (oy, ox) (README "Cycle model")."""
+    _, ih, iw, cin, _, _, kw, cin_g, _, _, k, _ = geo
+    count = [0] * BANKS
+    for cg in cgs:
+        for j in range(GROUP):
+            kk = g * GROUP + j
+            if kk >= k:
+                break
+            tap, ci = divmod(kk, cin_g)
+            r, c = divmod(tap, kw)
+            y = oy * L.stride[0] - L.pad[0] + r * L.dil[0]
+            x = ox * L.stride[1] - L.pad[1] + c * L.dil[1]
+            if 0 <= y < ih and 0 <= x < iw:
+                slot = (slot_lo + y - lo) % q
+                count[((slot * iw + x) * cin + cg * cin_g + ci) % BANKS] += 1
+    return max(count)
+
+
+def counters(L: Layer, place: Placement | None = None, *, kernel: str = "bitlet",
+             wfmt_bytes: int = 4, afmt_bytes: int = 4, out_bytes: int = 4) -> dict:
+    """Every profile counter of one instruction in the documented model
+    (hls/README.md "Cycle model"), from the S values of :func:`run`.
+
+    Returns pe_cycles, ref_cycles, groups, scan, ddr_bytes, kernel_cycles.
+    """
+    place = place or Placement()
     geo = geometry(L)
-    n, _, _, _, cout, _, _, _, oh, ow, _, (kg0, kg1) = geo
-    lat = hw.LAT_FIXED if L.fixed else hw.LAT_FP32
+    n, ih, iw, cin, cout, kh, _, _cin_g, oh, ow, _, (kg0, kg1) = geo
+    in_cs = place.in_cs if place.in_cs is not None else cin
+    out_cs = place.out_cs if place.out_cs is not None else cout
+    cout_g = cout // L.groups
+    fixed, accum = L.fixed, L.acc_in is not None
+    pb = 8 if fixed else 4                       # bias / ACC / fixed partial element
+    ob = pb if L.partial else out_bytes
+    words = 2 if fixed else 1
+    t_n = kg1 - kg0
+    row = t_n * GROUP
+    rows = (kh - 1) * L.dil[0] + 1
+    lanes = hw.WGT_BUF_WORDS // N_PE
+    resident = -(-cout // N_PE) * row <= lanes
+    overlap = (2 * rows * iw * cin <= hw.ACT_BUF_WORDS
+               and (resident or 2 * row <= lanes)
+               and (3 if accum else 2) * ow * N_PE * words <= hw.OUT_BUF_WORDS)
+    q = 2 * rows if overlap else rows
+    if kernel == "bitlet":
+        lat = hw.LAT_FIXED if fixed else hw.LAT_FP32
+    else:
+        lat = hw.VENDOR_MUL_LAT + hw.VENDOR_ADD_LAT * (hw.VENDOR_TREE_DEPTH + 3)
+    ref_lat = hw.LAT_FIXED if fixed else hw.LAT_FP32
+    ddr = 0
     pe = ref = groups = scan = 0
+
+    def xfer(cost):
+        nonlocal ddr
+        ddr += cost[1]
+        return cost[0]
+
+    fixed_cycles = hw.INSN_OVERHEAD_CYCLES + DDR_LAT + xfer(_read(0, INSN_BYTES))
+    if L.bias is not None:
+        fixed_cycles += DDR_LAT + xfer(_read(place.bias, cout * pb))
+    if resident:
+        fixed_cycles += DDR_LAT + xfer(_read(place.wgt, cout * row * wfmt_bytes))
+
+    def idx(b, oy, ox, c):
+        return ((b * oh + oy) * ow + ox) * out_cs + place.out_coff + c
+
+    stages = []                                  # (LD, CP, ST) per unit
+    wp, held = 0, None                           # ring: next slot, (n, lo, hi, slot_lo)
     for b in range(n):
         for oy in range(oh):
-            for subs in batches(cout, L.groups):
-                # each PE issues a group every S + 1 cycles; the batch's PEs meet at row end
+            lo = max(oy * L.stride[0] - L.pad[0], 0)
+            hi = min(oy * L.stride[0] - L.pad[0] + rows, ih)
+            for bi, subs in enumerate(batches(cout, L.groups)):
                 chans = [co for sub in subs for co in sub]
-                pe += max(sum(1 + s for ox in range(ow) for s in L.sums[(b, oy, ox, co)])
-                          for co in chans)
+                c0, cnt = chans[0], len(chans)
+                ld = 0
+                if bi == 0:                      # the row's new input rows
+                    keep = held is not None and held[0] == b and lo < held[2] and hi > lo
+                    first = held[2] if keep else lo
+                    for y in range(first, hi):
+                        px = (b * ih + y) * iw
+                        if in_cs == cin:
+                            ld += xfer(_read(place.act + px * cin * afmt_bytes,
+                                             iw * cin * afmt_bytes))
+                        else:
+                            for x in range(iw):
+                                a = place.act + ((px + x) * in_cs + place.in_coff) * afmt_bytes
+                                ld += xfer(_read(a, cin * afmt_bytes))
+                    if hi > lo:
+                        slot_lo = (held[3] + lo - held[1]) % q if keep else wp
+                        held = (b, lo, hi, slot_lo)
+                    wp = (wp + max(hi - first, 0)) % q
+                if not resident:
+                    ld += xfer(_read(place.wgt + c0 * row * wfmt_bytes, cnt * row * wfmt_bytes))
+                if accum:
+                    if out_cs == cnt:
+                        ld += xfer(_read(place.acc + idx(b, oy, 0, c0) * pb, ow * cnt * pb))
+                    else:
+                        for ox in range(ow):
+                            ld += xfer(_read(place.acc + idx(b, oy, ox, c0) * pb, cnt * pb))
+                cp = lat
+                cgs = sorted({co // cout_g for co in chans})
                 for ox in range(ow):
-                    for gi in range(kg1 - kg0):
-                        s_all = [L.sums[(b, oy, ox, co)][gi] for co in chans]
-                        ref += sum(lat + 1 + max(L.sums[(b, oy, ox, co)][gi] for co in sub)
-                                   for sub in subs)
-                        groups += len(s_all)
-                        scan += sum(s_all)
-    if groups:
-        pe += lat
-    return {"pe_cycles": pe, "ref_cycles": ref, "groups": groups, "scan": scan}
+                    for gi in range(t_n):
+                        waves = 0
+                        if held is not None and hi > lo:
+                            waves = _waves(L, geo, oy, ox, kg0 + gi, cgs, held[1], held[3], q)
+                        s_all = [L.sums[(b, oy, ox, co)][gi] for co in chans] \
+                            if kernel == "bitlet" else [0] * cnt
+                        busy = 1 + max(s_all) if kernel == "bitlet" else GROUP // hw.VENDOR_LANES
+                        cp += max(busy, waves, GROUP // hw.WGT_BANKS)
+                        if kernel == "bitlet":
+                            ref += sum(ref_lat + 1 + max(L.sums[(b, oy, ox, co)][gi] for co in sub)
+                                       for sub in subs)
+                            scan += sum(s_all)
+                        groups += cnt
+                pe += cp
+                ld += DDR_LAT if ld else 0           # one read sequence per stage
+                st = DDR_LAT                         # one write sequence
+                if out_cs == cnt:
+                    st += xfer(_write(place.out + idx(b, oy, 0, c0) * ob, ow * cnt * ob))
+                else:
+                    for ox in range(ow):
+                        st += xfer(_write(place.out + idx(b, oy, ox, c0) * ob, cnt * ob))
+                stages.append((ld, cp, st))
+    if overlap:
+        u = len(stages)
+        body = sum(max(stages[t][0] if t < u else 0,
+                       stages[t - 1][1] if 1 <= t <= u else 0,
+                       stages[t - 2][2] if 2 <= t <= u + 1 else 0) for t in range(u + 2))
+    else:
+        body = sum(sum(s) for s in stages)
+    return {"pe_cycles": pe, "ref_cycles": ref, "groups": groups, "scan": scan,
+            "ddr_bytes": ddr, "kernel_cycles": fixed_cycles + body}
 
 
-def ddr_bytes(L: Layer, *, wfmt_bytes=4, afmt_bytes=4, out_bytes=4,
-              wgt_buf_words=hw.WGT_BUF_WORDS) -> int:
-    """Bytes moved by one instruction in the kernel model (README "DDR traffic")."""
-    n, ih, iw, cin, cout, kh, _, _, oh, ow, _, (kg0, kg1) = geometry(L)
-    part = 8 if L.fixed else 4
-    row = (kg1 - kg0) * GROUP
-    total = INSN_BYTES
-    if L.bias is not None:
-        total += cout * part
-    total += (cout if cout * row <= wgt_buf_words else n * oh * cout) * row * wfmt_bytes
-    rows = (kh - 1) * L.dil[0] + 1
-    loaded = 0
-    for oy in range(oh):
-        lo = max(oy * L.stride[0] - L.pad[0], 0)
-        hi = min(oy * L.stride[0] - L.pad[0] + rows, ih)
-        prev = (max((oy - 1) * L.stride[0] - L.pad[0], 0),
-                min((oy - 1) * L.stride[0] - L.pad[0] + rows, ih)) if oy else (-1, -1)
-        loaded += sum(1 for y in range(lo, hi) if not prev[0] <= y < prev[1])
-    total += n * loaded * iw * cin * afmt_bytes
-    if L.acc_in is not None:
-        total += n * oh * ow * cout * part
-    total += n * oh * ow * cout * (part if L.partial else out_bytes)
-    return total
+def cycles(L: Layer, place: Placement | None = None, **kw) -> dict:
+    """pe, ref, groups, scan counters of the kernel's cycle model."""
+    c = counters(L, place, **kw)
+    return {k: c[k] for k in ("pe_cycles", "ref_cycles", "groups", "scan")}
 
 
-def kernel_cycles(pe: int, ddr: int) -> int:
-    return INSN_OVERHEAD + pe + -(-ddr // DDR_BYTES_PER_CYCLE)
+def ddr_bytes(L: Layer, place: Placement | None = None, **kw) -> int:
+    """Bus bytes moved by one instruction in the kernel model (README "Transfers")."""
+    return counters(L, place, **kw)["ddr_bytes"]
+
+
+def kernel_cycles(L: Layer, place: Placement | None = None, **kw) -> int:
+    """KERNEL_CYCLES of one instruction in the kernel model."""
+    return counters(L, place, **kw)["kernel_cycles"]

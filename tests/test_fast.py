@@ -285,8 +285,9 @@ def layer_program(rng, mem: Mem, *, op="conv", n=1, ih=5, iw=6, cin=8, cout=8, k
 
 
 def run_both(mem: Mem, insns, *, extra_words=None, threads=2, prof=True, expect=hw.STATUS_OK,
-             done=None):
-    """Run the same image through the reference and the fast top; compare.
+             done=None, timestamp=12345):
+    """Run the same image through the reference and the fast top; compare
+    every output (clock included), the profile records and the whole image.
 
     ``expect`` is the status both must end with (a run where both engines
     reject an instruction alike is not a pass of a test that meant to run it),
@@ -299,12 +300,16 @@ def run_both(mem: Mem, insns, *, extra_words=None, threads=2, prof=True, expect=
     n_insn = words.size // hw.INSN_WORDS
     prof_addr = mem.reserve(n_insn * hw.PROF_BYTES) if prof else 0
     results = []
-    for top in (lib.bitlet_top, fast.make_top(threads=threads)):
+    # without a profile area the fast top runs the cycle model only when asked
+    for top in (lib.bitlet_top, fast.make_top(threads=threads, cycles=True)):
         image = mem.words.copy()
         outs = [ffi.new("uint32_t *") for _ in OUTS]
-        top(ffi.from_buffer("uint32_t[]", image), BASE, image.size * 4, prog, n_insn,
-            prof_addr, *outs)
-        results.append((image, {k: int(p[0]) for k, p in zip(OUTS, outs)}))
+        clock = ffi.new("uint64_t *")
+        top(ffi.from_buffer("uint64_t[]", image.view(np.uint64)), BASE, image.size * 4, prog,
+            n_insn, prof_addr, timestamp, *outs, clock)
+        got = {k: int(p[0]) for k, p in zip(OUTS, outs)}
+        got["clock"] = int(clock[0])
+        results.append((image, got))
     (ref_img, ref_out), (fast_img, fast_out) = results
     assert fast_out == ref_out
     assert ref_out["status"] == expect, (isa.status_name(ref_out["status"]), isa.status_name(expect))
@@ -315,7 +320,10 @@ def run_both(mem: Mem, insns, *, extra_words=None, threads=2, prof=True, expect=
     if prof:
         off = (prof_addr - BASE) // 4
         rec = slice(off, off + n_insn * hw.PROF_WORDS)
-        assert np.array_equal(isa.decode_profile(fast_img[rec]), isa.decode_profile(ref_img[rec]))
+        want = isa.decode_profile(ref_img[rec])
+        got = isa.decode_profile(fast_img[rec])
+        for name in isa.PROFILE_FIELDS:
+            assert np.array_equal(got[name], want[name]), (name, got[name], want[name])
     diff = np.nonzero(ref_img != fast_img)[0]
     assert diff.size == 0, f"{diff.size} words differ, first at word {diff[:5]}"
     return ref_out, ref_img
@@ -474,6 +482,191 @@ def test_every_isa_gives_the_same_layer(isa_name, prune):
     run_both(mem, layer_program(rng, mem, op="gemm", n=3, cin=256, cout=7, prune=prune))
 
 
+# Shapes that reach every branch of the kernel's schedule (hls/README.md
+# "Cycle model"): resident or per-unit weights, overlapped or serial units,
+# one run per row or one per pixel (out/ACC), 2-, 4- and 8-byte outputs at
+# every alignment (edge beats), windows that skip rows or lie in the
+# padding, the ring across images, batches of whole channel groups with a
+# partial last one.
+SCHEDULE_CASES = {
+    "weights per unit": {"cin": 64, "cout": 32, "ih": 4, "iw": 5},          # ceil(32/4)*576 > lane
+    "serial units": {"k": 1, "padding": 0, "ih": 2, "iw": 300, "cin": 120, "cout": 3},
+    "serial, out buffer": {"k": 1, "padding": 0, "ih": 1, "iw": 400, "cin": 70, "cout": 2,
+                           "fixed": True, "quant": 4, "ktiles": 2},
+    "one run per row": {"cout": 4, "cin": 4, "ih": 5, "iw": 7, "ktiles": 1},
+    "one ACC run per row": {"cout": 4, "cin": 40, "ih": 4, "iw": 6, "ktiles": 3},
+    "fp16 out, odd channels": {"cout": 7, "cin": 5, "ih": 4, "iw": 5, "wfmt": hw.FMT_FP16,
+                               "afmt": hw.FMT_FP16, "ofmt": hw.FMT_FP16, "out_extra": 1},
+    "bf16 in, odd pitch": {"cout": 3, "cin": 3, "ih": 5, "iw": 5, "afmt": hw.FMT_BF16,
+                           "in_extra": 1, "out_extra": 3, "ofmt": hw.FMT_BF16},
+    "fixed partial slices": {"fixed": True, "quant": 0, "cout": 5, "cin": 30, "ktiles": 2,
+                             "out_extra": 1, "n": 2},
+    "stride 3 > window": {"k": 2, "stride": 3, "padding": 0, "ih": 11, "iw": 10},
+    "padding rows only": {"ih": 3, "iw": 4, "padding": (0, 1, 4, 1)},
+    "images n = 3": {"n": 3, "ih": 4, "iw": 4, "stride": 2},
+    "partial last batch": {"cin": 6, "cout": 6, "groups": 6, "ih": 5, "iw": 9},
+    "two channel groups": {"cin": 10, "cout": 6, "groups": 2, "ih": 4, "iw": 4, "dilation": 2,
+                           "padding": 2},
+}
+
+
+@pytest.mark.parametrize("case", list(SCHEDULE_CASES))
+def test_schedule_branches(case, isa_name):
+    rng = np.random.default_rng(sum(map(ord, case)))
+    mem = Mem(rng, words=1 << 19)
+    out, _ = run_both(mem, layer_program(rng, mem, bias=True, relu=True,
+                                         **SCHEDULE_CASES[case]))
+    assert out["status"] == hw.STATUS_OK
+
+
+def _shift_operands(insn, mem: Mem, delta: int):
+    """The same instruction with its operands moved by ``delta`` bytes (the
+    data copied): other alignments to the bus beats."""
+    moved = {}
+    for name in ("act", "wgt", "bias", "out", "acc"):
+        addr = getattr(insn, name)
+        if addr:
+            moved[name] = addr + delta
+    return insn.replace(**moved)
+
+
+@pytest.mark.parametrize("delta", [2, 4, 6])
+def test_unaligned_operands(delta):
+    """Operands off the 8-byte beat grid: every run has edge beats."""
+    rng = np.random.default_rng(delta)
+    mem = Mem(rng, words=1 << 17)
+    fmt = hw.FMT_FP16 if delta % 4 else hw.FMT_FP32
+    insns = layer_program(rng, mem, cout=5, cin=6, ih=5, iw=6, wfmt=fmt, afmt=fmt, ofmt=fmt,
+                          bias=delta % 4 == 0, ktiles=1)
+    mem.words = np.roll(mem.words.view(np.uint8), delta).view(np.uint32).copy()
+    run_both(mem, [_shift_operands(i, mem, delta) for i in insns])
+
+
+def test_window_and_timestamp_rules():
+    """A base or size off the beat grid stops every run before the first
+    fetch (n_insn = 0 only probes); the fetch and the profile slot must be
+    beat aligned; the clock starts from the timestamp input."""
+    rng = np.random.default_rng(17)
+    mem = Mem(rng)
+    insns = layer_program(rng, mem, ih=3, iw=3)
+    out, _ = run_both(mem, insns, timestamp=2**40 + 3)
+    assert out["clock"] > 2**40 + 3
+    words = isa.program_words([isa.nop(1)] + insns)
+    from bitlet._reference import ffi, lib
+
+    prog = mem.put(words)
+    for base, size, prog_addr, prof_addr in ((BASE + 4, 4096, prog, 0),
+                                             (BASE, mem.words.size * 4 - 4, prog, 0),
+                                             (BASE, mem.words.size * 4, prog + 4, 0),
+                                             (BASE, mem.words.size * 4, prog, prog + 4)):
+        for n_insn in (0, 2):
+            results = []
+            for top in (lib.bitlet_top, fast.make_top(cycles=True)):
+                image = mem.words.copy()
+                outs = [ffi.new("uint32_t *") for _ in OUTS]
+                clock = ffi.new("uint64_t *")
+                top(ffi.from_buffer("uint64_t[]", image.view(np.uint64)), base, size, prog_addr,
+                    n_insn, prof_addr, 99, *outs, clock)
+                results.append(([int(p[0]) for p in outs], int(clock[0]), image))
+            assert results[0][:2] == results[1][:2]
+            assert np.array_equal(results[0][2], results[1][2])
+    assert results[0][0][0] == hw.STATUS_BUS_ERROR
+
+
+def test_results_only_top_keeps_the_clock():
+    """Without the cycle model the fast top writes the same memory and
+    statuses, profile records with zero counters, and leaves the clock at
+    the timestamp (documented in emu/bitlet_fast.h)."""
+    from bitlet._reference import ffi
+
+    rng = np.random.default_rng(18)
+    mem = Mem(rng)
+    insns = layer_program(rng, mem, ih=4, iw=4, bias=True)
+    _, ref_img = run_both(copy.deepcopy(mem), insns, timestamp=777)   # the same addresses
+    prog = mem.put(isa.program_words(insns))
+    prof_addr = mem.reserve(len(insns) * hw.PROF_BYTES)
+    image = mem.words.copy()
+    outs = [ffi.new("uint32_t *") for _ in OUTS]
+    clock = ffi.new("uint64_t *")
+    fast.make_top(cycles=False)(ffi.from_buffer("uint64_t[]", image.view(np.uint64)), BASE,
+                                image.size * 4, prog, len(insns), prof_addr, 777, *outs, clock)
+    assert int(clock[0]) == 777 and int(outs[0][0]) == hw.STATUS_OK
+    off = (prof_addr - BASE) // 4
+    recs = slice(off, off + len(insns) * hw.PROF_WORDS)
+    rec = isa.decode_profile(image[recs])
+    assert (rec["status"] == 0).all() and (rec["start"] == 777).all() and (rec["end"] == 777).all()
+    for name in ("pe_cycles", "ref_cycles", "kernel_cycles", "groups", "scan", "ddr_bytes"):
+        assert not rec[name].any(), name
+    image[recs] = ref_img[recs]
+    assert np.array_equal(image, ref_img)
+
+
+def test_float_group_sums_are_the_kernels_adder(isa_name):
+    """Float group sums: the fast engine adds with the host's binary32
+    addition, the kernel with its integer adder (bk_f32_add).  Equal bits on
+    sums that are subnormal, cancel exactly (+0 / -0), overflow to Inf, meet
+    Inf - Inf, and start from ACC values that are subnormal, -0, Inf or NaNs
+    with payloads; raw sums (FLAG_PARTIAL) and final outputs with a
+    subnormal bias."""
+    rng = np.random.default_rng(19)
+    k, m, n = 256, 9, 40
+    # products near 2^-140 (subnormal), 2^0, 2^128 (overflow) and Inf/NaN
+    pat = [0, 0x7FFFFF, 0x400000, 1, 0x12345]
+    W = np.concatenate([_crafted_bits(rng, (3, k), pat, e)
+                        for e in ([50, 57], [57, 60, 64], [127, 190])])
+    A = np.concatenate([_crafted_bits(rng, (k, 20), pat, [50, 57, 60]),
+                        _crafted_bits(rng, (k, 20), pat, [57, 127, 190])], axis=1)
+    W[0, 64:128] = -W[0, 0:64]                      # group 1 cancels group 0 exactly
+    W[0, 128:] = 0.0
+    A[64:128] = A[0:64]
+    W[1, 5] = np.inf
+    W[2, 70] = -np.inf
+    A[3, :4] = np.nan
+    mem = Mem(rng, words=1 << 17)
+    act = mem.put(np.ascontiguousarray(A.T))
+    wgt = mem.put(W)
+    acc_vals = np.array([0x00000001, 0x80000000, 0x007FFFFF, 0x7F800000, 0xFF800000, 0x7FC00001,
+                         0xFFFFFFFF, 0x7F7FFFFF, 0x00800000, 0x80000003], np.uint32)
+    acc = mem.put(rng.choice(acc_vals, n * m).astype(np.uint32))
+    part = mem.reserve(n * m * 4)
+    out = mem.reserve(n * m * 4)
+    bias = mem.put(rng.choice(acc_vals[[0, 1, 2, 8, 9]], m).astype(np.uint32))
+    insns = [isa.gemm(m=m, k=k, n=n, act=act, wgt=wgt, out=part, acc=acc, accum=True,
+                      partial=True, layer=1),
+             isa.gemm(m=m, k=k, n=n, act=act, wgt=wgt, out=out, acc=acc, accum=True,
+                      bias=bias, use_bias=True, relu=False, layer=2),
+             isa.gemm(m=m, k=k, n=n, act=act, wgt=wgt, out=out, bias=bias, use_bias=True,
+                      relu=True, ofmt=hw.FMT_FP16, layer=3)]
+    for insn in insns:
+        run_both(copy.deepcopy(mem), [insn])
+
+
+def test_fixed_sums_saturate_like_the_kernel():
+    """Fixed mode: ACC partials at the int64 limits; the kernel adds each
+    group's accumulator saturating (bk_sat_add64), then the bias (also
+    saturating); raw sums (PARTIAL) and quantised outputs equal."""
+    rng = np.random.default_rng(20)
+    k, m, n = 200, 6, 12
+    w = rng.integers(-2**23, 2**23, (m, k))
+    w_dev = (np.where(w < 0, 1 << 31, 0) | np.abs(w)).astype(np.uint32)
+    x = rng.integers(-2**24, 2**24, (n, k)).astype(np.int32)
+    mem = Mem(rng, words=1 << 16)
+    act = mem.put(x)
+    wgt = mem.put(np.pad(w_dev, ((0, 0), (0, 256 - k))))
+    big = np.iinfo(np.int64)
+    acc_vals = np.array([big.max, big.max - 2**50, big.min, big.min + 2**50, 2**62, -2**62, 0],
+                        np.int64)
+    acc = mem.put(rng.choice(acc_vals, n * m))
+    part = mem.reserve(n * m * 8)
+    out = mem.reserve(n * m * 4)
+    bias = mem.put(rng.choice(np.array([2**60, -2**60, 5], np.int64), m))
+    common = {"m": m, "k": k, "n": n, "act": act, "wgt": wgt, "precision": "fixed",
+              "acc": acc, "accum": True}
+    run_both(copy.deepcopy(mem), [isa.gemm(out=part, partial=True, **common)])
+    run_both(copy.deepcopy(mem), [isa.gemm(out=out, bias=bias, use_bias=True, quant=24,
+                                           **common)])
+
+
 def _crafted_bits(rng, shape, patterns, exps):
     """float32 with mantissas drawn from ``patterns`` (23-bit ints), biased
     exponents from ``exps``, random signs."""
@@ -557,7 +750,10 @@ def portable_engine(tmp_path_factory):
     # build's (OpenMP when the compiler has it), so both are exercised
     threading = "openmp" if _fast_build._try_build(_fast_build._OPENMP_PROBE, ["-fopenmp"]) \
         else None
-    ffi = _fast_build.make_ffi("_bitlet_fast_portable", simd=False, threading=threading)
+    # FS_MAX_TABLE_WORDS=0: the cycle model without shared waves tables
+    # (each task computes its rows' waves, the path of huge layers)
+    ffi = _fast_build.make_ffi("_bitlet_fast_portable", simd=False, threading=threading,
+                               defines={"FS_MAX_TABLE_WORDS": 0})
     path = ffi.compile(tmpdir=str(tmp))
     spec = importlib.util.spec_from_file_location("_bitlet_fast_portable", path)
     module = importlib.util.module_from_spec(spec)

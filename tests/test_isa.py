@@ -154,6 +154,11 @@ def setup(precision="fp32", relu=False) -> Setup:
     return Setup(arena, insn.replace(out=out), out)
 
 
+# The arena's last block, the profile area of one record (allocations are
+# rounded to the arena's 64-byte alignment).
+PROF_AREA_WORDS = -(-hw.PROF_BYTES // 64) * 64 // 4
+
+
 def run(s: Setup, insns, *, kernel="bitlet", n_insn=None, prof=True, prog=None):
     prog_addr = s.arena.add(isa.program_words(insns))
     prof_addr = s.arena.reserve(len(insns) * hw.PROF_BYTES) if prof else 0
@@ -198,7 +203,13 @@ def test_valid_instruction_runs_and_writes_a_profile_record():
     assert rec["groups"][0] == 4 * 4 * 4 * 1 and rec["pe_cycles"][0] > 0
     assert rec["ref_cycles"][0] > rec["pe_cycles"][0]
     assert rec["ddr_bytes"][1] == hw.INSN_BYTES and rec["pe_cycles"][1] == 0
-    assert rec["kernel_cycles"][1] == hw.INSN_OVERHEAD_CYCLES + hw.INSN_BYTES // hw.DDR_BYTES_PER_CYCLE
+    # a NOP: the control overhead and one burst of the instruction's beats
+    assert rec["kernel_cycles"][1] == (hw.INSN_OVERHEAD_CYCLES + hw.DDR_LATENCY
+                                       + hw.INSN_BYTES // hw.AXI_BYTES)
+    # the stamps: the run's modelled clock, instruction after instruction
+    assert rec["start"][0] == 0 and rec["end"][0] == rec["kernel_cycles"][0]
+    assert rec["start"][1] == rec["end"][0]
+    assert rec["end"][1] == rec["end"][0] + rec["kernel_cycles"][1] == res["clock"]
     o = (s.out - s.arena.base) // 4
     assert not np.array_equal(mem[o:o + 64], before[o:o + 64])
 
@@ -238,7 +249,8 @@ def test_bad_fields_stop_with_bad_field_and_write_nothing(case):
     assert res["status"] == hw.STATUS_BAD_FIELD and res["insn_done"] == 0
     assert rec["status"][0] == hw.STATUS_BAD_FIELD
     assert rec["pe_cycles"][0] == 0 and rec["groups"][0] == 0
-    p = len(mem) - hw.PROF_WORDS                    # everything but the profile record
+    assert rec["start"][0] == rec["end"][0] == 0 == res["clock"]   # no cycles, no clock
+    p = len(mem) - PROF_AREA_WORDS                  # everything but the profile record
     assert np.array_equal(mem[:p], before[:p])
 
 
@@ -258,7 +270,7 @@ def test_fixed_bias_limit_is_checked_before_any_write():
     bias = s.arena.add(preprocess.to_words(np.array([0, 0, 1 << 61, 0], np.int64)))
     res, mem, before, _ = run(s, [s.insn.replace(bias=bias, flags=hw.FLAG_BIAS)])
     assert res["status"] == hw.STATUS_BAD_FIELD
-    p = len(mem) - hw.PROF_WORDS
+    p = len(mem) - PROF_AREA_WORDS
     assert np.array_equal(mem[:p], before[:p])
 
 
@@ -277,7 +289,7 @@ def test_bus_errors_write_nothing():
     for name, insn in cases.items():
         res, mem, before, _ = run(s, [insn])
         assert res["status"] == hw.STATUS_BUS_ERROR, name
-        p = len(mem) - hw.PROF_WORDS
+        p = len(mem) - PROF_AREA_WORDS
         assert np.array_equal(mem[:p], before[:p]), name
 
 
@@ -380,14 +392,15 @@ def test_kernel_csim_testbench_passes():
     assert "bitlet_top: 20217 records as GEMM instructions, 0 skipped" in proc.stdout, \
         proc.stdout[-3000:]
     assert "golden replay through vendor_fp_top" in proc.stdout
-    assert proc.stdout.count("\nPASS\n") + proc.stdout.startswith("PASS") == 2
+    assert "bk_f32_add: " in proc.stdout and " 0 mismatches; bk_fp16_to_fp32" in proc.stdout
+    assert proc.stdout.count("\nPASS\n") + proc.stdout.startswith("PASS") == 4
     assert "FAIL" not in proc.stdout
 
 
 _TCL_STUBS = r"""
 set log {}
 foreach cmd {open_project set_top add_files open_solution set_part create_clock
-             csim_design csynth_design cosim_design export_design} {
+             config_interface csim_design csynth_design cosim_design export_design} {
     proc $cmd {args} "lappend ::log \[list $cmd {*}\$args\]"
 }
 proc exit {args} { lappend ::log [list exit] }
@@ -428,14 +441,19 @@ def test_hls_script_parses_and_drives_the_documented_flow(tmp_path):
     proc, calls = _run_hls_tcl(tmp_path, "", ["f32_edge.bin", "f32_random_full.bin"])
     assert proc.returncode == 0, proc.stderr
     verbs = [c[0] for c in calls]
-    assert verbs == ["open_project", "set_top"] + ["add_files"] * 7 + [
-        "open_solution", "set_part", "create_clock", "csim_design", "csynth_design",
-        "cosim_design", "export_design", "exit"]
+    assert verbs == ["open_project", "set_top"] + ["add_files"] * 8 + [
+        "open_solution", "set_part", "create_clock", "config_interface", "csim_design",
+        "csynth_design", "cosim_design", "export_design", "exit"]
     assert calls[1] == ["set_top", "bitlet_top"]
     assert ["set_part", "xc7z020clg400-1"] in calls
     period = float(calls[verbs.index("create_clock")][2])
     assert period == pytest.approx(1000.0 / hw.CLOCK_MHZ)
-    tb = calls[verbs.index("add_files") + 6]
+    tb = calls[verbs.index("add_files") + 7]
+    # the m_axi width: 64 bits on the Zynq-7000 part (AXI_BYTES), widened bursts
+    assert f"-DBITLET_AXI_BYTES={hw.AXI_BYTES}" in " ".join(calls[verbs.index("add_files")])
+    assert calls[verbs.index("config_interface")][1:] == [
+        "-m_axi_max_widen_bitwidth", str(8 * hw.AXI_BYTES), "-m_axi_alignment_byte_size",
+        str(hw.AXI_BYTES)]
     assert tb[1] == "-tb" and tb[2].endswith("csim/tb_kernel.c")
     bins = tmp_path / "bins"
     csim = " ".join(calls[verbs.index("csim_design")])
@@ -454,6 +472,8 @@ def test_hls_script_selects_the_vendor_top_and_part(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert ["set_top", "vendor_fp_top"] in calls
     assert ["set_part", "xczu7ev-ffvc1156-2-e"] in calls
+    # Zynq UltraScale+ HP ports: 128-bit m_axi
+    assert "-DBITLET_AXI_BYTES=16" in " ".join(next(c for c in calls if c[0] == "add_files"))
     assert not any(c[0] in ("csim_design", "cosim_design") for c in calls)
     export = " ".join(next(c for c in calls if c[0] == "export_design"))
     assert f"-ipname {hw.VENDOR_IP_NAME}" in export
@@ -469,12 +489,15 @@ def test_hls_script_selects_the_vendor_top_and_part(tmp_path):
 _HLS_SOURCES = ("bitlet_pe.c", "bitlet_kernel.c", "vendor_kernel.c")
 _TOP_ARGS = ("mem", "mem_base", "mem_size", "prog_addr", "n_insn", "prof_addr", "status",
              "insn_done", "id_magic", "id_version", "id_config", "id_act_buf", "id_wgt_buf",
-             "id_out_buf")
+             "id_out_buf", "clock")
 # the pragma forms of the Vitis HLS user guide (UG1399, 2022.1 and later)
 _PRAGMA_FORMS = (
     (r"INTERFACE mode=m_axi port=mem offset=slave bundle=gmem depth=BITLET_MAXI_DEPTH"
-     r"( max_(read|write)_burst_length=\d+)*"),
+     r"( max_(read|write)_burst_length=\d+)*( num_(read|write)_outstanding=\d+)*"),
     r"INTERFACE mode=s_axilite port=\w+ bundle=control",
+    r"INTERFACE mode=ap_none port=timestamp",
+    r"BIND_STORAGE variable=\w+ type=ram_(1p|2p|t2p|s2p) impl=(bram|uram|lutram)",
+    r"DEPENDENCE variable=\w+ type=inter direction=RAW distance=\d+ dependent=true",
     r"INTERFACE mode=ap_ctrl_hs port=return",
     r"ARRAY_PARTITION variable=\w+ type=(complete|cyclic|block)( factor=\d+)?( dim=\d+)?",
     r"LOOP_TRIPCOUNT min=\d+ max=\d+",
@@ -502,20 +525,23 @@ def test_hls_pragmas_use_the_documented_forms(name):
 
 
 @pytest.mark.parametrize("name, top", [("bitlet_kernel.c", "bitlet_top"),
-                                       ("vendor_kernel.c", "vendor_fp_top")])
+                                       ("bitlet_kernel.c", "vendor_fp_top")])
 def test_each_top_argument_has_its_interface(name, top):
-    """mem is the m_axi port with its offset register in `control`; every other
-    argument and the return (ap_ctrl_hs, and so the interrupt) is s_axilite in
-    `control`, in the argument order bitlet_hw.h's register map follows."""
+    """mem is the m_axi port with its offset register in `control`; timestamp
+    an ap_none input wire (no register); every other argument and the return
+    (ap_ctrl_hs, and so the interrupt) is s_axilite in `control`, in the
+    argument order bitlet_hw.h's register map follows."""
     import re
 
     text = _hls_text(name)
     body = text[text.index(f"void {top}("):]
+    body = body[:body.index("\n}\n")]
     ports = re.findall(r"#pragma HLS INTERFACE mode=(\w+) port=(\w+)", body)
     assert ports[0] == ("m_axi", "mem")
     axilite = [port for mode, port in ports if mode == "s_axilite"]
     assert axilite == list(_TOP_ARGS[1:]) + ["return"]
     assert ("ap_ctrl_hs", "return") in ports
+    assert ("ap_none", "timestamp") in ports
 
 
 @pytest.mark.parametrize("name", _HLS_SOURCES)
@@ -553,7 +579,8 @@ def test_hls_loops_have_static_bounds_or_a_tripcount(name):
         if not m or line.strip().startswith(("/*", "*", "#define")) or "while (0)" in line:
             continue
         loops += 1
-        static = re.search(r"<\s*(BITLET_\w+|PE_\w+|\d+u?)( / \d+u?)?\s*;", m.group(2))
+        static = re.search(r"<\s*(BITLET_\w+|PE_\w+|BK_\w+|\d+u?)( / (\d+u?|BITLET_\w+))?\s*;",
+                           m.group(2))
         tripcount = any("LOOP_TRIPCOUNT" in nxt for nxt in lines[i + 1:i + 3])
         assert static or tripcount, (name, i + 1, line.strip())
     assert loops

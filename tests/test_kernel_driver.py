@@ -184,7 +184,7 @@ def test_an_unsynced_program_is_a_bad_opcode(dev):
     ({"prog_addr": 0, "n_insn": 1}, "prog_addr"),
     ({"prog_addr": DEFAULT_BASE + 4, "n_insn": 1}, "aligned"),
     ({"prog_addr": DEFAULT_BASE, "n_insn": -1}, "n_insn"),
-    ({"prog_addr": DEFAULT_BASE, "n_insn": 1, "prof_addr": hw.PROF_BYTES // 2}, "prof_addr"),
+    ({"prog_addr": DEFAULT_BASE, "n_insn": 1, "prof_addr": hw.AXI_BYTES // 2}, "prof_addr"),
     ({"prog_addr": DEFAULT_BASE, "n_insn": 1, "timeout": 0}, "timeout"),
 ])
 def test_bad_run_arguments_are_named(kwargs, match):

@@ -452,11 +452,14 @@ _ID_PROBE = r"""
 #include "bitlet_top.h"
 /* Both tops with n_insn = 0 (the driver's probe): print their ID outputs. */
 int main(void) {
-    static uint32_t mem[64];
+    static uint64_t mem[32];
     uint32_t r[8];
-    bitlet_top(mem, 0, sizeof mem, 0, 0, 0, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7]);
+    uint64_t clock;
+    bitlet_top(mem, 0, sizeof mem, 0, 0, 0, 0, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6],
+               &r[7], &clock);
     printf("bitlet %u %u %u %u %u %u\n", r[2], r[3], r[4], r[5], r[6], r[7]);
-    vendor_fp_top(mem, 0, sizeof mem, 0, 0, 0, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7]);
+    vendor_fp_top(mem, 0, sizeof mem, 0, 0, 0, 0, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6],
+                  &r[7], &clock);
     printf("vendor_fp %u %u %u %u %u %u\n", r[2], r[3], r[4], r[5], r[6], r[7]);
     return 0;
 }
@@ -514,6 +517,11 @@ def test_makefile_runs_hls_then_vivado_then_installs(board, kind, tmp_path):
     assert len(cflags) == 1
     cflags = cflags.pop().split()
     assert f"-DBITLET_N_PE={meta['n_pe']}" in cflags
+    # the m_axi width: the board's HP port, in the kernel's build and the .hwh
+    hp_bits = int(_board_param(board, "hp_data_width"))
+    assert f"-DBITLET_AXI_BYTES={hp_bits // 8}" in cflags
+    hwh = (overlay_dir() / board / f"{kind}.hwh").read_text()
+    assert f'C_M_AXI_GMEM_DATA_WIDTH" VALUE="{hp_bits}"' in hwh
     # the exported IP: VLNV of the header, in the directory Vivado takes as IP repository
     (component,) = (build / "hls").rglob("component.xml")
     assert f'vlnv="{meta["vlnv"]}"' in component.read_text()
@@ -588,6 +596,13 @@ def test_makefile_hls_step_refuses_what_the_kernel_cannot_report(tmp_path):
     done = _make_dry_run("pynqz2", "bitlet", tmp_path / "b", "N_PE=256")
     assert done.returncode != 0
     assert "BITLET_N_PE must be an integer in 1..255, got '256'" in done.stderr
+
+
+def _board_param(board: str, name: str, kind: str = "bitlet") -> str:
+    """One parameter of overlay/boards.tcl (through overlay/board_param.tcl)."""
+    proc = subprocess.run([_tclsh(), str(OVERLAY_SRC / "board_param.tcl"), board, kind, name],
+                          capture_output=True, text=True, timeout=30, check=True)
+    return proc.stdout.strip()
 
 
 def test_board_param_tool(tmp_path):

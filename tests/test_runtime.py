@@ -291,7 +291,11 @@ def test_profile_counters_are_exactly_the_cycle_model(dev):
     blocks = (rows, m // n_pe, n_pe, s.shape[2])
     assert layer["groups"] == s.size and layer["scan"] == s.sum()
     assert layer["ref_cycles"] == (lat + 1 + s.reshape(blocks).max(axis=2)).sum()
-    assert layer["pe_cycles"] == lat + (s + 1).sum(axis=2).reshape(blocks[:3]).max(axis=2).sum()
+    # one unit per (row, batch of N_PE channels): its fill, then per group step
+    # 1 + the slowest PE's S, or the weight read (the gather of a GEMM group is one wave)
+    step = np.maximum(1 + s.reshape(blocks).max(axis=2),      # (rows, batches, groups)
+                      bitlet.hw.GROUP // bitlet.hw.WGT_BANKS)
+    assert layer["pe_cycles"] == (lat + step.sum(axis=2)).sum()
     assert layer["prune"] == prune and layer["macs"] == rows * k * m
     assert layer["predicted_ms"] == layer["kernel_cycles"] / (prof.clock_mhz * 1e3)
 
@@ -434,3 +438,33 @@ def test_conv_transpose_variants_run_on_the_kernel_and_match_onnxruntime(dev, ws
     finally:
         compiled.close()
     assert y.shape == ref.shape and rel_l2(y, ref) < 1e-6
+
+
+def test_profile_labels_cycles_modelled_on_the_simulator_and_stamps_follow_the_clock():
+    """On the simulator every cycle figure is modelled (the table says so); the
+    END - START stamps of each instruction equal its KERNEL_CYCLES, and the
+    device clock (REG_CLOCK) advances by the run's cycles."""
+    from bitlet.runtime import cycle_source
+
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((8, 70)).astype(np.float32)
+    x = rng.standard_normal((2, 70)).astype(np.float32)
+    with SimDevice(engine="reference") as device:
+        compiled = bitlet.compile(single_node("Gemm", {"x": (2, 70)}, {"transB": 1}, {"w": w}),
+                                  device=device)
+        try:
+            before = device.clock
+            prof = compiled.profile(x)
+            records = compiled.read_profile_records()
+        finally:
+            compiled.close()
+        assert cycle_source(device) == "modelled" and prof.cycles == "modelled"
+        text = str(prof)
+        assert "modelled" in text and "measured" not in text
+        assert (records["end"] - records["start"] == records["kernel_cycles"]).all()
+        assert records["start"][0] >= before
+        assert (records["start"][1:] == records["end"][:-1]).all()
+        assert device.clock == int(records["end"][-1])
+        lo, hi = device.read_reg(bitlet.hw.REG_CLOCK_LO), device.read_reg(bitlet.hw.REG_CLOCK_HI)
+        assert lo | hi << 32 == device.clock
+        assert prof.totals["clock_cycles"] == prof.totals["kernel_cycles"]

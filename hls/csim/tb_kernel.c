@@ -36,7 +36,10 @@
 
 typedef struct {
     uint32_t status, insn_done, magic, version, config, act, wgt, out;
+    uint64_t clock;
 } top_out_t;
+
+#define TIMESTAMP 1000000ull          /* the free-running counter at the call */
 
 /* The top under test: bitlet_top, or vendor_fp_top with -DBITLET_TB_VENDOR. */
 #ifdef BITLET_TB_VENDOR
@@ -49,18 +52,36 @@ typedef struct {
 #define TOP_NAME  "bitlet_top"
 #endif
 
-/* Every `mem` buffer given to the top holds at least BITLET_MAXI_DEPTH words
- * (C/RTL co-simulation copies that many), whatever window `words` it spans. */
+/* Every `mem` buffer given to the top holds at least BITLET_MAXI_DEPTH 64-bit
+ * words (C/RTL co-simulation copies that many), whatever window it spans.
+ * The testbench fills it as 32-bit words (little-endian, as the device). */
 static uint32_t *alloc_mem(uint32_t words)
 {
-    return calloc(words > BITLET_MAXI_DEPTH ? words : BITLET_MAXI_DEPTH, 4);
+    size_t w64 = (words + 1u) / 2u;
+    return calloc(w64 > BITLET_MAXI_DEPTH ? w64 : BITLET_MAXI_DEPTH, 8);
 }
 
+/* words: the window in 32-bit words (a multiple of AXI_BYTES / 4). */
 static void run_top(uint32_t *mem, uint32_t words, uint64_t prog, uint32_t n, uint64_t prof,
                     top_out_t *o)
 {
-    TOP(mem, MEM_BASE, words * 4u, prog, n, prof, &o->status, &o->insn_done, &o->magic,
-        &o->version, &o->config, &o->act, &o->wgt, &o->out);
+    TOP((uint64_t *)(void *)mem, MEM_BASE, words * 4u, prog, n, prof, TIMESTAMP, &o->status,
+        &o->insn_done, &o->magic, &o->version, &o->config, &o->act, &o->wgt, &o->out,
+        &o->clock);
+}
+
+/* Cycles and bus bytes of a run of `bytes` at an AXI-aligned address (the
+ * README model, written out: a sequence of one run). */
+static uint64_t run_cycles(uint64_t bytes)
+{
+    uint64_t beats = (bytes + BITLET_AXI_BYTES - 1u) / BITLET_AXI_BYTES;
+    uint64_t issue = BITLET_DDR_LATENCY / BITLET_DDR_OUTSTANDING;
+    return BITLET_DDR_LATENCY + (beats > issue ? beats : issue);
+}
+
+static uint64_t run_bytes(uint64_t bytes)
+{
+    return (bytes + BITLET_AXI_BYTES - 1u) / BITLET_AXI_BYTES * BITLET_AXI_BYTES;
 }
 
 static float bits_float(uint32_t u)
@@ -166,12 +187,14 @@ static uint64_t get64(const uint32_t *p, int lo)
     return (uint64_t)p[lo] | (uint64_t)p[lo + 1] << 32;
 }
 
-/* Per record: [insn 32][wgt 64][act 64][out 1 + pad 31] words; profile after. */
+/* Per record: [insn 32][wgt 64][act 64][out 1 + pad 31] words; profile after
+ * (every operand AXI-aligned; the 4-byte output is the first half of a beat). */
 #define REC_WORDS (BITLET_INSN_WORDS + 2 * BITLET_GROUP + 32)
 
 static int replay(const golden_t *g, const char *path, long *used, long *skipped)
 {
     uint32_t words = g->n * (REC_WORDS + BITLET_PROF_WORDS) + 16u;
+    uint64_t clock = TIMESTAMP;
     uint32_t *mem = alloc_mem(words);
     uint32_t *keep = calloc(g->n, sizeof *keep);
     uint32_t prog_words = g->n * BITLET_INSN_WORDS, data0 = prog_words;
@@ -212,12 +235,26 @@ static int replay(const golden_t *g, const char *path, long *used, long *skipped
         const uint32_t *p = mem + prof0 + i * BITLET_PROF_WORDS;
         const uint32_t *out = mem + data0 + i * (REC_WORDS - BITLET_INSN_WORDS) + 2 * BITLET_GROUP;
         uint32_t want = g->res[i];
-        uint64_t ddr = BITLET_INSN_BYTES + 2u * BITLET_GROUP * 4u + 4u;
-        uint64_t pe = (uint64_t)g->total[i] + 1u;
+        /* fetch, weights (resident), the act row, the output: its beat read
+         * (tail edge) and written whole; one unit, overlapped phases */
+        uint64_t ddr = run_bytes(BITLET_INSN_BYTES) + 2u * run_bytes(BITLET_GROUP * 4u)
+                       + 2u * BITLET_AXI_BYTES;
+        /* LAT + one step: the load cycle + S, or the weight read if longer */
+        uint64_t lat = (uint64_t)g->total[i] - (uint64_t)g->scan[i];
+        uint64_t wrd = BITLET_GROUP / BITLET_WGT_BANKS;
+        uint64_t pe = lat + ((uint64_t)g->scan[i] + 1u > wrd ? (uint64_t)g->scan[i] + 1u : wrd);
+        uint64_t io = run_cycles(BITLET_INSN_BYTES) + 2u * run_cycles(BITLET_GROUP * 4u)
+                      + (BITLET_DDR_LATENCY + 1u) + run_cycles(4u);   /* edge read, store */
+        uint64_t kc;
         int ok;
-        uint64_t scan = (uint64_t)g->scan[i], ref = pe;
-        if (!keep[i])
+        uint64_t scan = (uint64_t)g->scan[i], ref = (uint64_t)g->total[i] + 1u;
+        if (!keep[i]) {                             /* a NOP: fetch only */
+            bad |= get64(p, BITLET_P_KERNEL_CYCLES_LO)
+                       != BITLET_INSN_OVERHEAD_CYCLES + run_cycles(BITLET_INSN_BYTES)
+                   || get64(p, BITLET_P_START_LO) != clock;
+            clock += get64(p, BITLET_P_KERNEL_CYCLES_LO);
             continue;
+        }
         if (g->isfix[i])
             want = (uint32_t)fixed_value(want);
         else if (want == 0x80000000u)
@@ -228,6 +265,7 @@ static int replay(const golden_t *g, const char *path, long *used, long *skipped
             pe = vendor_cycles();
             scan = ref = 0u;
         }
+        kc = BITLET_INSN_OVERHEAD_CYCLES + io + pe;
         ok = out[0] == want && p[BITLET_P_STATUS] == BITLET_STATUS_OK
              && p[BITLET_P_LAYER] == i
              && get64(p, BITLET_P_SCAN_LO) == scan
@@ -235,16 +273,28 @@ static int replay(const golden_t *g, const char *path, long *used, long *skipped
              && get64(p, BITLET_P_PE_CYCLES_LO) == pe
              && get64(p, BITLET_P_REF_CYCLES_LO) == ref
              && get64(p, BITLET_P_DDR_BYTES_LO) == ddr
-             && get64(p, BITLET_P_KERNEL_CYCLES_LO)
-                    == BITLET_INSN_OVERHEAD_CYCLES + pe
-                       + (ddr + BITLET_DDR_BYTES_PER_CYCLE - 1u) / BITLET_DDR_BYTES_PER_CYCLE;
+             && get64(p, BITLET_P_KERNEL_CYCLES_LO) == kc
+             && get64(p, BITLET_P_START_LO) == clock
+             && get64(p, BITLET_P_END_LO) == clock + kc;
+        clock += get64(p, BITLET_P_KERNEL_CYCLES_LO);
         if (!ok) {
             bad = 1;
             if (reported++ < MAX_REPORT)
-                printf("MISMATCH %s #%u: out 0x%08X (want 0x%08X) S %llu (spec %d) pe %llu\n",
+                printf("MISMATCH %s #%u: out 0x%08X (want 0x%08X) S %llu (spec %d) pe %llu (%llu)"
+                       " kernel %llu (%llu) ddr %llu (%llu)\n",
                        path, i, out[0], want, (unsigned long long)get64(p, BITLET_P_SCAN_LO),
-                       g->scan[i], (unsigned long long)get64(p, BITLET_P_PE_CYCLES_LO));
+                       g->scan[i], (unsigned long long)get64(p, BITLET_P_PE_CYCLES_LO),
+                       (unsigned long long)pe,
+                       (unsigned long long)get64(p, BITLET_P_KERNEL_CYCLES_LO),
+                       (unsigned long long)kc,
+                       (unsigned long long)get64(p, BITLET_P_DDR_BYTES_LO),
+                       (unsigned long long)ddr);
         }
+    }
+    if (o.clock != clock) {
+        printf("MISMATCH %s: REG_CLOCK %llu, want %llu\n", path, (unsigned long long)o.clock,
+               (unsigned long long)clock);
+        bad = 1;
     }
     free(mem);
     free(keep);

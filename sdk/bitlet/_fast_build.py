@@ -34,7 +34,8 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 EMU_DIR = os.path.join(ROOT, "emu")
 HLS_DIR = os.path.join(ROOT, "hls")
 API_HEADER = "bitlet_fast.h"
-SOURCES = ("fast_core.c", "fast_layer.c", "fast_kern_scalar.c", "fast_kern_x86.c")
+SOURCES = ("fast_core.c", "fast_layer.c", "fast_sched.c", "fast_kern_scalar.c",
+           "fast_kern_x86.c")
 THREADING = ("openmp", "pthreads", "none")
 
 _BLOCK = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.DOTALL)
@@ -147,8 +148,9 @@ def make_ffi(module: str = "bitlet._fast", *, simd: bool | None = None,
         Name the C sources relative to the source tree root (the setuptools
         build, run from there); default absolute.
     defines : dict, optional
-        ``{macro: int}`` passed as ``-D`` (e.g. ``{"BITLET_N_PE": 8}``: the
-        engine of a kernel at another compile-time configuration).
+        ``{macro: int or None}`` passed as ``-D`` (e.g. ``{"BITLET_N_PE": 8}``:
+        the engine of a kernel at another compile-time configuration; tests
+        build variants with them).
     """
     if simd is None:
         simd = os.environ.get("BITLET_FAST_NO_SIMD", "") in ("", "0")
@@ -158,9 +160,11 @@ def make_ffi(module: str = "bitlet._fast", *, simd: bool | None = None,
     if sys.platform == "win32":
         extra = ["/O2", "/fp:precise"]
     else:
-        extra = ["-O3", "-std=c99", "-Wall", "-ffp-contract=off", "-fno-strict-aliasing"]
+        extra = ["-O3", "-std=c99", "-Wall", "-Wno-unknown-pragmas", "-ffp-contract=off",
+                 "-fno-strict-aliasing"]
+    macros = dict(defines or {})
     if not simd:
-        extra.append("-DBITLET_FAST_NO_SIMD" if sys.platform != "win32" else "/DBITLET_FAST_NO_SIMD")
+        macros["BITLET_FAST_NO_SIMD"] = None
     ffi.set_source(
         module,
         f'#include "{API_HEADER}"',
@@ -168,7 +172,8 @@ def make_ffi(module: str = "bitlet._fast", *, simd: bool | None = None,
         include_dirs=[EMU_DIR, HLS_DIR],
         extra_compile_args=extra + cflags,
         extra_link_args=ldflags,
-        define_macros=[(name, str(int(value))) for name, value in (defines or {}).items()],
+        define_macros=[(name, None if value is None else str(int(value)))
+                       for name, value in macros.items()],
     )
     return ffi
 

@@ -67,9 +67,11 @@ def run_kernel(mem: np.ndarray, *, prog_addr: int, n_insn: int, prof_addr: int =
                mem_base: int = _ARENA_BASE, kernel: str = "bitlet") -> dict:
     """Call a kernel top on ``mem`` (modified in place).
 
-    Returns a dict with ``status``, ``insn_done`` and the ID outputs
+    Returns a dict with ``status``, ``insn_done``, the ID outputs
     (``id_magic``, ``id_version``, ``id_config``, ``id_act_buf``,
-    ``id_wgt_buf``, ``id_out_buf``).
+    ``id_wgt_buf``, ``id_out_buf``) and ``clock`` (modelled cycles of the
+    run: the kernel's `timestamp` input is 0 here).  The kernel's m_axi port
+    is ``hw.AXI_BYTES`` wide: it sees the leading whole beats of ``mem``.
     """
     from bitlet._reference import ffi, lib
 
@@ -80,11 +82,16 @@ def run_kernel(mem: np.ndarray, *, prog_addr: int, n_insn: int, prof_addr: int =
     outs = {name: ffi.new("uint32_t *") for name in (
         "status", "insn_done", "id_magic", "id_version", "id_config", "id_act_buf",
         "id_wgt_buf", "id_out_buf")}
+    clock = ffi.new("uint64_t *")
     top = lib.bitlet_top if kernel == "bitlet" else lib.vendor_fp_top
+    size = mem.size * 4 // hw.AXI_BYTES * hw.AXI_BYTES
+    window = mem[:size // 4].view(np.uint64) if size else np.zeros(1, np.uint64)
     with LOCK:  # the process-wide lock: the tops' buffers are static (_reference_lock)
-        top(ffi.from_buffer("uint32_t[]", mem), mem_base, mem.size * 4, prog_addr, n_insn,
-            prof_addr, *outs.values())
-    return {name: int(ptr[0]) for name, ptr in outs.items()}
+        top(ffi.from_buffer("uint64_t[]", window), mem_base, size, prog_addr, n_insn,
+            prof_addr, 0, *outs.values(), clock)
+    res = {name: int(ptr[0]) for name, ptr in outs.items()}
+    res["clock"] = int(clock[0])
+    return res
 
 
 def run_program(arena: Arena, insns: list, *, kernel: str = "bitlet"):
@@ -349,7 +356,7 @@ def _conv_program(x, w, *, stride, padding, dilation, groups, bias, relu, prune,
 def _summarise(prof: np.ndarray) -> dict:
     """Sum a program's profile records into one dict of ints."""
     return {name: int(prof[name].sum()) for name in isa.PROFILE_FIELDS
-            if name not in ("status", "layer")}
+            if name not in ("status", "layer", "start", "end")}
 
 
 def _result(raw, fmt, prof, return_profile):

@@ -8,7 +8,7 @@ themselves, so nothing is typed twice:
 * every integer ``#define BITLET_*`` of ``hls/bitlet_hw.h`` becomes
   ``lib.BITLET_*`` (declared ``#define X ...``; cffi checks the value);
 * string ``#define``s become ``lib.<NAME>_S`` (``const char *``);
-* the text between ``/* CFFI-BEGIN */`` and ``/* CFFI-END */`` in each header
+* the text of every ``/* CFFI-BEGIN */`` ... ``/* CFFI-END */`` block of each header
   listed in ``API_HEADERS`` is passed to ``cdef`` verbatim.
 
 Run by setuptools through ``cffi_modules`` in setup.py.

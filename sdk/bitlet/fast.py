@@ -20,6 +20,13 @@ group_engine
 fast_top
     The kernel top with the argument list of the C ``bitlet_top``
     (hls/bitlet_top.h, cffi pointers): the simulated device's engine.
+    It runs the cycle model only for runs with a profile area (or when
+    made with ``make_top(cycles=True)``); a results-only run leaves the
+    ``clock`` output at its ``timestamp`` input and writes zero counters.
+
+The kernel's control (decode, validation, extents, buffer rules, output
+stage, batches, ring, transfer rules, profile record) is not re-written
+here or in emu/: the C includes hls/bitlet_ctl.h, the kernel's own copy.
 
 Threads: ``threads=None`` uses the environment variable ``BITLET_THREADS``
 if set, else every CPU the process may use.  Results never depend on the
@@ -80,7 +87,6 @@ __all__ = [
 
 _TOP_OUTPUTS = ("status", "insn_done", "id_magic", "id_version", "id_config",
                 "id_act_buf", "id_wgt_buf", "id_out_buf")
-_PROFILE_KEYS = ("pe_cycles", "ref_cycles", "kernel_cycles", "groups", "scan", "ddr_bytes")
 
 
 def default_threads() -> int:
@@ -274,51 +280,68 @@ class FastEngine:
         return result, out["latency"].reshape(batch).astype(np.int32)
 
     # -- the kernel top -----------------------------------------------------
-    def top(self, mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, status, insn_done,
-            id_magic, id_version, id_config, id_act_buf, id_wgt_buf, id_out_buf, *,
-            threads=None, cycles=None) -> None:
-        """Run an instruction stream, argument for argument ``bitlet_top``.
+    def top(self, mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, timestamp, status,
+            insn_done, id_magic, id_version, id_config, id_act_buf, id_wgt_buf, id_out_buf,
+            clock, *, threads=None, cycles=None) -> None:
+        """Run an instruction stream, argument for argument ``bitlet_top``
+        (hls/bitlet_top.h: ``mem`` is the 64-bit m_axi port).
 
-        ``mem`` is a cffi ``uint32_t`` pointer/array (any ffi) or a writable
-        uint32 numpy array; the outputs are ``uint32_t *``.  The cycle model
-        runs when ``prof_addr != 0`` (``cycles=None``) or as ``cycles`` says.
+        ``mem`` is a cffi ``uint64_t`` pointer/array (any ffi) or a writable
+        uint64 numpy array; the outputs are ``uint32_t *`` and ``clock`` a
+        ``uint64_t *``.  The cycle model runs when ``prof_addr != 0``
+        (``cycles=None``) or as ``cycles`` says; without it the profile
+        records hold zero counters and the clock does not advance
+        (``*clock = timestamp``), see ``bitlet_fast_top`` in emu/bitlet_fast.h.
         """
         ffi = self.ffi
         if isinstance(mem, np.ndarray):
-            mem = ffi.from_buffer("uint32_t[]", mem, require_writable=True)
+            mem = ffi.from_buffer("uint64_t[]", mem, require_writable=True)
         else:
-            mem = ffi.cast("uint32_t *", mem)
+            mem = ffi.cast("uint64_t *", mem)
         outs = [ffi.cast("uint32_t *", p) for p in (status, insn_done, id_magic, id_version,
                                                     id_config, id_act_buf, id_wgt_buf,
                                                     id_out_buf)]
         want = bool(prof_addr) if cycles is None else bool(cycles)
         self.lib.bitlet_fast_top(mem, int(mem_base), int(mem_size), int(prog_addr),
-                                 int(n_insn), int(prof_addr), *outs, int(want),
-                                 _threads(threads))
+                                 int(n_insn), int(prof_addr), int(timestamp), *outs,
+                                 ffi.cast("uint64_t *", clock), int(want), _threads(threads))
 
     def make_top(self, *, threads=None, cycles=None):
         """A callable with exactly the C ``bitlet_top`` argument list, bound to
-        ``threads`` and ``cycles`` (for :class:`bitlet.drivers.sim.SimDevice`)."""
+        ``threads`` and ``cycles`` (for :class:`bitlet.drivers.sim.SimDevice`).
+        Its ``bitlet_abi`` attribute is 2: the top of ISA version 2 (64-bit
+        ``mem``, ``timestamp`` in, ``clock`` out)."""
         t = None if threads is None else _threads(threads)
 
-        def fast_top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, status,
+        def fast_top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, timestamp, status,
                      insn_done, id_magic, id_version, id_config, id_act_buf, id_wgt_buf,
-                     id_out_buf):
-            self.top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, status,
+                     id_out_buf, clock):
+            self.top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, timestamp, status,
                      insn_done, id_magic, id_version, id_config, id_act_buf, id_wgt_buf,
-                     id_out_buf, threads=t, cycles=cycles)
+                     id_out_buf, clock, threads=t, cycles=cycles)
+        fast_top.bitlet_abi = 2
         return fast_top
 
     def run_kernel(self, mem: np.ndarray, *, prog_addr: int, n_insn: int, prof_addr: int = 0,
                    mem_base: int, threads=None, cycles=None) -> dict:
-        """As :func:`bitlet._layers.run_kernel` (kernel="bitlet") on this engine."""
+        """As :func:`bitlet._layers.run_kernel` (kernel="bitlet") on this engine:
+        the port sees the leading whole ``hw.AXI_BYTES`` beats of ``mem``; the
+        result has ``clock`` too (the run's modelled cycles when the cycle
+        model runs, else 0)."""
+        from bitlet import hw
+
         if mem.dtype != np.uint32 or not mem.flags.c_contiguous:
             raise BitletTypeError("mem must be a C-contiguous uint32 array")
         ffi = self.ffi
         outs = {name: ffi.new("uint32_t *") for name in _TOP_OUTPUTS}
-        self.top(mem, mem_base, mem.size * 4, prog_addr, n_insn, prof_addr, *outs.values(),
-                 threads=threads, cycles=cycles)
-        return {name: int(ptr[0]) for name, ptr in outs.items()}
+        clock = ffi.new("uint64_t *")
+        size = mem.size * 4 // hw.AXI_BYTES * hw.AXI_BYTES
+        window = mem[:size // 4].view(np.uint64) if size else np.zeros(1, np.uint64)
+        self.top(window, mem_base, size, prog_addr, n_insn, prof_addr, 0, *outs.values(),
+                 clock, threads=threads, cycles=cycles)
+        res = {name: int(ptr[0]) for name, ptr in outs.items()}
+        res["clock"] = int(clock[0])
+        return res
 
     # -- layers -------------------------------------------------------------
     def conv2d(self, x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None,
@@ -418,6 +441,7 @@ class FastEngine:
         partial = np.zeros(out_elems * words, np.uint32) if len(tiles) > 1 else None
         out = np.zeros(out_elems, np.uint32)
         prof = np.zeros(len(tiles), dtype=isa.profile_dtype())
+        clock = 0                                  # the kernel's clock, as run_kernel's
         for i, (kg0, kg1) in enumerate(tiles):
             last = i == len(tiles) - 1
             wgt = np.ascontiguousarray(preprocess.to_device_weights(w, fmt, k_groups=(kg0, kg1)))
@@ -428,47 +452,44 @@ class FastEngine:
             buffers = {"act": act, "wgt": wgt, "out": out if last else partial,
                            "acc": partial if i else None,
                            "bias": bias_words if last else None}
-            prof[i] = self._run_layer(insn, buffers, threads=threads, cycles=cycles)
+            prof[i] = self._run_layer(insn, buffers, timestamp=clock, threads=threads,
+                                      cycles=cycles)
+            clock = int(prof[i]["end"])
         return out.reshape(n, oh, ow, cout), prof
 
-    def _run_layer(self, insn, buffers: dict, *, threads, cycles: bool) -> tuple:
+    def _run_layer(self, insn, buffers: dict, *, timestamp: int, threads, cycles: bool) -> tuple:
         """One instruction on numpy buffers (``bitlet_fast_layer``); returns its
-        profile record as a tuple of :data:`bitlet.isa.PROFILE_FIELDS`."""
+        profile record as a tuple of :data:`bitlet.isa.PROFILE_FIELDS`.
+
+        The cycle model sees the instruction's device addresses (0 here: the
+        operands at 64-byte aligned addresses, as :mod:`bitlet._layers`
+        places them in its arena) and ``timestamp`` as the clock at its start.
+        """
         from bitlet import hw, isa
         from bitlet.errors import DeviceError
 
         ffi, lib = self.ffi, self.lib
-        layer = ffi.new("bitlet_fast_layer_t *")
-        for name in ("wfmt", "afmt", "ofmt", "flags", "prune", "quant", "fixbits", "layer",
-                     "n", "ih", "iw", "cin", "cout", "kh", "kw", "groups", "kg_begin",
-                     "kg_end"):
-            setattr(layer, name, int(getattr(insn, name)))
-        layer.op = int(insn.opcode)
-        layer.sh, layer.sw = insn.stride
-        layer.pt, layer.pl, layer.pb, layer.pr = insn.pad
-        layer.dh, layer.dw = insn.dilation
-        layer.oh, layer.ow = insn.out_hw
-        layer.out_cs, layer.out_coff = insn.out_cstride, insn.out_coff
-        layer.in_cs, layer.in_coff = insn.in_cstride, insn.in_coff
-        keep = []
+        words = np.ascontiguousarray(isa.program_words([insn]), dtype=np.uint32)
+        buf = ffi.new("bitlet_fast_buffers_t *")
+        keep = [words]
         for name, arr in buffers.items():
             if arr is None:
                 continue
-            writable = name == "out"
-            ptr = ffi.from_buffer(arr, require_writable=writable)
+            ptr = ffi.from_buffer(arr, require_writable=name == "out")
             keep.append(ptr)
-            setattr(layer, name, ffi.cast("void *", ptr))
+            setattr(buf, name, ffi.cast("void *", ptr))
         prof = ffi.new("bitlet_fast_prof_t *") if cycles else ffi.NULL
-        status = lib.bitlet_fast_layer(layer, prof, _threads(threads))
+        status = lib.bitlet_fast_layer(ffi.from_buffer("uint32_t[]", words), 0, buf,
+                                       int(timestamp), prof, _threads(threads))
         if status < 0:
             raise MemoryError("the fast engine could not allocate its working memory")
         if status != hw.STATUS_OK:
             raise DeviceError(f"fast kernel rejected the instruction with status "
                               f"{isa.status_name(status)}")
         if not cycles:
-            return (status, insn.layer, 0, 0, 0, 0, 0, 0)
+            return (status, insn.layer, 0, 0, 0, 0, 0, 0, 0, 0)
         return (status, insn.layer, prof.pe_cycles, prof.ref_cycles, prof.kernel_cycles,
-                prof.groups, prof.scan, prof.ddr_bytes)
+                prof.groups, prof.scan, prof.ddr_bytes, prof.start, prof.end)
 
 
 @lru_cache(maxsize=1)
@@ -515,13 +536,15 @@ def make_top(*, threads=None, cycles=None):
     return engine().make_top(threads=threads, cycles=cycles)
 
 
-def fast_top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, status, insn_done,
-             id_magic, id_version, id_config, id_act_buf, id_wgt_buf, id_out_buf) -> None:
+def fast_top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, timestamp, status,
+             insn_done, id_magic, id_version, id_config, id_act_buf, id_wgt_buf, id_out_buf,
+             clock) -> None:
     """The kernel top on the fast engine, argument for argument ``bitlet_top``
     (hls/bitlet_top.h); the profile (cycle model) is computed when
     ``prof_addr != 0``.  Threads: ``BITLET_THREADS`` or all CPUs."""
-    engine().top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, status, insn_done,
-                 id_magic, id_version, id_config, id_act_buf, id_wgt_buf, id_out_buf)
+    engine().top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, timestamp, status,
+                 insn_done, id_magic, id_version, id_config, id_act_buf, id_wgt_buf,
+                 id_out_buf, clock)
 
 
 def _register_with_numerics() -> None:

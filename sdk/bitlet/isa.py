@@ -380,7 +380,7 @@ def operand_bytes(insn: Insn) -> dict[str, int]:
 # Profile records
 # ----------------------------------------------------------------------
 PROFILE_FIELDS = ("status", "layer", "pe_cycles", "ref_cycles", "kernel_cycles",
-                  "groups", "scan", "ddr_bytes")
+                  "groups", "scan", "ddr_bytes", "start", "end")
 
 
 def profile_dtype() -> np.dtype:
@@ -398,7 +398,9 @@ def decode_profile(words) -> np.ndarray:
     Returns
     -------
     np.ndarray, shape [n], dtype :func:`profile_dtype` (cycles in kernel
-    clock cycles, ``ddr_bytes`` in bytes).
+    clock cycles, ``ddr_bytes`` in bus bytes; ``start`` / ``end``: the
+    free-running clock when the instruction started / finished, measured on
+    a board, the modelled clock in simulation).
     """
     w = np.asarray(words, dtype=np.uint32)
     if w.size % hw.PROF_WORDS:
@@ -410,7 +412,8 @@ def decode_profile(words) -> np.ndarray:
     rec["layer"] = w[:, hw.P_LAYER]
     for name, lo in (("pe_cycles", hw.P_PE_CYCLES_LO), ("ref_cycles", hw.P_REF_CYCLES_LO),
                      ("kernel_cycles", hw.P_KERNEL_CYCLES_LO), ("groups", hw.P_GROUPS_LO),
-                     ("scan", hw.P_SCAN_LO), ("ddr_bytes", hw.P_DDR_BYTES_LO)):
+                     ("scan", hw.P_SCAN_LO), ("ddr_bytes", hw.P_DDR_BYTES_LO),
+                     ("start", hw.P_START_LO), ("end", hw.P_END_LO)):
         rec[name] = w[:, lo] | (w[:, lo + 1] << np.uint64(32))
     return rec
 

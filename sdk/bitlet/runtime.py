@@ -73,9 +73,31 @@ def check_compatible(program: Program, driver: Any) -> None:
                               "(bitlet.compile(model, device=...)).")
 
 
+def cycle_source(device: Any) -> str:
+    """Where a device's clock stamps (profile ``start``/``end``) come from:
+    ``"measured"`` (a board's free-running counter) or ``"modelled"`` (a
+    simulator: the kernel's counted cycle model, hls/README.md)."""
+    kind = getattr(device, "kind", "")
+    if kind == "sim" or getattr(device, "sim", None) is not None:
+        return "modelled"
+    if kind == "remote":
+        try:
+            backend = device.info().get("remote_backend")
+        except Exception:  # noqa: BLE001 - a link problem: say what is known
+            backend = None
+        return "measured" if backend == "pynq" else "modelled"
+    return "measured" if kind == "pynq" else "modelled"
+
+
 @dataclass
 class Profile:
-    """Per-layer profile of one inference (plain data: :meth:`as_dict`)."""
+    """Per-layer profile of one inference (plain data: :meth:`as_dict`).
+
+    ``pe_cycles``, ``ref_cycles`` and ``kernel_cycles`` are always the
+    kernel's modelled (counted) cycles; ``clock_cycles`` (END - START stamps
+    of the layer's instructions) are measured on a board and modelled on a
+    simulator: ``cycles`` says which.
+    """
 
     layers: list[dict[str, Any]]
     host: list[dict[str, Any]]
@@ -83,25 +105,33 @@ class Profile:
     clock_mhz: int
     device: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    cycles: str = "modelled"
 
     def as_dict(self) -> dict[str, Any]:
         return {"layers": self.layers, "host": self.host, "totals": self.totals,
-                "clock_mhz": self.clock_mhz, "device": self.device}
+                "clock_mhz": self.clock_mhz, "device": self.device, "cycles": self.cycles}
 
     def __str__(self) -> str:
+        clk = "measured" if self.cycles == "measured" else "modelled"
         head = (f"{'layer':<28} {'op':<13} {'output':<18} {'MMAC':>8} {'prec':>5} {'prune':>8} "
-                f"{'PE cyc':>11} {'kernel cyc':>11} {'pred ms':>8} {'DDR KB':>9}")
+                f"{'PE cyc (m)':>11} {'kernel cyc(m)':>13} {'clock cyc':>11} {'pred ms':>8} "
+                f"{'DDR KB':>9}")
         lines = [head, "-" * len(head)]
         for l in self.layers:
             lines.append(f"{l['name'][:28]:<28} {l['op'][6:]:<13} {str(tuple(l['output_shape']))[:18]:<18} "
                          f"{l['macs'] / 1e6:>8.3f} {l['precision']:>5} {l['prune']:>8x} "
-                         f"{l['pe_cycles']:>11,} {l['kernel_cycles']:>11,} "
+                         f"{l['pe_cycles']:>11,} {l['kernel_cycles']:>13,} "
+                         f"{l['clock_cycles']:>11,} "
                          f"{l['predicted_ms']:>8.3f} {l['ddr_bytes'] / 1024:>9.1f}")
         t = self.totals
         lines.append("-" * len(head))
         lines.append(f"{'total kernel (' + str(t['kernel_layers']) + ' layers)':<61} "
                      f"{t['macs'] / 1e6:>8.3f} {'':>14} {t['pe_cycles']:>11,} "
-                     f"{t['kernel_cycles']:>11,} {t['predicted_ms']:>8.3f} {t['ddr_bytes'] / 1024:>9.1f}")
+                     f"{t['kernel_cycles']:>13,} {t['clock_cycles']:>11,} "
+                     f"{t['predicted_ms']:>8.3f} {t['ddr_bytes'] / 1024:>9.1f}")
+        lines.append(f"cycles: PE and kernel cycles (m) are modelled (the kernel's counted "
+                     f"cycle model); clock cycles (END - START stamps) are {clk}"
+                     + (" on this simulator" if clk == "modelled" else " on the board"))
         lines.append(f"host: {t['host_ops']} ops {t['host_ms']:.3f} ms, transfers "
                      f"{t['transfer_ms']:.3f} ms, kernel wall {t['kernel_wall_ms']:.3f} ms "
                      f"(reference schedule {t['ref_cycles']:,} cycles); clock {self.clock_mhz} MHz")
@@ -389,18 +419,21 @@ def build_profile(model: CompiledModel, records: np.ndarray, timings: dict, wall
         rec = records[layer["insn_first"]: layer["insn_first"] + layer["insn_count"]]
         sums = {k: int(rec[k].sum()) for k in ("pe_cycles", "ref_cycles", "kernel_cycles", "groups",
                                                "scan", "ddr_bytes")}
+        sums["clock_cycles"] = int((rec["end"] - rec["start"]).sum())
         layers.append({**{k: layer[k] for k in ("name", "op", "input_shape", "output_shape", "macs",
                                                   "precision", "prune", "bits", "insn_count")},
                        **sums, "predicted_ms": sums["kernel_cycles"] / (clock * 1e3)})
     host = [{"name": n, "op": op, "ms": s * 1e3} for n, op, s in timings["host"]]
-    keys = ("macs", "pe_cycles", "ref_cycles", "kernel_cycles", "ddr_bytes", "groups")
+    keys = ("macs", "pe_cycles", "ref_cycles", "kernel_cycles", "clock_cycles", "ddr_bytes",
+            "groups")
     totals = {k: sum(l[k] for l in layers) for k in keys}
     totals.update(kernel_layers=len(layers), predicted_ms=totals["kernel_cycles"] / (clock * 1e3),
                   host_ops=len(host), host_ms=sum(h["ms"] for h in host),
                   transfer_ms=(timings["upload"] + timings["download"]) * 1e3,
                   kernel_wall_ms=timings["kernel"] * 1e3, wall_ms=wall * 1e3,
                   device_bytes=model.peak_device_bytes, memory=memory_report(model.meta["buffers"]))
-    return Profile(layers, host, totals, clock, device=type(model.device).__name__)
+    return Profile(layers, host, totals, clock, device=type(model.device).__name__,
+                   cycles=cycle_source(model.device))
 
 
 def load(path: str | os.PathLike, device: Any = None) -> CompiledModel:
