@@ -8,8 +8,10 @@
  * device byte address mem_base + 8*i; mem_base and mem_size must be
  * multiples of BITLET_AXI_BYTES (else every run stops with
  * BITLET_STATUS_BUS_ERROR before the first fetch).  On a board the driver
- * writes MEM = 0 and MEM_BASE = 0, so addresses are physical; the simulator
- * passes its arena and its base.  Any access outside [mem_base, mem_base +
+ * writes MEM = MEM_BASE = the physical address of the program's own buffer
+ * and MEM_SIZE = its size (drivers/kernel.py), so a run reaches nothing
+ * outside that buffer; the simulator passes its arena window the same way.
+ * Any access outside [mem_base, mem_base +
  * mem_size) stops the run with BITLET_STATUS_BUS_ERROR.  n_insn = 0 is a
  * valid run that only latches the ID registers (the driver's probe at open).
  * `timestamp`: a free-running cycle counter (block design); `clock`: its

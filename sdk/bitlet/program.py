@@ -267,9 +267,10 @@ class Program:
             _field(b, key, "buffers", int) for key in _BUFFER_KEYS)
         if b.get("insn_offset", 0) != 0:
             raise ProgramError(f"program: buffers.insn_offset must be 0, got {b['insn_offset']!r}")
-        if n * hw.INSN_BYTES > prof or prof % hw.PROF_BYTES:
+        if n * hw.INSN_BYTES > prof or prof % hw.AXI_BYTES:
+            # the kernel writes the records through its m_axi port: beat aligned
             raise ProgramError(f"program: buffers.profile_offset {prof} must be a multiple of "
-                               f"{hw.PROF_BYTES} at or after the {n} instructions "
+                               f"{hw.AXI_BYTES} at or after the {n} instructions "
                                f"({n * hw.INSN_BYTES} bytes)")
         if prof + n * hw.PROF_BYTES > blob:
             raise ProgramError(f"program: buffers.profile_offset {prof}: the profile area "
