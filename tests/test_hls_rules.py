@@ -444,14 +444,6 @@ def test_pragmas_survive_preprocessing(tmp_path):
     assert p.directive == "PIPELINE" and p.options == {"ii": "1"} and loop.pipelined
 
 
-PROJECT_SOURCES_PASS = pytest.mark.xfail(
-    strict=True,
-    reason="issue 11: main's kernel still has runtime / and % in pipelined loops, float in "
-           "bitlet_kernel.c/bitlet_top.h, fp16_to_fp32's while loop and the PE's 64 multipliers; "
-           "the rewrite on branch hw removes them (flip this mark when it is merged)")
-
-
-@PROJECT_SOURCES_PASS
 def test_project_hls_sources_pass():
     violations = hls_rules.check([ROOT / "hls"])
     assert violations == [], "\n".join(map(str, violations))
