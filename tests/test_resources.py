@@ -155,7 +155,10 @@ def test_equal_budget(board, report, data):
     assert vendor["kernel"]["dsp"] <= out["budget"]["dsp"]
     bigger = res.kernel_resources("vendor_fp", vendor["n_pe"] + 1, board, variant=vendor["variant"],
                                   report=report, data=data)
-    assert bigger["kernel"]["lut"] > out["budget"]["lut"] or bigger["kernel"]["dsp"] > out["budget"]["dsp"]
+    # one more unit leaves the budget, or no longer fits the board (e.g. its block RAM)
+    assert (bigger["kernel"]["lut"] > out["budget"]["lut"]
+            or bigger["kernel"]["dsp"] > out["budget"]["dsp"]
+            or not res._fits(bigger, data["limit"]))
 
 
 def test_a_pe_too_large_for_the_board_gives_zero(report, data):

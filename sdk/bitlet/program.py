@@ -202,8 +202,11 @@ class Program:
 
     @property
     def device_bytes(self) -> int:
-        """Size of the device buffer the program needs (image + activation pool)."""
-        return int(self.meta["buffers"]["total_bytes"])
+        """Size of the device buffer the program needs (image + activation pool),
+        rounded up to whole m_axi beats: the kernel's memory window is this
+        buffer, and the kernel addresses memory in beats of ``hw.AXI_BYTES``."""
+        total = int(self.meta["buffers"]["total_bytes"])
+        return -(-total // hw.AXI_BYTES) * hw.AXI_BYTES
 
     def insn_words(self) -> np.ndarray:
         """Instructions as uint32 ``[n_insn, hw.INSN_WORDS]`` (addresses as offsets)."""
