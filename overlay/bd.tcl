@@ -86,9 +86,10 @@ proc bitlet_pin_width {pin} {
     return [expr {abs($left - $right) + 1}]
 }
 
-# The kernel's `timestamp` input (hls/bitlet_top.h: an ap_none scalar, i.e. a
-# plain data port named after the argument, UG1399 "Port-Level I/O: No
-# Protocol") <- the counter's Q.  A width mismatch would only be a critical
+# The kernel's `timestamp` input (hls/bitlet_top.h: an ap_none read-only
+# pointer to a volatile 64-bit scalar, i.e. a plain data port named after the
+# argument and read at each stamp, UG1399 "Port-Level I/O: No Protocol")
+# <- the counter's Q.  A width mismatch would only be a critical
 # warning of connect_bd_net/validate_bd_design, and the stamps wrong: refuse
 # it here.
 proc bitlet_bd_timestamp {board kind cells} {

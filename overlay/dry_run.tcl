@@ -81,8 +81,9 @@ proc stub_cell_config {cell} {
 
 # Bits of a pin, as the IPs would have them: a port of the kernel from the
 # type of the top's argument of that name in hls/bitlet_top.h (what Vitis HLS
-# exports: an ap_none scalar is a data port named after the argument, as
-# wide as its type, UG1399), the counter's Q from its CONFIG.Output_Width
+# exports: an ap_none scalar, or read-only pointer to one, is a data port
+# named after the argument, as wide as the scalar's type, UG1399), the
+# counter's Q from its CONFIG.Output_Width
 # (PG121; 16 unless set).  Any other pin is not modelled (an error).
 proc stub_pin_width {path} {
     lassign [split [string trimleft $path /] /] cell pin

@@ -121,7 +121,9 @@ def _split_commands(text: str) -> list:
     return [words[i : i + 3] for i in range(0, len(words), 3)]
 
 
-_ARG = re.compile(r"(const\s+)?(uint64_t|uint32_t)\s*(\*?)\s*(\w+)")
+# an argument: qualifiers (the `timestamp` port is `const volatile uint64_t *`),
+# type, pointer star, name
+_ARG = re.compile(r"(?:(?:const|volatile)\s+)*(uint64_t|uint32_t)\s*(\*?)\s*(\w+)")
 
 
 def wire_args(common: dict | None = None) -> tuple:
@@ -138,13 +140,14 @@ def _top_params(top: str, path: Path) -> list:
     match = re.search(rf"\bvoid\s+{top}\s*\(([^)]*)\)", text)
     if match is None:
         raise ValueError(f"{top}() is not declared in {path.name}")
-    return [(ctype, star, name) for _, ctype, star, name in _ARG.findall(match.group(1))]
+    return _ARG.findall(match.group(1))
 
 
 def wire_ports(top: str, wires: tuple | None = None, path: Path = TOP_HEADER) -> dict:
     """The ``ap_none`` input ports of ``top`` as ``{name: bits}``: Vitis HLS
     makes each a plain data port named after the argument, as wide as its
-    type (UG1399, "Port-Level I/O: No Protocol")."""
+    type (UG1399, "Port-Level I/O: No Protocol"; for the read-only pointer
+    ``const volatile uint64_t *timestamp``, as wide as the pointee)."""
     wires = wires if wires is not None else wire_args()
     ports = {name: int(ctype[len("uint"):-len("_t")])
              for ctype, _, name in _top_params(top, path) if name in wires}

@@ -529,11 +529,11 @@ _ID_PROBE = r"""
 int main(void) {
     static uint64_t mem[32];
     uint32_t r[8];
-    uint64_t clock;
-    bitlet_top(mem, 0, sizeof mem, 0, 0, 0, 0, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6],
+    uint64_t clock, timestamp = 0;
+    bitlet_top(mem, 0, sizeof mem, 0, 0, 0, &timestamp, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6],
                &r[7], &clock);
     printf("bitlet %u %u %u %u %u %u\n", r[2], r[3], r[4], r[5], r[6], r[7]);
-    vendor_fp_top(mem, 0, sizeof mem, 0, 0, 0, 0, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6],
+    vendor_fp_top(mem, 0, sizeof mem, 0, 0, 0, &timestamp, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6],
                   &r[7], &clock);
     printf("vendor_fp %u %u %u %u %u %u\n", r[2], r[3], r[4], r[5], r[6], r[7]);
     return 0;
