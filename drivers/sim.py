@@ -435,6 +435,8 @@ class _KernelOutputs:
     def __init__(self, ffi: Any, timestamp: int) -> None:
         self.ptrs = {name: ffi.new("uint32_t *") for name in _OUTPUTS}
         self.clock = ffi.new("uint64_t *", timestamp)
+        #: the `timestamp` port (a pointer, read at each stamp by the kernel)
+        self.timestamp = ffi.new("uint64_t *", timestamp)
 
     def values(self) -> dict[str, int]:
         out = {name: int(p[0]) for name, p in self.ptrs.items()}
@@ -845,8 +847,9 @@ class SimDevice(Device):
         # MEM + 8*i (bitlet_top.h).  The kernel sees the part of
         # [MEM, MEM + MEM_SIZE) inside the arena (whole 8-byte words) and
         # reports a bus error for any access beyond it.  The device's
-        # free-running clock is the `timestamp` input; the run's `clock`
-        # output (modelled cycles in simulation) becomes the new clock.
+        # free-running clock is the `timestamp` input (a uint64_t * port that
+        # stays put during the call, so the stamps are modelled); the run's
+        # `clock` output (+ modelled cycles) becomes the new clock.
         words = self._words  # (empty once closed: then nothing is addressable)
         offset = args["mem"] - self.base
         if 0 <= offset < words.size * 4 and offset % 8 == 0:
@@ -872,7 +875,7 @@ class SimDevice(Device):
             else:
                 self._kernel_fn(ffi.from_buffer("uint64_t[]", window.view(np.uint64)),
                                 args["mem_base"], mem_size, args["prog_addr"], n_insn,
-                                args["prof_addr"], self.clock, *out.ptrs.values(), out.clock)
+                                args["prof_addr"], out.timestamp, *out.ptrs.values(), out.clock)
         return out.values()
 
     def _latch(self, values: dict[str, int]) -> None:

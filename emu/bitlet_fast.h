@@ -83,14 +83,15 @@ int bitlet_fast_layer(const uint32_t *insn, uint64_t insn_addr, const bitlet_fas
  * (hls/bitlet_top.h), plus want_prof and threads.  want_prof = 0 skips
  * the cycle model (the results-only speed): profile records (prof_addr !=
  * 0) then hold the status and layer with zero counters, and the clock does
- * not advance (START = END = *clock = timestamp).  want_prof = 1: every
- * counter, stamp and *clock as the kernel's. */
+ * not advance (START = END = *clock = *timestamp).  want_prof = 1: every
+ * counter, stamp and *clock as the kernel's in C simulation (*timestamp is
+ * read once: stamps = *timestamp + the modelled cycles before them). */
 void bitlet_fast_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
                      uint64_t prog_addr, uint32_t n_insn, uint64_t prof_addr,
-                     uint64_t timestamp, uint32_t *status, uint32_t *insn_done,
-                     uint32_t *id_magic, uint32_t *id_version, uint32_t *id_config,
-                     uint32_t *id_act_buf, uint32_t *id_wgt_buf, uint32_t *id_out_buf,
-                     uint64_t *clock, int want_prof, int threads);
+                     const volatile uint64_t *timestamp, uint32_t *status,
+                     uint32_t *insn_done, uint32_t *id_magic, uint32_t *id_version,
+                     uint32_t *id_config, uint32_t *id_act_buf, uint32_t *id_wgt_buf,
+                     uint32_t *id_out_buf, uint64_t *clock, int want_prof, int threads);
 
 /* Engine configuration and introspection. */
 int bitlet_fast_default_threads(void);   /* BITLET_THREADS, else CPUs; -1 bad env */

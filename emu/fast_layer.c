@@ -820,14 +820,15 @@ static uint32_t run_one(fl_bus_t *bus, uint64_t insn_addr, uint64_t prof_slot, u
 
 void bitlet_fast_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
                      uint64_t prog_addr, uint32_t n_insn, uint64_t prof_addr,
-                     uint64_t timestamp, uint32_t *status, uint32_t *insn_done,
-                     uint32_t *id_magic, uint32_t *id_version, uint32_t *id_config,
-                     uint32_t *id_act_buf, uint32_t *id_wgt_buf, uint32_t *id_out_buf,
-                     uint64_t *clock, int want_prof, int threads)
+                     const volatile uint64_t *timestamp, uint32_t *status,
+                     uint32_t *insn_done, uint32_t *id_magic, uint32_t *id_version,
+                     uint32_t *id_config, uint32_t *id_act_buf, uint32_t *id_wgt_buf,
+                     uint32_t *id_out_buf, uint64_t *clock, int want_prof, int threads)
 {
     fl_bus_t bus;
     uint32_t i, st = BITLET_STATUS_OK;
-    uint64_t model = 0;
+    uint64_t model = 0, t0 = *timestamp;  /* the kernel's C-simulation stamps: the
+                                           * counter does not move during a call */
     *id_magic = BITLET_MAGIC;
     *id_version = BITLET_ISA_VERSION;
     *id_config = bk_id_config(BITLET_KIND_BITLET);
@@ -847,7 +848,7 @@ void bitlet_fast_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
     for (i = 0; i < n_insn; i++) {
         uint64_t slot = prof_addr ? prof_addr + (uint64_t)BITLET_PROF_BYTES * i : 0u;
         uint64_t cycles;
-        st = run_one(&bus, prog_addr + (uint64_t)BITLET_INSN_BYTES * i, slot, timestamp + model,
+        st = run_one(&bus, prog_addr + (uint64_t)BITLET_INSN_BYTES * i, slot, t0 + model,
                      want_prof, threads, &cycles);
         if (st != BITLET_STATUS_OK)
             break;
@@ -856,5 +857,5 @@ void bitlet_fast_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
     fk_fpenv_leave(&env);
     *status = st;
     *insn_done = i;
-    *clock = timestamp + model;
+    *clock = t0 + model;
 }

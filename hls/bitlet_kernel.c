@@ -786,10 +786,37 @@ static uint32_t execute(bk_bus_t *bus, const bk_insn_t *d, int kind, bk_prof_t *
     return BITLET_STATUS_OK;
 }
 
-/* Fetch (one burst), check, run one instruction; returns its status.
- * *clk advances by the instruction's KERNEL_CYCLES. */
+/* A clock stamp (START, END, REG_CLOCK).  Synthesis: the free-running
+ * counter on the `timestamp` port (an ap_none input wire), read when the
+ * stamp is taken; the pointer is volatile so that every stamp is its own read
+ * of the port (UG1399 "Multi-Access Pointers on the Interface", "Volatile"),
+ * not one value sampled at ap_start.  C simulation: the pointee does not
+ * change during a call, so the stamp is the modelled clock, *timestamp +
+ * `model` (the modelled cycles of the run before the stamp).
+ * Test seam: BITLET_TB_LIVE_TIMESTAMP selects the synthesis path in a C build,
+ * and BITLET_TIMESTAMP_READ(p) (default: a plain read of the port) is what a
+ * testbench redefines to count the reads (hls/csim/tb_live_timestamp.h). */
+#ifndef BITLET_TIMESTAMP_READ
+#define BITLET_TIMESTAMP_READ(p) (*(p))
+#endif
+
+static uint64_t stamp(const volatile uint64_t *timestamp, uint64_t model)
+{
+#pragma HLS INLINE
+#if defined(__SYNTHESIS__) || defined(BITLET_TB_LIVE_TIMESTAMP)
+    (void)model;
+    return BITLET_TIMESTAMP_READ(timestamp);
+#else
+    return *timestamp + model;
+#endif
+}
+
+/* Fetch (one burst), check, run one instruction; returns its status and
+ * its KERNEL_CYCLES in *cycles.  `model`: the modelled cycles of the run's
+ * earlier instructions.  START is stamped before the fetch, END after the
+ * instruction's last store (before its profile record is written). */
 static uint32_t run_one(bk_bus_t *bus, int kind, uint64_t insn_addr, uint64_t prof_slot,
-                        uint64_t now, uint64_t *cycles)
+                        const volatile uint64_t *timestamp, uint64_t model, uint64_t *cycles)
 {
 #pragma HLS INLINE
     uint32_t w[BITLET_INSN_WORDS];
@@ -798,6 +825,7 @@ static uint32_t run_one(bk_bus_t *bus, int kind, uint64_t insn_addr, uint64_t pr
     bk_prof_t prof = {0, 0, 0, 0, 0, 0, 0, 0};
     bk_sink_t k = sink(SINK_INSN, BITLET_FMT_FP32, 4u, 0u);
     uint64_t cyc = BITLET_INSN_OVERHEAD_CYCLES;
+    uint64_t start = stamp(timestamp, model);
     uint32_t i, st;
     if (!bk_in_window(bus->base, bus->size, insn_addr, BITLET_INSN_BYTES, BITLET_AXI_BYTES)
         || (prof_slot && !bk_in_window(bus->base, bus->size, prof_slot, BITLET_PROF_BYTES,
@@ -813,14 +841,14 @@ static uint32_t run_one(bk_bus_t *bus, int kind, uint64_t insn_addr, uint64_t pr
              && (st = bk_check_extents(bus->base, bus->size, &d)) == BITLET_STATUS_OK
              && (st = bk_check_buffers(&d)) == BITLET_STATUS_OK)
         st = execute(bus, &d, kind, &prof, &cyc);
-    prof.start = now;
+    prof.start = start;
     *cycles = cyc;
     if (st == BITLET_STATUS_OK) {
         prof.ddr = bus->ddr;
         prof.kernel = cyc;
-        prof.end = now + cyc;
+        prof.end = stamp(timestamp, model + cyc);
     } else {
-        prof = (bk_prof_t){0, 0, 0, 0, 0, 0, now, now};
+        prof = (bk_prof_t){0, 0, 0, 0, 0, 0, start, start};
     }
     if (prof_slot) {                  /* the record: whole beats (not counted) */
         uint64_t b0 = prof_slot / BITLET_AXI_BYTES, bt;
@@ -842,7 +870,8 @@ static uint32_t run_one(bk_bus_t *bus, int kind, uint64_t insn_addr, uint64_t pr
 /* Inlined into each top, where `kind` is a constant: each IP synthesises
  * only its own datapath (compute_bitlet or compute_vendor). */
 void bk_run(int kind, uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
-            uint64_t prog_addr, uint32_t n_insn, uint64_t prof_addr, uint64_t timestamp,
+            uint64_t prog_addr, uint32_t n_insn, uint64_t prof_addr,
+            const volatile uint64_t *timestamp,
             uint32_t *status, uint32_t *insn_done, uint32_t *id_magic,
             uint32_t *id_version, uint32_t *id_config, uint32_t *id_act_buf,
             uint32_t *id_wgt_buf, uint32_t *id_out_buf, uint64_t *clock)
@@ -850,7 +879,7 @@ void bk_run(int kind, uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
 #pragma HLS INLINE
     bk_bus_t bus;
     uint32_t i, st = BITLET_STATUS_OK;
-    uint64_t model = 0;               /* modelled cycles of this run (C simulation) */
+    uint64_t model = 0;               /* modelled cycles of this run (C simulation stamps) */
     *id_magic = BITLET_MAGIC;
     *id_version = BITLET_ISA_VERSION;
     *id_config = bk_id_config(kind);
@@ -870,30 +899,21 @@ void bk_run(int kind, uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
 #pragma HLS LOOP_TRIPCOUNT min=1 max=256
         uint64_t slot = prof_addr ? prof_addr + (uint64_t)BITLET_PROF_BYTES * i : 0u;
         uint64_t cycles = 0;
-#ifdef __SYNTHESIS__
-        uint64_t now = timestamp;     /* the free-running counter, sampled */
-#else
-        uint64_t now = timestamp + model;
-#endif
-        st = run_one(&bus, kind, prog_addr + (uint64_t)BITLET_INSN_BYTES * i, slot, now,
-                     &cycles);
+        st = run_one(&bus, kind, prog_addr + (uint64_t)BITLET_INSN_BYTES * i, slot, timestamp,
+                     model, &cycles);
         if (st != BITLET_STATUS_OK)
             break;
         model += cycles;
     }
     *status = st;
     *insn_done = i;
-#ifdef __SYNTHESIS__
-    *clock = timestamp;
-#else
-    *clock = timestamp + model;
-#endif
+    *clock = stamp(timestamp, model);
 }
 
 
 void bitlet_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
                 uint64_t prog_addr, uint32_t n_insn, uint64_t prof_addr,
-                uint64_t timestamp,
+                const volatile uint64_t *timestamp,
                 uint32_t *status, uint32_t *insn_done,
                 uint32_t *id_magic, uint32_t *id_version, uint32_t *id_config,
                 uint32_t *id_act_buf, uint32_t *id_wgt_buf, uint32_t *id_out_buf,
@@ -933,7 +953,7 @@ void bitlet_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
 
 void vendor_fp_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
                    uint64_t prog_addr, uint32_t n_insn, uint64_t prof_addr,
-                   uint64_t timestamp,
+                   const volatile uint64_t *timestamp,
                    uint32_t *status, uint32_t *insn_done,
                    uint32_t *id_magic, uint32_t *id_version, uint32_t *id_config,
                    uint32_t *id_act_buf, uint32_t *id_wgt_buf, uint32_t *id_out_buf,

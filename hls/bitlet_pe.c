@@ -7,7 +7,8 @@
  * operands anywhere: the products afix_k * walign_k are never formed; the
  * PE walks the set bits of the weights' bit columns and adds activations.
  *
- *   preprocess  unpack the ports (signed significands afix_k, exponent sums
+ *   preprocess  unpack the ports (significands afix_k = neg_k ? -x_k : x_k,
+ *               kept as x_k and the bit neg_k; exponent sums
  *               esum_k), emax by a pairwise max tree (6 levels), walign_k =
  *               abs_k >> (emax - esum_k) (barrel shifters), the 24 bit columns
  *               of 64 bits (column g: bit k = bit g of walign_k), pruned
@@ -73,13 +74,16 @@
 /* preprocess: unpack                                                   */
 /* ------------------------------------------------------------------ */
 
-/* fp32 mode: signed activation significands (afix), exponent sums (esum).
- * Returns 1 if any of the 128 operands is Inf or NaN (F3). */
+/* fp32 mode: activation significands as afix_k = neg_k ? -x_k : x_k (x_k =
+ * aman_k, neg bit k = wsig_k ^ asig_k: no negation here, the engines' adders
+ * subtract) and exponent sums (esum).  Returns 1 if any of the 128 operands
+ * is Inf or NaN (F3). */
 static int unpack_fp32(const uint8_t w_sig[PE_N], const uint8_t w_exp[PE_N],
                        const uint32_t a_word[PE_N],
-                       int32_t afix[PE_N], uint16_t esum[PE_N])
+                       int32_t x[PE_N], uint64_t *neg, uint16_t esum[PE_N])
 {
     int special = 0;
+    *neg = 0;
     for (int k = 0; k < PE_N; k++) {
 #pragma HLS UNROLL
         uint32_t a = a_word[k];
@@ -90,7 +94,8 @@ static int unpack_fp32(const uint8_t w_sig[PE_N], const uint8_t w_exp[PE_N],
         uint32_t aexp = (e == 0u && mant != 0u) ? 1u : e;
         uint32_t aman = (e != 0u ? FP_HIDDEN : 0u) | mant;
         esum[k] = (uint16_t)((uint32_t)w_exp[k] + aexp);
-        afix[k] = ((w_sig[k] & 1u) ^ asig) ? -(int32_t)aman : (int32_t)aman;
+        x[k] = (int32_t)aman;
+        *neg |= (uint64_t)((w_sig[k] & 1u) ^ asig) << k;
         if (e == FP_EXP_MAX || w_exp[k] == FP_EXP_MAX)
             special = 1;
     }
@@ -98,17 +103,20 @@ static int unpack_fp32(const uint8_t w_sig[PE_N], const uint8_t w_exp[PE_N],
 }
 
 /* fixed mode: a_k is 25-bit two's complement (sign in bit 31, value in
- * bits 23..0); afix_k = wsig_k ? -a_k : a_k exactly (F6: -(-2^24) = 2^24). */
+ * bits 23..0); x_k = a_k, neg bit k = wsig_k, so afix_k = wsig_k ? -a_k : a_k
+ * exactly (F6: -(-2^24) = 2^24, formed in the engines' 32-bit sums). */
 static void unpack_fixed(const uint8_t w_sig[PE_N], const uint32_t a_word[PE_N],
-                         int32_t afix[PE_N])
+                         int32_t x[PE_N], uint64_t *neg)
 {
+    *neg = 0;
     for (int k = 0; k < PE_N; k++) {
 #pragma HLS UNROLL
         uint32_t a = a_word[k];
         int32_t value = (int32_t)(a & PE_SIG_MASK);
         if ((a >> FIX_SIGN_BIT) & 1u)
             value -= FIX_NEG;
-        afix[k] = (w_sig[k] & 1u) ? -value : value;
+        x[k] = value;
+        *neg |= (uint64_t)(w_sig[k] & 1u) << k;
     }
 }
 
@@ -196,10 +204,10 @@ int bitlet_pe_preprocess(const uint8_t w_sig[64], const uint8_t w_exp[64],
         return -1;
     prune &= PE_SIG_MASK;
     if (isfix) {
-        unpack_fixed(w_sig, a_word, pre->act);
+        unpack_fixed(w_sig, a_word, pre->act, &pre->neg);
         align_fixed(w_abs, walign);
     } else {
-        special = unpack_fp32(w_sig, w_exp, a_word, pre->act, esum);
+        special = unpack_fp32(w_sig, w_exp, a_word, pre->act, &pre->neg, esum);
         emax = max_tree(esum);
         align_fp32(w_abs, esum, emax, walign);
     }
@@ -222,6 +230,7 @@ void bitlet_pe_load(const bitlet_pe_pre_t *pre, bitlet_pe_calc_t *c)
 #pragma HLS UNROLL
         c->act[k] = pre->act[k];
     }
+    c->neg = pre->neg;
     for (int g = 0; g < PE_COLS; g++) {
 #pragma HLS UNROLL
         c->col[g] = pre->col[g];
@@ -261,10 +270,11 @@ static uint32_t first_one(uint32_t window)
 
 /* One clock of one column engine.  A done engine holds.  Otherwise: the
  * window of 8 at the pointer (a 64:8 selector), the first 1 (priority
- * encoder) selects an activation (a 64:1 multiplexer) for the column sum's
- * adder, and the pointer advances to the second 1 (the priority encoder of
- * the window without its first 1), or by 8 when there is none. */
-static void engine_step(uint64_t col, const int32_t act[PE_N],
+ * encoder) selects an activation {neg, x} (a 64:1 multiplexer) that the
+ * column sum's adder adds or subtracts, and the pointer advances to the
+ * second 1 (the priority encoder of the window without its first 1), or by
+ * 8 when there is none. */
+static void engine_step(uint64_t col, const int32_t act[PE_N], uint64_t neg,
                         int32_t *sum, uint8_t *ptr, uint8_t *steps)
 {
     uint32_t p = *ptr;
@@ -274,8 +284,13 @@ static void engine_step(uint64_t col, const int32_t act[PE_N],
     uint32_t rest = window & (window - 1u);               /* first 1 cleared */
     uint32_t first = first_one(window);
     uint32_t second = first_one(rest);
-    if (window != 0u)
-        *sum += act[p + first];
+    if (window != 0u) {
+        uint32_t k = p + first;
+        if ((neg >> k) & 1u)
+            *sum -= act[k];
+        else
+            *sum += act[k];
+    }
     *ptr = (uint8_t)(p + (rest != 0u ? second : PE_WIN));
     *steps = (uint8_t)(*steps + 1u);
 }
@@ -285,7 +300,7 @@ int bitlet_pe_step(bitlet_pe_calc_t *c)
 #pragma HLS INLINE
     for (int g = 0; g < PE_COLS; g++) {
 #pragma HLS UNROLL
-        engine_step(c->col[g], c->act, &c->sum[g], &c->ptr[g], &c->steps[g]);
+        engine_step(c->col[g], c->act, c->neg, &c->sum[g], &c->ptr[g], &c->steps[g]);
     }
     return bitlet_pe_busy(c);
 }

@@ -33,7 +33,8 @@ typedef struct {
 typedef struct {
     uint64_t col[BITLET_SIG_BITS];   /* bit column g: bit k = bit g of walign_k,
                                         0 for a pruned column                  */
-    int32_t  act[BITLET_GROUP];      /* afix_k, signed (|afix_k| <= 2^24)       */
+    int32_t  act[BITLET_GROUP];      /* x_k, signed 25-bit; afix_k =            */
+    uint64_t neg;                    /* (bit k ? -x_k : x_k): engines subtract  */
     uint32_t prune;                  /* 24-bit mask (enabled engines)           */
     uint16_t emax;                   /* fp32: max_k esum_k; fixed: 0            */
     uint8_t  isfix;                  /* 1: fixed mode                           */
@@ -44,7 +45,8 @@ typedef struct {
 /* Registers of the 24 column engines (the calculate stage). */
 typedef struct {
     uint64_t col[BITLET_SIG_BITS];   /* the column each engine walks            */
-    int32_t  act[BITLET_GROUP];      /* aligned activations held for the group  */
+    int32_t  act[BITLET_GROUP];      /* x_k held for the group                  */
+    uint64_t neg;                    /* bit k: engines subtract x_k             */
     int32_t  sum[BITLET_SIG_BITS];   /* column sums (|sum| <= 2^30)             */
     uint8_t  ptr[BITLET_SIG_BITS];   /* window position; > 63: engine done      */
     uint8_t  steps[BITLET_SIG_BITS]; /* steps taken                             */

@@ -14,8 +14,12 @@
  * Any access outside [mem_base, mem_base +
  * mem_size) stops the run with BITLET_STATUS_BUS_ERROR.  n_insn = 0 is a
  * valid run that only latches the ID registers (the driver's probe at open).
- * `timestamp`: a free-running cycle counter (block design); `clock`: its
- * value at the end of the run (C simulation: timestamp + modelled cycles).
+ * `timestamp`: a free-running cycle counter (block design), a pointer to a
+ * volatile scalar so that the kernel reads the port at each stamp (ap_none:
+ * a 64-bit input wire named `timestamp`); `clock`: its value at the end of
+ * the run.  In C simulation the pointee is constant during a call and the
+ * stamps are modelled: *timestamp + the modelled cycles before the stamp
+ * (hls/README.md "Clock and stamps").
  *
  * Like the IP, each top is one instance: its on-chip buffers are static,
  * so a software caller must not run a top from two threads at once.
@@ -37,7 +41,7 @@
 /* CFFI-BEGIN */
 void bitlet_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
                 uint64_t prog_addr, uint32_t n_insn, uint64_t prof_addr,
-                uint64_t timestamp,
+                const volatile uint64_t *timestamp,
                 uint32_t *status, uint32_t *insn_done,
                 uint32_t *id_magic, uint32_t *id_version, uint32_t *id_config,
                 uint32_t *id_act_buf, uint32_t *id_wgt_buf, uint32_t *id_out_buf,
@@ -45,7 +49,7 @@ void bitlet_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
 
 void vendor_fp_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
                    uint64_t prog_addr, uint32_t n_insn, uint64_t prof_addr,
-                   uint64_t timestamp,
+                   const volatile uint64_t *timestamp,
                    uint32_t *status, uint32_t *insn_done,
                    uint32_t *id_magic, uint32_t *id_version, uint32_t *id_config,
                    uint32_t *id_act_buf, uint32_t *id_wgt_buf, uint32_t *id_out_buf,
@@ -57,7 +61,8 @@ void vendor_fp_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
 /* vendor_kernel.c; not exposed to Python).  See hls/README.md.        */
 /* ------------------------------------------------------------------ */
 void bk_run(int kind, uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
-            uint64_t prog_addr, uint32_t n_insn, uint64_t prof_addr, uint64_t timestamp,
+            uint64_t prog_addr, uint32_t n_insn, uint64_t prof_addr,
+            const volatile uint64_t *timestamp,
             uint32_t *status, uint32_t *insn_done, uint32_t *id_magic,
             uint32_t *id_version, uint32_t *id_config, uint32_t *id_act_buf,
             uint32_t *id_wgt_buf, uint32_t *id_out_buf, uint64_t *clock);

@@ -152,6 +152,12 @@ foreach src {bitlet_kernel.c vendor_kernel.c bitlet_pe.c} {
 foreach hdr {bitlet_hw.h bitlet_ctl.h bitlet_top.h bitlet_pe.h} {
     add_files [file join $hls_dir $hdr] -cflags $cflags
 }
+# The RTL PE (hls/rtl/, hls/README.md "RTL PE") as an RTL blackbox, with
+# BITLET_RTL_PE=1: bitlet_top instantiates hls/rtl/bitlet_pe.v wherever it
+# calls bitlet_pe_bb() (hls/rtl/bitlet_pe_bb.h); the HLS C PE is its C model.
+if {[info exists env(BITLET_RTL_PE)] && $env(BITLET_RTL_PE) eq "1"} {
+    add_files -blackbox [file join $hls_dir rtl bitlet_pe_bb.json]
+}
 add_files -tb [file join $hls_dir csim tb_kernel.c] -cflags "$cflags $tb_flags -Wno-unknown-pragmas"
 
 open_solution -reset solution_${part} -flow_target vivado

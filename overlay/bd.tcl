@@ -10,7 +10,9 @@
 #    |     `- M01 -> axi_intc_0/s_axi
 #    |- HP slave  (S_AXI_HP0 | S_AXI_HP0_FPD) <- axi_smc <- <kernel>/m_axi_gmem
 #    |- IRQ (IRQ_F2P | pl_ps_irq0) <- axi_intc_0/irq;  axi_intc_0/intr <- <kernel>/interrupt
+#    |- cycle_counter (c_counter_binary, 64 bit, free-running) Q -> <kernel>/timestamp
 #    `- PL clock 0 at clock_mhz -> every clock pin; rst_ps_pl -> every reset
+#       (peripheral_reset, active high, -> cycle_counter/SCLR)
 #
 # Instance names, ports, base addresses and the clock come from boards.tcl,
 # the kernel VLNV from hls/bitlet_hw.h.  overlay/make_metadata.py writes the
@@ -41,27 +43,69 @@ proc bitlet_bd_ps {board kind} {
     return $name
 }
 
-# Kernel, interconnects, interrupt controller and reset, by name.
+# A cell of IP `vlnv` named `name`, with the CONFIG.<key> values of the dict
+# `config` (if any); returns the name.
+proc bitlet_bd_ip {vlnv name {config {}}} {
+    create_bd_cell -type ip -vlnv $vlnv $name
+    if {[dict size $config]} {
+        set props {}
+        dict for {key value} $config {
+            lappend props CONFIG.$key $value
+        }
+        set_property -dict $props [get_bd_cells $name]
+    }
+    return $name
+}
+
+# Kernel, interconnects, interrupt controller, reset and cycle counter, by name.
 proc bitlet_bd_cells {board kind} {
     set p [list bitlet_param $board $kind]
-    set kernel [{*}$p instance]
-    create_bd_cell -type ip -vlnv [bitlet_vlnv $kind] $kernel
-    set periph [{*}$p periph_instance]
-    create_bd_cell -type ip -vlnv [{*}$p periph_vlnv] $periph
-    set_property -dict [list CONFIG.NUM_SI 1 CONFIG.NUM_MI 2] [get_bd_cells $periph]
-    set smc [{*}$p smc_instance]
-    create_bd_cell -type ip -vlnv [{*}$p smc_vlnv] $smc
-    set_property -dict [list CONFIG.NUM_SI 1 CONFIG.NUM_MI 1] [get_bd_cells $smc]
-    set intc [{*}$p intc_instance]
-    create_bd_cell -type ip -vlnv [{*}$p intc_vlnv] $intc
-    set config {}
-    dict for {key value} [{*}$p intc_config] {
-        lappend config CONFIG.$key $value
+    set kernel [bitlet_bd_ip [bitlet_vlnv $kind] [{*}$p instance]]
+    set periph [bitlet_bd_ip [{*}$p periph_vlnv] [{*}$p periph_instance] {NUM_SI 1 NUM_MI 2}]
+    set smc [bitlet_bd_ip [{*}$p smc_vlnv] [{*}$p smc_instance] {NUM_SI 1 NUM_MI 1}]
+    set intc [bitlet_bd_ip [{*}$p intc_vlnv] [{*}$p intc_instance] [{*}$p intc_config]]
+    set rst [bitlet_bd_ip [{*}$p reset_vlnv] [{*}$p reset_instance]]
+    # The free-running cycle counter of the kernel clock: AMD's Binary Counter
+    # (PG121, xilinx.com:ip:c_counter_binary:12.0), an up counter by 1 with
+    # no CE (counts every clock) and CONFIG.SCLR true (SCLR: synchronous
+    # clear, active high), Q = CONFIG.Output_Width bits.
+    set counter [bitlet_bd_ip [{*}$p counter_vlnv] [{*}$p counter_instance] \
+                     [{*}$p counter_config]]
+    return [dict create kernel $kernel periph $periph smc $smc intc $intc rst $rst \
+                counter $counter]
+}
+
+# Bits of a block-design pin (UG912 BD_PIN: LEFT and RIGHT; empty on a
+# scalar pin).
+proc bitlet_pin_width {pin} {
+    set left [get_property LEFT $pin]
+    set right [get_property RIGHT $pin]
+    if {$left eq "" && $right eq ""} {
+        return 1
     }
-    set_property -dict $config [get_bd_cells $intc]
-    set rst [{*}$p reset_instance]
-    create_bd_cell -type ip -vlnv [{*}$p reset_vlnv] $rst
-    return [dict create kernel $kernel periph $periph smc $smc intc $intc rst $rst]
+    return [expr {abs($left - $right) + 1}]
+}
+
+# The kernel's `timestamp` input (hls/bitlet_top.h: an ap_none read-only
+# pointer to a volatile 64-bit scalar, i.e. a plain data port named after the
+# argument and read at each stamp, UG1399 "Port-Level I/O: No Protocol")
+# <- the counter's Q.  A width mismatch would only be a critical
+# warning of connect_bd_net/validate_bd_design, and the stamps wrong: refuse
+# it here.
+proc bitlet_bd_timestamp {board kind cells} {
+    set p [list bitlet_param $board $kind]
+    dict with cells {
+        set q [bitlet_pin $counter Q]
+        set ts [bitlet_pin $kernel [{*}$p timestamp_pin]]
+        set q_bits [bitlet_pin_width $q]
+        set ts_bits [bitlet_pin_width $ts]
+        if {$q_bits != $ts_bits} {
+            error "the cycle counter $counter/Q has $q_bits bits but the kernel's\
+                $kernel/[{*}$p timestamp_pin] input $ts_bits: set Output_Width of\
+                counter_config in overlay/boards.tcl to $ts_bits"
+        }
+        connect_bd_net $q $ts
+    }
 }
 
 # AXI: PS GP -> periph -> kernel control and intc; kernel m_axi -> smc -> PS HP.
@@ -84,7 +128,7 @@ proc bitlet_bd_nets {board kind ps cells} {
         connect_bd_net [bitlet_pin $intc irq] [bitlet_pin $ps [{*}$p irq_port]]
         set clocks [list [bitlet_pin $kernel ap_clk] [bitlet_pin $smc aclk] \
                         [bitlet_pin $intc s_axi_aclk] [bitlet_pin $rst slowest_sync_clk] \
-                        [bitlet_pin $periph ACLK]]
+                        [bitlet_pin $periph ACLK] [bitlet_pin $counter CLK]]
         foreach port {S00 M00 M01} {
             lappend clocks [bitlet_pin $periph ${port}_ACLK]
         }
@@ -100,6 +144,8 @@ proc bitlet_bd_nets {board kind ps cells} {
             lappend resets [bitlet_pin $periph ${port}_ARESETN]
         }
         connect_bd_net [bitlet_pin $rst peripheral_aresetn] {*}$resets
+        # the counter restarts from 0 only with the PL (no kernel reset stops it)
+        connect_bd_net [bitlet_pin $rst peripheral_reset] [bitlet_pin $counter SCLR]
     }
 }
 
@@ -131,6 +177,7 @@ proc bitlet_create_bd {board kind} {
     set cells [bitlet_bd_cells $board $kind]
     bitlet_bd_buses $board $kind $ps $cells
     bitlet_bd_nets $board $kind $ps $cells
+    bitlet_bd_timestamp $board $kind $cells
     bitlet_bd_addresses $board $kind $ps $cells
     validate_bd_design
     save_bd_design

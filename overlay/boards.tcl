@@ -9,7 +9,12 @@
 # Register offsets, VLNV strings, buffer sizes and ISA constants are NOT
 # here: they come from hls/bitlet_hw.h (Python: bitlet.hw).
 
-# Design-wide settings (identical on every board).
+# Design-wide settings (identical on every board).  counter_*: the
+# free-running cycle counter that feeds the kernel's `timestamp` input
+# (AMD Binary Counter, PG121: CONFIG.Output_Width = Q bits, CONFIG.SCLR = a
+# synchronous clear input, tied to the PL reset); its width must be the one
+# of the top's `timestamp` argument in hls/bitlet_top.h (bd.tcl checks).
+# timestamp_pin: that ap_none input port, named after the argument (UG1399).
 set BITLET_COMMON {
     design_name      bitlet_bd
     s_axi_intf       s_axi_control
@@ -26,6 +31,10 @@ set BITLET_COMMON {
     reset_instance   rst_ps_pl
     vivado_version   2022.1
     intc_config      {C_IRQ_CONNECTION 1 C_IRQ_IS_LEVEL 1 C_KIND_OF_INTR 0xFFFFFFFF}
+    counter_vlnv     xilinx.com:ip:c_counter_binary:12.0
+    counter_instance cycle_counter
+    counter_config   {Output_Width 64 SCLR true}
+    timestamp_pin    timestamp
 }
 
 # Per processing-system type: the IP, its ports and how to configure it.

@@ -8,7 +8,9 @@
 # arguments) and installs the fake outputs into <work_dir>/install.  The
 # stubs check what Vivado would reject early: an unknown command, a pin or
 # address segment of a cell that was never created, a malformed -vlnv, an
-# IP repository without the kernel (exported_ip 0: no component.xml in it).
+# IP repository without the kernel (exported_ip 0: no component.xml in it);
+# and they answer the width (LEFT/RIGHT) of the pins bd.tcl asks about as
+# the IPs would have them (see stub_pin_width).
 #
 #   tclsh overlay/dry_run.tcl -vivado ... -source build.tcl -tclargs <build.tcl args>
 #
@@ -38,6 +40,7 @@ if {[lindex $argv 0] eq "-vivado"} {
 }
 set stub_calls {}
 set stub_cells {}
+set stub_config {}
 set stub_rundir [file join $stub_build impl_1]
 
 proc stub_record {args} {
@@ -55,9 +58,53 @@ proc stub_cell_of {path} {
 # Commands whose result does not matter.
 foreach cmd {create_project update_ip_catalog create_bd_design apply_bd_automation
              connect_bd_intf_net connect_bd_net assign_bd_address validate_bd_design
-             save_bd_design generate_target add_files launch_runs wait_on_run open_run
-             set_property} {
+             save_bd_design generate_target add_files launch_runs wait_on_run open_run} {
     proc $cmd {args} [format {stub_record %s {*}$args; return ""} $cmd]
+}
+
+# set_property -dict {CONFIG.x v ...} <cell>: remembered per cell.
+proc set_property {args} {
+    stub_record set_property {*}$args
+    if {[lindex $args 0] eq "-dict"} {
+        dict set ::stub_config [lindex $args 2] \
+            [dict merge [stub_cell_config [lindex $args 2]] [lindex $args 1]]
+    }
+    return ""
+}
+
+proc stub_cell_config {cell} {
+    if {[dict exists $::stub_config $cell]} {
+        return [dict get $::stub_config $cell]
+    }
+    return {}
+}
+
+# Bits of a pin, as the IPs would have them: a port of the kernel from the
+# type of the top's argument of that name in hls/bitlet_top.h (what Vitis HLS
+# exports: an ap_none scalar, or read-only pointer to one, is a data port
+# named after the argument, as wide as the scalar's type, UG1399), the
+# counter's Q from its CONFIG.Output_Width
+# (PG121; 16 unless set).  Any other pin is not modelled (an error).
+proc stub_pin_width {path} {
+    lassign [split [string trimleft $path /] /] cell pin
+    set p [list bitlet_param $::stub_board $::stub_kind]
+    if {$cell eq [{*}$p instance]} {
+        set fh [open [file join [file dirname $::BITLET_OVERLAY_DIR] hls bitlet_top.h] r]
+        set text [read $fh]
+        close $fh
+        set top [{*}$p top]
+        if {[regexp "void\\s+$top\\s*\\((\[^)\]*)\\)" $text -> params] &&
+            [regexp "uint(\\d+)_t\\s*\\*?\\s*$pin\\M" $params -> bits]} {
+            return $bits
+        }
+        error "stub: $top() in hls/bitlet_top.h has no argument '$pin', so the kernel IP no pin $path"
+    }
+    if {$cell eq [{*}$p counter_instance] && $pin eq "Q"} {
+        set config [stub_cell_config $cell]
+        return [expr {[dict exists $config CONFIG.Output_Width]
+                      ? [dict get $config CONFIG.Output_Width] : 16}]
+    }
+    error "stub: the width of pin $path is not modelled"
 }
 
 proc create_bd_cell {args} {
@@ -101,6 +148,8 @@ proc get_property {name object} {
         PROGRESS  {return 100%}
         DIRECTORY {return $::stub_rundir}
         SLACK     {return $::stub_slack}
+        LEFT      {return [expr {[stub_pin_width $object] - 1}]}
+        RIGHT     {stub_pin_width $object; return 0}
     }
     error "stub: get_property $name is not stubbed"
 }

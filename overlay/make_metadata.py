@@ -11,7 +11,8 @@ Every value comes from the two sources of truth:
 
 The stand-in .hwh describes the block design that ``overlay/bd.tcl`` builds
 (same instance names, VLNVs, interfaces, address map, clock, interrupt
-through an AXI interrupt controller), in the format Vivado writes, so that
+through an AXI interrupt controller, the cycle counter on the kernel's
+``timestamp`` input), in the format Vivado writes, so that
 ``pynq.Overlay(..., download=False)`` parses it like a real one.
 
 Usage
@@ -120,30 +121,56 @@ def _split_commands(text: str) -> list:
     return [words[i : i + 3] for i in range(0, len(words), 3)]
 
 
-_ARG = re.compile(r"(const\s+)?(uint64_t|uint32_t)\s*(\*?)\s*(\w+)")
+# an argument: qualifiers (the `timestamp` port is `const volatile uint64_t *`),
+# type, pointer star, name
+_ARG = re.compile(r"(?:(?:const|volatile)\s+)*(uint64_t|uint32_t)\s*(\*?)\s*(\w+)")
 
 
-#: Top arguments that are ap_none input wires (bitlet_top.h: the free-running
-#: cycle counter of the block design), not s_axilite registers.
-WIRE_ARGS = ("timestamp",)
+def wire_args(common: dict | None = None) -> tuple:
+    """Top arguments that are ``ap_none`` input wires, not s_axilite
+    registers: the ``timestamp_pin`` of boards.tcl, fed by the block design's
+    free-running cycle counter (``hls/bitlet_top.h``)."""
+    common = common if common is not None else read_boards()[0]
+    return (common["timestamp_pin"],)
 
 
-def top_arguments(top: str, path: Path = TOP_HEADER) -> list:
-    """Arguments of ``top`` in ``hls/bitlet_top.h`` as ``(name, kind)``.
-
-    kind is ``"ptr"`` (m_axi, 64-bit offset register), ``"in64"``,
-    ``"in32"``, ``"out32"`` / ``"out64"`` (a pointer to a scalar output) or
-    ``"wire"`` (an ``ap_none`` input port, no register: :data:`WIRE_ARGS`).
-    """
+def _top_params(top: str, path: Path) -> list:
+    """``(ctype, star, name)`` of each argument of ``top`` in ``path``."""
     text = path.read_text(encoding="utf-8")
     match = re.search(rf"\bvoid\s+{top}\s*\(([^)]*)\)", text)
     if match is None:
         raise ValueError(f"{top}() is not declared in {path.name}")
+    return _ARG.findall(match.group(1))
+
+
+def wire_ports(top: str, wires: tuple | None = None, path: Path = TOP_HEADER) -> dict:
+    """The ``ap_none`` input ports of ``top`` as ``{name: bits}``: Vitis HLS
+    makes each a plain data port named after the argument, as wide as its
+    type (UG1399, "Port-Level I/O: No Protocol"; for the read-only pointer
+    ``const volatile uint64_t *timestamp``, as wide as the pointee)."""
+    wires = wires if wires is not None else wire_args()
+    ports = {name: int(ctype[len("uint"):-len("_t")])
+             for ctype, _, name in _top_params(top, path) if name in wires}
+    missing = [w for w in wires if w not in ports]
+    if missing:
+        raise ValueError(f"{top}() in {path.name} has no argument {', '.join(missing)} "
+                         "(timestamp_pin of overlay/boards.tcl)")
+    return ports
+
+
+def top_arguments(top: str, path: Path = TOP_HEADER, wires: tuple | None = None) -> list:
+    """Arguments of ``top`` in ``hls/bitlet_top.h`` as ``(name, kind)``.
+
+    kind is ``"ptr"`` (m_axi, 64-bit offset register), ``"in64"``,
+    ``"in32"``, ``"out32"`` / ``"out64"`` (a pointer to a scalar output) or
+    ``"wire"`` (an ``ap_none`` input port, no register: :func:`wire_args`).
+    """
+    wires = wires if wires is not None else wire_args()
     args = []
-    for i, (_, ctype, star, name) in enumerate(_ARG.findall(match.group(1))):
+    for i, (ctype, star, name) in enumerate(_top_params(top, path)):
         if i == 0:
             kind = "ptr"  # the m_axi memory port
-        elif name in WIRE_ARGS:
+        elif name in wires:
             kind = "wire"
         elif star:
             kind = "out64" if ctype == "uint64_t" else "out32"
@@ -658,6 +685,8 @@ def _kernel_module(hw: dict, common: dict, kinds: dict, kind: str, regs: list,
     mod.buses.append(Bus(maxi, "MASTER", f"{maxi}_", "upper", 64, data_w, True, 1))
     mod.scalar("ap_clk", "I", "clk").scalar("ap_rst_n", "I", "rst", POLARITY="ACTIVE_LOW")
     mod.scalar("interrupt", "O", "INTERRUPT", SENSITIVITY="LEVEL_HIGH")
+    for port, bits in wire_ports(top, wire_args(common)).items():
+        mod.scalar(port, "I", "data", left=bits - 1)
     mod.regmaps.append((saxi, int(common["ctrl_range"], 0), regs))
     return mod
 
@@ -718,13 +747,33 @@ def _reset_module(common: dict) -> Module:
     rst.scalar("slowest_sync_clk", "I", "clk").scalar("ext_reset_in", "I", "rst")
     rst.scalar("peripheral_aresetn", "O", "rst", left=0)
     rst.scalar("interconnect_aresetn", "O", "rst", left=0)
+    rst.scalar("peripheral_reset", "O", "rst", left=0, POLARITY="ACTIVE_HIGH")
     return rst
 
 
+def counter_bits(common: dict) -> int:
+    """Bits of the cycle counter's Q (``Output_Width`` of ``counter_config``)."""
+    return int(tcl_dict(common["counter_config"])["Output_Width"])
+
+
+def _counter_module(common: dict) -> Module:
+    """bd.tcl's free-running cycle counter (Binary Counter, PG121): CLK, SCLR
+    (synchronous clear, active high), Q."""
+    vlnv_str = common["counter_vlnv"]
+    params = (list(tcl_dict(common["counter_config"]).items())
+              + [("Component_Name", f"{common['design_name']}_{common['counter_instance']}_0")])
+    counter = Module(common["counter_instance"], vlnv_str,
+                     dict(_PERIPH, MODTYPE=vlnv_str.split(":")[2],
+                          HWVERSION=vlnv_str.split(":")[3]), params)
+    counter.scalar("CLK", "I", "clk").scalar("SCLR", "I", "rst", POLARITY="ACTIVE_HIGH")
+    counter.scalar("Q", "O", "data", left=counter_bits(common) - 1)
+    return counter
+
+
 def _wire(b: dict, common: dict, cells: dict) -> None:
-    """The nets of bd.tcl: AXI buses, interrupt, clock, resets."""
-    ps, kernel, periph, smc, intc, rst = (cells[k] for k in
-                                          ("ps", "kernel", "periph", "smc", "intc", "rst"))
+    """The nets of bd.tcl: AXI buses, interrupt, clock, resets, timestamp."""
+    ps, kernel, periph, smc, intc, rst, counter = (
+        cells[k] for k in ("ps", "kernel", "periph", "smc", "intc", "rst", "counter"))
     connect_bus(ps, b["gp_port"], periph, "S00_AXI")
     connect_bus(periph, "M00_AXI", kernel, common["s_axi_intf"])
     connect_bus(periph, "M01_AXI", intc, "s_axi")
@@ -742,6 +791,8 @@ def _wire(b: dict, common: dict, cells: dict) -> None:
     resets += [(periph, f"{x}_ARESETN") for x in ("S00", "M00", "M01")]
     for m, port in resets:
         connect_scalar(rst, "peripheral_aresetn", m, port)
+    connect_scalar(rst, "peripheral_reset", counter, "SCLR")
+    connect_scalar(counter, "Q", kernel, common["timestamp_pin"])
 
 
 def _address_map(b: dict, common: dict, ps: Module, kernel: Module, intc: Module) -> None:
@@ -776,10 +827,21 @@ def build_modules(board: str, kind: str, hw: dict, tables) -> tuple[list, dict]:
              "periph": _periph_module(common, ps.bus(b["gp_port"])),
              "smc": _smc_module(common, hw, ps.bus(b["hp_port"])),
              "intc": _intc_module(common, b),
-             "rst": _reset_module(common)}
+             "rst": _reset_module(common),
+             "counter": _counter_module(common)}
+    _check_timestamp_width(common, kinds[kind]["top"])
     _wire(b, common, cells)
     _address_map(b, common, ps, cells["kernel"], cells["intc"])
     return list(cells.values()), {"clk_hz": clock * 1_000_000}
+
+
+def _check_timestamp_width(common: dict, top: str) -> None:
+    """bd.tcl's check: the counter is as wide as the kernel's timestamp input."""
+    pin = common["timestamp_pin"]
+    bits = wire_ports(top, (pin,))[pin]
+    if counter_bits(common) != bits:
+        raise ValueError(f"boards.tcl: counter_config Output_Width {counter_bits(common)}, but "
+                         f"{top}()'s {pin} input has {bits} bits (hls/bitlet_top.h)")
 
 
 def write_hwh(board: str, kind: str, hw: dict | None = None, tables=None) -> str:
@@ -809,12 +871,14 @@ def _memranges(root, instance: str) -> list:
     return [m for m in root.iter("MEMRANGE") if m.get("INSTANCE") == instance]
 
 
-def check_built_hwh(text: str, meta: dict) -> tuple[list, float | None]:
+def check_built_hwh(text: str, meta: dict, common: dict | None = None) -> tuple[list, float | None]:
     """Compare a Vivado-written .hwh with the overlay's metadata.
 
     Returns ``(errors, pl_clock_mhz)``: what the SDK could not work with
     (kernel instance missing or of another VLNV, registers or interrupt
-    controller at another address), and the kernel's actual clock from its
+    controller at another address, with ``common`` (boards.tcl's
+    BITLET_COMMON) also a ``timestamp`` input not driven by the cycle
+    counter's Q at full width), and the kernel's actual clock from its
     ``ap_clk`` port (None when absent).
     """
     import xml.etree.ElementTree as ET
@@ -836,12 +900,34 @@ def check_built_hwh(text: str, meta: dict) -> tuple[list, float | None]:
         if not any(lo == base and (size is None or hi - lo + 1 == size) for lo, hi in spans):
             errors.append(f"{instance} is not mapped at 0x{base:08X} (found "
                           f"{sorted(f'0x{lo:08X}-0x{hi:08X}' for lo, hi in spans)})")
+    if common is not None:
+        errors += _timestamp_errors(root, meta, common)
     clock = None
     for kernel in kernels[:1]:
         for port in kernel.iter("PORT"):
             if port.get("NAME") == "ap_clk" and port.get("CLKFREQUENCY"):
                 clock = int(float(port.get("CLKFREQUENCY"))) / 1e6
     return errors, clock
+
+
+def _timestamp_errors(root, meta: dict, common: dict) -> list:
+    """The kernel's timestamp input must be the counter's full-width Q."""
+    pin, bits = common["timestamp_pin"], counter_bits(common)
+    counters = {m.get("INSTANCE") for m in root.iter("MODULE")
+                if m.get("VLNV") == common["counter_vlnv"]}
+    for module in root.iter("MODULE"):
+        if module.get("INSTANCE") != meta["ip_instance"]:
+            continue
+        for port in module.iter("PORT"):
+            if port.get("NAME") != pin:
+                continue
+            sources = {(c.get("INSTANCE"), c.get("PORT")) for c in port.iter("CONNECTION")}
+            width = int(port.get("LEFT", 0)) - int(port.get("RIGHT", 0)) + 1
+            if width == bits and any(inst in counters and p == "Q" for inst, p in sources):
+                return []
+    return [(f"{meta['ip_instance']}/{pin} is not driven by the {bits}-bit Q of a "
+             f"{common['counter_vlnv']} cell (the profile's START/END stamps and REG_CLOCK "
+             "would not count cycles)")]
 
 
 def install_json(board: str, kind: str, directory: Path, hw=None, tables=None) -> str:
@@ -856,7 +942,8 @@ def install_json(board: str, kind: str, directory: Path, hw=None, tables=None) -
     hwh = directory / f"{kind}.hwh"
     if not hwh.is_file():
         raise ValueError(f"{hwh} is missing: the Vivado build installs it (make bitstream)")
-    errors, clock = check_built_hwh(hwh.read_text(encoding="utf-8"), meta)
+    errors, clock = check_built_hwh(hwh.read_text(encoding="utf-8"), meta,
+                                    (tables or read_boards())[0])
     if errors:
         raise ValueError(f"{hwh} does not match overlay/bd.tcl and boards.tcl: " + "; ".join(errors))
     warning = ""

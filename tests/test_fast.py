@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bitlet import _layers, fast, hw, isa, numerics
+from bitlet.errors import BitletTypeError
 
 pytestmark = pytest.mark.numerics
 
@@ -306,7 +307,7 @@ def run_both(mem: Mem, insns, *, extra_words=None, threads=2, prof=True, expect=
         outs = [ffi.new("uint32_t *") for _ in OUTS]
         clock = ffi.new("uint64_t *")
         top(ffi.from_buffer("uint64_t[]", image.view(np.uint64)), BASE, image.size * 4, prog,
-            n_insn, prof_addr, timestamp, *outs, clock)
+            n_insn, prof_addr, ffi.new("uint64_t *", timestamp), *outs, clock)
         got = {k: int(p[0]) for k, p in zip(OUTS, outs)}
         got["clock"] = int(clock[0])
         results.append((image, got))
@@ -566,11 +567,24 @@ def test_window_and_timestamp_rules():
                 outs = [ffi.new("uint32_t *") for _ in OUTS]
                 clock = ffi.new("uint64_t *")
                 top(ffi.from_buffer("uint64_t[]", image.view(np.uint64)), base, size, prog_addr,
-                    n_insn, prof_addr, 99, *outs, clock)
+                    n_insn, prof_addr, ffi.new("uint64_t *", 99), *outs, clock)
                 results.append(([int(p[0]) for p in outs], int(clock[0]), image))
             assert results[0][:2] == results[1][:2]
             assert np.array_equal(results[0][2], results[1][2])
     assert results[0][0][0] == hw.STATUS_BUS_ERROR
+
+
+def test_top_refuses_a_timestamp_that_is_not_a_pointer():
+    """`timestamp` is the counter's port, a uint64_t * as in bitlet_top: an
+    int (the pass-by-value convention of before) is refused with a one-line
+    error, not dereferenced."""
+    from bitlet._reference import ffi
+
+    outs = [ffi.new("uint32_t *") for _ in OUTS]
+    for bad in (5, None, ffi.NULL):
+        with pytest.raises(BitletTypeError, match="timestamp must be a cffi uint64_t"):
+            fast.make_top()(np.zeros(8, np.uint64), BASE, 64, BASE, 0, 0, bad, *outs,
+                            ffi.new("uint64_t *"))
 
 
 def test_results_only_top_keeps_the_clock():
@@ -589,7 +603,8 @@ def test_results_only_top_keeps_the_clock():
     outs = [ffi.new("uint32_t *") for _ in OUTS]
     clock = ffi.new("uint64_t *")
     fast.make_top(cycles=False)(ffi.from_buffer("uint64_t[]", image.view(np.uint64)), BASE,
-                                image.size * 4, prog, len(insns), prof_addr, 777, *outs, clock)
+                                image.size * 4, prog, len(insns), prof_addr,
+                                ffi.new("uint64_t *", 777), *outs, clock)
     assert int(clock[0]) == 777 and int(outs[0][0]) == hw.STATUS_OK
     off = (prof_addr - BASE) // 4
     recs = slice(off, off + len(insns) * hw.PROF_WORDS)

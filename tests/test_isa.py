@@ -375,7 +375,9 @@ def test_run_program_raises_named_errors():
 def test_kernel_csim_testbench_passes():
     """hls/csim/tb_kernel.c (Vitis csim style) replays every golden record
     through bitlet_top() (and the fp32 ones through vendor_fp_top()) as GEMM
-    instructions, plus a K-tiled grouped conv, for both tops."""
+    instructions, plus a K-tiled grouped conv, for both tops; and once more
+    with the clock stamps on their synthesis path, where every START, END
+    and the clock output must be its own read of the timestamp port."""
     import shutil
     import subprocess
     import sys
@@ -393,7 +395,8 @@ def test_kernel_csim_testbench_passes():
         proc.stdout[-3000:]
     assert "golden replay through vendor_fp_top" in proc.stdout
     assert "bk_f32_add: " in proc.stdout and " 0 mismatches; bk_fp16_to_fp32" in proc.stdout
-    assert proc.stdout.count("\nPASS\n") + proc.stdout.startswith("PASS") == 4
+    assert proc.stdout.count("\nPASS\n") + proc.stdout.startswith("PASS") == 5
+    assert proc.stdout.count("clock stamps: one read of the timestamp port each") == 1
     assert "FAIL" not in proc.stdout
 
 

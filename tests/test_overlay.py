@@ -239,6 +239,40 @@ def test_hwh_address_map_interrupt_and_clock(board, kind):
     assert all(int(m.get("BASEVALUE"), 16) < int(m.get("HIGHVALUE"), 16) for m in mranges)
 
 
+@pytest.mark.parametrize("board,kind", CASES)
+def test_hwh_timestamp_is_the_free_running_counter(board, kind):
+    """The kernel's timestamp input is the 64-bit Q of the cycle counter,
+    clocked by the kernel's clock and cleared by the PL reset."""
+    mm = _make_metadata()
+    common = mm.read_boards()[0]
+    meta = find_overlay(board, kind, require_bitstream=False).metadata
+    root = _hwh(board, kind)
+    kernel, counter = _module(root, meta["ip_instance"]), _module(root, common["counter_instance"])
+    assert counter.get("VLNV") == common["counter_vlnv"]
+    ports = {p.get("NAME"): p for p in kernel.iter("PORT")}
+    ts = ports[common["timestamp_pin"]]
+    assert (ts.get("DIR"), ts.get("LEFT"), ts.get("RIGHT")) == ("I", "63", "0")
+    assert _connections(kernel, common["timestamp_pin"]) == [(counter.get("INSTANCE"), "Q")]
+    q = next(p for p in counter.iter("PORT") if p.get("NAME") == "Q")
+    assert (q.get("DIR"), q.get("LEFT"), q.get("RIGHT")) == ("O", "63", "0")
+    clk = next(p for p in counter.iter("PORT") if p.get("NAME") == "CLK")
+    assert clk.get("SIGNAME") == ports["ap_clk"].get("SIGNAME")
+    assert _connections(counter, "SCLR") == [(common["reset_instance"], "peripheral_reset")]
+    assert mm.check_built_hwh(ET.tostring(root, encoding="unicode"), meta, common) == (
+        [], meta["clock_mhz"])
+
+
+def test_generator_refuses_a_counter_narrower_than_the_timestamp():
+    mm = _make_metadata()
+    common, kinds, boards = mm.read_boards()
+    narrow = dict(common, counter_config="Output_Width 48 SCLR true")
+    with pytest.raises(ValueError, match="Output_Width 48, but bitlet_top.*timestamp input has 64"):
+        mm.write_hwh("pynqz2", "bitlet", tables=(narrow, kinds, boards))
+    with pytest.raises(ValueError, match="vendor_fp_top.*has no argument stamp"):
+        mm.wire_ports("vendor_fp_top", ("stamp",))
+    assert mm.wire_ports("vendor_fp_top") == {"timestamp": 64}
+
+
 def test_zynq7000_and_zynqmp_address_maps():
     z7 = find_overlay("pynqz2", require_bitstream=False).metadata
     zu = find_overlay("zcu104", require_bitstream=False).metadata
@@ -406,6 +440,19 @@ def test_vivado_flow_runs_with_stubbed_commands(board, kind, tmp_path):
     # clock: one net from the PS clock reaches the kernel
     clk = next(n for n in nets if f"{meta['ip_instance']}/ap_clk" in n)
     assert clk[0].startswith(ps + "/")
+    # timestamp: a free-running counter of that clock, cleared by the PL reset
+    # only, as wide as the top's argument, drives the kernel's ap_none input
+    common = _make_metadata().read_boards()[0]
+    counter, pin = common["counter_instance"], common["timestamp_pin"]
+    assert cells[counter] == common["counter_vlnv"] == "xilinx.com:ip:c_counter_binary:12.0"
+    config = next(c for c in calls if c[0] == "set_property" and c[-1] == counter)
+    width = _make_metadata().wire_ports(meta["hls_top"])[pin]
+    assert width == 64 and _opt(config, "-dict").split() == [
+        "CONFIG.Output_Width", str(width), "CONFIG.SCLR", "true"]
+    assert [f"{counter}/Q", f"{meta['ip_instance']}/{pin}"] in nets
+    assert f"{counter}/CLK" in clk
+    assert [f"{common['reset_instance']}/peripheral_reset", f"{counter}/SCLR"] in nets
+    assert not any(f"{counter}/CE" in n for n in nets)  # no clock enable: counts every cycle
     # address map
     addr = {c[-2]: c for c in calls if c[0] == "assign_bd_address"}
     ctrl = addr[f"{meta['ip_instance']}/s_axi_control/Reg"]
@@ -426,6 +473,34 @@ def test_vivado_flow_runs_with_stubbed_commands(board, kind, tmp_path):
     installed = sorted(p.name for p in (tmp_path / "install").iterdir())
     assert installed == sorted(f"{kind}.{ext}" for ext in (
         "bit", "hwh", "timing.rpt", "utilization.rpt", "utilization_hier.rpt"))
+
+
+def test_vivado_flow_refuses_a_counter_narrower_than_the_timestamp(tmp_path):
+    """bd.tcl compares the widths of the counter's Q and the kernel's
+    timestamp pin (Vivado would only warn) and stops on a mismatch."""
+    _tclsh()
+    tree = tmp_path / "tree"
+    shutil.copytree(OVERLAY_SRC, tree / "overlay", ignore=shutil.ignore_patterns("build"))
+    (tree / "hls").mkdir()
+    for name in ("bitlet_hw.h", "bitlet_top.h"):
+        shutil.copy(ROOT / "hls" / name, tree / "hls" / name)
+    boards = tree / "overlay" / "boards.tcl"
+    text = boards.read_text()
+    assert text.count("Output_Width 64") == 1
+    boards.write_text(text.replace("Output_Width 64", "Output_Width 32"))
+
+    def run(work):
+        return subprocess.run([_tclsh(), str(tree / "overlay" / "dry_run.tcl"), "kv260", "bitlet",
+                               str(work), "0.250", "1"],
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    done = run(tmp_path / "narrow")
+    assert done.returncode == 1
+    assert ("the cycle counter cycle_counter/Q has 32 bits but the kernel's bitlet_0/timestamp "
+            "input 64") in done.stderr
+    assert not (tmp_path / "narrow" / "install").exists()
+    boards.write_text(text)  # the same copy with the table's width builds
+    assert run(tmp_path / "ok").returncode == 0
 
 
 def test_vivado_flow_refuses_a_design_that_misses_timing(tmp_path):
@@ -454,11 +529,11 @@ _ID_PROBE = r"""
 int main(void) {
     static uint64_t mem[32];
     uint32_t r[8];
-    uint64_t clock;
-    bitlet_top(mem, 0, sizeof mem, 0, 0, 0, 0, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6],
+    uint64_t clock, timestamp = 0;
+    bitlet_top(mem, 0, sizeof mem, 0, 0, 0, &timestamp, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6],
                &r[7], &clock);
     printf("bitlet %u %u %u %u %u %u\n", r[2], r[3], r[4], r[5], r[6], r[7]);
-    vendor_fp_top(mem, 0, sizeof mem, 0, 0, 0, 0, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6],
+    vendor_fp_top(mem, 0, sizeof mem, 0, 0, 0, &timestamp, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6],
                   &r[7], &clock);
     printf("vendor_fp %u %u %u %u %u %u\n", r[2], r[3], r[4], r[5], r[6], r[7]);
     return 0;
@@ -577,6 +652,16 @@ def test_install_checks_the_vivado_built_hwh(tmp_path, capsys):
     assert f"no cell bitlet_0 of VLNV {hw.vlnv('bitlet')}" in capsys.readouterr().err
     assert install("<EDKSYSTEM") == 1
     assert "not a hardware handoff" in capsys.readouterr().err
+    # the timestamp input not driven by the counter, or by a narrower one
+    undriven = "bitlet_0/timestamp is not driven by the 64-bit Q of a xilinx.com:ip:c_counter_binary"
+    wire = '<CONNECTION INSTANCE="cycle_counter" PORT="Q"/>'
+    assert good.count(wire) == 1
+    assert install(good.replace(wire, '<CONNECTION INSTANCE="xlconstant_0" PORT="dout"/>')) == 1
+    assert undriven in capsys.readouterr().err
+    port = 'LEFT="63" NAME="timestamp"'
+    assert good.count(port) == 1
+    assert install(good.replace(port, 'LEFT="31" NAME="timestamp"')) == 1
+    assert undriven in capsys.readouterr().err
     assert not (target / "bitlet.json").exists()
     ap_clk = 'CLKFREQUENCY="200000000" DIR="I" NAME="ap_clk"'
     assert good.count(ap_clk) == 1

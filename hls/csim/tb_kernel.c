@@ -6,6 +6,13 @@
  * records and the convolution are then checked against the vendor kernel's
  * documented summation order and cycle formula (hls/README.md).
  *
+ * Built with -DBITLET_TB_LIVE_TIMESTAMP -include tb_live_timestamp.h, the
+ * kernel takes the synthesis path of its clock stamps (a read of the
+ * `timestamp` port per stamp) and each read returns the next value of a
+ * counter (tb_live_timestamp.h): START and END of every record and the
+ * clock output must then be exactly the reads in order (START before END,
+ * two per instruction, the clock the last), every other field unchanged.
+ *
  * 1. Golden replay through the instruction loop: every golden record
  *    (exported by export_golden.py) becomes one GEMM instruction
  *    (M = 1, K = 64, N = 1, its own prune and quant) of a single program per
@@ -41,6 +48,25 @@ typedef struct {
 
 #define TIMESTAMP 1000000ull          /* the free-running counter at the call */
 
+/* The stamps a run must show: record i's START and END (`clock`: the modelled
+ * clock at its fetch, `kc`: its KERNEL_CYCLES) and the clock output after
+ * `n` instructions. */
+#ifdef BITLET_TB_LIVE_TIMESTAMP
+static uint64_t ts_reads;             /* reads of the port in this run */
+
+uint64_t tb_timestamp_read(const volatile uint64_t *port)
+{
+    return *port + TB_TS_STEP * ts_reads++;
+}
+#define WANT_START(i, clock)     (TIMESTAMP + TB_TS_STEP * (2u * (uint64_t)(i)))
+#define WANT_END(i, clock, kc)   (TIMESTAMP + TB_TS_STEP * (2u * (uint64_t)(i) + 1u))
+#define WANT_CLOCK(n, clock)     (TIMESTAMP + TB_TS_STEP * (2u * (uint64_t)(n)))
+#else
+#define WANT_START(i, clock)     (clock)
+#define WANT_END(i, clock, kc)   ((clock) + (kc))
+#define WANT_CLOCK(n, clock)     (clock)
+#endif
+
 /* The top under test: bitlet_top, or vendor_fp_top with -DBITLET_TB_VENDOR. */
 #ifdef BITLET_TB_VENDOR
 #define TOP       vendor_fp_top
@@ -65,7 +91,11 @@ static uint32_t *alloc_mem(uint32_t words)
 static void run_top(uint32_t *mem, uint32_t words, uint64_t prog, uint32_t n, uint64_t prof,
                     top_out_t *o)
 {
-    TOP((uint64_t *)(void *)mem, MEM_BASE, words * 4u, prog, n, prof, TIMESTAMP, &o->status,
+    uint64_t timestamp = TIMESTAMP;
+#ifdef BITLET_TB_LIVE_TIMESTAMP
+    ts_reads = 0;
+#endif
+    TOP((uint64_t *)(void *)mem, MEM_BASE, words * 4u, prog, n, prof, &timestamp, &o->status,
         &o->insn_done, &o->magic, &o->version, &o->config, &o->act, &o->wgt, &o->out,
         &o->clock);
 }
@@ -249,9 +279,10 @@ static int replay(const golden_t *g, const char *path, long *used, long *skipped
         int ok;
         uint64_t scan = (uint64_t)g->scan[i], ref = (uint64_t)g->total[i] + 1u;
         if (!keep[i]) {                             /* a NOP: fetch only */
-            bad |= get64(p, BITLET_P_KERNEL_CYCLES_LO)
-                       != BITLET_INSN_OVERHEAD_CYCLES + run_cycles(BITLET_INSN_BYTES)
-                   || get64(p, BITLET_P_START_LO) != clock;
+            kc = BITLET_INSN_OVERHEAD_CYCLES + run_cycles(BITLET_INSN_BYTES);
+            bad |= get64(p, BITLET_P_KERNEL_CYCLES_LO) != kc
+                   || get64(p, BITLET_P_START_LO) != WANT_START(i, clock)
+                   || get64(p, BITLET_P_END_LO) != WANT_END(i, clock, kc);
             clock += get64(p, BITLET_P_KERNEL_CYCLES_LO);
             continue;
         }
@@ -274,26 +305,30 @@ static int replay(const golden_t *g, const char *path, long *used, long *skipped
              && get64(p, BITLET_P_REF_CYCLES_LO) == ref
              && get64(p, BITLET_P_DDR_BYTES_LO) == ddr
              && get64(p, BITLET_P_KERNEL_CYCLES_LO) == kc
-             && get64(p, BITLET_P_START_LO) == clock
-             && get64(p, BITLET_P_END_LO) == clock + kc;
+             && get64(p, BITLET_P_START_LO) == WANT_START(i, clock)
+             && get64(p, BITLET_P_END_LO) == WANT_END(i, clock, kc);
         clock += get64(p, BITLET_P_KERNEL_CYCLES_LO);
         if (!ok) {
             bad = 1;
             if (reported++ < MAX_REPORT)
                 printf("MISMATCH %s #%u: out 0x%08X (want 0x%08X) S %llu (spec %d) pe %llu (%llu)"
-                       " kernel %llu (%llu) ddr %llu (%llu)\n",
+                       " kernel %llu (%llu) ddr %llu (%llu) start %llu (%llu) end %llu (%llu)\n",
                        path, i, out[0], want, (unsigned long long)get64(p, BITLET_P_SCAN_LO),
                        g->scan[i], (unsigned long long)get64(p, BITLET_P_PE_CYCLES_LO),
                        (unsigned long long)pe,
                        (unsigned long long)get64(p, BITLET_P_KERNEL_CYCLES_LO),
                        (unsigned long long)kc,
                        (unsigned long long)get64(p, BITLET_P_DDR_BYTES_LO),
-                       (unsigned long long)ddr);
+                       (unsigned long long)ddr,
+                       (unsigned long long)get64(p, BITLET_P_START_LO),
+                       (unsigned long long)WANT_START(i, clock),
+                       (unsigned long long)get64(p, BITLET_P_END_LO),
+                       (unsigned long long)WANT_END(i, clock, kc));
         }
     }
-    if (o.clock != clock) {
+    if (o.clock != WANT_CLOCK(g->n, clock)) {
         printf("MISMATCH %s: REG_CLOCK %llu, want %llu\n", path, (unsigned long long)o.clock,
-               (unsigned long long)clock);
+               (unsigned long long)WANT_CLOCK(g->n, clock));
         bad = 1;
     }
     free(mem);
@@ -370,6 +405,10 @@ static int conv_check(void)
         free(mem);
         return 1;
     }
+#ifdef BITLET_TB_LIVE_TIMESTAMP
+    /* no profile area: the stamps are read all the same (START, END, clock) */
+    bad |= o.clock != WANT_CLOCK(CNKG, 0u);
+#endif
     for (i = 0; i < COH * COW * CCOUT; i++) {
         uint32_t oy = i / (COW * CCOUT), ox = (i / CCOUT) % COW, co = i % CCOUT;
         uint32_t cg = co / (CCOUT / CG);
@@ -412,6 +451,7 @@ static int ids_and_bus_error(void)
     if (mem == NULL)
         return 1;
     run_top(mem, 1024, MEM_BASE, 0u, 0u, &o);
+    bad |= o.clock != WANT_CLOCK(0u, TIMESTAMP);
     bad |= o.status != BITLET_STATUS_OK || o.insn_done != 0u || o.magic != BITLET_MAGIC
            || o.version != BITLET_ISA_VERSION || o.act != BITLET_ACT_BUF_WORDS
            || ((o.config >> BITLET_CFG_KIND_SHIFT) & BITLET_CFG_KIND_MASK) != TOP_KIND
@@ -424,6 +464,12 @@ static int ids_and_bus_error(void)
     mem[1023] = 0xDEADBEEFu;
     run_top(mem, 1024, MEM_BASE, 1u, 0u, &o);
     bad |= o.status != BITLET_STATUS_BUS_ERROR || o.insn_done != 0u || mem[1023] != 0xDEADBEEFu;
+    /* the failed instruction's START, then the clock: 2 reads (live) */
+#ifdef BITLET_TB_LIVE_TIMESTAMP
+    bad |= o.clock != TIMESTAMP + TB_TS_STEP;
+#else
+    bad |= o.clock != TIMESTAMP;
+#endif
     printf("ID registers and bus error: %s\n", bad ? "FAIL" : "pass");
     free(mem);
     return bad;
@@ -455,6 +501,11 @@ int main(int argc, char **argv)
            skipped);
     bad |= conv_check();
     bad |= ids_and_bus_error();
+#ifdef BITLET_TB_LIVE_TIMESTAMP
+    printf("clock stamps: one read of the timestamp port each (synthesis path)\n");
+#else
+    printf("clock stamps: timestamp + modelled cycles (C simulation path)\n");
+#endif
     printf("%s\n", bad ? "FAIL" : "PASS");
     return bad ? 1 : 0;
 }

@@ -82,13 +82,13 @@ def run_kernel(mem: np.ndarray, *, prog_addr: int, n_insn: int, prof_addr: int =
     outs = {name: ffi.new("uint32_t *") for name in (
         "status", "insn_done", "id_magic", "id_version", "id_config", "id_act_buf",
         "id_wgt_buf", "id_out_buf")}
-    clock = ffi.new("uint64_t *")
+    clock, timestamp = ffi.new("uint64_t *"), ffi.new("uint64_t *", 0)
     top = lib.bitlet_top if kernel == "bitlet" else lib.vendor_fp_top
     size = mem.size * 4 // hw.AXI_BYTES * hw.AXI_BYTES
     window = mem[:size // 4].view(np.uint64) if size else np.zeros(1, np.uint64)
     with LOCK:  # the process-wide lock: the tops' buffers are static (_reference_lock)
         top(ffi.from_buffer("uint64_t[]", window), mem_base, size, prog_addr, n_insn,
-            prof_addr, 0, *outs.values(), clock)
+            prof_addr, timestamp, *outs.values(), clock)
     res = {name: int(ptr[0]) for name, ptr in outs.items()}
     res["clock"] = int(clock[0])
     return res

@@ -22,7 +22,8 @@ fast_top
     (hls/bitlet_top.h, cffi pointers): the simulated device's engine.
     It runs the cycle model only for runs with a profile area (or when
     made with ``make_top(cycles=True)``); a results-only run leaves the
-    ``clock`` output at its ``timestamp`` input and writes zero counters.
+    ``clock`` output at its ``timestamp`` input (``*timestamp``) and writes
+    zero counters.
 
 The kernel's control (decode, validation, extents, buffer rules, output
 stage, batches, ring, transfer rules, profile record) is not re-written
@@ -287,30 +288,39 @@ class FastEngine:
         (hls/bitlet_top.h: ``mem`` is the 64-bit m_axi port).
 
         ``mem`` is a cffi ``uint64_t`` pointer/array (any ffi) or a writable
-        uint64 numpy array; the outputs are ``uint32_t *`` and ``clock`` a
-        ``uint64_t *``.  The cycle model runs when ``prof_addr != 0``
-        (``cycles=None``) or as ``cycles`` says; without it the profile
-        records hold zero counters and the clock does not advance
-        (``*clock = timestamp``), see ``bitlet_fast_top`` in emu/bitlet_fast.h.
+        uint64 numpy array; ``timestamp`` a cffi ``uint64_t *`` (the
+        free-running counter's port, read once: the stamps are modelled like
+        the kernel's in C simulation); the outputs are ``uint32_t *`` and
+        ``clock`` a ``uint64_t *``.  The cycle model runs when
+        ``prof_addr != 0`` (``cycles=None``) or as ``cycles`` says; without
+        it the profile records hold zero counters and the clock does not
+        advance (``*clock = *timestamp``), see ``bitlet_fast_top`` in
+        emu/bitlet_fast.h.
         """
         ffi = self.ffi
         if isinstance(mem, np.ndarray):
             mem = ffi.from_buffer("uint64_t[]", mem, require_writable=True)
         else:
             mem = ffi.cast("uint64_t *", mem)
+        if (not isinstance(timestamp, ffi.CData)
+                or ffi.typeof(timestamp).kind not in ("pointer", "array")
+                or timestamp == ffi.NULL):
+            raise BitletTypeError("timestamp must be a cffi uint64_t * (the counter's port, as "
+                                  f"in bitlet_top), got {timestamp!r}")
         outs = [ffi.cast("uint32_t *", p) for p in (status, insn_done, id_magic, id_version,
                                                     id_config, id_act_buf, id_wgt_buf,
                                                     id_out_buf)]
         want = bool(prof_addr) if cycles is None else bool(cycles)
         self.lib.bitlet_fast_top(mem, int(mem_base), int(mem_size), int(prog_addr),
-                                 int(n_insn), int(prof_addr), int(timestamp), *outs,
+                                 int(n_insn), int(prof_addr),
+                                 ffi.cast("uint64_t *", timestamp), *outs,
                                  ffi.cast("uint64_t *", clock), int(want), _threads(threads))
 
     def make_top(self, *, threads=None, cycles=None):
         """A callable with exactly the C ``bitlet_top`` argument list, bound to
         ``threads`` and ``cycles`` (for :class:`bitlet.drivers.sim.SimDevice`).
         Its ``bitlet_abi`` attribute is 2: the top of ISA version 2 (64-bit
-        ``mem``, ``timestamp`` in, ``clock`` out)."""
+        ``mem``, ``timestamp`` in (a ``uint64_t *``), ``clock`` out)."""
         t = None if threads is None else _threads(threads)
 
         def fast_top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, timestamp, status,
@@ -334,10 +344,10 @@ class FastEngine:
             raise BitletTypeError("mem must be a C-contiguous uint32 array")
         ffi = self.ffi
         outs = {name: ffi.new("uint32_t *") for name in _TOP_OUTPUTS}
-        clock = ffi.new("uint64_t *")
+        clock, timestamp = ffi.new("uint64_t *"), ffi.new("uint64_t *", 0)
         size = mem.size * 4 // hw.AXI_BYTES * hw.AXI_BYTES
         window = mem[:size // 4].view(np.uint64) if size else np.zeros(1, np.uint64)
-        self.top(window, mem_base, size, prog_addr, n_insn, prof_addr, 0, *outs.values(),
+        self.top(window, mem_base, size, prog_addr, n_insn, prof_addr, timestamp, *outs.values(),
                  clock, threads=threads, cycles=cycles)
         res = {name: int(ptr[0]) for name, ptr in outs.items()}
         res["clock"] = int(clock[0])
