@@ -189,11 +189,14 @@ def test_boards_tcl_vendor_n_pe_is_the_resource_model():
     assert {b: boards[b]["n_pe"]["vendor_fp"] for b in BOARDS} == _model_n_pe("vendor_fp", None)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "boards.tcl gives the Bitlet kernel 4 / 8 / 16 PEs; with the yosys report of the RTL PE "
+    "(hw branch c956f9a: 29,868 LUT on xc7, 36,634 on xcup) the resource model fits 0 (pynqz2: "
+    "one PE takes 73.6 % of the LUTs), 1 (kv260) and 4 (zcu104) at 70 %: boards.tcl is left "
+    "unchanged until the lead decides at the merge"))
 def test_boards_tcl_bitlet_n_pe_is_the_resource_model():
     """Against the real synthesized report; skipped (with the reason) while it
-    has not been committed.  When it is, a disagreement fails here: then
-    either boards.tcl takes the model's n_pe or this test is marked xfail
-    with the numbers."""
+    has not been committed to this branch."""
     path = res.report_path()
     if not path.is_file():
         pytest.skip(f"no synthesized PE area yet ({path} is missing): the RTL synthesis "
