@@ -94,9 +94,11 @@ def test_bitlet_pe_area_comes_from_the_report(board, report, data):
     pe = report["targets"][family]
     glue = data["bitlet_pe_extra"]
     for r, key in (("lut", "LUT"), ("ff", "FF"), ("dsp", "DSP"), ("bram36", "BRAM")):
-        assert two["total"][r] - one["total"][r] == pe[key] + glue.get(r, 0)
+        lut_sites = pe.get("SRL", 0) + pe.get("LUTRAM", 0) if r == "lut" else 0
+        assert two["total"][r] - one["total"][r] == pe[key] + lut_sites + glue.get(r, 0)
     synthesized = [p for p in one["parts"] if p["name"] == "RTL PE"]
-    assert synthesized and synthesized[0]["basis"] == f"synthesized ({report['tool']}, target {family})"
+    assert synthesized and synthesized[0]["basis"].startswith(
+        f"synthesized ({report['tool']}, target {family};")
 
 
 @pytest.mark.parametrize("variant", res.VARIANTS)
@@ -192,7 +194,7 @@ def test_boards_tcl_vendor_n_pe_is_the_resource_model():
 @pytest.mark.xfail(strict=True, reason=(
     "boards.tcl gives the Bitlet kernel 4 / 8 / 16 PEs; with the yosys report of the RTL PE "
     "(hw branch c956f9a: 29,868 LUT on xc7, 36,634 on xcup) the resource model fits 0 (pynqz2: "
-    "one PE takes 73.6 % of the LUTs), 1 (kv260) and 4 (zcu104) at 70 %: boards.tcl is left "
+    "one PE takes 73.8 % of the LUTs), 1 (kv260) and 4 (zcu104) at 70 %: boards.tcl is left "
     "unchanged until the lead decides at the merge"))
 def test_boards_tcl_bitlet_n_pe_is_the_resource_model():
     """Against the real synthesized report; skipped (with the reason) while it

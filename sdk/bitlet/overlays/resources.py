@@ -210,8 +210,13 @@ def _unit(kind: str, family: str, variant: str | None, data: dict, report: dict 
 
     if kind == "bitlet":
         report = report if report is not None else area_report()
-        counts = {r: report["targets"][family][k] for r, k in _REPORT_KEYS.items()}
-        pe = _fig(counts, f"synthesized ({report['tool']}, target {family})")
+        target = report["targets"][family]
+        counts = {r: target[k] for r, k in _REPORT_KEYS.items()}
+        # shift registers and LUT RAM occupy LUT sites too (INV cells are not added:
+        # Vivado folds them into the LUTs they drive)
+        counts["lut"] += target.get("SRL", 0) + target.get("LUTRAM", 0)
+        pe = _fig(counts, f"synthesized ({report['tool']}, target {family}; LUT = LUT1-6 + SRL "
+                  "+ LUTRAM cells)")
         return [dict(pe, name="RTL PE"), dict(_fig(data["bitlet_pe_extra"],
                                                   data["bitlet_pe_extra"]["basis"]),
                                               name="PE glue")], _fig({}, "none")
