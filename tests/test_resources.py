@@ -166,6 +166,13 @@ def test_a_pe_too_large_for_the_board_gives_zero(report, data):
     assert res.largest_n_pe("bitlet", "pynqz2", report=huge, data=data)["n_pe"] == 0
 
 
+def test_zero_units_have_no_vendor_array(report, data):
+    """Regression: n_pe 0 once still counted the vendor kernel's adder tree."""
+    zero = res.kernel_resources("vendor_fp", 0, "pynqz2", variant="dsp", report=report, data=data)
+    bitlet = res.kernel_resources("bitlet", 0, "pynqz2", report=report, data=data)
+    assert zero["kernel"] == bitlet["kernel"]           # shell and buffers only
+
+
 # --------------------------------------------------------------------------- boards.tcl
 def _boards_tcl() -> dict:
     path = ROOT / "overlay" / "make_metadata.py"

@@ -279,8 +279,8 @@ def kernel_resources(kind: str, n_pe: int, board: str, *, variant: str | None = 
              dict(_fig(data["kernel_shell"], data["kernel_shell"]["basis"]),
                   name="kernel shell (control, m_axi, output stage)", count=1, in_kernel=True)]
     parts += [dict(p, count=n_pe, in_kernel=True) for p in unit_parts]
-    if kind == "vendor_fp":
-        parts.append(dict(shared, count=1, in_kernel=True))
+    if kind == "vendor_fp":             # the tree exists only with units to feed it
+        parts.append(dict(shared, count=1 if n_pe > 0 else 0, in_kernel=True))
     total = {r: sum(p[r] * p["count"] for p in parts) for r in RESOURCES}
     kernel = {r: sum(p[r] * p["count"] for p in parts if p["in_kernel"]) for r in RESOURCES}
     capacity = {r: device[r] for r in RESOURCES}
