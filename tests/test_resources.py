@@ -94,9 +94,11 @@ def test_bitlet_pe_area_comes_from_the_report(board, report, data):
     pe = report["targets"][family]
     glue = data["bitlet_pe_extra"]
     for r, key in (("lut", "LUT"), ("ff", "FF"), ("dsp", "DSP"), ("bram36", "BRAM")):
-        assert two["total"][r] - one["total"][r] == pe[key] + glue.get(r, 0)
+        lut_sites = pe.get("SRL", 0) + pe.get("LUTRAM", 0) if r == "lut" else 0
+        assert two["total"][r] - one["total"][r] == pe[key] + lut_sites + glue.get(r, 0)
     synthesized = [p for p in one["parts"] if p["name"] == "RTL PE"]
-    assert synthesized and synthesized[0]["basis"] == f"synthesized ({report['tool']}, target {family})"
+    assert synthesized and synthesized[0]["basis"].startswith(
+        f"synthesized ({report['tool']}, target {family};")
 
 
 @pytest.mark.parametrize("variant", res.VARIANTS)
@@ -167,6 +169,13 @@ def test_a_pe_too_large_for_the_board_gives_zero(report, data):
     assert res.largest_n_pe("bitlet", "pynqz2", report=huge, data=data)["n_pe"] == 0
 
 
+def test_zero_units_have_no_vendor_array(report, data):
+    """Regression: n_pe 0 once still counted the vendor kernel's adder tree."""
+    zero = res.kernel_resources("vendor_fp", 0, "pynqz2", variant="dsp", report=report, data=data)
+    bitlet = res.kernel_resources("bitlet", 0, "pynqz2", report=report, data=data)
+    assert zero["kernel"] == bitlet["kernel"]           # shell and buffers only
+
+
 # --------------------------------------------------------------------------- boards.tcl
 def _boards_tcl() -> dict:
     path = ROOT / "overlay" / "make_metadata.py"
@@ -192,11 +201,14 @@ def test_boards_tcl_vendor_n_pe_is_the_resource_model():
     assert {b: boards[b]["n_pe"]["vendor_fp"] for b in BOARDS} == _model_n_pe("vendor_fp", None)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "boards.tcl gives the Bitlet kernel 4 / 8 / 16 PEs; with the yosys report of the RTL PE "
+    "(hw branch c956f9a: 29,868 LUT on xc7, 36,634 on xcup) the resource model fits 0 (pynqz2: "
+    "one PE takes 73.8 % of the LUTs), 1 (kv260) and 4 (zcu104) at 70 %: boards.tcl is left "
+    "unchanged until the lead decides at the merge"))
 def test_boards_tcl_bitlet_n_pe_is_the_resource_model():
     """Against the real synthesized report; skipped (with the reason) while it
-    has not been committed.  When it is, a disagreement fails here: then
-    either boards.tcl takes the model's n_pe or this test is marked xfail
-    with the numbers."""
+    has not been committed to this branch."""
     path = res.report_path()
     if not path.is_file():
         pytest.skip(f"no synthesized PE area yet ({path} is missing): the RTL synthesis "

@@ -346,7 +346,8 @@ def bench_board(board: str, *, models: tuple[str, ...] | None = None, model: str
                     c = conf[kind]
                     key = (name, prec, kind, c["n_pe"])
                     if c["n_pe"] == 0:
-                        per_kind[kind] = {"skipped": "does not fit the board at the limit"}
+                        within = "the board limit" + (" and the budget" if "budget" in conf else "")
+                        per_kind[kind] = {"skipped": f"does not fit (n_pe 0 within {within})"}
                     elif key not in runs:
                         per_kind[kind] = {"skipped": f"{prec} is not supported by the {kind} kernel"}
                     else:

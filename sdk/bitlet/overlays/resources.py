@@ -210,8 +210,13 @@ def _unit(kind: str, family: str, variant: str | None, data: dict, report: dict 
 
     if kind == "bitlet":
         report = report if report is not None else area_report()
-        counts = {r: report["targets"][family][k] for r, k in _REPORT_KEYS.items()}
-        pe = _fig(counts, f"synthesized ({report['tool']}, target {family})")
+        target = report["targets"][family]
+        counts = {r: target[k] for r, k in _REPORT_KEYS.items()}
+        # shift registers and LUT RAM occupy LUT sites too (INV cells are not added:
+        # Vivado folds them into the LUTs they drive)
+        counts["lut"] += target.get("SRL", 0) + target.get("LUTRAM", 0)
+        pe = _fig(counts, f"synthesized ({report['tool']}, target {family}; LUT = LUT1-6 + SRL "
+                  "+ LUTRAM cells)")
         return [dict(pe, name="RTL PE"), dict(_fig(data["bitlet_pe_extra"],
                                                   data["bitlet_pe_extra"]["basis"]),
                                               name="PE glue")], _fig({}, "none")
@@ -274,8 +279,8 @@ def kernel_resources(kind: str, n_pe: int, board: str, *, variant: str | None = 
              dict(_fig(data["kernel_shell"], data["kernel_shell"]["basis"]),
                   name="kernel shell (control, m_axi, output stage)", count=1, in_kernel=True)]
     parts += [dict(p, count=n_pe, in_kernel=True) for p in unit_parts]
-    if kind == "vendor_fp":
-        parts.append(dict(shared, count=1, in_kernel=True))
+    if kind == "vendor_fp":             # the tree exists only with units to feed it
+        parts.append(dict(shared, count=1 if n_pe > 0 else 0, in_kernel=True))
     total = {r: sum(p[r] * p["count"] for p in parts) for r in RESOURCES}
     kernel = {r: sum(p[r] * p["count"] for p in parts if p["in_kernel"]) for r in RESOURCES}
     capacity = {r: device[r] for r in RESOURCES}
