@@ -173,7 +173,10 @@ def test_zero_units_have_no_vendor_array(report, data):
     """Regression: n_pe 0 once still counted the vendor kernel's adder tree."""
     zero = res.kernel_resources("vendor_fp", 0, "pynqz2", variant="dsp", report=report, data=data)
     bitlet = res.kernel_resources("bitlet", 0, "pynqz2", report=report, data=data)
-    assert zero["kernel"] == bitlet["kernel"]           # shell and buffers only
+    # shell and buffers only: the logic of the two is equal; block RAM is each kernel's
+    # own buffers (the v2 vendor kernel has a few more than the Bitlet kernel)
+    logic = {k: v for k, v in zero["kernel"].items() if k != "bram36"}
+    assert logic == {k: v for k, v in bitlet["kernel"].items() if k != "bram36"}
 
 
 # --------------------------------------------------------------------------- boards.tcl
@@ -194,8 +197,9 @@ def _model_n_pe(kind: str, report) -> dict:
 
 @pytest.mark.xfail(strict=True, reason=(
     "boards.tcl gives the vendor-FP kernel the Bitlet kernel's n_pe (4 / 8 / 16); the resource "
-    "model fits 5 (pynqz2), 41 (kv260) and 58 (zcu104) units with DSP operators at 70 % "
-    "(DSP-bound): boards.tcl is left unchanged until the lead decides at the merge"))
+    "model fits 5 (pynqz2), 13 (kv260) and 45 (zcu104) units with DSP operators (70 % LUT/FF/DSP, "
+    "block RAM 100 %); open in issue 12: boards.tcl keeps equal n_pe per board until the "
+    "Bitlet PE fits (see the Bitlet test below)"))
 def test_boards_tcl_vendor_n_pe_is_the_resource_model():
     boards = _boards_tcl()
     assert {b: boards[b]["n_pe"]["vendor_fp"] for b in BOARDS} == _model_n_pe("vendor_fp", None)
@@ -204,8 +208,8 @@ def test_boards_tcl_vendor_n_pe_is_the_resource_model():
 @pytest.mark.xfail(strict=True, reason=(
     "boards.tcl gives the Bitlet kernel 4 / 8 / 16 PEs; with the yosys report of the RTL PE "
     "(hw branch c956f9a: 29,868 LUT on xc7, 36,634 on xcup) the resource model fits 0 (pynqz2: "
-    "one PE takes 73.8 % of the LUTs), 1 (kv260) and 4 (zcu104) at 70 %: boards.tcl is left "
-    "unchanged until the lead decides at the merge"))
+    "one PE takes 73.8 % of the LUTs), 1 (kv260) and 4 (zcu104) at 70 %: open in issue 12 "
+    "(a PE of half that area, the issue's goal, or smaller boards' n_pe)"))
 def test_boards_tcl_bitlet_n_pe_is_the_resource_model():
     """Against the real synthesized report; skipped (with the reason) while it
     has not been committed to this branch."""
@@ -224,6 +228,7 @@ def test_readme_states_the_models_vendor_sizing():
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("### Boards sized by area"):]
-    quoted = re.search(r"prints `\[(\d+), (\d+), (\d+)\]`", section)
-    assert quoted, "the README no longer quotes the vendor sizing"
-    assert [int(x) for x in quoted.groups()] == list(_model_n_pe("vendor_fp", None).values())
+    quoted = re.findall(r"prints `\[(\d+), (\d+), (\d+)\]`", section)
+    assert len(quoted) >= 2, "the README no longer quotes the Bitlet and vendor sizing"
+    assert [int(x) for x in quoted[0]] == list(_model_n_pe("bitlet", None).values())
+    assert [int(x) for x in quoted[1]] == list(_model_n_pe("vendor_fp", None).values())
