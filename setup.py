@@ -16,8 +16,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class BuildPyWithKernelSources(build_py):
-    """build_py that also ships hls/*.c, hls/*.h, hls/*.tcl, hls/*.md as bitlet/hls/
-    and hls/rtl/*.json as bitlet/hls/rtl/."""
+    """build_py that also ships hls/*.c, hls/*.h, hls/*.tcl, hls/*.md as bitlet/hls/,
+    hls/rtl/*.json as bitlet/hls/rtl/, hls/tools/*.py as bitlet/hls/tools/ and
+    overlay/make_metadata.py, overlay/boards.tcl as bitlet/overlay/."""
 
     def run(self):
         super().run()
@@ -30,6 +31,17 @@ class BuildPyWithKernelSources(build_py):
         for path in glob.glob(os.path.join(HERE, "hls", "rtl", "*.json")):
             os.makedirs(os.path.join(target, "rtl"), exist_ok=True)
             shutil.copy2(path, os.path.join(target, "rtl"))
+        # the on-chip fit tool and the board table it reads, laid out as in the
+        # source tree (bitlet/ standing for the root: bitlet/hls/tools/fit_table.py
+        # finds bitlet/hls and bitlet/overlay/boards.tcl), so the resource model
+        # of an installed SDK counts the buffers exactly as a source tree does
+        for path in glob.glob(os.path.join(HERE, "hls", "tools", "*.py")):
+            os.makedirs(os.path.join(target, "tools"), exist_ok=True)
+            shutil.copy2(path, os.path.join(target, "tools"))
+        overlay = os.path.join(self.build_lib, "bitlet", "overlay")
+        os.makedirs(overlay, exist_ok=True)
+        for name in ("make_metadata.py", "boards.tcl"):
+            shutil.copy2(os.path.join(HERE, "overlay", name), overlay)
 
 
 setup(

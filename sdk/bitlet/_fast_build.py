@@ -178,7 +178,11 @@ def make_ffi(module: str = "bitlet._fast", *, simd: bool | None = None,
     return ffi
 
 
-ffibuilder = make_ffi(relative_sources=_at_root())
+# The setuptools build (cffi_modules) runs this file from the source tree; an
+# installed SDK has no emu/ sources, and importing this module there (e.g. for
+# make_ffi of a variant) must not try to read them.
+ffibuilder = (make_ffi(relative_sources=_at_root())
+              if os.path.isfile(os.path.join(EMU_DIR, API_HEADER)) else None)
 
 if __name__ == "__main__":
     ffibuilder.compile(verbose=True)

@@ -103,7 +103,9 @@ def make_ffi(module: str = "bitlet._reference", *, defines: dict | None = None,
     return ffi
 
 
-ffibuilder = make_ffi()
+# The setuptools build (cffi_modules) runs this file from the source tree; an
+# installed SDK reads its sources from bitlet/hls through make_ffi(hls_dir=...).
+ffibuilder = make_ffi() if os.path.isfile(os.path.join(HLS_DIR, HW_HEADER)) else None
 
 if __name__ == "__main__":
     ffibuilder.compile(verbose=True)
