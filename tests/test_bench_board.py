@@ -17,7 +17,7 @@ import pytest
 from bitlet import cli
 from bitlet.overlays import resources as res
 
-from tests.models import tiny_cnn
+from models import tiny_cnn
 
 FIXTURE = Path(__file__).parent / "data" / "resources" / "area_report_fixture.json"
 LABELS = ("synthesized (", "published (", "estimated (", "modelled (", "model sum (",
