@@ -866,16 +866,9 @@ class SimDevice(Device):
         with contextlib.nullcontext() if self.engine_name == "fast" else LOCK:
             if generation is not None and generation != self._generation:
                 return None
-            if getattr(self._kernel_fn, "bitlet_abi", 2 if self.engine_name != "fast" else 1) < 2:
-                # a kernel callable of ISA version 1 (32-bit `mem`, no
-                # timestamp/clock): its runs leave the clock where it is
-                self._kernel_fn(ffi.from_buffer("uint32_t[]", window), args["mem_base"],
-                                mem_size, args["prog_addr"], n_insn, args["prof_addr"],
-                                *out.ptrs.values())
-            else:
-                self._kernel_fn(ffi.from_buffer("uint64_t[]", window.view(np.uint64)),
-                                args["mem_base"], mem_size, args["prog_addr"], n_insn,
-                                args["prof_addr"], out.timestamp, *out.ptrs.values(), out.clock)
+            self._kernel_fn(ffi.from_buffer("uint64_t[]", window.view(np.uint64)),
+                            args["mem_base"], mem_size, args["prog_addr"], n_insn,
+                            args["prof_addr"], out.timestamp, *out.ptrs.values(), out.clock)
         return out.values()
 
     def _latch(self, values: dict[str, int]) -> None:

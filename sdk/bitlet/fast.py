@@ -318,9 +318,9 @@ class FastEngine:
 
     def make_top(self, *, threads=None, cycles=None):
         """A callable with exactly the C ``bitlet_top`` argument list, bound to
-        ``threads`` and ``cycles`` (for :class:`bitlet.drivers.sim.SimDevice`).
-        Its ``bitlet_abi`` attribute is 2: the top of ISA version 2 (64-bit
-        ``mem``, ``timestamp`` in (a ``uint64_t *``), ``clock`` out)."""
+        ``threads`` and ``cycles`` (for :class:`bitlet.drivers.sim.SimDevice`):
+        the top of ISA version 2 (64-bit ``mem``, ``timestamp`` in (a
+        ``uint64_t *``), ``clock`` out)."""
         t = None if threads is None else _threads(threads)
 
         def fast_top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, timestamp, status,
@@ -329,7 +329,6 @@ class FastEngine:
             self.top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, timestamp, status,
                      insn_done, id_magic, id_version, id_config, id_act_buf, id_wgt_buf,
                      id_out_buf, clock, threads=t, cycles=cycles)
-        fast_top.bitlet_abi = 2
         return fast_top
 
     def run_kernel(self, mem: np.ndarray, *, prog_addr: int, n_insn: int, prof_addr: int = 0,
