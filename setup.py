@@ -27,7 +27,7 @@ class BuildPyWithKernelSources(build_py):
         for pattern in ("*.c", "*.h", "*.tcl", "*.md"):
             for path in glob.glob(os.path.join(HERE, "hls", pattern)):
                 shutil.copy2(path, target)
-        # the yosys area report of the RTL PE (read by bitlet.overlays.resources)
+        # the yosys area report of the RTL PE (read by bitlet.tools.resources)
         for path in glob.glob(os.path.join(HERE, "hls", "rtl", "*.json")):
             os.makedirs(os.path.join(target, "rtl"), exist_ok=True)
             shutil.copy2(path, os.path.join(target, "rtl"))
@@ -46,14 +46,19 @@ class BuildPyWithKernelSources(build_py):
 
 setup(
     package_dir={"": "sdk", "bitlet.drivers": "drivers"},
-    packages=["bitlet", "bitlet.compiler", "bitlet.demo", "bitlet.overlays", "bitlet.drivers"],
+    packages=[
+        "bitlet", "bitlet.engines", "bitlet.program", "bitlet.compiler", "bitlet.runtime",
+        "bitlet.numerics", "bitlet.tools", "bitlet.demo",
+        "bitlet.drivers", "bitlet.drivers.link", "bitlet.drivers.overlays",
+    ],
     package_data={
-        "bitlet.overlays": ["*/*.hwh", "*/*.json", "*/*.bit", "*/*.rpt", "resources.json"],
+        "bitlet.drivers.overlays": ["*/*.hwh", "*/*.json", "*/*.bit", "*/*.rpt"],
+        "bitlet.tools": ["resources.json"],
         "bitlet.demo": ["*.onnx", "*.json", "*.npz"],
     },
     cffi_modules=[
-        "sdk/bitlet/_reference_build.py:ffibuilder",
-        "sdk/bitlet/_fast_build.py:ffibuilder",
+        "sdk/bitlet/engines/_reference_build.py:ffibuilder",
+        "sdk/bitlet/engines/_fast_build.py:ffibuilder",
     ],
     cmdclass={"build_py": BuildPyWithKernelSources},
 )

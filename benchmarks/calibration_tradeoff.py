@@ -1,6 +1,6 @@
 """Calibration trade-off of the PP-OCRv4 text detector: PE cycles saved against error.
 
-Runs :func:`bitlet.compiler.calibrate.calibrate` twice on the detector of
+Runs :func:`bitlet.tools.calibrate.calibrate` twice on the detector of
 ``rapidocr_onnxruntime`` at 64x64, with one rendered text image (Pillow's
 bundled font, the image the model tests use): once with column masks only
 (the top 16, 12 or 8 of the 24 bit columns per layer), once with bit budgets
@@ -28,7 +28,7 @@ from pathlib import Path
 def main(argv=None) -> int:
     import bitlet
     import rapidocr_onnxruntime
-    from bitlet.compiler.calibrate import calibrate
+    from bitlet.tools.calibrate import calibrate
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from models import text_image  # the model tests' text image (one definition)

@@ -11,9 +11,9 @@ the MAC/s of
 * ``numpy``: numpy float32 matmul of the same shape (BLAS; the im2col of
   the convolutions is done before the clock starts, only the matmul is
   timed; depthwise: a batched matmul, one small matrix per channel);
-* ``fast``: :func:`bitlet.fast.conv2d` / ``matmul``, results only;
+* ``fast``: :func:`bitlet.engines.fast.conv2d` / ``matmul``, results only;
 * ``fast+cycles``: the same with the cycle model (``cycles=True``);
-* ``reference``: the kernel's own C (:mod:`bitlet._layers` with
+* ``reference``: the kernel's own C (:mod:`bitlet.numerics.layers` with
   ``engine="reference"``, not the fast engine they default to).  It is slow,
   so it runs on a subset (the first output rows, or the first weight rows
   for GEMM) and its MAC/s is the subset's; the subset is printed;
@@ -35,7 +35,8 @@ import time
 from functools import partial
 
 import numpy as np
-from bitlet import _layers, fast
+from bitlet.numerics import layers as _layers
+from bitlet.engines import fast
 
 # Pause between engines (not timed): BLAS worker threads keep spinning for
 # a while after a matmul and would otherwise steal the next engine's CPU.

@@ -228,7 +228,8 @@ def _header() -> None:
 
 def run_det(height: int, width: int, limit: int, engine=None) -> Totals:
     import onnx
-    from bitlet import _layers, hw
+    from bitlet.numerics import layers as _layers
+    from bitlet import hw
 
     model = onnx.load(model_path())
     layers = conv_layers(model)
@@ -254,7 +255,8 @@ def run_det(height: int, width: int, limit: int, engine=None) -> Totals:
 
 
 def run_mnv2(size: int, limit: int, engine=None) -> Totals:
-    from bitlet import _layers, hw
+    from bitlet.numerics import layers as _layers
+    from bitlet import hw
 
     layers = mnv2_layers()
     if limit:

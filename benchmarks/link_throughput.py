@@ -70,7 +70,7 @@ def raw_efficiency(relay, baud: int, nbytes: int) -> float:
 
 def link_efficiency(baud: int, nbytes: int, chunk: int | None, window: int | None) -> dict:
     """Upload and download efficiency of the remote link at ``baud``."""
-    from bitlet.agent import Agent
+    from bitlet.runtime.agent import Agent
     from bitlet.drivers.link import PtyRelay
     from bitlet.drivers.remote import open_remote
     from bitlet.drivers.sim import SimDevice

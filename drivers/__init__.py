@@ -11,7 +11,7 @@ __all__ = ["Device", "DeviceBuffer", "open_device"]
 
 
 def open_device(spec: str | None = None, **kwargs):
-    """Open a device; see :func:`bitlet.drivers.select.open_device`."""
-    from bitlet.drivers.select import open_device as _open
+    """Open a device; see :func:`bitlet.drivers.backends.open_device`."""
+    from bitlet.drivers.backends import open_device as _open
 
     return _open(spec, **kwargs)

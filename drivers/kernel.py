@@ -168,7 +168,7 @@ def check_identity(ident: KernelIdentity, kind: str | None = None) -> None:
     from bitlet import __version__
 
     rebuild = (f"rebuild or reinstall the overlay from this SDK (bitlet {__version__}; "
-               "overlay/ and bitlet.overlays), or install the SDK release the overlay was "
+               "overlay/ and bitlet.drivers.overlays), or install the SDK release the overlay was "
                "built with")
     if ident.magic != hw.MAGIC:
         raise OverlayMismatch(

@@ -5,7 +5,7 @@ instantiating :class:`PynqDevice` without pynq raises a clear
 :class:`bitlet.DeviceError` ("install bitlet[board] on the board").
 
 * **Overlay**: the ``.bit`` (with its ``.hwh`` beside it) located by
-  :func:`bitlet.overlays.find_overlay` or given explicitly, loaded with
+  :func:`bitlet.drivers.overlays.find_overlay` or given explicitly, loaded with
   ``pynq.Overlay``.  The kernel IP is found by its VLNV (``bitlet.hw.vlnv``)
   and driven by :class:`BitletIP`, a ``pynq.DefaultIP`` subclass bound to
   that VLNV (so ``register_map`` and MMIO are pynq's own).
@@ -180,7 +180,7 @@ class PynqDevice(Device):
     ----------
     bitfile : str or path, optional
         The overlay bitstream (``.bit``, ``.hwh`` beside it).  Default: the
-        packaged overlay of this board (:func:`bitlet.overlays.find_overlay`).
+        packaged overlay of this board (:func:`bitlet.drivers.overlays.find_overlay`).
     kind : {"bitlet", "vendor_fp"}
         Kernel kind of the packaged overlay and of the IP to drive.
     board : str, optional
@@ -228,7 +228,7 @@ class PynqDevice(Device):
     @staticmethod
     def _locate(bitfile: Any, board: str | None, kind: str) -> Path:
         if bitfile is None:
-            from bitlet.overlays import find_overlay
+            from bitlet.drivers.overlays import find_overlay
 
             return Path(find_overlay(board, kind).bit)
         path = Path(bitfile)

@@ -308,7 +308,7 @@ def _kernel_span() -> int:
 
 def default_hwh(kind: str = "bitlet", board: str = "pynqz2") -> Path:
     """The packaged ``.hwh`` of an overlay (no bitstream needed)."""
-    from bitlet.overlays import find_overlay
+    from bitlet.drivers.overlays import find_overlay
 
     return Path(find_overlay(board, kind, require_bitstream=False).hwh)
 

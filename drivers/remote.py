@@ -4,7 +4,7 @@
 >>> buf = dev.allocate((256,), "float32")                # doctest: +SKIP
 >>> buf[:] = 1.0; buf.sync_to_device()                   # doctest: +SKIP
 
-:func:`open_remote` connects to a ``bitlet agent`` (:mod:`bitlet.agent`)
+:func:`open_remote` connects to a ``bitlet agent`` (:mod:`bitlet.runtime.agent`)
 and returns a :class:`RemoteDevice`: a :class:`bitlet.drivers.Device` whose
 buffers, registers and interrupt live on the board.  Buffers are host numpy
 arrays (:class:`RemoteBuffer`) whose ``sync_to_device``/``sync_from_device``
@@ -364,7 +364,7 @@ class RemoteDevice(Device):
         Parameters
         ----------
         op : str
-            Operation name (see :mod:`bitlet.agent`).
+            Operation name (see :mod:`bitlet.runtime.agent`).
         args : dict
             JSON arguments.
         arrays : sequence of numpy.ndarray
@@ -660,7 +660,7 @@ class RemoteDevice(Device):
         run_timeout : float, optional
             Seconds one run may take on the board (default: the device's
             timeout plus the runtime's kernel budget for the program's MACs,
-            ``bitlet.runtime.SECONDS_PER_MAC`` each); the line time of the
+            ``bitlet.runtime.model.SECONDS_PER_MAC`` each); the line time of the
             inputs and outputs comes on top.
 
         Returns
@@ -727,7 +727,7 @@ class RemoteModel:
     bit-identical to a local run of the program); ``profile``, ``save``,
     ``close``, ``read_profile_records``, ``input_names``, ``output_names``,
     ``meta``, ``peak_device_bytes`` and ``last_timings`` behave as those of
-    :class:`bitlet.runtime.CompiledModel`.
+    :class:`bitlet.runtime.model.CompiledModel`.
 
     Attributes
     ----------
@@ -805,7 +805,7 @@ class RemoteModel:
         """Seconds one run may take on the board (see :meth:`RemoteDevice.load_program`)."""
         if self.run_timeout is not None:
             return float(self.run_timeout)
-        from bitlet.runtime import SECONDS_PER_MAC
+        from bitlet.runtime.model import SECONDS_PER_MAC
 
         macs = sum(int(layer["macs"]) for layer in self.meta["layers"])
         return self.device.timeout + macs * SECONDS_PER_MAC
@@ -859,12 +859,12 @@ class RemoteModel:
 
         Returns
         -------
-        bitlet.runtime.Profile
+        bitlet.runtime.model.Profile
             As a local profile, measured on the board (``device`` is
             ``"remote:<the agent's device>"``); ``extra["client_wall_ms"]``
             is this host's wall time of the call, link included.
         """
-        from bitlet.runtime import Profile
+        from bitlet.runtime.model import Profile
 
         feeds = x if isinstance(x, Mapping) else {self.input_names[0]: x}
         args, arrays = self._args(feeds)
@@ -882,7 +882,7 @@ class RemoteModel:
         Returns
         -------
         np.ndarray, shape [n_insn], dtype :func:`bitlet.isa.profile_dtype`
-            As :meth:`bitlet.runtime.CompiledModel.read_profile_records`.
+            As :meth:`bitlet.runtime.model.CompiledModel.read_profile_records`.
         """
         from bitlet.isa import profile_dtype
 

@@ -21,7 +21,7 @@ PYNQ board unchanged:
   output registers with their clear-on-read ap_vld words.  Accesses outside
   the window or unaligned raise :class:`bitlet.BusError`.
 * **Kernel.**  Writing ap_start runs the kernel callable (by default the
-  hls/ C source compiled through cffi, ``bitlet._reference.lib.bitlet_top``)
+  hls/ C source compiled through cffi, ``bitlet.engines._reference.lib.bitlet_top``)
   on the arena with the argument registers, in a background thread, so
   ap_done appears later, as on hardware (``delay`` adds modelled time: a
   fixed number of seconds, or ``"cycles"``: the kernel cycles the profile
@@ -30,7 +30,7 @@ PYNQ board unchanged:
   stopped clock, an AXI bus error at a given instruction and wrong ID
   registers; :meth:`SimDevice.reset` recovers, as reloading the overlay does.
 * **Engines.**  The kernel callable is pluggable (``engine=``): the fast
-  emulator (``"fast"``, :mod:`bitlet.fast`; the default for the Bitlet
+  emulator (``"fast"``, :mod:`bitlet.engines.fast`; the default for the Bitlet
   kernel whenever it is built), the reference (``"reference"``: the hls/ C
   source itself, the default for the vendor-FP kernel and wherever the fast
   emulator is missing) or any function with the C signature of
@@ -38,7 +38,7 @@ PYNQ board unchanged:
   (outputs and profile records) and the same registers.  Any mix of devices,
   engines and threads is safe: every call into the reference library (whose
   kernel tops keep static on-chip buffers) holds one process-wide lock
-  (:mod:`bitlet._reference_lock`); the fast emulator needs none.
+  (:mod:`bitlet.engines.reference`); the fast emulator needs none.
 
 Example
 -------
@@ -62,7 +62,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from bitlet._reference_lock import LOCK
+from bitlet.engines.reference import LOCK
 from bitlet.drivers.device import Device, DeviceBuffer, buffer_dtype, buffer_shape
 from bitlet.errors import (
     BitletTypeError,
@@ -340,10 +340,10 @@ KernelFn = Callable[..., None]
 
 @functools.lru_cache(maxsize=1)
 def fast_available() -> bool:
-    """True when the fast emulator (``bitlet.fast`` and its compiled
-    ``bitlet._fast``) imports and answers on this machine."""
+    """True when the fast emulator (``bitlet.engines.fast`` and its compiled
+    ``bitlet.engines._fast``) imports and answers on this machine."""
     try:
-        from bitlet import fast
+        from bitlet.engines import fast
 
         return fast.info()["cpus"] >= 1
     except (ImportError, OSError, AttributeError, KeyError):
@@ -371,7 +371,7 @@ def resolve_kernel(kernel: str = "bitlet", engine: Any = None) -> tuple[KernelFn
         None: :func:`default_engine` (``"fast"`` for the Bitlet kernel when
         it is built, else ``"reference"``).  ``"reference"``: the cffi
         reference compiled from hls/.  ``"fast"``: the fast emulator
-        (:func:`bitlet.fast.make_top`, Bitlet kernel only).  Another module
+        (:func:`bitlet.engines.fast.make_top`, Bitlet kernel only).  Another module
         name: its ``lib.<top>``.  A callable: used as is; it must have the C
         signature of ``bitlet_top`` (hls/bitlet_top.h) and is called with
         cffi pointers.
@@ -388,10 +388,10 @@ def resolve_kernel(kernel: str = "bitlet", engine: Any = None) -> tuple[KernelFn
                                    f"not {kernel!r}; "
                                    "use engine='reference' (the default for it)")
         if not fast_available():
-            raise BitletValueError("engine='fast': the fast emulator (bitlet._fast) is not "
+            raise BitletValueError("engine='fast': the fast emulator (bitlet.engines._fast) is not "
                                    "built in this installation; reinstall the SDK with a C "
                                    "compiler (pip install .) or use engine='reference'")
-        from bitlet import fast
+        from bitlet.engines import fast
 
         return fast.make_top(), "fast"
     if engine == "reference":
@@ -417,12 +417,12 @@ def resolve_kernel(kernel: str = "bitlet", engine: Any = None) -> tuple[KernelFn
 
 def _reference_top(kernel: str) -> KernelFn:
     """``bitlet_top`` / ``vendor_fp_top`` of the cffi reference (hls/ C source)."""
-    from bitlet._reference import lib
+    from bitlet.engines.reference import lib
 
     func = getattr(lib, _KERNEL_SYMBOL[kernel], None)
     if func is None:
         raise DeviceError(
-            f"bitlet._reference has no {_KERNEL_SYMBOL[kernel]}(): the kernel sources "
+            f"bitlet.engines._reference has no {_KERNEL_SYMBOL[kernel]}(): the kernel sources "
             "(hls/bitlet_kernel.c, hls/vendor_kernel.c) were missing when the SDK was "
             "built; reinstall it (pip install -e .)")
     return func
@@ -841,7 +841,7 @@ class SimDevice(Device):
         None (nothing run) when the device was reset since ``generation``
         while this run waited for the reference library's lock.
         """
-        from bitlet._reference import ffi
+        from bitlet.engines.reference import ffi
 
         # m_axi: 64-bit word i of `mem` is the device (physical) address
         # MEM + 8*i (bitlet_top.h).  The kernel sees the part of
@@ -861,7 +861,7 @@ class SimDevice(Device):
             window = np.zeros(2, dtype=np.uint32)
         out = _KernelOutputs(ffi, self.clock)
         # The reference tops keep their on-chip buffers in static arrays: one caller in
-        # the process at a time (any device, any thread; bitlet._reference_lock).  The
+        # the process at a time (any device, any thread; bitlet.engines.reference).  The
         # fast emulator has no shared state; a custom callable is treated as the C.
         with contextlib.nullcontext() if self.engine_name == "fast" else LOCK:
             if generation is not None and generation != self._generation:

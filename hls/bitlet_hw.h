@@ -4,7 +4,7 @@
  * Every register offset, instruction field, format code and constant used by
  * the HLS kernel, the vendor-FP baseline kernel, the cffi reference and the
  * Python SDK is defined here and nowhere else.  The Python side reads these
- * values through the cffi build (`bitlet._reference.lib`), see
+ * values through the cffi build (`bitlet.engines._reference.lib`), see
  * sdk/bitlet/hw.py; tests/test_hw_header.py fails on any drift.
  *
  * Rules for this file (the cffi build parses it):

@@ -53,7 +53,7 @@ proc bitlet_implement {jobs} {
     open_run impl_1
 }
 
-# Reports in the formats bitlet.overlays.reports parses; returns the worst
+# Reports in the formats bitlet.drivers.overlays.reports parses; returns the worst
 # setup and hold slacks in ns (WNS, WHS).
 proc bitlet_reports {report_dir kind} {
     file mkdir $report_dir

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HEADER = ROOT / "hls" / "bitlet_hw.h"
 TOP_HEADER = ROOT / "hls" / "bitlet_top.h"
 BOARDS_TCL = ROOT / "overlay" / "boards.tcl"
-OUT_DIR = ROOT / "sdk" / "bitlet" / "overlays"
+OUT_DIR = ROOT / "drivers" / "overlays"
 METADATA_FORMAT = 1
 
 

@@ -17,7 +17,7 @@ from bitlet import (
     OutOfDeviceMemory,
     hw,
 )
-from bitlet.agent import Agent
+from bitlet.runtime.agent import Agent
 from bitlet.drivers import link
 from bitlet.drivers.link import (
     ACK,
@@ -235,7 +235,7 @@ def test_token_is_required_and_checked(sim, monkeypatch):
             open_remote(url, timeout=5)
         with pytest.raises(LinkError, match="refused the token"):
             open_remote(url, token="guess", timeout=5)
-        from bitlet.agent import AUTH_ATTEMPTS
+        from bitlet.runtime.agent import AUTH_ATTEMPTS
 
         assert agent.stats["auth_failures"] == AUTH_ATTEMPTS
 
@@ -243,7 +243,7 @@ def test_token_is_required_and_checked(sim, monkeypatch):
 def test_token_from_the_environment_serves_bitlet_open_and_the_cli(sim, monkeypatch, tmp_path,
                                                                    capsys):
     import bitlet
-    from bitlet import cli
+    from bitlet.tools import cli
 
     with tcp_agent(sim, token="s3cret") as (agent, url):
         monkeypatch.setenv("BITLET_TOKEN", "s3cret")
@@ -341,7 +341,7 @@ def test_frames_before_the_handshake_get_a_no_session_error(sim):
 def test_agent_main_reports_a_port_in_use_and_a_bad_url(capsys, monkeypatch, tmp_path):
     import socket
 
-    from bitlet.agent import main
+    from bitlet.runtime.agent import main
 
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
@@ -519,7 +519,7 @@ def test_a_client_whose_session_was_taken_over_gets_a_clear_error(sim):
 def test_blob_cache_evicts_the_least_recently_used_within_its_budget():
     import hashlib
 
-    from bitlet.agent import BlobCache
+    from bitlet.runtime.agent import BlobCache
 
     def blob(byte: int, n: int = 400) -> tuple[str, bytes]:
         data = bytes([byte]) * n

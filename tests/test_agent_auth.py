@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from bitlet.agent import Agent, main
+from bitlet.runtime.agent import Agent, main
 from bitlet.drivers.remote import open_remote
 from bitlet.drivers.sim import SimDevice
 
@@ -111,7 +111,7 @@ def test_agent_refuses_a_non_loopback_address_without_a_token(capsys, host):
 
 
 def test_agent_cli_refuses_a_non_loopback_address_without_a_token(capsys):
-    from bitlet import cli
+    from bitlet.tools import cli
 
     assert _bounded(cli.main, ["agent", "--listen", "tcp://0.0.0.0:0", "--device", "sim"]) == 2
     captured = capsys.readouterr()

@@ -9,7 +9,7 @@ import bitlet
 import numpy as np
 import pytest
 from bitlet import DeviceError, hw
-from bitlet.agent import Agent
+from bitlet.runtime.agent import Agent
 from bitlet.drivers import link
 from bitlet.drivers.remote import RemoteModel, open_remote
 from bitlet.drivers.sim import SimDevice
@@ -137,7 +137,7 @@ def test_remote_model_keeps_intermediates_like_a_local_one(local):
     program, inputs, _, _ = local
     dev = SimDevice()
     try:
-        from bitlet.runtime import CompiledModel
+        from bitlet.runtime.model import CompiledModel
 
         here = CompiledModel(program, dev).run({"x": inputs[0]}, keep=True)
         with board() as (_agent, _dev, url), open_remote(url, timeout=10) as remote:
@@ -152,7 +152,7 @@ def test_remote_model_keeps_intermediates_like_a_local_one(local):
 
 def test_remote_model_offers_the_compiled_model_api(local):
     """What users call on a CompiledModel works the same on a RemoteModel."""
-    from bitlet.runtime import CompiledModel
+    from bitlet.runtime.model import CompiledModel
 
     program, inputs, outputs, _ = local
     dev = SimDevice()
@@ -169,7 +169,7 @@ def test_remote_model_offers_the_compiled_model_api(local):
             assert model.base >= _dev.base  # the program's buffer on the board
             assert "tiny_cnn" in repr(model) and str(remote.address) in repr(model)
             # a run may take the device timeout plus the runtime's kernel budget of its MACs
-            from bitlet.runtime import SECONDS_PER_MAC
+            from bitlet.runtime.model import SECONDS_PER_MAC
 
             macs = sum(layer["macs"] for layer in program.meta["layers"])
             assert macs > 0 and model._run_budget() == remote.timeout + macs * SECONDS_PER_MAC

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from bitlet import cli
-from bitlet.overlays import resources as res
+from bitlet.tools import cli
+from bitlet.drivers.overlays import resources as res
 
 from models import tiny_cnn
 
@@ -154,7 +154,7 @@ def test_cycles_are_the_simulators(board_json, tiny):
     the same model and input; the vendor kernel at another n_pe differs from
     its n_pe-4 run (the variant really runs at its own N_PE)."""
     from bitlet import hw
-    from bitlet.compiler import compile as bitlet_compile
+    from bitlet.runtime import compile as bitlet_compile
     from bitlet.drivers import open_device
 
     conf = board_json["configurations"]["board_filling"]

@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 import pytest
-from bitlet import cli
+from bitlet.tools import cli
 from bitlet.demo import load_frames, model_path
-from bitlet.imaging import read_png
+from bitlet.tools.imaging import read_png
 
 pytestmark = pytest.mark.device
 SMALL = ["--shape", "lr=1,1,12,12"]
@@ -145,7 +145,7 @@ def _not_models(tmp_path):
     (tmp_path / "random.onnx").write_bytes(np.random.default_rng(3).bytes(4096))
     (tmp_path / "folder.onnx").mkdir()
     png = tmp_path / "picture.png"
-    from bitlet.imaging import write_png
+    from bitlet.tools.imaging import write_png
 
     write_png(png, np.zeros((4, 4, 3), np.uint8))
     (tmp_path / "picture.onnx").write_bytes(png.read_bytes())

@@ -10,11 +10,11 @@ from bitlet import numerics
 from bitlet.compiler.fold import optimize
 from bitlet.compiler.frontend import import_onnx
 from bitlet.compiler.lower import lower
-from bitlet.compiler.schedule import KernelConfig, LayerGeometry, plan_layer
-from bitlet.compiler.weights import limit_ones
+from bitlet.program.schedule import KernelConfig, LayerGeometry, plan_layer
+from bitlet.program.weights import limit_ones
 from bitlet.drivers.kernel import KernelDriver
 from bitlet.drivers.sim import SimDevice
-from bitlet.runtime import CompiledModel
+from bitlet.runtime.model import CompiledModel
 from models import Builder, single_node, tiny_cnn
 from onnx import numpy_helper
 
@@ -83,7 +83,7 @@ def test_tiled_gemm_is_bit_identical_to_numerics_matmul(dev, cfg):
 def test_streamed_or_resident_weights_chosen_by_ddr_estimate(cfg):
     big = LayerGeometry("big", n=1, ih=32, iw=32, cin=64, cout=256, kh=3, kw=3, pads=(1, 1, 1, 1))
     plan = plan_layer(big, cfg)
-    from bitlet.compiler.schedule import channel_tiles
+    from bitlet.program.schedule import channel_tiles
     tiles = channel_tiles(big, plan, cfg)
     assert len(tiles) > 1  # weights (256 x 576) do not fit: tiles that stay resident win
     rows = tiles[0][1] - tiles[0][0]
@@ -206,7 +206,7 @@ def test_conv_whose_output_row_exceeds_the_output_buffer_runs_as_strips(dev, cfg
 
 
 def test_quantize_fixed_per_channel_scales_exact():
-    from bitlet.compiler.weights import fixed_quant, quantize_fixed
+    from bitlet.program.weights import fixed_quant, quantize_fixed
 
     w = np.array([[0.5, -1.0, 0.25], [0, 0, 0], [3, 1.5, -0.75]], np.float32)
     q, scale = quantize_fixed(w, 4)  # |q| <= 7, one scale per output channel (row)
@@ -219,9 +219,9 @@ def test_quantize_fixed_per_channel_scales_exact():
 
 
 def test_fixed_gemm_is_exactly_the_documented_quantisation(dev):
-    """bitlet.compiler.weights' fixed-mode recipe, recomputed in integers, equals the device output."""
+    """bitlet.program.weights' fixed-mode recipe, recomputed in integers, equals the device output."""
     from bitlet.compiler.lower import FIXED_ACT_BITS
-    from bitlet.compiler.weights import fixed_quant, quantize_fixed
+    from bitlet.program.weights import fixed_quant, quantize_fixed
 
     rng = np.random.default_rng(9)
     w = rng.standard_normal((6, 90)).astype(np.float32)

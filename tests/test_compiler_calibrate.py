@@ -6,7 +6,7 @@ import itertools
 import bitlet
 import numpy as np
 import pytest
-from bitlet.compiler.calibrate import calibrate, column_mask
+from bitlet.tools.calibrate import calibrate, column_mask
 from bitlet.drivers.sim import SimDevice
 from models import tiny_cnn
 

@@ -226,7 +226,7 @@ def _gated_engine():
     """The reference kernel, held until ``gate.set()`` (at most 10 s)."""
     import threading
 
-    from bitlet._reference import lib
+    from bitlet.engines.reference import lib
 
     gate = threading.Event()
 
@@ -421,7 +421,7 @@ def _run_on_engine(engine: str, bad: str | None) -> tuple[bytes, dict, list]:
 @pytest.mark.parametrize("bad", list(_BAD_INSN))
 def test_both_engines_leave_the_same_memory_registers_and_profile(bad):
     if not sim_module.fast_available():
-        pytest.skip("the fast emulator (bitlet._fast) is not built here")
+        pytest.skip("the fast emulator (bitlet.engines._fast) is not built here")
     memory, registers, records = _run_on_engine("reference", bad)
     assert _run_on_engine("fast", bad) == (memory, registers, records)
     assert registers["STATUS"] == (hw.STATUS_OK if bad is None else _BAD_INSN[bad][1])
@@ -433,7 +433,7 @@ def test_both_engines_leave_the_same_memory_registers_and_profile(bad):
 
 
 def test_engine_is_pluggable():
-    from bitlet._reference import lib
+    from bitlet.engines.reference import lib
 
     calls = []
 

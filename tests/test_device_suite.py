@@ -15,7 +15,8 @@ import warnings
 import bitlet
 import numpy as np
 import pytest
-from bitlet import hw, isa, numerics, preprocess
+from bitlet import hw, isa, numerics
+from bitlet.program import preprocess
 from bitlet.drivers.kernel import KernelDriver
 from bitlet.drivers.sim import SimDevice, SimFaults
 
@@ -39,7 +40,7 @@ class _Remote:
     """A simulated board behind a TCP link: ``bitlet agent`` serving a SimDevice."""
 
     def __init__(self, **sim_kwargs):
-        from bitlet.agent import Agent
+        from bitlet.runtime.agent import Agent
         from bitlet.drivers.remote import open_remote
 
         self.sim = SimDevice(**sim_kwargs)
@@ -175,7 +176,7 @@ def test_each_engine_gives_the_numerics_bits_and_cycles(open_dev, engine):
     from bitlet.drivers.sim import fast_available
 
     if engine == "fast" and not fast_available():
-        pytest.skip("the fast emulator (bitlet._fast) is not built here")
+        pytest.skip("the fast emulator (bitlet.engines._fast) is not built here")
     dev = open_dev(engine=engine)
     assert getattr(dev, "sim", dev).describe()["engine"] == engine
     g = Gemm(dev, m=8, k=200, n=5, seed=4)

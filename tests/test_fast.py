@@ -1,4 +1,4 @@
-"""The fast emulator (bitlet.fast, emu/) equals the kernel reference bit for bit.
+"""The fast emulator (bitlet.engines.fast, emu/) equals the kernel reference bit for bit.
 
 * every golden record through the fast group path (result, S, latency,
   col_steps), on every instruction set the CPU offers;
@@ -10,7 +10,7 @@
   formats (mixed fp32/fp16/bf16), fixed mode, bias, ReLU, prune masks, K
   tiles chained through ACC/PARTIAL, channel slices, Inf/NaN, and bad
   instructions;
-* the layer functions equal :mod:`bitlet._layers` (results and profile);
+* the layer functions equal :mod:`bitlet.numerics.layers` (results and profile);
 * thread counts and instruction sets never change a result.
 """
 from __future__ import annotations
@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bitlet import _layers, fast, hw, isa, numerics
+from bitlet.numerics import layers as _layers
+from bitlet.engines import fast
+from bitlet import hw, isa, numerics
 from bitlet.errors import BitletTypeError
 
 pytestmark = pytest.mark.numerics
@@ -88,8 +90,8 @@ def test_results_without_cycles_are_the_same():
 
 
 def test_result_struct_has_the_reference_layout():
-    from bitlet._fast import ffi as fffi
-    from bitlet._reference import ffi as rffi
+    from bitlet.engines._fast import ffi as fffi
+    from bitlet.engines.reference import ffi as rffi
 
     assert fffi.sizeof("bitlet_fast_result_t") == rffi.sizeof("bitlet_pe_result_t")
     for field in numerics.result_dtype().names:
@@ -98,7 +100,7 @@ def test_result_struct_has_the_reference_layout():
 
 
 def test_scanner_table_equals_reference(isa_name):
-    from bitlet._reference import lib as rlib
+    from bitlet.engines.reference import lib as rlib
 
     rng = np.random.default_rng(5)
     cols = [0, 1, 2**64 - 1, 0x8000000000000000, 0xC000000000000000, 0x0101010101010101,
@@ -294,7 +296,7 @@ def run_both(mem: Mem, insns, *, extra_words=None, threads=2, prof=True, expect=
     reject an instruction alike is not a pass of a test that meant to run it),
     ``done`` the number of instructions completed (default: all when OK).
     """
-    from bitlet._reference import ffi, lib
+    from bitlet.engines.reference import ffi, lib
 
     words = isa.program_words(insns) if extra_words is None else extra_words
     prog = mem.put(words)
@@ -553,7 +555,7 @@ def test_window_and_timestamp_rules():
     out, _ = run_both(mem, insns, timestamp=2**40 + 3)
     assert out["clock"] > 2**40 + 3
     words = isa.program_words([isa.nop(1)] + insns)
-    from bitlet._reference import ffi, lib
+    from bitlet.engines.reference import ffi, lib
 
     prog = mem.put(words)
     for base, size, prog_addr, prof_addr in ((BASE + 4, 4096, prog, 0),
@@ -578,7 +580,7 @@ def test_top_refuses_a_timestamp_that_is_not_a_pointer():
     """`timestamp` is the counter's port, a uint64_t * as in bitlet_top: an
     int (the pass-by-value convention of before) is refused with a one-line
     error, not dereferenced."""
-    from bitlet._reference import ffi
+    from bitlet.engines.reference import ffi
 
     outs = [ffi.new("uint32_t *") for _ in OUTS]
     for bad in (5, None, ffi.NULL):
@@ -591,7 +593,7 @@ def test_results_only_top_keeps_the_clock():
     """Without the cycle model the fast top writes the same memory and
     statuses, profile records with zero counters, and leaves the clock at
     the timestamp (documented in emu/bitlet_fast.h)."""
-    from bitlet._reference import ffi
+    from bitlet.engines.reference import ffi
 
     rng = np.random.default_rng(18)
     mem = Mem(rng)

@@ -9,7 +9,7 @@ import numpy as np
 import pyref
 import pytest
 from bitlet import hw, numerics
-from bitlet._reference import lib
+from bitlet.engines.reference import lib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from bitlet.compiler.frontend import import_onnx
-from bitlet.compiler.hostops import HOST_OPS
+from bitlet.program.hostops import HOST_OPS
 from bitlet.compiler.interp import execute
 from models import run_onnxruntime, single_node
 from onnx import numpy_helper

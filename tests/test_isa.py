@@ -7,7 +7,9 @@ import dataclasses
 
 import numpy as np
 import pytest
-from bitlet import _layers, hw, isa, preprocess
+from bitlet.numerics import layers as _layers
+from bitlet import hw, isa
+from bitlet.program import preprocess
 from bitlet.errors import BitletTypeError, BitletValueError, BusError, DeviceError
 
 pytestmark = pytest.mark.numerics

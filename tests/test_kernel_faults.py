@@ -52,7 +52,7 @@ def test_a_hung_run_times_out_at_the_users_kernel_timeout():
 
 
 def test_the_default_timeout_prints_its_per_model_allowance(monkeypatch):
-    from bitlet import runtime
+    from bitlet.runtime.model import model as runtime
 
     monkeypatch.setattr(kernel_mod, "DEFAULT_TIMEOUT", 0.2)
     dev = SimDevice()

@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pyref_layers as ref
 import pytest
-from bitlet import _layers, hw, isa, preprocess
+from bitlet.numerics import layers as _layers
+from bitlet import hw, isa
+from bitlet.program import preprocess
 from bitlet.errors import BitletTypeError, BitletValueError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -331,7 +331,7 @@ def test_open_remote_rejects_bad_options_before_connecting(kw, words):
 ])
 def test_agent_rejects_bad_options(kw, words):
     from bitlet import BitletError
-    from bitlet.agent import Agent
+    from bitlet.runtime.agent import Agent
 
     with pytest.raises(BitletError, match=words):
         Agent(object(), **kw)

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 from bitlet import LinkError, hw
-from bitlet.agent import Agent
+from bitlet.runtime.agent import Agent
 from bitlet.drivers.link import Faults, PtyRelay, TcpProxy
 from bitlet.drivers.remote import open_remote
 from bitlet.drivers.sim import SimDevice

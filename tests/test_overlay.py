@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from bitlet import hw
 from bitlet.errors import BitletValueError, DeviceError
-from bitlet.overlays import (
+from bitlet.drivers.overlays import (
     KINDS,
     OverlayNotFound,
     available_boards,
@@ -151,7 +151,7 @@ def test_simulated_kernel_reports_the_pynqz2_metadata(kind):
 
 def test_identity_mismatches_against_a_probe():
     from bitlet.drivers import open_device
-    from bitlet.overlays import identity_mismatches
+    from bitlet.drivers.overlays import identity_mismatches
 
     dev = open_device("sim:bitlet")
     try:
@@ -336,7 +336,7 @@ def test_missing_hwh_and_bad_metadata(tmp_path):
 
 
 def test_board_detection(monkeypatch, tmp_path):
-    import bitlet.overlays as ov
+    import bitlet.drivers.overlays as ov
 
     for var in ("BITLET_BOARD", "BOARD"):
         monkeypatch.delenv(var, raising=False)
@@ -355,7 +355,7 @@ def test_board_detection(monkeypatch, tmp_path):
 
 
 def test_import_does_not_import_pynq():
-    code = "import bitlet.overlays, sys; bitlet.overlays.find_overlay('pynqz2', require_bitstream=False); print('pynq' in sys.modules)"
+    code = "import bitlet.drivers.overlays, sys; bitlet.drivers.overlays.find_overlay('pynqz2', require_bitstream=False); print('pynq' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -718,7 +718,7 @@ def test_tcl_reads_the_header_like_bitlet_hw():
 # Vivado report parsing
 # ---------------------------------------------------------------------------
 def test_utilization_report_7series_and_ultrascale():
-    from bitlet.overlays.reports import parse_utilization
+    from bitlet.drivers.overlays.reports import parse_utilization
 
     z7 = parse_utilization(REPORTS / "pynqz2_bitlet.utilization.rpt")
     assert z7["device"] == "xc7z020clg400-1" and z7["design_state"] == "Routed"
@@ -732,7 +732,7 @@ def test_utilization_report_7series_and_ultrascale():
 
 
 def test_hierarchical_report_gives_the_kernel_alone():
-    from bitlet.overlays.reports import parse_hier_utilization
+    from bitlet.drivers.overlays.reports import parse_hier_utilization
 
     row = parse_hier_utilization(REPORTS / "pynqz2_bitlet.utilization_hier.rpt", "bitlet_0")
     assert row == {"instance": "bitlet_0", "module": "bitlet_bd_bitlet_0_0", "lut": 12741,
@@ -741,7 +741,7 @@ def test_hierarchical_report_gives_the_kernel_alone():
 
 
 def test_timing_summary_met_and_failed():
-    from bitlet.overlays.reports import parse_timing_summary
+    from bitlet.drivers.overlays.reports import parse_timing_summary
 
     met = parse_timing_summary(REPORTS / "pynqz2_bitlet.timing.rpt")
     assert (met["wns_ns"], met["whs_ns"], met["failing_endpoints"], met["met"]) == (0.412, 0.021, 0, True)
@@ -753,7 +753,7 @@ def test_timing_summary_met_and_failed():
 
 
 def test_reports_that_are_not_reports_are_clear_errors(tmp_path):
-    from bitlet.overlays.reports import parse_timing_summary, parse_utilization
+    from bitlet.drivers.overlays.reports import parse_timing_summary, parse_utilization
 
     with pytest.raises(BitletValueError, match="not a Vivado report_utilization"):
         parse_utilization(REPORTS / "pynqz2_bitlet.timing.rpt")
@@ -764,7 +764,7 @@ def test_reports_that_are_not_reports_are_clear_errors(tmp_path):
 
 
 def test_read_reports_of_an_installed_build(tmp_path):
-    from bitlet.overlays import read_reports
+    from bitlet.drivers.overlays import read_reports
 
     shutil.copytree(overlay_dir() / "pynqz2", tmp_path / "pynqz2")
     assert read_reports("pynqz2", root=tmp_path) is None  # nothing built yet
@@ -784,7 +784,7 @@ def test_read_reports_of_an_installed_build(tmp_path):
 
 
 def test_format_reports_shows_measured_and_paper_figures(tmp_path):
-    from bitlet.overlays.reports import format_reports, read_reports
+    from bitlet.drivers.overlays.reports import format_reports, read_reports
 
     assert "not been built" in format_reports(None)
     shutil.copytree(overlay_dir() / "pynqz2", tmp_path / "pynqz2")
@@ -806,7 +806,7 @@ def test_format_reports_shows_measured_and_paper_figures(tmp_path):
 
 
 def test_paper_scaled_estimates():
-    from bitlet.overlays.reports import paper_scaled_luts
+    from bitlet.drivers.overlays.reports import paper_scaled_luts
 
     assert paper_scaled_luts("bitlet", 1, hw.GROUP) == (2558, 2558)
     assert paper_scaled_luts("bitlet", 16, hw.GROUP) == (16 * 2558, 16 * 2558)
@@ -818,7 +818,7 @@ def test_paper_scaled_estimates():
 def test_bitlet_bench_shows_the_build_reports(tmp_path, monkeypatch, capsys):
     """`bitlet bench` on the simulator of a board whose overlay build left
     reports: the parsed resource and timing figures, next to the paper's."""
-    from bitlet import cli
+    from bitlet.tools import cli
     from bitlet.demo import model_path
 
     shutil.copytree(overlay_dir() / "pynqz2", tmp_path / "pynqz2")
@@ -843,7 +843,7 @@ def test_bitlet_bench_shows_the_build_reports(tmp_path, monkeypatch, capsys):
 def test_bitlet_bench_off_board_shows_the_reports_a_build_left(tmp_path, monkeypatch, capsys):
     """On the workstation that built the overlay (no board detected), `bitlet
     bench` shows the reports of the board that has them."""
-    from bitlet import cli
+    from bitlet.tools import cli
 
     shutil.copytree(overlay_dir() / "zcu104", tmp_path / "zcu104")
     shutil.copytree(overlay_dir() / "pynqz2", tmp_path / "pynqz2")
@@ -852,7 +852,7 @@ def test_bitlet_bench_off_board_shows_the_reports_a_build_left(tmp_path, monkeyp
     monkeypatch.setenv("BITLET_OVERLAY_DIR", str(tmp_path))
     for var in ("BITLET_BOARD", "BOARD"):
         monkeypatch.delenv(var, raising=False)
-    from bitlet.overlays import detect_board
+    from bitlet.drivers.overlays import detect_board
 
     if detect_board() is not None:
         pytest.skip("this machine is a PYNQ board: bench shows its own overlays")

@@ -20,7 +20,7 @@ import pytest
 from bitlet import hw
 from bitlet.drivers.sim import SimDevice
 from bitlet.program import Program
-from bitlet.runtime import CompiledModel
+from bitlet.runtime.model import CompiledModel
 from models import tiny_cnn
 
 pytestmark = pytest.mark.device
@@ -96,7 +96,7 @@ def test_an_operand_writing_the_weights_is_refused(saved, dev, tmp_path):
 
 
 def test_the_agent_refuses_the_same_programs(saved, dev):
-    from bitlet.agent import Agent
+    from bitlet.runtime.agent import Agent
     from bitlet.drivers.remote import open_remote
 
     meta, arrays = tampered(saved, _set("pool_offset", 0))

@@ -159,7 +159,7 @@ def test_every_packaged_overlay_binds_probes_and_runs_on_its_interrupt(board, ki
 def test_wait_interrupt_blocks_on_pynq_until_the_kernel_finishes():
     import threading
 
-    from bitlet._reference import lib
+    from bitlet.engines.reference import lib
 
     gate = threading.Event()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bitlet
 import numpy as np
 import pytest
-from bitlet.agent import Agent
+from bitlet.runtime.agent import Agent
 from bitlet.drivers.remote import RemoteModel
 from bitlet.drivers.sim import SimDevice
 from models import tiny_cnn
@@ -39,7 +39,7 @@ def test_compile_and_load_on_a_remote_device_run_on_the_agent(tmp_path):
 def test_compare_and_save_on_a_remote_model_match_a_local_model(tmp_path):
     pytest.importorskip("onnxruntime")
     from bitlet.program import Program
-    from bitlet.runtime import CompiledModel
+    from bitlet.runtime.model import CompiledModel
 
     x = np.random.default_rng(5).standard_normal((1, 3, 16, 16)).astype(np.float32)
     with SimDevice() as local_dev:
@@ -67,7 +67,7 @@ def test_cli_run_and_profile_with_a_remote_device(tmp_path, capsys):
     import json
 
     import onnx
-    from bitlet import cli
+    from bitlet.tools import cli
 
     onnx.save(tiny_cnn(), tmp_path / "tiny.onnx")
     x = np.random.default_rng(8).standard_normal((1, 3, 16, 16)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""The resource model (bitlet.overlays.resources): against the area report and
+"""The resource model (bitlet.tools.resources): against the area report and
 the board capacities, and against overlay/boards.tcl.
 
 The model's arithmetic is checked with a FIXTURE area report
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from bitlet import hw
-from bitlet.overlays import available_boards, find_overlay
-from bitlet.overlays import resources as res
+from bitlet.drivers.overlays import available_boards, find_overlay
+from bitlet.drivers.overlays import resources as res
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "data" / "resources" / "area_report_fixture.json"

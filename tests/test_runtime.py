@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from bitlet.drivers.sim import SimDevice
 from bitlet.program import Program
-from bitlet.runtime import CompiledModel
+from bitlet.runtime.model import CompiledModel
 from models import run_onnxruntime, single_node, tiny_attention, tiny_cnn, tiny_unet
 
 pytestmark = pytest.mark.device
@@ -444,7 +444,7 @@ def test_profile_labels_cycles_modelled_on_the_simulator_and_stamps_follow_the_c
     """On the simulator every cycle figure is modelled (the table says so); the
     END - START stamps of each instruction equal its KERNEL_CYCLES, and the
     device clock (REG_CLOCK) advances by the run's cycles."""
-    from bitlet.runtime import cycle_source
+    from bitlet.runtime.model import cycle_source
 
     rng = np.random.default_rng(3)
     w = rng.standard_normal((8, 70)).astype(np.float32)

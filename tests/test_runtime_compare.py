@@ -4,7 +4,7 @@ from __future__ import annotations
 import bitlet
 import numpy as np
 import pytest
-from bitlet.accuracy import error_metrics
+from bitlet.tools.accuracy import error_metrics
 from bitlet.drivers.sim import SimDevice
 from models import tiny_cnn, tiny_unet
 

@@ -93,7 +93,7 @@ def test_a_board_without_the_overlay_falls_back_to_the_simulator_with_a_warning(
 
 
 def test_a_board_with_the_overlay_opens_the_board(monkeypatch, tmp_path):
-    from bitlet.overlays import find_overlay
+    from bitlet.drivers.overlays import find_overlay
 
     packaged = find_overlay("pynqz2", "bitlet", require_bitstream=False)
     board_dir = tmp_path / "pynqz2"
@@ -170,7 +170,7 @@ def test_pynq_without_pynq_says_what_to_install():
 
 
 def test_importing_the_drivers_never_imports_pynq():
-    code = ("import sys, bitlet, bitlet.drivers.select, bitlet.drivers.pynq_board, "
+    code = ("import sys, bitlet, bitlet.drivers.backends, bitlet.drivers.pynq_board, "
             "bitlet.drivers.pynq_sim, bitlet.drivers.sim, bitlet.drivers.kernel; "
             "bitlet.open; assert 'pynq' not in sys.modules, 'pynq imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

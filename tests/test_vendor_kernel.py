@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pyref_layers as ref
 import pytest
-from bitlet import _layers, hw, preprocess
+from bitlet.numerics import layers as _layers
+from bitlet import hw
+from bitlet.program import preprocess
 from bitlet.errors import BitletValueError
 from test_layers import CONV_CASES, relu_like, run_insn, weights
 

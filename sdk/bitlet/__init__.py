@@ -30,9 +30,9 @@ _LAZY = {
     "hw": "bitlet.hw",
     "drivers": "bitlet.drivers",
     "open": "bitlet.drivers:open_device",
-    "compile": "bitlet.compiler:compile",
-    "load": "bitlet.runtime:load",
-    "compare": "bitlet.accuracy:compare",
+    "compile": "bitlet.runtime.compile:compile",
+    "load": "bitlet.runtime.model:load",
+    "compare": "bitlet.tools.accuracy:compare",
 }
 
 __all__ = [

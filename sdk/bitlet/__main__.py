@@ -1,6 +1,6 @@
-"""``python -m bitlet`` runs the command line (see bitlet.cli)."""
+"""``python -m bitlet`` runs the command line (see bitlet.tools.cli)."""
 import sys
 
-from bitlet.cli import main
+from bitlet.tools.cli import main
 
 sys.exit(main())

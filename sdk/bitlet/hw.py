@@ -1,8 +1,10 @@
-"""Hardware constants, taken from ``hls/bitlet_hw.h`` through the cffi build.
+"""Hardware constants, read from ``hls/bitlet_hw.h`` (the copy shipped in the
+package, or the source tree's) by :func:`bitlet.sources.read_header`.
 
 Nothing here is typed by hand: every ``BITLET_FOO`` macro of the header is
 available as ``hw.FOO`` (integers) and string macros as ``hw.FOO`` (str).
-``tests/test_hw_header.py`` checks that the header and this view agree.
+``tests/test_hw_header.py`` checks this view against the values the C
+compiler sees in the compiled reference.
 
 Example
 -------
@@ -15,23 +17,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-_PREFIX = "BITLET_"
+from bitlet.sources import read_header
 
 
 @lru_cache(maxsize=1)
 def _table() -> dict[str, Any]:
-    from bitlet._reference import ffi, lib  # compiled at install time
-
-    table: dict[str, Any] = {}
-    for name in dir(lib):
-        if not name.startswith(_PREFIX):
-            continue
-        value = getattr(lib, name)
-        if isinstance(value, int):
-            table[name[len(_PREFIX):]] = value
-        elif name.endswith("_S"):
-            table[name[len(_PREFIX):-2]] = ffi.string(value).decode("ascii")
-    return table
+    return read_header()
 
 
 def constants() -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Graph rewrites: canonical kernel ops, BatchNormalization/bias folding, fusion.
 
 After :func:`optimize` the graph holds three kernel op types (everything else
-is a host op of :mod:`bitlet.compiler.hostops`):
+is a host op of :mod:`bitlet.program.hostops`):
 
 ``BitletConv``
     inputs ``[x (N, C, H, W), w (M, C/group, KH, KW), b (M,)]``; attributes
@@ -36,7 +36,7 @@ import numpy as np
 
 from bitlet.compiler.frontend import conv_transpose_geometry
 from bitlet.compiler.graph import Graph, Node, Value
-from bitlet.compiler.hostops import pool_geometry
+from bitlet.program.hostops import pool_geometry
 from bitlet.errors import CompileError
 
 KERNEL_TYPES = ("BitletConv", "BitletDense", "BitletMatMul")

@@ -5,7 +5,7 @@
 sorted, as onnxruntime does) and walks it once in topological order.  For
 every node it either folds it (all inputs constant, or a ``Shape`` of a value
 whose shape is known) with the very numpy functions the runtime uses
-(:mod:`bitlet.compiler.hostops`), or records the shapes and dtypes of its
+(:mod:`bitlet.program.hostops`), or records the shapes and dtypes of its
 outputs without building tensors of their size: by formula for the kernel ops
 (:mod:`bitlet.compiler.shapes`, operands checked against ONNX's rules), by
 broadcasting for element-wise host ops, by running other host ops on
@@ -25,7 +25,7 @@ import numpy as np
 
 from bitlet.compiler import shapes, validate
 from bitlet.compiler.graph import Graph, Node, Value
-from bitlet.compiler.hostops import HOST_OPS, run_host_op
+from bitlet.program.hostops import HOST_OPS, run_host_op
 from bitlet.errors import CompileError
 
 #: ops lowered to the Bitlet kernel (when their weights are constant)

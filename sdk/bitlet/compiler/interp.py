@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from bitlet.compiler.graph import Graph, Node
-from bitlet.compiler.hostops import run_host_op
+from bitlet.program.hostops import run_host_op
 
 
 def conv_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray, attrs: dict) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Graph IR -> :class:`bitlet.program.Program`.
 
 Walks the optimised graph in order.  Kernel ops become instructions (tiled
-by :mod:`bitlet.compiler.schedule`), host ops become host steps; values move
+by :mod:`bitlet.program.schedule`), host ops become host steps; values move
 between host and device through explicit ``upload``/``download`` steps,
 inserted only where a value changes sides, so consecutive kernel layers form
 one kernel segment that never leaves device memory.  Device values are
@@ -21,9 +21,9 @@ from bitlet import hw, isa
 from bitlet._version import __version__
 from bitlet.compiler.fold import KERNEL_TYPES
 from bitlet.compiler.graph import Graph, Node
-from bitlet.compiler.schedule import KernelConfig, LayerGeometry, channel_tiles, plan_layer
+from bitlet.program.schedule import KernelConfig, LayerGeometry, channel_tiles, plan_layer
 from bitlet.compiler.strips import split_wide_convs
-from bitlet.compiler.weights import (
+from bitlet.program.weights import (
     check_finite,
     conv_rows,
     device_rows,

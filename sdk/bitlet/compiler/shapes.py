@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bitlet.compiler.hostops import pool_geometry
+from bitlet.program.hostops import pool_geometry
 from bitlet.errors import CompileError
 
 Shape = tuple[int, ...]

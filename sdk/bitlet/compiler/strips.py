@@ -21,7 +21,7 @@ import copy
 import numpy as np
 
 from bitlet.compiler.graph import Graph, Node, Value
-from bitlet.compiler.schedule import KernelConfig
+from bitlet.program.schedule import KernelConfig
 
 
 def split_wide_convs(graph: Graph, cfg: KernelConfig, fixed: bool = False) -> Graph:

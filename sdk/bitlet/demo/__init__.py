@@ -123,9 +123,9 @@ def run_demo(device: Any = None, out_dir: str | Path | None = None, *, frames: i
     """
     import onnxruntime as ort
 
-    from bitlet.compiler import compile as bitlet_compile
+    from bitlet.runtime import compile as bitlet_compile
     from bitlet.drivers import open_device
-    from bitlet.imaging import psnr, write_png, ycbcr_to_rgb
+    from bitlet.tools.imaging import psnr, write_png, ycbcr_to_rgb
 
     data = load_frames()
     count = len(data["names"]) if frames is None else max(1, min(int(frames), len(data["names"])))

@@ -753,7 +753,7 @@ class Agent:
 
     def op_model_load(self, args: dict, arrays: list) -> tuple[Any, list]:
         from bitlet.program import Program
-        from bitlet.runtime import CompiledModel
+        from bitlet.runtime.model import CompiledModel
 
         digest = _digest_arg(args)
         models = self.session.models

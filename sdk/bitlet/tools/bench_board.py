@@ -1,6 +1,6 @@
 """``bitlet bench --board BOARD``: the two kernels sized for one board and compared.
 
-Two configurations (:mod:`bitlet.overlays.resources`):
+Two configurations (:mod:`bitlet.tools.resources`):
 
 * ``board_filling``: each kernel at the largest N_PE that fits the board at
   the model's utilisation limit;
@@ -9,7 +9,7 @@ Two configurations (:mod:`bitlet.overlays.resources`):
   DSP counts.
 
 For each configuration, model and precision the kernels run on the
-simulator compiled at that N_PE (:func:`bitlet.variants.kernel_engine`):
+simulator compiled at that N_PE (:func:`bitlet.tools.variants.kernel_engine`):
 predicted frames/s from the kernels' modelled cycles at the overlay clock
 (kernel layers only: host ops and host transfers are not counted), MACs per
 cycle, MACs per cycle per 1,000 LUT of the kernel IP, DSP use, and the
@@ -132,9 +132,9 @@ def _user_model(model: str, input_shapes: dict | None) -> tuple[str, dict[str, n
 
 def _run(kind: str, n_pe: int, model: str, feeds: dict, precision: str) -> dict[str, Any]:
     """Compile and run one model on the simulated kernel at ``n_pe``."""
-    from bitlet.compiler import compile as bitlet_compile
+    from bitlet.runtime import compile as bitlet_compile
     from bitlet.drivers import open_device
-    from bitlet.variants import kernel_engine
+    from bitlet.tools.variants import kernel_engine
 
     top, engine = kernel_engine(kind, n_pe)
     dev = open_device(f"sim:{kind}", engine=top)
@@ -154,7 +154,7 @@ def _run(kind: str, n_pe: int, model: str, feeds: dict, precision: str) -> dict[
 
 
 def _accuracy(outputs: dict, reference: dict) -> dict[str, Any]:
-    from bitlet.bench import _rel_l2
+    from bitlet.tools.bench import _rel_l2
 
     rel = max(_rel_l2(outputs[n], reference[n]) for n in reference)
     mx = max(float(np.max(np.abs(outputs[n].astype(np.float64) - reference[n]))) for n in reference)
@@ -229,7 +229,7 @@ class BoardBench:
 
 
 def _configurations(board: str, report: dict | None) -> dict[str, Any]:
-    from bitlet.overlays.resources import board_sizing, equal_budget
+    from bitlet.tools.resources import board_sizing, equal_budget
 
     filling = board_sizing(board, report=report)
     budget = equal_budget(board, report=report)
@@ -245,7 +245,7 @@ def _configurations(board: str, report: dict | None) -> dict[str, Any]:
 
 
 def _vivado(board: str) -> dict[str, Any]:
-    from bitlet.overlays.reports import format_reports, read_reports
+    from bitlet.drivers.overlays.reports import format_reports, read_reports
 
     figures = {kind: read_reports(board, kind) for kind in KINDS}
     return {"vivado": {k: ({"report": v, "basis": "Vivado report"} if v else None)
@@ -273,7 +273,7 @@ def bench_board(board: str, *, models: tuple[str, ...] | None = None, model: str
         ``"all"``; default :data:`DEFAULT_PRECISIONS`.  The vendor kernel
         runs the float formats only.
     report : dict, optional
-        The PE area report (default: :func:`bitlet.overlays.resources.area_report`).
+        The PE area report (default: :func:`bitlet.tools.resources.area_report`).
     progress : callable(done, total, what), optional
 
     Returns
@@ -288,8 +288,8 @@ def bench_board(board: str, *, models: tuple[str, ...] | None = None, model: str
     """
     import onnxruntime as ort
 
-    from bitlet.overlays import available_boards
-    from bitlet.overlays.resources import area_report, board_device, model_data
+    from bitlet.drivers.overlays import available_boards
+    from bitlet.tools.resources import area_report, board_device, model_data
 
     if board not in available_boards():
         raise BitletValueError(f"unknown board {board!r}; known: {', '.join(available_boards())}")

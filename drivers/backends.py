@@ -89,7 +89,7 @@ def board_present() -> bool:
 
 def _board_overlay(kind: str = "bitlet") -> Any | None:
     """The installed overlay files for this board, or None (with the reason warned)."""
-    from bitlet.overlays import find_overlay
+    from bitlet.drivers.overlays import find_overlay
 
     try:
         return find_overlay(None, kind)
@@ -111,7 +111,7 @@ def open_device(spec: str | None = None, *, kernel_timeout: float | None = None,
         Timeout in seconds of every kernel run (``dev.kernel.run`` and a
         model's runs): the exact limit.  None: ``KernelDriver``'s default
         (10 s), to which a model run adds an allowance per MAC
-        (``bitlet.runtime.SECONDS_PER_MAC``) printed in a timeout error.
+        (``bitlet.runtime.model.SECONDS_PER_MAC``) printed in a timeout error.
     **kwargs
         Passed to the backend: :class:`~bitlet.drivers.sim.SimDevice`,
         :class:`~bitlet.drivers.pynq_board.PynqDevice` or

@@ -17,7 +17,7 @@ device tree only.
 
 Example
 -------
->>> from bitlet.overlays import find_overlay
+>>> from bitlet.drivers.overlays import find_overlay
 >>> ov = find_overlay("pynqz2", require_bitstream=False)
 >>> ov.hwh.name, ov.metadata["vlnv"]
 ('bitlet.hwh', 'bitlet.org:hls:bitlet_top:1.0')
@@ -263,9 +263,9 @@ def read_reports(board: str | None = None, kind: str = "bitlet", *,
                  root: str | os.PathLike | None = None) -> dict[str, Any] | None:
     """Resource and timing figures from the Vivado reports of a build, if any.
 
-    See :func:`bitlet.overlays.reports.read_reports` (this is a re-export that
-    keeps ``import bitlet.overlays`` light).
+    See :func:`bitlet.drivers.overlays.reports.read_reports` (this is a re-export that
+    keeps ``import bitlet.drivers.overlays`` light).
     """
-    from bitlet.overlays.reports import read_reports as _read
+    from bitlet.drivers.overlays.reports import read_reports as _read
 
     return _read(board, kind, root=root)

@@ -1,6 +1,6 @@
 """Framed, checksummed link between the SDK and a board agent (UART or TCP).
 
-Layers, bottom to top (the agent, :mod:`bitlet.agent`, and the client,
+Layers, bottom to top (the agent, :mod:`bitlet.runtime.agent`, and the client,
 :mod:`bitlet.drivers.remote`, share all of them):
 
 1. **URL** -- :func:`parse_url`: ``serial:///dev/ttyUSB1?baud=921600``,

@@ -33,7 +33,7 @@ SECONDS_PER_MAC = 1e-6
 _NP_FMT = {"fp32": np.uint32, "fp16": np.uint16, "bf16": np.uint16, "fixed": np.uint32}
 
 
-def _driver_of(device: Any):
+def driver_of(device: Any):
     driver = getattr(device, "kernel", None)
     if driver is None:
         from bitlet.drivers.kernel import KernelDriver
@@ -53,7 +53,7 @@ def open_default_device(device: Any = None) -> Any:
 
 def check_compatible(program: Program, driver: Any) -> None:
     """Refuse a program compiled for another kernel configuration or ISA."""
-    from bitlet.compiler.schedule import KernelConfig
+    from bitlet.program.schedule import KernelConfig
 
     want = KernelConfig.from_dict(program.meta["kernel"])
     have = KernelConfig.from_driver(driver)
@@ -171,7 +171,7 @@ class CompiledModel:
     def __init__(self, program: Program, device: Any):
         self.program = program
         self.device = device
-        self.driver = _driver_of(device)
+        self.driver = driver_of(device)
         program.validate()
         check_compatible(program, self.driver)
         self.meta = program.meta
@@ -250,7 +250,7 @@ class CompiledModel:
                 for k, v in attrs.items()}
 
     def _step_host(self, step, env, timings) -> None:
-        from bitlet.compiler.hostops import run_host_op
+        from bitlet.program.hostops import run_host_op
 
         t0 = time.perf_counter()
         ins = [env[i] if i else None for i in step["inputs"]]
@@ -274,7 +274,7 @@ class CompiledModel:
         view.sync_to_device()
 
     def _step_upload(self, step, env, timings) -> None:
-        from bitlet.preprocess import pack_activations
+        from bitlet.program.preprocess import pack_activations
 
         t0 = time.perf_counter()
         x = env[step["value"]]
@@ -299,7 +299,7 @@ class CompiledModel:
 
     def _step_fixbias(self, step, env, timings) -> None:
         """Fixed mode: the integer bias for this run's activation scale."""
-        from bitlet.preprocess import pack_bias
+        from bitlet.program.preprocess import pack_bias
 
         arrays = self.program.arrays
         scale = arrays[step["scale"]] * env[step["input"] + ".scale"]
@@ -308,7 +308,7 @@ class CompiledModel:
         self._write_dev(step["dev"], pack_bias(bias, fixed=True))
 
     def _step_weights(self, step, env, timings) -> None:
-        from bitlet.compiler.weights import device_rows, limit_ones
+        from bitlet.program.weights import device_rows, limit_ones
 
         t0 = time.perf_counter()
         b = env[step["value"]].astype(np.float32)
@@ -329,7 +329,7 @@ class CompiledModel:
         macs = sum(layer["macs"] for layer in self.meta["layers"]
                    if first <= layer["insn_first"] < first + count)
         why = (f"the segment's {macs:,} MACs at {SECONDS_PER_MAC:g} s per MAC "
-               "(bitlet.runtime.SECONDS_PER_MAC)")
+               "(bitlet.runtime.model.SECONDS_PER_MAC)")
         result = self.driver.run(self.base + first * hw.INSN_BYTES, count,
                                  self.base + buffers["profile_offset"] + first * hw.PROF_BYTES,
                                  allowance=(macs * SECONDS_PER_MAC, why),
@@ -350,7 +350,7 @@ class CompiledModel:
                     self._step_download({**out, "shape": layer["output_shape"]}, env, timings)
 
     def _step_download(self, step, env, timings) -> None:
-        from bitlet.preprocess import unpack_outputs
+        from bitlet.program.preprocess import unpack_outputs
 
         t0 = time.perf_counter()
         info = self.meta["devices"][step["dev"]]

@@ -245,7 +245,7 @@ class Program:
         bitlet.ProgramError
             Naming the first field that is wrong (a ``BitletValueError``).
         """
-        from bitlet.compiler.hostops import HOST_OPS
+        from bitlet.program.hostops import HOST_OPS
 
         meta = self.meta
         if not isinstance(meta, dict):
@@ -353,7 +353,7 @@ class Program:
             _field(layer, "macs", "layers", int)
         for step in meta["steps"]:
             _validate_step(step, self, host_ops)
-        from bitlet.compiler.schedule import KernelConfig
+        from bitlet.program.schedule import KernelConfig
 
         try:
             KernelConfig.from_dict(meta["kernel"])

@@ -1,7 +1,7 @@
-"""The fast bit-exact emulator (``bitlet._fast``, C sources in ``emu/``).
+"""The fast bit-exact emulator (``bitlet.engines._fast``, C sources in ``emu/``).
 
 Same results and cycle figures as the kernel reference (``hls/``, run by
-:mod:`bitlet.numerics` and :mod:`bitlet._layers`), bit for bit, at a
+:mod:`bitlet.numerics` and :mod:`bitlet.numerics.layers`), bit for bit, at a
 fraction of the cost: weights and activations are unpacked once per layer,
 groups are evaluated with vectorised exact integer arithmetic on several
 threads, and the cycle model is computed only when asked for.
@@ -12,7 +12,7 @@ group_dot, group_dot_fixed
     As :func:`bitlet.numerics.group_dot` / ``group_dot_fixed`` (same
     arguments, same validation), plus ``threads=`` and ``cycles=``.
 matmul, conv2d
-    As :func:`bitlet._layers.matmul` / ``conv2d``, plus ``threads=`` and
+    As :func:`bitlet.numerics.layers.matmul` / ``conv2d``, plus ``threads=`` and
     ``cycles=``.
 group_engine
     A :mod:`bitlet.numerics` engine (``run(w_sig, w_exp, w_abs, a_word,
@@ -137,8 +137,8 @@ def _check_kernel(kernel) -> None:
 
 
 class FastEngine:
-    """The fast engine bound to one compiled module (``bitlet._fast`` or a
-    variant built by ``bitlet._fast_build.make_ffi``, e.g. portable-only).
+    """The fast engine bound to one compiled module (``bitlet.engines._fast`` or a
+    variant built by ``bitlet.engines._fast_build.make_ffi``, e.g. portable-only).
 
     Parameters
     ----------
@@ -333,7 +333,7 @@ class FastEngine:
 
     def run_kernel(self, mem: np.ndarray, *, prog_addr: int, n_insn: int, prof_addr: int = 0,
                    mem_base: int, threads=None, cycles=None) -> dict:
-        """As :func:`bitlet._layers.run_kernel` (kernel="bitlet") on this engine:
+        """As :func:`bitlet.numerics.layers.run_kernel` (kernel="bitlet") on this engine:
         the port sees the leading whole ``hw.AXI_BYTES`` beats of ``mem``; the
         result has ``clock`` too (the run's modelled cycles when the cycle
         model runs, else 0)."""
@@ -356,13 +356,13 @@ class FastEngine:
     def conv2d(self, x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None,
                relu=False, prune=0xFFFFFF, precision="fp32", quant=None, kernel="bitlet",
                return_profile=False, threads=None, cycles=None):
-        """2-D convolution (NHWC), as :func:`bitlet._layers.conv2d` (bitlet kernel).
+        """2-D convolution (NHWC), as :func:`bitlet.numerics.layers.conv2d` (bitlet kernel).
 
         Parameters
         ----------
         x : float32 [N, H, W, Cin]; w : float32 [Cout, KH, KW, Cin / groups]
         stride, padding, dilation, groups, bias, relu, prune, precision, quant
-            As :func:`bitlet._layers.conv2d`.
+            As :func:`bitlet.numerics.layers.conv2d`.
         kernel : "bitlet"
             Accepted for the same signature; the fast engine emulates the
             Bitlet kernel only (the vendor-FP baseline: :mod:`bitlet.numerics`).
@@ -378,7 +378,7 @@ class FastEngine:
         -------
         float32 [N, OH, OW, Cout] (and the profile dict).
         """
-        from bitlet import _layers as L
+        from bitlet.numerics import layers as L
 
         _check_kernel(kernel)
         want = _want_cycles(cycles, return_profile)
@@ -393,13 +393,13 @@ class FastEngine:
 
     def matmul(self, w, a, *, bias=None, relu=False, prune=0xFFFFFF, precision="fp32",
                quant=None, kernel="bitlet", return_profile=False, threads=None, cycles=None):
-        """Matrix product ``W @ A`` (GEMM), as :func:`bitlet._layers.matmul`.
+        """Matrix product ``W @ A`` (GEMM), as :func:`bitlet.numerics.layers.matmul`.
 
         Parameters
         ----------
         w : float32 [M, K]; a : float32 [K, N]
         bias, relu, prune, precision, quant, kernel, return_profile
-            As :func:`bitlet._layers.matmul` (``kernel="bitlet"`` only).
+            As :func:`bitlet.numerics.layers.matmul` (``kernel="bitlet"`` only).
         threads, cycles
             As :meth:`conv2d`.
 
@@ -407,7 +407,7 @@ class FastEngine:
         -------
         float32 [M, N] (and the profile dict).
         """
-        from bitlet import _layers as L
+        from bitlet.numerics import layers as L
 
         _check_kernel(kernel)
         want = _want_cycles(cycles, return_profile)
@@ -424,12 +424,13 @@ class FastEngine:
 
     def _conv_program(self, x, w, *, stride, padding, dilation, groups, bias, relu, prune,
                       fmt, quant, threads, cycles, gemm=False):
-        """The program of :func:`bitlet._layers._conv_program` (the same
+        """The program of :func:`bitlet.numerics.layers._conv_program` (the same
         instructions and K tiles) run on this engine straight from numpy
         buffers; returns (raw output elements [N, OH, OW, Cout], profile
         records of :func:`bitlet.isa.profile_dtype`)."""
-        from bitlet import _layers as L
-        from bitlet import hw, isa, preprocess
+        from bitlet.numerics import layers as L
+        from bitlet import hw, isa
+        from bitlet.program import preprocess
 
         fixed = fmt == hw.FMT_FIXED
         ofmt = hw.FMT_FIXED if fixed else hw.FMT_FP32      # results are binary32 (or fixed r)
@@ -471,7 +472,7 @@ class FastEngine:
         profile record as a tuple of :data:`bitlet.isa.PROFILE_FIELDS`.
 
         The cycle model sees the instruction's device addresses (0 here: the
-        operands at 64-byte aligned addresses, as :mod:`bitlet._layers`
+        operands at 64-byte aligned addresses, as :mod:`bitlet.numerics.layers`
         places them in its arena) and ``timestamp`` as the clock at its start.
         """
         from bitlet import hw, isa
@@ -503,8 +504,8 @@ class FastEngine:
 
 @lru_cache(maxsize=1)
 def engine() -> FastEngine:
-    """The engine of the installed ``bitlet._fast`` module."""
-    from bitlet._fast import ffi, lib
+    """The engine of the installed ``bitlet.engines._fast`` module."""
+    from bitlet.engines._fast import ffi, lib
 
     return FastEngine(ffi, lib)
 

@@ -1,4 +1,4 @@
-"""Weight preprocessing for the compiler, built on :mod:`bitlet.preprocess`.
+"""Weight preprocessing for the compiler, built on :mod:`bitlet.program.preprocess`.
 
 * formats: ``fp32`` (IEEE bits), ``fp16``/``bf16`` (round to nearest even),
   ``fixed`` n-bit (see :func:`quantize_fixed`);
@@ -121,8 +121,8 @@ def conv_rows(w_oihw: np.ndarray) -> np.ndarray:
 
 
 def device_rows(w: np.ndarray, fmt: str, k_groups: tuple[int, int]) -> np.ndarray:
-    """Device-layout weight rows of the 64-groups ``k_groups`` (see :mod:`bitlet.preprocess`)."""
-    from bitlet.preprocess import to_device_weights
+    """Device-layout weight rows of the 64-groups ``k_groups`` (see :mod:`bitlet.program.preprocess`)."""
+    from bitlet.program.preprocess import to_device_weights
 
     if fmt == "fixed":
         return to_device_weights(w.astype(np.int64), "fixed", k_groups=k_groups)

@@ -1,4 +1,4 @@
-"""cffi out-of-line API-mode build of ``bitlet._reference``.
+"""cffi out-of-line API-mode build of ``bitlet.engines._reference``.
 
 Compiles the hardware's own C sources under ``hls/`` (the PE datapath, the
 Bitlet kernel top and the vendor-FP baseline top) into the software
@@ -22,9 +22,9 @@ import sys
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Building from the source tree: hls/ is two levels up.  From an sdist or a
+# Building from the source tree: hls/ is three levels up.  From an sdist or a
 # wheel build the same relative layout is kept (MANIFEST.in ships hls/).
-HLS_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "hls"))
+HLS_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "..", "hls"))
 HW_HEADER = "bitlet_hw.h"
 # header -> the C files implementing it.  A header's API is exposed only once
 # all of its sources exist (testbenches live in hls/csim/, never listed here).
@@ -57,14 +57,14 @@ def header_constants(text: str) -> tuple[list[str], list[str]]:
     return ints, strs
 
 
-def make_ffi(module: str = "bitlet._reference", *, defines: dict | None = None,
+def make_ffi(module: str = "bitlet.engines._reference", *, defines: dict | None = None,
              hls_dir: str | None = None) -> FFI:
     """The cffi builder of the reference.
 
     Parameters
     ----------
     module : str
-        Extension module name (``bitlet._reference`` for the package).
+        Extension module name (``bitlet.engines._reference`` for the package).
     defines : dict, optional
         ``{macro: int}`` passed as ``-D`` (e.g. ``{"BITLET_N_PE": 8}``: a
         variant of the kernel at another compile-time configuration).

@@ -1,7 +1,7 @@
 """The Bitlet numerics contract as numpy functions (NUMERICS.md).
 
 Everything here is computed by the hardware's own C source (``hls/bitlet_pe.c``,
-compiled into ``bitlet._reference`` by cffi), so these functions return what the
+compiled into ``bitlet.engines._reference`` by cffi), so these functions return what the
 board returns, bit for bit, together with the PE cycle model.
 
 Public functions
@@ -10,7 +10,7 @@ group_dot        one fp32 PE operation per 64-pair group -> (result, cycles)
 group_dot_fixed  one fixed-mode PE operation per group    -> (result, cycles)
 group_detail     the same plus S, col_steps, emax, acc (teaching, notebooks)
 weight_port      weight words -> the PE's (sig, exp, abs) port format
-matmul, conv2d   layers (s.5) computed by the kernel top (from bitlet._layers)
+matmul, conv2d   layers (s.5) computed by the kernel top (from bitlet.numerics.layers)
 
 Engines
 -------
@@ -44,7 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bitlet._reference_lock import LOCK
+from bitlet.engines.reference import LOCK
 from bitlet.errors import BitletTypeError, BitletValueError
 
 __all__ = [
@@ -75,7 +75,7 @@ Engine = Callable[..., np.ndarray]
 # --------------------------------------------------------------------------
 
 def _lib():
-    from bitlet._reference import ffi, lib  # compiled at install time
+    from bitlet.engines.reference import ffi, lib  # compiled at install time
 
     return ffi, lib
 
@@ -136,7 +136,7 @@ def _reference_engine(w_sig, w_exp, w_abs, a_word, isfix, prune, quant) -> np.nd
 _ENGINES: dict[str, Engine] = {"reference": _reference_engine}
 _DEFAULT = ["fast"]  # the fast emulator when it was built, else the reference (see default_engine)
 # engines provided by optional modules, imported (and so registered) on first use
-_ENGINE_MODULES = {"fast": "bitlet.fast"}
+_ENGINE_MODULES = {"fast": "bitlet.engines.fast"}
 
 
 def register_engine(name: str, run: Engine) -> None:
@@ -486,4 +486,4 @@ def group_detail(w, a, *, mode: str = "fp32", prune=_PRUNE_ALL, quant=None,
 
 
 # The layer functions (NUMERICS.md s.5) run the kernel top; they live beside.
-from bitlet._layers import conv2d, matmul
+from bitlet.numerics.layers import conv2d, matmul

@@ -117,7 +117,7 @@ class _Evaluator:
 
     def run(self, plan: Mapping[str, Mapping[str, int]]):
         from bitlet.compiler.lower import lower
-        from bitlet.runtime import CompiledModel
+        from bitlet.runtime.model import CompiledModel
 
         options = {name: self.LayerOptions(**opts) for name, opts in plan.items()}
         compiled = CompiledModel(lower(self.graph, self.cfg, self.precision, options), self.device)
@@ -172,8 +172,8 @@ def calibrate(model: Any, inputs: Sequence[Any], *, device: Any = None, budget: 
     """
     from bitlet.compiler.fold import KERNEL_TYPES, optimize
     from bitlet.compiler.frontend import import_onnx
-    from bitlet.compiler.schedule import KernelConfig
-    from bitlet.runtime import _driver_of, open_default_device
+    from bitlet.program.schedule import KernelConfig
+    from bitlet.runtime.model import driver_of, open_default_device
 
     if not inputs:
         raise CompileError("inputs: calibration needs at least one input")
@@ -181,7 +181,7 @@ def calibrate(model: Any, inputs: Sequence[Any], *, device: Any = None, budget: 
         raise CompileError(f"budget must be > 0 (a relative L2 error), got {budget!r}")
     graph = optimize(import_onnx(model, input_shapes))
     dev = open_default_device(device)
-    cfg = KernelConfig.from_driver(_driver_of(dev))
+    cfg = KernelConfig.from_driver(driver_of(dev))
     name = graph.inputs[0].name
     feeds = [x if isinstance(x, Mapping) else {name: x} for x in inputs]
     kernel_layers = [n.name for n in graph.nodes if n.op in KERNEL_TYPES and n.op != "BitletMatMul"]

@@ -2,8 +2,8 @@
 
 The kernel's N_PE is a compile-time constant (``BITLET_N_PE`` in
 hls/bitlet_hw.h, ``-D`` at HLS build).  The installed engines
-(``bitlet._fast``, ``bitlet._reference``) are compiled at the header's value;
-a board sized by :mod:`bitlet.overlays.resources` needs the same C at its own
+(``bitlet.engines._fast``, ``bitlet.engines._reference``) are compiled at the header's value;
+a board sized by :mod:`bitlet.tools.resources` needs the same C at its own
 N_PE.  :func:`kernel_engine` compiles that variant once (cffi, the C
 compiler of this machine), caches it and returns the kernel top to pass as
 ``engine=`` to the simulator, so the cycles are the kernel's own cycle
@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from bitlet.errors import BitletValueError
-from bitlet.overlays.resources import source_dirs
+from bitlet.sources import source_dirs
 
 __all__ = ["cache_dir", "kernel_engine"]
 
 #: Largest N_PE the ID_CONFIG register can report (8-bit field).
 MAX_N_PE = 255
-_HERE = Path(__file__).resolve().parent
+_ENGINES = Path(__file__).resolve().parents[1] / "engines"   # the cffi build scripts
 
 
 def cache_dir() -> Path:
@@ -53,7 +53,7 @@ def cache_dir() -> Path:
 
 def _digest(dirs: list[Path], n_pe: int, engine: str) -> str:
     h = hashlib.sha256(f"{engine} {n_pe} {sys.implementation.cache_tag}".encode())
-    builders = [_HERE / "_reference_build.py", _HERE / "_fast_build.py"]
+    builders = [_ENGINES / "_reference_build.py", _ENGINES / "_fast_build.py"]
     for path in sorted(p for d in dirs for p in d.iterdir() if p.suffix in (".c", ".h", ".inc")) \
             + builders:
         h.update(path.name.encode())
@@ -147,7 +147,7 @@ def kernel_engine(kind: str, n_pe: int) -> tuple[Callable[..., None], str]:
     engine = "fast" if use_fast and dirs["emu"] is not None else "reference"
     module = _build(engine, int(n_pe), dirs)
     if engine == "fast":
-        from bitlet.fast import FastEngine
+        from bitlet.engines.fast import FastEngine
 
         return FastEngine(module.ffi, module.lib).make_top(), f"fast (built, N_PE={n_pe})"
     return getattr(module.lib, "bitlet_top" if kind == "bitlet" else "vendor_fp_top"), \

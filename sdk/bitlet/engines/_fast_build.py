@@ -1,4 +1,4 @@
-"""cffi out-of-line API-mode build of ``bitlet._fast``, the fast bit-exact
+"""cffi out-of-line API-mode build of ``bitlet.engines._fast``, the fast bit-exact
 emulator (C sources in ``emu/``, constants from ``hls/bitlet_hw.h``).
 
 Portable by default: ``-O3`` with IEEE float semantics (no fast-math,
@@ -30,7 +30,7 @@ import tempfile
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+ROOT = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 EMU_DIR = os.path.join(ROOT, "emu")
 HLS_DIR = os.path.join(ROOT, "hls")
 API_HEADER = "bitlet_fast.h"
@@ -130,7 +130,7 @@ def _read(path: str) -> str:
         return f.read()
 
 
-def make_ffi(module: str = "bitlet._fast", *, simd: bool | None = None,
+def make_ffi(module: str = "bitlet.engines._fast", *, simd: bool | None = None,
              threading: str | None = None, relative_sources: bool = False,
              defines: dict | None = None) -> FFI:
     """The cffi builder of the fast engine.
@@ -138,7 +138,7 @@ def make_ffi(module: str = "bitlet._fast", *, simd: bool | None = None,
     Parameters
     ----------
     module : str
-        Extension module name (``bitlet._fast`` for the package).
+        Extension module name (``bitlet.engines._fast`` for the package).
     simd : bool, optional
         Compile the AVX2/AVX-512 kernels (default: unless the environment
         sets ``BITLET_FAST_NO_SIMD=1``).

@@ -2,7 +2,7 @@
 
 :func:`matmul` and :func:`conv2d` build a small program for the kernel top
 (``bitlet_top``, or ``vendor_fp_top`` with ``kernel="vendor"``) in a host
-numpy "DDR" array and run it through :mod:`bitlet._reference`, so every
+numpy "DDR" array and run it through :mod:`bitlet.engines._reference`, so every
 value they return comes from the same C as the hardware.  When K is too
 long for the weight buffer the program splits it into K tiles chained with
 ``FLAG_PARTIAL`` / ``FLAG_ACCUM`` (results are identical, NUMERICS.md s.5).
@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bitlet import hw, isa, preprocess
-from bitlet._reference_lock import LOCK
+from bitlet import hw, isa
+
+from bitlet.program import preprocess
+from bitlet.engines.reference import LOCK
 from bitlet.errors import BitletTypeError, BitletValueError, BusError, DeviceError
 
 _ARENA_BASE = 0x4000_0000        # a non-zero device base exercises address translation
@@ -73,7 +75,7 @@ def run_kernel(mem: np.ndarray, *, prog_addr: int, n_insn: int, prof_addr: int =
     run: the kernel's `timestamp` input is 0 here).  The kernel's m_axi port
     is ``hw.AXI_BYTES`` wide: it sees the leading whole beats of ``mem``.
     """
-    from bitlet._reference import ffi, lib
+    from bitlet.engines.reference import ffi, lib
 
     if kernel not in _KERNELS:
         raise BitletValueError(f"kernel must be one of {_KERNELS}, got {kernel!r}")
@@ -369,7 +371,7 @@ def _result(raw, fmt, prof, return_profile):
 # Public layer functions
 # ----------------------------------------------------------------------
 def _fast_engine(engine, kernel):
-    """``bitlet.fast`` when ``engine`` (None: the numerics default) is "fast" and
+    """``bitlet.engines.fast`` when ``engine`` (None: the numerics default) is "fast" and
     the kernel is Bitlet's, else None (run ``bitlet_top``/``vendor_fp_top``)."""
     from bitlet import numerics
 
@@ -378,7 +380,7 @@ def _fast_engine(engine, kernel):
         raise BitletValueError(f"engine must be None, 'fast' or 'reference', got {engine!r}")
     if name == "reference" or kernel != "bitlet":
         return None
-    from bitlet import fast
+    from bitlet.engines import fast
 
     return fast
 

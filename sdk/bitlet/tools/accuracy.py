@@ -1,7 +1,7 @@
 """``bitlet.compare``: a compiled model against onnxruntime (the fp32 reference).
 
 The compiled model runs with every kernel layer's output downloaded
-(:meth:`~bitlet.runtime.CompiledModel.run` with ``keep=True``); onnxruntime
+(:meth:`~bitlet.runtime.model.CompiledModel.run` with ``keep=True``); onnxruntime
 runs a copy of the ONNX model with the same intermediate values added as
 graph outputs.  The compiler keeps ONNX value names meaningful (a fused
 Conv+BN+ReLU output carries the ReLU's output name), so the values are
@@ -86,7 +86,7 @@ def compare(compiled: Any, inputs: Any, model: Any = None) -> CompareReport:
 
     Parameters
     ----------
-    compiled : bitlet.runtime.CompiledModel
+    compiled : bitlet.runtime.model.CompiledModel
     inputs : numpy array (single-input models, NCHW) or dict ``{name: array}``
     model : str, os.PathLike or onnx.ModelProto, optional
         The ONNX model; defaults to the one ``bitlet.compile`` was given

@@ -205,11 +205,11 @@ def prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, np.nd
         if not zipfile.is_zipfile(model):  # a saved program is one .npz (a zip archive)
             raise BitletValueError(f"model {args.model}: not a saved Bitlet program (.npz), and "
                                    "not named .onnx")
-        from bitlet.runtime import load
+        from bitlet.runtime.model import load
 
         compiled = load(model, device=device)
         return compiled, load_inputs(args.input, [dict(s) for s in compiled.meta["inputs"]])
-    from bitlet.compiler import compile as bitlet_compile
+    from bitlet.runtime import compile as bitlet_compile
 
     feeds = load_inputs(args.input, onnx_input_specs(str(model), _parse_shapes(args.shape)))
     compiled = bitlet_compile(str(model), device=device, precision=args.precision, prune=args.prune,
@@ -268,7 +268,7 @@ def _version_of(module: str) -> str:
 
 
 def _overlay_info() -> Any:
-    from bitlet.overlays import detect_board, find_overlay
+    from bitlet.drivers.overlays import detect_board, find_overlay
 
     board = detect_board()
     if board is None:
@@ -312,7 +312,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bitlet.accuracy import compare
+    from bitlet.tools.accuracy import compare
 
     dev = _open(args.device)
     try:
@@ -329,7 +329,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.board is None and args.models:
         raise BitletValueError("--models needs --board (without it bench runs --model or the demo)")
     if args.board is not None:
-        from bitlet.bench_board import bench_board
+        from bitlet.tools.bench_board import bench_board
 
         if args.model and args.models:
             raise BitletValueError("give --model or --models, not both")
@@ -342,7 +342,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                              progress=progress)
         _emit(args, result.as_dict(), lambda: str(result))
         return EXIT_OK
-    from bitlet.bench import bench_kernels
+    from bitlet.tools.bench import bench_kernels
 
     result = bench_kernels(model=args.model, device=args.device, precision=args.precision or "fp32",
                            input_path=args.input, input_shapes=_parse_shapes(args.shape),
@@ -362,7 +362,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from bitlet.agent import main as agent_main
+    from bitlet.runtime.agent import main as agent_main
 
     argv = ["--listen", args.listen]
     if args.token_env:

@@ -8,7 +8,7 @@
 
 :func:`read_reports` parses whichever of them exist (``None`` when none do);
 ``bitlet bench`` shows the result.  The paper's figures for comparison are
-:data:`bitlet.overlays.PAPER_FIGURES` (quoted, not measured).
+:data:`bitlet.drivers.overlays.PAPER_FIGURES` (quoted, not measured).
 """
 from __future__ import annotations
 
@@ -234,7 +234,7 @@ def paper_scaled_luts(kind: str, n_pe: int, macs_per_pe: int) -> tuple[int, int]
     (int, int)
         Low and high LUT estimate (equal for Bitlet).
     """
-    from bitlet.overlays import PAPER_FIGURES
+    from bitlet.drivers.overlays import PAPER_FIGURES
 
     paper, macs = PAPER_FIGURES[kind], n_pe * macs_per_pe
     low, high = (paper["lut"],) * 2 if kind == "bitlet" else (paper["lut_min"], paper["lut_max"])
@@ -248,12 +248,12 @@ def read_reports(board: str | None = None, kind: str = "bitlet", *,
     Parameters
     ----------
     board : str, optional
-        Board name; default :func:`bitlet.overlays.detect_board` (None on a
+        Board name; default :func:`bitlet.drivers.overlays.detect_board` (None on a
         laptop: then nothing is read and None is returned).
     kind : {"bitlet", "vendor_fp"}
     root : path, optional
         Directory of ``<board>/<kind>.*`` files (default as
-        :func:`bitlet.overlays.find_overlay`).
+        :func:`bitlet.drivers.overlays.find_overlay`).
 
     Returns
     -------
@@ -272,7 +272,7 @@ def read_reports(board: str | None = None, kind: str = "bitlet", *,
         Unknown ``kind``, or a ``board`` with no overlay in ``root``; a
         report file that is not the Vivado report it should be.
     """
-    from bitlet.overlays import KINDS, available_boards, detect_board, overlay_dir
+    from bitlet.drivers.overlays import KINDS, available_boards, detect_board, overlay_dir
 
     if kind not in KINDS:
         raise BitletValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
@@ -311,7 +311,7 @@ def _resource_line(label: str, res: dict) -> str:
 def format_reports(report: dict[str, Any] | None) -> str:
     """Human-readable lines of a :func:`read_reports` result, with the paper's
     figures for one 64-MAC IP alongside (labelled as the paper's)."""
-    from bitlet.overlays import PAPER_FIGURES
+    from bitlet.drivers.overlays import PAPER_FIGURES
 
     if not report:
         return "no Vivado reports (the overlay has not been built here)"

@@ -23,7 +23,7 @@ Every figure the model returns carries its basis.
 
 Example
 -------
->>> from bitlet.overlays.resources import board_sizing   # doctest: +SKIP
+>>> from bitlet.tools.resources import board_sizing   # doctest: +SKIP
 >>> board_sizing("pynqz2")["bitlet"]["n_pe"]              # doctest: +SKIP
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from bitlet.sources import source_dirs
 from bitlet.errors import BitletValueError
 
 __all__ = ["RESOURCES", "ResourceModelError", "area_report", "board_device", "board_sizing",
@@ -60,21 +61,6 @@ class ResourceModelError(BitletValueError):
     """An input of the resource model is missing or malformed."""
 
 
-def source_dirs() -> dict[str, Path | None]:
-    """``{"hls": dir, "emu": dir}`` of the kernel sources, None when absent.
-
-    ``hls``: the package's ``bitlet/hls`` (an installed SDK) or the source
-    tree's ``hls/`` (an editable install); ``emu``: the source tree's
-    ``emu/`` (a wheel does not ship it).
-    """
-    package = _HERE.parent
-    found: dict[str, Path | None] = {}
-    for name, marker in (("hls", "bitlet_hw.h"), ("emu", "bitlet_fast.h")):
-        candidates = (package / name, package.parent.parent / name)
-        found[name] = next((c for c in candidates if (c / marker).is_file()), None)
-    return found
-
-
 def report_path() -> Path:
     """Where the yosys area report of the RTL PE is (it may not exist):
     ``$BITLET_AREA_REPORT``, else ``rtl/area_report.json`` under the kernel
@@ -82,7 +68,7 @@ def report_path() -> Path:
     override = os.environ.get(ENV_REPORT)
     if override:
         return Path(override)
-    hls = source_dirs()["hls"] or (_HERE.parent / "hls")
+    hls = source_dirs()["hls"] or (_HERE.parent / "hls")  # absent: the path names where it belongs
     return hls.joinpath(*REPORT_RELPATH)
 
 
@@ -139,7 +125,7 @@ def model_data(path: str | Path | None = None) -> dict[str, Any]:
 
 def board_device(board: str, data: dict | None = None) -> tuple[str, dict]:
     """``(device key, capacities)`` of a board, from its overlay metadata's part."""
-    from bitlet.overlays import find_overlay
+    from bitlet.drivers.overlays import find_overlay
 
     data = data or model_data()
     part = find_overlay(board, "bitlet", require_bitstream=False).metadata["part"]
@@ -247,7 +233,7 @@ def kernel_resources(kind: str, n_pe: int, board: str, *, variant: str | None = 
     n_pe : int
         PEs (Bitlet) or MAC units of ``BITLET_VENDOR_LANES`` lanes (vendor).
     board : str
-        An overlay board (``bitlet.overlays.available_boards()``).
+        An overlay board (``bitlet.drivers.overlays.available_boards()``).
     variant : {"dsp", "nodsp"}, optional
         Vendor operators with or without DSP (required for ``vendor_fp``).
     report, data : dict, optional

@@ -9,7 +9,7 @@ for the final outputs the error of each against onnxruntime fp32.
 On the simulator the cycles come from the kernels' cycle models
 (*modelled*); on a board they are the kernels' own counters (*measured*).
 The result says which.  Resource and timing figures of the overlays are
-added from the Vivado reports when a build left them (``bitlet.overlays``).
+added from the Vivado reports when a build left them (``bitlet.drivers.overlays``).
 """
 from __future__ import annotations
 
@@ -94,8 +94,8 @@ def _model_and_inputs(model: str | None, input_path: str | None,
 
 def _run_kind(spec: str, model: str, feeds: Any, input_path: str | None, precision: str,
               input_shapes: dict | None) -> tuple[Any, dict, dict]:
-    from bitlet.cli import load_inputs
-    from bitlet.compiler import compile as bitlet_compile
+    from bitlet.tools.cli import load_inputs
+    from bitlet.runtime import compile as bitlet_compile
     from bitlet.drivers import open_device
 
     dev = open_device(spec)
@@ -188,8 +188,8 @@ def _reports() -> dict[str, Any]:
     On a board, its own overlays; elsewhere (the workstation that built
     them) the first board that has reports for the kind.
     """
-    from bitlet.overlays import available_boards, detect_board
-    from bitlet.overlays.reports import format_reports, read_reports
+    from bitlet.drivers.overlays import available_boards, detect_board
+    from bitlet.drivers.overlays.reports import format_reports, read_reports
 
     board = detect_board()
     candidates = [board] if board else available_boards()

@@ -1,0 +1,1 @@
+"""The C bridges: the only modules that load the compiled kernels."""

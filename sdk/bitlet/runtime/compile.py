@@ -1,0 +1,104 @@
+"""``bitlet.compile``: compile an ONNX model for a device and load it there.
+
+The thin wrapper around the pure compiler (:func:`bitlet.compiler.build_program`):
+open the device, read its kernel configuration, compile, check the memory,
+load (locally as a :class:`~bitlet.runtime.model.CompiledModel`, or on a
+board behind ``bitlet agent`` as a :class:`~bitlet.runtime.remote.RemoteModel`).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bitlet.compiler import build_program
+from bitlet.errors import CompileError
+from bitlet.program.schedule import KernelConfig
+from bitlet.runtime.model import CompiledModel, driver_of, open_default_device
+
+__all__ = ["compile"]
+
+
+def compile(model: Any, *, device: Any = None, precision: str = "fp32", prune: Any = None,
+            calibration: Any = None, bits: Any = None,
+            input_shapes: Mapping[str, tuple] | None = None):
+    """Compile an ONNX model for a Bitlet device and load it there.
+
+    Parameters
+    ----------
+    model : str, os.PathLike or onnx.ModelProto
+        The ONNX model.
+    device : bitlet.drivers.device.Device, optional
+        Where it will run (its kernel's ID registers give N_PE and the buffer
+        sizes the scheduler tiles for).  None: ``bitlet.open()``.
+    precision : {"fp32", "fp16", "bf16", "fixed<n>"}
+        Weight and activation format on the kernel.  ``"fixed8"`` (or
+        ``"fixed"``): n-bit weights with per-channel scales, 16-bit
+        activations with a per-tensor scale chosen by the host each run,
+        integer bias, exact integer accumulation (see
+        :mod:`bitlet.program.weights`); attention products (both operands
+        computed at run time) stay fp32.
+    prune : int or dict, optional
+        24-bit column prune mask: one for every layer, or
+        ``{layer name: mask}`` (``"*"`` = default).
+    calibration : dict or CalibrationResult, optional
+        Per-layer ``{"prune": mask, "bits": k}`` as chosen by
+        :func:`bitlet.tools.calibrate.calibrate` (its ``.plan``).
+    bits : int or dict, optional
+        Per-layer bit budget (at most ``k`` ones per weight significand).
+    input_shapes : dict, optional
+        ``{input: shape}`` for models with dynamic dimensions.
+
+    Returns
+    -------
+    bitlet.runtime.model.CompiledModel
+
+    Raises
+    ------
+    bitlet.CompileError
+        Unsupported ops (listed together), NaN/Inf weights (layer named),
+        a layer or model that does not fit the device (sizes given).
+
+    Notes
+    -----
+    Where each op runs:
+
+    * on the kernel: ``Conv`` (groups, depthwise, dilation, asymmetric
+      pads), ``Gemm`` and ``MatMul`` with constant weights, ``MatMul`` with
+      both operands computed at run time (attention; fp32 even in fixed
+      mode), and ``ConvTranspose``: with ``kernel == stride``, no padding,
+      dilation 1 and one group as a 1x1 kernel convolution followed by a
+      host ``DepthToSpace`` (pixel shuffle); otherwise the host inserts the
+      stride's zeros (``BitletZeroStuff``) and the kernel runs a stride-1
+      convolution with the flipped weights.  ``BatchNormalization`` and
+      per-channel ``Add``/``Sub`` after a kernel layer are folded into its
+      weights and bias, ``Relu`` and ``Clip(0, x)`` into its activation.
+      A convolution wider than the kernel's line or output-row buffer runs
+      as column strips (host ``Slice``/``Concat`` around kernel layers).
+    * on the host (numpy, :mod:`bitlet.program.hostops`): every other op
+      of :func:`bitlet.compiler.frontend.supported_ops`.
+
+    ``compiled.meta["layers"]`` lists the kernel layers and
+    ``compiled.meta["steps"]`` the kernel segments, host ops and transfers.
+    """
+    dev = open_default_device(device)
+    program = build_program(model, KernelConfig.from_driver(driver_of(dev)), precision=precision,
+                            prune=prune, calibration=calibration, bits=bits,
+                            input_shapes=input_shapes)
+    _check_memory(program, dev)
+    if hasattr(dev, "load_program"):  # a board behind `bitlet agent`: upload once, run there
+        compiled = dev.load_program(program)
+    else:
+        compiled = CompiledModel(program, dev)
+    compiled.source_model = model  # for bitlet.compare (not saved with the program)
+    return compiled
+
+
+def _check_memory(program, device) -> None:
+    memory = (device.describe() if hasattr(device, "describe") else {}).get("memory", {})
+    free = memory.get("largest_free", memory.get("free")) if isinstance(memory, dict) else None
+    need = program.device_bytes
+    if isinstance(free, int) and need > free:
+        b = program.meta["buffers"]
+        raise CompileError(f"the model needs {need} bytes of device memory (instructions + profile "
+                           f"{b['blob_offset']}, weights {b['blob_bytes']}, activations "
+                           f"{b['pool_bytes']}) but the device has {free} bytes free")

@@ -1,0 +1,1 @@
+"""User tools: CLI, benchmarks, demo helpers, accuracy, input loading."""
