@@ -4,10 +4,11 @@
  * Every register offset, instruction field, format code and constant used by
  * the HLS kernel, the vendor-FP baseline kernel, the cffi reference and the
  * Python SDK is defined here and nowhere else.  The Python side reads these
- * values through the cffi build (`bitlet.engines._reference.lib`), see
- * sdk/bitlet/hw.py; tests/test_hw_header.py fails on any drift.
+ * values with one reader, sdk/bitlet/sources.py (bitlet.hw, the cffi builds,
+ * overlay/make_metadata.py); tests/test_hw_header.py checks that reading
+ * against the values the C compiler sees and fails on any drift.
  *
- * Rules for this file (the cffi build parses it):
+ * Rules for this file (that reader parses it):
  *   - constants are plain `#define NAME value` integer literals (hex or
  *     decimal, optional U/UL suffix), one per line, no expressions;
  *   - the instruction layout is given as word indices and bit fields.

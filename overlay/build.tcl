@@ -1,6 +1,6 @@
 # build.tcl -- Vivado batch build of one Bitlet overlay: project, block design
 # (bd.tcl), wrapper, synthesis, implementation, bitstream, reports, and the
-# .bit/.hwh/.rpt installed where the SDK looks (bitlet/overlays/<board>/).
+# .bit/.hwh/.rpt installed where the SDK looks (drivers/overlays/<board>/, bitlet.drivers.overlays).
 #
 #   vivado -mode batch -source overlay/build.tcl -tclargs \
 #       <board> <kind> <ip_repo> <build_dir> <install_dir> [jobs] [allow_timing_failure]

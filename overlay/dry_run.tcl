@@ -182,7 +182,7 @@ stub_write [file join $stub_rundir ${stub_design}_wrapper.bit] "stub bitstream"
 # The .hwh of this block design: the shipped stand-in that make_metadata.py
 # writes from the same table (what the Vivado-written one must match).
 set stub_standin [file join [file dirname [file dirname [file normalize [info script]]]] \
-                      sdk bitlet overlays $stub_board $stub_kind.hwh]
+                      drivers overlays $stub_board $stub_kind.hwh]
 set stub_hwh "<EDKSYSTEM/>"
 if {[file isfile $stub_standin]} {
     set fh [open $stub_standin r]

@@ -18,11 +18,12 @@ through an AXI interrupt controller, the cycle counter on the kernel's
 Usage
 -----
 ``python overlay/make_metadata.py [--board B] [--kind K] [--json-only] [--out DIR]``
-(default: every board and kind, into ``sdk/bitlet/overlays``).
+(default: every board and kind, into ``drivers/overlays``).
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import sys
@@ -40,23 +41,33 @@ METADATA_FORMAT = 1
 # ---------------------------------------------------------------------------
 # Sources of truth
 # ---------------------------------------------------------------------------
-_INT = re.compile(r"^#define\s+BITLET_(\w+)\s+(0[xX][0-9A-Fa-f]+|\d+)[uUlL]*\b", re.MULTILINE)
-_STR = re.compile(r'^#define\s+BITLET_(\w+)\s+"([^"]*)"', re.MULTILINE)
+def _load_sources():
+    """bitlet/sources.py -- the one reader of bitlet_hw.h -- loaded by its path
+    (this script runs without the SDK installed): ``sdk/bitlet/sources.py`` in a
+    source tree, ``bitlet/sources.py`` beside ``bitlet/overlay/`` in a package."""
+    here = Path(__file__).resolve().parent
+    for path in (here.parent / "sdk" / "bitlet" / "sources.py", here.parent / "sources.py"):
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("bitlet_sources", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise SystemExit(f"make_metadata.py: bitlet's sources.py not found beside {here}")
+
+
+_SOURCES = _load_sources()
 
 
 def read_header(path: Path = HEADER) -> dict:
-    """Constants of ``hls/bitlet_hw.h`` as ``{NAME_without_prefix: int | str}``."""
-    text = path.read_text(encoding="utf-8")
-    table: dict = {name: int(value, 0) for name, value in _INT.findall(text)}
-    table.update(_STR.findall(text))
-    return table
+    """Constants of ``hls/bitlet_hw.h`` as ``{NAME_without_prefix: int | str}``
+    (:func:`bitlet.sources.read_header`)."""
+    return _SOURCES.read_header(path)
 
 
 def header_overridable(name: str, path: Path = HEADER) -> bool:
     """Whether ``BITLET_<name>`` of the header sits in an ``#ifndef`` guard
     (then ``-DBITLET_<name>=...`` at HLS build changes what the kernel reports)."""
-    text = path.read_text(encoding="utf-8")
-    return re.search(rf"^#ifndef\s+BITLET_{name}\s*$", text, re.MULTILINE) is not None
+    return _SOURCES.header_overridable(name, path)
 
 
 def _tcl_words(text: str) -> list:

@@ -25,8 +25,8 @@ import numpy as np
 
 from bitlet.compiler import shapes, validate
 from bitlet.compiler.graph import Graph, Node, Value
-from bitlet.program.hostops import HOST_OPS, run_host_op
 from bitlet.errors import CompileError
+from bitlet.program.hostops import HOST_OPS, run_host_op
 
 #: ops lowered to the Bitlet kernel (when their weights are constant)
 KERNEL_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -55,7 +55,7 @@ def supported_ops() -> list[str]:
 
 def load_model(model: Any):
     """Return an ``onnx.ModelProto`` from a path or a ModelProto."""
-    import onnx
+    import onnx  # onnx: heavy import (~1 s), loaded only when a model is read
 
     if isinstance(model, onnx.ModelProto):
         return model
@@ -66,7 +66,7 @@ def load_model(model: Any):
 
 def _read_model_file(path: str):
     """Parse an ONNX file; anything that is not one is a one-line CompileError naming it."""
-    import onnx
+    import onnx  # onnx: heavy import (~1 s), loaded only when a model is read
 
     if not os.path.exists(path):
         raise CompileError(f"model: no such file {path!r}")
@@ -139,13 +139,13 @@ def _default_opset(proto) -> int:
 
 
 def _initializers(proto) -> dict[str, np.ndarray]:
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # onnx: heavy import (~1 s), loaded only when a model is read
 
     return {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
 
 
 def _graph_inputs(proto, constants, given: dict) -> list[Value]:
-    from onnx import helper
+    from onnx import helper  # onnx: heavy import (~1 s), loaded only when a model is read
 
     names = [i.name for i in proto.graph.input if i.name not in constants]
     unknown = sorted(set(given) - set(names))
@@ -181,7 +181,7 @@ def _resolve_dims(name: str, dims: list, given) -> tuple[int, ...]:
 
 
 def _attrs(node, opset: int) -> dict[str, Any]:
-    from onnx import helper, numpy_helper
+    from onnx import helper, numpy_helper  # onnx: heavy import (~1 s), loaded only when a model is read
 
     attrs: dict[str, Any] = {"_opset": opset, "_n_outputs": len(node.output)}
     for attr in node.attribute:
@@ -439,8 +439,8 @@ def _onnx_shapes(proto, inputs: list[Value]) -> dict[str, tuple[tuple[int, ...],
     Returns ``{value name: (shape, numpy dtype name)}`` for the values it gives
     a fully static shape; empty when onnx's inference fails.
     """
-    import onnx
-    from onnx import helper
+    import onnx  # onnx: heavy import (~1 s), loaded only when a model is read
+    from onnx import helper  # onnx: heavy import (~1 s), loaded only when a model is read
 
     fixed = onnx.ModelProto()
     fixed.CopyFrom(proto)

@@ -27,7 +27,7 @@ MAX_OPSET = 22
 
 def check_versions(proto, opset: int) -> None:
     """Refuse a model whose IR version or default-domain opset the onnx package does not know."""
-    import onnx
+    import onnx  # onnx: heavy import (~1 s), loaded only when a model is read
 
     known_opset, known_ir = onnx.defs.onnx_opset_version(), onnx.IR_VERSION
     if proto.ir_version > known_ir or opset > known_opset:
@@ -39,7 +39,7 @@ def check_versions(proto, opset: int) -> None:
 
 def newer_op_version(op: str, opset: int) -> str:
     """Why opset ``opset``'s version of ``op`` is not implemented, or ``""``."""
-    import onnx
+    import onnx  # onnx: heavy import (~1 s), loaded only when a model is read
 
     try:
         theirs = onnx.defs.get_schema(op, opset).since_version

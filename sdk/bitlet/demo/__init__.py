@@ -24,6 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from bitlet.drivers import open_device
+from bitlet.runtime import compile as bitlet_compile
+from bitlet.tools.imaging import psnr, write_png, ycbcr_to_rgb
+
 MODEL_FILE = "espcn_x3.onnx"
 FRAMES_FILE = "frames.npz"
 CARD_FILE = "model_card.json"
@@ -121,11 +125,8 @@ def run_demo(device: Any = None, out_dir: str | Path | None = None, *, frames: i
     -------
     DemoResult
     """
-    import onnxruntime as ort
+    import onnxruntime as ort  # onnxruntime: heavy import, loaded only for reference runs
 
-    from bitlet.runtime import compile as bitlet_compile
-    from bitlet.drivers import open_device
-    from bitlet.tools.imaging import psnr, write_png, ycbcr_to_rgb
 
     data = load_frames()
     count = len(data["names"]) if frames is None else max(1, min(int(frames), len(data["names"])))

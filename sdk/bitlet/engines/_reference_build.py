@@ -15,6 +15,7 @@ Run by setuptools through ``cffi_modules`` in setup.py.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import sys
@@ -33,8 +34,6 @@ API_HEADERS = {
     "bitlet_top.h": ("bitlet_kernel.c", "vendor_kernel.c"),
 }
 
-_INT_DEFINE = re.compile(r"^#define\s+(BITLET_\w+)\s+(0[xX][0-9A-Fa-f]+|\d+)[uUlL]*\b")
-_STR_DEFINE = re.compile(r'^#define\s+(BITLET_\w+)\s+"([^"]*)"')
 _BLOCK = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.DOTALL)
 
 
@@ -43,17 +42,21 @@ def _read(name: str, hls_dir: str = HLS_DIR) -> str:
         return f.read()
 
 
+def _load_sources():
+    """``bitlet/sources.py`` (the one reader of bitlet_hw.h), loaded by path:
+    setuptools runs this script before the package is importable."""
+    path = os.path.join(HERE, "..", "sources.py")
+    spec = importlib.util.spec_from_file_location("bitlet_sources", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def header_constants(text: str) -> tuple[list[str], list[str]]:
-    """Return the integer and string macro names defined in a header."""
-    ints, strs = [], []
-    for line in text.splitlines():
-        m = _INT_DEFINE.match(line.strip())
-        if m:
-            ints.append(m.group(1))
-            continue
-        m = _STR_DEFINE.match(line.strip())
-        if m:
-            strs.append(m.group(1))
+    """The integer and string macro names (``BITLET_*``) defined in a header."""
+    table = _load_sources().parse_header(text)
+    ints = [f"BITLET_{n}" for n, v in table.items() if isinstance(v, int)]
+    strs = [f"BITLET_{n}" for n, v in table.items() if isinstance(v, str)]
     return ints, strs
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from bitlet.compiler.frontend import load_model
 from bitlet.errors import BitletValueError
 
 
@@ -96,7 +97,6 @@ def compare(compiled: Any, inputs: Any, model: Any = None) -> CompareReport:
     -------
     CompareReport
     """
-    from bitlet.compiler.frontend import load_model
 
     source = model if model is not None else getattr(compiled, "source_model", None)
     if source is None:
@@ -138,8 +138,8 @@ def _comparable(proto, env: dict, compiled) -> list[str]:
 
 
 def _run_reference(proto, feeds: Mapping[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
-    import onnx
-    import onnxruntime as ort
+    import onnx  # onnx: heavy import (~1 s), loaded only when a model is read
+    import onnxruntime as ort  # onnxruntime: heavy import, loaded only for reference runs
 
     copy = onnx.ModelProto()
     copy.CopyFrom(proto)

@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from bitlet import hw
+from bitlet.demo import load_frames, model_path
+from bitlet.drivers import open_device
+from bitlet.drivers.overlays import available_boards, detect_board
+from bitlet.drivers.overlays.reports import format_reports, read_reports
 from bitlet.errors import BitletValueError
+from bitlet.runtime import compile as bitlet_compile
+from bitlet.tools.inputs import load_inputs
 
 KINDS = ("bitlet", "vendor_fp")
 
@@ -62,7 +69,6 @@ class BenchResult:
     def __str__(self) -> str:
         head = (f"{'layer':<24} {'MMAC':>8} {'Bitlet cyc':>12} {'vendor cyc':>12} {'speed-up':>8} "
                 f"{'MAC/cyc B':>9} {'MAC/cyc V':>9}")
-        from bitlet import hw
 
         lines = [(f"cycles {self.timing}; Bitlet {self.n_pe['bitlet']} PEs x {hw.GROUP} MACs at "
                  f"{self.clock_mhz['bitlet']} MHz, vendor-FP {self.n_pe['vendor_fp']} units x "
@@ -86,7 +92,6 @@ def _model_and_inputs(model: str | None, input_path: str | None,
                       input_shapes: dict | None) -> tuple[str, dict | None, dict | None]:
     if model is not None:
         return model, input_path, input_shapes
-    from bitlet.demo import load_frames, model_path
 
     frame = load_frames()["lr_y"][0].astype(np.float32) / 255.0
     return str(model_path()), {"lr": frame[None, None]}, {"lr": (1, 1) + frame.shape}
@@ -94,9 +99,6 @@ def _model_and_inputs(model: str | None, input_path: str | None,
 
 def _run_kind(spec: str, model: str, feeds: Any, input_path: str | None, precision: str,
               input_shapes: dict | None) -> tuple[Any, dict, dict]:
-    from bitlet.tools.cli import load_inputs
-    from bitlet.runtime import compile as bitlet_compile
-    from bitlet.drivers import open_device
 
     dev = open_device(spec)
     try:
@@ -131,7 +133,7 @@ def bench_kernels(model: str | None = None, device: str | None = None, precision
     -------
     BenchResult
     """
-    import onnxruntime as ort
+    import onnxruntime as ort  # onnxruntime: heavy import, loaded only for reference runs
 
     model, feeds, input_shapes = _model_and_inputs(model, input_path, input_shapes)
     profiles, outputs, n_pe, board = {}, {}, {}, False
@@ -188,8 +190,6 @@ def _reports() -> dict[str, Any]:
     On a board, its own overlays; elsewhere (the workstation that built
     them) the first board that has reports for the kind.
     """
-    from bitlet.drivers.overlays import available_boards, detect_board
-    from bitlet.drivers.overlays.reports import format_reports, read_reports
 
     board = detect_board()
     candidates = [board] if board else available_boards()

@@ -24,11 +24,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bitlet.demo import load_frames, model_path
+from bitlet.drivers import open_device
+from bitlet.drivers.overlays import available_boards
+from bitlet.drivers.overlays.reports import format_reports, read_reports
 from bitlet.errors import BitletValueError
+from bitlet.runtime import compile as bitlet_compile
+from bitlet.tools.bench import _rel_l2
+from bitlet.tools.resources import area_report, board_device, board_sizing, equal_budget, model_data
+from bitlet.tools.variants import kernel_engine
 
 __all__ = ["BOARD_MODELS", "DEFAULT_PRECISIONS", "BoardBench", "bench_board"]
 
@@ -85,12 +94,10 @@ def _tiled(frames: np.ndarray, h: int, w: int) -> np.ndarray:
 def _model(name: str) -> tuple[str, dict[str, np.ndarray]]:
     """(ONNX path, feeds) of a board model; inputs are the bundled demo frames
     (photographs, 96x96) tiled to the model's input size."""
-    from bitlet.demo import load_frames
 
     frames = load_frames()
     _, _, h, w = _SHAPES[name]
     if name == "demo":
-        from bitlet.demo import model_path
 
         y = _tiled(frames["hr_y"].astype(np.float32) / 255.0, h, w)
         return str(model_path()), {"lr": np.ascontiguousarray(y)[None, None]}
@@ -99,7 +106,6 @@ def _model(name: str) -> tuple[str, dict[str, np.ndarray]]:
     except ImportError:
         raise BitletValueError(f"model {name!r} needs the rapidocr_onnxruntime wheel "
                                "(pip install rapidocr_onnxruntime)") from None
-    from pathlib import Path
 
     path = Path(rapidocr_onnxruntime.__file__).parent / "models" / _RAPIDOCR[name]
     if not path.is_file():
@@ -111,7 +117,7 @@ def _model(name: str) -> tuple[str, dict[str, np.ndarray]]:
 
 def _user_model(model: str, input_shapes: dict | None) -> tuple[str, dict[str, np.ndarray]]:
     """(path, feeds): uniform [0, 1) seed 0 inputs of the model's (or the given) shapes."""
-    import onnx
+    import onnx  # onnx: heavy import (~1 s), loaded only when a model is read
 
     graph = onnx.load(model, load_external_data=False).graph
     inits = {i.name for i in graph.initializer}
@@ -132,9 +138,6 @@ def _user_model(model: str, input_shapes: dict | None) -> tuple[str, dict[str, n
 
 def _run(kind: str, n_pe: int, model: str, feeds: dict, precision: str) -> dict[str, Any]:
     """Compile and run one model on the simulated kernel at ``n_pe``."""
-    from bitlet.runtime import compile as bitlet_compile
-    from bitlet.drivers import open_device
-    from bitlet.tools.variants import kernel_engine
 
     top, engine = kernel_engine(kind, n_pe)
     dev = open_device(f"sim:{kind}", engine=top)
@@ -154,7 +157,6 @@ def _run(kind: str, n_pe: int, model: str, feeds: dict, precision: str) -> dict[
 
 
 def _accuracy(outputs: dict, reference: dict) -> dict[str, Any]:
-    from bitlet.tools.bench import _rel_l2
 
     rel = max(_rel_l2(outputs[n], reference[n]) for n in reference)
     mx = max(float(np.max(np.abs(outputs[n].astype(np.float64) - reference[n]))) for n in reference)
@@ -229,7 +231,6 @@ class BoardBench:
 
 
 def _configurations(board: str, report: dict | None) -> dict[str, Any]:
-    from bitlet.tools.resources import board_sizing, equal_budget
 
     filling = board_sizing(board, report=report)
     budget = equal_budget(board, report=report)
@@ -245,7 +246,6 @@ def _configurations(board: str, report: dict | None) -> dict[str, Any]:
 
 
 def _vivado(board: str) -> dict[str, Any]:
-    from bitlet.drivers.overlays.reports import format_reports, read_reports
 
     figures = {kind: read_reports(board, kind) for kind in KINDS}
     return {"vivado": {k: ({"report": v, "basis": "Vivado report"} if v else None)
@@ -286,10 +286,8 @@ def bench_board(board: str, *, models: tuple[str, ...] | None = None, model: str
         Unknown board, model or precision; no area report; an engine that
         cannot be built.
     """
-    import onnxruntime as ort
+    import onnxruntime as ort  # onnxruntime: heavy import, loaded only for reference runs
 
-    from bitlet.drivers.overlays import available_boards
-    from bitlet.tools.resources import area_report, board_device, model_data
 
     if board not in available_boards():
         raise BitletValueError(f"unknown board {board!r}; known: {', '.join(available_boards())}")

@@ -31,12 +31,17 @@ from typing import Any
 
 import numpy as np
 
+from bitlet import hw
+from bitlet.compiler.fold import KERNEL_TYPES, optimize
+from bitlet.compiler.frontend import import_onnx
+from bitlet.compiler.lower import LayerOptions, lower
 from bitlet.errors import CompileError
+from bitlet.program.schedule import KernelConfig
+from bitlet.runtime.model import CompiledModel, driver_of, open_default_device
 
 
 def column_mask(keep: int) -> int:
     """24-bit prune mask keeping the ``keep`` most significant bit columns."""
-    from bitlet import hw
 
     sig = hw.SIG_BITS
     if not 0 <= keep <= sig:
@@ -106,7 +111,6 @@ class _Evaluator:
     """Compile a plan, run the calibration inputs, measure cycles and error."""
 
     def __init__(self, graph, device, cfg, precision, feeds):
-        from bitlet.compiler.lower import LayerOptions
 
         self.graph, self.device, self.cfg, self.precision, self.feeds = graph, device, cfg, precision, feeds
         self.LayerOptions = LayerOptions
@@ -116,8 +120,6 @@ class _Evaluator:
         self.reference, self.baseline = outs, cycles
 
     def run(self, plan: Mapping[str, Mapping[str, int]]):
-        from bitlet.compiler.lower import lower
-        from bitlet.runtime.model import CompiledModel
 
         options = {name: self.LayerOptions(**opts) for name, opts in plan.items()}
         compiled = CompiledModel(lower(self.graph, self.cfg, self.precision, options), self.device)
@@ -170,10 +172,6 @@ def calibrate(model: Any, inputs: Sequence[Any], *, device: Any = None, budget: 
     CalibrationResult
         ``.plan`` can be passed as ``bitlet.compile(..., calibration=result)``.
     """
-    from bitlet.compiler.fold import KERNEL_TYPES, optimize
-    from bitlet.compiler.frontend import import_onnx
-    from bitlet.program.schedule import KernelConfig
-    from bitlet.runtime.model import driver_of, open_default_device
 
     if not inputs:
         raise CompileError("inputs: calibration needs at least one input")

@@ -17,8 +17,10 @@ and exit with status 1 (2 for usage errors).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import platform
 import sys
 import time
 import zipfile
@@ -29,11 +31,19 @@ from typing import Any
 import numpy as np
 
 from bitlet._version import __version__
+from bitlet.demo import run_demo
+from bitlet.drivers import open_device
+from bitlet.drivers.overlays import detect_board, find_overlay
 from bitlet.errors import BitletError, BitletValueError
+from bitlet.runtime import compile as bitlet_compile
+from bitlet.runtime.agent import main as agent_main
+from bitlet.runtime.model import load
+from bitlet.tools.accuracy import compare
+from bitlet.tools.bench import bench_kernels
+from bitlet.tools.bench_board import bench_board
+from bitlet.tools.inputs import load_inputs, onnx_input_specs, parse_shapes, write_outputs
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-RANDOM_SEED = 0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -81,113 +91,8 @@ def _plain(value: Any) -> Any:
 
 
 def _open(spec: str | None):
-    from bitlet.drivers import open_device
 
     return open_device(spec)
-
-
-def _parse_shapes(items: Sequence[str] | None) -> dict[str, tuple[int, ...]] | None:
-    """``["x=1,3,64,64"]`` -> ``{"x": (1, 3, 64, 64)}``."""
-    if not items:
-        return None
-    shapes = {}
-    for item in items:
-        name, sep, dims = item.partition("=")
-        try:
-            if not sep or not name:
-                raise ValueError
-            shapes[name] = tuple(int(d) for d in dims.split(","))
-        except ValueError:
-            raise BitletValueError(f"--shape {item!r}: expected NAME=D0,D1,... e.g. x=1,3,64,64") from None
-    return shapes
-
-
-def _read_image(path: Path) -> np.ndarray:
-    try:
-        from PIL import Image
-    except ImportError:
-        raise BitletValueError(f"--input {path}: reading images needs Pillow (pip install pillow); "
-                               "or give a .npy/.npz file") from None
-    with Image.open(path) as img:
-        pixels = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    return pixels.transpose(2, 0, 1)[None]  # NCHW in [0, 1]
-
-
-def load_inputs(path: str | None, input_specs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Read ``--input``: .npy (the single input), .npz (named inputs) or an image.
-
-    Without a file, a deterministic random input of each input's shape is
-    made (seed 0), so ``profile`` and ``compare`` run on any model.
-    """
-    names = [spec["name"] for spec in input_specs]
-    if path is None:
-        rng = np.random.default_rng(RANDOM_SEED)
-        feeds = {}
-        for spec in input_specs:
-            shape = tuple(spec["shape"])
-            if not all(isinstance(d, int) and d > 0 for d in shape):
-                raise BitletValueError(f"input {spec['name']!r} has dynamic shape {list(shape)}: give "
-                                       "--input FILE or --shape NAME=D0,D1,...")
-            feeds[spec["name"]] = rng.random(shape, dtype=np.float32)
-        return feeds
-    file = Path(path)
-    if not file.exists():
-        raise BitletValueError(f"--input {path}: no such file")
-    suffix = file.suffix.lower()
-    if suffix == ".npz":
-        with np.load(file, allow_pickle=False) as data:
-            missing = [n for n in names if n not in data.files]
-            if missing:
-                raise BitletValueError(f"--input {path}: missing arrays {missing} (has {data.files})")
-            return {n: data[n] for n in names}
-    if len(names) != 1:
-        raise BitletValueError(f"--input {path}: the model has inputs {names}; give an .npz with one "
-                               "array per input name")
-    if suffix == ".npy":
-        return {names[0]: np.load(file, allow_pickle=False)}
-    if suffix in IMAGE_SUFFIXES:
-        return {names[0]: _read_image(file)}
-    raise BitletValueError(f"--input {path}: unsupported file type {suffix!r} (use .npy, .npz or an image)")
-
-
-def write_outputs(path: str, outputs: dict[str, np.ndarray]) -> Path:
-    """Write outputs as .npy (one output) or .npz (named), atomically."""
-    target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix not in (".npy", ".npz"):
-        raise BitletValueError(f"--output {path}: use a .npy or .npz file name")
-    if suffix == ".npy" and len(outputs) != 1:
-        raise BitletValueError(f"--output {path}: the model has {len(outputs)} outputs; use .npz")
-    partial = target.with_name(target.name + ".part")
-    with open(partial, "wb") as f:
-        if suffix == ".npy":
-            np.save(f, next(iter(outputs.values())))
-        else:
-            np.savez(f, **outputs)
-    partial.replace(target)
-    return target
-
-
-def onnx_input_specs(path: str, shapes: dict[str, tuple[int, ...]] | None = None) -> list[dict[str, Any]]:
-    """Names and shapes (``"?"`` for dynamic dims) of an ONNX model's real inputs.
-
-    ``shapes`` (from ``--shape``) override the model's own.
-    """
-    from bitlet.compiler.frontend import load_model
-
-    graph = load_model(path).graph
-    constants = {init.name for init in graph.initializer}
-    specs = []
-    for value in graph.input:
-        if value.name in constants:
-            continue
-        dims = [d.dim_value if d.HasField("dim_value") else "?" for d in value.type.tensor_type.shape.dim]
-        specs.append({"name": value.name, "shape": list((shapes or {}).get(value.name, dims))})
-    unknown = set(shapes or {}) - {spec["name"] for spec in specs}
-    if unknown:
-        raise BitletValueError(f"--shape names {sorted(unknown)} are not inputs of {path} "
-                               f"(inputs: {[spec['name'] for spec in specs]})")
-    return specs
 
 
 def prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, np.ndarray]]:
@@ -205,13 +110,11 @@ def prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, np.nd
         if not zipfile.is_zipfile(model):  # a saved program is one .npz (a zip archive)
             raise BitletValueError(f"model {args.model}: not a saved Bitlet program (.npz), and "
                                    "not named .onnx")
-        from bitlet.runtime.model import load
 
         compiled = load(model, device=device)
         return compiled, load_inputs(args.input, [dict(s) for s in compiled.meta["inputs"]])
-    from bitlet.runtime import compile as bitlet_compile
 
-    feeds = load_inputs(args.input, onnx_input_specs(str(model), _parse_shapes(args.shape)))
+    feeds = load_inputs(args.input, onnx_input_specs(str(model), parse_shapes(args.shape)))
     compiled = bitlet_compile(str(model), device=device, precision=args.precision, prune=args.prune,
                               input_shapes={name: tuple(a.shape) for name, a in feeds.items()})
     return compiled, feeds
@@ -219,7 +122,6 @@ def prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, np.nd
 
 # --------------------------------------------------------------------------- commands
 def cmd_info(args: argparse.Namespace) -> int:
-    import platform
 
     dev = _open(args.device)
     try:
@@ -256,7 +158,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def _version_of(module: str) -> str:
-    import importlib.util
 
     if importlib.util.find_spec(module) is None:
         return "not installed"
@@ -268,7 +169,6 @@ def _version_of(module: str) -> str:
 
 
 def _overlay_info() -> Any:
-    from bitlet.drivers.overlays import detect_board, find_overlay
 
     board = detect_board()
     if board is None:
@@ -312,7 +212,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bitlet.tools.accuracy import compare
 
     dev = _open(args.device)
     try:
@@ -329,7 +228,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.board is None and args.models:
         raise BitletValueError("--models needs --board (without it bench runs --model or the demo)")
     if args.board is not None:
-        from bitlet.tools.bench_board import bench_board
 
         if args.model and args.models:
             raise BitletValueError("give --model or --models, not both")
@@ -338,21 +236,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                    "--device, --input and --prune do not apply")
         models = tuple(m.strip() for m in args.models.split(",")) if args.models else None
         result = bench_board(args.board, models=models, model=args.model,
-                             input_shapes=_parse_shapes(args.shape), precision=args.precision,
+                             input_shapes=parse_shapes(args.shape), precision=args.precision,
                              progress=progress)
         _emit(args, result.as_dict(), lambda: str(result))
         return EXIT_OK
-    from bitlet.tools.bench import bench_kernels
 
     result = bench_kernels(model=args.model, device=args.device, precision=args.precision or "fp32",
-                           input_path=args.input, input_shapes=_parse_shapes(args.shape),
+                           input_path=args.input, input_shapes=parse_shapes(args.shape),
                            progress=progress)
     _emit(args, result.as_dict(), lambda: str(result))
     return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bitlet.demo import run_demo
 
     progress = Progress("demo", enabled=not args.json)
     result = run_demo(args.device, args.out, frames=args.frames, precision=args.precision,
@@ -362,7 +258,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from bitlet.runtime.agent import main as agent_main
 
     argv = ["--listen", args.listen]
     if args.token_env:

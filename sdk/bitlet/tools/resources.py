@@ -28,15 +28,19 @@ Example
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from bitlet.sources import source_dirs
+from bitlet import hw
+from bitlet.drivers.overlays import find_overlay
 from bitlet.errors import BitletValueError
+from bitlet.sources import source_dirs
 
 __all__ = ["RESOURCES", "ResourceModelError", "area_report", "board_device", "board_sizing",
            "equal_budget", "kernel_resources", "largest_n_pe", "model_data", "report_path",
@@ -125,7 +129,6 @@ def model_data(path: str | Path | None = None) -> dict[str, Any]:
 
 def board_device(board: str, data: dict | None = None) -> tuple[str, dict]:
     """``(device key, capacities)`` of a board, from its overlay metadata's part."""
-    from bitlet.drivers.overlays import find_overlay
 
     data = data or model_data()
     part = find_overlay(board, "bitlet", require_bitstream=False).metadata["part"]
@@ -141,7 +144,6 @@ def _fig(counts: dict, basis: str) -> dict:
 
 
 def _header_buffers() -> dict:
-    from bitlet import hw
 
     words = {"act": hw.ACT_BUF_WORDS, "wgt": hw.WGT_BUF_WORDS, "out": hw.OUT_BUF_WORDS,
              "bias": hw.BIAS_BUF_WORDS}
@@ -158,8 +160,6 @@ def _fit_table() -> Any:
     tools = hls / "tools" if hls else None
     if tools is None or not (tools / "fit_table.py").is_file():
         return None
-    import importlib.util
-    import sys
 
     # fit_table imports its siblings (csource, onchip) as top-level modules
     if str(tools) not in sys.path:
@@ -192,7 +192,6 @@ def _fit_buffers(kind: str, n_pe: int, board: str) -> dict | None:
 def _unit(kind: str, family: str, variant: str | None, data: dict, report: dict | None
           ) -> tuple[list[dict], dict]:
     """Per-unit parts and the kind's shared part (each with its basis)."""
-    from bitlet import hw
 
     if kind == "bitlet":
         report = report if report is not None else area_report()

@@ -32,6 +32,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from bitlet import hw
+from bitlet.engines import _fast_build, _reference_build
+from bitlet.drivers.sim import fast_available, resolve_kernel
+from bitlet.engines.fast import FastEngine
 from bitlet.errors import BitletValueError
 from bitlet.sources import source_dirs
 
@@ -76,7 +80,6 @@ def _quiet_stderr():
 
 def _build(engine: str, n_pe: int, dirs: dict[str, Path | None]) -> Any:
     """Compile (or load from the cache) the variant module; return it."""
-    from bitlet import _fast_build, _reference_build  # build-time helpers (cffi)
 
     used = [dirs["hls"]] + ([dirs["emu"]] if engine == "fast" else [])
     name = f"_bitlet_{engine}_npe{n_pe}_{_digest(used, n_pe, engine)}"
@@ -128,13 +131,11 @@ def kernel_engine(kind: str, n_pe: int) -> tuple[Callable[..., None], str]:
     BitletValueError
         Unknown kind, N_PE out of range, no kernel sources or no C compiler.
     """
-    from bitlet import hw
 
     if kind not in ("bitlet", "vendor_fp"):
         raise BitletValueError(f"kind must be 'bitlet' or 'vendor_fp', got {kind!r}")
     if not 1 <= int(n_pe) <= MAX_N_PE:
         raise BitletValueError(f"N_PE must be in 1..{MAX_N_PE}, got {n_pe}")
-    from bitlet.drivers.sim import fast_available, resolve_kernel
 
     use_fast = kind == "bitlet"
     if int(n_pe) == hw.N_PE:      # the installed engines are built at the header's N_PE
@@ -147,7 +148,6 @@ def kernel_engine(kind: str, n_pe: int) -> tuple[Callable[..., None], str]:
     engine = "fast" if use_fast and dirs["emu"] is not None else "reference"
     module = _build(engine, int(n_pe), dirs)
     if engine == "fast":
-        from bitlet.engines.fast import FastEngine
 
         return FastEngine(module.ffi, module.lib).make_top(), f"fast (built, N_PE={n_pe})"
     return getattr(module.lib, "bitlet_top" if kind == "bitlet" else "vendor_fp_top"), \
