@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 import pytest
 from bitlet.tools import cli
-from bitlet.drivers.overlays import resources as res
+from bitlet.tools import resources as res
 
 from models import tiny_cnn
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from bitlet import hw
 from bitlet.drivers.overlays import available_boards, find_overlay
-from bitlet.drivers.overlays import resources as res
+from bitlet.tools import resources as res
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "data" / "resources" / "area_report_fixture.json"
