@@ -228,8 +228,8 @@ def _header() -> None:
 
 def run_det(height: int, width: int, limit: int, engine=None) -> Totals:
     import onnx
-    from bitlet.numerics import layers as _layers
-    from bitlet import hw
+
+    from bitlet import hw, numerics
 
     model = onnx.load(model_path())
     layers = conv_layers(model)
@@ -243,7 +243,7 @@ def run_det(height: int, width: int, limit: int, engine=None) -> Totals:
     totals = Totals()
     for layer in layers:
         x = np.ascontiguousarray(acts[layer["input"]].transpose(0, 2, 3, 1)).astype(np.float32)
-        _, prof = _layers.conv2d(x, layer["w"], stride=layer["stride"], padding=layer["padding"],
+        _, prof = numerics.conv2d(x, layer["w"], stride=layer["stride"], padding=layer["padding"],
                                  dilation=layer["dilation"], groups=layer["groups"],
                                  bias=layer["b"], return_profile=True, engine=engine)
         t = kind(layer)
@@ -255,8 +255,7 @@ def run_det(height: int, width: int, limit: int, engine=None) -> Totals:
 
 
 def run_mnv2(size: int, limit: int, engine=None) -> Totals:
-    from bitlet.numerics import layers as _layers
-    from bitlet import hw
+    from bitlet import hw, numerics
 
     layers = mnv2_layers()
     if limit:
@@ -271,7 +270,7 @@ def run_mnv2(size: int, limit: int, engine=None) -> Totals:
         if role == "start":
             block_in = x
         pad = (w.shape[1] // 2,) * 4
-        y, prof = _layers.conv2d(x, w, stride=stride, padding=pad, groups=groups,
+        y, prof = numerics.conv2d(x, w, stride=stride, padding=pad, groups=groups,
                                  return_profile=True, engine=engine)
         if act == "relu6":
             y = np.clip(y, 0.0, 6.0)
