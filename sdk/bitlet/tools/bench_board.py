@@ -157,7 +157,6 @@ def _run(kind: str, n_pe: int, model: str, feeds: dict, precision: str) -> dict[
 
 
 def _accuracy(outputs: dict, reference: dict) -> dict[str, Any]:
-
     rel = max(_rel_l2(outputs[n], reference[n]) for n in reference)
     mx = max(float(np.max(np.abs(outputs[n].astype(np.float64) - reference[n]))) for n in reference)
     basis = "modelled (the kernel's C model on the simulator) against onnxruntime fp32, same input"
@@ -231,7 +230,6 @@ class BoardBench:
 
 
 def _configurations(board: str, report: dict | None) -> dict[str, Any]:
-
     filling = board_sizing(board, report=report)
     budget = equal_budget(board, report=report)
     return {
@@ -246,7 +244,6 @@ def _configurations(board: str, report: dict | None) -> dict[str, Any]:
 
 
 def _vivado(board: str) -> dict[str, Any]:
-
     figures = {kind: read_reports(board, kind) for kind in KINDS}
     return {"vivado": {k: ({"report": v, "basis": "Vivado report"} if v else None)
                        for k, v in figures.items()},

@@ -111,7 +111,6 @@ class _Evaluator:
     """Compile a plan, run the calibration inputs, measure cycles and error."""
 
     def __init__(self, graph, device, cfg, precision, feeds):
-
         self.graph, self.device, self.cfg, self.precision, self.feeds = graph, device, cfg, precision, feeds
         self.LayerOptions = LayerOptions
         self.reference = None
@@ -120,7 +119,6 @@ class _Evaluator:
         self.reference, self.baseline = outs, cycles
 
     def run(self, plan: Mapping[str, Mapping[str, int]]):
-
         options = {name: self.LayerOptions(**opts) for name, opts in plan.items()}
         compiled = CompiledModel(lower(self.graph, self.cfg, self.precision, options), self.device)
         try:

@@ -91,7 +91,6 @@ def _plain(value: Any) -> Any:
 
 
 def _open(spec: str | None):
-
     return open_device(spec)
 
 
@@ -122,7 +121,6 @@ def prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, np.nd
 
 # --------------------------------------------------------------------------- commands
 def cmd_info(args: argparse.Namespace) -> int:
-
     dev = _open(args.device)
     try:
         kernel = dev.kernel
@@ -158,7 +156,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def _version_of(module: str) -> str:
-
     if importlib.util.find_spec(module) is None:
         return "not installed"
     try:  # pynq may refuse to import off-board; report that rather than fail
@@ -169,7 +166,6 @@ def _version_of(module: str) -> str:
 
 
 def _overlay_info() -> Any:
-
     board = detect_board()
     if board is None:
         return "no PYNQ board detected (simulated overlay)"
@@ -212,7 +208,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-
     dev = _open(args.device)
     try:
         compiled, feeds = prepare(args, dev)
@@ -249,7 +244,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-
     progress = Progress("demo", enabled=not args.json)
     result = run_demo(args.device, args.out, frames=args.frames, precision=args.precision,
                       prune=args.prune, progress=progress)
@@ -258,7 +252,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-
     argv = ["--listen", args.listen]
     if args.token_env:
         argv += ["--token-env", args.token_env]

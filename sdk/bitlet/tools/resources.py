@@ -144,7 +144,6 @@ def _fig(counts: dict, basis: str) -> dict:
 
 
 def _header_buffers() -> dict:
-
     words = {"act": hw.ACT_BUF_WORDS, "wgt": hw.WGT_BUF_WORDS, "out": hw.OUT_BUF_WORDS,
              "bias": hw.BIAS_BUF_WORDS}
     bram = sum(math.ceil(w / 1024) for w in words.values())

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from bitlet import hw
-from bitlet.engines import _fast_build, _reference_build
 from bitlet.drivers.sim import fast_available, resolve_kernel
+from bitlet.engines import _fast_build, _reference_build
 from bitlet.engines.fast import FastEngine
 from bitlet.errors import BitletValueError
 from bitlet.sources import source_dirs
