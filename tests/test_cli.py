@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from bitlet.tools import cli
 from bitlet.demo import load_frames, model_path
-from bitlet.tools.imaging import read_png
+from bitlet.tools.imaging import read_image
 
 pytestmark = pytest.mark.device
 SMALL = ["--shape", "lr=1,1,12,12"]
@@ -88,7 +88,7 @@ def test_demo_writes_images_and_beats_bicubic(tmp_path, capsys):
     assert frame["psnr_bitlet_db"] > frame["psnr_bicubic_db"]
     assert frame["psnr_vs_onnxruntime_db"] > 100  # fp32 Bitlet within truncation of onnxruntime
     assert frame["predicted_fps"] == pytest.approx(200e6 / frame["kernel_cycles"])
-    image = read_png(result["outputs"][0])
+    image = read_image(result["outputs"][0])
     hr = load_frames()["hr_y"][0]
     assert image.shape == (hr.shape[0], 3 * hr.shape[1], 3)
 

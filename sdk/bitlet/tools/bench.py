@@ -104,7 +104,7 @@ def _run_kind(spec: str, model: str, feeds: Any, input_path: str | None, precisi
     try:
         compiled = bitlet_compile(model, device=dev, precision=precision, input_shapes=input_shapes)
         if feeds is None:
-            feeds = load_inputs(input_path, [dict(s) for s in compiled.meta["inputs"]])
+            feeds = load_inputs(input_path, [dict(s) for s in compiled.meta["inputs"]]).arrays
         profile = compiled.profile(feeds)
         outputs = compiled.run(feeds)
         ctx = {"feeds": feeds, "board": getattr(dev, "kind", "sim") == "pynq", "n_pe": dev.kernel.n_pe}

@@ -41,30 +41,35 @@ from bitlet.runtime.model import load
 from bitlet.tools.accuracy import compare
 from bitlet.tools.bench import bench_kernels
 from bitlet.tools.bench_board import bench_board
-from bitlet.tools.inputs import load_inputs, onnx_input_specs, parse_shapes, write_outputs
+from bitlet.tools.inputs import (
+    Feeds,
+    input_summary,
+    load_inputs,
+    onnx_input_specs,
+    parse_floats,
+    parse_shapes,
+    write_outputs,
+)
+from bitlet.tools.progress import Progress
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+INPUTS_HELP = """\
+inputs:
+  --input FILE.npy  the model's one input, as is
+  --input FILE.npz  one array per input name
+  --input IMAGE     png/jpg/bmp/tif/webp, for a one-input 4-d (NCHW or NHWC) model:
+                    converted to the input's channel count (1 channel: grayscale,
+                    3: RGB, 4: RGBA), scaled to [0, 1] (divided by 255), then
+                    optionally normalised per channel (--mean, then --std), and
+                    HWC -> NCHW for an NCHW input; every step is printed on stderr
+  no --input        random inputs of the model's declared shapes and dtypes
+                    (seed 0; floats uniform in [0, 1), integers in [0, 256)),
+                    said on stderr; a dynamic dimension needs --shape NAME=D0,D1,...
+  Inputs with NaN or Inf values are reported in the summary.
+"""
 
 
 # --------------------------------------------------------------------------- helpers
-class Progress:
-    """A one-line progress bar on stderr (silent when ``enabled`` is False)."""
-
-    def __init__(self, label: str, enabled: bool = True, width: int = 24) -> None:
-        self.label, self.enabled, self.width = label, enabled, width
-        self.start = time.perf_counter()
-
-    def __call__(self, done: int, total: int, what: str = "") -> None:
-        if not self.enabled:
-            return
-        filled = int(self.width * done / max(total, 1))
-        bar = "#" * filled + "." * (self.width - filled)
-        elapsed = time.perf_counter() - self.start
-        end = "\n" if done >= total else ""
-        sys.stderr.write(f"\r{self.label} [{bar}] {done}/{total} {elapsed:6.1f}s {what[:30]:<30}{end}")
-        sys.stderr.flush()
-
-
 def _emit(args: argparse.Namespace, data: Any, text: str | Callable[[], str]) -> None:
     if args.json:
         json.dump(_plain(data), sys.stdout, indent=2)
@@ -94,29 +99,61 @@ def _open(spec: str | None):
     return open_device(spec)
 
 
-def prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, np.ndarray]]:
+def prepare(args: argparse.Namespace, device: Any) -> tuple[Any, Feeds]:
     """Compile ``args.model`` (ONNX) or load a saved program; read its inputs.
 
     For an ONNX model the inputs are read first, so that models with dynamic
-    dimensions compile for the shapes of the given input.
+    dimensions compile for the shapes of the given input.  What was done to
+    the inputs is printed on stderr (``--quiet`` turns it off), with a
+    progress bar on a terminal.
     """
     model = Path(args.model)
     if not model.exists():
         raise BitletValueError(f"model {args.model}: no such file")
     if model.is_dir():
         raise BitletValueError(f"model {args.model}: is a directory, not a model file")
+    if args.shape and args.input:
+        raise BitletValueError("--shape gives the shapes of random inputs; with --input the "
+                               "file's shapes are used: give one or the other")
+    norm = {"mean": parse_floats(args.mean, "--mean"), "std": parse_floats(args.std, "--std")}
+    progress = Progress(args.command, enabled=_show_progress(args))
     if model.suffix.lower() != ".onnx":
         if not zipfile.is_zipfile(model):  # a saved program is one .npz (a zip archive)
             raise BitletValueError(f"model {args.model}: not a saved Bitlet program (.npz), and "
                                    "not named .onnx")
-
+        progress(0, 2, "load program")
         compiled = load(model, device=device)
-        return compiled, load_inputs(args.input, [dict(s) for s in compiled.meta["inputs"]])
-
-    feeds = load_inputs(args.input, onnx_input_specs(str(model), parse_shapes(args.shape)))
-    compiled = bitlet_compile(str(model), device=device, precision=args.precision, prune=args.prune,
-                              input_shapes={name: tuple(a.shape) for name, a in feeds.items()})
+        feeds = load_inputs(args.input, [dict(s) for s in compiled.meta["inputs"]], **norm)
+    else:
+        feeds = load_inputs(args.input, onnx_input_specs(str(model), parse_shapes(args.shape)),
+                            **norm)
+        progress(0, 2, "compile")
+        compiled = bitlet_compile(str(model), device=device, precision=args.precision,
+                                  prune=args.prune,
+                                  input_shapes={n: tuple(a.shape) for n, a in feeds.arrays.items()})
+    progress(1, 2, args.command)
+    args.progress = progress
+    if not args.quiet:
+        for step in feeds.steps:
+            print(f"bitlet {args.command}: {step}", file=sys.stderr)
+        for name, info in input_summary(feeds.arrays).items():
+            if info["nonfinite"]:
+                print(f"bitlet {args.command}: warning: input {name!r} has {info['nonfinite']} "
+                      "NaN/Inf values", file=sys.stderr)
     return compiled, feeds
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars on a terminal only, never with --json or --quiet."""
+    return not (args.json or args.quiet) and sys.stderr.isatty()
+
+
+def _inputs_text(feeds: Feeds) -> list[str]:
+    lines = []
+    for name, info in input_summary(feeds.arrays).items():
+        bad = f", {info['nonfinite']} NaN/Inf" if info["nonfinite"] else ""
+        lines.append(f"input {name}: {info['dtype']} {info['shape']} ({feeds.source}{bad})")
+    return lines
 
 
 # --------------------------------------------------------------------------- commands
@@ -181,16 +218,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         compiled, feeds = prepare(args, dev)
         start = time.perf_counter()
-        outputs = compiled.run(feeds)
+        outputs = compiled.run(feeds.arrays)
         wall = time.perf_counter() - start
+        args.progress(2, 2, "done")
     finally:
         dev.close()
     written = write_outputs(args.output, outputs) if args.output else None
-    summary = {"model": args.model, "outputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)}
-                                                 for k, v in outputs.items()},
+    summary = {"model": args.model,
+               "inputs": {"source": feeds.source, "arrays": input_summary(feeds.arrays)},
+               "outputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)}
+                           for k, v in outputs.items()},
                "wall_s": wall, "written": str(written) if written else None}
     _emit(args, summary, lambda: "\n".join(
-        [f"{k}: shape {v['shape']} {v['dtype']}" for k, v in summary["outputs"].items()]
+        _inputs_text(feeds)
+        + [f"{k}: shape {v['shape']} {v['dtype']}" for k, v in summary["outputs"].items()]
         + [f"ran in {wall:.3f} s (wall, this host)"]
         + ([f"wrote {written}"] if written else ["(no --output given: outputs not written)"])))
     return EXIT_OK
@@ -200,10 +241,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
     dev = _open(args.device)
     try:
         compiled, feeds = prepare(args, dev)
-        profile = compiled.profile(feeds)
+        profile = compiled.profile(feeds.arrays)
+        args.progress(2, 2, "done")
     finally:
         dev.close()
-    _emit(args, profile.as_dict(), lambda: str(profile))
+    data = {**profile.as_dict(), "inputs": {"source": feeds.source, "arrays": input_summary(feeds.arrays)}}
+    _emit(args, data, lambda: "\n".join(_inputs_text(feeds) + [str(profile)]))
     return EXIT_OK
 
 
@@ -211,15 +254,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     dev = _open(args.device)
     try:
         compiled, feeds = prepare(args, dev)
-        report = compare(compiled, feeds)
+        report = compare(compiled, feeds.arrays)
+        args.progress(2, 2, "done")
     finally:
         dev.close()
-    _emit(args, report.as_dict(), lambda: str(report))
+    data = {**report.as_dict(), "inputs": {"source": feeds.source, "arrays": input_summary(feeds.arrays)}}
+    _emit(args, data, lambda: "\n".join(_inputs_text(feeds) + [str(report)]))
     return EXIT_OK
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    progress = Progress("bench", enabled=not args.json)
+    progress = Progress("bench", enabled=not (args.json or args.quiet))
     if args.board is None and args.models:
         raise BitletValueError("--models needs --board (without it bench runs --model or the demo)")
     if args.board is not None:
@@ -244,7 +289,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    progress = Progress("demo", enabled=not args.json)
+    progress = Progress("demo", enabled=not (args.json or args.quiet))
     result = run_demo(args.device, args.out, frames=args.frames, precision=args.precision,
                       prune=args.prune, progress=progress)
     _emit(args, result.as_dict(), lambda: str(result) + "".join(f"\nwrote {p}" for p in result.outputs))
@@ -282,7 +327,13 @@ def _model_options(precision_help: str, default: str | None = "fp32") -> argpars
     model.add_argument("--prune", type=_prune, default=None, help="24-bit column prune mask for every layer")
     model.add_argument("--shape", action="append", metavar="NAME=D0,D1,...",
                        help="shape of a dynamic input (repeatable)")
-    model.add_argument("--input", default=None, help=".npy, .npz (named) or image file")
+    model.add_argument("--input", default=None,
+                       help=".npy (one input), .npz (one array per input name) or an image; "
+                            "without it, random inputs of the model's declared shapes and dtypes")
+    model.add_argument("--mean", default=None, metavar="M[,M,...]",
+                       help="image input: subtract this (per channel) after scaling to [0, 1]")
+    model.add_argument("--std", default=None, metavar="S[,S,...]",
+                       help="image input: then divide by this (per channel)")
     return model
 
 
@@ -292,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="sim, sim:vendor_fp, pynq, pynq:PATH.bit, tcp://HOST:PORT, serial://DEV?baud=N "
                              "(default: $BITLET_DEVICE, else a board if present, else the simulator)")
     common.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    common.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress bars and no notes on stderr (errors still print)")
     model = _model_options("fp32 (default), fp16, bf16 or fixed<n> (e.g. fixed8, fixed12)")
 
     parser = argparse.ArgumentParser(prog="bitlet", description=__doc__.split("\n\n")[0])
@@ -300,14 +353,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", parents=[common], help="device, overlay, ID registers, versions")
     p.set_defaults(func=cmd_info)
-    p = sub.add_parser("run", parents=[common, model], help="run a model on the device")
+    p = sub.add_parser("run", parents=[common, model], epilog=INPUTS_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter, help="run a model on the device")
     p.add_argument("model", help="ONNX file, or a program saved by CompiledModel.save")
     p.add_argument("--output", default=None, help="write outputs (.npy for one, .npz for several)")
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("profile", parents=[common, model], help="per-layer cycles and predicted time")
+    p = sub.add_parser("profile", parents=[common, model], epilog=INPUTS_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter, help="per-layer cycles and predicted time")
     p.add_argument("model")
     p.set_defaults(func=cmd_profile)
-    p = sub.add_parser("compare", parents=[common, model], help="accuracy against onnxruntime fp32")
+    p = sub.add_parser("compare", parents=[common, model], epilog=INPUTS_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter, help="accuracy against onnxruntime fp32")
     p.add_argument("model")
     p.set_defaults(func=cmd_compare)
     # its own copy of the options: parents share their actions, and bench's
@@ -337,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-file", default=None, help="file holding a shared token (TCP)")
     p.add_argument("--cache-mb", type=int, default=None, help="program/weight cache size on the agent")
     p.add_argument("--device", default=None)
-    p.set_defaults(func=cmd_agent, json=False)
+    p.set_defaults(func=cmd_agent, json=False, quiet=False)
     return parser
 
 

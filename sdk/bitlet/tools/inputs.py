@@ -1,8 +1,14 @@
 """Inputs and outputs of the command line: ``--input`` files (.npy, .npz,
-images) or deterministic random inputs, ``--shape``, ``--output`` files."""
+images) or deterministic random inputs, ``--shape``, ``--output`` files.
+
+Every input is made in the model's declared dtype and layout, and what was
+done is returned as plain steps (:class:`Feeds`), which the CLI prints on
+stderr and puts in its ``--json`` summary.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +17,38 @@ import numpy as np
 from bitlet.compiler.frontend import load_model
 from bitlet.errors import BitletValueError
 
-__all__ = ["IMAGE_SUFFIXES", "RANDOM_SEED", "load_inputs", "onnx_input_specs", "parse_shapes",
-           "write_outputs"]
+__all__ = ["IMAGE_SUFFIXES", "RANDOM_SEED", "Feeds", "input_summary", "load_inputs",
+           "onnx_input_specs", "parse_floats", "parse_shapes", "write_outputs"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 RANDOM_SEED = 0
+# random integer inputs (token ids, byte values) are drawn from [0, _INT_HIGH)
+_INT_HIGH = 256
+# ONNX TensorProto element types -> numpy dtypes (the ones a model input can
+# reasonably have; others are refused by name)
+_ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32",
+                7: "int64", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64"}
+
+
+@dataclass
+class Feeds:
+    """Inputs of one run and how they were made.
+
+    Attributes
+    ----------
+    arrays : dict
+        ``{input name: ndarray}`` in the model's declared dtypes.
+    source : str
+        ``"random"`` (no ``--input``), ``"npy"``, ``"npz"`` or ``"image"``.
+    steps : list of str
+        What was done to make them, one line each (printed on stderr by the
+        CLI): the random inputs made, an image's conversions; empty for
+        arrays read as they are.
+    """
+
+    arrays: dict[str, np.ndarray]
+    source: str
+    steps: list[str] = field(default_factory=list)
 
 
 def parse_shapes(items: Sequence[str] | None) -> dict[str, tuple[int, ...]] | None:
@@ -31,55 +64,165 @@ def parse_shapes(items: Sequence[str] | None) -> dict[str, tuple[int, ...]] | No
             shapes[name] = tuple(int(d) for d in dims.split(","))
         except ValueError:
             raise BitletValueError(f"--shape {item!r}: expected NAME=D0,D1,... e.g. x=1,3,64,64") from None
+        if any(d <= 0 for d in shapes[name]):
+            raise BitletValueError(f"--shape {item!r}: every dimension must be positive")
     return shapes
 
 
-def _read_image(path: Path) -> np.ndarray:
+def parse_floats(text: str | None, option: str) -> tuple[float, ...] | None:
+    """``"0.5,0.5,0.5"`` -> ``(0.5, 0.5, 0.5)`` (for ``--mean``/``--std``)."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise BitletValueError(f"{option} {text!r}: expected numbers separated by commas, "
+                               "e.g. 0.485,0.456,0.406") from None
+    if not values or not all(np.isfinite(values)):
+        raise BitletValueError(f"{option} {text!r}: expected finite numbers")
+    return values
+
+
+def _dims_text(shape: Sequence[Any]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _random(spec: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
+    shape, dtype = tuple(spec["shape"]), np.dtype(spec.get("dtype", "float32"))
+    if not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
+        raise BitletValueError(f"input {spec['name']!r} has dynamic shape {_dims_text(shape)}: give "
+                               "--input FILE or --shape NAME=D0,D1,...")
+    if dtype == np.bool_:
+        return rng.integers(0, 2, shape).astype(np.bool_)
+    if np.issubdtype(dtype, np.integer):
+        high = min(_INT_HIGH, int(np.iinfo(dtype).max) + 1)
+        return rng.integers(0, high, shape).astype(dtype)
+    return rng.random(shape, dtype=np.float32).astype(dtype)
+
+
+def _image_layout(spec: dict[str, Any]) -> tuple[str, int]:
+    """``("NCHW" | "NHWC", channels)`` of a 4-d image input, from its declared shape."""
+    shape = list(spec["shape"])
+    if len(shape) != 4:
+        raise BitletValueError(f"input {spec['name']!r} has shape {_dims_text(shape)}: an image "
+                               "needs a 4-d NCHW or NHWC input")
+    if shape[1] in (1, 3, 4):
+        return "NCHW", shape[1]
+    if shape[3] in (1, 3, 4):
+        return "NHWC", shape[3]
+    raise BitletValueError(f"input {spec['name']!r} has shape {_dims_text(shape)}: no channel "
+                           "dimension of 1, 3 or 4 (give an .npy instead of an image)")
+
+
+def _read_image(path: Path, spec: dict[str, Any], mean, std) -> tuple[np.ndarray, list[str]]:
     try:
         from PIL import Image  # optional: only image inputs need Pillow
     except ImportError:
         raise BitletValueError(f"--input {path}: reading images needs Pillow (pip install pillow); "
                                "or give a .npy/.npz file") from None
-    with Image.open(path) as img:
-        pixels = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    return pixels.transpose(2, 0, 1)[None]  # NCHW in [0, 1]
+    layout, channels = _image_layout(spec)
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
+    try:
+        with Image.open(path) as img:
+            steps = [f"read {path.name}: {img.width}x{img.height} {img.mode}"]
+            if img.mode != mode:
+                steps.append(f"convert {img.mode} -> {mode} (the model's input "
+                             f"{spec['name']!r} has {channels} channel{'s' * (channels > 1)})")
+            pixels = np.asarray(img.convert(mode), dtype=np.float32)
+    except OSError as exc:
+        raise BitletValueError(f"--input {path}: not a readable image ({exc})") from None
+    pixels = pixels.reshape(pixels.shape[0], pixels.shape[1], channels) / 255.0
+    steps.append("scale to [0, 1] (divide by 255)")
+    for values, option in ((mean, "--mean"), (std, "--std")):
+        if values is not None and len(values) not in (1, channels):
+            raise BitletValueError(f"{option} has {len(values)} values; the input has {channels} "
+                                   "channels (give 1 or one per channel)")
+    if mean is not None:
+        pixels = pixels - np.asarray(mean, np.float32)
+        steps.append(f"subtract mean {list(mean)}")
+    if std is not None:
+        if any(s == 0 for s in std):
+            raise BitletValueError("--std must not contain 0")
+        pixels = pixels / np.asarray(std, np.float32)
+        steps.append(f"divide by std {list(std)}")
+    if layout == "NCHW":
+        pixels = pixels.transpose(2, 0, 1)
+        steps.append("HWC -> NCHW")
+    array = pixels[None].astype(np.dtype(spec.get("dtype", "float32")))
+    steps.append(f"{spec['name']}: {array.dtype} {_dims_text(array.shape)}")
+    return array, steps
 
 
-def load_inputs(path: str | None, input_specs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+def load_inputs(path: str | None, input_specs: list[dict[str, Any]], *, mean=None,
+                std=None) -> Feeds:
     """Read ``--input``: .npy (the single input), .npz (named inputs) or an image.
 
-    Without a file, a deterministic random input of each input's shape is
-    made (seed 0), so ``profile`` and ``compare`` run on any model.
+    Parameters
+    ----------
+    path : str or None
+        The file; None makes a deterministic random input of each input's
+        declared shape and dtype (seed :data:`RANDOM_SEED`; floats uniform in
+        [0, 1), integers in [0, 256)), so ``profile`` and ``compare`` run on
+        any model.
+    input_specs : list of dict
+        ``{"name", "shape", "dtype"}`` per model input (:func:`onnx_input_specs`
+        or a compiled program's ``meta["inputs"]``).
+    mean, std : sequence of float, optional
+        Per-channel normalisation of an image input, after scaling to [0, 1].
+
+    Returns
+    -------
+    Feeds
     """
     names = [spec["name"] for spec in input_specs]
     if path is None:
+        if mean is not None or std is not None:
+            raise BitletValueError("--mean/--std apply to an image --input")
         rng = np.random.default_rng(RANDOM_SEED)
-        feeds = {}
-        for spec in input_specs:
-            shape = tuple(spec["shape"])
-            if not all(isinstance(d, int) and d > 0 for d in shape):
-                raise BitletValueError(f"input {spec['name']!r} has dynamic shape {list(shape)}: give "
-                                       "--input FILE or --shape NAME=D0,D1,...")
-            feeds[spec["name"]] = rng.random(shape, dtype=np.float32)
-        return feeds
+        arrays = {spec["name"]: _random(spec, rng) for spec in input_specs}
+        steps = [f"no --input: random inputs (seed {RANDOM_SEED}): "
+                 + ", ".join(f"{n} {a.dtype} {_dims_text(a.shape)}" for n, a in arrays.items())]
+        return Feeds(arrays, "random", steps)
     file = Path(path)
-    if not file.exists():
+    if not file.is_file():
         raise BitletValueError(f"--input {path}: no such file")
     suffix = file.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        if len(names) != 1:
+            raise BitletValueError(f"--input {path}: the model has inputs {names}; an image feeds a "
+                                   "one-input model (give an .npz with one array per input name)")
+        array, steps = _read_image(file, input_specs[0], mean, std)
+        return Feeds({names[0]: array}, "image", steps)
+    if mean is not None or std is not None:
+        raise BitletValueError("--mean/--std apply to an image --input, not to a "
+                               f"{suffix or 'suffix-less'} file")
     if suffix == ".npz":
         with np.load(file, allow_pickle=False) as data:
             missing = [n for n in names if n not in data.files]
             if missing:
-                raise BitletValueError(f"--input {path}: missing arrays {missing} (has {data.files})")
-            return {n: data[n] for n in names}
+                raise BitletValueError(f"--input {path}: missing arrays {missing} (has {data.files}; "
+                                       f"the model's inputs are {names})")
+            arrays = {n: data[n] for n in names}
+        return Feeds(arrays, "npz")
     if len(names) != 1:
         raise BitletValueError(f"--input {path}: the model has inputs {names}; give an .npz with one "
                                "array per input name")
     if suffix == ".npy":
-        return {names[0]: np.load(file, allow_pickle=False)}
-    if suffix in IMAGE_SUFFIXES:
-        return {names[0]: _read_image(file)}
-    raise BitletValueError(f"--input {path}: unsupported file type {suffix!r} (use .npy, .npz or an image)")
+        return Feeds({names[0]: np.load(file, allow_pickle=False)}, "npy")
+    raise BitletValueError(f"--input {path}: unsupported file type {suffix!r} (use .npy, .npz or an "
+                           f"image: {', '.join(IMAGE_SUFFIXES)})")
+
+
+def input_summary(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """Per input: shape, dtype and the number of NaN/Inf values (reported, since
+    the kernel computes them exactly as IEEE-754 says but they are rarely meant)."""
+    out = {}
+    for name, array in arrays.items():
+        array = np.asarray(array)
+        nonfinite = int(array.size - np.count_nonzero(np.isfinite(array))) \
+            if np.issubdtype(array.dtype, np.floating) else 0
+        out[name] = {"shape": list(array.shape), "dtype": str(array.dtype), "nonfinite": nonfinite}
+    return out
 
 
 def write_outputs(path: str, outputs: dict[str, np.ndarray]) -> Path:
@@ -101,9 +244,11 @@ def write_outputs(path: str, outputs: dict[str, np.ndarray]) -> Path:
 
 
 def onnx_input_specs(path: str, shapes: dict[str, tuple[int, ...]] | None = None) -> list[dict[str, Any]]:
-    """Names and shapes (``"?"`` for dynamic dims) of an ONNX model's real inputs.
+    """Names, shapes and dtypes of an ONNX model's real inputs.
 
-    ``shapes`` (from ``--shape``) override the model's own.
+    A dynamic dimension is given by the model's own name for it (``"H"``), or
+    ``"?"`` when it has none; ``shapes`` (from ``--shape``) override the
+    model's own.
     """
     graph = load_model(path).graph
     constants = {init.name for init in graph.initializer}
@@ -111,8 +256,15 @@ def onnx_input_specs(path: str, shapes: dict[str, tuple[int, ...]] | None = None
     for value in graph.input:
         if value.name in constants:
             continue
-        dims = [d.dim_value if d.HasField("dim_value") else "?" for d in value.type.tensor_type.shape.dim]
-        specs.append({"name": value.name, "shape": list((shapes or {}).get(value.name, dims))})
+        tensor = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                for d in tensor.shape.dim]
+        dtype = _ONNX_DTYPES.get(tensor.elem_type)
+        if dtype is None:
+            raise BitletValueError(f"input {value.name!r} of {path} has ONNX element type "
+                                   f"{tensor.elem_type}, which bitlet cannot feed")
+        specs.append({"name": value.name, "shape": list((shapes or {}).get(value.name, dims)),
+                      "dtype": dtype})
     unknown = set(shapes or {}) - {spec["name"] for spec in specs}
     if unknown:
         raise BitletValueError(f"--shape names {sorted(unknown)} are not inputs of {path} "
