@@ -92,9 +92,9 @@ def import_onnx(model: Any, input_shapes: Mapping[str, tuple] | None = None) -> 
     model : str, os.PathLike or onnx.ModelProto
         The model.
     input_shapes : dict, optional
-        ``{input name: shape}`` for inputs with dynamic dimensions.  A dynamic
-        leading (batch) dimension defaults to 1; any other dynamic dimension
-        must be given here.
+        ``{input name: shape}`` for inputs with dynamic dimensions (every
+        dynamic dimension, the batch too, must be given: ``bitlet.compile``
+        without them compiles each shape the model is called with).
 
     Returns
     -------
@@ -144,39 +144,71 @@ def _initializers(proto) -> dict[str, np.ndarray]:
     return {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
 
 
-def _graph_inputs(proto, constants, given: dict) -> list[Value]:
+def declared_inputs(model: Any) -> list[dict[str, Any]]:
+    """The model's real inputs (initializers excluded) as it declares them.
+
+    Returns
+    -------
+    list of dict
+        ``{"name": str, "shape": [int | str, ...], "dtype": str}`` per input; a
+        dynamic dimension is the model's own name for it (``"H"``), or ``"?"``
+        when it has none.
+    """
     from onnx import helper  # onnx: heavy import (~1 s), loaded only when a model is read
 
-    names = [i.name for i in proto.graph.input if i.name not in constants]
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        raise CompileError(f"input_shapes: unknown input(s) {unknown}; the model's inputs are {names}")
-    values = []
+    proto = load_model(model)
+    constants = {init.name for init in proto.graph.initializer}
+    specs = []
     for inp in proto.graph.input:
         if inp.name in constants:
             continue
         ttype = inp.type.tensor_type
-        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(ttype.elem_type)).name
-        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+        try:
+            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(ttype.elem_type)).name
+        except (KeyError, TypeError, ValueError):
+            raise CompileError(f"input {inp.name!r} has ONNX element type {ttype.elem_type}, "
+                               "which has no numpy equivalent") from None
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or "?")
                 for d in ttype.shape.dim]
-        values.append(Value(inp.name, _resolve_dims(inp.name, dims, given.get(inp.name)), dtype))
-    return values
+        specs.append({"name": inp.name, "shape": dims, "dtype": dtype})
+    return specs
+
+
+def dynamic_inputs(model: Any, input_shapes: Mapping[str, tuple] | None = None) -> dict[str, list]:
+    """``{input name: declared shape}`` of the inputs that still have a dynamic
+    dimension once ``input_shapes`` are applied (empty: the shapes are static)."""
+    given = dict(input_shapes or {})
+    return {s["name"]: s["shape"] for s in declared_inputs(model)
+            if s["name"] not in given and any(not isinstance(d, int) for d in s["shape"])}
+
+
+def _dims_text(dims) -> str:
+    return "(" + ", ".join(str(d) for d in dims) + ")"
+
+
+def _graph_inputs(proto, constants, given: dict) -> list[Value]:
+    specs = declared_inputs(proto)
+    names = [s["name"] for s in specs]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise CompileError(f"input_shapes: unknown input(s) {unknown}; the model's inputs are {names}")
+    return [Value(s["name"], _resolve_dims(s["name"], s["shape"], given.get(s["name"])), s["dtype"])
+            for s in specs]
 
 
 def _resolve_dims(name: str, dims: list, given) -> tuple[int, ...]:
     if given is not None:
         given = tuple(int(d) for d in given)
-        bad = [i for i, (d, g) in enumerate(zip(dims, given)) if d is not None and d != g]
-        if len(given) != len(dims) or bad:
+        bad = [i for i, (d, g) in enumerate(zip(dims, given)) if isinstance(d, int) and d != g]
+        if len(given) != len(dims) or bad or any(g <= 0 for g in given):
             raise CompileError(f"input_shapes[{name!r}] = {given} does not match the model's "
-                               f"shape {tuple(d or '?' for d in dims)}")
+                               f"shape {_dims_text(dims)}")
         return given
-    if dims and dims[0] is None:
-        dims = [1] + dims[1:]
-    if any(d is None for d in dims):
+    if any(not isinstance(d, int) for d in dims):
+        dynamic = [str(d) for d in dims if not isinstance(d, int)]
         raise CompileError(
-            f"input {name!r} has dynamic dimensions {tuple(d or '?' for d in dims)}: pass "
-            f"input_shapes={{{name!r}: (...)}} to bitlet.compile")
+            f"input {name!r} has dynamic dimensions {', '.join(dynamic)} (shape {_dims_text(dims)}): "
+            f"pass input_shapes={{{name!r}: (...)}} to compile them ahead of time")
     return tuple(dims)
 
 

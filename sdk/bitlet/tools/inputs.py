@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from bitlet.compiler.frontend import load_model
+from bitlet.compiler.frontend import declared_inputs
 from bitlet.errors import BitletValueError
 
 __all__ = ["IMAGE_SUFFIXES", "RANDOM_SEED", "Feeds", "input_summary", "load_inputs",
@@ -24,12 +24,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 RANDOM_SEED = 0
 # random integer inputs (token ids, byte values) are drawn from [0, _INT_HIGH)
 _INT_HIGH = 256
-# ONNX TensorProto element types -> numpy dtypes (the ones a model input can
-# reasonably have; others are refused by name)
-_ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32",
-                7: "int64", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64"}
-
-
 @dataclass
 class Feeds:
     """Inputs of one run and how they were made.
@@ -244,29 +238,16 @@ def write_outputs(path: str, outputs: dict[str, np.ndarray]) -> Path:
 
 
 def onnx_input_specs(path: str, shapes: dict[str, tuple[int, ...]] | None = None) -> list[dict[str, Any]]:
-    """Names, shapes and dtypes of an ONNX model's real inputs.
-
-    A dynamic dimension is given by the model's own name for it (``"H"``), or
-    ``"?"`` when it has none; ``shapes`` (from ``--shape``) override the
-    model's own.
-    """
-    graph = load_model(path).graph
-    constants = {init.name for init in graph.initializer}
-    specs = []
-    for value in graph.input:
-        if value.name in constants:
-            continue
-        tensor = value.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-                for d in tensor.shape.dim]
-        dtype = _ONNX_DTYPES.get(tensor.elem_type)
-        if dtype is None:
-            raise BitletValueError(f"input {value.name!r} of {path} has ONNX element type "
-                                   f"{tensor.elem_type}, which bitlet cannot feed")
-        specs.append({"name": value.name, "shape": list((shapes or {}).get(value.name, dims)),
-                      "dtype": dtype})
+    """Names, shapes and dtypes of an ONNX model's real inputs
+    (:func:`bitlet.compiler.frontend.declared_inputs`: a dynamic dimension is
+    the model's own name for it, ``"H"``); ``shapes`` (from ``--shape``)
+    override the model's own."""
+    specs = declared_inputs(path)
     unknown = set(shapes or {}) - {spec["name"] for spec in specs}
     if unknown:
         raise BitletValueError(f"--shape names {sorted(unknown)} are not inputs of {path} "
                                f"(inputs: {[spec['name'] for spec in specs]})")
+    for spec in specs:
+        if spec["name"] in (shapes or {}):
+            spec["shape"] = list(shapes[spec["name"]])
     return specs
