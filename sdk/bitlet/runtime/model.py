@@ -23,8 +23,15 @@ from typing import Any
 import numpy as np
 
 from bitlet import hw
+from bitlet.drivers import open_device
+from bitlet.drivers.kernel import KernelDriver
 from bitlet.errors import BitletValueError, OverlayMismatch, ProgramError
+from bitlet.isa import decode_profile
 from bitlet.program import Program, check_feeds
+from bitlet.program.hostops import run_host_op
+from bitlet.program.preprocess import pack_activations, pack_bias, unpack_outputs
+from bitlet.program.schedule import KernelConfig
+from bitlet.program.weights import device_rows, limit_ones
 
 #: allowance of a kernel segment, in seconds per MAC, added to the driver's *default*
 #: timeout only (generous for the C reference simulator, ~10 MMAC/s; a board is far
@@ -36,8 +43,6 @@ _NP_FMT = {"fp32": np.uint32, "fp16": np.uint16, "bf16": np.uint16, "fixed": np.
 def driver_of(device: Any):
     driver = getattr(device, "kernel", None)
     if driver is None:
-        from bitlet.drivers.kernel import KernelDriver
-
         driver = KernelDriver(device)
     return driver
 
@@ -46,15 +51,11 @@ def open_default_device(device: Any = None) -> Any:
     """``device`` or, when None, ``bitlet.open()``."""
     if device is not None:
         return device
-    from bitlet.drivers import open_device
-
     return open_device()
 
 
 def check_compatible(program: Program, driver: Any) -> None:
     """Refuse a program compiled for another kernel configuration or ISA."""
-    from bitlet.program.schedule import KernelConfig
-
     want = KernelConfig.from_dict(program.meta["kernel"])
     have = KernelConfig.from_driver(driver)
     diffs = [f"{key}: program {getattr(want, key)!r}, device {getattr(have, key)!r}"
@@ -250,8 +251,6 @@ class CompiledModel:
                 for k, v in attrs.items()}
 
     def _step_host(self, step, env, timings) -> None:
-        from bitlet.program.hostops import run_host_op
-
         t0 = time.perf_counter()
         ins = [env[i] if i else None for i in step["inputs"]]
         outs = run_host_op(step["type"], ins, self._attrs(step["attrs"]))
@@ -274,8 +273,6 @@ class CompiledModel:
         view.sync_to_device()
 
     def _step_upload(self, step, env, timings) -> None:
-        from bitlet.program.preprocess import pack_activations
-
         t0 = time.perf_counter()
         x = env[step["value"]]
         if step["layout"] == "nhwc":
@@ -299,8 +296,6 @@ class CompiledModel:
 
     def _step_fixbias(self, step, env, timings) -> None:
         """Fixed mode: the integer bias for this run's activation scale."""
-        from bitlet.program.preprocess import pack_bias
-
         arrays = self.program.arrays
         scale = arrays[step["scale"]] * env[step["input"] + ".scale"]
         limit = (1 << hw.FIXED_BIAS_BITS) - 1
@@ -308,8 +303,6 @@ class CompiledModel:
         self._write_dev(step["dev"], pack_bias(bias, fixed=True))
 
     def _step_weights(self, step, env, timings) -> None:
-        from bitlet.program.weights import device_rows, limit_ones
-
         t0 = time.perf_counter()
         b = env[step["value"]].astype(np.float32)
         b = np.broadcast_to(b, tuple(step["batch"]) + b.shape[-2:]).reshape((-1,) + b.shape[-2:])
@@ -350,8 +343,6 @@ class CompiledModel:
                     self._step_download({**out, "shape": layer["output_shape"]}, env, timings)
 
     def _step_download(self, step, env, timings) -> None:
-        from bitlet.program.preprocess import unpack_outputs
-
         t0 = time.perf_counter()
         info = self.meta["devices"][step["dev"]]
         view = self._dev_view(step["dev"])
@@ -370,8 +361,6 @@ class CompiledModel:
     # -- profile ----------------------------------------------------------------
     def read_profile_records(self) -> np.ndarray:
         """The profile records of the last run, one per instruction (``bitlet.isa.decode_profile``)."""
-        from bitlet.isa import decode_profile
-
         buffers = self.meta["buffers"]
         start = buffers["profile_offset"]
         view = self._buffer[start:start + buffers["n_insn"] * hw.PROF_BYTES]
@@ -434,16 +423,3 @@ def build_profile(model: CompiledModel, records: np.ndarray, timings: dict, wall
                   device_bytes=model.peak_device_bytes, memory=memory_report(model.meta["buffers"]))
     return Profile(layers, host, totals, clock, device=type(model.device).__name__,
                    cycles=cycle_source(model.device))
-
-
-def load(path: str | os.PathLike, device: Any = None) -> CompiledModel:
-    """Load a program saved by :meth:`CompiledModel.save` onto ``device`` (None: ``bitlet.open()``).
-
-    Raises :class:`bitlet.OverlayMismatch` when the device's kernel
-    configuration or ISA differs from the one the program was compiled for.
-    """
-    program = Program.load(path)
-    dev = open_default_device(device)
-    if hasattr(dev, "load_program"):  # a board behind `bitlet agent`: upload once, run there
-        return dev.load_program(program)
-    return CompiledModel(program, dev)
