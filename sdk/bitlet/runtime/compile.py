@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from bitlet.compiler import build_program
+from bitlet.compiler import build_program, import_model
 from bitlet.drivers.remote import RemoteDevice
 from bitlet.errors import CompileError
 from bitlet.program import Program
@@ -91,10 +91,10 @@ def compile(model: Any, *, device: Any = None, precision: str = "fp32", prune: A
     ``compiled.meta["layers"]`` lists the kernel layers and
     ``compiled.meta["steps"]`` the kernel segments, host ops and transfers.
     """
+    graph = import_model(model, input_shapes)  # unsupported ops fail before a device is touched
     dev = open_default_device(device)
-    program = build_program(model, KernelConfig.from_driver(driver_of(dev)), precision=precision,
-                            prune=prune, calibration=calibration, bits=bits,
-                            input_shapes=input_shapes)
+    program = build_program(graph, KernelConfig.from_driver(driver_of(dev)), precision=precision,
+                            prune=prune, calibration=calibration, bits=bits)
     _check_memory(program, dev)
     compiled = load_program(program, dev)
     compiled.source_model = model  # for bitlet.compare (not saved with the program)
