@@ -252,3 +252,33 @@ def test_a_hung_remote_run_is_a_kernel_timeout_with_its_diagnosis_and_reset_reco
             assert model(inputs[0]).tobytes() == outputs[0].tobytes()
     finally:
         dev.close()
+
+
+def test_a_remote_profile_keeps_the_agents_cycle_label(local, monkeypatch):
+    """The agent's profile says whether its clock cycles are measured (a board) or
+    modelled (a simulator); the RemoteModel's profile keeps that label."""
+    from bitlet.runtime import model as runtime_model
+
+    program, inputs, _, _ = local
+    # the agent's device stands for a board here: its clock stamps count as measured
+    monkeypatch.setattr(runtime_model, "cycle_source", lambda device: "measured")
+    with board() as (_agent, _dev, url), open_remote(url, timeout=10) as remote:
+        model = RemoteModel(program, remote)
+        profile = model.profile(inputs[0])
+        model.close()
+    assert profile.cycles == "measured"
+    assert "are measured on the board" in str(profile)
+
+
+def test_cycle_source_of_a_remote_device_is_the_agents_backend(monkeypatch):
+    """A device behind a link measures cycles when the agent serves a board (pynq)
+    and models them when it serves a simulator."""
+    from bitlet.runtime.model import cycle_source
+
+    with board() as (_agent, dev, url), open_remote(url, timeout=10) as remote:
+        assert remote.describe()["remote_backend"] == "sim"
+        assert cycle_source(remote) == "modelled"
+        described = dev.describe
+        monkeypatch.setattr(dev, "describe", lambda: {**described(), "backend": "pynq"})
+        assert remote.describe()["remote_backend"] == "pynq"
+        assert cycle_source(remote) == "measured"

@@ -25,7 +25,7 @@ import numpy as np
 from bitlet import hw
 from bitlet.drivers import open_device
 from bitlet.drivers.kernel import KernelDriver
-from bitlet.errors import BitletValueError, OverlayMismatch, ProgramError
+from bitlet.errors import BitletError, BitletValueError, OverlayMismatch, ProgramError
 from bitlet.isa import decode_profile
 from bitlet.program import Program, check_feeds
 from bitlet.program.hostops import run_host_op
@@ -81,10 +81,10 @@ def cycle_source(device: Any) -> str:
     kind = getattr(device, "kind", "")
     if kind == "sim" or getattr(device, "sim", None) is not None:
         return "modelled"
-    if kind == "remote":
+    if kind == "remote":  # the agent's device: a board measures, a simulator models
         try:
-            backend = device.info().get("remote_backend")
-        except Exception:  # noqa: BLE001 - a link problem: say what is known
+            backend = device.describe().get("remote_backend")
+        except BitletError:  # the link failed: claim nothing measured
             backend = None
         return "measured" if backend == "pynq" else "modelled"
     return "measured" if kind == "pynq" else "modelled"

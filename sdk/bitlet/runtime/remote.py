@@ -199,8 +199,10 @@ class RemoteModel:
         -------
         bitlet.runtime.model.Profile
             As a local profile, measured on the board (``device`` is
-            ``"remote:<the agent's device>"``); ``extra["client_wall_ms"]``
-            is this host's wall time of the call, link included.
+            ``"remote:<the agent's device>"``, ``cycles`` the agent's label:
+            ``"measured"`` on a board, ``"modelled"`` on a simulator);
+            ``extra["client_wall_ms"]`` is this host's wall time of the call,
+            link included.
         """
         feeds = x if isinstance(x, Mapping) else {self.input_names[0]: x}
         args, arrays = self._args(feeds)
@@ -210,7 +212,8 @@ class RemoteModel:
         self._set_timings(result.get("timings"), wall)
         return Profile(result["layers"], result["host"], result["totals"], result["clock_mhz"],
                        device=f"remote:{result.get('device', '')}",
-                       extra={"client_wall_ms": wall * 1e3})
+                       extra={"client_wall_ms": wall * 1e3},
+                       cycles="measured" if result.get("cycles") == "measured" else "modelled")
 
     def read_profile_records(self) -> np.ndarray:
         """The profile records of the last run on the board, one per instruction.
