@@ -768,7 +768,7 @@ class Agent:
             return self.session.models[digest]
         except KeyError:
             raise DeviceError(f"program {digest[:16]}... is not loaded on the agent "
-                              "(load_program first)") from None
+                              "(RemoteModel(program, device) loads it)") from None
 
     @staticmethod
     def _feeds(args: dict, arrays: list) -> dict:
