@@ -5,12 +5,12 @@ with the same parameters (names, kinds, defaults, annotations); and every
 public member the two classes share is in the Protocol.
 
 Structural (no device): the classes are compared with the Protocol, not with
-each other, so a member dropped or re-signed in either class fails here.
+each other, so a member dropped or re-signed in either class fails here.  Both
+classes subclass Model and inherit the members it implements.
 """
 from __future__ import annotations
 
 import inspect
-import types
 import typing
 
 import pytest
@@ -81,14 +81,10 @@ def test_what_both_classes_share_is_in_the_protocol():
     assert not missing, f"shared by CompiledModel and RemoteModel but not in Model: {missing}"
 
 
-def test_the_protocol_is_runtime_checkable_on_both_classes():
-    # isinstance of a runtime_checkable Protocol checks the members' presence
+def test_both_classes_subclass_the_protocol_and_share_its_implementations():
+    """input_names, output_names, peak_device_bytes, __call__ and save are written
+    once, in Model; neither class redefines them."""
+    shared = ("input_names", "output_names", "peak_device_bytes", "__call__", "save")
     for cls in CLASSES:
-        fake = object.__new__(cls)  # no device: only the members are looked at
-        for name, kind in PROTOCOL.items():
-            if kind == "attribute":
-                setattr(fake, name, None)
-        fake.meta = {"inputs": [], "outputs": []}
-        fake.program = types.SimpleNamespace(device_bytes=0)
-        assert isinstance(fake, Model), cls.__name__
-    assert not isinstance(object(), Model)
+        assert Model in cls.__mro__
+        assert not set(shared) & set(vars(cls)), f"{cls.__name__} redefines {set(shared) & set(vars(cls))}"

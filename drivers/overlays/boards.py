@@ -16,17 +16,6 @@ from typing import Any
 
 from bitlet.errors import BitletValueError, DeviceError
 
-__all__ = [
-    "KINDS",
-    "PAPER_FIGURES",
-    "OverlayFiles",
-    "OverlayNotFound",
-    "available_boards",
-    "detect_board",
-    "find_overlay",
-    "identity_mismatches",
-]
-
 #: Kernel kinds an overlay can carry.
 KINDS = ("bitlet", "vendor_fp")
 #: Metadata format this SDK understands (``metadata_format`` in the .json).

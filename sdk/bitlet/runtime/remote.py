@@ -12,7 +12,6 @@ both satisfy :class:`bitlet.runtime.protocol.Model`.
 """
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -24,12 +23,14 @@ from bitlet.drivers.remote import RemoteDevice
 from bitlet.errors import BitletTypeError, BitletValueError
 from bitlet.isa import profile_dtype
 from bitlet.program import Program, check_feeds
-from bitlet.runtime.model import SECONDS_PER_MAC, Profile
+from bitlet.runtime.model import SECONDS_PER_MAC
+from bitlet.runtime.profile import Profile
+from bitlet.runtime.protocol import Model
 
 __all__ = ["RemoteModel"]
 
 
-class RemoteModel:
+class RemoteModel(Model):
     """A program loaded on a remote board: call it like a local CompiledModel.
 
     Created by ``RemoteModel(program, device)`` (and so by
@@ -101,32 +102,6 @@ class RemoteModel:
         self.source_model: Any = None  # as CompiledModel (for bitlet.compare)
         self.last_timings: dict[str, Any] = {}
         self._closed = False
-
-    @property
-    def peak_device_bytes(self) -> int:
-        """Device memory the program uses on the board."""
-        return int(self.program.device_bytes)
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Save the program (weights, instructions, metadata) to one ``.npz`` file."""
-        self.program.save(path)
-
-    @property
-    def input_names(self) -> list[str]:
-        return [i["name"] for i in self.meta["inputs"]]
-
-    @property
-    def output_names(self) -> list[str]:
-        return [o["name"] for o in self.meta["outputs"]]
-
-    def __call__(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
-        """Run on the single input ``x``; returns the output(s)."""
-        if len(self.input_names) != 1:
-            raise BitletValueError(f"this model has inputs {self.input_names}: "
-                                   "use .run({name: array})")
-        out = self.run({self.input_names[0]: x})
-        values = [out[n] for n in self.output_names]
-        return values[0] if len(values) == 1 else tuple(values)
 
     def _check_open(self) -> None:
         if self._closed:  # the same error as a closed CompiledModel
