@@ -1,6 +1,6 @@
 """Payload throughput of the remote link over a UART at 115200 and 921600 baud.
 
-The line is a pair of pseudo-terminals joined by :class:`bitlet.drivers.link.PtyRelay`,
+The line is a pair of pseudo-terminals joined by :class:`bitlet.drivers.link.testing.PtyRelay`,
 which paces each direction at the baud rate with 10 line bits per byte
 (8N1: start, 8 data, stop), as a real UART does: a pty alone has no baud
 pacing at all.  The client (``open_remote("serial://...")``) and the agent
@@ -71,7 +71,7 @@ def raw_efficiency(relay, baud: int, nbytes: int) -> float:
 def link_efficiency(baud: int, nbytes: int, chunk: int | None, window: int | None) -> dict:
     """Upload and download efficiency of the remote link at ``baud``."""
     from bitlet.runtime.agent import Agent
-    from bitlet.drivers.link import PtyRelay
+    from bitlet.drivers.link.testing import PtyRelay
     from bitlet.drivers.remote import open_remote
     from bitlet.drivers.sim import SimDevice
 

@@ -1,17 +1,14 @@
 """Device access for the Bitlet SDK (``bitlet.drivers``).
 
-``bitlet.open()`` (``open_device`` here) picks the backend.  Backends are
-imported lazily: ``import bitlet.drivers`` never imports pynq or pyserial.
+``bitlet.open()`` is :func:`open_device` here (:mod:`bitlet.drivers.backends`
+picks the backend).  ``import bitlet.drivers`` never imports pynq or
+pyserial: the pynq backend (:mod:`~bitlet.drivers.pynq_board`) and the link
+transport (:mod:`~bitlet.drivers.link.transport`) import them when a board
+or a link is opened.
 """
 from __future__ import annotations
 
+from bitlet.drivers.backends import open_device
 from bitlet.drivers.device import Device, DeviceBuffer
 
 __all__ = ["Device", "DeviceBuffer", "open_device"]
-
-
-def open_device(spec: str | None = None, **kwargs):
-    """Open a device; see :func:`bitlet.drivers.backends.open_device`."""
-    from bitlet.drivers.backends import open_device as _open
-
-    return _open(spec, **kwargs)

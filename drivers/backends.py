@@ -22,7 +22,8 @@ that has already checked the overlay's ID registers::
     buf = dev.allocate((64,), "float32")
     dev.kernel.run(prog.device_address, n_insn)
 
-Nothing here imports pynq or pyserial unless that backend is chosen.
+Nothing here imports pynq or pyserial unless that backend is chosen (the
+backends import them when a board or a link is opened).
 """
 from __future__ import annotations
 
@@ -31,15 +32,18 @@ import os
 import warnings
 from typing import Any
 
+from bitlet.drivers.kernel import KernelDriver
+from bitlet.drivers.link.address import REMOTE_SCHEMES
+from bitlet.drivers.overlays import KINDS, find_overlay
+from bitlet.drivers.pynq_board import PynqDevice
+from bitlet.drivers.remote import open_remote
+from bitlet.drivers.sim import SimDevice
 from bitlet.errors import BitletTypeError, BitletValueError, DeviceError
 
 #: Environment variable overriding the ``spec`` argument.
 ENV_VAR = "BITLET_DEVICE"
-#: URL schemes handed to :func:`bitlet.drivers.remote.open_remote`.
-REMOTE_SCHEMES = ("serial", "tcp", "socket")
 #: Files whose presence means "this is a Zynq board with an FPGA manager".
 BOARD_MARKERS = ("/dev/xdevcfg", "/sys/class/fpga_manager/fpga0")
-KINDS = ("bitlet", "vendor_fp")
 
 ACCEPTED = ("None (the board if present, else the simulator)", "'sim'", "'sim:vendor_fp'",
             "'pynq'", "'pynq:vendor_fp'", "'pynq:path/to/bitlet.bit'",
@@ -89,8 +93,6 @@ def board_present() -> bool:
 
 def _board_overlay(kind: str = "bitlet") -> Any | None:
     """The installed overlay files for this board, or None (with the reason warned)."""
-    from bitlet.drivers.overlays import find_overlay
-
     try:
         return find_overlay(None, kind)
     except DeviceError as exc:
@@ -145,17 +147,11 @@ def open_device(spec: str | None = None, *, kernel_timeout: float | None = None,
 
 def _open_backend(backend: str, arg: str | None, kwargs: dict) -> Any:
     if backend == "sim":
-        from bitlet.drivers.sim import SimDevice
-
         return SimDevice(arg, **kwargs)
     if backend == "pynq":
-        from bitlet.drivers.pynq_board import PynqDevice
-
         if arg in KINDS:
             return PynqDevice(kind=arg, **kwargs)
         return PynqDevice(arg, **kwargs)
-    from bitlet.drivers.remote import open_remote
-
     return open_remote(arg, **kwargs)
 
 
@@ -163,7 +159,5 @@ def _attach_kernel(device: Any, timeout: float | None) -> None:
     """Give ``device`` a probed and checked ``.kernel`` unless it brings its own."""
     if getattr(device, "kernel", None) is not None:
         return
-    from bitlet.drivers.kernel import KernelDriver
-
     kind = getattr(device, "kernel_name", None)
     device.kernel = KernelDriver(device, kind=kind if kind in KINDS else None, timeout=timeout)

@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bitlet import hw
 from bitlet.drivers.device import Device, DeviceBuffer, buffer_dtype, buffer_shape
+from bitlet.drivers.overlays import KINDS, find_overlay
 from bitlet.errors import (
     BitletTypeError,
     BitletValueError,
@@ -42,7 +44,6 @@ from bitlet.errors import (
     OutOfDeviceMemory,
 )
 
-KINDS = ("bitlet", "vendor_fp")
 INSTALL_HINT = "install bitlet[board] on the board (pip install 'bitlet[board]'), which brings pynq"
 #: The kernel's m_axi port addresses physical memory from 0 (32-bit space).
 MEMORY_WINDOW = (0, 0xFFFF_FFFF)
@@ -63,7 +64,7 @@ def import_pynq() -> Any:
             warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
             warnings.filterwarnings("ignore", category=DeprecationWarning,
                                     message=".*pkg_resources")
-            import pynq
+            import pynq  # optional (bitlet[board]): imported when a board is opened
     except ImportError as exc:
         raise DeviceError(f"pynq is not installed: {INSTALL_HINT} ({exc})") from exc
     return pynq
@@ -77,8 +78,7 @@ def classes() -> tuple[type, type]:
     VLNV), so it must exist before an Overlay is constructed.
     """
     pynq = import_pynq()
-    from bitlet import hw
-    from pynq.buffer import PynqBuffer
+    from pynq.buffer import PynqBuffer  # optional (bitlet[board]): after import_pynq's check
 
     class BitletIP(pynq.DefaultIP):
         """pynq driver of the Bitlet (and vendor-FP) kernel IP: MMIO and register_map."""
@@ -228,8 +228,6 @@ class PynqDevice(Device):
     @staticmethod
     def _locate(bitfile: Any, board: str | None, kind: str) -> Path:
         if bitfile is None:
-            from bitlet.drivers.overlays import find_overlay
-
             return Path(find_overlay(board, kind).bit)
         path = Path(bitfile)
         if not path.is_file():
@@ -246,8 +244,6 @@ class PynqDevice(Device):
             raise DeviceError(f"pynq could not load the overlay {self.bitfile}: {exc}") from exc
 
     def _find_ip(self, kind: str) -> str:
-        from bitlet import hw
-
         vlnv = hw.vlnv(kind)
         names = [name for name, ip in self.overlay.ip_dict.items() if ip.get("type") == vlnv]
         if len(names) != 1:
@@ -359,8 +355,6 @@ class PynqDevice(Device):
         return self._poll_isr(time.monotonic() + timeout)
 
     def _poll_isr(self, deadline: float) -> bool:
-        from bitlet import hw
-
         pause = 20e-6
         while True:
             if self.read_reg(hw.REG_GIE) & 1 and self.read_reg(hw.REG_ISR):
@@ -446,8 +440,6 @@ def _idle_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def _check_offset(offset: Any) -> int:
-    from bitlet import hw
-
     if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
         raise BitletTypeError(f"register offset must be an int, got {offset!r}")
     if not 0 <= offset < hw.REG_SPAN:

@@ -38,6 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bitlet import hw
+from bitlet.drivers.overlays import find_overlay
+from bitlet.drivers.pynq_board import PynqDevice, import_pynq
+from bitlet.drivers.sim import SimDevice, host_bytes_at
 from bitlet.errors import BusError, DeviceError
 
 _MASK32 = 0xFFFF_FFFF
@@ -137,11 +141,8 @@ class SimUio:
 @functools.lru_cache(maxsize=1)
 def device_class() -> type:
     """The ``SimPynqDevice`` class (created once pynq is importable)."""
-    from bitlet.drivers.pynq_board import import_pynq
-
     pynq = import_pynq()
-    from bitlet.drivers.sim import host_bytes_at
-    from pynq.buffer import PynqBuffer
+    from pynq.buffer import PynqBuffer  # optional (bitlet[board]): after import_pynq's check
 
     class SimPynqDevice(pynq.Device):
         """A pynq Device whose registers and memory are a SimDevice's."""
@@ -161,8 +162,9 @@ def device_class() -> type:
 
         # -- metadata (pynq's own parser, as EmbeddedDevice) -------------------
         def get_bitfile_metadata(self, bitfile_name: str, partial: bool = False) -> Any:
+            # optional (pynq's metadata parser, installed with pynq): used only on a simulated board
             from pynqmetadata.frontends import Metadata
-            from pynqmetadata.views.runtime import RuntimeMetadataParser
+            from pynqmetadata.views.runtime import RuntimeMetadataParser  # optional, as above
 
             hwh = Path(bitfile_name).with_suffix(".hwh")
             if not hwh.is_file():
@@ -177,8 +179,6 @@ def device_class() -> type:
 
         def _map_ip(self) -> None:
             """Find the kernel IP's window and give other IP a register bank."""
-            from bitlet import hw
-
             vlnvs = {hw.vlnv(k) for k in ("bitlet", "vendor_fp")}
             self._banks, self._intcs, self.uio = {}, {}, {}
             kernel_ips = set()
@@ -301,15 +301,11 @@ def device_class() -> type:
 
 
 def _kernel_span() -> int:
-    from bitlet import hw
-
     return hw.REG_SPAN
 
 
 def default_hwh(kind: str = "bitlet", board: str = "pynqz2") -> Path:
     """The packaged ``.hwh`` of an overlay (no bitstream needed)."""
-    from bitlet.drivers.overlays import find_overlay
-
     return Path(find_overlay(board, kind, require_bitstream=False).hwh)
 
 
@@ -338,9 +334,6 @@ def open_pynq_sim(kernel: str = "bitlet", *, board: str = "pynqz2", hwh: str | P
         With ``.sim`` (the SimDevice) and ``.pynq_device`` (the SimPynqDevice);
         closing it closes the simulation and restores pynq's active device.
     """
-    from bitlet.drivers.pynq_board import import_pynq
-    from bitlet.drivers.sim import SimDevice
-
     pynq = import_pynq()
     sim = SimDevice(kernel, **sim_kwargs)
     pynq_dev = device_class()(sim)
@@ -369,7 +362,7 @@ def _uio_table() -> dict:
     setup then fails as on a laptop, pynq warns (kept in ``dev.notes``)
     and waits poll the ISR.
     """
-    from pynq.interrupt import _InterruptController
+    from pynq.interrupt import _InterruptController  # optional (bitlet[board]): pynq is loaded here
 
     return getattr(_InterruptController, "_uio_devices", _NO_TABLE)
 
@@ -400,8 +393,6 @@ def _restore_active(pynq: Any, saved: Any, pynq_dev: Any) -> None:
 @functools.lru_cache(maxsize=1)
 def sim_pynq_class() -> type:
     """``PynqSimDevice``: a PynqDevice over a simulated board; close() ends both."""
-    from bitlet.drivers.pynq_board import PynqDevice, import_pynq
-
     class PynqSimDevice(PynqDevice):
         """PynqDevice whose pynq device is a SimPynqDevice (``.sim`` is its SimDevice)."""
 

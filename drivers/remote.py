@@ -9,11 +9,13 @@ and returns a :class:`RemoteDevice`: a :class:`bitlet.drivers.Device` whose
 buffers, registers and interrupt live on the board.  Buffers are host numpy
 arrays (:class:`RemoteBuffer`) whose ``sync_to_device``/``sync_from_device``
 move their bytes over the link; ``memory_window()``, ``reset()`` and
-``describe()`` are those of the board's device.  Programs and weights are
-uploaded once, keyed by their sha256 (:meth:`RemoteDevice.load_program`,
-:meth:`RemoteDevice.put_blob`), and run many times on the board:
-``bitlet.compile(model, device=dev)`` and ``bitlet.load(path, device=dev)``
-return a :class:`RemoteModel`, called like a local ``CompiledModel``.
+``describe()`` are those of the board's device.  :meth:`RemoteDevice.call`
+runs any operation of the agent; blobs are uploaded once, keyed by their
+sha256 (:meth:`RemoteDevice.put_blob`).  Programs loaded and run on the
+board are the runtime's business: ``bitlet.compile(model, device=dev)`` and
+``bitlet.load(path, device=dev)`` return a
+:class:`bitlet.runtime.remote.RemoteModel`, called like a local
+``CompiledModel``.
 
 An agent started with a token (``bitlet agent --token-env NAME``) needs the
 same token here: ``open_remote(url, token=...)``, or the environment
@@ -33,35 +35,19 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from bitlet import errors
-from bitlet.drivers import link
 from bitlet.drivers.device import Device, DeviceBuffer
-from bitlet.drivers.link import (
-    ACK,
-    ACK_COMPLETE,
-    DATA,
-    DEFAULT_LIMITS,
-    ERROR,
-    HELLO,
-    QUERY,
-    WELCOME,
-    Frame,
-    Limits,
-    LinkBroken,
-    LinkError,
-    LinkProtocolError,
-    LinkTimeout,
-    Outbound,
-    Peer,
-    Tuning,
-    auth_digest,
-    local_versions,
-    version_mismatch,
-)
+from bitlet.drivers.link.address import parse_url
+from bitlet.drivers.link.errors import LinkBroken, LinkError, LinkProtocolError, LinkTimeout
+from bitlet.drivers.link.frames import ACK, ACK_COMPLETE, DATA, ERROR, HELLO, QUERY, WELCOME, Frame
+from bitlet.drivers.link.handshake import auth_digest, local_versions, version_mismatch
+from bitlet.drivers.link.messages import ERROR_DETAILS, pack_message, unpack_message, wire_dtype
+from bitlet.drivers.link.peer import Outbound, Peer
+from bitlet.drivers.link.settings import DEFAULT_LIMITS, Limits, Tuning
+from bitlet.drivers.link.transport import open_transport
 from bitlet.errors import BitletTypeError, BitletValueError, DeviceError
 
 #: Seconds a call may take beyond its transfer time (default of open_remote).
@@ -220,7 +206,7 @@ class RemoteDevice(Device):
                  reconnects: int = 3, chunk: int | None = None, window: int | None = None,
                  ack_timeout: float | None = None, max_retries: int | None = None,
                  limits: Limits = DEFAULT_LIMITS, progress: Any = None):
-        self.address = link.parse_url(url)
+        self.address = parse_url(url)
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
             if not isinstance(value, (int, float)) or not value > 0:
                 raise BitletValueError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -266,7 +252,7 @@ class RemoteDevice(Device):
         limit = self.connect_timeout
         if deadline is not None:
             limit = max(0.05, min(limit, deadline - time.monotonic()))
-        transport = link.open_transport(self.address, write_timeout=self._write_timeout(),
+        transport = open_transport(self.address, write_timeout=self._write_timeout(),
                                         connect_timeout=limit)
         if self.address.scheme == "serial":
             transport.discard_input()  # whatever the line held before this connection
@@ -387,7 +373,7 @@ class RemoteDevice(Device):
         """
         if self._closed:
             raise DeviceError(f"remote device {self.address} is closed")
-        message = link.pack_message({"op": op, "args": args or {}}, arrays)
+        message = pack_message({"op": op, "args": args or {}}, arrays)
         with self._lock:  # one request at a time on the link
             self._rid += 1
             rid = self._rid
@@ -401,7 +387,7 @@ class RemoteDevice(Device):
                                                 budget)
             finally:
                 self._report = None
-        header, out_arrays = link.unpack_message(reply, self.limits)
+        header, out_arrays = unpack_message(reply, self.limits)
         if not header.get("ok"):
             raise _remote_error(op, header.get("error") or {})
         return header.get("result"), out_arrays
@@ -529,7 +515,7 @@ class RemoteDevice(Device):
             dt = np.dtype(dtype)
         except TypeError as exc:
             raise BitletTypeError(f"dtype {dtype!r} is not a numpy dtype: {exc}") from None
-        wire = link.wire_dtype(dt)
+        wire = wire_dtype(dt)
         result, _ = self.call("alloc", {"shape": [int(n) for n in dims], "dtype": wire.str})
         try:
             buf = _host_mirror(dims, dt)
@@ -644,46 +630,6 @@ class RemoteDevice(Device):
             self.call("blob_put", {"sha256": digest}, [np.frombuffer(data, dtype=np.uint8)])
         return digest
 
-    # -- programs: upload once, run many times ----------------------------------
-    def load_program(self, program: Any, *, run_timeout: float | None = None) -> RemoteModel:
-        """Load a compiled program on the board; returns a model to call.
-
-        The program's bytes cross the link only if the agent does not hold
-        them yet (keyed by ``program.digest()``), and the agent loads it on
-        its device once per session; every run then moves only the inputs and
-        the outputs.
-
-        Parameters
-        ----------
-        program : bitlet.program.Program
-            From ``bitlet.compile(...).program`` or ``Program.load(path)``.
-        run_timeout : float, optional
-            Seconds one run may take on the board (default: the device's
-            timeout plus the runtime's kernel budget for the program's MACs,
-            ``bitlet.runtime.model.SECONDS_PER_MAC`` each); the line time of the
-            inputs and outputs comes on top.
-
-        Returns
-        -------
-        RemoteModel
-        """
-        for attr in ("digest", "to_bytes", "meta"):
-            if not hasattr(program, attr):
-                raise BitletTypeError(f"load_program takes a bitlet Program, got "
-                                      f"{type(program).__name__}")
-        if run_timeout is not None and (isinstance(run_timeout, bool) or not isinstance(
-                run_timeout, (int, float)) or not run_timeout > 0):
-            raise BitletValueError(f"run_timeout must be a positive number of seconds, "
-                                   f"got {run_timeout!r}")
-        digest = program.digest()
-        present, _ = self.call("program_has", {"digest": digest})
-        if not present:
-            data = np.frombuffer(program.to_bytes(), dtype=np.uint8)
-            self.call("program_put", {"digest": digest}, [data])
-        loaded, _ = self.call("model_load", {"digest": digest}, timeout=run_timeout)
-        return RemoteModel(self, program, digest, run_timeout,
-                           base=int((loaded or {}).get("base", 0)))
-
     def close(self) -> None:
         """End the session (the agent frees its buffers and models) and the link.
 
@@ -715,204 +661,6 @@ class RemoteDevice(Device):
 
     def __repr__(self) -> str:
         return f"RemoteDevice({str(self.address)!r}, agent SDK {self.agent.get('sdk')})"
-
-
-class RemoteModel:
-    """A program loaded on a remote board: call it like a local CompiledModel.
-
-    Created by :meth:`RemoteDevice.load_program` (and so by
-    ``bitlet.compile(model, device=remote)`` and ``bitlet.load(path,
-    device=remote)``).  ``model(x)`` and ``model.run({name: array})`` send the
-    inputs, run on the board and return the outputs (numpy arrays,
-    bit-identical to a local run of the program); ``profile``, ``save``,
-    ``close``, ``read_profile_records``, ``input_names``, ``output_names``,
-    ``meta``, ``peak_device_bytes`` and ``last_timings`` behave as those of
-    :class:`bitlet.runtime.model.CompiledModel`.
-
-    Attributes
-    ----------
-    device : RemoteDevice
-    program : bitlet.program.Program
-    meta : dict
-        The program's metadata (inputs, outputs, layers, steps).
-    digest : str
-        sha256 of the program (its key in the agent's cache).
-    base : int
-        Device address of the program's buffer on the board.
-    last_timings : dict
-        Of the last run: the agent's timings (``host``, ``upload``,
-        ``download``, ``kernel``, ``kernel_runs``, seconds, as
-        CompiledModel's) plus ``wall``, the seconds this host waited for the
-        run, link included.
-    source_model : ONNX model or None
-        What ``bitlet.compile`` was given (for :func:`bitlet.compare`).
-    """
-
-    def __init__(self, device: RemoteDevice, program: Any, digest: str,
-                 run_timeout: float | None, base: int = 0):
-        self.device = device
-        self.program = program
-        self.meta = program.meta
-        self.digest = digest
-        self.run_timeout = run_timeout
-        self.base = int(base)
-        self.source_model: Any = None  # as CompiledModel (for bitlet.compare)
-        self.last_timings: dict[str, Any] = {}
-        self._closed = False
-
-    @property
-    def peak_device_bytes(self) -> int:
-        """Device memory the program uses on the board."""
-        return int(self.program.device_bytes)
-
-    def save(self, path: Any) -> None:
-        """Save the program (weights, instructions, metadata) to one ``.npz`` file."""
-        self.program.save(path)
-
-    @property
-    def input_names(self) -> list[str]:
-        return [i["name"] for i in self.meta["inputs"]]
-
-    @property
-    def output_names(self) -> list[str]:
-        return [o["name"] for o in self.meta["outputs"]]
-
-    def __call__(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
-        """Run on the single input ``x``; returns the output(s)."""
-        if len(self.input_names) != 1:
-            raise BitletValueError(f"this model has inputs {self.input_names}: "
-                                   "use .run({name: array})")
-        out = self.run({self.input_names[0]: x})
-        values = [out[n] for n in self.output_names]
-        return values[0] if len(values) == 1 else tuple(values)
-
-    def _check_open(self) -> None:
-        if self._closed:  # the same error as a closed CompiledModel
-            raise BitletValueError(f"this compiled model ({self.meta.get('model')!r}) was closed "
-                                   "(its device memory on the board is freed, it is not loaded "
-                                   "any more): load it again (device.load_program(program), "
-                                   "bitlet.compile or bitlet.load)")
-
-    def _args(self, feeds: Any) -> tuple[dict, list]:
-        """Check ``feeds`` here (before any byte goes out) and cast to the compiled dtypes."""
-        from bitlet.program import check_feeds
-
-        self._check_open()
-        arrays = list(check_feeds(self.meta, feeds).values())
-        return {"digest": self.digest, "inputs": self.input_names}, arrays
-
-    def _run_budget(self) -> float:
-        """Seconds one run may take on the board (see :meth:`RemoteDevice.load_program`)."""
-        if self.run_timeout is not None:
-            return float(self.run_timeout)
-        from bitlet.runtime.model import SECONDS_PER_MAC
-
-        macs = sum(int(layer["macs"]) for layer in self.meta["layers"])
-        return self.device.timeout + macs * SECONDS_PER_MAC
-
-    def _set_timings(self, agent_timings: Any, wall: float) -> None:
-        timings = dict(agent_timings) if isinstance(agent_timings, dict) else {}
-        for key in ("host", "kernel_runs"):  # JSON lists back to CompiledModel's tuples
-            if isinstance(timings.get(key), list):
-                timings[key] = [tuple(item) for item in timings[key]]
-        self.last_timings = {**timings, "wall": wall}
-
-    def run(self, feeds: Mapping[str, np.ndarray], *, keep: bool = False) -> dict[str, np.ndarray]:
-        """Run once on the board.
-
-        Parameters
-        ----------
-        feeds : dict
-            ``{input name: array}`` with the compiled shapes (cast to the
-            compiled dtype, float32 unless the model says otherwise, before
-            sending).
-        keep : bool
-            Also return every intermediate value (for :func:`bitlet.compare`).
-
-        Returns
-        -------
-        dict
-            ``{output name: array}`` (plus intermediates with ``keep``).
-
-        Raises
-        ------
-        bitlet.BitletValueError, bitlet.BitletTypeError
-            Unknown or missing input names, wrong shapes (checked here).
-        bitlet.KernelTimeout, bitlet.DeviceError
-            As raised by the run on the board.
-        bitlet.LinkError
-            The link failed beyond its bounded retries.
-        """
-        args, arrays = self._args(feeds)
-        start = time.perf_counter()
-        result, outputs = self.device.call("model_run", {**args, "keep": bool(keep)}, arrays,
-                                           timeout=self._run_budget())
-        self._set_timings(result.get("timings"), time.perf_counter() - start)
-        values: dict[str, Any] = dict(zip(result["outputs"], outputs))
-        scalars = result.get("scalars")
-        if keep and isinstance(scalars, dict):  # e.g. the activation scales of fixed<n> layers
-            values.update((k, v) for k, v in scalars.items() if isinstance(v, (int, float)))
-        return values
-
-    def profile(self, x: np.ndarray | Mapping[str, np.ndarray]) -> Any:
-        """Run once and return the board's per-layer profile (print it for a table).
-
-        Returns
-        -------
-        bitlet.runtime.model.Profile
-            As a local profile, measured on the board (``device`` is
-            ``"remote:<the agent's device>"``); ``extra["client_wall_ms"]``
-            is this host's wall time of the call, link included.
-        """
-        from bitlet.runtime.model import Profile
-
-        feeds = x if isinstance(x, Mapping) else {self.input_names[0]: x}
-        args, arrays = self._args(feeds)
-        start = time.perf_counter()
-        result, _ = self.device.call("model_profile", args, arrays, timeout=self._run_budget())
-        wall = time.perf_counter() - start
-        self._set_timings(result.get("timings"), wall)
-        return Profile(result["layers"], result["host"], result["totals"], result["clock_mhz"],
-                       device=f"remote:{result.get('device', '')}",
-                       extra={"client_wall_ms": wall * 1e3})
-
-    def read_profile_records(self) -> np.ndarray:
-        """The profile records of the last run on the board, one per instruction.
-
-        Returns
-        -------
-        np.ndarray, shape [n_insn], dtype :func:`bitlet.isa.profile_dtype`
-            As :meth:`bitlet.runtime.model.CompiledModel.read_profile_records`.
-        """
-        from bitlet.isa import profile_dtype
-
-        self._check_open()
-        result, arrays = self.device.call("model_profile_records", {"digest": self.digest})
-        dtype = profile_dtype()
-        fields = result.get("fields") if isinstance(result, dict) else None
-        if fields != list(dtype.names) or len(arrays) != len(fields) \
-                or len({a.shape for a in arrays}) > 1:
-            raise LinkProtocolError(f"model_profile_records: the agent sent fields {fields}, "
-                                    f"expected {list(dtype.names)}")
-        records = np.zeros(arrays[0].shape if arrays else (0,), dtype=dtype)
-        for name, values in zip(fields, arrays):
-            records[name] = values
-        return records
-
-    def close(self) -> None:
-        """Free the program's device memory on the board (idempotent; the agent keeps it cached)."""
-        if self._closed:
-            return
-        self._closed = True
-        if not self.device._closed:  # a closed device's session freed it already
-            self.device.call("model_close", {"digest": self.digest})
-
-    def __repr__(self) -> str:
-        m = self.meta
-        return (f"<RemoteModel {m.get('model')!r} {m.get('precision')} "
-                f"{len(m.get('layers', []))} kernel layers, "
-                f"{sum(s.get('op') == 'host' for s in m.get('steps', []))} host ops, "
-                f"{self.peak_device_bytes / 2**20:.2f} MiB device memory, on {self.device.address}>")
 
 
 class _TransferProgress:
@@ -966,7 +714,7 @@ def _remote_error(op: str, error: dict) -> Exception:
     if isinstance(cls, type) and issubclass(cls, errors.BitletError):
         exc = cls(text)
         details = error.get("details")
-        for key in link.ERROR_DETAILS:  # e.g. a KernelTimeout's register dump, as locally
+        for key in ERROR_DETAILS:  # e.g. a KernelTimeout's register dump, as locally
             if isinstance(details, dict) and key in details:
                 setattr(exc, key, details[key])
         return exc

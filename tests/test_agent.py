@@ -17,7 +17,6 @@ from bitlet import (
     OutOfDeviceMemory,
     hw,
 )
-from bitlet.runtime.agent import Agent
 from bitlet.drivers import link
 from bitlet.drivers.link import (
     ACK,
@@ -29,8 +28,11 @@ from bitlet.drivers.link import (
     Peer,
     Tuning,
 )
+from bitlet.drivers.link.testing import PtyRelay
 from bitlet.drivers.remote import RemoteBuffer, open_remote
 from bitlet.drivers.sim import SimDevice
+from bitlet.runtime.agent import Agent
+from bitlet.runtime.remote import RemoteModel
 
 pytestmark = pytest.mark.device
 
@@ -52,7 +54,7 @@ def tcp_agent(device, **kw):
 
 @contextlib.contextmanager
 def pty_agent(device, **kw):
-    with link.PtyRelay() as relay, Agent(device, **kw).start(relay.agent_url(BAUD)) as agent:
+    with PtyRelay() as relay, Agent(device, **kw).start(relay.agent_url(BAUD)) as agent:
         yield agent, relay.client_url(BAUD)
 
 
@@ -268,7 +270,7 @@ def test_version_mismatch_is_refused_naming_both_sides(sim, monkeypatch):
 
 
 def test_no_agent_is_a_clear_error_within_the_timeout():
-    with link.PtyRelay() as relay, pytest.raises(LinkError, match="no handshake answer"):
+    with PtyRelay() as relay, pytest.raises(LinkError, match="no handshake answer"):
         open_remote(relay.client_url(BAUD), connect_timeout=0.6)  # nothing on the other end
     with pytest.raises(LinkError, match="cannot open link"):
         open_remote("serial:///dev/nonexistent-bitlet-tty")
@@ -554,10 +556,10 @@ def test_an_evicted_program_is_uploaded_again_and_runs(sim):
     size = len(program.to_bytes())
     with tcp_agent(sim, cache_bytes=size + 1000) as (agent, url), \
             open_remote(url, timeout=5) as dev:
-        dev.load_program(program).close()
+        RemoteModel(program, dev).close()
         dev.put_blob(bytes(1500))  # pushes the program out of the cache
         assert not dev.call("program_has", {"digest": program.digest()})[0]
-        again = dev.load_program(program)
+        again = RemoteModel(program, dev)
         assert agent.stats["op_program_put"] == 2
         assert again(x).tobytes() == expect.tobytes()
 
@@ -587,7 +589,7 @@ def test_long_transfers_report_their_progress(sim, monkeypatch):
     monkeypatch.setattr(remote_module, "PROGRESS_EVERY", 0.05)
     calls: list[tuple[int, int, str]] = []
     size = 40_000  # ~0.45 s at 921600 baud each way
-    with link.PtyRelay(baud=BAUD) as relay, Agent(sim).start(relay.agent_url(BAUD)), \
+    with PtyRelay(baud=BAUD) as relay, Agent(sim).start(relay.agent_url(BAUD)), \
             open_remote(relay.client_url(BAUD), timeout=5,
                         progress=lambda *a: calls.append(a)) as dev:
         buf = dev.allocate(size, np.uint8)

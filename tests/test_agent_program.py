@@ -9,10 +9,12 @@ import bitlet
 import numpy as np
 import pytest
 from bitlet import DeviceError, hw
-from bitlet.runtime.agent import Agent
 from bitlet.drivers import link
-from bitlet.drivers.remote import RemoteModel, open_remote
+from bitlet.drivers.link.testing import PtyRelay
+from bitlet.drivers.remote import open_remote
 from bitlet.drivers.sim import SimDevice
+from bitlet.runtime.agent import Agent
+from bitlet.runtime.remote import RemoteModel
 from models import tiny_cnn
 
 pytestmark = pytest.mark.device
@@ -40,7 +42,7 @@ def board(url_kind="tcp"):
             with Agent(dev).start("tcp://127.0.0.1:0") as agent:
                 yield agent, dev, f"tcp://127.0.0.1:{agent.port}"
         else:
-            with link.PtyRelay() as relay, Agent(dev).start(relay.agent_url(921600)) as agent:
+            with PtyRelay() as relay, Agent(dev).start(relay.agent_url(921600)) as agent:
                 yield agent, dev, relay.client_url(921600)
     finally:
         dev.close()
@@ -50,7 +52,7 @@ def board(url_kind="tcp"):
 def test_remote_runs_are_bit_identical_to_local_runs(local, kind):
     program, inputs, outputs, _ = local
     with board(kind) as (agent, _dev, url), open_remote(url, timeout=10) as remote:
-        model = remote.load_program(program)
+        model = RemoteModel(program, remote)
         assert isinstance(model, RemoteModel)
         assert model.output_names == [o["name"] for o in program.meta["outputs"]]
         for x, expect in zip(inputs, outputs):
@@ -66,10 +68,10 @@ def test_program_is_uploaded_once_and_loaded_once(local):
     with board() as (agent, _dev, url):
         with open_remote(url, timeout=10) as remote:
             idle = _dev.describe()["memory"]["free"]
-            first = remote.load_program(program)
+            first = RemoteModel(program, remote)
             uploaded = agent.stats["data_bytes_in"]
             assert uploaded > len(program.image)  # the image went over once
-            second = remote.load_program(program)
+            second = RemoteModel(program, remote)
             assert agent.stats["data_bytes_in"] - uploaded < 2000  # only requests this time
             assert agent.stats["op_program_put"] == 1
             assert second(inputs[1]).tobytes() == outputs[1].tobytes()
@@ -82,7 +84,7 @@ def test_program_is_uploaded_once_and_loaded_once(local):
             second.close()  # the last load of the program: its device memory is freed
             assert _dev.describe()["memory"]["free"] == idle > in_use
         with open_remote(url, timeout=10) as another_client:  # the cache outlives sessions
-            model = another_client.load_program(program)
+            model = RemoteModel(program, another_client)
             assert agent.stats["op_program_put"] == 1
             assert model(inputs[0]).tobytes() == outputs[0].tobytes()
             model.close()
@@ -93,7 +95,7 @@ def test_program_is_uploaded_once_and_loaded_once(local):
 def test_remote_profile_has_the_same_cycle_counts(local):
     program, inputs, _, profile = local
     with board() as (_agent, _dev, url), open_remote(url, timeout=10) as remote:
-        remote_profile = remote.load_program(program).profile(inputs[0])
+        remote_profile = RemoteModel(program, remote).profile(inputs[0])
     for key in ("pe_cycles", "ref_cycles", "kernel_cycles", "ddr_bytes", "macs"):
         assert remote_profile.totals[key] == profile.totals[key]
     assert [l["pe_cycles"] for l in remote_profile.layers] == [l["pe_cycles"] for l in profile.layers]
@@ -141,7 +143,7 @@ def test_remote_model_keeps_intermediates_like_a_local_one(local):
 
         here = CompiledModel(program, dev).run({"x": inputs[0]}, keep=True)
         with board() as (_agent, _dev, url), open_remote(url, timeout=10) as remote:
-            there = remote.load_program(program).run({"x": inputs[0]}, keep=True)
+            there = RemoteModel(program, remote).run({"x": inputs[0]}, keep=True)
     finally:
         dev.close()
     arrays = {k: v for k, v in here.items() if isinstance(v, np.ndarray)}
@@ -163,7 +165,7 @@ def test_remote_model_offers_the_compiled_model_api(local):
         here_timings = here.last_timings
         here_profile = here.profile(inputs[1])
         with board() as (agent, _dev, url), open_remote(url, timeout=10) as remote:
-            model = remote.load_program(program)
+            model = RemoteModel(program, remote)
             assert model.peak_device_bytes == here.peak_device_bytes
             assert model.input_names == here.input_names and model.meta is program.meta
             assert model.base >= _dev.base  # the program's buffer on the board
@@ -174,7 +176,7 @@ def test_remote_model_offers_the_compiled_model_api(local):
             macs = sum(layer["macs"] for layer in program.meta["layers"])
             assert macs > 0 and model._run_budget() == remote.timeout + macs * SECONDS_PER_MAC
             with pytest.raises(bitlet.BitletValueError, match="run_timeout must be"):
-                remote.load_program(program, run_timeout=0)
+                RemoteModel(program, remote, run_timeout=0)
             # the inputs are cast to the compiled dtype here: float64 sends float32 bytes
             sent = agent.stats["data_bytes_in"]
             got = model.run({"x": inputs[1].astype(np.float64)})
@@ -215,7 +217,7 @@ def test_remote_model_offers_the_compiled_model_api(local):
                 model(inputs[0])
             with pytest.raises(bitlet.BitletValueError, match="was closed"):
                 model.read_profile_records()
-            again = remote.load_program(program)
+            again = RemoteModel(program, remote)
         again.close()  # after the device closed: its session already freed the model
         here.close()
     finally:
@@ -234,7 +236,7 @@ def test_a_hung_remote_run_is_a_kernel_timeout_with_its_diagnosis_and_reset_reco
     try:
         with Agent(dev).start("tcp://127.0.0.1:0") as agent, \
                 open_remote(f"tcp://127.0.0.1:{agent.port}", timeout=10) as remote:
-            model = remote.load_program(program)
+            model = RemoteModel(program, remote)
             dev.faults.hang_after = 1
             with pytest.raises(KernelTimeout, match="model_run on the agent: the kernel did not "
                                                     "finish") as info:
@@ -250,3 +252,33 @@ def test_a_hung_remote_run_is_a_kernel_timeout_with_its_diagnosis_and_reset_reco
             assert model(inputs[0]).tobytes() == outputs[0].tobytes()
     finally:
         dev.close()
+
+
+def test_a_remote_profile_keeps_the_agents_cycle_label(local, monkeypatch):
+    """The agent's profile says whether its clock cycles are measured (a board) or
+    modelled (a simulator); the RemoteModel's profile keeps that label."""
+    from bitlet.runtime import model as runtime_model
+
+    program, inputs, _, _ = local
+    # the agent's device stands for a board here: its clock stamps count as measured
+    monkeypatch.setattr(runtime_model, "cycle_source", lambda device: "measured")
+    with board() as (_agent, _dev, url), open_remote(url, timeout=10) as remote:
+        model = RemoteModel(program, remote)
+        profile = model.profile(inputs[0])
+        model.close()
+    assert profile.cycles == "measured"
+    assert "are measured on the board" in str(profile)
+
+
+def test_cycle_source_of_a_remote_device_is_the_agents_backend(monkeypatch):
+    """A device behind a link measures cycles when the agent serves a board (pynq)
+    and models them when it serves a simulator."""
+    from bitlet.runtime.model import cycle_source
+
+    with board() as (_agent, dev, url), open_remote(url, timeout=10) as remote:
+        assert remote.describe()["remote_backend"] == "sim"
+        assert cycle_source(remote) == "modelled"
+        described = dev.describe
+        monkeypatch.setattr(dev, "describe", lambda: {**described(), "backend": "pynq"})
+        assert remote.describe()["remote_backend"] == "pynq"
+        assert cycle_source(remote) == "measured"

@@ -15,10 +15,11 @@ import time
 import numpy as np
 import pytest
 from bitlet import LinkError, hw
-from bitlet.runtime.agent import Agent
-from bitlet.drivers.link import Faults, PtyRelay, TcpProxy
+from bitlet.drivers.link.testing import Faults, PtyRelay, TcpProxy
 from bitlet.drivers.remote import open_remote
 from bitlet.drivers.sim import SimDevice
+from bitlet.runtime.agent import Agent
+from bitlet.runtime.remote import RemoteModel
 
 pytestmark = pytest.mark.device
 
@@ -234,7 +235,7 @@ def test_a_model_run_whose_reply_is_cut_runs_once(sim, program_and_runs):
     faults = Faults(cut_after=20_000, cut_dir="down")  # inside the ~46 KB keep=True reply
     with through_tcp_proxy(sim, faults) as (agent, url, direct_url, counter):
         with open_remote(url, timeout=CALL_TIMEOUT) as dev:
-            model = dev.load_program(program)
+            model = RemoteModel(program, dev)
             got = model.run({"x": inputs[0]}, keep=True)
             assert counter.get("cut") == 1 and dev.stats["reconnects"] == 1
             assert agent.stats["op_model_run"] == 1  # the kernel ran once: the reply was re-sent
@@ -250,7 +251,7 @@ def test_model_runs_over_a_noisy_line_are_exact_or_clear_errors_and_run_once(sim
         with open_remote(url, token=TOKEN, timeout=CALL_TIMEOUT, connect_timeout=3) as dev:
             model = None
             for _ in range(10):  # loading itself may meet a fault: bounded retries
-                ok, model = _timed(dev, len(program.to_bytes()), dev.load_program, program)
+                ok, model = _timed(dev, len(program.to_bytes()), RemoteModel, program, dev)
                 if ok:
                     break
             assert ok, model

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 from bitlet import hw
-from bitlet.errors import BitletValueError, DeviceError
 from bitlet.drivers.overlays import (
     KINDS,
     OverlayNotFound,
@@ -29,6 +28,7 @@ from bitlet.drivers.overlays import (
     find_overlay,
     overlay_dir,
 )
+from bitlet.errors import BitletValueError, DeviceError
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERLAY_SRC = ROOT / "overlay"
@@ -336,7 +336,7 @@ def test_missing_hwh_and_bad_metadata(tmp_path):
 
 
 def test_board_detection(monkeypatch, tmp_path):
-    import bitlet.drivers.overlays as ov
+    import bitlet.drivers.overlays.boards as ov
 
     for var in ("BITLET_BOARD", "BOARD"):
         monkeypatch.delenv(var, raising=False)
@@ -818,8 +818,8 @@ def test_paper_scaled_estimates():
 def test_bitlet_bench_shows_the_build_reports(tmp_path, monkeypatch, capsys):
     """`bitlet bench` on the simulator of a board whose overlay build left
     reports: the parsed resource and timing figures, next to the paper's."""
-    from bitlet.tools import cli
     from bitlet.demo import model_path
+    from bitlet.tools import cli
 
     shutil.copytree(overlay_dir() / "pynqz2", tmp_path / "pynqz2")
     for section in ("utilization", "utilization_hier", "timing"):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import bitlet
 import numpy as np
 import pytest
-from bitlet.runtime.agent import Agent
-from bitlet.drivers.remote import RemoteModel
 from bitlet.drivers.sim import SimDevice
+from bitlet.runtime.agent import Agent
+from bitlet.runtime.remote import RemoteModel
 from models import tiny_cnn
 
 pytestmark = pytest.mark.device

@@ -9,7 +9,7 @@ import bitlet
 import numpy as np
 import pytest
 from bitlet import hw
-from bitlet.drivers import select
+from bitlet.drivers import backends
 from bitlet.drivers.kernel import KernelDriver
 from bitlet.drivers.sim import SimDevice, SimFaults
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.device
 
 @pytest.fixture(autouse=True)
 def no_env(monkeypatch):
-    monkeypatch.delenv(select.ENV_VAR, raising=False)
+    monkeypatch.delenv(backends.ENV_VAR, raising=False)
 
 
 @pytest.mark.parametrize("spec, parsed", [
@@ -34,13 +34,13 @@ def no_env(monkeypatch):
     ("serial:///dev/ttyUSB1?baud=921600", ("remote", "serial:///dev/ttyUSB1?baud=921600")),
 ])
 def test_accepted_specs(spec, parsed):
-    assert select.parse_spec(spec) == parsed
+    assert backends.parse_spec(spec) == parsed
 
 
 @pytest.mark.parametrize("spec", ["fpga", "sim:fast", "http://x:1", "", "pynq://x"])
 def test_an_unknown_spec_lists_the_accepted_forms(spec):
     with pytest.raises(bitlet.BitletValueError, match="accepted forms: .*'sim'.*tcp://HOST:PORT"):
-        select.parse_spec(spec)
+        backends.parse_spec(spec)
 
 
 def test_a_non_string_spec_is_a_type_error():
@@ -66,17 +66,17 @@ def test_kwargs_reach_the_backend_and_the_driver():
 
 
 def test_the_environment_overrides_the_argument(monkeypatch):
-    monkeypatch.setenv(select.ENV_VAR, "sim:vendor_fp")
+    monkeypatch.setenv(backends.ENV_VAR, "sim:vendor_fp")
     dev = bitlet.open("sim")
     assert dev.kernel_name == "vendor_fp"
     dev.close()
-    monkeypatch.setenv(select.ENV_VAR, "nonsense")
+    monkeypatch.setenv(backends.ENV_VAR, "nonsense")
     with pytest.raises(bitlet.BitletValueError, match="unknown device spec 'nonsense'"):
         bitlet.open()
 
 
 def test_no_board_means_the_simulator(monkeypatch):
-    monkeypatch.setattr(select, "board_present", lambda: False)
+    monkeypatch.setattr(backends, "board_present", lambda: False)
     dev = bitlet.open()
     assert dev.describe()["backend"] == "sim"
     dev.close()
@@ -84,7 +84,7 @@ def test_no_board_means_the_simulator(monkeypatch):
 
 def test_a_board_without_the_overlay_falls_back_to_the_simulator_with_a_warning(
         monkeypatch, tmp_path):
-    monkeypatch.setattr(select, "board_present", lambda: True)
+    monkeypatch.setattr(backends, "board_present", lambda: True)
     monkeypatch.setenv("BITLET_OVERLAY_DIR", str(tmp_path))  # no overlays at all
     with pytest.warns(RuntimeWarning, match="using the simulator"):
         dev = bitlet.open()
@@ -103,14 +103,14 @@ def test_a_board_with_the_overlay_opens_the_board(monkeypatch, tmp_path):
     (board_dir / "bitlet.bit").write_bytes(b"a bitstream")
     monkeypatch.setenv("BITLET_OVERLAY_DIR", str(tmp_path))
     monkeypatch.setenv("BITLET_BOARD", "pynqz2")
-    monkeypatch.setattr(select, "board_present", lambda: True)
+    monkeypatch.setattr(backends, "board_present", lambda: True)
     opened = []
 
     def fake_backend(backend, arg, kwargs):
         opened.append((backend, arg))
         return SimDevice()  # stands for the board
 
-    monkeypatch.setattr(select, "_open_backend", fake_backend)
+    monkeypatch.setattr(backends, "_open_backend", fake_backend)
     dev = bitlet.open(memory=1 << 20)
     assert opened == [("pynq", str(board_dir / "bitlet.bit"))]
     assert isinstance(dev.kernel, KernelDriver)
@@ -118,11 +118,11 @@ def test_a_board_with_the_overlay_opens_the_board(monkeypatch, tmp_path):
 
 
 def test_board_detection_does_not_import_pynq(monkeypatch):
-    monkeypatch.setattr(select, "BOARD_MARKERS", ("/",))  # "an FPGA manager exists"
+    monkeypatch.setattr(backends, "BOARD_MARKERS", ("/",))  # "an FPGA manager exists"
     has_pynq = importlib.util.find_spec("pynq") is not None
-    assert select.board_present() == has_pynq
-    monkeypatch.setattr(select, "BOARD_MARKERS", ("/no/such/file",))
-    assert select.board_present() is False
+    assert backends.board_present() == has_pynq
+    monkeypatch.setattr(backends, "BOARD_MARKERS", ("/no/such/file",))
+    assert backends.board_present() is False
 
 
 def test_a_mismatched_overlay_closes_the_device(monkeypatch):
@@ -134,15 +134,13 @@ def test_a_mismatched_overlay_closes_the_device(monkeypatch):
 
 
 def test_remote_urls_are_delegated_to_open_remote(monkeypatch):
-    from bitlet.drivers import remote
-
     calls = []
 
     def fake_open_remote(url, **kwargs):
         calls.append((url, kwargs))
         return SimDevice()  # stands for the board behind the link
 
-    monkeypatch.setattr(remote, "open_remote", fake_open_remote)
+    monkeypatch.setattr(backends, "open_remote", fake_open_remote)
     dev = bitlet.open("tcp://127.0.0.1:7700", token="s3cret")
     assert calls == [("tcp://127.0.0.1:7700", {"token": "s3cret"})]
     assert isinstance(dev.kernel, KernelDriver)
@@ -150,8 +148,6 @@ def test_remote_urls_are_delegated_to_open_remote(monkeypatch):
 
 
 def test_a_device_with_its_own_kernel_keeps_it(monkeypatch):
-    from bitlet.drivers import remote
-
     own = object()
 
     def fake_open_remote(url, **kwargs):
@@ -159,7 +155,7 @@ def test_a_device_with_its_own_kernel_keeps_it(monkeypatch):
         dev.kernel = own
         return dev
 
-    monkeypatch.setattr(remote, "open_remote", fake_open_remote)
+    monkeypatch.setattr(backends, "open_remote", fake_open_remote)
     assert bitlet.open("serial:///dev/ttyUSB0").kernel is own
 
 
@@ -169,8 +165,10 @@ def test_pynq_without_pynq_says_what_to_install():
         bitlet.open("pynq")
 
 
-def test_importing_the_drivers_never_imports_pynq():
+def test_importing_the_drivers_never_imports_pynq_or_pyserial():
     code = ("import sys, bitlet, bitlet.drivers.backends, bitlet.drivers.pynq_board, "
-            "bitlet.drivers.pynq_sim, bitlet.drivers.sim, bitlet.drivers.kernel; "
-            "bitlet.open; assert 'pynq' not in sys.modules, 'pynq imported'")
+            "bitlet.drivers.pynq_sim, bitlet.drivers.sim, bitlet.drivers.kernel, "
+            "bitlet.drivers.remote, bitlet.drivers.link, bitlet.runtime.agent; "
+            "bitlet.open; assert 'pynq' not in sys.modules, 'pynq imported'; "
+            "assert 'serial' not in sys.modules, 'pyserial imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -17,6 +17,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bitlet.drivers.overlays.boards import (
+    KINDS,
+    PAPER_FIGURES,
+    available_boards,
+    detect_board,
+    overlay_dir,
+)
 from bitlet.errors import BitletValueError
 
 __all__ = ["format_reports", "paper_scaled_luts", "parse_hier_utilization",
@@ -234,8 +241,6 @@ def paper_scaled_luts(kind: str, n_pe: int, macs_per_pe: int) -> tuple[int, int]
     (int, int)
         Low and high LUT estimate (equal for Bitlet).
     """
-    from bitlet.drivers.overlays import PAPER_FIGURES
-
     paper, macs = PAPER_FIGURES[kind], n_pe * macs_per_pe
     low, high = (paper["lut"],) * 2 if kind == "bitlet" else (paper["lut_min"], paper["lut_max"])
     return round(low * macs / paper["macs"]), round(high * macs / paper["macs"])
@@ -272,8 +277,6 @@ def read_reports(board: str | None = None, kind: str = "bitlet", *,
         Unknown ``kind``, or a ``board`` with no overlay in ``root``; a
         report file that is not the Vivado report it should be.
     """
-    from bitlet.drivers.overlays import KINDS, available_boards, detect_board, overlay_dir
-
     if kind not in KINDS:
         raise BitletValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
     root = Path(root) if root is not None else overlay_dir()
@@ -311,8 +314,6 @@ def _resource_line(label: str, res: dict) -> str:
 def format_reports(report: dict[str, Any] | None) -> str:
     """Human-readable lines of a :func:`read_reports` result, with the paper's
     figures for one 64-MAC IP alongside (labelled as the paper's)."""
-    from bitlet.drivers.overlays import PAPER_FIGURES
-
     if not report:
         return "no Vivado reports (the overlay has not been built here)"
     lines = [f"{report['board']} / {report['kind']} (Vivado reports)"]

@@ -31,7 +31,7 @@ _LAZY = {
     "drivers": "bitlet.drivers",
     "open": "bitlet.drivers:open_device",
     "compile": "bitlet.runtime.compile:compile",
-    "load": "bitlet.runtime.model:load",
+    "load": "bitlet.runtime.compile:load",
     "compare": "bitlet.tools.accuracy:compare",
 }
 

@@ -21,12 +21,13 @@ import numpy as np
 from bitlet import hw
 from bitlet.compiler.fold import KERNEL_TYPES, optimize
 from bitlet.compiler.frontend import import_onnx
+from bitlet.compiler.graph import Graph
 from bitlet.compiler.lower import LayerOptions, lower
 from bitlet.errors import CompileError
 from bitlet.program import Program
 from bitlet.program.schedule import KernelConfig
 
-__all__ = ["build_program", "layer_options"]
+__all__ = ["build_program", "import_model", "layer_options"]
 
 
 def build_program(model: Any, config: KernelConfig, *, precision: str = "fp32",
@@ -38,8 +39,8 @@ def build_program(model: Any, config: KernelConfig, *, precision: str = "fp32",
 
     Parameters
     ----------
-    model : str, os.PathLike or onnx.ModelProto
-        The ONNX model.
+    model : str, os.PathLike, onnx.ModelProto or Graph
+        The ONNX model, or the graph :func:`import_model` made of it.
     config : bitlet.program.schedule.KernelConfig
         The kernel's N_PE, buffer sizes and formats (``KernelConfig.from_driver``
         reads them from a device's ID registers).
@@ -50,9 +51,18 @@ def build_program(model: Any, config: KernelConfig, *, precision: str = "fp32",
     -------
     bitlet.program.Program
     """
-    graph = optimize(import_onnx(model, input_shapes))
+    graph = model if isinstance(model, Graph) else import_model(model, input_shapes)
     options = layer_options(graph, prune, bits, calibration)
     return lower(graph, config, precision, options, model_name=graph.name)
+
+
+def import_model(model: Any, input_shapes: Mapping[str, tuple] | None = None) -> Graph:
+    """The optimized graph of an ONNX model (import, shapes, folding), device-independent.
+
+    Raises :class:`bitlet.CompileError` listing every unsupported node: what
+    ``bitlet.compile`` checks before it touches a device.
+    """
+    return optimize(import_onnx(model, input_shapes))
 
 
 def layer_options(graph, prune=None, bits=None, calibration=None) -> dict:

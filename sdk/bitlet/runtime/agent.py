@@ -8,7 +8,8 @@ Run on the board (``bitlet agent --listen URL`` calls :func:`main`)::
 
 and on the laptop ``bitlet.open("tcp://board:7700")`` (see
 :mod:`bitlet.drivers.remote`; for an agent with a token pass ``token=`` or
-set ``BITLET_TOKEN``, which ``bitlet run --device tcp://...`` reads too).
+set ``BITLET_TOKEN``, which ``bitlet run --device tcp://...`` reads too); its
+programs run there as :class:`bitlet.runtime.remote.RemoteModel`.
 The protocol is :mod:`bitlet.drivers.link`.
 
 On a PYNQ board ``/dev/ttyPS0`` is also the Linux console: stop its login
@@ -65,7 +66,7 @@ import numpy as np
 
 from bitlet import errors
 from bitlet._version import __version__
-from bitlet.drivers import link
+from bitlet.drivers import link, open_device
 from bitlet.drivers.link import (
     ACK,
     DATA,
@@ -87,6 +88,8 @@ from bitlet.drivers.link import (
     version_mismatch,
 )
 from bitlet.errors import BitletValueError, DeviceError
+from bitlet.program import Program
+from bitlet.runtime.model import CompiledModel
 
 
 # ---------------------------------------------------------------------------
@@ -736,8 +739,6 @@ class Agent:
         return _digest_arg(args) in self.programs, []
 
     def op_program_put(self, args: dict, arrays: list) -> tuple[Any, list]:
-        from bitlet.program import Program
-
         digest = _digest_arg(args)
         if len(arrays) != 1 or arrays[0].dtype != np.uint8:
             raise LinkProtocolError("program_put: expects one uint8 array")
@@ -752,9 +753,6 @@ class Agent:
         return None, []
 
     def op_model_load(self, args: dict, arrays: list) -> tuple[Any, list]:
-        from bitlet.program import Program
-        from bitlet.runtime.model import CompiledModel
-
         digest = _digest_arg(args)
         models = self.session.models
         if digest not in models:
@@ -770,7 +768,7 @@ class Agent:
             return self.session.models[digest]
         except KeyError:
             raise DeviceError(f"program {digest[:16]}... is not loaded on the agent "
-                              "(load_program first)") from None
+                              "(RemoteModel(program, device) loads it)") from None
 
     @staticmethod
     def _feeds(args: dict, arrays: list) -> dict:
@@ -916,8 +914,6 @@ def serve(listen_url: str, device: Any = None, token: str | bytes | None = None,
     """
     own = device is None
     if own:
-        from bitlet.drivers import open_device
-
         device = open_device(None)
     try:
         Agent(device, token=token, **kwargs).serve(listen_url)
@@ -950,8 +946,6 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"bitlet agent: {problem}", file=sys.stderr)
         return 2
-    from bitlet.drivers import open_device
-
     def log(line: str) -> None:
         print(f"bitlet agent: {line}", file=sys.stderr, flush=True)
 

@@ -1,21 +1,29 @@
-"""``bitlet.compile``: compile an ONNX model for a device and load it there.
+"""``bitlet.compile`` and ``bitlet.load``: put a program on a device.
 
-The thin wrapper around the pure compiler (:func:`bitlet.compiler.build_program`):
-open the device, read its kernel configuration, compile, check the memory,
-load (locally as a :class:`~bitlet.runtime.model.CompiledModel`, or on a
-board behind ``bitlet agent`` as a :class:`~bitlet.runtime.remote.RemoteModel`).
+``compile`` is the thin wrapper around the pure compiler
+(:func:`bitlet.compiler.build_program`): open the device, read its kernel
+configuration, compile, check the memory, load.  ``load`` reads a saved
+program and loads it.  Both load through :func:`load_program`: locally as a
+:class:`~bitlet.runtime.model.CompiledModel`, or on a board behind ``bitlet
+agent`` as a :class:`~bitlet.runtime.remote.RemoteModel` (the program is
+uploaded once and run there); both are a :class:`~bitlet.runtime.protocol.Model`.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
-from bitlet.compiler import build_program
+from bitlet.compiler import build_program, import_model
+from bitlet.drivers.remote import RemoteDevice
 from bitlet.errors import CompileError
+from bitlet.program import Program
 from bitlet.program.schedule import KernelConfig
 from bitlet.runtime.model import CompiledModel, driver_of, open_default_device
+from bitlet.runtime.protocol import Model
+from bitlet.runtime.remote import RemoteModel
 
-__all__ = ["compile"]
+__all__ = ["compile", "load", "load_program"]
 
 
 def compile(model: Any, *, device: Any = None, precision: str = "fp32", prune: Any = None,
@@ -50,7 +58,10 @@ def compile(model: Any, *, device: Any = None, precision: str = "fp32", prune: A
 
     Returns
     -------
-    bitlet.runtime.model.CompiledModel
+    bitlet.runtime.protocol.Model
+        A :class:`~bitlet.runtime.model.CompiledModel`, or a
+        :class:`~bitlet.runtime.remote.RemoteModel` when ``device`` is a board
+        behind ``bitlet agent``.
 
     Raises
     ------
@@ -80,15 +91,12 @@ def compile(model: Any, *, device: Any = None, precision: str = "fp32", prune: A
     ``compiled.meta["layers"]`` lists the kernel layers and
     ``compiled.meta["steps"]`` the kernel segments, host ops and transfers.
     """
+    graph = import_model(model, input_shapes)  # unsupported ops fail before a device is touched
     dev = open_default_device(device)
-    program = build_program(model, KernelConfig.from_driver(driver_of(dev)), precision=precision,
-                            prune=prune, calibration=calibration, bits=bits,
-                            input_shapes=input_shapes)
+    program = build_program(graph, KernelConfig.from_driver(driver_of(dev)), precision=precision,
+                            prune=prune, calibration=calibration, bits=bits)
     _check_memory(program, dev)
-    if hasattr(dev, "load_program"):  # a board behind `bitlet agent`: upload once, run there
-        compiled = dev.load_program(program)
-    else:
-        compiled = CompiledModel(program, dev)
+    compiled = load_program(program, dev)
     compiled.source_model = model  # for bitlet.compare (not saved with the program)
     return compiled
 
@@ -102,3 +110,34 @@ def _check_memory(program, device) -> None:
         raise CompileError(f"the model needs {need} bytes of device memory (instructions + profile "
                            f"{b['blob_offset']}, weights {b['blob_bytes']}, activations "
                            f"{b['pool_bytes']}) but the device has {free} bytes free")
+
+
+def load_program(program: Program, device: Any = None) -> Model:
+    """Load a compiled program on ``device`` (None: ``bitlet.open()``).
+
+    Returns
+    -------
+    bitlet.runtime.protocol.Model
+        A :class:`~bitlet.runtime.remote.RemoteModel` on a board behind
+        ``bitlet agent`` (a :class:`~bitlet.drivers.remote.RemoteDevice`: the
+        program is uploaded once and runs there), else a
+        :class:`~bitlet.runtime.model.CompiledModel` run from this host.
+
+    Raises
+    ------
+    bitlet.OverlayMismatch
+        The device's kernel configuration or ISA differs from the program's.
+    """
+    dev = open_default_device(device)
+    if isinstance(dev, RemoteDevice):
+        return RemoteModel(program, dev)
+    return CompiledModel(program, dev)
+
+
+def load(path: str | os.PathLike, device: Any = None) -> Model:
+    """Load a program saved by ``model.save(path)`` onto ``device`` (None: ``bitlet.open()``).
+
+    Raises :class:`bitlet.OverlayMismatch` when the device's kernel
+    configuration or ISA differs from the one the program was compiled for.
+    """
+    return load_program(Program.load(path), device)

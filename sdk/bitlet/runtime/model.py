@@ -14,17 +14,24 @@ step runs a contiguous slice of the instruction stream.
 """
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from bitlet import hw
-from bitlet.errors import BitletValueError, OverlayMismatch, ProgramError
+from bitlet.drivers import open_device
+from bitlet.drivers.kernel import KernelDriver
+from bitlet.errors import BitletError, BitletValueError, OverlayMismatch, ProgramError
+from bitlet.isa import decode_profile
 from bitlet.program import Program, check_feeds
+from bitlet.program.hostops import run_host_op
+from bitlet.program.preprocess import pack_activations, pack_bias, unpack_outputs
+from bitlet.program.schedule import KernelConfig
+from bitlet.program.weights import device_rows, limit_ones
+from bitlet.runtime.profile import Profile
+from bitlet.runtime.protocol import Model
 
 #: allowance of a kernel segment, in seconds per MAC, added to the driver's *default*
 #: timeout only (generous for the C reference simulator, ~10 MMAC/s; a board is far
@@ -36,8 +43,6 @@ _NP_FMT = {"fp32": np.uint32, "fp16": np.uint16, "bf16": np.uint16, "fixed": np.
 def driver_of(device: Any):
     driver = getattr(device, "kernel", None)
     if driver is None:
-        from bitlet.drivers.kernel import KernelDriver
-
         driver = KernelDriver(device)
     return driver
 
@@ -46,15 +51,11 @@ def open_default_device(device: Any = None) -> Any:
     """``device`` or, when None, ``bitlet.open()``."""
     if device is not None:
         return device
-    from bitlet.drivers import open_device
-
     return open_device()
 
 
 def check_compatible(program: Program, driver: Any) -> None:
     """Refuse a program compiled for another kernel configuration or ISA."""
-    from bitlet.program.schedule import KernelConfig
-
     want = KernelConfig.from_dict(program.meta["kernel"])
     have = KernelConfig.from_driver(driver)
     diffs = [f"{key}: program {getattr(want, key)!r}, device {getattr(have, key)!r}"
@@ -80,85 +81,16 @@ def cycle_source(device: Any) -> str:
     kind = getattr(device, "kind", "")
     if kind == "sim" or getattr(device, "sim", None) is not None:
         return "modelled"
-    if kind == "remote":
+    if kind == "remote":  # the agent's device: a board measures, a simulator models
         try:
-            backend = device.info().get("remote_backend")
-        except Exception:  # noqa: BLE001 - a link problem: say what is known
+            backend = device.describe().get("remote_backend")
+        except BitletError:  # the link failed: claim nothing measured
             backend = None
         return "measured" if backend == "pynq" else "modelled"
     return "measured" if kind == "pynq" else "modelled"
 
 
-@dataclass
-class Profile:
-    """Per-layer profile of one inference (plain data: :meth:`as_dict`).
-
-    ``pe_cycles``, ``ref_cycles`` and ``kernel_cycles`` are always the
-    kernel's modelled (counted) cycles; ``clock_cycles`` (END - START stamps
-    of the layer's instructions) are measured on a board and modelled on a
-    simulator: ``cycles`` says which.
-    """
-
-    layers: list[dict[str, Any]]
-    host: list[dict[str, Any]]
-    totals: dict[str, Any]
-    clock_mhz: int
-    device: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-    cycles: str = "modelled"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"layers": self.layers, "host": self.host, "totals": self.totals,
-                "clock_mhz": self.clock_mhz, "device": self.device, "cycles": self.cycles}
-
-    def __str__(self) -> str:
-        clk = "measured" if self.cycles == "measured" else "modelled"
-        head = (f"{'layer':<28} {'op':<13} {'output':<18} {'MMAC':>8} {'prec':>5} {'prune':>8} "
-                f"{'PE cyc (m)':>11} {'kernel cyc(m)':>13} {'clock cyc':>11} {'pred ms':>8} "
-                f"{'DDR KB':>9}")
-        lines = [head, "-" * len(head)]
-        for l in self.layers:
-            lines.append(f"{l['name'][:28]:<28} {l['op'][6:]:<13} {str(tuple(l['output_shape']))[:18]:<18} "
-                         f"{l['macs'] / 1e6:>8.3f} {l['precision']:>5} {l['prune']:>8x} "
-                         f"{l['pe_cycles']:>11,} {l['kernel_cycles']:>13,} "
-                         f"{l['clock_cycles']:>11,} "
-                         f"{l['predicted_ms']:>8.3f} {l['ddr_bytes'] / 1024:>9.1f}")
-        t = self.totals
-        lines.append("-" * len(head))
-        lines.append(f"{'total kernel (' + str(t['kernel_layers']) + ' layers)':<61} "
-                     f"{t['macs'] / 1e6:>8.3f} {'':>14} {t['pe_cycles']:>11,} "
-                     f"{t['kernel_cycles']:>13,} {t['clock_cycles']:>11,} "
-                     f"{t['predicted_ms']:>8.3f} {t['ddr_bytes'] / 1024:>9.1f}")
-        lines.append(f"cycles: PE and kernel cycles (m) are modelled (the kernel's counted "
-                     f"cycle model); clock cycles (END - START stamps) are {clk}"
-                     + (" on this simulator" if clk == "modelled" else " on the board"))
-        lines.append(f"host: {t['host_ops']} ops {t['host_ms']:.3f} ms, transfers "
-                     f"{t['transfer_ms']:.3f} ms, kernel wall {t['kernel_wall_ms']:.3f} ms "
-                     f"(reference schedule {t['ref_cycles']:,} cycles); clock {self.clock_mhz} MHz")
-        by_type = list(self.host_by_type().items())
-        for start in range(0, len(by_type), 6):  # six op types a line, slowest first
-            lines.append(("host ops by type: " if start == 0 else "host ops, cont.:  ") + ", ".join(
-                f"{op} {v['count']}x {v['ms']:.3f} ms" for op, v in by_type[start:start + 6]))
-        mem = t.get("memory")
-        if mem:
-            lines.append(f"device memory: {t['device_bytes'] / 1024:.1f} KiB peak = instructions and "
-                         f"profile {mem['program_bytes'] / 1024:.1f} + weights "
-                         f"{mem['weight_bytes'] / 1024:.1f} + activations "
-                         f"{mem['activation_bytes'] / 1024:.1f} KiB (without buffer reuse: "
-                         f"{mem['activation_bytes_without_reuse'] / 1024:.1f} KiB)")
-        return "\n".join(lines)
-
-    def host_by_type(self) -> dict[str, dict[str, float]]:
-        """Host time per op type, slowest first: ``{op: {"count": n, "ms": total}}``."""
-        out: dict[str, dict[str, float]] = {}
-        for h in self.host:
-            entry = out.setdefault(h["op"], {"count": 0, "ms": 0.0})
-            entry["count"] += 1
-            entry["ms"] += h["ms"]
-        return dict(sorted(out.items(), key=lambda kv: -kv[1]["ms"]))
-
-
-class CompiledModel:
+class CompiledModel(Model):
     """A program loaded on a device: call it like an onnxruntime session.
 
     Parameters
@@ -185,29 +117,7 @@ class CompiledModel:
         self.last_timings: dict[str, Any] = {}
         self.source_model: Any = None
 
-    # -- properties --------------------------------------------------------
-    @property
-    def input_names(self) -> list[str]:
-        return [i["name"] for i in self.meta["inputs"]]
-
-    @property
-    def output_names(self) -> list[str]:
-        return [o["name"] for o in self.meta["outputs"]]
-
-    @property
-    def peak_device_bytes(self) -> int:
-        """Device memory the model uses: instructions, profile, weights and the activation pool."""
-        return self.program.device_bytes
-
-    # -- running ------------------------------------------------------------
-    def __call__(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
-        """Run on the single input ``x`` (numpy, NCHW as in the ONNX model)."""
-        if len(self.input_names) != 1:
-            raise BitletValueError(f"this model has inputs {self.input_names}: use .run({{name: array}})")
-        out = self.run({self.input_names[0]: x})
-        values = [out[n] for n in self.output_names]
-        return values[0] if len(values) == 1 else tuple(values)
-
+    # -- running (input_names, output_names, peak_device_bytes, __call__ and save: Model's)
     def run(self, feeds: Mapping[str, np.ndarray], *, keep: bool = False) -> dict[str, np.ndarray]:
         """Run the model.
 
@@ -250,8 +160,6 @@ class CompiledModel:
                 for k, v in attrs.items()}
 
     def _step_host(self, step, env, timings) -> None:
-        from bitlet.program.hostops import run_host_op
-
         t0 = time.perf_counter()
         ins = [env[i] if i else None for i in step["inputs"]]
         outs = run_host_op(step["type"], ins, self._attrs(step["attrs"]))
@@ -274,8 +182,6 @@ class CompiledModel:
         view.sync_to_device()
 
     def _step_upload(self, step, env, timings) -> None:
-        from bitlet.program.preprocess import pack_activations
-
         t0 = time.perf_counter()
         x = env[step["value"]]
         if step["layout"] == "nhwc":
@@ -299,8 +205,6 @@ class CompiledModel:
 
     def _step_fixbias(self, step, env, timings) -> None:
         """Fixed mode: the integer bias for this run's activation scale."""
-        from bitlet.program.preprocess import pack_bias
-
         arrays = self.program.arrays
         scale = arrays[step["scale"]] * env[step["input"] + ".scale"]
         limit = (1 << hw.FIXED_BIAS_BITS) - 1
@@ -308,8 +212,6 @@ class CompiledModel:
         self._write_dev(step["dev"], pack_bias(bias, fixed=True))
 
     def _step_weights(self, step, env, timings) -> None:
-        from bitlet.program.weights import device_rows, limit_ones
-
         t0 = time.perf_counter()
         b = env[step["value"]].astype(np.float32)
         b = np.broadcast_to(b, tuple(step["batch"]) + b.shape[-2:]).reshape((-1,) + b.shape[-2:])
@@ -350,8 +252,6 @@ class CompiledModel:
                     self._step_download({**out, "shape": layer["output_shape"]}, env, timings)
 
     def _step_download(self, step, env, timings) -> None:
-        from bitlet.program.preprocess import unpack_outputs
-
         t0 = time.perf_counter()
         info = self.meta["devices"][step["dev"]]
         view = self._dev_view(step["dev"])
@@ -370,8 +270,6 @@ class CompiledModel:
     # -- profile ----------------------------------------------------------------
     def read_profile_records(self) -> np.ndarray:
         """The profile records of the last run, one per instruction (``bitlet.isa.decode_profile``)."""
-        from bitlet.isa import decode_profile
-
         buffers = self.meta["buffers"]
         start = buffers["profile_offset"]
         view = self._buffer[start:start + buffers["n_insn"] * hw.PROF_BYTES]
@@ -385,10 +283,6 @@ class CompiledModel:
         self.run(feeds)
         wall = time.perf_counter() - t0
         return build_profile(self, self.read_profile_records(), self.last_timings, wall)
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Save the program (weights, instructions, metadata) to one ``.npz`` file."""
-        self.program.save(path)
 
     def close(self) -> None:
         """Free the device buffer (idempotent)."""
@@ -434,16 +328,3 @@ def build_profile(model: CompiledModel, records: np.ndarray, timings: dict, wall
                   device_bytes=model.peak_device_bytes, memory=memory_report(model.meta["buffers"]))
     return Profile(layers, host, totals, clock, device=type(model.device).__name__,
                    cycles=cycle_source(model.device))
-
-
-def load(path: str | os.PathLike, device: Any = None) -> CompiledModel:
-    """Load a program saved by :meth:`CompiledModel.save` onto ``device`` (None: ``bitlet.open()``).
-
-    Raises :class:`bitlet.OverlayMismatch` when the device's kernel
-    configuration or ISA differs from the one the program was compiled for.
-    """
-    program = Program.load(path)
-    dev = open_default_device(device)
-    if hasattr(dev, "load_program"):  # a board behind `bitlet agent`: upload once, run there
-        return dev.load_program(program)
-    return CompiledModel(program, dev)

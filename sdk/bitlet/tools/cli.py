@@ -37,7 +37,7 @@ from bitlet.drivers.overlays import detect_board, find_overlay
 from bitlet.errors import BitletError, BitletValueError
 from bitlet.runtime import compile as bitlet_compile
 from bitlet.runtime.agent import main as agent_main
-from bitlet.runtime.model import load
+from bitlet.runtime.compile import load
 from bitlet.tools.accuracy import compare
 from bitlet.tools.bench import bench_kernels
 from bitlet.tools.bench_board import bench_board
