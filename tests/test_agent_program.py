@@ -177,10 +177,13 @@ def test_remote_model_offers_the_compiled_model_api(local):
             assert macs > 0 and model._run_budget() == remote.timeout + macs * SECONDS_PER_MAC
             with pytest.raises(bitlet.BitletValueError, match="run_timeout must be"):
                 RemoteModel(program, remote, run_timeout=0)
-            # the inputs are cast to the compiled dtype here: float64 sends float32 bytes
+            # inputs are checked here, as onnxruntime does: float64 into a float32
+            # input is refused (naming both dtypes) before a byte goes out
             sent = agent.stats["data_bytes_in"]
-            got = model.run({"x": inputs[1].astype(np.float64)})
-            assert agent.stats["data_bytes_in"] - sent < inputs[1].nbytes + 2000
+            with pytest.raises(bitlet.BitletTypeError, match="'x' is float64.*float32"):
+                model.run({"x": inputs[1].astype(np.float64)})
+            assert agent.stats["data_bytes_in"] == sent
+            got = model.run({"x": inputs[1]})
             assert list(got) == model.output_names
             assert got[model.output_names[0]].tobytes() == outputs[1].tobytes()
             # the agent's timings, as CompiledModel's, plus this host's wall time

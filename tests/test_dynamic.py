@@ -12,7 +12,6 @@ from bitlet.drivers.sim import SimDevice
 from bitlet.runtime.agent import Agent
 from bitlet.runtime.dynamic import DynamicModel
 from bitlet.runtime.model import CompiledModel
-from bitlet.runtime.protocol import Model
 from models import tiny_cnn
 
 pytestmark = pytest.mark.device
@@ -45,7 +44,7 @@ def _dynamic_batch_cnn():
 def test_a_dynamic_model_compiles_each_shape_on_first_use_bit_identically():
     with SimDevice() as dev:
         model = bitlet.compile(str(model_path()), device=dev)
-        assert isinstance(model, DynamicModel) and isinstance(model, Model)
+        assert isinstance(model, DynamicModel)
         assert model.shapes == []
         a, b = _lr(12, 12), _lr(16, 20)
         ya, yb = model(a), model(b)
@@ -69,6 +68,10 @@ def test_weights_are_uploaded_once_when_shapes_share_them():
         # the one weight image is written once per buffer layout (the buffer
         # doubles when a larger shape does not fit), never once per shape
         assert model.uploads == model._arena.layouts <= 2
+        first = model(_lr(12, 12))
+        model(_lr(64, 64))                         # larger than the buffer: a new layout
+        assert model._arena.layouts >= 2
+        assert model(_lr(12, 12)).tobytes() == first.tobytes()   # earlier shapes placed again
         model.close()
 
 

@@ -53,15 +53,36 @@ def supported_ops() -> list[str]:
     return sorted(set(HOST_OPS) | set(KERNEL_OPS) | {"Constant"})
 
 
+def check_op_types(model: Any) -> None:
+    """Refuse a model with op types the compiler has no rule for, listing every
+    such node (before its shapes are known; :func:`import_onnx` checks the
+    rest, attribute by attribute, once they are)."""
+    proto = load_model(model)
+    known = set(supported_ops())
+    bad = [(n.name or f"#{i}", n.op_type) for i, n in enumerate(proto.graph.node)
+           if n.domain in ("", "ai.onnx") and n.op_type not in known]
+    if bad:
+        lines = [f"  - {name} ({op}): no rule for this op" for name, op in bad]
+        raise CompileError(f"{len(bad)} unsupported node(s):\n" + "\n".join(lines)
+                           + f"\nsupported ops: {', '.join(supported_ops())}")
+
+
 def load_model(model: Any):
-    """Return an ``onnx.ModelProto`` from a path or a ModelProto."""
+    """Return an ``onnx.ModelProto`` from a path, a ModelProto or the model's
+    serialised bytes (as onnxruntime's InferenceSession takes them)."""
     import onnx  # onnx: heavy import (~1 s), loaded only when a model is read
 
     if isinstance(model, onnx.ModelProto):
         return model
+    if isinstance(model, (bytes, bytearray)):
+        try:
+            return onnx.load_model_from_string(bytes(model))
+        except Exception as exc:  # noqa: BLE001 - protobuf's decode errors vary by version
+            raise CompileError(f"model: the bytes are not a serialised ONNX model ({exc})") from None
     if isinstance(model, (str, os.PathLike)):
         return _read_model_file(os.fspath(model))
-    raise CompileError(f"model: expected a path or an onnx.ModelProto, got {type(model).__name__}")
+    raise CompileError(f"model: expected a path, an onnx.ModelProto or its bytes, got "
+                       f"{type(model).__name__}")
 
 
 def _read_model_file(path: str):

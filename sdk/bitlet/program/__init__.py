@@ -105,12 +105,22 @@ def check_feeds(meta: dict, feeds: Any) -> dict[str, np.ndarray]:
         if tuple(x.shape) != tuple(spec["shape"]):
             raise BitletValueError(f"input {spec['name']!r}: shape {tuple(x.shape)}, but the "
                                    f"model was compiled for {tuple(spec['shape'])}")
-        try:
-            checked[spec["name"]] = x.astype(spec["dtype"], copy=False)
-        except (TypeError, ValueError) as exc:
-            raise BitletTypeError(f"input {spec['name']!r}: cannot convert {x.dtype} to "
-                                  f"{spec['dtype']}: {exc}") from None
+        checked[spec["name"]] = _feed_dtype(spec["name"], x, np.dtype(spec["dtype"]))
     return checked
+
+
+def _feed_dtype(name: str, x: np.ndarray, want: np.dtype) -> np.ndarray:
+    """``x`` in the input's declared dtype: as is, or exactly widened (float16 into
+    float32, int32 into int64, ...); anything else is refused, as onnxruntime
+    refuses it, naming both dtypes (a silent cast could round or wrap)."""
+    have = x.dtype
+    if have == want:
+        return x
+    same_kind = (have.kind == "f" and want.kind == "f") or (have.kind in "iub" and want.kind in "iu")
+    if same_kind and np.can_cast(have, want, casting="safe"):
+        return x.astype(want)
+    raise BitletTypeError(f"input {name!r} is {have}, but the model's input is {want}: convert it "
+                          f"(x.astype(np.{want.name})); only exact widenings are done for you")
 
 
 def _int(value: Any, where: str, lo: int = 0) -> int:
@@ -213,16 +223,42 @@ class Program:
         nbytes = self.n_insn * hw.INSN_BYTES
         return self.image[:nbytes].view("<u4").reshape(self.n_insn, hw.INSN_WORDS)
 
-    def relocated_image(self, base: int) -> np.ndarray:
-        """The image with every used address field moved to device address ``base``."""
+    def relocated_image(self, base: int, *, blob_base: int | None = None,
+                        pool_base: int | None = None) -> np.ndarray:
+        """The image with every used address field moved to device addresses.
+
+        Parameters
+        ----------
+        base : int
+            Device address of the image's offset 0 (instructions, profile).
+        blob_base, pool_base : int, optional
+            Device addresses of the weights region (``blob_offset``) and of the
+            activation pool (``pool_offset``) when they live elsewhere (the
+            shared buffer of a dynamic model); default: where the one-buffer
+            layout puts them (``base + offset``).  Every operand lies inside one
+            region (:meth:`validate` checks it), so each is moved with its region.
+
+        Returns
+        -------
+        ndarray, uint8 [image_bytes]
+        """
         image = self.image.copy()
         words = image[: self.n_insn * hw.INSN_BYTES].view("<u4").reshape(self.n_insn, hw.INSN_WORDS)
         reloc = self.arrays["__reloc__"]
+        b = self.meta["buffers"]
+        blob_lo, blob_hi = b["blob_offset"], b["blob_offset"] + b["blob_bytes"]
+        wrap = 1 << 64   # shifts as unsigned 64-bit numbers (a region may move down)
+        shift_blob = np.uint64(((base + blob_lo if blob_base is None else blob_base) - blob_lo) % wrap)
+        shift_pool = np.uint64(((base + b["pool_offset"] if pool_base is None else pool_base)
+                                - b["pool_offset"]) % wrap)
         for bit, name in enumerate(ADDRESS_FIELDS):
             lo = getattr(hw, f"W_{name}_LO")
             rows = (reloc >> bit) & 1 == 1
             addr = words[rows, lo].astype(np.uint64) | (words[rows, lo + 1].astype(np.uint64) << 32)
-            addr += np.uint64(base)
+            shift = np.where(addr >= np.uint64(b["pool_offset"]), shift_pool,
+                             np.where((addr >= np.uint64(blob_lo)) & (addr < np.uint64(blob_hi)),
+                                      shift_blob, np.uint64(base)))
+            addr = addr + shift        # modulo 2^64, as the kernel's 64-bit address fields
             words[rows, lo] = (addr & np.uint64(0xFFFFFFFF)).astype(np.uint32)
             words[rows, lo + 1] = (addr >> np.uint64(32)).astype(np.uint32)
         return image

@@ -15,10 +15,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from bitlet.compiler import build_program, import_model
+from bitlet.compiler.frontend import check_op_types, dynamic_inputs, load_model
 from bitlet.drivers.remote import RemoteDevice
 from bitlet.errors import CompileError
 from bitlet.program import Program
 from bitlet.program.schedule import KernelConfig
+from bitlet.runtime.dynamic import DynamicModel, is_dynamic_path, load_dynamic
 from bitlet.runtime.model import CompiledModel, driver_of, open_default_device
 from bitlet.runtime.protocol import Model
 from bitlet.runtime.remote import RemoteModel
@@ -54,7 +56,10 @@ def compile(model: Any, *, device: Any = None, precision: str = "fp32", prune: A
     bits : int or dict, optional
         Per-layer bit budget (at most ``k`` ones per weight significand).
     input_shapes : dict, optional
-        ``{input: shape}`` for models with dynamic dimensions.
+        ``{input: shape}`` to compile a model with dynamic dimensions ahead of
+        time, for these shapes.  Without them, such a model is a
+        :class:`~bitlet.runtime.dynamic.DynamicModel`: each new input shape
+        compiles on first use (later calls with that shape reuse it).
 
     Returns
     -------
@@ -91,6 +96,13 @@ def compile(model: Any, *, device: Any = None, precision: str = "fp32", prune: A
     ``compiled.meta["layers"]`` lists the kernel layers and
     ``compiled.meta["steps"]`` the kernel segments, host ops and transfers.
     """
+    if dynamic_inputs(model, input_shapes):
+        # symbolic dimensions left: compile each shape on first use, like onnxruntime
+        check_op_types(model)  # unsupported op types fail before a device is touched
+        proto = load_model(model)
+        return DynamicModel(proto.SerializeToString(), open_default_device(device),
+                            {"precision": precision, "prune": prune, "calibration": calibration,
+                             "bits": bits}, source_model=model)
     graph = import_model(model, input_shapes)  # unsupported ops fail before a device is touched
     dev = open_default_device(device)
     program = build_program(graph, KernelConfig.from_driver(driver_of(dev)), precision=precision,
@@ -139,5 +151,9 @@ def load(path: str | os.PathLike, device: Any = None) -> Model:
 
     Raises :class:`bitlet.OverlayMismatch` when the device's kernel
     configuration or ISA differs from the one the program was compiled for.
+    A :class:`~bitlet.runtime.dynamic.DynamicModel`'s file loads as one: the
+    shapes it holds are ready, new ones compile on demand.
     """
+    if is_dynamic_path(path):
+        return load_dynamic(path, open_default_device(device))
     return load_program(Program.load(path), device)

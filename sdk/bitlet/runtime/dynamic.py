@@ -33,6 +33,7 @@ import io
 import json
 import os
 import sys
+import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,12 +52,13 @@ from bitlet.program.schedule import KernelConfig
 from bitlet.runtime.model import CompiledModel, driver_of
 from bitlet.runtime.remote import RemoteModel
 
-__all__ = ["Arena", "DynamicModel", "Placement", "load_dynamic", "FORMAT"]
+__all__ = ["FORMAT", "Arena", "DynamicModel", "Placement", "is_dynamic_path", "load_dynamic"]
 
 FORMAT = "bitlet-dynamic"
 FORMAT_VERSION = 1
 DEFAULT_CACHE = 8
-_ALIGN = 64                      # byte alignment of every region in the arena
+_ALIGN = 4096                    # byte alignment of every region in the arena (a page: more than
+                                 # any alignment the kernel or the buffer plan asks for)
 _META = "__dynamic__"
 _ONNX = "__onnx__"
 _COMPILE_OPTIONS = ("precision", "prune", "calibration", "bits")
@@ -108,9 +110,9 @@ class Arena:
 
     Layout: weight images (one per distinct content) and each program's
     instructions and profile area from the start of the buffer, in the order
-    placed; the activation pool (the largest any placed program needs) at the
-    end; free space between them takes the next shapes in place.  All
-    regions are 64-byte aligned.
+    placed; then free space; then the activation pool (shared: runs are
+    sequential) with free space after it for a larger one.  New shapes are
+    placed in the free space when they fit.  All regions are page aligned.
     """
 
     def __init__(self, device: Any) -> None:
@@ -172,7 +174,10 @@ class Arena:
         old, self.buffer, self.size = self.buffer, self.device.allocate(size, np.uint8), size
         if old is not None:
             self.device.free(old)
-        self.pool_offset = (size - pool) // _ALIGN * _ALIGN
+        # the free space is split: half for more instructions and weights, half
+        # for a larger pool, so that new shapes usually fit in place
+        self.pool_offset = min(_align(offset + (size - offset - pool) // 2),
+                               (size - pool) // _ALIGN * _ALIGN)
         self.end, self.blob_offsets = offset, {}
         for p, pl in items:
             if pl.blob_key not in self.blob_offsets:
@@ -427,6 +432,16 @@ class DynamicModel:
 
 def is_dynamic_file(members: Mapping[str, np.ndarray]) -> bool:
     return _META in members and _ONNX in members
+
+
+def is_dynamic_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file written by :meth:`DynamicModel.save` (its zip
+    directory names the dynamic model's metadata member)."""
+    try:
+        with zipfile.ZipFile(os.fspath(path)) as archive:
+            return f"{_META}.npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def load_dynamic(source: str | os.PathLike | bytes, device: Any, *,

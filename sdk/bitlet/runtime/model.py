@@ -98,9 +98,14 @@ class CompiledModel(Model):
     program : Program
     device : bitlet.drivers.device.Device
         The device (its ``kernel`` driver, or a new KernelDriver, runs it).
+    placement : bitlet.runtime.dynamic.Placement, optional
+        Where the program already lives in a shared device buffer (the shapes of
+        a :class:`~bitlet.runtime.dynamic.DynamicModel` share one buffer, their
+        weights and their activation pool); None: the model allocates its own
+        buffer and writes the program's image there.
     """
 
-    def __init__(self, program: Program, device: Any):
+    def __init__(self, program: Program, device: Any, *, placement: Any = None):
         self.program = program
         self.device = device
         self.driver = driver_of(device)
@@ -108,14 +113,41 @@ class CompiledModel(Model):
         check_compatible(program, self.driver)
         self.meta = program.meta
         self._consts = {k[len("const/"):]: v for k, v in program.arrays.items() if k.startswith("const/")}
+        self.placement = placement
         self._buffer = None
-        self._buffer = device.allocate(program.device_bytes, np.uint8)
-        self.base = int(self._buffer.device_address)
-        image = program.relocated_image(self.base)
-        self._buffer[: len(image)] = image
-        self._buffer[: len(image)].sync_to_device()
+        self._closed = False
+        if placement is None:
+            self._buffer = device.allocate(program.device_bytes, np.uint8)
+            image = program.relocated_image(int(self._buffer.device_address))
+            self._buffer[: len(image)] = image
+            self._buffer[: len(image)].sync_to_device()
         self.last_timings: dict[str, Any] = {}
         self.source_model: Any = None
+
+    # -- where the program is (its own buffer, or a placement in a shared one)
+    @property
+    def base(self) -> int:
+        """Device byte address of the program's instructions (its image offset 0)."""
+        if self.placement is not None:
+            return self.placement.base + self.placement.insn_offset
+        return int(self._buffer.device_address)
+
+    def _view(self, region: str, offset: int, nbytes: int):
+        """``nbytes`` of the device buffer at ``offset`` into the program's
+        ``region`` (``"image"``: instructions and profile; ``"pool"``: activations)."""
+        buffers = self.meta["buffers"]
+        if self.placement is not None:
+            buf = self.placement.buffer
+            start = self.placement.insn_offset if region == "image" else self.placement.pool_offset
+        else:
+            buf, start = self._buffer, (0 if region == "image" else buffers["pool_offset"])
+        return buf[start + offset: start + offset + nbytes]
+
+    def _window(self) -> tuple[int, int]:
+        """The kernel's memory window: the program's buffer."""
+        if self.placement is not None:
+            return self.placement.window
+        return int(self._buffer.device_address), int(self.program.device_bytes)
 
     # -- running (input_names, output_names, peak_device_bytes, __call__ and save: Model's)
     def run(self, feeds: Mapping[str, np.ndarray], *, keep: bool = False) -> dict[str, np.ndarray]:
@@ -135,7 +167,7 @@ class CompiledModel(Model):
         dict
             ``{output name: array}`` (plus intermediates with ``keep``).
         """
-        if self._buffer is None:
+        if self._closed:
             raise BitletValueError("this compiled model was closed (its device memory is freed): "
                                    "compile or load it again")
         env = self._feeds(feeds)
@@ -169,8 +201,7 @@ class CompiledModel(Model):
     def _dev_view(self, dev: str) -> np.ndarray:
         """The bytes of device value ``dev`` in the program's buffer (a device-buffer view)."""
         info = self.meta["devices"][dev]
-        start = self.program.meta["buffers"]["pool_offset"] + info["offset"]
-        return self._buffer[start:start + info["nbytes"]]
+        return self._view("pool", info["offset"], info["nbytes"])
 
     def _write_dev(self, dev: str, data: np.ndarray) -> None:
         view = self._dev_view(dev)
@@ -235,7 +266,7 @@ class CompiledModel(Model):
         result = self.driver.run(self.base + first * hw.INSN_BYTES, count,
                                  self.base + buffers["profile_offset"] + first * hw.PROF_BYTES,
                                  allowance=(macs * SECONDS_PER_MAC, why),
-                                 window=(self.base, self.program.device_bytes))
+                                 window=self._window())
         seconds = time.perf_counter() - t0
         timings["kernel"] += seconds
         timings["kernel_runs"].append((first, count, result.seconds))
@@ -271,8 +302,7 @@ class CompiledModel(Model):
     def read_profile_records(self) -> np.ndarray:
         """The profile records of the last run, one per instruction (``bitlet.isa.decode_profile``)."""
         buffers = self.meta["buffers"]
-        start = buffers["profile_offset"]
-        view = self._buffer[start:start + buffers["n_insn"] * hw.PROF_BYTES]
+        view = self._view("image", buffers["profile_offset"], buffers["n_insn"] * hw.PROF_BYTES)
         view.sync_from_device()
         return decode_profile(np.frombuffer(view.tobytes(), dtype="<u4"))
 
@@ -285,7 +315,9 @@ class CompiledModel(Model):
         return build_profile(self, self.read_profile_records(), self.last_timings, wall)
 
     def close(self) -> None:
-        """Free the device buffer (idempotent)."""
+        """Free the device buffer (idempotent; a placed program's shared buffer is
+        its owner's to free)."""
+        self._closed = True
         if self._buffer is not None:
             self.device.free(self._buffer)
             self._buffer = None

@@ -102,8 +102,9 @@ def _open(spec: str | None):
 def prepare(args: argparse.Namespace, device: Any) -> tuple[Any, Feeds]:
     """Compile ``args.model`` (ONNX) or load a saved program; read its inputs.
 
-    For an ONNX model the inputs are read first, so that models with dynamic
-    dimensions compile for the shapes of the given input.  What was done to
+    For an ONNX model the inputs are read first (their shapes: the file's, or
+    ``--shape`` for random ones); a model with dynamic dimensions compiles for
+    them on its first run, as ``bitlet.compile`` does in Python.  What was done to
     the inputs is printed on stderr (``--quiet`` turns it off), with a
     progress bar on a terminal.
     """
@@ -128,9 +129,10 @@ def prepare(args: argparse.Namespace, device: Any) -> tuple[Any, Feeds]:
         feeds = load_inputs(args.input, onnx_input_specs(str(model), parse_shapes(args.shape)),
                             **norm)
         progress(0, 2, "compile")
+        # the Python API's path: a model with dynamic dimensions compiles for
+        # the shapes it is run with (a DynamicModel), a static one right away
         compiled = bitlet_compile(str(model), device=device, precision=args.precision,
-                                  prune=args.prune,
-                                  input_shapes={n: tuple(a.shape) for n, a in feeds.arrays.items()})
+                                  prune=args.prune)
     progress(1, 2, args.command)
     args.progress = progress
     if not args.quiet:
