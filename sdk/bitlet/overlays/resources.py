@@ -301,8 +301,8 @@ def _largest(kind: str, board: str, variant: str | None, report: dict | None, da
 
     Every part grows with n_pe, so the configurations that fit are 1..n for
     one n: a binary search over 0..MAX_N_PE on LUT, FF, DSP (and the budget)
-    finds the bound without block RAM, then n steps down while the buffers'
-    block RAM (the fit table's, slower to compute) does not fit.
+    finds the bound without block RAM, then a second binary search below it
+    adds the buffers' block RAM (the fit table's, slower to compute).
     """
     def ok(n: int, full: bool) -> bool:
         res = kernel_resources(kind, n, board, variant=variant, report=report, data=data,
@@ -314,8 +314,11 @@ def _largest(kind: str, board: str, variant: str | None, report: dict | None, da
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if ok(mid, False) else (lo, mid)
-    while lo > 0 and not ok(lo, True):
-        lo -= 1
+    if not ok(lo, True):                 # block RAM: the answer is in 0..lo-1
+        bound, lo = lo, 0
+        while bound - lo > 1:
+            mid = (lo + bound) // 2
+            lo, bound = (mid, bound) if ok(mid, True) else (lo, mid)
     return kernel_resources(kind, lo, board, variant=variant, report=report, data=data)
 
 
