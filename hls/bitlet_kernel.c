@@ -30,6 +30,9 @@
 #include "bitlet_ctl.h"
 #include "bitlet_pe.h"
 #include "bitlet_top.h"
+#ifdef BITLET_RTL_PE
+#include "rtl/bitlet_pe_bb.h" /* the RTL PE as an HLS RTL blackbox */
+#endif
 
 #define BK_WPB      (BITLET_AXI_BYTES / 8u)               /* 64-bit words per beat */
 #define BK_WLANE    (BITLET_WGT_BUF_WORDS / BITLET_N_PE)   /* weight words per PE lane */
@@ -551,6 +554,58 @@ static uint64_t ref_step(const bk_insn_t *d, const bk_unit_t *u, const uint32_t 
     return cost;
 }
 
+#ifdef BITLET_RTL_PE
+/* The RTL PE build (-DBITLET_RTL_PE, run_hls.tcl with BITLET_RTL_PE=1): the
+ * whole per-PE work of one group step is this one call of the RTL blackbox
+ * bitlet_pe_bb() (hls/rtl/bitlet_pe_bb.json, ap_ctrl_chain), whose C model
+ * is the HLS C PE (bitlet_pe_group).  The ports are wires, so the 64 pairs
+ * travel packed (hls/rtl/bitlet_pe_bb.h: pair k of a field of B bits at bits
+ * [B*k, B*k+B) of the concatenated words).  Float modes only: the kernel's
+ * fixed mode sums the exact int64 group accumulators, which the RTL PE does
+ * not output (its port has the packed fixed word), so this build reports no
+ * fixed format in ID_CONFIG and refuses fixed instructions (BAD_FIELD).
+ * Returns S (the blackbox's scan output) and the result word in *res. */
+static uint32_t bk_pe_rtl(const uint32_t w[BITLET_GROUP], const uint32_t a[BITLET_GROUP],
+                          uint32_t prune, uint32_t *res)
+{
+#pragma HLS INLINE
+    uint64_t ws = 0, we[8], wa[24], aw[32];
+#pragma HLS ARRAY_PARTITION variable=we type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=wa type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=aw type=complete dim=1
+    uint32_t k, scan = 0;
+    for (k = 0; k < 32u; k++) {
+#pragma HLS UNROLL
+        aw[k] = (uint64_t)a[2u * k] | (uint64_t)a[2u * k + 1u] << 32;
+        if (k < 8u)
+            we[k] = 0u;
+        if (k < 24u)
+            wa[k] = 0u;
+    }
+    for (k = 0; k < BITLET_GROUP; k++) {          /* wiring after unrolling */
+#pragma HLS UNROLL
+        uint8_t sig, ex;
+        uint32_t ab, lo = 24u * k;
+        bitlet_weight_port(w[k], 0, &sig, &ex, &ab);
+        ws |= (uint64_t)(sig & 1u) << k;
+        we[k / 8u] |= (uint64_t)ex << (8u * (k % 8u));
+        wa[lo / 64u] |= (uint64_t)ab << (lo % 64u);
+        if (lo % 64u > 40u)                        /* the field crosses a word */
+            wa[lo / 64u + 1u] |= (uint64_t)ab >> (64u - lo % 64u);
+    }
+    bitlet_pe_bb(ws, we[0], we[1], we[2], we[3], we[4], we[5], we[6], we[7],
+                 wa[0], wa[1], wa[2], wa[3], wa[4], wa[5], wa[6], wa[7], wa[8], wa[9], wa[10],
+                 wa[11], wa[12], wa[13], wa[14], wa[15], wa[16], wa[17], wa[18], wa[19], wa[20],
+                 wa[21], wa[22], wa[23],
+                 aw[0], aw[1], aw[2], aw[3], aw[4], aw[5], aw[6], aw[7], aw[8], aw[9], aw[10],
+                 aw[11], aw[12], aw[13], aw[14], aw[15], aw[16], aw[17], aw[18], aw[19], aw[20],
+                 aw[21], aw[22], aw[23], aw[24], aw[25], aw[26], aw[27], aw[28], aw[29], aw[30],
+                 aw[31],
+                 (prune & BITLET_PRUNE_ALL) << 6, res, &scan);   /* ctrl: fp32, quant 0 */
+    return scan;
+}
+#endif
+
 /* Bitlet: one unit on the PE array.  Per pixel and group: the gather
  * (waves), the N_PE preprocess stages, then the step loop with the N_PE
  * PEs in lockstep; a step costs max(1 + max S, waves). */
@@ -559,15 +614,18 @@ static void compute_bitlet(const bk_insn_t *d, const bk_unit_t *u, const bk_gsta
 {
     static uint32_t a[BITLET_N_PE][BITLET_GROUP];
     static uint32_t wv[BITLET_N_PE][BITLET_GROUP];
-    static bitlet_pe_pre_t pre[BITLET_N_PE];
-    static bitlet_pe_calc_t calc[BITLET_N_PE];
 #pragma HLS ARRAY_PARTITION variable=a type=complete dim=0
 #pragma HLS ARRAY_PARTITION variable=wv type=complete dim=0
+#ifndef BITLET_RTL_PE
+    static bitlet_pe_pre_t pre[BITLET_N_PE];
+    static bitlet_pe_calc_t calc[BITLET_N_PE];
 #pragma HLS ARRAY_PARTITION variable=pre type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=calc type=complete dim=1
+    uint32_t j;
+#endif
     uint32_t lat = d->isfix ? BITLET_LAT_FIXED : BITLET_LAT_FP32;
     uint32_t w = bk_acc_words(d), ob = u->oslot * d->ow * w;
-    uint32_t T = d->kge - d->kgb, ox, t, p, j;
+    uint32_t T = d->kge - d->kgb, ox, t, p;
     cp->cyc += lat;                                   /* group pipeline fill/drain */
     for (ox = 0; ox < d->ow; ox++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=224
@@ -584,9 +642,28 @@ static void compute_bitlet(const bk_insn_t *d, const bk_unit_t *u, const bk_gsta
         }
         for (t = 0; t < T; t++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=64
-            uint32_t s[BITLET_N_PE], waves, reads, it, busy = 0, step;
+            uint32_t s[BITLET_N_PE], waves, reads, it, step;
             waves = gather(d, u, gs, t, ox, a);
             reads = read_weights(d, u, t, resident, wv);
+#ifdef BITLET_RTL_PE
+            /* the N_PE RTL PEs, one blackbox call each (float modes only):
+             * in lockstep the array takes the next group when the slowest PE
+             * has, 1 + max S clocks later (the RTL PE loads a group S_p + 1
+             * clocks after the previous one, tests/test_rtl_pe.py) */
+            it = 0;
+            for (p = 0; p < BITLET_N_PE; p++) {
+#pragma HLS UNROLL
+                uint32_t res = 0;
+                s[p] = 0u;
+                if (p >= u->cnt)
+                    continue;
+                s[p] = bk_pe_rtl(wv[p], a[u->qp[p]], d->prune, &res);
+                it = s[p] > it ? s[p] : it;
+                accf[p] = bk_f32_add(accf[p], res);
+                cp->scan += s[p];
+            }
+#else
+            uint32_t busy = 0;
             for (p = 0; p < BITLET_N_PE; p++) {      /* the N_PE preprocess stages */
 #pragma HLS UNROLL
                 uint8_t sig[BITLET_GROUP], ex[BITLET_GROUP];
@@ -631,6 +708,7 @@ static void compute_bitlet(const bk_insn_t *d, const bk_unit_t *u, const bk_gsta
                     accf[p] = bk_f32_add(accf[p], r.res);
                 cp->scan += s[p];
             }
+#endif
             step = 1u + it;                           /* load cycle + steps */
             step = step > waves ? step : waves;       /* the gather of this group */
             cp->cyc += step > reads ? step : reads;   /* its weight read */
@@ -811,6 +889,18 @@ static uint64_t stamp(const volatile uint64_t *timestamp, uint64_t model)
 #endif
 }
 
+/* The RTL PE build has no fixed mode (bk_pe_rtl): a fixed instruction is a
+ * BAD_FIELD there, as on the vendor top. */
+static uint32_t rtl_pe_formats(const bk_insn_t *d)
+{
+#ifdef BITLET_RTL_PE
+    return d->isfix ? BITLET_STATUS_BAD_FIELD : BITLET_STATUS_OK;
+#else
+    (void)d;
+    return BITLET_STATUS_OK;
+#endif
+}
+
 /* Fetch (one burst), check, run one instruction; returns its status and
  * its KERNEL_CYCLES in *cycles.  `model`: the modelled cycles of the run's
  * earlier instructions.  START is stamped before the fetch, END after the
@@ -838,6 +928,7 @@ static uint32_t run_one(bk_bus_t *bus, int kind, uint64_t insn_addr, uint64_t pr
     if (d.op == BITLET_OP_NOP)
         st = BITLET_STATUS_OK;
     else if ((st = bk_validate(&d, kind)) == BITLET_STATUS_OK
+             && (st = rtl_pe_formats(&d)) == BITLET_STATUS_OK
              && (st = bk_check_extents(bus->base, bus->size, &d)) == BITLET_STATUS_OK
              && (st = bk_check_buffers(&d)) == BITLET_STATUS_OK)
         st = execute(bus, &d, kind, &prof, &cyc);
@@ -883,6 +974,9 @@ void bk_run(int kind, uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
     *id_magic = BITLET_MAGIC;
     *id_version = BITLET_ISA_VERSION;
     *id_config = bk_id_config(kind);
+#ifdef BITLET_RTL_PE
+    *id_config &= ~((1u << BITLET_FMT_FIXED) << BITLET_CFG_FMT_SHIFT);   /* no fixed mode */
+#endif
     *id_act_buf = BITLET_ACT_BUF_WORDS;
     *id_wgt_buf = BITLET_WGT_BUF_WORDS;
     *id_out_buf = BITLET_OUT_BUF_WORDS;

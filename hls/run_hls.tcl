@@ -16,6 +16,8 @@
 #                      would report the header's clock in ID_CONFIG.
 #     BITLET_HLS_WORK  project directory (default hls/build_hls)
 #     BITLET_GOLDEN_BIN_DIR  testbench vectors (default hls/csim/build)
+#     BITLET_RTL_PE    1: the RTL PE build of the bitlet top (below); 0 or
+#                      unset: the HLS C PE
 #   The project is <work>/prj_<top>, the solution solution_<part>; export
 #   writes the IP (component.xml) to <work>/prj_<top>/solution_<part>/impl/ip,
 #   the IP repository overlay/build.tcl is given by overlay/Makefile.
@@ -140,6 +142,23 @@ set work [expr {[info exists env(BITLET_HLS_WORK)] ? $env(BITLET_HLS_WORK) \
 file mkdir $work
 cd $work
 
+# The RTL PE (hls/rtl/, hls/README.md "RTL PE") as an RTL blackbox, with
+# BITLET_RTL_PE=1: -DBITLET_RTL_PE makes bitlet_top's PE array call
+# bitlet_pe_bb() (hls/rtl/bitlet_pe_bb.h) once per PE and group step, and
+# `add_files -blackbox` makes Vitis HLS instantiate hls/rtl/bitlet_pe_bb.v
+# (the RTL PE) for each call; the HLS C PE is its C model (csim).
+set rtl_pe [expr {[info exists env(BITLET_RTL_PE)] ? $env(BITLET_RTL_PE) : "0"}]
+if {$rtl_pe ni {"" 0 1}} {
+    error "run_hls.tcl: BITLET_RTL_PE must be 0 or 1, got '$rtl_pe'"
+}
+set rtl_pe [expr {$rtl_pe eq "1"}]
+if {$rtl_pe && $top ne "bitlet_top"} {
+    error "run_hls.tcl: BITLET_RTL_PE=1 is the RTL PE build of the bitlet top, not of $top"
+}
+if {$rtl_pe} {
+    append defines " -DBITLET_RTL_PE"
+    set description "$description (RTL PE, float formats)"
+}
 set cflags "-I${hls_dir} ${defines}"
 open_project -reset prj_${top}
 set_top $top
@@ -152,10 +171,7 @@ foreach src {bitlet_kernel.c vendor_kernel.c bitlet_pe.c} {
 foreach hdr {bitlet_hw.h bitlet_ctl.h bitlet_top.h bitlet_pe.h} {
     add_files [file join $hls_dir $hdr] -cflags $cflags
 }
-# The RTL PE (hls/rtl/, hls/README.md "RTL PE") as an RTL blackbox, with
-# BITLET_RTL_PE=1: bitlet_top instantiates hls/rtl/bitlet_pe.v wherever it
-# calls bitlet_pe_bb() (hls/rtl/bitlet_pe_bb.h); the HLS C PE is its C model.
-if {[info exists env(BITLET_RTL_PE)] && $env(BITLET_RTL_PE) eq "1"} {
+if {$rtl_pe} {
     add_files -blackbox [file join $hls_dir rtl bitlet_pe_bb.json]
 }
 add_files -tb [file join $hls_dir csim tb_kernel.c] -cflags "$cflags $tb_flags -Wno-unknown-pragmas"

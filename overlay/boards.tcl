@@ -93,11 +93,16 @@ set BITLET_KINDS {
 
 # Per board.  n_pe (per kernel kind) is the kernel's BITLET_N_PE: Bitlet PEs
 # of 64 bit-interleaved MACs each, or vendor-FP MAC units of
-# BITLET_VENDOR_LANES (4) fp32 multipliers each (hls/vendor_kernel.c).  Both
-# kinds get the same n_pe on a board, so one compiled program runs on either
-# overlay and `bitlet bench` compares the same schedule; the vendor overlay
-# then has n_pe * 4 multipliers (16 / 32 / 64), which fits every board (the
-# estimates are in overlay/README.md "Expected resources").  clock_mhz is the
+# BITLET_VENDOR_LANES (4) fp32 multipliers each (hls/vendor_kernel.c).
+# n_pe is WRITTEN by `python overlay/size_boards.py --write` from the
+# resource model (bitlet.tools.resources.overlay_n_pe): each kind at the
+# largest n_pe that fits the board within the model's utilisation limit,
+# with the Bitlet PE's area from the yosys report hls/rtl/area_report.json,
+# and at least 1 (a kind whose one PE exceeds the limit is flagged there);
+# tests/test_resources.py fails when this table disagrees.  The two kinds of
+# a board therefore differ: a program is compiled for the overlay it runs on
+# (the compiler tiles for n_pe; the runtime refuses a program compiled for
+# another kind or n_pe).  clock_mhz is the
 # PL clock and the kernel's BITLET_CLOCK_MHZ (reported in ID_CONFIG): while
 # hls/bitlet_hw.h fixes that value, every board must use it
 # (run_hls.tcl and make_metadata.py refuse another).
@@ -118,7 +123,7 @@ set BITLET_BOARDS {
         ddr_segments   {HP0_DDR_LOWOCM 0x00000000 0x1FFFFFFF}
         clock_mhz      200
         pll            {IO_PLL 1000}
-        n_pe           {bitlet 4 vendor_fp 4}
+        n_pe           {bitlet 1 vendor_fp 5}
         detect         {Pynq-Z2 pynq-z2 pynqz2}
     }
     zcu104 {
@@ -137,7 +142,7 @@ set BITLET_BOARDS {
         ddr_segments   {HP0_DDR_LOW 0x00000000 0x7FFFFFFF}
         clock_mhz      200
         pll            {IOPLL 1000}
-        n_pe           {bitlet 16 vendor_fp 16}
+        n_pe           {bitlet 4 vendor_fp 45}
         detect         {ZCU104 zcu104}
     }
     kv260 {
@@ -156,7 +161,7 @@ set BITLET_BOARDS {
         ddr_segments   {HP0_DDR_LOW 0x00000000 0x7FFFFFFF HP0_DDR_HIGH 0x800000000 0x87FFFFFFF}
         clock_mhz      200
         pll            {IOPLL 1000}
-        n_pe           {bitlet 8 vendor_fp 8}
+        n_pe           {bitlet 1 vendor_fp 13}
         detect         {KV260 kv260 K26 k26}
     }
 }

@@ -119,6 +119,38 @@ def test_json_has_both_configurations_sized_by_the_model(board_json):
     assert budget["vendor_fp"]["resources"]["kernel"]["lut"]["value"] <= eq["budget"]["lut"]
 
 
+def test_overlay_configuration_is_the_boards_tcl_sizing(board_json):
+    """[overlay]: each kind at overlay_n_pe (what overlay/size_boards.py writes
+    into boards.tcl for this report); the packaged metadata's n_pe beside it."""
+    from bitlet.drivers.overlays import find_overlay
+
+    report = res.area_report(FIXTURE)
+    conf = board_json["configurations"]["overlay"]
+    sized = res.overlay_n_pe("pynqz2", report=report)
+    for kind in ("bitlet", "vendor_fp"):
+        assert conf[kind]["n_pe"] == sized[kind]["n_pe"]
+        assert conf[kind]["over_limit"] is sized[kind]["over_limit"] is False   # the fixture fits
+        meta = board_json["overlay_metadata"][kind]
+        assert meta["n_pe"] == find_overlay("pynqz2", kind, require_bitstream=False).metadata["n_pe"]
+        assert meta["agrees"] == (meta["n_pe"] == conf[kind]["n_pe"])
+
+
+def test_overlay_configuration_builds_one_pe_over_the_limit():
+    """A PE larger than the board's limit: the board-filling Bitlet kernel has
+    no PE, the overlay one PE, flagged, with its (over-limit) utilisation."""
+    from bitlet.bench_board import _overlay
+
+    huge = json.loads(FIXTURE.read_text())
+    huge["targets"]["xc7"]["LUT"] = 45000
+    filling = res.board_sizing("pynqz2", report=huge)
+    assert filling["bitlet"]["n_pe"] == 0
+    conf = _overlay("pynqz2", huge, filling)
+    assert conf["bitlet"]["n_pe"] == 1 and conf["bitlet"]["over_limit"] is True
+    assert conf["bitlet"]["utilisation_pct"]["lut"] > res.model_data()["limit"]["pct"]["lut"]
+    assert conf["vendor_fp"]["n_pe"] == filling["vendor_fp"]["n_pe"] >= 1
+    assert conf["vendor_fp"]["over_limit"] is False
+
+
 def test_every_figure_has_a_basis(board_json):
     figures = list(_figures(board_json))
     assert len(figures) > 40
@@ -176,7 +208,8 @@ def test_cycles_are_the_simulators(board_json, tiny):
 def test_text_output_names_both_configurations(capsys, tiny):
     code, out, _ = run(capsys, "bench", "--board", "pynqz2", "--model", tiny, "--precision", "fp32")
     assert code == 0
-    assert "[board_filling]" in out and "[equal_budget]" in out and "frames/s" in out
+    assert "[board_filling]" in out and "[equal_budget]" in out and "[overlay]" in out
+    assert "frames/s" in out and "packaged overlay metadata: bitlet n_pe" in out
 
 
 def test_bench_precision_default_leaves_the_other_commands_at_fp32():

@@ -447,3 +447,10 @@ def test_pragmas_survive_preprocessing(tmp_path):
 def test_project_hls_sources_pass():
     violations = hls_rules.check([ROOT / "hls"])
     assert violations == [], "\n".join(map(str, violations))
+
+
+def test_project_hls_sources_pass_in_the_rtl_pe_build():
+    """-DBITLET_RTL_PE (run_hls.tcl with BITLET_RTL_PE=1): the kernel calls the
+    RTL blackbox bitlet_pe_bb() instead of the C PE stages."""
+    violations = hls_rules.check([ROOT / "hls"], defines={"BITLET_RTL_PE": None})
+    assert violations == [], "\n".join(map(str, violations))

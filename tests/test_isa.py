@@ -379,7 +379,9 @@ def test_kernel_csim_testbench_passes():
     through bitlet_top() (and the fp32 ones through vendor_fp_top()) as GEMM
     instructions, plus a K-tiled grouped conv, for both tops; and once more
     with the clock stamps on their synthesis path, where every START, END
-    and the clock output must be its own read of the timestamp port."""
+    and the clock output must be its own read of the timestamp port; and the
+    RTL PE build of bitlet_top (-DBITLET_RTL_PE: one call of the RTL blackbox
+    bitlet_pe_bb(), here its C model, per PE and group step)."""
     import shutil
     import subprocess
     import sys
@@ -397,7 +399,11 @@ def test_kernel_csim_testbench_passes():
         proc.stdout[-3000:]
     assert "golden replay through vendor_fp_top" in proc.stdout
     assert "bk_f32_add: " in proc.stdout and " 0 mismatches; bk_fp16_to_fp32" in proc.stdout
-    assert proc.stdout.count("\nPASS\n") + proc.stdout.startswith("PASS") == 5
+    # the RTL PE build (-DBITLET_RTL_PE): the PE array calls the RTL blackbox
+    # bitlet_pe_bb() (its C model), every fp32 record; no fixed mode there
+    assert "bitlet_top (RTL PE build): 18168 records as GEMM instructions, 2049 skipped" \
+        in proc.stdout, proc.stdout[-3000:]
+    assert proc.stdout.count("\nPASS\n") + proc.stdout.startswith("PASS") == 6
     assert proc.stdout.count("clock stamps: one read of the timestamp port each") == 1
     assert "FAIL" not in proc.stdout
 

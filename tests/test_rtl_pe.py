@@ -120,9 +120,18 @@ def test_run_hls_adds_the_blackbox_only_when_asked(tmp_path, monkeypatch):
     proc, calls = _run_hls_tcl(tmp_path / "c", "", ["f32_edge.bin"])
     assert proc.returncode == 0, proc.stderr
     assert not any(c[:2] == ["add_files", "-blackbox"] for c in calls)
+    assert not any("-DBITLET_RTL_PE" in " ".join(c) for c in calls)
     monkeypatch.setenv("BITLET_RTL_PE", "1")
     proc, calls = _run_hls_tcl(tmp_path / "rtl", "", ["f32_edge.bin"])
     assert proc.returncode == 0, proc.stderr
     bb = [c for c in calls if c[:2] == ["add_files", "-blackbox"]]
     assert len(bb) == 1 and bb[0][2].endswith("hls/rtl/bitlet_pe_bb.json")
     assert Path(bb[0][2]).exists()
+    # the kernel (and its testbench) are compiled as the RTL PE build, whose
+    # PE array calls bitlet_pe_bb() (hls/bitlet_kernel.c, BITLET_RTL_PE)
+    srcs = [c for c in calls if c[0] == "add_files" and c[1] != "-blackbox"]
+    assert srcs and all("-DBITLET_RTL_PE" in " ".join(c) for c in srcs)
+    # the vendor top has no PE: the option is refused there
+    (tmp_path / "vendor").mkdir()
+    proc, calls = _run_hls_tcl(tmp_path / "vendor", "vendor", ["f32_edge.bin"])
+    assert proc.returncode != 0 and "BITLET_RTL_PE" in proc.stderr

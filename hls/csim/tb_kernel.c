@@ -6,6 +6,13 @@
  * records and the convolution are then checked against the vendor kernel's
  * documented summation order and cycle formula (hls/README.md).
  *
+ * Built with -DBITLET_RTL_PE (and hls/rtl/bitlet_pe_bb.c) it tests the RTL
+ * PE build of bitlet_top, whose PE array calls the RTL blackbox
+ * bitlet_pe_bb() (its C model here): every fp32 record and the convolution
+ * as above, with the same cycles; fixed records are NOPs there, since that
+ * build has no fixed mode (a fixed GEMM must give BAD_FIELD and ID_CONFIG
+ * must report no fixed format).
+ *
  * Built with -DBITLET_TB_LIVE_TIMESTAMP -include tb_live_timestamp.h, the
  * kernel takes the synthesis path of its clock stamps (a read of the
  * `timestamp` port per stamp) and each read returns the next value of a
@@ -75,7 +82,18 @@ uint64_t tb_timestamp_read(const volatile uint64_t *port)
 #else
 #define TOP       bitlet_top
 #define TOP_KIND  BITLET_KIND_BITLET
+#ifdef BITLET_RTL_PE
+#define TOP_NAME  "bitlet_top (RTL PE build)"
+#else
 #define TOP_NAME  "bitlet_top"
+#endif
+#endif
+
+/* Whether the top under test runs fixed-mode instructions. */
+#if defined(BITLET_TB_VENDOR) || defined(BITLET_RTL_PE)
+#define TOP_FIXED 0
+#else
+#define TOP_FIXED 1
 #endif
 
 /* Every `mem` buffer given to the top holds at least BITLET_MAXI_DEPTH 64-bit
@@ -238,7 +256,7 @@ static int replay(const golden_t *g, const char *path, long *used, long *skipped
         uint32_t *wg = mem + data0 + i * (REC_WORDS - BITLET_INSN_WORDS);
         uint32_t *ac = wg + BITLET_GROUP, *out = ac + BITLET_GROUP;
         size_t o64 = (size_t)i * BITLET_GROUP;
-        keep[i] = !(TOP_KIND == BITLET_KIND_VENDOR_FP && g->isfix[i]);  /* vendor: float */
+        keep[i] = TOP_FIXED || !g->isfix[i];     /* vendor, RTL PE build: float only */
         for (j = 0; j < BITLET_GROUP; j++) {
             keep[i] &= port_to_word(g->w_sig[o64 + j], g->w_exp[o64 + j], g->w_abs[o64 + j],
                                     g->isfix[i], &wg[j]);
@@ -455,7 +473,16 @@ static int ids_and_bus_error(void)
     bad |= o.status != BITLET_STATUS_OK || o.insn_done != 0u || o.magic != BITLET_MAGIC
            || o.version != BITLET_ISA_VERSION || o.act != BITLET_ACT_BUF_WORDS
            || ((o.config >> BITLET_CFG_KIND_SHIFT) & BITLET_CFG_KIND_MASK) != TOP_KIND
-           || ((o.config >> BITLET_CFG_NPE_SHIFT) & BITLET_CFG_NPE_MASK) != BITLET_N_PE;
+           || ((o.config >> BITLET_CFG_NPE_SHIFT) & BITLET_CFG_NPE_MASK) != BITLET_N_PE
+           || ((o.config >> (BITLET_CFG_FMT_SHIFT + BITLET_FMT_FIXED)) & 1u) != TOP_FIXED;
+    /* a fixed GEMM: runs on a top with fixed mode, else BAD_FIELD */
+    put_insn(mem, BITLET_OP_GEMM, BITLET_FMT_FIXED, 0u, BITLET_PRUNE_ALL, 0u);
+    put_addr(mem, BITLET_W_ACT_LO, MEM_BASE + 256u);
+    put_addr(mem, BITLET_W_WGT_LO, MEM_BASE + 512u);
+    put_addr(mem, BITLET_W_OUT_LO, MEM_BASE + 1024u);
+    run_top(mem, 1024, MEM_BASE, 1u, 0u, &o);
+    bad |= o.status != (TOP_FIXED ? BITLET_STATUS_OK : BITLET_STATUS_BAD_FIELD)
+           || o.insn_done != (TOP_FIXED ? 1u : 0u);
     put_insn(mem, BITLET_OP_GEMM, BITLET_FMT_FP32, 0u, BITLET_PRUNE_ALL, 0u);
     mem[BITLET_W_COUT] = mem[BITLET_W_OUT_CSTRIDE] = 2u;
     put_addr(mem, BITLET_W_ACT_LO, MEM_BASE + 256u);
@@ -497,7 +524,7 @@ int main(int argc, char **argv)
         release(&g);
     }
     printf("golden replay through %s: %ld records as GEMM instructions, "
-           "%ld skipped (no IEEE weight form, or fixed on the vendor top)\n", TOP_NAME, used,
+           "%ld skipped (no IEEE weight form, or fixed without a fixed mode)\n", TOP_NAME, used,
            skipped);
     bad |= conv_check();
     bad |= ids_and_bus_error();

@@ -12,7 +12,8 @@
 //                 the first one's latency as above.
 // Each record is also run through the blackbox's C model bitlet_pe_bb()
 // (bitlet_pe_bb.c: the HLS C PE) with the 64-bit words read back from the
-// RTL's input ports, which checks the blackbox's packing of the ports.
+// RTL's input ports, which checks the blackbox's packing of the ports
+// (result word and S, the two outputs of the blackbox).
 // A mismatch names the file and the record.  Exit 0 when all pass, 1 on a
 // mismatch, 2 on a usage or file error.
 //
@@ -71,8 +72,8 @@ static void present(const golden_t *g, uint32_t i)
     dut->in_quant = g->quant[i];
 }
 
-/* The blackbox C model on the words now on the RTL's ports. */
-static uint32_t c_model_result(void)
+/* The blackbox C model on the words now on the RTL's ports: result word and S. */
+static uint32_t c_model_result(uint32_t *scan)
 {
     uint64_t w[65];
     int n = 0;
@@ -86,7 +87,7 @@ static uint32_t c_model_result(void)
     uint32_t ctrl = (uint32_t)dut->in_isfix | (uint32_t)dut->in_quant << 1
                     | (uint32_t)dut->in_prune << 6;
     uint32_t res = 0;
-    bitlet_pe_bb_words(w, ctrl, &res);
+    bitlet_pe_bb_words(w, ctrl, &res, scan);
     return res;
 }
 
@@ -118,7 +119,8 @@ static long run_isolated(const golden_t *g, const char *path, int *reported)
         dut->eval();
         uint64_t start = cycle;
         int accepted = 0, ok = 0, latency = -1;
-        uint32_t model = c_model_result();
+        uint32_t model_scan = 0;
+        uint32_t model = c_model_result(&model_scan);
         for (int c = 0; c < TIMEOUT + 64; c++) {
             dut->clk = 0;
             dut->eval();
@@ -136,11 +138,11 @@ static long run_isolated(const golden_t *g, const char *path, int *reported)
                 break;
             }
         }
-        if (model != g->res[i]) {
+        if (model != g->res[i] || (int)model_scan != g->scan[i]) {
             ok = 0;
             if ((*reported)++ < MAX_REPORT)
-                printf("MISMATCH (blackbox C model) %s #%u: res 0x%08X (spec 0x%08X)\n", path,
-                       i, model, g->res[i]);
+                printf("MISMATCH (blackbox C model) %s #%u: res 0x%08X (spec 0x%08X) S %u"
+                       " (spec %d)\n", path, i, model, g->res[i], model_scan, g->scan[i]);
         }
         if (latency != expected_latency(g, i)) {
             ok = 0;

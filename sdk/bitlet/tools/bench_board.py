@@ -1,12 +1,18 @@
 """``bitlet bench --board BOARD``: the two kernels sized for one board and compared.
 
-Two configurations (:mod:`bitlet.tools.resources`):
+Three configurations (:mod:`bitlet.tools.resources`):
 
 * ``board_filling``: each kernel at the largest N_PE that fits the board at
   the model's utilisation limit;
 * ``equal_budget``: the Bitlet kernel as above, the vendor-FP kernel at the
   largest N_PE whose kernel IP stays within the Bitlet kernel IP's LUT and
-  DSP counts.
+  DSP counts;
+* ``overlay``: each kernel at the N_PE ``overlay/boards.tcl`` builds under
+  the same area report (:func:`~bitlet.tools.resources.overlay_n_pe`,
+  written by ``python overlay/size_boards.py --write``): the board-filling
+  N_PE, at least 1; a kernel whose one PE exceeds the limit is flagged
+  ``over_limit``.  ``overlay_metadata`` gives the N_PE of the packaged
+  overlay metadata, which equals it when boards.tcl is up to date.
 
 For each configuration, model and precision the kernels run on the
 simulator compiled at that N_PE (:func:`bitlet.tools.variants.kernel_engine`):
@@ -31,12 +37,20 @@ import numpy as np
 
 from bitlet.demo import load_frames, model_path
 from bitlet.drivers import open_device
-from bitlet.drivers.overlays import available_boards
+from bitlet.drivers.overlays import available_boards, find_overlay
 from bitlet.drivers.overlays.reports import format_reports, read_reports
 from bitlet.errors import BitletValueError
 from bitlet.runtime import compile as bitlet_compile
 from bitlet.tools.bench import _rel_l2
-from bitlet.tools.resources import area_report, board_device, board_sizing, equal_budget, model_data
+from bitlet.tools.resources import (
+    area_report,
+    board_device,
+    board_sizing,
+    equal_budget,
+    kernel_resources,
+    model_data,
+    overlay_n_pe,
+)
 from bitlet.tools.variants import kernel_engine
 
 __all__ = ["BOARD_MODELS", "DEFAULT_PRECISIONS", "BoardBench", "bench_board"]
@@ -204,10 +218,12 @@ class BoardBench:
                 c = conf[kind]
                 k = c["resources"]["kernel"]
                 variant = f", {c['variant']} operators" if c["variant"] else ""
+                flag = "  OVER THE LIMIT (one PE does not fit)" if c.get("over_limit") else ""
                 lines.append(f"  {kind:<9} n_pe {c['n_pe']:>3}{variant}: kernel IP {k['lut']['value']:,} LUT, "
                              f"{k['ff']['value']:,} FF, {k['dsp']['value']} DSP, {k['bram36']['value']} BRAM36; "
                              "whole design " + ", ".join(
-                                 f"{r.upper()} {v:.0f}%" for r, v in c["resources"]["utilisation_pct"].items()))
+                                 f"{r.upper()} {v:.0f}%" for r, v in c["resources"]["utilisation_pct"].items())
+                             + flag)
             head = (f"  {'model':<6} {'precision':<9} {'kernel':<9} {'frames/s':>10} {'MAC/cyc':>9} "
                     f"{'MAC/cyc/kLUT':>12} {'rel L2 vs ORT':>14}")
             lines += [head, "  " + "-" * (len(head) - 2)]
@@ -221,12 +237,47 @@ class BoardBench:
                                      f"{r['macs_per_cycle']['value']:>9.2f} "
                                      f"{r['macs_per_cycle_per_klut']['value']:>12.4f} "
                                      f"{r['accuracy']['rel_l2']['value']:>14.2e}")
-        lines.append("\nbases: frames/s, MAC/cycle: modelled cycles; LUT/FF/DSP: resource model "
+        meta = d.get("overlay_metadata", {})
+        lines.append("\npackaged overlay metadata: " + ", ".join(
+            f"{k} n_pe {v['n_pe']}" + ("" if v["agrees"] else
+                                       f" (the [overlay] sizing says {v['sized_n_pe']}: run "
+                                       "`python overlay/size_boards.py --write`)")
+            for k, v in meta.items()))
+        lines.append("bases: frames/s, MAC/cycle: modelled cycles; LUT/FF/DSP: resource model "
                      "(PE synthesized by yosys, vendor operators and shell as labelled in --json); "
                      "accuracy: kernel C model vs onnxruntime fp32")
         for kind, text in d.get("vivado_text", {}).items():
             lines.append(f"Vivado ({kind}): {text}")
         return "\n".join(lines)
+
+
+def _overlay(board: str, report: dict | None, filling: dict) -> dict[str, Any]:
+    """The ``overlay`` configuration: each kind at :func:`overlay_n_pe`."""
+
+    sized = overlay_n_pe(board, report=report)
+    conf: dict[str, Any] = {"about": ("each kernel at the n_pe overlay/boards.tcl builds: the "
+                                      "board-filling n_pe, at least 1 (python overlay/"
+                                      "size_boards.py)")}
+    for kind in KINDS:
+        s = sized[kind]
+        if s["n_pe"] == filling[kind]["n_pe"]:
+            entry = filling[kind]
+        else:
+            entry = dict(kernel_resources(kind, s["n_pe"], board, variant=s["variant"],
+                                          report=report), alternatives={})
+        conf[kind] = dict(entry, over_limit=s["over_limit"])
+    return conf
+
+
+def _overlay_metadata(board: str, overlay: dict) -> dict[str, Any]:
+    """N_PE of the packaged overlay metadata against the ``overlay`` sizing."""
+
+    out = {}
+    for kind in KINDS:
+        n_pe = int(find_overlay(board, kind, require_bitstream=False).metadata["n_pe"])
+        out[kind] = {"n_pe": n_pe, "sized_n_pe": overlay[kind]["n_pe"],
+                     "agrees": n_pe == overlay[kind]["n_pe"]}
+    return out
 
 
 def _configurations(board: str, report: dict | None) -> dict[str, Any]:
@@ -240,6 +291,7 @@ def _configurations(board: str, report: dict | None) -> dict[str, Any]:
                                    f"({budget['budget']['dsp']}) ({budget['budget_basis']})"),
                          "budget": budget["budget"], "bitlet": budget["bitlet"],
                          "vendor_fp": budget["vendor_fp"]},
+        "overlay": _overlay(board, report, filling),
     }
 
 
@@ -330,6 +382,7 @@ def bench_board(board: str, *, models: tuple[str, ...] | None = None, model: str
             c = conf[kind]
             entry[kind] = {"n_pe": c["n_pe"], "variant": c["variant"],
                            "alternatives": c["alternatives"],
+                           "over_limit": bool(c.get("over_limit", False)),
                            "resources": _resource_figures(c),
                            "dsp": _figure(c["kernel"]["dsp"], "resource model (the kernel IP; "
                                           "bases: resources.kernel.dsp)")}
@@ -362,6 +415,7 @@ def bench_board(board: str, *, models: tuple[str, ...] | None = None, model: str
                          "transfers excluded)"),
                         ("the vendor operators' figures are not from PG060 tables (see "
                          "bitlet/overlays/resources.json 'pg060_tables')")]}
+    result["overlay_metadata"] = _overlay_metadata(board, configs["overlay"])
     result.update(_vivado(board))
     return BoardBench(result)
 

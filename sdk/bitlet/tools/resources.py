@@ -43,8 +43,8 @@ from bitlet.errors import BitletValueError
 from bitlet.sources import source_dirs
 
 __all__ = ["RESOURCES", "ResourceModelError", "area_report", "board_device", "board_sizing",
-           "equal_budget", "kernel_resources", "largest_n_pe", "model_data", "report_path",
-           "source_dirs"]
+           "equal_budget", "kernel_resources", "largest_n_pe", "model_data", "overlay_n_pe",
+           "report_path", "source_dirs"]
 
 #: Resources the model counts, in this order.
 RESOURCES = ("lut", "ff", "dsp", "bram36")
@@ -285,8 +285,8 @@ def _largest(kind: str, board: str, variant: str | None, report: dict | None, da
 
     Every part grows with n_pe, so the configurations that fit are 1..n for
     one n: a binary search over 0..MAX_N_PE on LUT, FF, DSP (and the budget)
-    finds the bound without block RAM, then n steps down while the buffers'
-    block RAM (the fit table's, slower to compute) does not fit.
+    finds the bound without block RAM, then a second binary search below it
+    adds the buffers' block RAM (the fit table's, slower to compute).
     """
     def ok(n: int, full: bool) -> bool:
         res = kernel_resources(kind, n, board, variant=variant, report=report, data=data,
@@ -298,8 +298,11 @@ def _largest(kind: str, board: str, variant: str | None, report: dict | None, da
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if ok(mid, False) else (lo, mid)
-    while lo > 0 and not ok(lo, True):
-        lo -= 1
+    if not ok(lo, True):                 # block RAM: the answer is in 0..lo-1
+        bound, lo = lo, 0
+        while bound - lo > 1:
+            mid = (lo + bound) // 2
+            lo, bound = (mid, bound) if ok(mid, True) else (lo, mid)
     return kernel_resources(kind, lo, board, variant=variant, report=report, data=data)
 
 
@@ -357,3 +360,38 @@ def board_sizing(board: str, *, report: dict | None = None, data: dict | None = 
     data = data or model_data()
     return {kind: largest_n_pe(kind, board, report=report, data=data)
             for kind in ("bitlet", "vendor_fp")}
+
+
+def overlay_n_pe(board: str, *, report: dict | None = None, data: dict | None = None
+                 ) -> dict[str, Any]:
+    """The ``n_pe`` of each kernel kind that ``overlay/boards.tcl`` builds for ``board``.
+
+    The sizing rule of the overlays: each kind at its board-filling ``n_pe``
+    (:func:`largest_n_pe`), and at least 1 PE (an overlay without a PE
+    computes nothing; ``BITLET_N_PE`` is 1..255).  A kind whose single PE
+    does not fit the limit is built all the same and flagged ``over_limit``
+    with its utilisation.  ``overlay/size_boards.py`` writes these numbers
+    into boards.tcl (``--check`` compares).
+
+    Returns
+    -------
+    dict
+        ``{kind: {"n_pe": int, "model_n_pe": int, "over_limit": bool,
+        "variant": str | None, "utilisation_pct": {resource: float},
+        "basis": str}}`` for ``"bitlet"`` and ``"vendor_fp"``.
+    """
+    data = data or model_data()
+    out: dict[str, Any] = {}
+    for kind, best in board_sizing(board, report=report, data=data).items():
+        res = best
+        if best["n_pe"] == 0:           # not even one fits: build one, flagged
+            variants = [None] if kind == "bitlet" else list(VARIANTS)
+            res = min((kernel_resources(kind, 1, board, variant=v, report=report, data=data)
+                       for v in variants), key=lambda r: max(r["utilisation_pct"].values()))
+        limit = ", ".join(f"{r.upper()} {pct} %" for r, pct in data["limit"]["pct"].items())
+        out[kind] = {"n_pe": max(best["n_pe"], 1), "model_n_pe": best["n_pe"],
+                     "over_limit": best["n_pe"] == 0, "variant": res["variant"],
+                     "utilisation_pct": res["utilisation_pct"],
+                     "basis": (f"resource model (bitlet.tools.resources): the largest n_pe "
+                               f"within {limit} of {res['device']}, at least 1")}
+    return out
