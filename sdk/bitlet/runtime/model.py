@@ -25,6 +25,7 @@ import numpy as np
 from bitlet import hw
 from bitlet.errors import BitletValueError, OverlayMismatch, ProgramError
 from bitlet.program import Program, check_feeds
+from bitlet.runtime.stream import Stream, single_run_profile, stream, write_trace
 
 #: allowance of a kernel segment, in seconds per MAC, added to the driver's *default*
 #: timeout only (generous for the C reference simulator, ~10 MMAC/s; a board is far
@@ -229,12 +230,19 @@ class CompiledModel:
             raise BitletValueError("this compiled model was closed (its device memory is freed): "
                                    "compile or load it again")
         env = self._feeds(feeds)
-        timings = {"host": [], "upload": 0.0, "download": 0.0, "kernel": 0.0, "kernel_runs": []}
+        timings = {"host": [], "upload": 0.0, "download": 0.0, "kernel": 0.0, "kernel_runs": [],
+                   "events": []}
         for step in self.meta["steps"]:
+            t0 = time.perf_counter()
             if keep and step["op"] == "kernel":
                 self._kernel_layer_by_layer(step, env, timings)
             else:
                 getattr(self, "_step_" + step["op"])(step, env, timings)
+            if not keep:  # (op, label, start, end): the timeline of profile(x, trace=...)
+                label = (f"{step['type']} {step['node']}" if step["op"] == "host" else
+                         f"kernel [{step['first']}:+{step['count']}]" if step["op"] == "kernel"
+                         else step["op"])
+                timings["events"].append((step["op"], label, t0, time.perf_counter()))
         self.last_timings = timings
         if keep:
             return env
@@ -378,13 +386,28 @@ class CompiledModel:
         view.sync_from_device()
         return decode_profile(np.frombuffer(view.tobytes(), dtype="<u4"))
 
-    def profile(self, x: np.ndarray | Mapping[str, np.ndarray]) -> Profile:
-        """Run once and return the per-layer profile (print it for a table)."""
+    def profile(self, x: np.ndarray | Mapping[str, np.ndarray], *,
+                trace: str | os.PathLike | None = None) -> Profile:
+        """Run once and return the per-layer profile (print it for a table).
+
+        ``trace``: also write the run's timeline (uploads, host ops, kernel
+        segments with their modelled board time, downloads) there as Chrome
+        trace / Perfetto JSON (:mod:`bitlet.runtime.stream`).
+        """
         feeds = x if isinstance(x, Mapping) else {self.input_names[0]: x}
         t0 = time.perf_counter()
         self.run(feeds)
         wall = time.perf_counter() - t0
-        return build_profile(self, self.read_profile_records(), self.last_timings, wall)
+        records = self.read_profile_records()
+        if trace is not None:
+            write_trace(trace, single_run_profile(self, self.last_timings, records, t0))
+        return build_profile(self, records, self.last_timings, wall)
+
+    def stream(self, frames: Any, *, slots: int = 2,
+               trace: str | os.PathLike | None = None) -> Stream:
+        """Run every item of ``frames``, overlapping host work with the kernel
+        (double-buffered device buffers); see :func:`bitlet.runtime.stream.stream`."""
+        return stream(self, frames, slots=slots, trace=trace)
 
     def save(self, path: str | os.PathLike) -> None:
         """Save the program (weights, instructions, metadata) to one ``.npz`` file."""
