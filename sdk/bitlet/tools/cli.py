@@ -8,6 +8,7 @@ Sub-commands::
     bitlet compare MODEL             accuracy against onnxruntime fp32, per layer
     bitlet bench                     Bitlet against the vendor-FP baseline kernel
     bitlet demo                      x3 super-resolution of bundled frames
+    bitlet enhance INPUT -o OUTPUT   super-resolve a video, image folder or camera
     bitlet agent --listen URL        serve this board to a remote laptop
 
 Every command takes ``--device SPEC`` (see ``bitlet.open``) and ``--json``
@@ -41,6 +42,7 @@ from bitlet.runtime.model import load
 from bitlet.tools.accuracy import compare
 from bitlet.tools.bench import bench_kernels
 from bitlet.tools.bench_board import bench_board
+from bitlet.tools.enhance import add_parser as add_enhance_parser
 from bitlet.tools.inputs import load_inputs, onnx_input_specs, parse_shapes, write_outputs
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -336,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", help="fp32 (default), fp16, bf16 or fixed<n>")
     p.add_argument("--prune", type=_prune, default=None)
     p.set_defaults(func=cmd_demo)
+    add_enhance_parser(sub, common, _prune, _emit)  # bitlet enhance (bitlet.tools.enhance)
     p = sub.add_parser("agent", help="serve this board's device and runtime over UART or TCP")
     p.add_argument("--listen", required=True,
                    help="serial:///dev/ttyPS0?baud=921600 or tcp://127.0.0.1:7700")
