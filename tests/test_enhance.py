@@ -231,3 +231,21 @@ def test_user_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert main(["enhance", str(tmp_path / "frames"), "-o", str(tmp_path / "x.mp4")]) == 1
     assert "bitlet[video]" in capsys.readouterr().err
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_predict_reports_modelled_and_measured_figures(capsys):
+    # pynqz2's overlay has the header's N_PE: the installed emulator, no variant build
+    assert main(["enhance", "--predict", "--board", "pynqz2", "--resolution", "48x30",
+                 "--json"]) == 0
+    p = json.loads(capsys.readouterr().out)
+    assert (p["board"], p["n_pe"], p["clock_mhz"]) == ("pynqz2", 4, 200)
+    assert (p["output_size"], p["input_size"], p["frames"]) == ("48x30", "16x10", 2)
+    assert p["board_kernel_fps"] == pytest.approx(200e6 / p["kernel_cycles_per_frame"], rel=1e-3)
+    assert p["board_fps"] == pytest.approx(
+        1e3 / max(1e3 / p["board_kernel_fps"], p["host_ms_per_frame"]), rel=1e-6)
+    assert main(["enhance", "--predict", "--board", "nope"]) == 1
+    assert "--board 'nope': not one of" in capsys.readouterr().err
+    assert main(["enhance", "--predict", "--resolution", "640"]) == 1
+    assert "--resolution '640'" in capsys.readouterr().err
+    assert main(["enhance"]) == 1
+    assert "give INPUT" in capsys.readouterr().err

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+from fractions import Fraction
 import sys
 import time
 from collections import deque
@@ -42,15 +43,19 @@ from typing import Any
 
 import numpy as np
 
+from bitlet.demo import load_frames
 from bitlet.demo import model_path as demo_model_path
 from bitlet.drivers import open_device
+from bitlet.drivers.overlays import available_boards, find_overlay
 from bitlet.errors import BitletValueError
 from bitlet.runtime import compile as bitlet_compile
 from bitlet.tools.frames import bicubic_resize, draw_label, rgb_to_ycbcr, ssim, ycbcr_to_rgb_float
+from bitlet.tools.bench_board import _tiled
 from bitlet.tools.imaging import psnr
-from bitlet.tools.video import open_sink, open_source
+from bitlet.tools.variants import kernel_engine
+from bitlet.tools.video import FrameSource, open_sink, open_source
 
-__all__ = ["MAX_TILE", "EnhanceResult", "Enhancer", "receptive_radius", "tile_plan"]
+__all__ = ["MAX_TILE", "EnhanceResult", "Enhancer", "predict", "receptive_radius", "tile_plan"]
 
 #: default largest tile (input pixels a side): a larger frame is tiled
 MAX_TILE = 256
@@ -285,6 +290,7 @@ class Enhancer:
         self.halo = self.radius if halo is None else int(halo)
         self.channels = self._input_channels()
         self.compiled: Any = None
+        self.slots = 2  # device buffers of the stream (1: no overlap, for comparisons)
         self._tile_shape: tuple[int, int] | None = None
         self.scale: int | None = None
 
@@ -390,7 +396,7 @@ class Enhancer:
         first = next(source, None)  # compiles for the first frame's size
         if first is None:
             return
-        stream = self.compiled.stream(_chain(first, source), trace=trace)
+        stream = self.compiled.stream(_chain(first, source), slots=self.slots, trace=trace)
         if on_stream is not None:
             on_stream(stream)
         done = 0
@@ -445,7 +451,7 @@ class Enhancer:
 
         Parameters
         ----------
-        source : str
+        source : str or FrameSource
             Video file, folder or glob of images, or a camera index
             (:func:`bitlet.tools.video.open_source`).
         output : path, optional
@@ -465,7 +471,7 @@ class Enhancer:
         -------
         EnhanceResult
         """
-        src = open_source(str(source), max_frames)
+        src = source if isinstance(source, FrameSource) else open_source(str(source), max_frames)
         ref_iter = iter(open_source(str(reference), max_frames)) if reference else None
         sink = open_sink(output, src.fps) if output is not None else None
         frames, streams = [], []
@@ -530,7 +536,8 @@ class Enhancer:
                     "kernel_cycles_per_frame": 0, "host_ms_per_frame": 0.0}
         cycles = sum(t["kernel_cycles"] for t in tiles) / len(tiles) * per_frame
         host_keys = ("input_ms", "upload_ms", "download_ms", "host_ms", "output_ms")
-        host_ms = sum(t[k] for t in tiles for k in host_keys) / len(tiles) * per_frame
+        steady = tiles[per_frame:] or tiles  # frame 0 warms up (its input is read before the stream)
+        host_ms = sum(t[k] for t in steady for k in host_keys) / len(steady) * per_frame
         kernel_ms = cycles / (figures["clock_mhz"] * 1e3)
         return {**figures, "kernel_cycles_per_frame": int(round(cycles)),
                 "board_kernel_fps": 1e3 / kernel_ms if kernel_ms else float("inf"),
@@ -557,6 +564,87 @@ def _metrics(enhanced: np.ndarray, bicubic: np.ndarray, ref: np.ndarray | None,
             "ssim": ssim(y_out, y_ref), "ssim_bicubic": ssim(y_bic, y_ref)}
 
 
+# ------------------------------------------------------------------------------ prediction
+def _resolution(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        if w < 1 or h < 1:
+            raise ValueError
+    except ValueError:
+        raise BitletValueError(f"--resolution {text!r}: expected WIDTHxHEIGHT, e.g. 640x360") from None
+    return w, h
+
+
+def board_device(board: str | None) -> tuple[Any, dict[str, Any]]:
+    """A simulated device with ``board``'s kernel configuration (its overlay
+    metadata: N_PE, clock), or the default simulator for None."""
+    if board is None:
+        dev = open_device("sim")
+        return dev, {"board": "simulator (header configuration)", "n_pe": dev.kernel.n_pe,
+                     "clock_mhz": dev.kernel.clock_mhz}
+    if board not in available_boards():
+        raise BitletValueError(f"--board {board!r}: not one of {', '.join(available_boards())}")
+    meta = find_overlay(board, "bitlet", require_bitstream=False).metadata
+    top, engine = kernel_engine("bitlet", int(meta["n_pe"]))
+    dev = open_device("sim", engine=top)
+    if dev.kernel.n_pe != int(meta["n_pe"]) or dev.kernel.clock_mhz != int(meta["clock_mhz"]):
+        dev.close()
+        raise BitletValueError(f"board {board}: the simulated kernel has N_PE={dev.kernel.n_pe} at "
+                               f"{dev.kernel.clock_mhz} MHz, the overlay N_PE={meta['n_pe']} at "
+                               f"{meta['clock_mhz']} MHz")
+    return dev, {"board": board, "n_pe": int(meta["n_pe"]), "clock_mhz": int(meta["clock_mhz"]),
+                 "engine": engine}
+
+
+def predict(model: str | os.PathLike | None = None, *, board: str | None = None,
+            resolution: str = "640x360", precision: str = "fp32", prune: Any = None,
+            bits: Any = None, tile: Any = None, frames: int = 2) -> dict[str, Any]:
+    """Predicted board frames/s for output frames of ``resolution``.
+
+    The input frames are the bundled demo photographs tiled to the input
+    size (the kernel's cycles depend on the data); they run through the
+    whole pipeline on a simulator with ``board``'s kernel configuration.
+    The host work is that of the frames after the first (a warm-up).
+
+    Returns
+    -------
+    dict
+        The :class:`EnhanceResult` summary plus ``board``, ``resolution``:
+        ``board_kernel_fps`` is modelled (counted kernel cycles at the
+        clock), ``host_ms_per_frame`` measured on this machine,
+        ``board_fps`` the two overlapped.
+    """
+    width, height = _resolution(resolution)
+    dev, conf = board_device(board)
+    try:
+        with Enhancer(model, device=dev, precision=precision, prune=prune, bits=bits,
+                      tile=tile) as enhancer:
+            enhancer.prepare(16, 16)  # learns the scale
+            s = enhancer.scale
+            h, w = -(-height // s), -(-width // s)
+            photos = load_frames()["hr"]
+            rgb = [np.ascontiguousarray(_tiled(np.roll(photos, k, axis=0), h, w))
+                   for k in range(frames)]
+            source = FrameSource(f"the bundled photographs tiled to {w}x{h}", Fraction(25),
+                                 frames, iter(rgb))
+            result = enhancer.enhance(source)
+    finally:
+        dev.close()
+    return {**result.summary, **conf, "resolution": f"{width}x{height}"}
+
+
+def format_prediction(p: dict[str, Any]) -> str:
+    """One paragraph: what a board reaches, each figure labelled."""
+    return (f"{p['board']} (N_PE={p['n_pe']}, {p['clock_mhz']} MHz), {p['precision']}, output "
+            f"{p['output_size']} (input {p['input_size']}, tile {p['tile']}, "
+            f"{p['tiles_per_frame']} tile(s)):\n"
+            f"  kernel {p['kernel_cycles_per_frame']:,} cycles a frame (modelled) -> "
+            f"{p['board_kernel_fps']:.2f} frames/s on the kernel alone (modelled)\n"
+            f"  host work {p['host_ms_per_frame']:.1f} ms a frame (measured on this machine, "
+            f"beside the emulator) -> {p['board_fps']:.2f} frames/s with it overlapped\n"
+            f"  (the emulation itself ran at {p['emulation_fps']:.3f} frames/s here)")
+
+
 # ------------------------------------------------------------------------------ command line
 def add_parser(sub: Any, common: Any, prune_type: Callable[[str], int],
                emit: Callable[[Any, Any, Any], None]) -> Any:
@@ -569,7 +657,7 @@ def add_parser(sub: Any, common: Any, prune_type: Callable[[str], int],
                        help="super-resolve a video, image folder or camera on the device",
                        description="Super-resolve every frame of INPUT with an SR model (default: "
                                    "the embedded ESPCN x3) on a Bitlet device and write OUTPUT.")
-    p.add_argument("input", metavar="INPUT",
+    p.add_argument("input", metavar="INPUT", nargs="?",
                    help="video file (mp4, mkv, avi, ...), folder or quoted glob of images, or a "
                         "camera index (0)")
     p.add_argument("-o", "--output", default=None,
@@ -588,12 +676,36 @@ def add_parser(sub: Any, common: Any, prune_type: Callable[[str], int],
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.add_argument("--trace", default=None, metavar="FILE",
                    help="write the stream's timeline (Chrome trace / Perfetto JSON)")
+    p.add_argument("--predict", action="store_true",
+                   help="no INPUT: predict the board's frames/s at --resolution (the bundled "
+                        "photographs tiled to that size, run on the simulator)")
+    p.add_argument("--board", default=None,
+                   help="with --predict: the kernel configuration of this board's overlay "
+                        "(pynqz2, kv260, zcu104; default: the simulator's)")
+    p.add_argument("--resolution", default="640x360", metavar="WxH",
+                   help="with --predict: output frame size (default 640x360)")
     p.set_defaults(func=cmd_enhance, emit=emit)
     return p
 
 
 def cmd_enhance(args: Any) -> int:
     """``bitlet enhance``: returns the exit status (errors raise BitletError)."""
+    if args.predict:
+        if args.input or args.output or args.reference or args.compare:
+            raise BitletValueError("--predict runs the bundled photographs: give no INPUT, -o, "
+                                   "--reference or --compare")
+        if args.device not in (None, "sim"):
+            raise BitletValueError("--predict runs on the simulator (--board chooses its "
+                                   "configuration): --device does not apply")
+        pred = predict(args.model, board=args.board, resolution=args.resolution,
+                       precision=args.precision, prune=args.prune, bits=args.bits, tile=args.tile)
+        args.emit(args, pred, lambda: format_prediction(pred))
+        return 0
+    if args.input is None:
+        raise BitletValueError("give INPUT (a video, a folder or glob of images, a camera index) "
+                               "or --predict")
+    if args.board is not None:
+        raise BitletValueError("--board goes with --predict (to run on a board, use --device)")
     def progress(done: int, total: int | None, fig: dict[str, Any]) -> None:
         if args.json:
             return
