@@ -3,12 +3,12 @@ tiles bit-identical to whole frames, Y and RGB models, reference metrics, errors
 from __future__ import annotations
 
 import json
+import os
 import sys
 
+import bitlet
 import numpy as np
 import pytest
-
-import bitlet
 from bitlet.demo import model_path
 from bitlet.tools.cli import main
 from bitlet.tools.enhance import Enhancer, receptive_radius, tile_plan
@@ -221,6 +221,10 @@ def test_user_errors_are_one_line(tmp_path, capsys, monkeypatch):
     write_png(tmp_path / "frames" / "a.png", _smooth_frames(1, 12, 12)[0])
     assert main(["enhance", str(tmp_path / "frames"), "--scale", "2"]) == 1
     assert "--scale 2: the model upscales x3" in capsys.readouterr().err
+    if sys.platform.startswith("linux") and not os.path.exists("/dev/video63"):
+        assert main(["enhance", "63", "-o", str(tmp_path / "cam")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "camera 63 (/dev/video63): cannot open it" in err[0]
     # without PyAV: the extra is named, nothing half-written
     monkeypatch.setitem(sys.modules, "av", None)
     clip = tmp_path / "clip.mp4"
@@ -249,3 +253,27 @@ def test_predict_reports_modelled_and_measured_figures(capsys):
     assert "--resolution '640'" in capsys.readouterr().err
     assert main(["enhance"]) == 1
     assert "give INPUT" in capsys.readouterr().err
+
+
+def test_target_fps_chooses_the_least_loss_setting_that_reaches_it(capsys):
+    from bitlet.tools.enhance import choose_setting
+
+    settings = (("fp32", None, None), ("fp32", 2, 0xFF0000))
+    unreachable = choose_setting(1e9, resolution="24x24", settings=settings, frames=1)
+    assert unreachable["chosen"] is None
+    tried = unreachable["tried"]
+    assert [t["setting"] for t in tried] == ["fp32", "fp32, bits 2, prune 0xFF0000"]
+    assert tried[0]["loss_db"] == 0.0 and tried[1]["loss_db"] > 0.1  # 2 ones a weight: lossy
+    assert all("board_kernel_fps" in t for t in tried)
+    fps = {t["setting"]: t["board_kernel_fps"] for t in tried}
+    assert fps["fp32, bits 2, prune 0xFF0000"] > fps["fp32"]  # fewer ones: fewer cycles
+    # a target just above fp32's: the least-loss faster setting is chosen
+    target = fps["fp32"] * 1.001
+    choice = choose_setting(target, resolution="24x24", settings=settings, frames=1)
+    chosen = choice["chosen"]
+    assert chosen is not None and chosen["board_kernel_fps"] >= target
+    for t in choice["tried"]:  # every setting with less loss was predicted and fell short
+        if t["loss_db"] < chosen["loss_db"]:
+            assert t["board_kernel_fps"] < target
+    assert main(["enhance", "--predict", "--target-fps", "5", "--model", "m.onnx"]) == 1
+    assert "leave out --model" in capsys.readouterr().err

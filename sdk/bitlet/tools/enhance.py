@@ -1,7 +1,8 @@
 """Video enhancement end to end: ``bitlet enhance`` and :class:`Enhancer`.
 
->>> from bitlet.enhance import Enhancer                               # doctest: +SKIP
->>> result = Enhancer().enhance("clip.mp4", "clip_x3.mp4", compare=True)  # doctest: +SKIP
+>>> import bitlet                                                     # doctest: +SKIP
+>>> with bitlet.enhance.Enhancer(device="sim") as enhancer:          # doctest: +SKIP
+...     result = enhancer.enhance("clip.mp4", "clip_x3.mp4", compare=True)
 >>> print(result)                     # frames, sizes, emulation and board frames/s  # doctest: +SKIP
 
 An SR model (ONNX; default: the embedded ESPCN x3 demo model) runs on a
@@ -32,12 +33,12 @@ from __future__ import annotations
 
 import math
 import os
-from fractions import Fraction
 import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +50,17 @@ from bitlet.drivers import open_device
 from bitlet.drivers.overlays import available_boards, find_overlay
 from bitlet.errors import BitletValueError
 from bitlet.runtime import compile as bitlet_compile
-from bitlet.tools.frames import bicubic_resize, draw_label, rgb_to_ycbcr, ssim, ycbcr_to_rgb_float
 from bitlet.tools.bench_board import _tiled
+from bitlet.tools.frames import bicubic_resize, draw_label, rgb_to_ycbcr, ssim, ycbcr_to_rgb_float
 from bitlet.tools.imaging import psnr
 from bitlet.tools.variants import kernel_engine
 from bitlet.tools.video import FrameSource, open_sink, open_source
 
-__all__ = ["MAX_TILE", "EnhanceResult", "Enhancer", "predict", "receptive_radius", "tile_plan"]
+__all__ = ["MAX_TILE", "TARGET_SETTINGS", "EnhanceResult", "Enhancer", "choose_setting", "predict",
+           "receptive_radius", "tile_plan"]
 
 #: default largest tile (input pixels a side): a larger frame is tiled
-MAX_TILE = 256
+MAX_TILE = 512
 # ops whose output pixel depends only on the same pixel of their inputs
 _POINTWISE = {"Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish",
               "Elu", "Selu", "Softplus", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Max", "Min",
@@ -326,7 +328,7 @@ class Enhancer:
     def __enter__(self) -> Enhancer:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- compiling ---------------------------------------------------------------
@@ -396,6 +398,10 @@ class Enhancer:
         first = next(source, None)  # compiles for the first frame's size
         if first is None:
             return
+        if not hasattr(self.compiled, "stream"):
+            raise BitletValueError(f"{type(self.compiled).__name__} has no streaming runtime (a "
+                                   "board behind `bitlet agent`): run `bitlet enhance` on the "
+                                   "board itself")
         stream = self.compiled.stream(_chain(first, source), slots=self.slots, trace=trace)
         if on_stream is not None:
             on_stream(stream)
@@ -645,6 +651,94 @@ def format_prediction(p: dict[str, Any]) -> str:
             f"  (the emulation itself ran at {p['emulation_fps']:.3f} frames/s here)")
 
 
+#: settings ``--target-fps`` chooses from: (precision, bit budget, prune mask), fp32 first
+TARGET_SETTINGS = tuple((precision, bits, prune) for precision in ("fp32", "bf16")
+                        for bits in (None, 5, 3, 2) for prune in (None, 0xFF0000))
+
+
+def _setting_name(precision: str, bits: int | None, prune: int | None) -> str:
+    return precision + (f", bits {bits}" if bits else "") + (f", prune 0x{prune:06X}" if prune else "")
+
+
+def choose_setting(target_fps: float, *, board: str | None = None, resolution: str = "640x360",
+                   settings: tuple = TARGET_SETTINGS, frames: int | None = None) -> dict[str, Any]:
+    """The setting with the least PSNR loss whose modelled kernel frames/s reach ``target_fps``.
+
+    The loss of each setting (precision, per-weight bit budget, column prune
+    mask; :data:`TARGET_SETTINGS`) is measured on the bundled held-out frames
+    of the demo model against their ground truth, relative to fp32; then the
+    settings are predicted (:func:`predict`: the kernel's modelled cycles at
+    ``resolution`` on ``board``'s configuration) in order of loss until one
+    reaches the target.
+
+    Returns
+    -------
+    dict
+        ``chosen`` (None when no setting reaches the target), ``tried``
+        (every setting with its loss and, where predicted, its frames/s).
+    """
+    if not target_fps > 0:
+        raise BitletValueError(f"--target-fps must be > 0, got {target_fps}")
+    data = load_frames()
+    count = len(data["names"]) if frames is None else int(frames)
+    lr = [(data["lr_y"][i].astype(np.float32) / 255.0)[None, None] for i in range(count)]
+    hr = [data["hr_y"][i].astype(np.float64) / 255.0 for i in range(count)]
+    dev, conf = board_device(board)
+    tried = []
+    try:
+        for precision, bits, prune in settings:
+            model = bitlet_compile(str(demo_model_path()), device=dev, precision=precision,
+                                   prune=prune, bits=bits, input_shapes={"lr": lr[0].shape})
+            try:
+                quality = float(np.mean([psnr(np.clip(model(x)[0, 0], 0, 1), h)
+                                         for x, h in zip(lr, hr)]))
+            finally:
+                model.close()
+            tried.append({"setting": _setting_name(precision, bits, prune), "precision": precision,
+                          "bits": bits, "prune": prune, "psnr_db": quality})
+    finally:
+        dev.close()
+    base = tried[0]["psnr_db"]
+    for t in tried:
+        t["loss_db"] = base - t["psnr_db"]
+    chosen = None
+    for t in sorted(tried, key=lambda t: t["loss_db"]):
+        p = predict(board=board, resolution=resolution, precision=t["precision"],
+                    prune=t["prune"], bits=t["bits"], frames=1)
+        t["board_kernel_fps"] = p["board_kernel_fps"]
+        t["kernel_cycles_per_frame"] = p["kernel_cycles_per_frame"]
+        if p["board_kernel_fps"] >= target_fps:
+            chosen = t
+            break
+    return {"target_fps": target_fps, "resolution": resolution, **conf, "chosen": chosen,
+            "tried": tried, "frames": count,
+            "basis": "loss: PSNR on the bundled held-out frames against ground truth, relative to "
+                     "fp32 (measured on the simulator, bit-exact); frames/s: kernel cycles at the "
+                     "clock (modelled), host work not included"}
+
+
+def format_choice(c: dict[str, Any]) -> str:
+    head = (f"target {c['target_fps']:g} frames/s at {c['resolution']} on {c['board']} "
+            f"(N_PE={c['n_pe']}, {c['clock_mhz']} MHz):")
+    lines = [head]
+    for t in c["tried"]:
+        fps = (f"{t['board_kernel_fps']:.2f} frames/s (modelled)" if "board_kernel_fps" in t
+               else "not predicted")
+        lines.append(f"  {t['setting']:<28} PSNR {t['psnr_db']:.2f} dB, loss {t['loss_db']:+.3f} dB, "
+                     f"{fps}")
+    if c["chosen"] is None:
+        fastest = max((t for t in c["tried"] if "board_kernel_fps" in t),
+                      key=lambda t: t["board_kernel_fps"])
+        lines.append(f"no setting reaches {c['target_fps']:g} frames/s: the fastest is "
+                     f"{fastest['setting']} at {fastest['board_kernel_fps']:.2f} (modelled)")
+    else:
+        t = c["chosen"]
+        lines.append(f"chosen: {t['setting']} -> {t['board_kernel_fps']:.2f} frames/s (modelled, "
+                     f"kernel only) at a loss of {t['loss_db']:.3f} dB (measured on the "
+                     f"{c['frames']} bundled frames)")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------ command line
 def add_parser(sub: Any, common: Any, prune_type: Callable[[str], int],
                emit: Callable[[Any, Any, Any], None]) -> Any:
@@ -684,6 +778,9 @@ def add_parser(sub: Any, common: Any, prune_type: Callable[[str], int],
                         "(pynqz2, kv260, zcu104; default: the simulator's)")
     p.add_argument("--resolution", default="640x360", metavar="WxH",
                    help="with --predict: output frame size (default 640x360)")
+    p.add_argument("--target-fps", type=float, default=None, metavar="F",
+                   help="with --predict: choose the setting (precision, bit budget, prune mask) "
+                        "with the least PSNR loss that reaches F frames/s (demo model)")
     p.set_defaults(func=cmd_enhance, emit=emit)
     return p
 
@@ -697,6 +794,13 @@ def cmd_enhance(args: Any) -> int:
         if args.device not in (None, "sim"):
             raise BitletValueError("--predict runs on the simulator (--board chooses its "
                                    "configuration): --device does not apply")
+        if args.target_fps is not None:
+            if args.model is not None:
+                raise BitletValueError("--target-fps measures the loss on the demo model's bundled "
+                                       "frames: leave out --model")
+            choice = choose_setting(args.target_fps, board=args.board, resolution=args.resolution)
+            args.emit(args, choice, lambda: format_choice(choice))
+            return 0
         pred = predict(args.model, board=args.board, resolution=args.resolution,
                        precision=args.precision, prune=args.prune, bits=args.bits, tile=args.tile)
         args.emit(args, pred, lambda: format_prediction(pred))
@@ -704,15 +808,18 @@ def cmd_enhance(args: Any) -> int:
     if args.input is None:
         raise BitletValueError("give INPUT (a video, a folder or glob of images, a camera index) "
                                "or --predict")
-    if args.board is not None:
-        raise BitletValueError("--board goes with --predict (to run on a board, use --device)")
+    if args.board is not None or args.target_fps is not None:
+        raise BitletValueError("--board and --target-fps go with --predict (to run on a board, "
+                               "use --device)")
+
     def progress(done: int, total: int | None, fig: dict[str, Any]) -> None:
         if args.json:
             return
         of = f"/{total}" if total else ""
+        board = (f", board {fig['board_kernel_fps']:.2f} frames/s (kernel, modelled, N_PE="
+                 f"{fig['n_pe']}, {fig['clock_mhz']} MHz)" if fig["board_kernel_fps"] else "")
         sys.stderr.write(f"\renhance: frame {done}{of}  emulation {fig['emulation_fps']:.2f} "
-                         f"frames/s, board {fig['board_fps']:.2f} frames/s (modelled, "
-                         f"N_PE={fig['n_pe']})   ")
+                         f"frames/s{board}   ")
         sys.stderr.flush()
 
     with Enhancer(args.model, device=args.device, precision=args.precision, prune=args.prune,
