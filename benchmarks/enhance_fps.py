@@ -32,7 +32,6 @@ import time
 from fractions import Fraction
 
 import numpy as np
-
 from bitlet.demo import load_frames
 from bitlet.tools.bench_board import _tiled
 from bitlet.tools.enhance import Enhancer, predict

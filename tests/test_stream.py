@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import time
 
+import bitlet
 import numpy as np
 import pytest
-
-import bitlet
 from bitlet.demo import model_path
 
 pytestmark = pytest.mark.device
