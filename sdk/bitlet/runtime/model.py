@@ -230,15 +230,17 @@ class CompiledModel:
             raise BitletValueError("this compiled model was closed (its device memory is freed): "
                                    "compile or load it again")
         env = self._feeds(feeds)
-        timings = {"host": [], "upload": 0.0, "download": 0.0, "kernel": 0.0, "kernel_runs": [],
-                   "events": []}
+        timings = {"host": [], "upload": 0.0, "download": 0.0, "kernel": 0.0, "kernel_runs": []}
+        events = getattr(self, "_trace_events", False) and not keep
+        if events:
+            timings["events"] = []
         for step in self.meta["steps"]:
             t0 = time.perf_counter()
             if keep and step["op"] == "kernel":
                 self._kernel_layer_by_layer(step, env, timings)
             else:
                 getattr(self, "_step_" + step["op"])(step, env, timings)
-            if not keep:  # (op, label, start, end): the timeline of profile(x, trace=...)
+            if events:  # (op, label, start, end): the timeline of profile(x, trace=...)
                 label = (f"{step['type']} {step['node']}" if step["op"] == "host" else
                          f"kernel [{step['first']}:+{step['count']}]" if step["op"] == "kernel"
                          else step["op"])
@@ -395,9 +397,13 @@ class CompiledModel:
         trace / Perfetto JSON (:mod:`bitlet.runtime.stream`).
         """
         feeds = x if isinstance(x, Mapping) else {self.input_names[0]: x}
-        t0 = time.perf_counter()
-        self.run(feeds)
-        wall = time.perf_counter() - t0
+        self._trace_events = trace is not None
+        try:
+            t0 = time.perf_counter()
+            self.run(feeds)
+            wall = time.perf_counter() - t0
+        finally:
+            self._trace_events = False
         records = self.read_profile_records()
         if trace is not None:
             write_trace(trace, single_run_profile(self, self.last_timings, records, t0))
