@@ -135,3 +135,14 @@ def test_stream_stopped_early_frees_its_buffers(inputs):
     finally:
         model.close()
         dev.close()
+
+
+def test_cli_profile_writes_a_trace(tmp_path, capsys):
+    from bitlet.tools.cli import main
+
+    path = tmp_path / "profile.json"
+    assert main(["profile", str(model_path()), "--shape", "lr=1,1,8,8", "--device", "sim",
+                 "--trace", str(path)]) == 0
+    assert "kernel" in capsys.readouterr().out
+    events = json.loads(path.read_text())["traceEvents"]
+    assert {e["cat"] for e in events if e["ph"] == "X"} == {"host", "kernel", "modelled"}

@@ -206,7 +206,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     dev = _open(args.device)
     try:
         compiled, feeds = prepare(args, dev)
-        profile = compiled.profile(feeds)
+        if args.trace and not hasattr(compiled, "stream"):  # a board behind `bitlet agent`
+            raise BitletValueError("--trace needs a local device (the timeline of a run through "
+                                   "`bitlet agent` is not recorded)")
+        profile = compiled.profile(feeds, trace=args.trace) if args.trace else compiled.profile(feeds)
     finally:
         dev.close()
     _emit(args, profile.as_dict(), lambda: str(profile))
@@ -315,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("profile", parents=[common, model], help="per-layer cycles and predicted time")
     p.add_argument("model")
+    p.add_argument("--trace", default=None, metavar="FILE",
+                   help="also write the run's timeline (Chrome trace / Perfetto JSON)")
     p.set_defaults(func=cmd_profile)
     p = sub.add_parser("compare", parents=[common, model], help="accuracy against onnxruntime fp32")
     p.add_argument("model")
