@@ -33,6 +33,7 @@ _LAZY = {
     "compile": "bitlet.runtime.compile:compile",
     "load": "bitlet.runtime.compile:load",
     "compare": "bitlet.tools.accuracy:compare",
+    "enhance": "bitlet.tools.enhance",
 }
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "compare",
     "compile",
     "drivers",
+    "enhance",
     "hw",
     "load",
     "numerics",

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
 import sys
@@ -382,12 +383,30 @@ class DynamicModel:
         self.last_timings = model.last_timings
         return out
 
-    def profile(self, x: np.ndarray | Mapping[str, np.ndarray]):
-        """Run once and return the per-layer profile of that shape."""
+    def profile(self, x: np.ndarray | Mapping[str, np.ndarray], *,
+                trace: str | os.PathLike | None = None):
+        """Run once and return the per-layer profile of that shape (``trace``: as
+        :meth:`CompiledModel.profile <bitlet.runtime.model.CompiledModel.profile>`)."""
         feeds = x if isinstance(x, Mapping) else {self.input_names[0]: x}
         model = self.specialize(dict(self._check(feeds)))
         self._current = model
-        return model.profile(feeds)
+        return model.profile(feeds) if trace is None else model.profile(feeds, trace=trace)
+
+    def stream(self, frames: Any, *, slots: int = 2, trace: str | os.PathLike | None = None):
+        """:meth:`CompiledModel.stream <bitlet.runtime.model.CompiledModel.stream>` at
+        the shape of the first frame (every frame of a stream has one shape)."""
+        items = iter(frames)
+        try:
+            first = next(items)
+        except StopIteration:
+            return iter(())
+        feeds = first if isinstance(first, Mapping) else {self.input_names[0]: first}
+        model = self.specialize(dict(self._check(feeds)))
+        if not hasattr(model, "stream"):
+            raise BitletValueError("streaming needs a local device (not a board behind "
+                                   "`bitlet agent`)")
+        self._current = model
+        return model.stream(itertools.chain([first], items), slots=slots, trace=trace)
 
     def read_profile_records(self) -> np.ndarray:
         if self._current is None:

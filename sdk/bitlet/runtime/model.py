@@ -32,6 +32,7 @@ from bitlet.program.schedule import KernelConfig
 from bitlet.program.weights import device_rows, limit_ones
 from bitlet.runtime.profile import Profile
 from bitlet.runtime.protocol import Model
+from bitlet.runtime.stream import Stream, single_run_profile, stream, write_trace
 
 #: allowance of a kernel segment, in seconds per MAC, added to the driver's *default*
 #: timeout only (generous for the C reference simulator, ~10 MMAC/s; a board is far
@@ -172,11 +173,20 @@ class CompiledModel(Model):
                                    "compile or load it again")
         env = self._feeds(feeds)
         timings = {"host": [], "upload": 0.0, "download": 0.0, "kernel": 0.0, "kernel_runs": []}
+        events = getattr(self, "_trace_events", False) and not keep
+        if events:
+            timings["events"] = []
         for step in self.meta["steps"]:
+            t0 = time.perf_counter()
             if keep and step["op"] == "kernel":
                 self._kernel_layer_by_layer(step, env, timings)
             else:
                 getattr(self, "_step_" + step["op"])(step, env, timings)
+            if events:  # (op, label, start, end): the timeline of profile(x, trace=...)
+                label = (f"{step['type']} {step['node']}" if step["op"] == "host" else
+                         f"kernel [{step['first']}:+{step['count']}]" if step["op"] == "kernel"
+                         else step["op"])
+                timings["events"].append((step["op"], label, t0, time.perf_counter()))
         self.last_timings = timings
         if keep:
             return env
@@ -306,13 +316,32 @@ class CompiledModel(Model):
         view.sync_from_device()
         return decode_profile(np.frombuffer(view.tobytes(), dtype="<u4"))
 
-    def profile(self, x: np.ndarray | Mapping[str, np.ndarray]) -> Profile:
-        """Run once and return the per-layer profile (print it for a table)."""
+    def profile(self, x: np.ndarray | Mapping[str, np.ndarray], *,
+                trace: str | os.PathLike | None = None) -> Profile:
+        """Run once and return the per-layer profile (print it for a table).
+
+        ``trace``: also write the run's timeline (uploads, host ops, kernel
+        segments with their modelled board time, downloads) there as Chrome
+        trace / Perfetto JSON (:mod:`bitlet.runtime.stream`).
+        """
         feeds = x if isinstance(x, Mapping) else {self.input_names[0]: x}
-        t0 = time.perf_counter()
-        self.run(feeds)
-        wall = time.perf_counter() - t0
-        return build_profile(self, self.read_profile_records(), self.last_timings, wall)
+        self._trace_events = trace is not None
+        try:
+            t0 = time.perf_counter()
+            self.run(feeds)
+            wall = time.perf_counter() - t0
+        finally:
+            self._trace_events = False
+        records = self.read_profile_records()
+        if trace is not None:
+            write_trace(trace, single_run_profile(self, self.last_timings, records, t0))
+        return build_profile(self, records, self.last_timings, wall)
+
+    def stream(self, frames: Any, *, slots: int = 2,
+               trace: str | os.PathLike | None = None) -> Stream:
+        """Run every item of ``frames``, overlapping host work with the kernel
+        (double-buffered device buffers); see :func:`bitlet.runtime.stream.stream`."""
+        return stream(self, frames, slots=slots, trace=trace)
 
     def close(self) -> None:
         """Free the device buffer (idempotent; a placed program's shared buffer is

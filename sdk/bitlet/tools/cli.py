@@ -8,6 +8,7 @@ Sub-commands::
     bitlet compare MODEL             accuracy against onnxruntime fp32, per layer
     bitlet bench                     Bitlet against the vendor-FP baseline kernel
     bitlet demo                      x3 super-resolution of bundled frames
+    bitlet enhance INPUT -o OUTPUT   super-resolve a video, image folder or camera
     bitlet agent --listen URL        serve this board to a remote laptop
 
 Every command takes ``--device SPEC`` (see ``bitlet.open``) and ``--json``
@@ -41,6 +42,7 @@ from bitlet.runtime.compile import load
 from bitlet.tools.accuracy import compare
 from bitlet.tools.bench import bench_kernels
 from bitlet.tools.bench_board import bench_board
+from bitlet.tools.enhance import add_parser as add_enhance_parser
 from bitlet.tools.inputs import (
     Feeds,
     input_summary,
@@ -243,7 +245,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
     dev = _open(args.device)
     try:
         compiled, feeds = prepare(args, dev)
-        profile = compiled.profile(feeds.arrays)
+        if args.trace and not hasattr(compiled, "stream"):  # a board behind `bitlet agent`
+            raise BitletValueError("--trace needs a local device (the timeline of a run through "
+                                   "`bitlet agent` is not recorded)")
+        profile = compiled.profile(feeds.arrays, trace=args.trace) if args.trace \
+            else compiled.profile(feeds.arrays)
         args.progress(2, 2, "done")
     finally:
         dev.close()
@@ -363,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("profile", parents=[common, model], epilog=INPUTS_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter, help="per-layer cycles and predicted time")
     p.add_argument("model")
+    p.add_argument("--trace", default=None, metavar="FILE",
+                   help="also write the run's timeline (Chrome trace / Perfetto JSON)")
     p.set_defaults(func=cmd_profile)
     p = sub.add_parser("compare", parents=[common, model], epilog=INPUTS_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter, help="accuracy against onnxruntime fp32")
@@ -387,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", help="fp32 (default), fp16, bf16 or fixed<n>")
     p.add_argument("--prune", type=_prune, default=None)
     p.set_defaults(func=cmd_demo)
+    add_enhance_parser(sub, common, _prune, _emit)  # bitlet enhance (bitlet.tools.enhance)
     p = sub.add_parser("agent", help="serve this board's device and runtime over UART or TCP")
     p.add_argument("--listen", required=True,
                    help="serial:///dev/ttyPS0?baud=921600 or tcp://127.0.0.1:7700")
