@@ -51,7 +51,7 @@ from bitlet.drivers.overlays import available_boards, find_overlay
 from bitlet.errors import BitletValueError
 from bitlet.runtime import compile as bitlet_compile
 from bitlet.tools.bench_board import _tiled
-from bitlet.tools.frames import bicubic_resize, draw_label, rgb_to_ycbcr, ssim, ycbcr_to_rgb_float
+from bitlet.tools.imaging import bicubic_resize, draw_label, rgb_to_ycbcr, ssim, ycbcr_planes_to_rgb
 from bitlet.tools.imaging import psnr
 from bitlet.tools.variants import kernel_engine
 from bitlet.tools.video import FrameSource, open_sink, open_source
@@ -438,9 +438,9 @@ class Enhancer:
             h, w = out.shape[1:]
             if self.channels == 1:
                 ycc = bicubic_resize(rgb_to_ycbcr(rgb), h, w)
-                bicubic = ycbcr_to_rgb_float(ycc)
+                bicubic = ycbcr_planes_to_rgb(ycc)
                 ycc[0] = np.clip(out[0], 0.0, 1.0) * 255.0
-                enhanced = ycbcr_to_rgb_float(ycc)
+                enhanced = ycbcr_planes_to_rgb(ycc)
             else:
                 bicubic = np.clip(np.rint(bicubic_resize(rgb.transpose(2, 0, 1).astype(np.float32),
                                                          h, w)), 0, 255).astype(np.uint8)

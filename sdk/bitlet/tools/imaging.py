@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from bitlet.errors import BitletValueError
 
@@ -65,3 +65,92 @@ def read_image(path: str | Path) -> np.ndarray:
             return np.asarray(img)
     except OSError as exc:
         raise BitletValueError(f"{path}: not a readable image ({exc})") from None
+
+
+# BT.601 full range (JFIF; Pillow's "YCbCr" mode, and the inverse of ycbcr_to_rgb)
+_RGB_TO_YCBCR = np.array([[0.299, 0.587, 0.114],
+                          [-0.168736, -0.331264, 0.5],
+                          [0.5, -0.418688, -0.081312]])
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 full-range RGB -> YCbCr, unrounded (the model sees Y as it is).
+
+    Parameters
+    ----------
+    rgb : ndarray [H, W, 3], uint8 or float in [0, 255]
+
+    Returns
+    -------
+    ndarray [3, H, W] float32: Y, Cb, Cr in [0, 255] (Cb, Cr centred on 128)
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise BitletValueError(f"rgb_to_ycbcr: need [H, W, 3], got shape {rgb.shape}")
+    out = np.tensordot(_RGB_TO_YCBCR, rgb.astype(np.float64), axes=([1], [2]))
+    out[1:] += 128.0
+    return out.astype(np.float32)
+
+
+def ycbcr_planes_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
+    """YCbCr planes [3, H, W] (floats in [0, 255]) -> uint8 RGB [H, W, 3]
+    (:func:`ycbcr_to_rgb` on the planes)."""
+    ycbcr = np.asarray(ycbcr)
+    return ycbcr_to_rgb(ycbcr[0], ycbcr[1:].transpose(1, 2, 0))
+
+
+def bicubic_resize(planes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bicubic resampling of float image planes by Pillow (``Image.BICUBIC`` on
+    mode ``"F"``: Keys' kernel, a = -0.5, antialiased when shrinking).
+
+    Parameters
+    ----------
+    planes : ndarray [C, H, W] or [H, W], float
+    height, width : int
+        Output size in pixels.
+
+    Returns
+    -------
+    ndarray [C, height, width] (or [height, width]) float32, not clipped
+    """
+    planes = np.asarray(planes, dtype=np.float32)
+    squeeze = planes.ndim == 2
+    stack = planes[None] if squeeze else planes
+    out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(p), mode="F")
+                               .resize((int(width), int(height)), Image.BICUBIC))
+                    for p in stack]).astype(np.float32)
+    return out[0] if squeeze else out
+
+
+def ssim(x: np.ndarray, ref: np.ndarray, data_range: float = 255.0) -> float:
+    """Structural similarity of two grey images [H, W] by scikit-image, with the
+    settings of Wang et al. 2004 (Gaussian window, sigma 1.5, K1 0.01, K2 0.03,
+    population covariance)."""
+    try:
+        from skimage.metrics import structural_similarity  # optional: only SSIM needs it
+    except ImportError:
+        raise BitletValueError("SSIM needs scikit-image: pip install scikit-image "
+                               "(or 'bitlet[video]')") from None
+    x = np.asarray(x, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    if x.shape != ref.shape or x.ndim != 2:
+        raise BitletValueError(f"ssim: need two [H, W] images of one shape, got {x.shape} and "
+                               f"{ref.shape}")
+    if min(x.shape) < 11:
+        raise BitletValueError(f"ssim: images must be at least 11x11, got {x.shape}")
+    return float(structural_similarity(x, ref, data_range=data_range, gaussian_weights=True,
+                                       sigma=1.5, use_sample_covariance=False))
+
+
+def draw_label(image: np.ndarray, text: str) -> np.ndarray:
+    """A copy of ``image`` ([H, W, 3] uint8) with ``text`` written in its top-left
+    corner (white on a darkened box, Pillow's default font)."""
+    out = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
+    draw = ImageDraw.Draw(out)
+    font = ImageFont.load_default()
+    left, top, right, bottom = draw.textbbox((2, 1), text, font=font)
+    box = (0, 0, min(right + 2, out.width), min(bottom + 2, out.height))
+    region = out.crop(box)
+    out.paste(Image.fromarray(np.asarray(region) // 4), box[:2])
+    draw.text((2, 1), text, fill=(255, 255, 255), font=font)
+    return np.asarray(out)

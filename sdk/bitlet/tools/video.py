@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from bitlet.errors import BitletValueError
-from bitlet.tools.imaging import read_png, write_png
+from bitlet.tools.imaging import read_image, write_png
 
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "FrameSink", "FrameSource", "open_sink",
            "open_source", "require_av"]
@@ -70,18 +70,8 @@ class FrameSource:
 
 
 def _image(path: Path) -> np.ndarray:
-    """One image as uint8 RGB [H, W, 3]."""
-    try:
-        img = read_png(path) if path.suffix.lower() == ".png" else None
-    except BitletValueError:
-        img = None  # a PNG with row filters or a palette: PyAV decodes those
-    if img is None:
-        av = require_av()
-        try:
-            with av.open(str(path)) as container:
-                img = next(container.decode(video=0)).to_ndarray(format="rgb24")
-        except (av.FFmpegError, StopIteration) as exc:
-            raise BitletValueError(f"{path}: cannot decode the image ({exc})") from None
+    """One image (any format Pillow reads) as uint8 RGB [H, W, 3]."""
+    img = read_image(path)
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     return np.ascontiguousarray(img[:, :, :3])
