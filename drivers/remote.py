@@ -38,6 +38,7 @@ import time
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 from bitlet import errors
 from bitlet.drivers.device import Device, DeviceBuffer
 from bitlet.drivers.link.address import parse_url
@@ -223,7 +224,7 @@ class RemoteDevice(Device):
                                   f"or None, got {progress!r}")
         if progress is None:
             progress = sys.stderr.isatty()
-        self.progress = _print_progress if progress is True else progress or None
+        self.progress = _TransferBars() if progress is True else progress or None
         self._report: _TransferProgress | None = None
         self.url = url
         self.timeout = float(timeout)
@@ -688,11 +689,22 @@ class _TransferProgress:
         return nbytes >= PROGRESS_TCP_BYTES
 
 
-def _print_progress(done: int, total: int, what: str) -> None:
-    """The default progress line on stderr."""
-    end = "\n" if done >= total else ""
-    sys.stderr.write(f"\rbitlet link: {what} {done}/{total} bytes ({done / max(total, 1):.0%}){end}")
-    sys.stderr.flush()
+class _TransferBars:
+    """The default progress display: one tqdm bar (``tqdm.auto``: a widget in a
+    notebook) per transfer, in bytes, on stderr."""
+
+    def __init__(self) -> None:
+        self._bars: dict[str, Any] = {}
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        bar = self._bars.get(what)
+        if bar is None:
+            bar = self._bars[what] = tqdm(total=total, desc=f"bitlet link: {what}", unit="B",
+                                          unit_scale=True, file=sys.stderr, leave=False)
+        bar.total = total
+        bar.update(done - bar.n)
+        if done >= total:
+            self._bars.pop(what).close()
 
 
 def _host_mirror(dims: tuple, dtype: np.dtype) -> RemoteBuffer:

@@ -609,3 +609,15 @@ def test_long_transfers_report_their_progress(sim, monkeypatch):
         assert sum(d == seen[-1][1] for d in done) == 1  # the end is reported once
     with pytest.raises(BitletTypeError, match="progress must be"):
         open_remote("tcp://127.0.0.1:9", progress="yes")
+
+
+def test_the_default_progress_display_is_a_tqdm_bar_per_transfer(capsys):
+    """progress=True draws tqdm bars (bytes) on stderr and closes each at its end."""
+    from bitlet.drivers.remote import _TransferBars
+
+    bars = _TransferBars()
+    for done in (0, 30_000, 60_000, 90_000):
+        bars(done, 90_000, "write upload")
+    err = capsys.readouterr().err
+    assert "bitlet link: write upload" in err and "90.0k" in err
+    assert bars._bars == {}            # finished bars are closed and forgotten
