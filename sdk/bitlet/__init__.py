@@ -33,6 +33,7 @@ _LAZY = {
     "compile": "bitlet.runtime.compile:compile",
     "load": "bitlet.runtime.model:load",
     "compare": "bitlet.tools.accuracy:compare",
+    "evaluate": "bitlet.tools.evaluate:evaluate",
 }
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "compare",
     "compile",
     "drivers",
+    "evaluate",
     "hw",
     "load",
     "numerics",
