@@ -9,6 +9,8 @@ Sub-commands::
     bitlet bench                     Bitlet against the vendor-FP baseline kernel
     bitlet demo                      x3 super-resolution of bundled frames
     bitlet agent --listen URL        serve this board to a remote laptop
+    bitlet eval MODEL --data DATA    accuracy and cycles over a data set (optionally on Ray)
+    bitlet sweep MODEL... --data D   accuracy vs cycles over a design grid (Pareto table)
 
 Every command takes ``--device SPEC`` (see ``bitlet.open``) and ``--json``
 (machine-readable output on stdout).  Errors print one clear line on stderr
@@ -41,6 +43,7 @@ from bitlet.runtime.model import load
 from bitlet.tools.accuracy import compare
 from bitlet.tools.bench import bench_kernels
 from bitlet.tools.bench_board import bench_board
+from bitlet.tools.eval_cli import add_eval_commands
 from bitlet.tools.inputs import load_inputs, onnx_input_specs, parse_shapes, write_outputs
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -345,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-mb", type=int, default=None, help="program/weight cache size on the agent")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_agent, json=False)
+    add_eval_commands(sub, common, _emit, Progress)  # bitlet eval, bitlet sweep
     return parser
 
 
