@@ -28,8 +28,14 @@ from bitlet import hw
 from bitlet.errors import BitletValueError
 from bitlet.tools.dataset import open_dataset
 from bitlet.tools.evaluate import CYCLES_LABEL, make_runner, model_inputs, summarize
-from bitlet.tools.shards import (DEFAULT_SHARD_SIZE, FORMAT, ShardStore, make_job, run_jobs,
-                                 write_json)
+from bitlet.tools.shards import (
+    DEFAULT_SHARD_SIZE,
+    FORMAT,
+    ShardStore,
+    make_job,
+    run_jobs,
+    write_json,
+)
 
 __all__ = ["SweepResult", "pareto", "sweep"]
 
@@ -69,9 +75,10 @@ class SweepResult:
         head = (f"{'model':<16} {'precision':<9} {'prune':>8} {'bits':>4} {'N_PE':>4} "
                 f"{'kernel cyc':>12} {'pred ms':>9} {'rel L2 mean':>12} {'p95':>10} {'top1':>6}"
                 + (f" {'acc':>6}" if acc else "") + "  pareto")
-        lines = [f"{len(self.points)} points x {self.info['n_inputs']} inputs; cycles "
+        title = (f"{len(self.points)} points x {self.info['n_inputs']} inputs; cycles "
                  f"{CYCLES_LABEL}, errors vs onnxruntime fp32; {self.info['runner']['workers']} "
-                 f"worker(s) ({self.info['runner']['cluster']})", head, "-" * len(head)]
+                 f"worker(s) ({self.info['runner']['cluster']})")
+        lines = [title, head, "-" * len(head)]
         for p in sorted(self.points, key=lambda p: (p["model"], p["kernel_cycles"])):
             top1 = f"{p['top1_agree']:>6.3f}" if "top1_agree" in p else f"{'-':>6}"
             lines.append(f"{p['model'][:16]:<16} {p['precision']:<9} {p['prune']:>8x} "
