@@ -483,3 +483,41 @@ def run_jobs(jobs: Mapping[str, Job], datasets: Mapping[str, Dataset], *, runner
         if progress:
             progress(done_n, total, f"shard {task.shard}")
     return {k: [v[s] for s in sorted(v)] for k, v in results.items()}
+
+
+def feeds_dataset(feeds: Sequence[Mapping[str, np.ndarray]], name: str = "input") -> Dataset:
+    """A :class:`Dataset` of in-memory feeds (``[{input: array}]``, same shapes)."""
+    keys = list(feeds[0])
+    arrays = {k: np.stack([np.asarray(f[k]) for f in feeds]) for k in keys}
+    return Dataset([f"{name}[{i}]" for i in range(len(feeds))], keys, "in memory",
+                   _arrays=arrays, _ranks={k: a.ndim - 1 for k, a in arrays.items()})
+
+
+def run_programs(programs: Sequence[Program], feeds: Sequence[Mapping[str, np.ndarray]], *,
+                 runner: Any, n_pe: int) -> list[tuple[list[dict[str, np.ndarray]], dict[str, int]]]:
+    """Run every program on every feed through ``runner`` (for calibration's candidate plans).
+
+    Returns
+    -------
+    list of (outputs, cycles)
+        Per program: the outputs of every feed (in order) and the PE cycles per
+        ONNX layer summed over the feeds (column strips counted for their layer).
+    """
+    jobs: dict[str, Job] = {}
+    order = []
+    for program in programs:
+        job = make_job(None, program=program, n_pe=n_pe, mode="outputs")
+        jobs.setdefault(job.key, job)
+        order.append(job.key)
+    ds = feeds_dataset(feeds)
+    done = run_jobs(jobs, {k: ds for k in jobs}, runner=runner, shard_size=len(ds))
+    results = []
+    for key in order:
+        outs = [o for sh in done[key] for o in sh["outputs"]]
+        cycles: dict[str, int] = {}
+        for sh in done[key]:
+            for per_input in sh["layer_cycles"]:
+                for layer, c in per_input.items():
+                    cycles[layer] = cycles.get(layer, 0) + int(c)
+        results.append((outs, cycles))
+    return results
