@@ -19,6 +19,7 @@ already initialised in this process, that cluster is used and left running.
 """
 from __future__ import annotations
 
+import pickle
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -104,7 +105,9 @@ class RayRunner:
         self._job_refs: dict[str, Any] = {}
         self.retried = 0
         self.task_seconds: list[tuple[float, float]] = []  # (driver round trip, worker compute)
-        self.bytes_sent = 0
+        self.bytes_sent = 0       # input arrays shipped to workers (through the object store)
+        self.bytes_received = 0   # results shipped back (their pickled size)
+        self.job_bytes = 0        # programs, weights and ONNX models, once per job
 
     def _new_actor(self) -> Any:
         self._serial += 1
@@ -120,6 +123,7 @@ class RayRunner:
         def submit(task: Task, payload: Any = None) -> None:
             if task.key not in self._job_refs:  # the program and weights, once per job
                 self._job_refs[task.key] = ray.put(jobs[task.key])
+                self.job_bytes += len(jobs[task.key].program) + len(jobs[task.key].onnx or b"")
             slot = min(range(len(self.actors)), key=lambda s: load[s])
             if payload is None:
                 payload = task.load()
@@ -157,6 +161,7 @@ class RayRunner:
                 raise BitletError(f"shard {task.shard}: the worker failed: "
                                   f"{type(cause).__name__ if cause else ''} {cause or exc}") from None
             self.task_seconds.append((time.perf_counter() - t0, float(result["seconds"])))
+            self.bytes_received += len(pickle.dumps(result, protocol=5))
             yield task, result
             fill()
 
@@ -164,6 +169,15 @@ class RayRunner:
         """A fresh actor in ``slot`` unless ``dead`` was replaced already (its other shards fail too)."""
         if self.actors[slot] is dead:
             self.actors[slot] = self._new_actor()
+
+    def warm_up(self, jobs: Mapping[str, Job] = ()) -> list[int]:
+        """Wait until every actor is up and has opened ``jobs``; their process ids."""
+        for key, job in dict(jobs).items():
+            if key not in self._job_refs:
+                self._job_refs[key] = self.ray.put(job)
+                self.job_bytes += len(job.program) + len(job.onnx or b"")
+        self.ray.get([a.open_ref.remote(k, [self._job_refs[k]]) for a in self.actors for k in dict(jobs)])
+        return self.ray.get([a.pid.remote() for a in self.actors])
 
     def stats(self) -> dict[str, Any]:
         return {"workers": self.n, "cluster": f"ray {self.cluster}", "threads_per_worker": self.threads,
@@ -188,3 +202,8 @@ class _Actor(ShardWorker):
         import ray  # optional: only ever runs inside a Ray worker
 
         return self.run(key, lambda: ray.get(box[0]), shard)
+
+    def open_ref(self, key: str, box: list) -> None:
+        import ray  # optional: only ever runs inside a Ray worker
+
+        self._open(key, lambda: ray.get(box[0]))
