@@ -228,3 +228,21 @@ def test_calibrate_on_workers_equals_in_process(ray_cluster):
         there = calibrate(model, xs, device=dev, budget=2e-3, bits=(6, 3), keep_columns=(12,),
                           workers=2)
     assert there.as_dict() == here.as_dict() and len(here.sensitivity) == 15
+
+
+def test_given_reference_outputs_replace_onnxruntime(tmp_path):
+    model = tiny_unet(16)
+    onnx.save(model, tmp_path / "unet.onnx")
+    x = np.random.default_rng(2).random((3, 1, 3, 16, 16), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    refs = np.stack([run_onnxruntime(model, {"x": xi})[0] for xi in x])   # [3, 1, C, H, W]
+    np.save(tmp_path / "ref.npy", refs * 1.01)          # a reference 1 % off the model's outputs
+    given = evaluate(str(tmp_path / "unet.onnx"), str(tmp_path / "x.npy"),
+                     reference=str(tmp_path / "ref.npy"), layers=False)
+    assert given.info["reference"] == f"reference outputs ({tmp_path / 'ref.npy'})"
+    for rec in given.records:   # the outputs are ~1/1.01 of the given reference
+        assert rec["rel_l2"] == pytest.approx(0.01 / 1.01, rel=1e-3)
+    np.save(tmp_path / "bad.npy", refs[:, :, :, :15])
+    with pytest.raises(bitlet.BitletValueError, match="reference for output .* per input"):
+        evaluate(str(tmp_path / "unet.onnx"), str(tmp_path / "x.npy"),
+                 reference=str(tmp_path / "bad.npy"), layers=False)

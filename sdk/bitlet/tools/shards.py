@@ -102,7 +102,15 @@ def output_metrics(outputs: Mapping[str, np.ndarray], refs: Mapping[str, np.ndar
         that apply (worst over outputs: largest error, smallest PSNR/SSIM/agreement).
     """
     per = {}
+    refs = dict(refs)
     for name, ref in refs.items():
+        shape, want = np.shape(ref), np.shape(outputs[name])
+        if shape != want:
+            if shape[:1] == (1,) and shape[1:] == want:  # references stored with the batch axis
+                ref = refs[name] = np.asarray(ref)[0]
+            else:
+                raise BitletValueError(f"reference for output {name!r}: shape {list(shape)} per "
+                                       f"input, but the output has shape {list(want)}")
         m = error_metrics(outputs[name], ref)
         if np.ndim(ref) == 4:
             m["ssim"] = ssim(outputs[name], ref)

@@ -72,19 +72,21 @@ class SweepResult:
 
     def __str__(self) -> str:
         acc = any("accuracy" in p for p in self.points)
+        extra = next(((k, t) for k, t in (("top1_agree", "top1"), ("psnr_db", "PSNR dB"))
+                      if any(k in p for p in self.points)), ("", "-"))
         head = (f"{'model':<16} {'precision':<9} {'prune':>8} {'bits':>4} {'N_PE':>4} "
-                f"{'kernel cyc':>12} {'pred ms':>9} {'rel L2 mean':>12} {'p95':>10} {'top1':>6}"
+                f"{'kernel cyc':>12} {'pred ms':>9} {'rel L2 mean':>12} {'p95':>10} {extra[1]:>7}"
                 + (f" {'acc':>6}" if acc else "") + "  pareto")
         title = (f"{len(self.points)} points x {self.info['n_inputs']} inputs; cycles "
                  f"{CYCLES_LABEL}, errors vs onnxruntime fp32; {self.info['runner']['workers']} "
                  f"worker(s) ({self.info['runner']['cluster']})")
         lines = [title, head, "-" * len(head)]
         for p in sorted(self.points, key=lambda p: (p["model"], p["kernel_cycles"])):
-            top1 = f"{p['top1_agree']:>6.3f}" if "top1_agree" in p else f"{'-':>6}"
+            more = f"{p[extra[0]]:>7.3f}" if extra[0] in p else f"{'-':>7}"
             lines.append(f"{p['model'][:16]:<16} {p['precision']:<9} {p['prune']:>8x} "
                          f"{p['bits'] or '-':>4} {p['n_pe']:>4} {p['kernel_cycles']:>12,.0f} "
                          f"{p['predicted_ms']:>9.4f} {p['rel_l2']:>12.3e} {p['p95_rel_l2']:>10.3e} "
-                         f"{top1}" + (f" {p.get('accuracy', float('nan')):>6.3f}" if acc else "")
+                         f"{more}" + (f" {p.get('accuracy', float('nan')):>6.3f}" if acc else "")
                          + ("  *" if p["pareto"] else ""))
         lines += [f"wrote {w}" for w in self.written]
         return "\n".join(lines)
