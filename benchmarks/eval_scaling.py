@@ -102,6 +102,7 @@ def main(argv=None) -> int:
         ray.shutdown()
     med = {k: statistics.median(v) for k, v in results.items()}
     n = args.workers
+    paired = [b / a for a, b in zip(results["ray_1"], results[f"ray_{n}"])]  # same repeat
     summary = {
         "label": "measured on this machine (wall clock; kernel cycles not involved)",
         "machine": f"{os.cpu_count()} CPUs", "model": MODEL.name,
@@ -109,6 +110,7 @@ def main(argv=None) -> int:
         "repeats": args.repeats, "inputs_per_s_median": med,
         f"ratio_{n}_workers_to_1": med[f"ray_{n}"] / med["ray_1"],
         "ratio_1_worker_to_in_process": med["ray_1"] / med["in_process"],
+        "ratio_per_repeat": paired, "load_average": os.getloadavg(),
         "per_run": extra, "runs": results}
     for key in (f"ray_{n}",):
         rows = extra[key]
@@ -123,7 +125,9 @@ def main(argv=None) -> int:
     for k, v in med.items():
         print(f"  {k:<12} {v:7.2f} inputs/s")
     print(f"  ratio {n} workers / 1 worker: {summary[f'ratio_{n}_workers_to_1']:.2f}x; "
-          f"1 Ray worker / in-process: {summary['ratio_1_worker_to_in_process']:.2f}x")
+          f"1 Ray worker / in-process: {summary['ratio_1_worker_to_in_process']:.2f}x; per repeat "
+          + ", ".join(f"{r:.2f}x" for r in paired)
+          + f" (load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     print(f"  object store per input: {summary[f'ray_{n}_object_store_bytes_per_input']:,.0f} B "
           f"(inputs + results); job put once: {extra[f'ray_{n}'][0]['job_bytes_once']:,} B")
     print(f"  overhead per task ({n} workers): "
