@@ -151,6 +151,10 @@ def test_images_folder_and_csv_labels(tmp_path):
     (tmp_path / "bad.csv").write_text("a.png,1\n")
     with pytest.raises(bitlet.BitletValueError, match="no label for 2 inputs"):
         evaluate(str(tmp_path / "cnn.onnx"), str(tmp_path / "img"), labels=str(tmp_path / "bad.csv"))
+    write_png(tmp_path / "img" / "d.png", rng.integers(0, 256, (8, 16, 3), dtype=np.uint8))
+    with pytest.raises(bitlet.BitletValueError, match=r"^input d\.png: "):
+        evaluate(str(tmp_path / "cnn.onnx"), str(tmp_path / "img"), layers=False)
+    assert bitlet.evaluate is evaluate                  # the lazy public API
 
 
 def test_summary_of_shuffled_records_is_the_same():
@@ -209,7 +213,9 @@ def test_two_workers_equal_one_process_bit_for_bit_with_a_killed_worker(ray_clus
     assert [r["index"] for r in dist.records] == list(range(200))
     assert dist.records == single.records
     assert dist.layers == single.layers and dist.summary == single.summary
-    pids = {json.loads(p.read_text())["worker"]["pid"] for p in (out / "shards").iterdir()}
+    workers = [json.loads(p.read_text())["worker"] for p in (out / "shards").iterdir()]
+    assert {w["threads"] for w in workers} == {"1"}     # BITLET_THREADS set in every worker
+    pids = {w["pid"] for w in workers}
     assert len(pids) >= 3 and killed[0] in pids      # two workers and the replacement
     resumed = evaluate(*args, shard_size=8, workers=2, out=out)
     assert resumed.info["skipped"] == 200 and resumed.summary == single.summary

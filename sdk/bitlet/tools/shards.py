@@ -288,7 +288,10 @@ class ShardWorker:
         records, layer_rows, outs, layer_cycles = [], [], [], []
         for i, name, feeds, label, ref in zip(shard["indices"], shard["names"], shard["feeds"],
                                               shard["labels"], shard["references"]):
-            rec, layer_row, outputs, cycles = self._one(loaded, feeds, label, ref)
+            try:
+                rec, layer_row, outputs, cycles = self._one(loaded, feeds, label, ref)
+            except BitletValueError as exc:  # name the input (e.g. an image of another size)
+                raise BitletValueError(f"input {name}: {exc}") from None
             rec = {"index": int(i), "name": name, **rec}
             records.append(rec)
             layer_rows.append(layer_row)
