@@ -190,7 +190,8 @@ def test_cli_eval_errors_are_one_line(cnn_data, capsys, monkeypatch):
 # `slow`: starting the local cluster and its worker processes alone takes ~20 s on two
 # busy cores; the full suite (CI, `pip install ".[dev]"`, which includes Ray) runs them.
 @pytest.mark.slow
-def test_two_workers_equal_one_process_bit_for_bit_with_a_killed_worker(ray_cluster, tmp_path):
+@pytest.mark.usefixtures("ray_cluster")
+def test_two_workers_equal_one_process_bit_for_bit_with_a_killed_worker(tmp_path):
     """A few hundred inputs on a local 2-worker cluster, one worker SIGKILLed mid-run: every
     per-input record (output digests included), per-layer error and aggregate equals the
     single-process run; no input is lost or counted twice; a rerun resumes everything."""
@@ -222,7 +223,8 @@ def test_two_workers_equal_one_process_bit_for_bit_with_a_killed_worker(ray_clus
 
 
 @pytest.mark.slow
-def test_calibrate_on_workers_equals_in_process(ray_cluster):
+@pytest.mark.usefixtures("ray_cluster")
+def test_calibrate_on_workers_equals_in_process():
     from bitlet.drivers.sim import SimDevice
     from bitlet.tools.calibrate import calibrate
 
