@@ -83,7 +83,7 @@ def test_sweep_over_n_pe_builds(files):
 @pytest.mark.slow  # starts a local Ray cluster (~20 s on two busy cores)
 @pytest.mark.usefixtures("ray_cluster")
 def test_sweep_on_two_workers_equals_in_process(files):
-    kw = {"precisions": ["fp32", "bf16"], "prunes": [None, 0xFFFF00], "shard_size": 2}
+    kw = {"precisions": ["fp32", "bf16", "fixed8"], "shard_size": 3}
     here = sweep([str(files / "cnn.onnx")], str(files / "x.npy"), **kw)
     there = sweep([str(files / "cnn.onnx")], str(files / "x.npy"), workers=2, **kw)
     assert there.points == here.points
