@@ -254,3 +254,22 @@ def test_given_reference_outputs_replace_onnxruntime(tmp_path):
     with pytest.raises(bitlet.BitletValueError, match="reference for output .* per input"):
         evaluate(str(tmp_path / "unet.onnx"), str(tmp_path / "x.npy"),
                  reference=str(tmp_path / "bad.npy"), layers=False)
+
+
+def test_saved_program_needs_and_uses_given_references(tmp_path):
+    model = tiny_unet(16)
+    x = np.random.default_rng(4).random((2, 1, 3, 16, 16), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "ref.npy", np.stack([run_onnxruntime(model, {"x": xi})[0] for xi in x]))
+    dev = bitlet.open("sim")
+    compiled = bitlet.compile(model, device=dev)
+    compiled.save(tmp_path / "unet.bitlet.npz")
+    want = [_digest({compiled.output_names[0]: compiled(xi)}) for xi in x]
+    compiled.close()
+    dev.close()
+    got = evaluate(str(tmp_path / "unet.bitlet.npz"), str(tmp_path / "x.npy"),
+                   reference=str(tmp_path / "ref.npy"))
+    assert [r["digest"] for r in got.records] == want and got.layers is None
+    assert all(r["rel_l2"] < 1e-5 for r in got.records)
+    with pytest.raises(bitlet.BitletValueError, match="a saved program has no ONNX model"):
+        evaluate(str(tmp_path / "unet.bitlet.npz"), str(tmp_path / "x.npy"))

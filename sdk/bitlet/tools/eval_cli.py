@@ -24,6 +24,23 @@ def _positive(text: str) -> int:
     return value
 
 
+def _mask(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer mask (e.g. 0xFFFF00)") from None
+    if not 0 <= value <= 0xFFFFFF:
+        raise argparse.ArgumentTypeError(f"prune mask {text} is outside 0..0xFFFFFF (24 bit columns)")
+    return value
+
+
+def _mask_value(text: str) -> int:
+    try:
+        return _mask(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _list(text: str | None, convert: Callable[[str], Any], what: str) -> list:
     if text is None:
         return [None]
@@ -91,7 +108,7 @@ def add_eval_commands(sub: Any, common: argparse.ArgumentParser, emit: Callable[
         result = sweep(args.models, args.data,
                        precisions=[p for p in _list(args.precisions, str, "--precisions") if p]
                        or ["fp32"],
-                       prunes=_list(args.prunes, lambda s: int(s, 0), "--prunes"),
+                       prunes=_list(args.prunes, _mask_value, "--prunes"),
                        bits=_list(args.bits, int, "--bits"),
                        n_pes=_list(args.n_pe, int, "--n-pe"), labels=args.labels,
                        input_shapes=parse_shapes(args.shape), limit=args.limit,
@@ -109,7 +126,7 @@ def add_eval_commands(sub: Any, common: argparse.ArgumentParser, emit: Callable[
                    help="reference outputs (.npy / .npz per output, first axis = inputs) instead "
                         "of onnxruntime fp32")
     p.add_argument("--precision", default="fp32", help="fp32 (default), fp16, bf16 or fixed<n>")
-    p.add_argument("--prune", type=lambda s: int(s, 0), default=None,
+    p.add_argument("--prune", type=_mask, default=None,
                    help="24-bit column prune mask for every layer")
     p.add_argument("--bits", type=_positive, default=None, help="bit budget for every layer")
     p.add_argument("--n-pe", type=_positive, default=None,
