@@ -77,7 +77,7 @@ class RayRunner:
     Parameters
     ----------
     workers : int
-        Number of actors.
+        Number of actors (at most as many as the cluster's CPUs hold, ``threads`` each).
     cluster : str, optional
         See the module docstring (None: ``local``).
     threads : int, optional
@@ -99,6 +99,10 @@ class RayRunner:
             self.close()
             raise BitletValueError(f"--cluster {self.cluster}: {total} CPUs, but a worker needs "
                                    f"{self.threads} (--threads)")
+        # an actor keeps its CPUs while it lives: more actors than fit would never start
+        # and the shards handed to them would wait for ever
+        self.requested = self.n
+        self.n = min(self.n, total // self.threads)
         self._cls = self.ray.remote(num_cpus=self.threads, max_restarts=0)(_Actor)
         self._serial = 0
         self.actors = [self._new_actor() for _ in range(self.n)]
@@ -180,8 +184,8 @@ class RayRunner:
         return self.ray.get([a.pid.remote() for a in self.actors])
 
     def stats(self) -> dict[str, Any]:
-        return {"workers": self.n, "cluster": f"ray {self.cluster}", "threads_per_worker": self.threads,
-                "retries": self.retried}
+        return {"workers": self.n, "workers_requested": self.requested, "cluster": f"ray {self.cluster}",
+                "threads_per_worker": self.threads, "retries": self.retried}
 
     def close(self) -> None:
         for actor in getattr(self, "actors", []):
