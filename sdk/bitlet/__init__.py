@@ -34,6 +34,7 @@ _LAZY = {
     "load": "bitlet.runtime.compile:load",
     "compare": "bitlet.tools.accuracy:compare",
     "enhance": "bitlet.tools.enhance",
+    "evaluate": "bitlet.tools.evaluate:evaluate",
 }
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "compile",
     "drivers",
     "enhance",
+    "evaluate",
     "hw",
     "load",
     "numerics",

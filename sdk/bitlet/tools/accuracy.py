@@ -137,7 +137,16 @@ def _comparable(proto, env: dict, compiled) -> list[str]:
     return order + [n for n in compiled.output_names if n not in order]
 
 
-def _run_reference(proto, feeds: Mapping[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+#: public name of the value selection (used by bitlet.tools.evaluate for per-layer statistics)
+comparable_values = _comparable
+
+
+def reference_session(proto, names: list[str], threads: int | None = None):
+    """An onnxruntime session of ``proto`` that also outputs ``names``; returns ``(session, wanted)``.
+
+    ``threads``: onnxruntime's intra-op threads (1 makes results independent
+    of the machine's core count; None: onnxruntime's default).
+    """
     import onnx  # onnx: heavy import (~1 s), loaded only when a model is read
     import onnxruntime as ort  # onnxruntime: heavy import, loaded only for reference runs
 
@@ -147,7 +156,14 @@ def _run_reference(proto, feeds: Mapping[str, np.ndarray], names: list[str]) -> 
     for name in names:
         if name not in present:
             copy.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    sess = ort.InferenceSession(copy.SerializeToString(), providers=["CPUExecutionProvider"])
-    wanted = [o.name for o in copy.graph.output]
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = options.inter_op_num_threads = int(threads)
+    sess = ort.InferenceSession(copy.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return sess, [o.name for o in copy.graph.output]
+
+
+def _run_reference(proto, feeds: Mapping[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+    sess, wanted = reference_session(proto, names)
     values = sess.run(wanted, {k: np.asarray(v) for k, v in feeds.items()})
     return dict(zip(wanted, values))

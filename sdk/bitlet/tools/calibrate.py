@@ -38,6 +38,8 @@ from bitlet.compiler.lower import LayerOptions, lower
 from bitlet.errors import CompileError
 from bitlet.program.schedule import KernelConfig
 from bitlet.runtime.model import CompiledModel, driver_of, open_default_device
+from bitlet.tools.evaluate import make_runner
+from bitlet.tools.shards import run_programs
 
 
 def column_mask(keep: int) -> int:
@@ -110,15 +112,28 @@ class CalibrationResult:
 class _Evaluator:
     """Compile a plan, run the calibration inputs, measure cycles and error."""
 
-    def __init__(self, graph, device, cfg, precision, feeds):
+    def __init__(self, graph, device, cfg, precision, feeds, runner=None):
+
         self.graph, self.device, self.cfg, self.precision, self.feeds = graph, device, cfg, precision, feeds
+        self.runner = runner  # None: run here on `device`; else shards on workers (bitlet.tools.shards)
         self.LayerOptions = LayerOptions
         self.reference = None
         self.reference, self.baseline = None, None
         outs, cycles = self.run({})
         self.reference, self.baseline = outs, cycles
 
+    def run_many(self, plans: Sequence[Mapping[str, Mapping[str, int]]]):
+        """``[self.run(plan) for plan in plans]``, fanned out over the workers when there are some."""
+        if self.runner is None:
+            return [self.run(plan) for plan in plans]
+        programs = [lower(self.graph, self.cfg, self.precision,
+                          {name: self.LayerOptions(**opts) for name, opts in plan.items()})
+                    for plan in plans]
+        return run_programs(programs, self.feeds, runner=self.runner, n_pe=self.cfg.n_pe)
+
     def run(self, plan: Mapping[str, Mapping[str, int]]):
+        if self.runner is not None:
+            return self.run_many([plan])[0]
         options = {name: self.LayerOptions(**opts) for name, opts in plan.items()}
         compiled = CompiledModel(lower(self.graph, self.cfg, self.precision, options), self.device)
         try:
@@ -147,7 +162,8 @@ class _Evaluator:
 def calibrate(model: Any, inputs: Sequence[Any], *, device: Any = None, budget: float = 1e-2,
               bits: Sequence[int] = (8, 5, 3), keep_columns: Sequence[int] = (16, 12),
               precision: str = "fp32", input_shapes: Mapping[str, tuple] | None = None,
-              layers: Sequence[str] | None = None) -> CalibrationResult:
+              layers: Sequence[str] | None = None, workers: int = 1,
+              cluster: str | None = None) -> CalibrationResult:
     """Choose per-layer bit budgets and column masks that maximise the measured cycle savings.
 
     Parameters
@@ -164,6 +180,10 @@ def calibrate(model: Any, inputs: Sequence[Any], *, device: Any = None, budget: 
     precision, input_shapes : as :func:`bitlet.compile`
     layers : sequence of str, optional
         Restrict to these kernel layers (default: all).
+    workers, cluster : int, str, optional
+        Evaluate the candidate plans on this many Ray workers (see
+        :func:`bitlet.tools.evaluate.evaluate`); they run on simulators with
+        ``device``'s kernel configuration.  Default: one after another on ``device``.
 
     Returns
     -------
@@ -185,9 +205,14 @@ def calibrate(model: Any, inputs: Sequence[Any], *, device: Any = None, budget: 
     unknown = sorted(set(wanted) - set(kernel_layers))
     if unknown:
         raise CompileError(f"layers: unknown kernel layers {unknown}; they are {kernel_layers}")
-    ev = _Evaluator(graph, dev, cfg, precision, feeds)
-    sensitivity = _sensitivity(ev, wanted, bits, keep_columns)
-    return _greedy(ev, sensitivity, budget)
+    runner = make_runner(workers, cluster) if workers > 1 or cluster is not None else None
+    try:
+        ev = _Evaluator(graph, dev, cfg, precision, feeds, runner)
+        sensitivity = _sensitivity(ev, wanted, bits, keep_columns)
+        return _greedy(ev, sensitivity, budget)
+    finally:
+        if runner is not None:
+            runner.close()
 
 
 def _candidates(bits, keep_columns):
@@ -199,13 +224,14 @@ def _candidates(bits, keep_columns):
 
 def _sensitivity(ev: _Evaluator, layers, bits, keep_columns) -> list[dict[str, Any]]:
     rows = []
-    for layer in layers:
-        for label, change in _candidates(bits, keep_columns):
-            outs, cycles = ev.run({layer: change})
-            saved = ev.baseline[layer] - cycles[layer]
-            rows.append({"layer": layer, "change": label, "options": change,
-                         "saved_cycles": int(saved), "pe_cycles": int(sum(cycles.values())),
-                         "error": ev.error(outs)})
+    trials = [(layer, label, change) for layer in layers
+              for label, change in _candidates(bits, keep_columns)]
+    measured = ev.run_many([{layer: change} for layer, _, change in trials])
+    for (layer, label, change), (outs, cycles) in zip(trials, measured):
+        saved = ev.baseline[layer] - cycles[layer]
+        rows.append({"layer": layer, "change": label, "options": change,
+                     "saved_cycles": int(saved), "pe_cycles": int(sum(cycles.values())),
+                     "error": ev.error(outs)})
     return rows
 
 

@@ -10,6 +10,8 @@ Sub-commands::
     bitlet demo                      x3 super-resolution of bundled frames
     bitlet enhance INPUT -o OUTPUT   super-resolve a video, image folder or camera
     bitlet agent --listen URL        serve this board to a remote laptop
+    bitlet eval MODEL --data DATA    accuracy and cycles over a data set (optionally on Ray)
+    bitlet sweep MODEL... --data D   accuracy vs cycles over a design grid (Pareto table)
 
 Every command takes ``--device SPEC`` (see ``bitlet.open``) and ``--json``
 (machine-readable output on stdout).  Errors print one clear line on stderr
@@ -43,6 +45,7 @@ from bitlet.tools.accuracy import compare
 from bitlet.tools.bench import bench_kernels
 from bitlet.tools.bench_board import bench_board
 from bitlet.tools.enhance import add_parser as add_enhance_parser
+from bitlet.tools.eval_cli import add_eval_commands
 from bitlet.tools.inputs import (
     Feeds,
     input_summary,
@@ -405,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-mb", type=int, default=None, help="program/weight cache size on the agent")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_agent, json=False, quiet=False)
+    add_eval_commands(sub, common, _emit, Progress)  # bitlet eval, bitlet sweep
     return parser
 
 

@@ -567,7 +567,7 @@ def _metrics(enhanced: np.ndarray, bicubic: np.ndarray, ref: np.ndarray | None,
     y_ref = rgb_to_ycbcr(ref)[0]
     y_out, y_bic = rgb_to_ycbcr(enhanced)[0], rgb_to_ycbcr(bicubic)[0]
     return {"psnr_db": psnr(y_out, y_ref, peak=255.0), "psnr_bicubic_db": psnr(y_bic, y_ref, peak=255.0),
-            "ssim": ssim(y_out, y_ref), "ssim_bicubic": ssim(y_bic, y_ref)}
+            "ssim": ssim(y_out, y_ref, 255.0), "ssim_bicubic": ssim(y_bic, y_ref, 255.0)}
 
 
 # ------------------------------------------------------------------------------ prediction

@@ -122,24 +122,40 @@ def bicubic_resize(planes: np.ndarray, height: int, width: int) -> np.ndarray:
     return out[0] if squeeze else out
 
 
-def ssim(x: np.ndarray, ref: np.ndarray, data_range: float = 255.0) -> float:
-    """Structural similarity of two grey images [H, W] by scikit-image, with the
-    settings of Wang et al. 2004 (Gaussian window, sigma 1.5, K1 0.01, K2 0.03,
-    population covariance)."""
+def ssim(x: np.ndarray, ref: np.ndarray, data_range: float | None = None) -> float:
+    """Structural similarity by scikit-image, with the settings of Wang et al.
+    2004 (Gaussian window, sigma 1.5, K1 0.01, K2 0.03, population covariance).
+
+    Parameters
+    ----------
+    x, ref : ndarray [..., H, W], one shape
+        Grey images, or stacks of planes (averaged with equal weight).
+    data_range : float, optional
+        The value range (255 for 8-bit images); default: the range of ``ref``.
+
+    Returns
+    -------
+    float
+        1.0 for identical images; NaN when H or W is under 11 (the window).
+    """
     try:
         from skimage.metrics import structural_similarity  # optional: only SSIM needs it
     except ImportError:
         raise BitletValueError("SSIM needs scikit-image: pip install scikit-image "
-                               "(or 'bitlet[video]')") from None
+                               "(or 'bitlet[video]' / 'bitlet[cluster]')") from None
     x = np.asarray(x, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
-    if x.shape != ref.shape or x.ndim != 2:
-        raise BitletValueError(f"ssim: need two [H, W] images of one shape, got {x.shape} and "
+    if x.shape != ref.shape or x.ndim < 2:
+        raise BitletValueError(f"ssim: need two [..., H, W] arrays of one shape, got {x.shape} and "
                                f"{ref.shape}")
-    if min(x.shape) < 11:
-        raise BitletValueError(f"ssim: images must be at least 11x11, got {x.shape}")
-    return float(structural_similarity(x, ref, data_range=data_range, gaussian_weights=True,
-                                       sigma=1.5, use_sample_covariance=False))
+    if min(x.shape[-2:]) < 11:
+        return float("nan")
+    if data_range is None:
+        data_range = float(ref.max() - ref.min()) or 1.0
+    planes = zip(x.reshape((-1,) + x.shape[-2:]), ref.reshape((-1,) + ref.shape[-2:]))
+    return float(np.mean([structural_similarity(a, b, data_range=data_range, gaussian_weights=True,
+                                                sigma=1.5, use_sample_covariance=False)
+                          for a, b in planes]))
 
 
 def draw_label(image: np.ndarray, text: str) -> np.ndarray:
