@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from bitlet.numerics import layers as _layers
 from bitlet import hw, isa
+from bitlet.drivers import kernel
 from bitlet.program import preprocess
 from bitlet.errors import BitletTypeError, BitletValueError, BusError, DeviceError
 
@@ -127,6 +128,15 @@ def test_decode_profile_fields():
     assert rec["layer"][1] == 9 and isa.status_name(int(rec["status"][1])) == "BUS_ERROR"
     with pytest.raises(BitletValueError):
         isa.decode_profile(np.zeros(5, np.uint32))
+
+
+def test_status_names_are_the_headers_and_the_driver_uses_the_same_table():
+    statuses = {v: k for k, v in hw.constants().items() if k.startswith("STATUS_")}
+    assert len(statuses) >= 5
+    for value, name in statuses.items():
+        assert isa.status_name(value) == name[len("STATUS_"):]
+    assert isa.status_name(max(statuses) + 1) == f"UNKNOWN({max(statuses) + 1})"
+    assert kernel.status_name is isa.status_name
 
 
 # ----------------------------------------------------------------------
