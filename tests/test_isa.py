@@ -10,6 +10,7 @@ import pytest
 from bitlet.numerics import layers as _layers
 from bitlet import hw, isa
 from bitlet.drivers import kernel
+from bitlet.drivers.arena import MemoryImage
 from bitlet.program import preprocess
 from bitlet.errors import BitletTypeError, BitletValueError, BusError, DeviceError
 
@@ -144,7 +145,7 @@ def test_status_names_are_the_headers_and_the_driver_uses_the_same_table():
 # ----------------------------------------------------------------------
 @dataclasses.dataclass
 class Setup:
-    arena: _layers.Arena
+    arena: MemoryImage
     insn: isa.Insn
     out: int
 
@@ -154,7 +155,7 @@ def setup(precision="fp32", relu=False) -> Setup:
     fixed = precision == "fixed"
     x = rng.integers(-50, 50, (1, 4, 4, 4)) if fixed else rng.random((1, 4, 4, 4), np.float32)
     w = rng.integers(-50, 50, (4, 3, 3, 2)) if fixed else rng.random((4, 3, 3, 2), np.float32)
-    arena = _layers.Arena()
+    arena = _layers.memory_image()
     code = isa.fmt_code(precision)
     act = arena.add(preprocess.to_words(preprocess.pack_activations(x, code)))
     wgt = arena.add(preprocess.to_words(preprocess.to_device_weights(w, code)))
@@ -192,7 +193,7 @@ def run(s: Setup, insns, *, kernel="bitlet", n_insn=None, prof=True, prog=None):
 def test_ids_are_written_even_with_no_instruction():
     s = setup()
     for kernel, kind, formats in (("bitlet", hw.KIND_BITLET, hw.FORMATS_BITLET),
-                                  ("vendor", hw.KIND_VENDOR_FP, hw.FORMATS_VENDOR)):
+                                  ("vendor_fp", hw.KIND_VENDOR_FP, hw.FORMATS_VENDOR)):
         res, mem, before, _ = run(s, [], kernel=kernel, prof=False)
         assert res["status"] == hw.STATUS_OK and res["insn_done"] == 0
         assert res["id_magic"] == hw.MAGIC and res["id_version"] == hw.ISA_VERSION
@@ -271,7 +272,7 @@ def test_bad_opcode_and_vendor_fixed():
     res, *_ = run(s, [s.insn.replace(opcode=0x7F)])
     assert res["status"] == hw.STATUS_BAD_OPCODE
     f = setup("fixed")
-    res, *_ = run(f, [f.insn], kernel="vendor")
+    res, *_ = run(f, [f.insn], kernel="vendor_fp")
     assert res["status"] == hw.STATUS_BAD_FIELD
     res, *_ = run(f, [f.insn], kernel="bitlet")
     assert res["status"] == hw.STATUS_OK
@@ -351,7 +352,7 @@ def test_buffer_limits():
                          out=s.out, bias=s.insn.act),
     }
     for name, insn in cases.items():
-        arena = _layers.Arena()
+        arena = _layers.memory_image()
         big = arena.reserve(sum(isa.operand_bytes(insn).values()))
         insn = insn.replace(act=big, wgt=big, out=big, bias=big if insn.bias else 0)
         prog = arena.add(isa.program_words([insn]))

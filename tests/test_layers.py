@@ -50,7 +50,7 @@ def run_insn(x, w, *, fmt="fp32", ofmt=None, bias=None, acc_in=None, kernel="bit
     the profile a dict of the record's fields plus ``insn`` (the instruction run)."""
     fixed = fmt == "fixed"
     code, ocode = isa.fmt_code(fmt), isa.fmt_code(ofmt or fmt)
-    arena = _layers.Arena()
+    arena = _layers.memory_image()
     act = arena.add(preprocess.to_words(preprocess.pack_activations(x, code)))
     insn = isa.conv2d(n=x.shape[0], ih=x.shape[1], iw=x.shape[2], cin=x.shape[3],
                       cout=w.shape[0], kh=w.shape[1], kw=w.shape[2], act=act, wgt=0, out=0,
@@ -308,7 +308,7 @@ def test_channel_slices_in_and_out():
 
 
 def _run_sliced(x, w):
-    arena = _layers.Arena()
+    arena = _layers.memory_image()
     act = arena.add(preprocess.to_words(preprocess.pack_activations(x, "fp32")))
     wgt = arena.add(preprocess.to_words(preprocess.to_device_weights(w, "fp32")))
     insn = isa.conv2d(n=1, ih=3, iw=3, cin=2, cout=3, kh=2, kw=2, act=act, wgt=wgt, out=0,

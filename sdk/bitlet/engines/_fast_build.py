@@ -58,9 +58,10 @@ int main(void) { pthread_t t; if (pthread_create(&t, 0, f, 0)) return 1; return 
 
 def _try_build(source: str, flags: list[str]) -> bool:
     """True if ``source`` compiles and links with ``flags`` (a build-time probe)."""
+    # build-time tools: setuptools is needed only when a C extension is built
     from setuptools._distutils.ccompiler import new_compiler
-    from setuptools._distutils.errors import CCompilerError, DistutilsError
-    from setuptools._distutils.sysconfig import customize_compiler
+    from setuptools._distutils.errors import CCompilerError, DistutilsError  # build time
+    from setuptools._distutils.sysconfig import customize_compiler  # build time
 
     tmp = tempfile.mkdtemp(prefix="bitlet-probe-")
     try:
