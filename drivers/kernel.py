@@ -277,6 +277,8 @@ class KernelDriver:
             self.identity = self.probe()
         return self.identity
 
+    # The identity's fields, one delegating property each (alike in shape only:
+    # `duplicates` pairs them; a loop over names would hide them from readers).
     @property
     def kind(self) -> str:
         """Kernel kind: ``"bitlet"`` or ``"vendor_fp"``."""

@@ -28,6 +28,7 @@ import pytest
 from bitlet.engines import fast
 from bitlet import hw, isa, numerics
 from bitlet.errors import BitletTypeError
+from scripts import load_script
 
 pytestmark = pytest.mark.numerics
 
@@ -807,14 +808,7 @@ def test_portable_build_equals_default(portable_engine, monkeypatch):
 # the benchmark script (tiny shapes: a smoke test of its bit-exactness check)
 # ---------------------------------------------------------------------------
 def test_benchmark_script_checks_bit_exactness(capsys):
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "emulator.py"
-    if not path.exists():
-        pytest.skip("benchmarks/ not present (installed without a source tree)")
-    spec = importlib.util.spec_from_file_location("bitlet_bench_emulator", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/emulator.py")
     bench._SETTLE = 0.0
     rng = np.random.default_rng(40)
     shapes = [bench.conv_shape(rng, "conv", 1, 6, 5, 8, 8, 3, 1, ref_rows=2),

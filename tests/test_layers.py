@@ -17,6 +17,7 @@ from bitlet.program import preprocess
 from bitlet.errors import BitletTypeError, BitletValueError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scripts import load_script
 
 pytestmark = pytest.mark.numerics
 
@@ -557,18 +558,10 @@ def test_random_geometries_match_model_and_cycle_model(g):
 
 def test_schedule_benchmark_runs_on_real_layers(capsys):
     """benchmarks/kernel_schedule.py on the first layers of the PP-OCRv4 detector."""
-    import importlib.util
-    from pathlib import Path
-
     pytest.importorskip("rapidocr_onnxruntime")
     pytest.importorskip("skimage")
     pytest.importorskip("onnxruntime")
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "kernel_schedule.py"
-    if not path.exists():
-        pytest.skip("benchmarks/ not present")
-    spec = importlib.util.spec_from_file_location("kernel_schedule", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/kernel_schedule.py")
     assert bench.main(["--size", "32x64", "--limit", "3"]) == 0
     out = capsys.readouterr().out
     total = next(line for line in out.splitlines() if line.startswith("TOTAL"))

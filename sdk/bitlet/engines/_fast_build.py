@@ -134,7 +134,9 @@ def _read(path: str) -> str:
 def make_ffi(module: str = "bitlet.engines._fast", *, simd: bool | None = None,
              threading: str | None = None, relative_sources: bool = False,
              defines: dict | None = None) -> FFI:
-    """The cffi builder of the fast engine.
+    """The cffi builder of the fast engine (the signature and docs follow
+    ``_reference_build.make_ffi``, which ``duplicates`` pairs by shape: the
+    sources, flags and probes differ).
 
     Parameters
     ----------

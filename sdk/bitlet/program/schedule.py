@@ -68,7 +68,12 @@ class KernelConfig:
 
 @dataclass
 class LayerGeometry:
-    """One kernel layer as the kernel sees it (GEMM: ``ih = iw = kh = kw = 1``, ``n`` rows)."""
+    """One kernel layer as the kernel sees it (GEMM: ``ih = iw = kh = kw = 1``, ``n`` rows).
+
+    Its fields look like :class:`bitlet.isa.Insn`'s (``duplicates`` pairs them
+    by shape): this is the whole layer before tiling, from which
+    :func:`bitlet.program.instructions.layer_instructions` builds the Insns.
+    """
 
     name: str
     n: int
