@@ -65,7 +65,7 @@ import numpy as np
 from bitlet import hw
 from bitlet.drivers.arena import Arena, Block
 from bitlet.drivers.device import Device, DeviceBuffer, buffer_dtype, buffer_shape
-from bitlet.engines import fast
+from bitlet.engines import KERNEL_TOPS, TOP_OUTPUTS, check_kernel, fast
 from bitlet.engines.fast import available as fast_available
 from bitlet.engines.reference import LOCK, ffi, lib
 from bitlet.errors import (
@@ -89,12 +89,9 @@ DEFAULT_POISON = 0xFF
 #: Longest wait of :meth:`SimDevice.reset` for an abandoned run to end, in seconds.
 RESET_TIMEOUT = 60.0
 
-KERNELS = ("bitlet", "vendor_fp")
-_KERNEL_SYMBOL = {"bitlet": "bitlet_top", "vendor_fp": "vendor_fp_top"}
-# 32-bit output arguments of the kernel top, in C argument order (bitlet_top.h);
-# the 64-bit `clock` output (REG_CLOCK_LO/HI) follows them.
-_OUTPUTS = ("STATUS", "INSN_DONE", "ID_MAGIC", "ID_VERSION", "ID_CONFIG",
-            "ID_ACT_BUF", "ID_WGT_BUF", "ID_OUT_BUF")
+# 32-bit output arguments of the kernel top, in C argument order (bitlet_top.h),
+# as register names; the 64-bit `clock` output (REG_CLOCK_LO/HI) follows them.
+_OUTPUTS = tuple(name.upper() for name in TOP_OUTPUTS)
 _MASK32 = 0xFFFF_FFFF
 
 
@@ -275,8 +272,7 @@ def resolve_kernel(kernel: str = "bitlet", engine: Any = None) -> tuple[KernelFn
         signature of ``bitlet_top`` (hls/bitlet_top.h) and is called with
         cffi pointers.
     """
-    if kernel not in KERNELS:
-        raise BitletValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    check_kernel(kernel)
     if callable(engine):
         return engine, getattr(engine, "__name__", type(engine).__name__)
     if engine is None:
@@ -302,10 +298,10 @@ def resolve_kernel(kernel: str = "bitlet", engine: Any = None) -> tuple[KernelFn
     except ImportError as exc:
         raise BitletValueError(f"engine={engine!r} is not 'fast', 'reference' or an importable "
                                f"cffi module ({exc})") from exc
-    func = getattr(getattr(module, "lib", None), _KERNEL_SYMBOL[kernel], None)
+    func = getattr(getattr(module, "lib", None), KERNEL_TOPS[kernel], None)
     if func is None:
         raise DeviceError(
-            f"{module_name} has no {_KERNEL_SYMBOL[kernel]}(): the kernel sources "
+            f"{module_name} has no {KERNEL_TOPS[kernel]}(): the kernel sources "
             "(hls/bitlet_kernel.c, hls/vendor_kernel.c) were missing when the SDK was "
             "built; reinstall it (pip install -e .)"
         )
@@ -314,10 +310,10 @@ def resolve_kernel(kernel: str = "bitlet", engine: Any = None) -> tuple[KernelFn
 
 def _reference_top(kernel: str) -> KernelFn:
     """``bitlet_top`` / ``vendor_fp_top`` of the cffi reference (hls/ C source)."""
-    func = getattr(lib, _KERNEL_SYMBOL[kernel], None)
+    func = getattr(lib, KERNEL_TOPS[kernel], None)
     if func is None:
         raise DeviceError(
-            f"bitlet.engines._reference has no {_KERNEL_SYMBOL[kernel]}(): the kernel sources "
+            f"bitlet.engines._reference has no {KERNEL_TOPS[kernel]}(): the kernel sources "
             "(hls/bitlet_kernel.c, hls/vendor_kernel.c) were missing when the SDK was "
             "built; reinstall it (pip install -e .)")
     return func

@@ -11,6 +11,7 @@ from bitlet.numerics import layers as _layers
 from bitlet import hw, isa
 from bitlet.drivers import kernel
 from bitlet.drivers.arena import MemoryImage
+from bitlet.engines import reference
 from bitlet.program import preprocess
 from bitlet.errors import BitletTypeError, BitletValueError, BusError, DeviceError
 
@@ -180,9 +181,9 @@ def run(s: Setup, insns, *, kernel="bitlet", n_insn=None, prof=True, prog=None):
     o = (s.out - s.arena.base) // 4
     mem[o:o + 64] = fill
     before = mem.copy()
-    res = _layers.run_kernel(mem, prog_addr=prog_addr if prog is None else prog,
-                             n_insn=len(insns) if n_insn is None else n_insn,
-                             prof_addr=prof_addr, mem_base=s.arena.base, kernel=kernel)
+    res = reference.run_kernel(mem, prog_addr=prog_addr if prog is None else prog,
+                               n_insn=len(insns) if n_insn is None else n_insn,
+                               prof_addr=prof_addr, mem_base=s.arena.base, kernel=kernel)
     records = None
     if prof:
         p = (prof_addr - s.arena.base) // 4
@@ -317,11 +318,11 @@ def test_output_past_the_end_is_a_bus_error_without_partial_write():
     p = (prog - s.arena.base) // 4
     mem[p:p + hw.INSN_WORDS] = words
     before = mem.copy()
-    res = _layers.run_kernel(mem, prog_addr=prog, n_insn=1, mem_base=s.arena.base)
+    res = reference.run_kernel(mem, prog_addr=prog, n_insn=1, mem_base=s.arena.base)
     assert res["status"] == hw.STATUS_BUS_ERROR
     assert np.array_equal(mem, before)
     mem[p:p + hw.INSN_WORDS] = s.insn.replace(out=out - 4).encode()   # exactly fits
-    res = _layers.run_kernel(mem, prog_addr=prog, n_insn=1, mem_base=s.arena.base)
+    res = reference.run_kernel(mem, prog_addr=prog, n_insn=1, mem_base=s.arena.base)
     assert res["status"] == hw.STATUS_OK
 
 
@@ -333,8 +334,8 @@ def test_program_and_profile_addresses_are_checked():
     assert res["status"] == hw.STATUS_BUS_ERROR and res["insn_done"] == 1
     prog = s.arena.add(isa.program_words([s.insn]))
     mem = s.arena.build()
-    res = _layers.run_kernel(mem, prog_addr=prog, n_insn=1,
-                             prof_addr=s.arena.base + mem.size * 4, mem_base=s.arena.base)
+    res = reference.run_kernel(mem, prog_addr=prog, n_insn=1,
+                               prof_addr=s.arena.base + mem.size * 4, mem_base=s.arena.base)
     assert res["status"] == hw.STATUS_BUS_ERROR
 
 
@@ -358,7 +359,7 @@ def test_buffer_limits():
         prog = arena.add(isa.program_words([insn]))
         mem = arena.build()
         before = mem.copy()
-        res = _layers.run_kernel(mem, prog_addr=prog, n_insn=1, mem_base=arena.base)
+        res = reference.run_kernel(mem, prog_addr=prog, n_insn=1, mem_base=arena.base)
         assert res["status"] == hw.STATUS_BUF_OVERFLOW, name
         assert np.array_equal(mem, before), name
 

@@ -11,6 +11,23 @@ from typing import Any
 import numpy as np
 
 from bitlet import hw
+from bitlet.errors import BitletValueError
+
+#: kernel name -> its top in the compiled libraries (the names of the overlays)
+KERNEL_TOPS = {"bitlet": "bitlet_top", "vendor_fp": "vendor_fp_top"}
+#: the kernels a simulator or the layer functions can run
+KERNELS = tuple(KERNEL_TOPS)
+#: the 32-bit outputs of a kernel top in C argument order (hls/bitlet_top.h);
+#: the 64-bit ``clock`` output follows them
+TOP_OUTPUTS = ("status", "insn_done", "id_magic", "id_version", "id_config", "id_act_buf",
+               "id_wgt_buf", "id_out_buf")
+
+
+def check_kernel(kernel) -> str:
+    """``kernel`` if it names a kernel of :data:`KERNELS`, else a BitletValueError."""
+    if not isinstance(kernel, str) or kernel not in KERNEL_TOPS:
+        raise BitletValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    return kernel
 
 
 def pe_result_dtype(ffi: Any, ctype: str) -> np.dtype:

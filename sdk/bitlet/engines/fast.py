@@ -73,7 +73,7 @@ from typing import Any
 import numpy as np
 
 from bitlet import hw, isa
-from bitlet.engines import pe_result_dtype
+from bitlet.engines import TOP_OUTPUTS, pe_result_dtype
 from bitlet.errors import BitletTypeError, BitletValueError, DeviceError
 
 # The compiled emulator (emu/, built by _fast_build.py at install time) is
@@ -96,8 +96,6 @@ __all__ = [
     "make_top",
 ]
 
-_TOP_OUTPUTS = ("status", "insn_done", "id_magic", "id_version", "id_config",
-                "id_act_buf", "id_wgt_buf", "id_out_buf")
 
 
 def default_threads() -> int:
@@ -255,14 +253,14 @@ class FastEngine:
 
     def run_kernel(self, mem: np.ndarray, *, prog_addr: int, n_insn: int, prof_addr: int = 0,
                    mem_base: int, threads=None, cycles=None) -> dict:
-        """As :func:`bitlet.numerics.layers.run_kernel` (kernel="bitlet") on this engine:
+        """As :func:`bitlet.engines.reference.run_kernel` (kernel="bitlet") on this engine:
         the port sees the leading whole ``hw.AXI_BYTES`` beats of ``mem``; the
         result has ``clock`` too (the run's modelled cycles when the cycle
         model runs, else 0)."""
         if mem.dtype != np.uint32 or not mem.flags.c_contiguous:
             raise BitletTypeError("mem must be a C-contiguous uint32 array")
         ffi = self.ffi
-        outs = {name: ffi.new("uint32_t *") for name in _TOP_OUTPUTS}
+        outs = {name: ffi.new("uint32_t *") for name in TOP_OUTPUTS}
         clock, timestamp = ffi.new("uint64_t *"), ffi.new("uint64_t *", 0)
         size = mem.size * 4 // hw.AXI_BYTES * hw.AXI_BYTES
         window = mem[:size // 4].view(np.uint64) if size else np.zeros(1, np.uint64)

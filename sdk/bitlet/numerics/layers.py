@@ -28,8 +28,8 @@ import numpy as np
 
 from bitlet import hw, isa
 from bitlet.drivers.arena import MemoryImage
-from bitlet.engines import fast
-from bitlet.engines.reference import LOCK, ffi, lib
+from bitlet.engines import check_kernel, fast
+from bitlet.engines.reference import run_kernel
 from bitlet.errors import BitletTypeError, BitletValueError, BusError, DeviceError
 from bitlet.numerics.registry import BUILT_IN, engine_name
 from bitlet.program import preprocess
@@ -37,58 +37,11 @@ from bitlet.program.instructions import layer_instructions, partial_buffers
 from bitlet.program.schedule import LayerGeometry, k_tiles
 
 _ARENA_BASE = 0x4000_0000        # a non-zero device base exercises address translation
-#: the kernel tops (the names of bitlet.drivers.sim.KERNELS and of the overlays)
-KERNELS = ("bitlet", "vendor_fp")
-_TOP_SYMBOL = {"bitlet": "bitlet_top", "vendor_fp": "vendor_fp_top"}
-_TOP_OUTPUTS = ("status", "insn_done", "id_magic", "id_version", "id_config", "id_act_buf",
-                "id_wgt_buf", "id_out_buf")
 
 
 # ----------------------------------------------------------------------
 # The reference kernel tops on a host DDR image
 # ----------------------------------------------------------------------
-def _check_kernel(kernel) -> str:
-    if not isinstance(kernel, str) or kernel not in KERNELS:
-        raise BitletValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    return kernel
-
-
-def run_kernel(mem: np.ndarray, *, prog_addr: int, n_insn: int, prof_addr: int = 0,
-               mem_base: int = _ARENA_BASE, kernel: str = "bitlet") -> dict:
-    """Call a kernel top of the reference on ``mem`` (modified in place).
-
-    Parameters
-    ----------
-    mem : uint32 ndarray, C-contiguous
-        Device memory from ``mem_base`` on (e.g. :meth:`MemoryImage.build`).
-    prog_addr, n_insn, prof_addr, mem_base : int
-        The kernel's arguments (device byte addresses).
-    kernel : "bitlet" or "vendor_fp"
-
-    Returns
-    -------
-    dict
-        ``status``, ``insn_done``, the ID outputs (``id_magic``,
-        ``id_version``, ``id_config``, ``id_act_buf``, ``id_wgt_buf``,
-        ``id_out_buf``) and ``clock`` (modelled cycles of the run: the
-        kernel's `timestamp` input is 0 here).  The kernel's m_axi port is
-        ``hw.AXI_BYTES`` wide: it sees the leading whole beats of ``mem``.
-    """
-    top = getattr(lib, _TOP_SYMBOL[_check_kernel(kernel)])
-    if mem.dtype != np.uint32 or not mem.flags.c_contiguous:
-        raise BitletTypeError("mem must be a C-contiguous uint32 array")
-    outs = {name: ffi.new("uint32_t *") for name in _TOP_OUTPUTS}
-    clock, timestamp = ffi.new("uint64_t *"), ffi.new("uint64_t *", 0)
-    size = mem.size * 4 // hw.AXI_BYTES * hw.AXI_BYTES
-    window = mem[:size // 4].view(np.uint64) if size else np.zeros(1, np.uint64)
-    with LOCK:  # the process-wide lock: the tops' buffers are static (bitlet.engines.reference)
-        top(ffi.from_buffer("uint64_t[]", window), mem_base, size, prog_addr, n_insn,
-            prof_addr, timestamp, *outs.values(), clock)
-    res = {name: int(ptr[0]) for name, ptr in outs.items()}
-    res["clock"] = int(clock[0])
-    return res
-
-
 def run_program(image: MemoryImage, insns: list, *, kernel: str = "bitlet"):
     """Place ``insns`` and a profile area in ``image``, run them, return (mem, profile).
 
@@ -457,7 +410,7 @@ def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None, relu=F
     fixed = fmt == hw.FMT_FIXED
     prune, quant = _check_prune(prune), _check_quant(quant, fixed)
     want = _want_cycles(cycles, return_profile)
-    kernel = _check_kernel(kernel)
+    kernel = check_kernel(kernel)
     raw, prof = _run_layer(
         x, w, stride=stride, padding=padding, dilation=dilation, groups=int(groups), bias=bias,
         relu=relu, prune=prune, fmt=fmt, quant=quant, kernel=kernel,
@@ -486,7 +439,7 @@ def matmul(w, a, *, bias=None, relu=False, prune=hw.PRUNE_ALL, precision="fp32",
     relu = _check_relu(relu)
     prune, quant = _check_prune(prune), _check_quant(quant, fixed)
     want = _want_cycles(cycles, return_profile)
-    kernel = _check_kernel(kernel)
+    kernel = check_kernel(kernel)
     m, k = w.shape
     n = a.shape[1]
     raw, prof = _run_layer(
