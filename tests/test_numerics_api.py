@@ -291,6 +291,23 @@ def test_without_the_fast_emulator_the_reference_computes(monkeypatch):
     assert numerics.matmul(np.ones((1, 1), np.float32), np.ones((1, 1), np.float32))[0, 0] == 1
 
 
+def test_an_installation_without_the_fast_emulator_runs_on_the_reference():
+    """The compiled emulator is optional (bitlet.engines.fast imports without it)."""
+    code = ("import sys; sys.modules['bitlet.engines._fast'] = None\n"   # as if never built
+            "import numpy as np, pytest\n"
+            "from bitlet import numerics, BitletValueError\n"
+            "from bitlet.drivers.sim import SimDevice\n"
+            "assert numerics.default_engine() == 'reference'\n"
+            "w = np.full(64, 0.5, np.float32); a = np.full(64, 2.0, np.float32)\n"
+            "assert float(numerics.group_dot(w, a)[0]) == 64.0\n"
+            "assert numerics.matmul(np.ones((1, 1), np.float32), np.ones((1, 1), np.float32))[0, 0] == 1\n"
+            "with pytest.raises(BitletValueError, match='not built'):\n"
+            "    numerics.group_dot(w, a, engine='fast')\n"
+            "with SimDevice() as dev:\n"
+            "    assert dev.describe()['engine'] == 'reference'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 def test_the_engines_do_not_import_numerics():
     """numerics imports its engines (downward); an engine registers nothing upward."""
     code = ("import sys, bitlet.engines.fast, bitlet.engines.reference; "
