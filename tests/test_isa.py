@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from bitlet.numerics import layers as _layers
 from bitlet import hw, isa
-from bitlet.drivers import kernel
+from bitlet.drivers import kernel as kernel_driver
 from bitlet.drivers.arena import MemoryImage
 from bitlet.engines import reference
 from bitlet.program import preprocess
@@ -138,7 +138,7 @@ def test_status_names_are_the_headers_and_the_driver_uses_the_same_table():
     for value, name in statuses.items():
         assert isa.status_name(value) == name[len("STATUS_"):]
     assert isa.status_name(max(statuses) + 1) == f"UNKNOWN({max(statuses) + 1})"
-    assert kernel.status_name is isa.status_name
+    assert kernel_driver.status_name is isa.status_name
 
 
 # ----------------------------------------------------------------------

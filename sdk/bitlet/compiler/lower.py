@@ -22,6 +22,8 @@ from bitlet._version import __version__
 from bitlet.compiler.fold import KERNEL_TYPES
 from bitlet.compiler.graph import Graph, Node
 from bitlet.compiler.strips import split_wide_convs
+from bitlet.errors import CompileError
+from bitlet.program import ADDRESS_FIELDS, Program
 from bitlet.program.instructions import layer_instructions, partial_buffers
 from bitlet.program.schedule import KernelConfig, LayerGeometry, channel_tiles, plan_layer
 from bitlet.program.weights import (
@@ -32,8 +34,6 @@ from bitlet.program.weights import (
     limit_ones,
     quantize_fixed,
 )
-from bitlet.errors import CompileError
-from bitlet.program import ADDRESS_FIELDS, Program
 
 _ALIGN = 64
 _BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fixed": 4}

@@ -97,7 +97,6 @@ __all__ = [
 ]
 
 
-
 def default_threads() -> int:
     """Threads used when ``threads=None``: ``BITLET_THREADS`` or the usable CPUs.
 

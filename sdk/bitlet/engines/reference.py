@@ -16,6 +16,12 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
+
+from bitlet import hw
+from bitlet.engines import KERNEL_TOPS, TOP_OUTPUTS, check_kernel
+from bitlet.errors import BitletTypeError
+
 #: Held for every call into ``bitlet.engines._reference`` (reentrant: a kernel callable
 #: given to a simulator may itself call the reference layers).
 LOCK = threading.RLock()
@@ -24,12 +30,6 @@ LOCK = threading.RLock()
 # This module and bitlet.engines.fast are the only importers of the compiled
 # libraries (tests/test_layers_imports.py checks it).
 from bitlet.engines._reference import ffi, lib  # noqa: E402  (after the lock's docs)
-
-import numpy as np  # noqa: E402
-
-from bitlet import hw  # noqa: E402
-from bitlet.engines import KERNEL_TOPS, TOP_OUTPUTS, check_kernel  # noqa: E402
-from bitlet.errors import BitletTypeError  # noqa: E402
 
 __all__ = ["LOCK", "ffi", "lib", "run_kernel"]
 

@@ -44,6 +44,7 @@ from bitlet.engines.reference import lib as _lib
 from bitlet.errors import BitletTypeError, BitletValueError
 from bitlet.numerics.layers import conv2d, matmul
 from bitlet.numerics.registry import (
+    Engine,
     default_engine,
     engines,
     get_engine,
