@@ -34,7 +34,7 @@ from bitlet.errors import BitletTypeError, BitletValueError, BusError, DeviceErr
 from bitlet.numerics.registry import BUILT_IN, engine_name
 from bitlet.program import preprocess
 from bitlet.program.instructions import layer_instructions, partial_buffers
-from bitlet.program.schedule import LayerGeometry, k_tiles
+from bitlet.program.schedule import LayerGeometry, k_tiles, over_limits
 
 _ARENA_BASE = 0x4000_0000        # a non-zero device base exercises address translation
 
@@ -212,46 +212,38 @@ def _bias_words(bias, cout: int, fixed: bool):
 # ----------------------------------------------------------------------
 # One layer's checks
 # ----------------------------------------------------------------------
-def _dim_names(insn: isa.Insn) -> dict[str, int]:
-    """The instruction's dimensions, labelled with the user's argument names."""
-    if insn.opcode == hw.OP_GEMM:
-        return {"a: N (columns)": insn.n, "w: M (rows)": insn.cout, "w and a: K": insn.cin}
-    return {"x: N": insn.n, "x: H": insn.ih, "x: W": insn.iw, "x: Cin": insn.cin,
-            "w: Cout": insn.cout, "w: KH": insn.kh, "w: KW": insn.kw}
+# the user's names of LayerGeometry's dimensions (program.schedule.over_limits)
+_CONV_LABELS = {"n": "x: N", "ih": "x: H", "iw": "x: W", "cin": "x: Cin", "cout": "w: Cout",
+                "kh": "w: KH", "kw": "w: KW", "k": "w: K = KH*KW*Cin/groups"}
+_GEMM_LABELS = {"n": "a: N (columns)", "cout": "w: M (rows)", "cin": "w and a: K",
+                "k": "w and a: K"}
 
 
-def _check_limits(insn: isa.Insn) -> None:
-    """Refuse, naming the argument, dimensions and K beyond the kernel's limits
-    (``hw.MAX_DIM``, ``hw.MAX_K``; fixed mode ``hw.FIXED_MAX_K``, NUMERICS.md s.6)."""
-    for label, value in _dim_names(insn).items():
-        if value > hw.MAX_DIM:
-            raise BitletValueError(
-                f"{label}={value} exceeds the kernel's limit of {hw.MAX_DIM}; split the layer")
-    k_max = hw.FIXED_MAX_K if insn.isfix else hw.MAX_K
-    if insn.k > k_max:
-        mode = "fixed mode " if insn.isfix else ""
-        label = "w and a: K" if insn.opcode == hw.OP_GEMM else "w: K = KH*KW*Cin/groups"
-        raise BitletValueError(f"{label}={insn.k} exceeds the {mode}limit K <= {k_max}")
-
-
-def _check_buffers(insn: isa.Insn, has_bias: bool) -> None:
+def _check_buffers(geo: LayerGeometry, has_bias: bool) -> None:
     """Refuse, naming the argument and the sizes, a layer beyond the kernel's
-    limits or one its on-chip buffers cannot hold."""
-    _check_limits(insn)
-    words = 2 if insn.isfix else 1
-    rows = (insn.kh - 1) * insn.dilation[0] + 1
-    need = rows * insn.iw * insn.cin
+    limits (``hw.MAX_DIM``, ``hw.MAX_K``; fixed mode ``hw.FIXED_MAX_K``,
+    NUMERICS.md s.6) or one its on-chip buffers cannot hold."""
+    labels = _GEMM_LABELS if geo.gemm else _CONV_LABELS
+    for name, value, limit in over_limits(geo):
+        if name == "k":
+            mode = "fixed mode " if geo.fixed else ""
+            raise BitletValueError(f"{labels[name]}={value} exceeds the {mode}limit K <= {limit}")
+        raise BitletValueError(
+            f"{labels[name]}={value} exceeds the kernel's limit of {limit}; split the layer")
+    words = 2 if geo.fixed else 1
+    rows = (geo.kh - 1) * geo.dil[0] + 1
+    need = rows * geo.iw * geo.cin
     if need > hw.ACT_BUF_WORDS:
         raise BitletValueError(
-            f"x: {rows} input rows of W={insn.iw} x Cin={insn.cin} ({need} words) exceed "
+            f"x: {rows} input rows of W={geo.iw} x Cin={geo.cin} ({need} words) exceed "
             f"the activation buffer ({hw.ACT_BUF_WORDS} words); split the input")
-    if insn.out_hw[1] * hw.N_PE * words > hw.OUT_BUF_WORDS:
+    if geo.out_hw[1] * hw.N_PE * words > hw.OUT_BUF_WORDS:
         raise BitletValueError(
-            f"x: output width {insn.out_hw[1]} exceeds the output row buffer "
+            f"x: output width {geo.out_hw[1]} exceeds the output row buffer "
             f"({hw.OUT_BUF_WORDS // (hw.N_PE * words)} pixels); split the input")
-    if has_bias and insn.cout * words > hw.BIAS_BUF_WORDS:
+    if has_bias and geo.cout * words > hw.BIAS_BUF_WORDS:
         raise BitletValueError(
-            f"bias: {insn.cout} output channels exceed the bias buffer "
+            f"bias: {geo.cout} output channels exceed the bias buffer "
             f"({hw.BIAS_BUF_WORDS // words}); split the output channels")
 
 
@@ -316,11 +308,11 @@ def _run_layer(x, w, *, stride, padding, dilation, groups, bias, relu, prune, fm
     bias_words = _bias_words(bias, cout, fixed)
     geo = LayerGeometry("layer", n, ih, iw, cin, cout, kh, kw, stride, padding, dilation,
                         groups, gemm=gemm, fixed=fixed)
+    _check_buffers(geo, bias_words is not None)
     tiles = k_tiles(geo.n_kg, hw.N_PE, hw.WGT_BUF_WORDS)
     insns = layer_instructions(geo, tiles, wfmt=fmt, ofmt=ofmt, relu=relu,
                                bias=bias_words is not None, prune=prune, quant=quant,
-                               fixbits=fixbits if fixed else 0)
-    _check_buffers(insns[0].insn, bias_words is not None)
+                               fixbits=fixbits if fixed else 0)   # checks the geometry
     oh, ow = geo.out_hw
     out_elems = n * oh * ow * cout
     part_words = 2 if fixed else 1                     # partial sums: int64 / fp32

@@ -186,16 +186,33 @@ def plan_layer(layer: LayerGeometry, cfg: KernelConfig) -> TilePlan:
     return TilePlan(tiles, tiles_k, resident or _fits(layer, tiles[0], tiles_k, cfg), ddr)
 
 
+def over_limits(layer: LayerGeometry) -> list[tuple[str, int, int]]:
+    """The kernel's limits a layer exceeds, as ``(field, value, limit)``.
+
+    One entry for each dimension above ``hw.MAX_DIM`` (fields ``n``, ``ih``,
+    ``iw``, ``cin``, ``cout``, ``kh``, ``kw``, in that order), then ``("k",
+    K, limit)`` when K exceeds ``hw.MAX_K`` (fixed mode: ``hw.FIXED_MAX_K``,
+    NUMERICS.md s.6).  Empty when the layer is within them.  The compiler
+    and the layer functions (:mod:`bitlet.numerics.layers`) word the refusal.
+    """
+    out = [(name, getattr(layer, name), hw.MAX_DIM) for name in _DIMS
+           if getattr(layer, name) > hw.MAX_DIM]
+    k_max = hw.FIXED_MAX_K if layer.fixed else hw.MAX_K
+    if layer.k > k_max:
+        out.append(("k", layer.k, k_max))
+    return out
+
+
+_DIMS = ("n", "ih", "iw", "cin", "cout", "kh", "kw")
+
+
 def _check_limits(layer: LayerGeometry) -> None:
-    for name in ("n", "ih", "iw", "cin", "cout", "kh", "kw"):
-        if getattr(layer, name) > hw.MAX_DIM:
-            raise CompileError(f"layer {layer.name!r}: {name}={getattr(layer, name)} exceeds the "
-                               f"kernel's limit {hw.MAX_DIM}")
-    if layer.k > hw.MAX_K:
-        raise CompileError(f"layer {layer.name!r}: K={layer.k} exceeds the kernel's limit {hw.MAX_K}")
-    if layer.fixed and layer.k > hw.FIXED_MAX_K:
-        raise CompileError(f"layer {layer.name!r}: K={layer.k} exceeds the fixed-mode limit "
-                           f"{hw.FIXED_MAX_K}")
+    for name, value, limit in over_limits(layer):
+        if name == "k":
+            which = "the fixed-mode limit" if layer.fixed else "the kernel's limit"
+            raise CompileError(f"layer {layer.name!r}: K={value} exceeds {which} {limit}")
+        raise CompileError(f"layer {layer.name!r}: {name}={value} exceeds the kernel's "
+                           f"limit {limit}")
     if min(layer.out_hw) < 1:
         raise CompileError(f"layer {layer.name!r}: the kernel does not fit the padded input")
 
