@@ -11,9 +11,9 @@ the MAC/s of
 * ``numpy``: numpy float32 matmul of the same shape (BLAS; the im2col of
   the convolutions is done before the clock starts, only the matmul is
   timed; depthwise: a batched matmul, one small matrix per channel);
-* ``fast``: :func:`bitlet.engines.fast.conv2d` / ``matmul``, results only;
+* ``fast``: :func:`bitlet.numerics.conv2d` / ``matmul`` with ``engine="fast"``, results only;
 * ``fast+cycles``: the same with the cycle model (``cycles=True``);
-* ``reference``: the kernel's own C (:mod:`bitlet.numerics.layers` with
+* ``reference``: the kernel's own C (:mod:`bitlet.numerics` with
   ``engine="reference"``, not the fast engine they default to).  It is slow,
   so it runs on a subset (the first output rows, or the first weight rows
   for GEMM) and its MAC/s is the subset's; the subset is printed;
@@ -35,7 +35,7 @@ import time
 from functools import partial
 
 import numpy as np
-from bitlet.numerics import layers as _layers
+from bitlet import numerics
 from bitlet.engines import fast
 
 # Pause between engines (not timed): BLAS worker threads keep spinning for
@@ -110,9 +110,9 @@ def conv_shape(rng, name, n, h, w, cin, cout, k, groups, ref_rows) -> Shape:
     sub_kw = {"padding": (pad, pad, 0, pad), "groups": groups}
     return Shape(
         name, macs, numpy_fn,
-        lambda cycles: fast.conv2d(x, wt, cycles=cycles, **kw),
-        lambda: _layers.conv2d(xs, wt, return_profile=True, engine="reference", **sub_kw),
-        lambda: fast.conv2d(xs, wt, return_profile=True, **sub_kw),
+        lambda cycles: numerics.conv2d(x, wt, engine="fast", cycles=cycles, **kw),
+        lambda: numerics.conv2d(xs, wt, return_profile=True, engine="reference", **sub_kw),
+        lambda: numerics.conv2d(xs, wt, return_profile=True, engine="fast", **sub_kw),
         n * ref_rows * w * cout * kdim,
         f"first {ref_rows} of {h} output rows",
     )
@@ -124,9 +124,9 @@ def gemm_shape(rng, m, k, n, ref_m) -> Shape:
     return Shape(
         f"GEMM {m}x{k}x{n}", m * k * n,
         lambda: wt @ a,
-        lambda cycles: fast.matmul(wt, a, cycles=cycles),
-        lambda: _layers.matmul(wt[:ref_m], a, return_profile=True, engine="reference"),
-        lambda: fast.matmul(wt[:ref_m], a, return_profile=True),
+        lambda cycles: numerics.matmul(wt, a, engine="fast", cycles=cycles),
+        lambda: numerics.matmul(wt[:ref_m], a, return_profile=True, engine="reference"),
+        lambda: numerics.matmul(wt[:ref_m], a, return_profile=True, engine="fast"),
         ref_m * k * n,
         f"first {ref_m} of {m} weight rows",
     )

@@ -35,6 +35,8 @@ import time
 from typing import Any
 
 import numpy as np
+from bitlet import hw
+from bitlet._version import __version__
 from bitlet.errors import (
     BitletTypeError,
     BitletValueError,
@@ -43,6 +45,7 @@ from bitlet.errors import (
     KernelTimeout,
     OverlayMismatch,
 )
+from bitlet.isa import status_name  # the one table of STATUS names (from the header)
 
 #: Default hard timeout of one run, in seconds.
 DEFAULT_TIMEOUT = 10.0
@@ -68,25 +71,13 @@ _KIND_FORMATS = {"bitlet": "FORMATS_BITLET", "vendor_fp": "FORMATS_VENDOR"}
 _BUFFERS = ("ACT_BUF", "WGT_BUF", "OUT_BUF")
 
 
-def _hw():
-    from bitlet import hw
-
-    return hw
-
-
 def _names(prefix: str, exclude: tuple[str, ...] = ()) -> dict[int, str]:
     """``value -> lower-case name`` of the bitlet.hw constants ``PREFIX_*``."""
     out = {}
-    for name, value in _hw().constants().items():
+    for name, value in hw.constants().items():
         if name.startswith(prefix) and name[len(prefix):] not in exclude and isinstance(value, int):
             out[value] = name[len(prefix):].lower()
     return out
-
-
-def status_name(status: int) -> str:
-    """Name of a STATUS value, e.g. ``3 -> "BUS_ERROR"`` (``"UNKNOWN(n)"`` otherwise)."""
-    names = _names("STATUS_")
-    return names[status].upper() if status in names else f"UNKNOWN({status})"
 
 
 def register_names() -> dict[int, str]:
@@ -117,7 +108,6 @@ class KernelIdentity:
     out_buf_words: int
 
     def _field(self, name: str) -> int:
-        hw = _hw()
         return (self.config >> getattr(hw, f"CFG_{name}_SHIFT")) & getattr(hw, f"CFG_{name}_MASK")
 
     @property
@@ -164,9 +154,6 @@ def check_identity(ident: KernelIdentity, kind: str | None = None) -> None:
     ``kind`` if given), the format mask of that kind and that every on-chip
     buffer is at least as large as the SDK's compiler assumes.
     """
-    hw = _hw()
-    from bitlet import __version__
-
     rebuild = (f"rebuild or reinstall the overlay from this SDK (bitlet {__version__}; "
                "overlay/ and bitlet.drivers.overlays), or install the SDK release the overlay was "
                "built with")
@@ -279,7 +266,7 @@ class KernelDriver:
 
     def read_identity(self) -> KernelIdentity:
         """Decode the ID registers as latched by the last run."""
-        hw, read = _hw(), self.device.read_reg
+        read = self.device.read_reg
         return KernelIdentity(
             magic=read(hw.REG_ID_MAGIC), version=read(hw.REG_ID_VERSION),
             config=read(hw.REG_ID_CONFIG), act_buf_words=read(hw.REG_ID_ACT_BUF),
@@ -290,6 +277,8 @@ class KernelDriver:
             self.identity = self.probe()
         return self.identity
 
+    # The identity's fields, one delegating property each (alike in shape only:
+    # `duplicates` pairs them; a loop over names would hide them from readers).
     @property
     def kind(self) -> str:
         """Kernel kind: ``"bitlet"`` or ``"vendor_fp"``."""
@@ -370,7 +359,6 @@ class KernelDriver:
         bitlet.DeviceError
             Any other STATUS, or the kernel is still busy from an earlier run.
         """
-        hw = _hw()
         prog_addr = _check_addr("prog_addr", prog_addr, hw.INSN_BYTES, allow_zero=False)
         prof_addr = _check_addr("prof_addr", prof_addr, hw.AXI_BYTES, allow_zero=True)
         if isinstance(n_insn, bool) or not isinstance(n_insn, (int, np.integer)) \
@@ -393,7 +381,7 @@ class KernelDriver:
     def _execute(self, prog_addr: int, n_insn: int, prof_addr: int, timeout: float,
                  probe: bool = False, allowance: tuple[float, str] | None = None,
                  window: tuple[int, int] | None = None) -> RunResult:
-        hw, dev = _hw(), self.device
+        dev = self.device
         self._prepare()
         base, size = self.device_window() if window is None else window
         for reg, value in (("MEM_LO", base), ("MEM_BASE_LO", base), ("PROG_LO", prog_addr),
@@ -439,7 +427,7 @@ class KernelDriver:
 
     def _prepare(self) -> None:
         """Refuse a busy kernel; clear stale ap_done, ISR and ap_vld bits."""
-        hw, dev = _hw(), self.device
+        dev = self.device
         ctrl = dev.read_reg(hw.REG_CTRL)  # clears a stale ap_done / ap_ready
         if not ctrl & hw.CTRL_AP_IDLE or ctrl & hw.CTRL_AP_START:
             raise DeviceError(
@@ -451,13 +439,12 @@ class KernelDriver:
             dev.read_reg(getattr(hw, f"REG_{name}_CTRL"))  # ap_vld is clear-on-read
 
     def _clear_isr(self) -> None:
-        hw, dev = _hw(), self.device
+        dev = self.device
         isr = dev.read_reg(hw.REG_ISR)
         if isr:
             dev.write_reg(hw.REG_ISR, isr)  # toggle-on-write clears the set bits
 
     def _finished(self) -> bool:
-        hw = _hw()
         ctrl = self.device.read_reg(hw.REG_CTRL)
         idle = ctrl & hw.CTRL_AP_IDLE and not ctrl & hw.CTRL_AP_START
         return bool(ctrl & hw.CTRL_AP_DONE or idle)
@@ -490,7 +477,6 @@ class KernelDriver:
 
     def _timeout_error(self, prog_addr: int, n_insn: int, timeout: float, probe: bool,
                        allowance: tuple[float, str] | None = None) -> KernelTimeout:
-        hw = _hw()
         regs = self.register_dump()
         ctrl, done, vld = regs["CTRL"], regs["INSN_DONE"], regs["INSN_DONE_CTRL"] & 1
         causes = _likely_causes(ctrl, done if vld else None, n_insn, timeout, probe)
@@ -517,7 +503,6 @@ class KernelDriver:
         return err
 
     def _status_error(self, status: int, done: int, n_insn: int, prog_addr: int) -> DeviceError:
-        hw = _hw()
         name = status_name(status)
         hint = _STATUS_HINTS.get(name, "an unknown status: the overlay is newer than this SDK")
         cls = BusError if status == hw.STATUS_BUS_ERROR else DeviceError
@@ -541,7 +526,6 @@ class KernelDriver:
 
 def _likely_causes(ctrl: int, done: int | None, n_insn: int, timeout: float,
                    probe: bool) -> list[str]:
-    hw = _hw()
     causes = []
     if ctrl & hw.CTRL_AP_START and ctrl & hw.CTRL_AP_IDLE:
         causes.append("the kernel never started (ap_start still set, ap_idle high): the overlay "

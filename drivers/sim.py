@@ -62,8 +62,12 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from bitlet.engines.reference import LOCK
+from bitlet import hw
+from bitlet.drivers.arena import Arena, Block
 from bitlet.drivers.device import Device, DeviceBuffer, buffer_dtype, buffer_shape
+from bitlet.engines import KERNEL_TOPS, TOP_OUTPUTS, check_kernel, fast
+from bitlet.engines.fast import available as fast_available
+from bitlet.engines.reference import LOCK, ffi, lib
 from bitlet.errors import (
     BitletTypeError,
     BitletValueError,
@@ -85,106 +89,10 @@ DEFAULT_POISON = 0xFF
 #: Longest wait of :meth:`SimDevice.reset` for an abandoned run to end, in seconds.
 RESET_TIMEOUT = 60.0
 
-KERNELS = ("bitlet", "vendor_fp")
-_KERNEL_SYMBOL = {"bitlet": "bitlet_top", "vendor_fp": "vendor_fp_top"}
-# 32-bit output arguments of the kernel top, in C argument order (bitlet_top.h);
-# the 64-bit `clock` output (REG_CLOCK_LO/HI) follows them.
-_OUTPUTS = ("STATUS", "INSN_DONE", "ID_MAGIC", "ID_VERSION", "ID_CONFIG",
-            "ID_ACT_BUF", "ID_WGT_BUF", "ID_OUT_BUF")
+# 32-bit output arguments of the kernel top, in C argument order (bitlet_top.h),
+# as register names; the 64-bit `clock` output (REG_CLOCK_LO/HI) follows them.
+_OUTPUTS = tuple(name.upper() for name in TOP_OUTPUTS)
 _MASK32 = 0xFFFF_FFFF
-
-
-def _hw():
-    from bitlet import hw
-
-    return hw
-
-
-# ---------------------------------------------------------------------------
-# Arena: a first-fit allocator over a byte range
-# ---------------------------------------------------------------------------
-@dataclasses.dataclass
-class Block:
-    """One allocation in the arena.
-
-    Attributes
-    ----------
-    offset : int
-        Byte offset of the block in the arena.
-    size : int
-        Bytes reserved (the request rounded up to the alignment).
-    nbytes : int
-        Bytes requested.
-    freed : bool
-        True once the block went back to the arena.
-    """
-
-    offset: int
-    size: int
-    nbytes: int
-    freed: bool = False
-
-
-class Arena:
-    """First-fit allocator of aligned blocks in ``[0, size)`` (byte offsets).
-
-    Parameters
-    ----------
-    size : int
-        Bytes managed.
-    align : int
-        Alignment and granule of every block, a power of two >= 64 (bytes).
-    """
-
-    def __init__(self, size: int, align: int = DEFAULT_ALIGN) -> None:
-        self.size = size
-        self.align = align
-        self._free: list[tuple[int, int]] = [(0, size)] if size else []  # (offset, size)
-        self._lock = threading.Lock()
-        self.n_blocks = 0
-
-    def free_bytes(self) -> tuple[int, int]:
-        """Return ``(total free bytes, largest free block)``."""
-        with self._lock:
-            sizes = [s for _, s in self._free]
-        return sum(sizes), max(sizes, default=0)
-
-    def alloc(self, nbytes: int) -> Block:
-        """Reserve ``nbytes`` (at least one granule); raise OutOfDeviceMemory."""
-        size = max(self.align, -(-nbytes // self.align) * self.align)
-        with self._lock:
-            for i, (off, free) in enumerate(self._free):
-                if free >= size:
-                    if free == size:
-                        del self._free[i]
-                    else:
-                        self._free[i] = (off + size, free - size)
-                    self.n_blocks += 1
-                    return Block(off, size, nbytes)
-        total, largest = self.free_bytes()
-        raise OutOfDeviceMemory(
-            f"device memory exhausted: requested {nbytes} bytes ({size} with alignment), "
-            f"free {total} bytes in total, largest free block {largest} bytes, "
-            f"arena {self.size} bytes; free buffers you no longer need (freebuffer()) "
-            f"or open the device with a larger memory"
-        )
-
-    def release(self, block: Block) -> None:
-        """Return a block, coalescing with its free neighbours."""
-        with self._lock:
-            start, end = block.offset, block.offset + block.size
-            merged = []
-            for off, size in self._free:
-                if off + size == start:
-                    start = off
-                elif off == end:
-                    end = off + size
-                else:
-                    merged.append((off, size))
-            merged.append((start, end - start))
-            merged.sort()
-            self._free = merged
-            self.n_blocks -= 1
 
 
 # ---------------------------------------------------------------------------
@@ -338,18 +246,6 @@ class SimFaults:
 KernelFn = Callable[..., None]
 
 
-@functools.lru_cache(maxsize=1)
-def fast_available() -> bool:
-    """True when the fast emulator (``bitlet.engines.fast`` and its compiled
-    ``bitlet.engines._fast``) imports and answers on this machine."""
-    try:
-        from bitlet.engines import fast
-
-        return fast.info()["cpus"] >= 1
-    except (ImportError, OSError, AttributeError, KeyError):
-        return False
-
-
 def default_engine(kernel: str = "bitlet") -> str:
     """Engine a :class:`SimDevice` uses when ``engine=None``.
 
@@ -376,8 +272,7 @@ def resolve_kernel(kernel: str = "bitlet", engine: Any = None) -> tuple[KernelFn
         signature of ``bitlet_top`` (hls/bitlet_top.h) and is called with
         cffi pointers.
     """
-    if kernel not in KERNELS:
-        raise BitletValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    check_kernel(kernel)
     if callable(engine):
         return engine, getattr(engine, "__name__", type(engine).__name__)
     if engine is None:
@@ -391,8 +286,6 @@ def resolve_kernel(kernel: str = "bitlet", engine: Any = None) -> tuple[KernelFn
             raise BitletValueError("engine='fast': the fast emulator (bitlet.engines._fast) is not "
                                    "built in this installation; reinstall the SDK with a C "
                                    "compiler (pip install .) or use engine='reference'")
-        from bitlet.engines import fast
-
         return fast.make_top(), "fast"
     if engine == "reference":
         return _reference_top(kernel), "reference"
@@ -405,10 +298,10 @@ def resolve_kernel(kernel: str = "bitlet", engine: Any = None) -> tuple[KernelFn
     except ImportError as exc:
         raise BitletValueError(f"engine={engine!r} is not 'fast', 'reference' or an importable "
                                f"cffi module ({exc})") from exc
-    func = getattr(getattr(module, "lib", None), _KERNEL_SYMBOL[kernel], None)
+    func = getattr(getattr(module, "lib", None), KERNEL_TOPS[kernel], None)
     if func is None:
         raise DeviceError(
-            f"{module_name} has no {_KERNEL_SYMBOL[kernel]}(): the kernel sources "
+            f"{module_name} has no {KERNEL_TOPS[kernel]}(): the kernel sources "
             "(hls/bitlet_kernel.c, hls/vendor_kernel.c) were missing when the SDK was "
             "built; reinstall it (pip install -e .)"
         )
@@ -417,12 +310,10 @@ def resolve_kernel(kernel: str = "bitlet", engine: Any = None) -> tuple[KernelFn
 
 def _reference_top(kernel: str) -> KernelFn:
     """``bitlet_top`` / ``vendor_fp_top`` of the cffi reference (hls/ C source)."""
-    from bitlet.engines.reference import lib
-
-    func = getattr(lib, _KERNEL_SYMBOL[kernel], None)
+    func = getattr(lib, KERNEL_TOPS[kernel], None)
     if func is None:
         raise DeviceError(
-            f"bitlet.engines._reference has no {_KERNEL_SYMBOL[kernel]}(): the kernel sources "
+            f"bitlet.engines._reference has no {KERNEL_TOPS[kernel]}(): the kernel sources "
             "(hls/bitlet_kernel.c, hls/vendor_kernel.c) were missing when the SDK was "
             "built; reinstall it (pip install -e .)")
     return func
@@ -524,8 +415,8 @@ class SimDevice(Device):
         self._bytes = self._words.view(np.uint8)
         self._arena = Arena(memory, align)
         self._cond = threading.Condition(threading.RLock())
-        self._regs = [0] * (_hw().REG_SPAN // 4)
-        self._regs[_hw().REG_CTRL // 4] = _hw().CTRL_AP_IDLE
+        self._regs = [0] * (hw.REG_SPAN // 4)
+        self._regs[hw.REG_CTRL // 4] = hw.CTRL_AP_IDLE
         #: The free-running cycle counter fed to the kernel's `timestamp`
         #: input (modelled cycles: it advances by the runs' KERNEL_CYCLES;
         #: the fast engine models cycles only for profiled runs, so its
@@ -643,7 +534,6 @@ class SimDevice(Device):
     # -- registers ---------------------------------------------------------
     def read_reg(self, offset: int) -> int:
         """Read a 32-bit register (clear-on-read bits are cleared)."""
-        hw = _hw()
         index = self._reg_index(offset)
         with self._cond:
             self._raise_crash()
@@ -656,7 +546,6 @@ class SimDevice(Device):
 
     def write_reg(self, offset: int, value: int) -> None:
         """Write a 32-bit register with the s_axilite semantics of Vitis HLS."""
-        hw = _hw()
         index = self._reg_index(offset)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
                 or not 0 <= value <= _MASK32:
@@ -678,7 +567,7 @@ class SimDevice(Device):
             self._cond.notify_all()
 
     def _reg_index(self, offset: int) -> int:
-        span = _hw().REG_SPAN
+        span = hw.REG_SPAN
         if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
             raise BitletTypeError(f"register offset must be an int, got {offset!r}")
         if not 0 <= offset < span:
@@ -692,23 +581,20 @@ class SimDevice(Device):
 
     @functools.cached_property
     def _arg_offsets(self) -> frozenset[int]:
-        hw = _hw()
         names = ("MEM_LO", "MEM_HI", "MEM_BASE_LO", "MEM_BASE_HI", "MEM_SIZE",
                  "PROG_LO", "PROG_HI", "N_INSN", "PROF_LO", "PROF_HI")
         return frozenset(getattr(hw, "REG_" + n) for n in names)
 
     @functools.cached_property
     def _vld_offsets(self) -> frozenset[int]:
-        hw = _hw()
         return frozenset(getattr(hw, f"REG_{n}_CTRL") for n in _OUTPUTS + ("CLOCK",))
 
     def _reg(self, name: str) -> int:
-        return self._regs[getattr(_hw(), "REG_" + name) // 4]
+        return self._regs[getattr(hw, "REG_" + name) // 4]
 
     def _write_ctrl(self, value: int) -> None:
         """CTRL write: auto_restart is read/write; writing ap_start = 1 sets it
         (a start while it is still set, i.e. during a run, changes nothing)."""
-        hw = _hw()
         ctrl = self._regs[hw.REG_CTRL // 4]
         ctrl = (ctrl & ~hw.CTRL_AUTO_RESTART) | (value & hw.CTRL_AUTO_RESTART)
         if value & hw.CTRL_AP_START:
@@ -725,7 +611,6 @@ class SimDevice(Device):
 
     def irq_line(self) -> bool:
         """Level of the kernel's interrupt output: GIE and any ISR bit."""
-        hw = _hw()
         with self._cond:
             return bool(self._regs[hw.REG_GIE // 4] & 1 and self._regs[hw.REG_ISR // 4])
 
@@ -745,7 +630,6 @@ class SimDevice(Device):
         ap_start stays set until the run completes (the kernel raises ap_ready
         only at its end), as in the Vitis HLS control RTL.
         """
-        hw = _hw()
         self._regs[hw.REG_CTRL // 4] &= ~hw.CTRL_AP_IDLE
         self._busy = True
         self.runs += 1
@@ -780,7 +664,6 @@ class SimDevice(Device):
                 if generation == self._generation:
                     self._crash = exc
                     self._busy = False
-                    hw = _hw()
                     ctrl = self._regs[hw.REG_CTRL // 4] | hw.CTRL_AP_IDLE
                     self._regs[hw.REG_CTRL // 4] = ctrl & ~hw.CTRL_AP_START
                     self._cond.notify_all()
@@ -799,7 +682,6 @@ class SimDevice(Device):
         """How long the run takes on the modelled board (see ``delay``)."""
         if self.delay != "cycles":
             return self.delay
-        hw = _hw()
         offset, count = args["prof_addr"] - self.base, outputs["INSN_DONE"]
         end = offset + count * hw.PROF_BYTES
         if not args["prof_addr"] or offset < 0 or end > self.memory_size:
@@ -811,7 +693,6 @@ class SimDevice(Device):
 
     def _execute(self, args: dict[str, int], generation: int) -> dict[str, int] | None:
         """Run the kernel for the latched arguments; None if it hangs."""
-        hw = _hw()
         n_insn = args["n_insn"]
         hang, bus = self.faults.hang_after, self.faults.bus_error_at
         if hang is not None and hang <= n_insn and (bus is None or hang <= bus):
@@ -841,8 +722,6 @@ class SimDevice(Device):
         None (nothing run) when the device was reset since ``generation``
         while this run waited for the reference library's lock.
         """
-        from bitlet.engines.reference import ffi
-
         # m_axi: 64-bit word i of `mem` is the device (physical) address
         # MEM + 8*i (bitlet_top.h).  The kernel sees the part of
         # [MEM, MEM + MEM_SIZE) inside the arena (whole 8-byte words) and
@@ -872,7 +751,6 @@ class SimDevice(Device):
         return out.values()
 
     def _latch(self, values: dict[str, int]) -> None:
-        hw = _hw()
         values = dict(values)
         if "CLOCK" in values:                       # the 64-bit output
             clock = int(values.pop("CLOCK"))
@@ -890,7 +768,6 @@ class SimDevice(Device):
         ap_ready clears ap_start, or re-arms it when auto_restart is set (then
         the next run starts at once).
         """
-        hw = _hw()
         self._latch(outputs)
         self._busy = False
         ctrl = self._regs[hw.REG_CTRL // 4] | hw.CTRL_AP_DONE | hw.CTRL_AP_READY | hw.CTRL_AP_IDLE
@@ -927,7 +804,6 @@ class SimDevice(Device):
             The abandoned run was still computing after ``timeout`` seconds
             (the kernel stays busy and never reports; call ``reset()`` again).
         """
-        hw = _hw()
         with self._cond:
             self._check_open()
             self._generation += 1  # the abandoned run never reports (checked under _cond)
@@ -955,14 +831,13 @@ class SimDevice(Device):
     # -- identity / lifetime -------------------------------------------------
     def describe(self) -> dict[str, Any]:
         """Plain-data description of the simulated board."""
-        hw = _hw()
         free, largest = self._arena.free_bytes()
         return {
             "backend": "sim",
             "board": "simulated",
             "kernel": self.kernel_name,
             "engine": self.engine_name,
-            "ip": _hw().vlnv(self.kernel_name),
+            "ip": hw.vlnv(self.kernel_name),
             "memory": {"base": self.base, "size": self.memory_size, "free": free,
                        "largest_free": largest, "buffers": self._arena.n_blocks,
                        "align": self._arena.align},

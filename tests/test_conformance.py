@@ -38,7 +38,7 @@ def run_port(d: dict[str, np.ndarray], order: np.ndarray | None = None) -> np.nd
     """Replay records (in ``order``) through the C ``bitlet_pe_group_batch``."""
     idx = np.arange(len(d["isfix"])) if order is None else order
     args = [np.ascontiguousarray(d[f][idx]) for f in PORT_FIELDS]
-    out = numerics._reference_engine(*args)
+    out = numerics.get_engine("reference")(*args)
     if order is None:
         return out
     back = np.empty_like(out)

@@ -209,7 +209,7 @@ def test_vendor_kernel_runs_the_same_program(open_dev):
     g.act.sync_to_device()
     dev.kernel.run(_load_program(dev, [g.insn]).device_address, 1)
     assert dev.kernel.kind == "vendor_fp"
-    np.testing.assert_array_equal(_bits(g.result()), _bits(g.expected(kernel="vendor")))
+    np.testing.assert_array_equal(_bits(g.result()), _bits(g.expected(kernel="vendor_fp")))
 
 
 # --------------------------------------------------------------------------

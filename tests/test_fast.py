@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bitlet.numerics import layers as _layers
 from bitlet.engines import fast
 from bitlet import hw, isa, numerics
 from bitlet.errors import BitletTypeError
+from scripts import load_script
 
 pytestmark = pytest.mark.numerics
 
@@ -76,7 +76,7 @@ def test_golden_records(name, isa_name):
     assert np.array_equal(out["latency"], d["spec_total_cycles"].astype(np.int32)), name
     assert np.array_equal(out["scan"], d["spec_scan_cycles"].astype(np.int32)), name
     assert np.array_equal(out["col_steps"], d["spec_col_steps"]), name
-    ref = numerics._reference_engine(*(d[f] for f in PORT_FIELDS))
+    ref = numerics.get_engine("reference")(*(d[f] for f in PORT_FIELDS))
     for field in ("acc", "emax", "nan"):
         assert np.array_equal(out[field], ref[field]), (name, field)
 
@@ -118,12 +118,10 @@ def test_group_dot_matches_numerics():
     w = (rng.standard_normal((3, 50, 64)) * 0.05).astype(np.float32)
     a = np.abs(rng.standard_normal((50, 64))).astype(np.float32)
     prune = np.array([0xFFFFFF, 0xFFF000, 0])[:, None]
-    got = fast.group_dot(w, a, prune=prune)
+    got = numerics.group_dot(w, a, prune=prune, engine="fast")
     want = numerics.group_dot(w, a, prune=prune, engine="reference")
     assert np.array_equal(got[0].view(np.uint32), want[0].view(np.uint32))
     assert np.array_equal(got[1], want[1])
-    only = fast.group_dot(w, a, prune=prune, cycles=False, threads=1)
-    assert np.array_equal(only.view(np.uint32), want[0].view(np.uint32))
 
 
 def test_registered_as_numerics_engine():
@@ -142,28 +140,36 @@ def test_group_dot_fixed_matches_numerics():
     w = rng.integers(-2**23, 2**23, (40, 64))
     a = rng.integers(-2**24, 2**24, (40, 64))
     quant = rng.integers(0, 25, 40)
-    got = fast.group_dot_fixed(w, a, quant=quant, prune=0xFFFF00)
+    got = numerics.group_dot_fixed(w, a, quant=quant, prune=0xFFFF00, engine="fast")
     want = numerics.group_dot_fixed(w, a, quant=quant, prune=0xFFFF00, engine="reference")
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: fast.group_dot(np.zeros(64, np.float64), np.zeros(64, np.float32)), "w: dtype"),
-    (lambda: fast.group_dot(np.zeros(63, np.float32), np.zeros(63, np.float32)), "w: shape"),
-    (lambda: fast.group_dot(np.zeros(64, np.float32), np.zeros(64, np.float32),
-                            prune=1 << 24), "prune"),
-    (lambda: fast.group_dot_fixed(np.zeros(64, int), np.zeros(64, int), quant=25), "quant"),
-    (lambda: fast.group_dot_fixed(np.zeros(64, int), np.zeros(64, int), quant=None), "quant"),
-    (lambda: fast.group_dot(np.zeros(64, np.float32), np.zeros(64, np.float32),
-                            threads=0), "threads"),
-    (lambda: fast.matmul(np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32),
-                         return_profile=True, cycles=False), "cycles"),
-    (lambda: fast.conv2d(np.zeros((1, 3, 600, 40), np.float32),
-                         np.zeros((4, 3, 3, 40), np.float32)), "activation buffer"),
-    (lambda: fast.conv2d(np.zeros((1, 3, 3, 4), np.float32), np.zeros((4, 3, 3, 4), np.float32),
-                         groups=3), "groups"),
-    (lambda: fast.matmul(np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32),
-                         kernel="vendor"), "kernel"),
+    (lambda: numerics.group_dot(np.zeros(64, np.float64), np.zeros(64, np.float32),
+                                engine="fast"), "w: dtype"),
+    (lambda: numerics.group_dot(np.zeros(63, np.float32), np.zeros(63, np.float32),
+                                engine="fast"), "w: shape"),
+    (lambda: numerics.group_dot(np.zeros(64, np.float32), np.zeros(64, np.float32),
+                                prune=1 << 24, engine="fast"), "prune"),
+    (lambda: numerics.group_dot_fixed(np.zeros(64, int), np.zeros(64, int), quant=25,
+                                      engine="fast"), "quant"),
+    (lambda: numerics.group_dot_fixed(np.zeros(64, int), np.zeros(64, int), quant=None,
+                                      engine="fast"), "quant"),
+    (lambda: numerics.matmul(np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32),
+                             engine="fast", threads=0), "threads"),
+    (lambda: numerics.matmul(np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32),
+                             engine="fast", return_profile=True, cycles=False), "cycles"),
+    (lambda: numerics.conv2d(np.zeros((1, 3, 600, 40), np.float32),
+                             np.zeros((4, 3, 3, 40), np.float32), engine="fast"),
+     "activation buffer"),
+    (lambda: numerics.conv2d(np.zeros((1, 3, 3, 4), np.float32),
+                             np.zeros((4, 3, 3, 4), np.float32), groups=3, engine="fast"),
+     "groups"),
+    (lambda: numerics.matmul(np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32),
+                             kernel="vendor", engine="fast"), "kernel must be one of"),
+    (lambda: numerics.matmul(np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32),
+                             kernel="vendor_fp", engine="fast"), "bitlet kernel only"),
 ])
 def test_bad_arguments_are_named(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
@@ -173,7 +179,7 @@ def test_bad_arguments_are_named(call, message):
 def test_bad_thread_environment_is_named(monkeypatch):
     monkeypatch.setenv("BITLET_THREADS", "two")
     with pytest.raises(ValueError, match="BITLET_THREADS"):
-        fast.group_dot(np.zeros(64, np.float32), np.zeros(64, np.float32))
+        numerics.group_dot(np.zeros(64, np.float32), np.zeros(64, np.float32), engine="fast")
     monkeypatch.setenv("BITLET_THREADS", "1")
     assert fast.default_threads() == 1
 
@@ -707,14 +713,15 @@ def test_scan_of_crafted_columns_equals_reference(isa_name):
     for exps in ([127], [125, 126, 127, 128, 129]):              # equal / spread shifts
         A = _crafted_bits(rng, (64 * 6, 37), patterns, exps)
         A[rng.random(A.shape) < 0.3] = 0.0
-        got, gp = fast.matmul(W, A, return_profile=True, threads=2)
-        want, wp = _layers.matmul(W, A, return_profile=True, engine="reference")
+        got, gp = numerics.matmul(W, A, return_profile=True, engine="fast", threads=2)
+        want, wp = numerics.matmul(W, A, return_profile=True, engine="reference")
         assert gp == wp and np.array_equal(got.view(np.uint32), want.view(np.uint32))
     Wi = rng.choice(np.array([0, 1, 3, (1 << 23) - 1, every7, every8, 0x555555, 257]), (9, 200))
     Wi = (Wi * rng.choice([-1, 1], Wi.shape)).astype(np.float32)
     Ai = rng.integers(-2**16, 2**16, (200, 5)).astype(np.float32)
-    got, gp = fast.matmul(Wi, Ai, precision="fixed", quant=20, return_profile=True)
-    want, wp = _layers.matmul(Wi, Ai, precision="fixed", quant=20, return_profile=True,
+    got, gp = numerics.matmul(Wi, Ai, precision="fixed", quant=20, return_profile=True,
+                              engine="fast")
+    want, wp = numerics.matmul(Wi, Ai, precision="fixed", quant=20, return_profile=True,
                               engine="reference")
     assert gp == wp and np.array_equal(got, want)
 
@@ -730,20 +737,20 @@ def test_conv2d_and_matmul_equal_layers_reference():
     for precision in ("fp32", "bf16"):
         kw = {"stride": 2, "padding": 1, "groups": 2, "bias": b, "relu": True, "precision": precision,
                   "prune": 0xFFFF00, "return_profile": True}
-        got, gp = fast.conv2d(x, w, **kw, threads=2)
-        want, wp = _layers.conv2d(x, w, **kw, engine="reference")
+        got, gp = numerics.conv2d(x, w, **kw, engine="fast", threads=2)
+        want, wp = numerics.conv2d(x, w, **kw, engine="reference")
         assert np.array_equal(got.view(np.uint32), want.view(np.uint32)) and gp == wp
-    only = fast.conv2d(x, w, padding=1, groups=2, cycles=False)
-    assert np.array_equal(only, _layers.conv2d(x, w, padding=1, groups=2, engine="reference"))
+    only = numerics.conv2d(x, w, padding=1, groups=2, engine="fast", cycles=False)
+    assert np.array_equal(only, numerics.conv2d(x, w, padding=1, groups=2, engine="reference"))
     W = rng.standard_normal((5, 4200)).astype(np.float32)          # K tiles
     A = rng.standard_normal((4200, 2)).astype(np.float32)
-    got, gp = fast.matmul(W, A, cycles=True)
-    want, wp = _layers.matmul(W, A, return_profile=True, engine="reference")
+    got, gp = numerics.matmul(W, A, engine="fast", cycles=True)
+    want, wp = numerics.matmul(W, A, return_profile=True, engine="reference")
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32)) and gp == wp
     Wi = rng.integers(-2**10, 2**10, (4, 100)).astype(np.float32)
     Ai = rng.integers(-2**16, 2**16, (100, 3)).astype(np.float32)
-    got = fast.matmul(Wi, Ai, precision="fixed", quant=5, threads=1)
-    assert np.array_equal(got, _layers.matmul(Wi, Ai, precision="fixed", quant=5,
+    got = numerics.matmul(Wi, Ai, precision="fixed", quant=5, engine="fast", threads=1)
+    assert np.array_equal(got, numerics.matmul(Wi, Ai, precision="fixed", quant=5,
                                               engine="reference"))
 
 
@@ -756,8 +763,8 @@ def portable_engine(tmp_path_factory):
     import sys
 
     # the build script of the source tree (the installed copy has no emu/ beside it)
-    build_py = Path(__file__).resolve().parents[1] / "sdk" / "bitlet" / "_fast_build.py"
-    if not (build_py.parents[2] / "emu" / "fast_core.c").exists():
+    build_py = Path(__file__).resolve().parents[1] / "sdk" / "bitlet" / "engines" / "_fast_build.py"
+    if not (build_py.parents[3] / "emu" / "fast_core.c").exists():
         pytest.skip("emu/ sources not present (tests run without the source tree)")
     spec = importlib.util.spec_from_file_location("_bitlet_fast_build_src", build_py)
     _fast_build = importlib.util.module_from_spec(spec)
@@ -779,7 +786,7 @@ def portable_engine(tmp_path_factory):
     return fast.FastEngine(module.ffi, module.lib)
 
 
-def test_portable_build_equals_default(portable_engine):
+def test_portable_build_equals_default(portable_engine, monkeypatch):
     info = portable_engine.info()
     assert info["isa"] == "scalar" and not info["simd_compiled"]
     assert info["threading"] in ("openmp", "pthreads", "none")
@@ -789,9 +796,11 @@ def test_portable_build_equals_default(portable_engine):
     rng = np.random.default_rng(30)
     x = np.abs(rng.standard_normal((2, 6, 6, 12))).astype(np.float32)
     w = (rng.standard_normal((6, 3, 3, 4)) * 0.2).astype(np.float32)
-    kw = {"padding": 1, "groups": 3, "relu": True, "return_profile": True, "threads": 2}
-    got, gp = portable_engine.conv2d(x, w, **kw)
-    want, wp = fast.conv2d(x, w, **kw)
+    kw = {"padding": 1, "groups": 3, "relu": True, "return_profile": True, "threads": 2,
+          "engine": "fast"}
+    want, wp = numerics.conv2d(x, w, **kw)
+    monkeypatch.setattr(fast, "engine", lambda: portable_engine)   # the layer on the portable build
+    got, gp = numerics.conv2d(x, w, **kw)
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32)) and gp == wp
 
 
@@ -799,14 +808,7 @@ def test_portable_build_equals_default(portable_engine):
 # the benchmark script (tiny shapes: a smoke test of its bit-exactness check)
 # ---------------------------------------------------------------------------
 def test_benchmark_script_checks_bit_exactness(capsys):
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "emulator.py"
-    if not path.exists():
-        pytest.skip("benchmarks/ not present (installed without a source tree)")
-    spec = importlib.util.spec_from_file_location("bitlet_bench_emulator", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/emulator.py")
     bench._SETTLE = 0.0
     rng = np.random.default_rng(40)
     shapes = [bench.conv_shape(rng, "conv", 1, 6, 5, 8, 8, 3, 1, ref_rows=2),

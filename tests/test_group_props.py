@@ -87,7 +87,7 @@ fixed_a = st.one_of(st.integers(-LIMIT, LIMIT - 1),
 
 def c_group(sig, exp, abs_, a_word, isfix, prune, quant=0):
     """One group through the C batch entry point; returns the result record."""
-    out = numerics._reference_engine(
+    out = numerics.get_engine("reference")(
         np.asarray([sig], np.uint8), np.asarray([exp], np.uint8),
         np.asarray([abs_], np.uint32), np.asarray([a_word], np.uint32),
         np.asarray([isfix], np.uint8), np.asarray([prune], np.uint32),

@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 from bitlet.numerics import layers as _layers
 from bitlet import hw, isa
+from bitlet.drivers import kernel as kernel_driver
+from bitlet.drivers.arena import MemoryImage
+from bitlet.engines import reference
 from bitlet.program import preprocess
 from bitlet.errors import BitletTypeError, BitletValueError, BusError, DeviceError
 
@@ -129,12 +132,21 @@ def test_decode_profile_fields():
         isa.decode_profile(np.zeros(5, np.uint32))
 
 
+def test_status_names_are_the_headers_and_the_driver_uses_the_same_table():
+    statuses = {v: k for k, v in hw.constants().items() if k.startswith("STATUS_")}
+    assert len(statuses) >= 5
+    for value, name in statuses.items():
+        assert isa.status_name(value) == name[len("STATUS_"):]
+    assert isa.status_name(max(statuses) + 1) == f"UNKNOWN({max(statuses) + 1})"
+    assert kernel_driver.status_name is isa.status_name
+
+
 # ----------------------------------------------------------------------
 # the kernel: a small valid instruction and its mutations
 # ----------------------------------------------------------------------
 @dataclasses.dataclass
 class Setup:
-    arena: _layers.Arena
+    arena: MemoryImage
     insn: isa.Insn
     out: int
 
@@ -144,7 +156,7 @@ def setup(precision="fp32", relu=False) -> Setup:
     fixed = precision == "fixed"
     x = rng.integers(-50, 50, (1, 4, 4, 4)) if fixed else rng.random((1, 4, 4, 4), np.float32)
     w = rng.integers(-50, 50, (4, 3, 3, 2)) if fixed else rng.random((4, 3, 3, 2), np.float32)
-    arena = _layers.Arena()
+    arena = _layers.memory_image()
     code = isa.fmt_code(precision)
     act = arena.add(preprocess.to_words(preprocess.pack_activations(x, code)))
     wgt = arena.add(preprocess.to_words(preprocess.to_device_weights(w, code)))
@@ -169,9 +181,9 @@ def run(s: Setup, insns, *, kernel="bitlet", n_insn=None, prof=True, prog=None):
     o = (s.out - s.arena.base) // 4
     mem[o:o + 64] = fill
     before = mem.copy()
-    res = _layers.run_kernel(mem, prog_addr=prog_addr if prog is None else prog,
-                             n_insn=len(insns) if n_insn is None else n_insn,
-                             prof_addr=prof_addr, mem_base=s.arena.base, kernel=kernel)
+    res = reference.run_kernel(mem, prog_addr=prog_addr if prog is None else prog,
+                               n_insn=len(insns) if n_insn is None else n_insn,
+                               prof_addr=prof_addr, mem_base=s.arena.base, kernel=kernel)
     records = None
     if prof:
         p = (prof_addr - s.arena.base) // 4
@@ -182,7 +194,7 @@ def run(s: Setup, insns, *, kernel="bitlet", n_insn=None, prof=True, prog=None):
 def test_ids_are_written_even_with_no_instruction():
     s = setup()
     for kernel, kind, formats in (("bitlet", hw.KIND_BITLET, hw.FORMATS_BITLET),
-                                  ("vendor", hw.KIND_VENDOR_FP, hw.FORMATS_VENDOR)):
+                                  ("vendor_fp", hw.KIND_VENDOR_FP, hw.FORMATS_VENDOR)):
         res, mem, before, _ = run(s, [], kernel=kernel, prof=False)
         assert res["status"] == hw.STATUS_OK and res["insn_done"] == 0
         assert res["id_magic"] == hw.MAGIC and res["id_version"] == hw.ISA_VERSION
@@ -261,7 +273,7 @@ def test_bad_opcode_and_vendor_fixed():
     res, *_ = run(s, [s.insn.replace(opcode=0x7F)])
     assert res["status"] == hw.STATUS_BAD_OPCODE
     f = setup("fixed")
-    res, *_ = run(f, [f.insn], kernel="vendor")
+    res, *_ = run(f, [f.insn], kernel="vendor_fp")
     assert res["status"] == hw.STATUS_BAD_FIELD
     res, *_ = run(f, [f.insn], kernel="bitlet")
     assert res["status"] == hw.STATUS_OK
@@ -306,11 +318,11 @@ def test_output_past_the_end_is_a_bus_error_without_partial_write():
     p = (prog - s.arena.base) // 4
     mem[p:p + hw.INSN_WORDS] = words
     before = mem.copy()
-    res = _layers.run_kernel(mem, prog_addr=prog, n_insn=1, mem_base=s.arena.base)
+    res = reference.run_kernel(mem, prog_addr=prog, n_insn=1, mem_base=s.arena.base)
     assert res["status"] == hw.STATUS_BUS_ERROR
     assert np.array_equal(mem, before)
     mem[p:p + hw.INSN_WORDS] = s.insn.replace(out=out - 4).encode()   # exactly fits
-    res = _layers.run_kernel(mem, prog_addr=prog, n_insn=1, mem_base=s.arena.base)
+    res = reference.run_kernel(mem, prog_addr=prog, n_insn=1, mem_base=s.arena.base)
     assert res["status"] == hw.STATUS_OK
 
 
@@ -322,8 +334,8 @@ def test_program_and_profile_addresses_are_checked():
     assert res["status"] == hw.STATUS_BUS_ERROR and res["insn_done"] == 1
     prog = s.arena.add(isa.program_words([s.insn]))
     mem = s.arena.build()
-    res = _layers.run_kernel(mem, prog_addr=prog, n_insn=1,
-                             prof_addr=s.arena.base + mem.size * 4, mem_base=s.arena.base)
+    res = reference.run_kernel(mem, prog_addr=prog, n_insn=1,
+                               prof_addr=s.arena.base + mem.size * 4, mem_base=s.arena.base)
     assert res["status"] == hw.STATUS_BUS_ERROR
 
 
@@ -341,13 +353,13 @@ def test_buffer_limits():
                          out=s.out, bias=s.insn.act),
     }
     for name, insn in cases.items():
-        arena = _layers.Arena()
+        arena = _layers.memory_image()
         big = arena.reserve(sum(isa.operand_bytes(insn).values()))
         insn = insn.replace(act=big, wgt=big, out=big, bias=big if insn.bias else 0)
         prog = arena.add(isa.program_words([insn]))
         mem = arena.build()
         before = mem.copy()
-        res = _layers.run_kernel(mem, prog_addr=prog, n_insn=1, mem_base=arena.base)
+        res = reference.run_kernel(mem, prog_addr=prog, n_insn=1, mem_base=arena.base)
         assert res["status"] == hw.STATUS_BUF_OVERFLOW, name
         assert np.array_equal(mem, before), name
 

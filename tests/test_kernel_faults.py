@@ -16,6 +16,7 @@ from bitlet import hw
 from bitlet.drivers import kernel as kernel_mod
 from bitlet.drivers.kernel import KernelDriver
 from bitlet.drivers.sim import SimDevice
+from bitlet.runtime import model as runtime
 from models import single_node
 
 pytestmark = pytest.mark.device
@@ -52,8 +53,6 @@ def test_a_hung_run_times_out_at_the_users_kernel_timeout():
 
 
 def test_the_default_timeout_prints_its_per_model_allowance(monkeypatch):
-    from bitlet.runtime.model import model as runtime
-
     monkeypatch.setattr(kernel_mod, "DEFAULT_TIMEOUT", 0.2)
     dev = SimDevice()
     dev.kernel = KernelDriver(dev)  # no timeout given: the default and the allowance

@@ -17,6 +17,7 @@ from bitlet.program import preprocess
 from bitlet.errors import BitletTypeError, BitletValueError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scripts import load_script
 
 pytestmark = pytest.mark.numerics
 
@@ -50,7 +51,7 @@ def run_insn(x, w, *, fmt="fp32", ofmt=None, bias=None, acc_in=None, kernel="bit
     the profile a dict of the record's fields plus ``insn`` (the instruction run)."""
     fixed = fmt == "fixed"
     code, ocode = isa.fmt_code(fmt), isa.fmt_code(ofmt or fmt)
-    arena = _layers.Arena()
+    arena = _layers.memory_image()
     act = arena.add(preprocess.to_words(preprocess.pack_activations(x, code)))
     insn = isa.conv2d(n=x.shape[0], ih=x.shape[1], iw=x.shape[2], cin=x.shape[3],
                       cout=w.shape[0], kh=w.shape[1], kw=w.shape[2], act=act, wgt=0, out=0,
@@ -308,7 +309,7 @@ def test_channel_slices_in_and_out():
 
 
 def _run_sliced(x, w):
-    arena = _layers.Arena()
+    arena = _layers.memory_image()
     act = arena.add(preprocess.to_words(preprocess.pack_activations(x, "fp32")))
     wgt = arena.add(preprocess.to_words(preprocess.to_device_weights(w, "fp32")))
     insn = isa.conv2d(n=1, ih=3, iw=3, cin=2, cout=3, kh=2, kw=2, act=act, wgt=wgt, out=0,
@@ -557,18 +558,10 @@ def test_random_geometries_match_model_and_cycle_model(g):
 
 def test_schedule_benchmark_runs_on_real_layers(capsys):
     """benchmarks/kernel_schedule.py on the first layers of the PP-OCRv4 detector."""
-    import importlib.util
-    from pathlib import Path
-
     pytest.importorskip("rapidocr_onnxruntime")
     pytest.importorskip("skimage")
     pytest.importorskip("onnxruntime")
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "kernel_schedule.py"
-    if not path.exists():
-        pytest.skip("benchmarks/ not present")
-    spec = importlib.util.spec_from_file_location("kernel_schedule", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/kernel_schedule.py")
     assert bench.main(["--size", "32x64", "--limit", "3"]) == 0
     out = capsys.readouterr().out
     total = next(line for line in out.splitlines() if line.startswith("TOTAL"))

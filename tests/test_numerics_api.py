@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 from bitlet import BitletTypeError, BitletValueError, hw, numerics
+from bitlet.engines import fast
+from bitlet.numerics import registry
 
 pytestmark = pytest.mark.numerics
 
@@ -277,25 +279,41 @@ def test_engine_of_wrong_type():
         numerics.group_dot(w, a, engine=3)
 
 
-def test_optional_engine_module_is_imported_on_first_use(monkeypatch):
-    monkeypatch.setattr(numerics, "_ENGINES", dict(numerics._ENGINES))
-    monkeypatch.setattr(numerics, "_ENGINE_MODULES", {"missing": "bitlet._no_such_engine"})
+def test_without_the_fast_emulator_the_reference_computes(monkeypatch):
+    monkeypatch.setattr(fast, "available", lambda: False)
+    assert numerics.default_engine() == "reference"
     w, a = halves_and_twos()
-    with pytest.raises(BitletValueError, match="^engine: 'missing' is not available"):
-        numerics.group_dot(w, a, engine="missing")
+    with pytest.raises(BitletValueError, match="^engine: 'fast' is not available.*not built"):
+        numerics.group_dot(w, a, engine="fast")
+    with pytest.raises(BitletValueError, match="'fast' is not available"):
+        numerics.matmul(np.ones((1, 1), np.float32), np.ones((1, 1), np.float32), engine="fast")
+    assert float(numerics.group_dot(w, a)[0]) == 64.0
+    assert numerics.matmul(np.ones((1, 1), np.float32), np.ones((1, 1), np.float32))[0, 0] == 1
 
 
-def test_engine_module_registers_itself_on_first_use(monkeypatch, tmp_path):
-    (tmp_path / "k1_demo_engine.py").write_text(
-        "from bitlet import numerics\n"
-        "numerics.register_engine('demo', numerics.get_engine('reference'))\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "k1_demo_engine", raising=False)
-    monkeypatch.setattr(numerics, "_ENGINES", dict(numerics._ENGINES))
-    monkeypatch.setattr(numerics, "_ENGINE_MODULES", {"demo": "k1_demo_engine"})
-    w, a = halves_and_twos()
-    assert float(numerics.group_dot(w, a, engine="demo")[0]) == 64.0
-    assert "demo" in numerics.engines()
+def test_an_installation_without_the_fast_emulator_runs_on_the_reference():
+    """The compiled emulator is optional (bitlet.engines.fast imports without it)."""
+    code = ("import sys; sys.modules['bitlet.engines._fast'] = None\n"   # as if never built
+            "import numpy as np, pytest\n"
+            "from bitlet import numerics, BitletValueError\n"
+            "from bitlet.drivers.sim import SimDevice\n"
+            "assert numerics.default_engine() == 'reference'\n"
+            "w = np.full(64, 0.5, np.float32); a = np.full(64, 2.0, np.float32)\n"
+            "assert float(numerics.group_dot(w, a)[0]) == 64.0\n"
+            "assert numerics.matmul(np.ones((1, 1), np.float32), np.ones((1, 1), np.float32))[0, 0] == 1\n"
+            "with pytest.raises(BitletValueError, match='not built'):\n"
+            "    numerics.group_dot(w, a, engine='fast')\n"
+            "with SimDevice() as dev:\n"
+            "    assert dev.describe()['engine'] == 'reference'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_engines_do_not_import_numerics():
+    """numerics imports its engines (downward); an engine registers nothing upward."""
+    code = ("import sys, bitlet.engines.fast, bitlet.engines.reference; "
+            "assert not [m for m in sys.modules if m.startswith('bitlet.numerics')]")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert numerics.get_engine("fast") is fast.group_engine
 
 
 def test_registered_engine_is_used_and_must_follow_the_interface(monkeypatch):
@@ -305,14 +323,14 @@ def test_registered_engine_is_used_and_must_follow_the_interface(monkeypatch):
         calls.append([x.shape for x in args])
         return numerics.get_engine("reference")(*args)
 
-    monkeypatch.setattr(numerics, "_ENGINES", dict(numerics._ENGINES))
+    monkeypatch.setattr(registry, "_ENGINES", dict(registry._ENGINES))
     numerics.register_engine("spy", spy)
     assert "spy" in numerics.engines()
     w, a = halves_and_twos((3,))
     r, _ = numerics.group_dot(w, a, engine="spy")
     assert calls == [[(3, N), (3, N), (3, N), (3, N), (3,), (3,), (3,)]]
     assert r.tolist() == [64.0] * 3
-    monkeypatch.setattr(numerics, "_DEFAULT", ["reference"])
+    monkeypatch.setattr(registry, "_DEFAULT", ["reference"])
     numerics.set_default_engine("spy")
     numerics.group_dot_fixed(np.ones(N, int), np.ones(N, int), quant=0)
     assert len(calls) == 2
@@ -339,6 +357,11 @@ def test_defaults_and_constants_come_from_the_header():
 
 
 def test_import_does_no_work():
-    code = ("import sys, bitlet.numerics; "
-            "assert 'bitlet.engines._reference' not in sys.modules; assert 'pynq' not in sys.modules")
+    """``import bitlet`` loads no compiled library and no layer beyond the base
+    (sub-packages load on first use); ``bitlet.numerics`` loads its engines
+    (module-level imports, tests/test_layers_imports.py) but never pynq."""
+    code = ("import sys, bitlet; "
+            "assert not [m for m in sys.modules if m.startswith(('bitlet.engines', "
+            "'bitlet.numerics', 'bitlet.drivers'))], sorted(sys.modules); "
+            "import bitlet.numerics; assert 'pynq' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

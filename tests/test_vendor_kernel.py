@@ -87,7 +87,7 @@ def vendor_counters(x, w, prof, *, groups=1, kg=None, bias=None, **geo):
     """The oracle's counters of the vendor kernel for this layer (README "Vendor-FP
     baseline": the Bitlet schedule's units and transfers, 64/LANES per group)."""
     layer = ref.Layer(x=x, w=w, groups=groups, kg=kg, bias=bias, **geo)
-    return ref.counters(layer, ref.Placement.of(prof["insn"]), kernel="vendor")
+    return ref.counters(layer, ref.Placement.of(prof["insn"]), kernel="vendor_fp")
 
 
 @pytest.mark.parametrize("xs, ws, stride, pad, dil, groups", CONV_CASES)
@@ -96,7 +96,7 @@ def test_vendor_conv_matches_documented_order_and_cycles(xs, ws, stride, pad, di
     x, w = weights(xs, rng, 1.0), weights(ws, rng)
     b = weights((ws[0],), rng)
     raw, prof = run_insn(x, w, stride=stride, padding=pad, dilation=dil, groups=groups, bias=b,
-                         relu=True, kernel="vendor")
+                         relu=True, kernel="vendor_fp")
     want = vendor_model(x, w, stride=stride, pad=pad, dil=dil, groups=groups, bias=b, relu=True)
     assert np.array_equal(raw.astype(np.int64), want)
     cyc = vendor_counters(x, w, prof, stride=stride, pad=pad, dil=dil, groups=groups,
@@ -110,7 +110,7 @@ def test_vendor_long_k_with_wide_dynamic_range():
     rng = np.random.default_rng(2)
     w = (rng.standard_normal((3, 1, 1, 300)) * np.exp(rng.uniform(-8, 8, 300))).astype(np.float32)
     x = weights((1, 2, 2, 300), rng, 1.0)
-    raw, _ = run_insn(x, w, kernel="vendor")
+    raw, _ = run_insn(x, w, kernel="vendor_fp")
     assert np.array_equal(raw.astype(np.int64), vendor_model(x, w))
 
 
@@ -118,7 +118,7 @@ def test_vendor_order_is_the_interleaved_one_not_sequential():
     w = np.zeros((1, 64), np.float32)
     w[0, 0], w[0, 1:hw.VENDOR_PARTIALS], w[0, hw.VENDOR_PARTIALS] = 2.0 ** 25, 1.0, -2.0 ** 25
     a = np.ones((64, 1), np.float32)
-    got = _layers.matmul(w, a, kernel="vendor")
+    got = _layers.matmul(w, a, kernel="vendor_fp")
     # sequentially, 2^25 + 1 rounds back to 2^25 and everything cancels to 0;
     # with P interleaved partials, 2^25 and -2^25 meet in s[0] and the ones survive
     assert got[0, 0] == hw.VENDOR_PARTIALS - 1
@@ -128,7 +128,7 @@ def test_vendor_order_is_the_interleaved_one_not_sequential():
 def test_vendor_16bit(fmt):
     rng = np.random.default_rng(4)
     x, w = relu_like((1, 3, 3, 4), rng), weights((3, 2, 2, 4), rng)
-    raw, _ = run_insn(x, w, fmt=fmt, kernel="vendor")
+    raw, _ = run_insn(x, w, fmt=fmt, kernel="vendor_fp")
     want = vendor_model(preprocess.round_to(x, fmt), preprocess.round_to(w, fmt), ofmt=fmt)
     assert np.array_equal(raw.astype(np.int64), want)
 
@@ -136,10 +136,10 @@ def test_vendor_16bit(fmt):
 def test_vendor_k_tiles_start_from_the_partial():
     rng = np.random.default_rng(6)
     x, w = weights((1, 2, 2, 100), rng, 1.0), weights((4, 1, 1, 100), rng)
-    part, _ = run_insn(x, w, kernel="vendor", kg_begin=0, kg_end=1, partial=True)
+    part, _ = run_insn(x, w, kernel="vendor_fp", kg_begin=0, kg_end=1, partial=True)
     want_part = vendor_model(x, w, kg=(0, 1), partial=True)
     assert np.array_equal(part.astype(np.int64), want_part)
-    out, _ = run_insn(x, w, kernel="vendor", kg_begin=1, kg_end=2, acc_in=part, relu=True)
+    out, _ = run_insn(x, w, kernel="vendor_fp", kg_begin=1, kg_end=2, acc_in=part, relu=True)
     want = vendor_model(x, w, kg=(1, 2), acc_in=part, relu=True)
     assert np.array_equal(out.astype(np.int64), want)
 
@@ -152,7 +152,7 @@ def test_vendor_nan_and_inf():
     a = np.zeros((64, 1), np.float32)
     a[:2, 0] = 1.0
     a[0, 0] = 1e10
-    got = _layers.matmul(w, a, kernel="vendor")
+    got = _layers.matmul(w, a, kernel="vendor_fp")
     bits = preprocess.f32_bits(got)[:, 0]
     assert bits[0] == hw.CANONICAL_NAN and bits[1] == hw.CANONICAL_NAN
     assert got[2, 0] == np.inf
@@ -161,4 +161,4 @@ def test_vendor_nan_and_inf():
 def test_vendor_rejects_fixed():
     with pytest.raises(BitletValueError, match="vendor"):
         _layers.matmul(np.ones((1, 4)), np.ones((4, 1)), precision="fixed", quant=0,
-                       kernel="vendor")
+                       kernel="vendor_fp")

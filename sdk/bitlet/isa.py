@@ -28,8 +28,7 @@ from bitlet.errors import BitletTypeError, BitletValueError
 #: precision name -> format code (fields wfmt/afmt/ofmt)
 FORMATS = {"fp32": "FMT_FP32", "fp16": "FMT_FP16", "bf16": "FMT_BF16", "fixed": "FMT_FIXED"}
 
-# (field, word constant, shift, mask constant or int, kind).  kind: "u32",
-# "addr" (lo/hi pair), "lo"/"hi" (16-bit half of a word).
+# every bit of a 32-bit instruction word: the range of a whole-word field
 _U32 = 0xFFFFFFFF
 
 
@@ -61,7 +60,7 @@ class Insn:
     afmt: int = 0
     ofmt: int = 0
     flags: int = 0
-    prune: int = 0xFFFFFF
+    prune: int = hw.PRUNE_ALL
     quant: int = 0
     act: int = 0
     wgt: int = 0
@@ -265,8 +264,6 @@ def flags_word(relu: bool, bias: bool, accum: bool, partial: bool) -> int:
             | (hw.FLAG_ACCUM if accum else 0) | (hw.FLAG_PARTIAL if partial else 0))
 
 
-_flags = flags_word   # older spelling, kept for callers
-
 
 def _formats(precision: str, wfmt, afmt, ofmt) -> tuple[int, int, int]:
     code = fmt_code(precision)
@@ -279,7 +276,7 @@ def conv2d(*, n: int, ih: int, iw: int, cin: int, cout: int, kh: int, kw: int,
            stride=1, padding=0, dilation=1, groups: int = 1,
            precision: str = "fp32", wfmt: int | None = None, afmt: int | None = None,
            ofmt: int | None = None, relu: bool = False, use_bias: bool | None = None,
-           accum: bool = False, partial: bool = False, prune: int = 0xFFFFFF,
+           accum: bool = False, partial: bool = False, prune: int = hw.PRUNE_ALL,
            quant: int = 0, fixbits: int = 0, layer: int = 0,
            in_cstride: int | None = None, in_coff: int = 0,
            out_cstride: int | None = None, out_coff: int = 0,
@@ -327,7 +324,7 @@ def gemm(*, m: int, k: int, n: int, act: int, wgt: int, out: int, bias: int = 0,
          acc: int = 0, precision: str = "fp32", wfmt: int | None = None,
          afmt: int | None = None, ofmt: int | None = None, relu: bool = False,
          use_bias: bool | None = None, accum: bool = False, partial: bool = False,
-         prune: int = 0xFFFFFF, quant: int = 0, fixbits: int = 0, layer: int = 0,
+         prune: int = hw.PRUNE_ALL, quant: int = 0, fixbits: int = 0, layer: int = 0,
          in_cstride: int | None = None, in_coff: int = 0, out_cstride: int | None = None,
          out_coff: int = 0, kg_begin: int = 0, kg_end: int = 0) -> Insn:
     """A GEMM instruction: ``out[r, :] = W[M, K] @ A[r, :K]`` for ``n`` rows of A.
@@ -418,13 +415,14 @@ def decode_profile(words) -> np.ndarray:
     return rec
 
 
-STATUS_NAMES = ("STATUS_OK", "STATUS_BAD_OPCODE", "STATUS_BAD_FIELD", "STATUS_BUS_ERROR",
-                "STATUS_BUF_OVERFLOW")
-
-
 def status_name(code: int) -> str:
-    """``"OK"``, ``"BAD_FIELD"``, ... for a status code (``"UNKNOWN(n)"`` otherwise)."""
-    for name in STATUS_NAMES:
-        if getattr(hw, name) == code:
+    """Name of a STATUS value, e.g. ``3 -> "BUS_ERROR"`` (``"UNKNOWN(n)"`` otherwise).
+
+    The names are those of the header's ``BITLET_STATUS_*`` macros (read
+    through :mod:`bitlet.hw`), so a status added to ``hls/bitlet_hw.h`` is
+    named here without an edit.
+    """
+    for name, value in hw.constants().items():
+        if name.startswith("STATUS_") and isinstance(value, int) and value == code:
             return name[len("STATUS_"):]
     return f"UNKNOWN({code})"

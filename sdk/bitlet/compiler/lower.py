@@ -21,8 +21,11 @@ from bitlet import hw, isa
 from bitlet._version import __version__
 from bitlet.compiler.fold import KERNEL_TYPES
 from bitlet.compiler.graph import Graph, Node
-from bitlet.program.schedule import KernelConfig, LayerGeometry, channel_tiles, plan_layer
 from bitlet.compiler.strips import split_wide_convs
+from bitlet.errors import CompileError
+from bitlet.program import ADDRESS_FIELDS, Program
+from bitlet.program.instructions import layer_instructions, partial_buffers
+from bitlet.program.schedule import KernelConfig, LayerGeometry, channel_tiles, plan_layer
 from bitlet.program.weights import (
     check_finite,
     conv_rows,
@@ -31,8 +34,6 @@ from bitlet.program.weights import (
     limit_ones,
     quantize_fixed,
 )
-from bitlet.errors import CompileError
-from bitlet.program import ADDRESS_FIELDS, Program
 
 _ALIGN = 64
 _BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fixed": 4}
@@ -329,27 +330,28 @@ class Lowering:
                 k_offsets.append(off)
                 off += geo.cout * (ke - kb) * hw.GROUP * wb
             bias_off = None
-        partials = self.partial_buffers(geo, out, len(plan.k_tiles))
-        for co0, co1, g0, g1 in tiles:
-            prev = None
-            for t, (kb, ke) in enumerate(plan.k_tiles):
-                last = t == len(plan.k_tiles) - 1
-                dst = out if last else partials[t % 2]
-                has_bias = bias_off is not None or bias_dev is not None
-                insn = self.make_insn(geo, co0, co1, g0, g1, kb, ke, last, relu, has_bias,
-                                      prev is not None, opts, layer_id, quant)
-                refs = {"act": ("val", src, src_off),
-                        "wgt": ("blob" if wref == "blob" else "val", wref,
-                                k_offsets[t] + co0 * (ke - kb) * hw.GROUP * wb),
-                        "out": ("val", dst, out_base if last else 0)}
-                if last and bias_dev is not None:
-                    refs["bias"] = ("val", bias_dev, co0 * 8)
-                elif last and bias_off is not None:
-                    refs["bias"] = ("blob", "blob", bias_off + co0 * 4)
-                if prev is not None:
-                    refs["acc"] = ("val", prev, 0)
-                self.insns.append(_Insn(insn, refs))
-                prev = dst
+        partials = dict(zip(partial_buffers(len(plan.k_tiles)),
+                            self.partial_buffers(geo, out, len(plan.k_tiles))))
+        has_bias = bias_off is not None or bias_dev is not None
+        code = isa.fmt_code(self.fmt)
+        for item in layer_instructions(geo, plan.k_tiles, wfmt=code, tiles=tiles, relu=relu,
+                                       bias=has_bias, prune=opts.prune,
+                                       quant=quant if geo.fixed else 0,
+                                       fixbits=self.fixed_bits if geo.fixed else 0,
+                                       layer=layer_id):
+            kb, ke = plan.k_tiles[item.k_tile]
+            last = item.out == "out"
+            refs = {"act": ("val", src, src_off),
+                    "wgt": ("blob" if wref == "blob" else "val", wref,
+                            k_offsets[item.k_tile] + item.co0 * (ke - kb) * hw.GROUP * wb),
+                    "out": ("val", out, out_base) if last else ("val", partials[item.out], 0)}
+            if item.bias and bias_dev is not None:
+                refs["bias"] = ("val", bias_dev, item.co0 * 8)
+            elif item.bias:
+                refs["bias"] = ("blob", "blob", bias_off + item.co0 * 4)
+            if item.acc is not None:
+                refs["acc"] = ("val", partials[item.acc], 0)
+            self.insns.append(_Insn(item.insn, refs))
 
     def partial_buffers(self, geo: LayerGeometry, out: str, n_k: int) -> list[str]:
         if n_k == 1:
@@ -357,23 +359,7 @@ class Lowering:
         oh, ow = geo.out_hw
         count = geo.n * oh * ow * geo.cout
         return [self.new_dev(f"{out}.partial{i}", (count,), self.fmt, elem_bytes=8 if geo.fixed else 4)
-                for i in range(min(2, n_k - 1))]
-
-    def make_insn(self, geo, co0, co1, g0, g1, kb, ke, last, relu, has_bias, accum, opts,
-                  layer_id, quant=0) -> isa.Insn:
-        common = {"act": 0, "wgt": 0, "out": 0, "precision": self.fmt, "relu": relu and last,
-                  "use_bias": has_bias and last, "accum": accum, "partial": not last,
-                  "prune": opts.prune, "layer": layer_id, "out_cstride": geo.cout,
-                  "out_coff": co0, "kg_begin": kb, "kg_end": ke}
-        if geo.fixed:
-            common.update(quant=quant, fixbits=self.fixed_bits)
-        if geo.gemm:
-            return isa.gemm(m=co1 - co0, k=geo.cin, n=geo.n, in_cstride=geo.cin, **common)
-        ng = g1 - g0
-        return isa.conv2d(n=geo.n, ih=geo.ih, iw=geo.iw, cin=ng * geo.cin_g, cout=co1 - co0,
-                          kh=geo.kh, kw=geo.kw, stride=geo.stride, padding=geo.pads,
-                          dilation=geo.dil, groups=ng, in_cstride=geo.cin,
-                          in_coff=g0 * geo.cin_g, **common)
+                for i in range(len(partial_buffers(n_k)))]
 
     # -- memory plan and image --------------------------------------------
     def plan_memory(self) -> dict[str, Any]:

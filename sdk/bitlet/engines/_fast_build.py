@@ -58,9 +58,10 @@ int main(void) { pthread_t t; if (pthread_create(&t, 0, f, 0)) return 1; return 
 
 def _try_build(source: str, flags: list[str]) -> bool:
     """True if ``source`` compiles and links with ``flags`` (a build-time probe)."""
+    # build-time tools: setuptools is needed only when a C extension is built
     from setuptools._distutils.ccompiler import new_compiler
-    from setuptools._distutils.errors import CCompilerError, DistutilsError
-    from setuptools._distutils.sysconfig import customize_compiler
+    from setuptools._distutils.errors import CCompilerError, DistutilsError  # build time
+    from setuptools._distutils.sysconfig import customize_compiler  # build time
 
     tmp = tempfile.mkdtemp(prefix="bitlet-probe-")
     try:
@@ -133,7 +134,9 @@ def _read(path: str) -> str:
 def make_ffi(module: str = "bitlet.engines._fast", *, simd: bool | None = None,
              threading: str | None = None, relative_sources: bool = False,
              defines: dict | None = None) -> FFI:
-    """The cffi builder of the fast engine.
+    """The cffi builder of the fast engine (the signature and docs follow
+    ``_reference_build.make_ffi``, which ``duplicates`` pairs by shape: the
+    sources, flags and probes differ).
 
     Parameters
     ----------

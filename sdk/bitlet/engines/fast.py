@@ -1,22 +1,24 @@
 """The fast bit-exact emulator (``bitlet.engines._fast``, C sources in ``emu/``).
 
-Same results and cycle figures as the kernel reference (``hls/``, run by
-:mod:`bitlet.numerics` and :mod:`bitlet.numerics.layers`), bit for bit, at a
-fraction of the cost: weights and activations are unpacked once per layer,
-groups are evaluated with vectorised exact integer arithmetic on several
-threads, and the cycle model is computed only when asked for.
+Same results and cycle figures as the kernel reference (``hls/``, compiled
+into ``bitlet.engines._reference``), bit for bit, at a fraction of the cost:
+weights and activations are unpacked once per layer, groups are evaluated
+with vectorised exact integer arithmetic on several threads, and the cycle
+model is computed only when asked for.
+
+This module holds the engine-level calls only (groups, the kernel top, one
+instruction on numpy buffers); the user-facing functions with their argument
+checks are :mod:`bitlet.numerics` (``engine="fast"``), which imports this
+module, never the other way round.
 
 Functions
 ---------
-group_dot, group_dot_fixed
-    As :func:`bitlet.numerics.group_dot` / ``group_dot_fixed`` (same
-    arguments, same validation), plus ``threads=`` and ``cycles=``.
-matmul, conv2d
-    As :func:`bitlet.numerics.layers.matmul` / ``conv2d``, plus ``threads=`` and
-    ``cycles=``.
 group_engine
-    A :mod:`bitlet.numerics` engine (``run(w_sig, w_exp, w_abs, a_word,
-    isfix, prune, quant) -> result_dtype array``).
+    The group batch of :mod:`bitlet.numerics` ``engine="fast"``
+    (``run(w_sig, w_exp, w_abs, a_word, isfix, prune, quant) -> results``).
+FastEngine.run_layer
+    One instruction straight on numpy buffers (the layer functions of
+    :mod:`bitlet.numerics.layers` with ``engine="fast"``).
 fast_top
     The kernel top with the argument list of the C ``bitlet_top``
     (hls/bitlet_top.h, cffi pointers): the simulated device's engine.
@@ -56,9 +58,9 @@ and ``scalar`` (portable C, any CPU); all give identical results.
 Example
 -------
 >>> import numpy as np
->>> from bitlet import fast
+>>> from bitlet import numerics
 >>> w = np.full(64, 0.5, np.float32); a = np.full(64, 2.0, np.float32)
->>> r, cycles = fast.group_dot(w, a)
+>>> r, cycles = numerics.group_dot(w, a, engine="fast")
 >>> float(r), int(cycles)
 (64.0, 88)
 """
@@ -70,24 +72,29 @@ from typing import Any
 
 import numpy as np
 
-from bitlet.errors import BitletTypeError, BitletValueError
+from bitlet import hw, isa
+from bitlet.engines import TOP_OUTPUTS, pe_result_dtype
+from bitlet.errors import BitletTypeError, BitletValueError, DeviceError
+
+# The compiled emulator (emu/, built by _fast_build.py at install time) is
+# optional: a build without it runs everything on the reference.  This module
+# and bitlet.engines.reference are the only importers of the compiled
+# libraries (tests/test_layers_imports.py checks it).
+try:
+    from bitlet.engines import _fast
+except ImportError as _missing:   # not built here: engine() says so, available() is False
+    _fast, _WHY_MISSING = None, str(_missing)
 
 __all__ = [
     "FastEngine",
-    "conv2d",
+    "available",
     "default_threads",
     "engine",
     "fast_top",
-    "group_dot",
-    "group_dot_fixed",
     "group_engine",
     "info",
     "make_top",
-    "matmul",
 ]
-
-_TOP_OUTPUTS = ("status", "insn_done", "id_magic", "id_version", "id_config",
-                "id_act_buf", "id_wgt_buf", "id_out_buf")
 
 
 def default_threads() -> int:
@@ -118,24 +125,6 @@ def _threads(threads) -> int:
     return int(threads)
 
 
-def _want_cycles(cycles, return_profile: bool) -> bool:
-    if cycles is None:
-        return bool(return_profile)
-    if not isinstance(cycles, (bool, np.bool_)):
-        raise BitletTypeError(f"cycles must be a bool or None, got {type(cycles).__name__}")
-    if return_profile and not cycles:
-        raise BitletValueError("cycles=False contradicts return_profile=True (the profile "
-                               "is the cycle accounting)")
-    return bool(cycles)
-
-
-def _check_kernel(kernel) -> None:
-    if kernel != "bitlet":
-        raise BitletValueError(
-            f"kernel: the fast engine emulates the Bitlet kernel only, got {kernel!r}; "
-            "use bitlet.numerics (the reference) for kernel='vendor'")
-
-
 class FastEngine:
     """The fast engine bound to one compiled module (``bitlet.engines._fast`` or a
     variant built by ``bitlet.engines._fast_build.make_ffi``, e.g. portable-only).
@@ -149,6 +138,7 @@ class FastEngine:
     def __init__(self, ffi: Any, lib: Any) -> None:
         self.ffi = ffi
         self.lib = lib
+        self._dtype = None
 
     # -- introspection ----------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -171,6 +161,13 @@ class FastEngine:
                                    f"(use 'scalar', 'avx2', 'avx512', 'avx512v' or 'auto')")
 
     # -- groups -------------------------------------------------------------
+    def result_dtype(self) -> np.dtype:
+        """The layout of ``bitlet_fast_result_t`` (that of the reference's
+        ``bitlet_pe_result_t``, :func:`bitlet.numerics.result_dtype`)."""
+        if self._dtype is None:
+            self._dtype = pe_result_dtype(self.ffi, "bitlet_fast_result_t")
+        return self._dtype
+
     def group_engine(self, w_sig, w_exp, w_abs, a_word, isfix, prune, quant, *,
                      threads=None, cycles: bool = True) -> np.ndarray:
         """A :mod:`bitlet.numerics` engine: n groups -> ``result_dtype()`` [n].
@@ -180,11 +177,9 @@ class FastEngine:
         ``uint8 [n]``.  With ``cycles=False`` the fields ``scan``,
         ``latency`` and ``col_steps`` are 0.
         """
-        from bitlet import numerics
-
         ffi = self.ffi
         n = len(isfix)
-        out = np.zeros(n, dtype=numerics.result_dtype())
+        out = np.zeros(n, dtype=self.result_dtype())
         if n == 0:
             return out
         c = np.ascontiguousarray
@@ -203,82 +198,6 @@ class FastEngine:
         if status != 0:
             raise BitletValueError("quant must be in 0..24 in fixed mode")
         return out
-
-    def _group_runner(self, threads, cycles):
-        t = _threads(threads)
-
-        def run(*arrays):
-            return self.group_engine(*arrays, threads=t, cycles=cycles)
-        return run
-
-    def group_dot(self, w, a, *, prune=0xFFFFFF, threads=None, cycles: bool = True):
-        """fp32 PE operations, as :func:`bitlet.numerics.group_dot`.
-
-        Parameters
-        ----------
-        w, a : ndarray of float32 (or float16), shape (..., 64)
-        prune : int or integer array broadcastable to (...), 0..0xFFFFFF
-        threads : int, optional
-        cycles : bool
-            True (default): return ``(result, cycles)`` like numerics;
-            False: return only ``result`` and skip the scanner.
-
-        Returns
-        -------
-        result : float32 (...); cycles : int32 (...), 24 + S (if ``cycles``)
-        """
-        from bitlet import numerics as nm
-
-        _want_cycles(cycles, False)
-        w32, a32 = nm._broadcast_pair(nm._float_operand(w, "w"), nm._float_operand(a, "a"))
-        batch = w32.shape[:-1]
-        prune_n = nm._per_group(prune, "prune", batch, nm._PRUNE_ALL, np.uint32)
-        n = prune_n.size
-        out = nm._run(w32.reshape(n, nm._group()).view(np.uint32),
-                      a32.reshape(n, nm._group()).view(np.uint32), False, prune_n,
-                      np.zeros(n, np.uint8), self._group_runner(threads, cycles))
-        result = out["res"].view(np.float32).reshape(batch)
-        if not cycles:
-            return result
-        return result, out["latency"].reshape(batch).astype(np.int32)
-
-    def group_dot_fixed(self, w, a, *, quant, prune=0xFFFFFF, threads=None,
-                        cycles: bool = True):
-        """Fixed-mode PE operations, as :func:`bitlet.numerics.group_dot_fixed`.
-
-        Parameters
-        ----------
-        w : integer ndarray (..., 64), |w| < 2^24
-        a : integer ndarray (..., 64), -2^24 <= a < 2^24
-        quant : int or integer array broadcastable to (...), 0..24
-        prune : int or integer array broadcastable to (...), 0..0xFFFFFF
-        threads : int, optional
-        cycles : bool
-            As :meth:`group_dot`.
-
-        Returns
-        -------
-        result : int32 (...); cycles : int32 (...), 21 + S (if ``cycles``)
-        """
-        from bitlet import numerics as nm
-
-        _want_cycles(cycles, False)
-        limit = nm._fix_limit()
-        w64, a64 = nm._broadcast_pair(nm._int_operand(w, "w", -limit + 1, limit),
-                                      nm._int_operand(a, "a", -limit, limit))
-        batch = w64.shape[:-1]
-        if quant is None:
-            raise BitletValueError("quant: required in fixed mode (0..24)")
-        quant_n = nm._per_group(quant, "quant", batch, nm._lib()[1].BITLET_QUANT_MAX, np.uint8)
-        prune_n = nm._per_group(prune, "prune", batch, nm._PRUNE_ALL, np.uint32)
-        n = prune_n.size
-        out = nm._run(nm._fixed_weight_words(w64.reshape(n, nm._group())),
-                      nm._fixed_words(a64.reshape(n, nm._group())), True, prune_n, quant_n,
-                      self._group_runner(threads, cycles))
-        result = nm._fixed_value(out["res"]).reshape(batch)
-        if not cycles:
-            return result
-        return result, out["latency"].reshape(batch).astype(np.int32)
 
     # -- the kernel top -----------------------------------------------------
     def top(self, mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, timestamp, status,
@@ -333,16 +252,14 @@ class FastEngine:
 
     def run_kernel(self, mem: np.ndarray, *, prog_addr: int, n_insn: int, prof_addr: int = 0,
                    mem_base: int, threads=None, cycles=None) -> dict:
-        """As :func:`bitlet.numerics.layers.run_kernel` (kernel="bitlet") on this engine:
+        """As :func:`bitlet.engines.reference.run_kernel` (kernel="bitlet") on this engine:
         the port sees the leading whole ``hw.AXI_BYTES`` beats of ``mem``; the
         result has ``clock`` too (the run's modelled cycles when the cycle
         model runs, else 0)."""
-        from bitlet import hw
-
         if mem.dtype != np.uint32 or not mem.flags.c_contiguous:
             raise BitletTypeError("mem must be a C-contiguous uint32 array")
         ffi = self.ffi
-        outs = {name: ffi.new("uint32_t *") for name in _TOP_OUTPUTS}
+        outs = {name: ffi.new("uint32_t *") for name in TOP_OUTPUTS}
         clock, timestamp = ffi.new("uint64_t *"), ffi.new("uint64_t *", 0)
         size = mem.size * 4 // hw.AXI_BYTES * hw.AXI_BYTES
         window = mem[:size // 4].view(np.uint64) if size else np.zeros(1, np.uint64)
@@ -352,132 +269,37 @@ class FastEngine:
         res["clock"] = int(clock[0])
         return res
 
-    # -- layers -------------------------------------------------------------
-    def conv2d(self, x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None,
-               relu=False, prune=0xFFFFFF, precision="fp32", quant=None, kernel="bitlet",
-               return_profile=False, threads=None, cycles=None):
-        """2-D convolution (NHWC), as :func:`bitlet.numerics.layers.conv2d` (bitlet kernel).
+    # -- one instruction on numpy buffers -------------------------------------
+    def run_layer(self, insn: isa.Insn, buffers: dict, *, timestamp: int = 0, threads=None,
+                  cycles: bool = True) -> tuple:
+        """One instruction on numpy buffers (``bitlet_fast_layer``).
 
         Parameters
         ----------
-        x : float32 [N, H, W, Cin]; w : float32 [Cout, KH, KW, Cin / groups]
-        stride, padding, dilation, groups, bias, relu, prune, precision, quant
-            As :func:`bitlet.numerics.layers.conv2d`.
-        kernel : "bitlet"
-            Accepted for the same signature; the fast engine emulates the
-            Bitlet kernel only (the vendor-FP baseline: :mod:`bitlet.numerics`).
-        return_profile : bool
-            Also return the profile dict (``pe_cycles``, ``ref_cycles``,
-            ``kernel_cycles``, ``groups``, ``scan``, ``ddr_bytes``).
+        insn : bitlet.isa.Insn
+            The instruction (its address fields are not used).
+        buffers : dict
+            ``"act"``, ``"wgt"``, ``"out"`` and, when the flags use them,
+            ``"acc"`` and ``"bias"``: C-contiguous numpy arrays in the
+            device layout (``out`` writable; None for an unused operand).
+        timestamp : int
+            The clock at its start (cycles).
         threads : int, optional
-        cycles : bool, optional
-            Compute the cycle model (default: ``return_profile``); True also
-            returns the profile.
+        cycles : bool
+            Run the cycle model (else the record's counters are 0).
 
         Returns
         -------
-        float32 [N, OH, OW, Cout] (and the profile dict).
+        tuple
+            Its profile record, the fields of :data:`bitlet.isa.PROFILE_FIELDS`.
+            The cycle model sees the operands at device address 0 (64-byte
+            aligned, as :class:`bitlet.drivers.arena.MemoryImage` places them).
+
+        Raises
+        ------
+        bitlet.DeviceError
+            The kernel's checks refused the instruction (its status named).
         """
-        from bitlet.numerics import layers as L
-
-        _check_kernel(kernel)
-        want = _want_cycles(cycles, return_profile)
-        fmt, _, x, w, groups = L._conv_operands(x, w, groups, precision)
-        stride, padding, dilation = L._conv_geometry(stride, padding, dilation)
-        fixed = fmt == L.hw.FMT_FIXED
-        raw, prof = self._conv_program(
-            x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
-            bias=bias, relu=L._check_relu(relu), prune=L._check_prune(prune), fmt=fmt,
-            quant=L._check_quant(quant, fixed), threads=threads, cycles=want)
-        return L._result(raw, fmt, prof, want)
-
-    def matmul(self, w, a, *, bias=None, relu=False, prune=0xFFFFFF, precision="fp32",
-               quant=None, kernel="bitlet", return_profile=False, threads=None, cycles=None):
-        """Matrix product ``W @ A`` (GEMM), as :func:`bitlet.numerics.layers.matmul`.
-
-        Parameters
-        ----------
-        w : float32 [M, K]; a : float32 [K, N]
-        bias, relu, prune, precision, quant, kernel, return_profile
-            As :func:`bitlet.numerics.layers.matmul` (``kernel="bitlet"`` only).
-        threads, cycles
-            As :meth:`conv2d`.
-
-        Returns
-        -------
-        float32 [M, N] (and the profile dict).
-        """
-        from bitlet.numerics import layers as L
-
-        _check_kernel(kernel)
-        want = _want_cycles(cycles, return_profile)
-        fmt, _, w, a = L._matmul_operands(w, a, precision)
-        fixed = fmt == L.hw.FMT_FIXED
-        m, k = w.shape
-        n = a.shape[1]
-        raw, prof = self._conv_program(
-            np.ascontiguousarray(a.T).reshape(n, 1, 1, k), w.reshape(m, 1, 1, k), stride=1,
-            padding=0, dilation=1, groups=1, bias=bias, relu=L._check_relu(relu),
-            prune=L._check_prune(prune), fmt=fmt, quant=L._check_quant(quant, fixed),
-            gemm=True, threads=threads, cycles=want)
-        return L._result(raw.reshape(n, m).T, fmt, prof, want)
-
-    def _conv_program(self, x, w, *, stride, padding, dilation, groups, bias, relu, prune,
-                      fmt, quant, threads, cycles, gemm=False):
-        """The program of :func:`bitlet.numerics.layers._conv_program` (the same
-        instructions and K tiles) run on this engine straight from numpy
-        buffers; returns (raw output elements [N, OH, OW, Cout], profile
-        records of :func:`bitlet.isa.profile_dtype`)."""
-        from bitlet.numerics import layers as L
-        from bitlet import hw, isa
-        from bitlet.program import preprocess
-
-        fixed = fmt == hw.FMT_FIXED
-        ofmt = hw.FMT_FIXED if fixed else hw.FMT_FP32      # results are binary32 (or fixed r)
-        n, ih, iw, cin = x.shape
-        cout, kh, kw, _cin_g = w.shape
-        act = np.ascontiguousarray(preprocess.pack_activations(x, fmt))
-        bias_words = L._bias_words(bias, cout, fixed)
-        base = isa.conv2d(n=n, ih=ih, iw=iw, cin=cin, cout=cout, kh=kh, kw=kw, act=0, wgt=0,
-                          out=0, stride=stride, padding=padding, dilation=dilation,
-                          groups=groups, wfmt=fmt, afmt=fmt, ofmt=ofmt, prune=prune, quant=quant)
-        if gemm:
-            base = base.replace(opcode=hw.OP_GEMM)
-        L._check_buffers(base, bias_words is not None)
-        oh, ow = base.out_hw
-        out_elems = n * oh * ow * cout
-        tiles = L._k_tiles(base.n_kgroups)
-        words = 2 if fixed else 1                          # partial sums: int64 / fp32
-        partial = np.zeros(out_elems * words, np.uint32) if len(tiles) > 1 else None
-        out = np.zeros(out_elems, np.uint32)
-        prof = np.zeros(len(tiles), dtype=isa.profile_dtype())
-        clock = 0                                  # the kernel's clock, as run_kernel's
-        for i, (kg0, kg1) in enumerate(tiles):
-            last = i == len(tiles) - 1
-            wgt = np.ascontiguousarray(preprocess.to_device_weights(w, fmt, k_groups=(kg0, kg1)))
-            insn = base.replace(
-                kg_begin=kg0, kg_end=kg1,
-                flags=isa.flags_word(relu and last, bias_words is not None and last, i > 0,
-                                 not last))
-            buffers = {"act": act, "wgt": wgt, "out": out if last else partial,
-                           "acc": partial if i else None,
-                           "bias": bias_words if last else None}
-            prof[i] = self._run_layer(insn, buffers, timestamp=clock, threads=threads,
-                                      cycles=cycles)
-            clock = int(prof[i]["end"])
-        return out.reshape(n, oh, ow, cout), prof
-
-    def _run_layer(self, insn, buffers: dict, *, timestamp: int, threads, cycles: bool) -> tuple:
-        """One instruction on numpy buffers (``bitlet_fast_layer``); returns its
-        profile record as a tuple of :data:`bitlet.isa.PROFILE_FIELDS`.
-
-        The cycle model sees the instruction's device addresses (0 here: the
-        operands at 64-byte aligned addresses, as :mod:`bitlet.numerics.layers`
-        places them in its arena) and ``timestamp`` as the clock at its start.
-        """
-        from bitlet import hw, isa
-        from bitlet.errors import DeviceError
-
         ffi, lib = self.ffi, self.lib
         words = np.ascontiguousarray(isa.program_words([insn]), dtype=np.uint32)
         buf = ffi.new("bitlet_fast_buffers_t *")
@@ -504,10 +326,26 @@ class FastEngine:
 
 @lru_cache(maxsize=1)
 def engine() -> FastEngine:
-    """The engine of the installed ``bitlet.engines._fast`` module."""
-    from bitlet.engines._fast import ffi, lib
+    """The engine of the installed ``bitlet.engines._fast`` module.
 
-    return FastEngine(ffi, lib)
+    Raises
+    ------
+    ImportError
+        The fast emulator was not built in this installation.
+    """
+    if _fast is None:
+        raise ImportError(f"the fast emulator (bitlet.engines._fast) is not built in this "
+                          f"installation ({_WHY_MISSING})")
+    return FastEngine(_fast.ffi, _fast.lib)
+
+
+@lru_cache(maxsize=1)
+def available() -> bool:
+    """True when the fast emulator is built and answers on this machine."""
+    try:
+        return engine().info()["cpus"] >= 1
+    except (ImportError, OSError, AttributeError, KeyError):
+        return False
 
 
 def info() -> dict[str, Any]:
@@ -518,27 +356,6 @@ def info() -> dict[str, Any]:
 def group_engine(w_sig, w_exp, w_abs, a_word, isfix, prune, quant) -> np.ndarray:
     """The :mod:`bitlet.numerics` engine ``"fast"`` (see :meth:`FastEngine.group_engine`)."""
     return engine().group_engine(w_sig, w_exp, w_abs, a_word, isfix, prune, quant)
-
-
-def group_dot(w, a, *, prune=0xFFFFFF, threads=None, cycles: bool = True):
-    """See :meth:`FastEngine.group_dot`."""
-    return engine().group_dot(w, a, prune=prune, threads=threads, cycles=cycles)
-
-
-def group_dot_fixed(w, a, *, quant, prune=0xFFFFFF, threads=None, cycles: bool = True):
-    """See :meth:`FastEngine.group_dot_fixed`."""
-    return engine().group_dot_fixed(w, a, quant=quant, prune=prune, threads=threads,
-                                    cycles=cycles)
-
-
-def conv2d(x, w, **kwargs):
-    """See :meth:`FastEngine.conv2d`."""
-    return engine().conv2d(x, w, **kwargs)
-
-
-def matmul(w, a, **kwargs):
-    """See :meth:`FastEngine.matmul`."""
-    return engine().matmul(w, a, **kwargs)
 
 
 def make_top(*, threads=None, cycles=None):
@@ -556,13 +373,3 @@ def fast_top(mem, mem_base, mem_size, prog_addr, n_insn, prof_addr, timestamp, s
                  insn_done, id_magic, id_version, id_config, id_act_buf, id_wgt_buf,
                  id_out_buf, clock)
 
-
-def _register_with_numerics() -> None:
-    """Make this engine ``engine="fast"`` of :mod:`bitlet.numerics` (which
-    imports this module on first use of that name)."""
-    from bitlet import numerics
-
-    numerics.register_engine("fast", group_engine)
-
-
-_register_with_numerics()

@@ -1,8 +1,9 @@
 """The Bitlet numerics contract as numpy functions (NUMERICS.md).
 
 Everything here is computed by the hardware's own C source (``hls/bitlet_pe.c``,
-compiled into ``bitlet.engines._reference`` by cffi), so these functions return what the
-board returns, bit for bit, together with the PE cycle model.
+compiled into ``bitlet.engines._reference`` by cffi) or by the fast emulator
+that equals it bit for bit, so these functions return what the board
+returns, bit for bit, together with the PE cycle model.
 
 Public functions
 ----------------
@@ -14,17 +15,13 @@ matmul, conv2d   layers (s.5) computed by the kernel top (from bitlet.numerics.l
 
 Engines
 -------
-Every group is evaluated by an *engine*: a callable
-``run(w_sig, w_exp, w_abs, a_word, isfix, prune, quant) -> results`` taking
-C-contiguous arrays ``uint8 [n, 64]``, ``uint8 [n, 64]``, ``uint32 [n, 64]``,
-``uint32 [n, 64]``, ``uint8 [n]``, ``uint32 [n]``, ``uint8 [n]`` and returning a
-structured array of :func:`result_dtype` and shape ``[n]``.  Two are built in:
+Every group is evaluated by an *engine* (:mod:`bitlet.numerics.registry`):
 ``"reference"`` (the compiled HLS C, the hardware's own source) and ``"fast"``
-(the optimised emulator of ``emu/``, imported on first use, bit-exact with the
-reference on results and cycles).  The default is ``"fast"`` when it was
-built, else ``"reference"`` (:func:`default_engine`, :func:`set_default_engine`).
+(the optimised emulator of ``emu/``, bit-exact with the reference on results
+and cycles).  The default is ``"fast"`` when it was built, else
+``"reference"`` (:func:`default_engine`, :func:`set_default_engine`).
 ``matmul`` and ``conv2d`` take the same ``engine=`` argument.  Other bit-exact
-engines can be added with :func:`register_engine`.
+group engines can be added with :func:`register_engine`.
 
 Example
 -------
@@ -37,15 +34,25 @@ Example
 """
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
 
-from bitlet.engines.reference import LOCK
+from bitlet import hw
+from bitlet.engines.reference import ffi as _ffi
+from bitlet.engines.reference import lib as _lib
 from bitlet.errors import BitletTypeError, BitletValueError
+from bitlet.numerics.layers import conv2d, matmul
+from bitlet.numerics.registry import (
+    Engine,
+    default_engine,
+    engines,
+    get_engine,
+    register_engine,
+    resolve_engine,
+    result_dtype,
+    set_default_engine,
+)
 
 __all__ = [
     "GroupDetail",
@@ -63,139 +70,11 @@ __all__ = [
     "weight_port",
 ]
 
-_PRUNE_ALL = 0xFFFFFF       # keyword default; tests check it equals hw.PRUNE_ALL
+_PRUNE_ALL = hw.PRUNE_ALL   # keyword default: every bit column enabled
 _SIGN_BIT = 31              # sign bit of a 32-bit word
 _CHUNK = 1 << 14            # groups per engine call (bounds temporary memory)
-
-Engine = Callable[..., np.ndarray]
-
-
-# --------------------------------------------------------------------------
-# engines
-# --------------------------------------------------------------------------
-
-def _lib():
-    from bitlet.engines.reference import ffi, lib  # compiled at install time
-
-    return ffi, lib
-
-
-def _group() -> int:
-    """Pairs per PE operation (hw.GROUP = 64)."""
-    return _lib()[1].BITLET_GROUP
-
-
-def _fix_limit() -> int:
-    """Fixed-mode bound 2^24 (= 2^hw.SIG_BITS): |w| < it, -it <= a < it."""
-    return 1 << _lib()[1].BITLET_SIG_BITS
-
-
-@lru_cache(maxsize=1)
-def result_dtype() -> np.dtype:
-    """numpy structured dtype laid out exactly like the C ``bitlet_pe_result_t``.
-
-    Fields: ``res`` uint32, ``acc`` int64, ``emax`` int32, ``nan`` int32,
-    ``scan`` int32 (S), ``latency`` int32 (cycles), ``col_steps`` uint8 [24].
-    """
-    ffi, lib = _lib()
-    ctype = "bitlet_pe_result_t"
-    fields = {
-        "res": np.uint32, "acc": np.int64, "emax": np.int32, "nan": np.int32,
-        "scan": np.int32, "latency": np.int32,
-        "col_steps": (np.uint8, (lib.BITLET_SIG_BITS,)),
-    }
-    return np.dtype({
-        "names": list(fields),
-        "formats": list(fields.values()),
-        "offsets": [ffi.offsetof(ctype, name) for name in fields],
-        "itemsize": ffi.sizeof(ctype),
-    })
-
-
-def _reference_engine(w_sig, w_exp, w_abs, a_word, isfix, prune, quant) -> np.ndarray:
-    """Run groups through the compiled HLS C (``bitlet_pe_group_batch``)."""
-    ffi, lib = _lib()
-    n = len(isfix)
-    out = np.zeros(n, dtype=result_dtype())
-    if n == 0:
-        return out
-    with LOCK:  # one caller at a time in the reference library (see _reference_lock)
-        status = lib.bitlet_pe_group_batch(
-            n,
-            ffi.from_buffer("uint8_t[]", w_sig), ffi.from_buffer("uint8_t[]", w_exp),
-            ffi.from_buffer("uint32_t[]", w_abs), ffi.from_buffer("uint32_t[]", a_word),
-            ffi.from_buffer("uint8_t[]", isfix), ffi.from_buffer("uint32_t[]", prune),
-            ffi.from_buffer("uint8_t[]", quant),
-            ffi.from_buffer("bitlet_pe_result_t[]", out, require_writable=True),
-        )
-    if status != 0:
-        raise BitletValueError(f"quant must be in 0..{lib.BITLET_QUANT_MAX} in fixed mode")
-    return out
-
-
-_ENGINES: dict[str, Engine] = {"reference": _reference_engine}
-_DEFAULT = ["fast"]  # the fast emulator when it was built, else the reference (see default_engine)
-# engines provided by optional modules, imported (and so registered) on first use
-_ENGINE_MODULES = {"fast": "bitlet.engines.fast"}
-
-
-def register_engine(name: str, run: Engine) -> None:
-    """Make ``run`` available as ``engine=name`` (see the module docstring)."""
-    if not isinstance(name, str) or not name:
-        raise BitletTypeError(f"engine name must be a non-empty str, got {name!r}")
-    if not callable(run):
-        raise BitletTypeError(f"engine {name!r}: run must be callable, got {type(run).__name__}")
-    _ENGINES[name] = run
-
-
-def set_default_engine(name: str) -> None:
-    """Use engine ``name`` when ``engine=None`` (initially ``"fast"``)."""
-    _resolve_engine(name)
-    _DEFAULT[0] = name
-
-
-def default_engine() -> str:
-    """Name of the engine used when ``engine=None``.
-
-    ``"fast"`` (the optimised emulator, bit-exact with the reference) when its
-    extension was built, else ``"reference"`` (the kernel's own C source).
-    """
-    name = _DEFAULT[0]
-    if name not in _ENGINES and name in _ENGINE_MODULES:
-        try:
-            importlib.import_module(_ENGINE_MODULES[name])   # registers itself
-        except ImportError:
-            return "reference"
-    return name if name in _ENGINES else "reference"
-
-
-def get_engine(name: str | None = None) -> Engine:
-    """The engine callable registered as ``name`` (None: the default engine)."""
-    return _resolve_engine(name)
-
-
-def engines() -> list[str]:
-    """Names of the registered engines."""
-    return sorted(_ENGINES)
-
-
-def _resolve_engine(engine: str | None) -> Engine:
-    name = default_engine() if engine is None else engine
-    if not isinstance(name, str):
-        raise BitletTypeError(f"engine: must be a str or None, got {type(name).__name__}")
-    if name not in _ENGINES and name in _ENGINE_MODULES:
-        try:
-            importlib.import_module(_ENGINE_MODULES[name])   # registers itself
-        except ImportError as exc:
-            raise BitletValueError(
-                f"engine: {name!r} is not available ({exc}); registered engines: {engines()}"
-            ) from exc
-    try:
-        return _ENGINES[name]
-    except KeyError:
-        raise BitletValueError(
-            f"engine: unknown engine {name!r}; registered engines: {engines()}"
-        ) from None
+_GROUP = hw.GROUP           # pairs per PE operation (64)
+_FIX_LIMIT = 1 << hw.SIG_BITS   # fixed mode: |w| < 2^24, -2^24 <= a < 2^24
 
 
 # --------------------------------------------------------------------------
@@ -237,7 +116,7 @@ def _int_operand(x, name: str, low: int, high: int) -> np.ndarray:
 
 
 def _check_group_axis(arr: np.ndarray, name: str) -> None:
-    group = _group()
+    group = _GROUP
     if arr.ndim == 0 or arr.shape[-1] != group:
         raise BitletValueError(
             f"{name}: shape must be (..., {group}) (one group per row), got {arr.shape}"
@@ -300,17 +179,16 @@ def weight_port(w_bits, isfix: bool = False) -> tuple[np.ndarray, np.ndarray, np
 
 
 def _weight_port_flat(words: np.ndarray, isfix: bool):
-    ffi, lib = _lib()
     n = words.size
     sig = np.empty(n, np.uint8)
     exp = np.empty(n, np.uint8)
     abs_ = np.empty(n, np.uint32)
     if n:
-        lib.bitlet_weight_port_batch(
-            n, ffi.from_buffer("uint32_t[]", words), int(isfix),
-            ffi.from_buffer("uint8_t[]", sig, require_writable=True),
-            ffi.from_buffer("uint8_t[]", exp, require_writable=True),
-            ffi.from_buffer("uint32_t[]", abs_, require_writable=True),
+        _lib.bitlet_weight_port_batch(
+            n, _ffi.from_buffer("uint32_t[]", words), int(isfix),
+            _ffi.from_buffer("uint8_t[]", sig, require_writable=True),
+            _ffi.from_buffer("uint8_t[]", exp, require_writable=True),
+            _ffi.from_buffer("uint32_t[]", abs_, require_writable=True),
         )
     return sig, exp, abs_
 
@@ -318,7 +196,7 @@ def _weight_port_flat(words: np.ndarray, isfix: bool):
 def _fixed_words(values: np.ndarray) -> np.ndarray:
     """int64 values in (-2^24, 2^24] -> fixed-mode words sign << 31 | (v mod 2^24)."""
     sign = (values < 0).astype(np.uint32) << np.uint32(_SIGN_BIT)
-    return sign | (values & (_fix_limit() - 1)).astype(np.uint32)
+    return sign | (values & (_FIX_LIMIT - 1)).astype(np.uint32)
 
 
 def _fixed_weight_words(values: np.ndarray) -> np.ndarray:
@@ -329,7 +207,7 @@ def _fixed_weight_words(values: np.ndarray) -> np.ndarray:
 
 def _fixed_value(words: np.ndarray) -> np.ndarray:
     """fixed result word -> the signed integer r it encodes (int32)."""
-    limit = _fix_limit()
+    limit = _FIX_LIMIT
     low = (words & np.uint32(limit - 1)).astype(np.int32)
     negative = (words >> np.uint32(_SIGN_BIT)).astype(bool)
     return np.where(negative, low - np.int32(limit), low).astype(np.int32)
@@ -356,32 +234,31 @@ def _run(w_words: np.ndarray, a_words: np.ndarray, isfix: bool, prune: np.ndarra
 
 
 def _fp32_groups(w, a, prune, engine):
-    run = _resolve_engine(engine)
+    run = resolve_engine(engine)
     w32, a32 = _broadcast_pair(_float_operand(w, "w"), _float_operand(a, "a"))
     batch = w32.shape[:-1]
     prune_n = _per_group(prune, "prune", batch, _PRUNE_ALL, np.uint32)
     n = prune_n.size
-    w_words = w32.reshape(n, _group()).view(np.uint32)
-    a_words = a32.reshape(n, _group()).view(np.uint32)
+    w_words = w32.reshape(n, _GROUP).view(np.uint32)
+    a_words = a32.reshape(n, _GROUP).view(np.uint32)
     quant_n = np.zeros(n, np.uint8)
     return batch, _run(w_words, a_words, False, prune_n, quant_n, run)
 
 
 def _fixed_groups(w, a, quant, prune, engine):
-    run = _resolve_engine(engine)
-    limit = _fix_limit()
+    run = resolve_engine(engine)
+    limit = _FIX_LIMIT
     w64 = _int_operand(w, "w", -limit + 1, limit)
     a64 = _int_operand(a, "a", -limit, limit)
     w64, a64 = _broadcast_pair(w64, a64)
     batch = w64.shape[:-1]
     if quant is None:
         raise BitletValueError("quant: required in fixed mode (0..24)")
-    quant_max = _lib()[1].BITLET_QUANT_MAX
-    quant_n = _per_group(quant, "quant", batch, quant_max, np.uint8)
+    quant_n = _per_group(quant, "quant", batch, hw.QUANT_MAX, np.uint8)
     prune_n = _per_group(prune, "prune", batch, _PRUNE_ALL, np.uint32)
     n = prune_n.size
-    w_words = _fixed_weight_words(w64.reshape(n, _group()))
-    a_words = _fixed_words(a64.reshape(n, _group()))
+    w_words = _fixed_weight_words(w64.reshape(n, _GROUP))
+    a_words = _fixed_words(a64.reshape(n, _GROUP))
     return batch, _run(w_words, a_words, True, prune_n, quant_n, run)
 
 
@@ -393,10 +270,10 @@ def group_dot(w, a, *, prune=_PRUNE_ALL, engine: str | None = None):
     w, a : ndarray of float32 (or float16, widened exactly), shape (..., 64)
         Weights and activations; the leading shapes broadcast together.
         Inf/NaN operands give the canonical NaN (F3).
-    prune : int or integer array broadcastable to (...), 0..0xFFFFFF
+    prune : int or integer array broadcastable to (...), 0..``hw.PRUNE_ALL``
         Enabled bit columns of the aligned weights (bit g = weight 2^g).
     engine : str, optional
-        Engine name (default: the default engine, ``"reference"``).
+        Engine name (default: :func:`default_engine`).
 
     Returns
     -------
@@ -421,7 +298,7 @@ def group_dot_fixed(w, a, *, quant, prune=_PRUNE_ALL, engine: str | None = None)
         Activations (25-bit two's complement in the hardware).
     quant : int or integer array broadcastable to (...), 0..24
         Output shift: r = floor(acc / 2^quant), saturated.
-    prune : int or integer array broadcastable to (...), 0..0xFFFFFF
+    prune : int or integer array broadcastable to (...), 0..``hw.PRUNE_ALL``
         Enabled bit columns of the weights.
     engine : str, optional
         Engine name (default: the default engine).
@@ -484,6 +361,3 @@ def group_detail(w, a, *, mode: str = "fp32", prune=_PRUNE_ALL, quant=None,
         nan=out["nan"].reshape(batch).astype(bool),
     )
 
-
-# The layer functions (NUMERICS.md s.5) run the kernel top; they live beside.
-from bitlet.numerics.layers import conv2d, matmul

@@ -1,10 +1,16 @@
-"""Layer functions computed by the compiled kernel source (the cffi reference).
+"""Layer functions computed by the kernel: its compiled C source or the fast
+emulator, bit for bit the same.
 
-:func:`matmul` and :func:`conv2d` build a small program for the kernel top
-(``bitlet_top``, or ``vendor_fp_top`` with ``kernel="vendor"``) in a host
-numpy "DDR" array and run it through :mod:`bitlet.engines._reference`, so every
-value they return comes from the same C as the hardware.  When K is too
-long for the weight buffer the program splits it into K tiles chained with
+:func:`matmul` and :func:`conv2d` build the layer's instructions with the
+one instruction builder (:mod:`bitlet.program.instructions`).  On the
+reference engine they run them through a kernel top of
+:mod:`bitlet.engines.reference` (``bitlet_top``, or ``vendor_fp_top`` with
+``kernel="vendor_fp"``) in a host "DDR" image placed by the device arena
+(:class:`bitlet.drivers.arena.MemoryImage`), so every value they return
+comes from the same C as the hardware; on the fast engine
+(:mod:`bitlet.engines.fast`) each instruction runs straight on numpy
+buffers.  When K is too long for the weight buffer the layer is split into
+K tiles (:func:`bitlet.program.schedule.k_tiles`) chained with
 ``FLAG_PARTIAL`` / ``FLAG_ACCUM`` (results are identical, NUMERICS.md s.5).
 
 Precisions: ``"fp32"``; ``"fp16"``/``"bf16"`` (weights, activations are
@@ -18,101 +24,46 @@ instruction).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from bitlet import hw, isa
-
-from bitlet.program import preprocess
-from bitlet.engines.reference import LOCK
+from bitlet.drivers.arena import MemoryImage
+from bitlet.engines import check_kernel, fast
+from bitlet.engines.reference import run_kernel
 from bitlet.errors import BitletTypeError, BitletValueError, BusError, DeviceError
+from bitlet.numerics.registry import BUILT_IN, engine_name
+from bitlet.program import preprocess
+from bitlet.program.instructions import layer_instructions, partial_buffers
+from bitlet.program.schedule import LayerGeometry, k_tiles, over_limits
 
 _ARENA_BASE = 0x4000_0000        # a non-zero device base exercises address translation
-_ALIGN = 64
-_KERNELS = ("bitlet", "vendor")
 
 
 # ----------------------------------------------------------------------
-# A host-side DDR arena and the kernel call
+# The reference kernel tops on a host DDR image
 # ----------------------------------------------------------------------
-@dataclass
-class Arena:
-    """A bump allocator over a uint32 word array standing for device DDR."""
-
-    base: int = _ARENA_BASE
-    chunks: list = field(default_factory=list)
-    size: int = 0
-
-    def add(self, words, *, nbytes: int | None = None) -> int:
-        """Place uint32 ``words`` (or ``nbytes`` zero bytes); return the device address."""
-        data = np.zeros(-(-nbytes // 4), np.uint32) if words is None \
-            else np.ascontiguousarray(words, dtype=np.uint32).reshape(-1)
-        addr = self.base + self.size
-        self.chunks.append((self.size // 4, data))
-        self.size += -(-data.size * 4 // _ALIGN) * _ALIGN
-        return addr
-
-    def reserve(self, nbytes: int) -> int:
-        """Zero-filled region of ``nbytes``; returns its device address."""
-        return self.add(None, nbytes=max(int(nbytes), 4))
-
-    def build(self) -> np.ndarray:
-        """The DDR image (uint32 words)."""
-        mem = np.zeros(max(self.size // 4, 1), dtype=np.uint32)
-        for start, data in self.chunks:
-            mem[start:start + data.size] = data
-        return mem
-
-
-def run_kernel(mem: np.ndarray, *, prog_addr: int, n_insn: int, prof_addr: int = 0,
-               mem_base: int = _ARENA_BASE, kernel: str = "bitlet") -> dict:
-    """Call a kernel top on ``mem`` (modified in place).
-
-    Returns a dict with ``status``, ``insn_done``, the ID outputs
-    (``id_magic``, ``id_version``, ``id_config``, ``id_act_buf``,
-    ``id_wgt_buf``, ``id_out_buf``) and ``clock`` (modelled cycles of the
-    run: the kernel's `timestamp` input is 0 here).  The kernel's m_axi port
-    is ``hw.AXI_BYTES`` wide: it sees the leading whole beats of ``mem``.
-    """
-    from bitlet.engines.reference import ffi, lib
-
-    if kernel not in _KERNELS:
-        raise BitletValueError(f"kernel must be one of {_KERNELS}, got {kernel!r}")
-    if mem.dtype != np.uint32 or not mem.flags.c_contiguous:
-        raise BitletTypeError("mem must be a C-contiguous uint32 array")
-    outs = {name: ffi.new("uint32_t *") for name in (
-        "status", "insn_done", "id_magic", "id_version", "id_config", "id_act_buf",
-        "id_wgt_buf", "id_out_buf")}
-    clock, timestamp = ffi.new("uint64_t *"), ffi.new("uint64_t *", 0)
-    top = lib.bitlet_top if kernel == "bitlet" else lib.vendor_fp_top
-    size = mem.size * 4 // hw.AXI_BYTES * hw.AXI_BYTES
-    window = mem[:size // 4].view(np.uint64) if size else np.zeros(1, np.uint64)
-    with LOCK:  # the process-wide lock: the tops' buffers are static (_reference_lock)
-        top(ffi.from_buffer("uint64_t[]", window), mem_base, size, prog_addr, n_insn,
-            prof_addr, timestamp, *outs.values(), clock)
-    res = {name: int(ptr[0]) for name, ptr in outs.items()}
-    res["clock"] = int(clock[0])
-    return res
-
-
-def run_program(arena: Arena, insns: list, *, kernel: str = "bitlet"):
-    """Place ``insns`` and a profile area in ``arena``, run them, return (mem, profile).
+def run_program(image: MemoryImage, insns: list, *, kernel: str = "bitlet"):
+    """Place ``insns`` and a profile area in ``image``, run them, return (mem, profile).
 
     Raises :class:`bitlet.DeviceError` (:class:`bitlet.BusError` for bus
     errors) naming the failing instruction and its status.
     """
-    prog = arena.add(isa.program_words(insns))
-    prof = arena.reserve(len(insns) * hw.PROF_BYTES)
-    mem = arena.build()
+    prog = image.add(isa.program_words(insns))
+    prof = image.reserve(len(insns) * hw.PROF_BYTES)
+    mem = image.build()
     res = run_kernel(mem, prog_addr=prog, n_insn=len(insns), prof_addr=prof,
-                     mem_base=arena.base, kernel=kernel)
+                     mem_base=image.base, kernel=kernel)
     if res["status"] != hw.STATUS_OK:
         err = BusError if res["status"] == hw.STATUS_BUS_ERROR else DeviceError
         raise err(f"{kernel} kernel stopped at instruction {res['insn_done']} of {len(insns)} "
                   f"with status {isa.status_name(res['status'])}")
-    off = (prof - arena.base) // 4
+    off = (prof - image.base) // 4
     return mem, isa.decode_profile(mem[off:off + len(insns) * hw.PROF_WORDS])
+
+
+def memory_image() -> MemoryImage:
+    """An empty host DDR image at the base address the layer functions use."""
+    return MemoryImage(_ARENA_BASE)
 
 
 # ----------------------------------------------------------------------
@@ -259,100 +210,41 @@ def _bias_words(bias, cout: int, fixed: bool):
 
 
 # ----------------------------------------------------------------------
-# One convolution as a kernel program
+# One layer's checks
 # ----------------------------------------------------------------------
-def _k_tiles(n_kg: int) -> list[tuple[int, int]]:
-    per = hw.WGT_BUF_WORDS // (hw.N_PE * hw.GROUP)
-    return [(b, min(b + per, n_kg)) for b in range(0, n_kg, per)]
+# the user's names of LayerGeometry's dimensions (program.schedule.over_limits)
+_CONV_LABELS = {"n": "x: N", "ih": "x: H", "iw": "x: W", "cin": "x: Cin", "cout": "w: Cout",
+                "kh": "w: KH", "kw": "w: KW", "k": "w: K = KH*KW*Cin/groups"}
+_GEMM_LABELS = {"n": "a: N (columns)", "cout": "w: M (rows)", "cin": "w and a: K",
+                "k": "w and a: K"}
 
 
-def _dim_names(insn: isa.Insn) -> dict[str, int]:
-    """The instruction's dimensions, labelled with the user's argument names."""
-    if insn.opcode == hw.OP_GEMM:
-        return {"a: N (columns)": insn.n, "w: M (rows)": insn.cout, "w and a: K": insn.cin}
-    return {"x: N": insn.n, "x: H": insn.ih, "x: W": insn.iw, "x: Cin": insn.cin,
-            "w: Cout": insn.cout, "w: KH": insn.kh, "w: KW": insn.kw}
-
-
-def _check_limits(insn: isa.Insn) -> None:
-    """Refuse, naming the argument, dimensions and K beyond the kernel's limits
-    (``hw.MAX_DIM``, ``hw.MAX_K``; fixed mode ``hw.FIXED_MAX_K``, NUMERICS.md s.6)."""
-    for label, value in _dim_names(insn).items():
-        if value > hw.MAX_DIM:
-            raise BitletValueError(
-                f"{label}={value} exceeds the kernel's limit of {hw.MAX_DIM}; split the layer")
-    k_max = hw.FIXED_MAX_K if insn.isfix else hw.MAX_K
-    if insn.k > k_max:
-        mode = "fixed mode " if insn.isfix else ""
-        label = "w and a: K" if insn.opcode == hw.OP_GEMM else "w: K = KH*KW*Cin/groups"
-        raise BitletValueError(f"{label}={insn.k} exceeds the {mode}limit K <= {k_max}")
-
-
-def _check_buffers(insn: isa.Insn, has_bias: bool) -> None:
+def _check_buffers(geo: LayerGeometry, has_bias: bool) -> None:
     """Refuse, naming the argument and the sizes, a layer beyond the kernel's
-    limits or one its on-chip buffers cannot hold."""
-    _check_limits(insn)
-    words = 2 if insn.isfix else 1
-    rows = (insn.kh - 1) * insn.dilation[0] + 1
-    need = rows * insn.iw * insn.cin
+    limits (``hw.MAX_DIM``, ``hw.MAX_K``; fixed mode ``hw.FIXED_MAX_K``,
+    NUMERICS.md s.6) or one its on-chip buffers cannot hold."""
+    labels = _GEMM_LABELS if geo.gemm else _CONV_LABELS
+    for name, value, limit in over_limits(geo):
+        if name == "k":
+            mode = "fixed mode " if geo.fixed else ""
+            raise BitletValueError(f"{labels[name]}={value} exceeds the {mode}limit K <= {limit}")
+        raise BitletValueError(
+            f"{labels[name]}={value} exceeds the kernel's limit of {limit}; split the layer")
+    words = 2 if geo.fixed else 1
+    rows = (geo.kh - 1) * geo.dil[0] + 1
+    need = rows * geo.iw * geo.cin
     if need > hw.ACT_BUF_WORDS:
         raise BitletValueError(
-            f"x: {rows} input rows of W={insn.iw} x Cin={insn.cin} ({need} words) exceed "
+            f"x: {rows} input rows of W={geo.iw} x Cin={geo.cin} ({need} words) exceed "
             f"the activation buffer ({hw.ACT_BUF_WORDS} words); split the input")
-    if insn.out_hw[1] * hw.N_PE * words > hw.OUT_BUF_WORDS:
+    if geo.out_hw[1] * hw.N_PE * words > hw.OUT_BUF_WORDS:
         raise BitletValueError(
-            f"x: output width {insn.out_hw[1]} exceeds the output row buffer "
+            f"x: output width {geo.out_hw[1]} exceeds the output row buffer "
             f"({hw.OUT_BUF_WORDS // (hw.N_PE * words)} pixels); split the input")
-    if has_bias and insn.cout * words > hw.BIAS_BUF_WORDS:
+    if has_bias and geo.cout * words > hw.BIAS_BUF_WORDS:
         raise BitletValueError(
-            f"bias: {insn.cout} output channels exceed the bias buffer "
+            f"bias: {geo.cout} output channels exceed the bias buffer "
             f"({hw.BIAS_BUF_WORDS // words}); split the output channels")
-
-
-def _conv_program(x, w, *, stride, padding, dilation, groups, bias, relu, prune, fmt, quant,
-                  kernel, gemm=False, fixbits=0):
-    """Run an NHWC convolution on the kernel; returns (raw output elements, profile)."""
-    fixed = fmt == hw.FMT_FIXED
-    if kernel not in _KERNELS:
-        raise BitletValueError(f"kernel must be one of {_KERNELS}, got {kernel!r}")
-    if fixed and kernel == "vendor":
-        raise BitletValueError("precision='fixed' is not supported by the vendor-FP kernel")
-    ofmt = hw.FMT_FIXED if fixed else hw.FMT_FP32      # results are binary32 (or fixed r)
-    n, ih, iw, cin = x.shape
-    cout, kh, kw, _ = w.shape
-    arena = Arena()
-    act = arena.add(preprocess.to_words(
-        preprocess.pack_elements(x, fmt, name="a" if gemm else "x")))
-    bias_words = _bias_words(bias, cout, fixed)
-    bias_addr = arena.add(bias_words) if bias_words is not None else 0
-    base = isa.conv2d(n=n, ih=ih, iw=iw, cin=cin, cout=cout, kh=kh, kw=kw, act=act, wgt=0,
-                      out=0, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                      wfmt=fmt, afmt=fmt, ofmt=ofmt, prune=prune, quant=quant,
-                      fixbits=fixbits if fixed else 0)
-    if gemm:
-        base = base.replace(opcode=hw.OP_GEMM)
-    _check_buffers(base, bias_words is not None)
-    oh, ow = base.out_hw
-    out_elems = n * oh * ow * cout
-    out_bytes = isa.fmt_bytes(ofmt)
-    part_bytes = 8 if fixed else 4
-    tiles = _k_tiles(base.n_kgroups)
-    partial = arena.reserve(out_elems * part_bytes) if len(tiles) > 1 else 0
-    out = arena.reserve(out_elems * out_bytes)
-    insns = []
-    for i, (kg0, kg1) in enumerate(tiles):
-        last = i == len(tiles) - 1
-        wgt = arena.add(preprocess.to_words(
-            preprocess.to_device_weights(w, fmt, k_groups=(kg0, kg1))))
-        insns.append(base.replace(
-            wgt=wgt, kg_begin=kg0, kg_end=kg1, out=out if last else partial,
-            acc=partial if i else 0, bias=bias_addr if last else 0,
-            flags=isa.flags_word(relu and last, bias_words is not None and last, i > 0, not last)))
-    mem, prof = run_program(arena, insns, kernel=kernel)
-    off = (out - arena.base) // 4
-    words = mem[off:off + -(-out_elems * out_bytes // 4)]
-    raw = preprocess.from_words(words, out_elems, out_bytes)
-    return raw.reshape(n, oh, ow, cout), prof
 
 
 def _summarise(prof: np.ndarray) -> dict:
@@ -370,24 +262,97 @@ def _result(raw, fmt, prof, return_profile):
 # ----------------------------------------------------------------------
 # Public layer functions
 # ----------------------------------------------------------------------
-def _fast_engine(engine, kernel):
-    """``bitlet.engines.fast`` when ``engine`` (None: the numerics default) is "fast" and
-    the kernel is Bitlet's, else None (run ``bitlet_top``/``vendor_fp_top``)."""
-    from bitlet import numerics
+def _want_cycles(cycles, return_profile: bool) -> bool:
+    """Whether to run the cycle model (and return the profile)."""
+    if cycles is None:
+        return bool(return_profile)
+    if not isinstance(cycles, (bool, np.bool_)):
+        raise BitletTypeError(f"cycles must be a bool or None, got {type(cycles).__name__}")
+    if return_profile and not cycles:
+        raise BitletValueError("cycles=False contradicts return_profile=True (the profile "
+                               "is the cycle accounting)")
+    return bool(cycles)
 
-    name = numerics.default_engine() if engine is None else engine
-    if name not in ("fast", "reference"):
+
+def _layer_engine(engine, kernel: str) -> str:
+    """``"fast"`` or ``"reference"``: who runs a layer of ``kernel``.
+
+    None: :func:`bitlet.numerics.default_engine` for the Bitlet kernel, the
+    reference for the vendor-FP kernel (the fast emulator has only the
+    Bitlet kernel); asking for ``"fast"`` with ``kernel="vendor_fp"`` is an
+    error.
+    """
+    if engine is not None and engine not in BUILT_IN:
         raise BitletValueError(f"engine must be None, 'fast' or 'reference', got {engine!r}")
-    if name == "reference" or kernel != "bitlet":
-        return None
-    from bitlet.engines import fast
+    if kernel != "bitlet":
+        if engine == "fast":
+            raise BitletValueError(f"engine='fast' emulates the bitlet kernel only, not "
+                                   f"kernel={kernel!r}; use engine='reference' (the default "
+                                   "for it)")
+        return "reference"
+    name = engine_name(engine)
+    return name if name in BUILT_IN else "reference"   # a custom group engine: the C
 
-    return fast
+
+def _run_layer(x, w, *, stride, padding, dilation, groups, bias, relu, prune, fmt, quant,
+               kernel, engine, threads, cycles, gemm=False, fixbits=0):
+    """Run one layer (NHWC convolution, or a GEMM as a 1x1 convolution of N
+    pixels); returns (raw output elements [N, OH, OW, Cout], profile records)."""
+    fixed = fmt == hw.FMT_FIXED
+    if fixed and kernel == "vendor_fp":
+        raise BitletValueError("precision='fixed' is not supported by the vendor-FP kernel")
+    ofmt = hw.FMT_FIXED if fixed else hw.FMT_FP32      # results are binary32 (or fixed r)
+    n, ih, iw, cin = x.shape
+    cout, kh, kw, _ = w.shape
+    act = np.ascontiguousarray(preprocess.pack_elements(x, fmt, name="a" if gemm else "x"))
+    bias_words = _bias_words(bias, cout, fixed)
+    geo = LayerGeometry("layer", n, ih, iw, cin, cout, kh, kw, stride, padding, dilation,
+                        groups, gemm=gemm, fixed=fixed)
+    _check_buffers(geo, bias_words is not None)
+    tiles = k_tiles(geo.n_kg, hw.N_PE, hw.WGT_BUF_WORDS)
+    insns = layer_instructions(geo, tiles, wfmt=fmt, ofmt=ofmt, relu=relu,
+                               bias=bias_words is not None, prune=prune, quant=quant,
+                               fixbits=fixbits if fixed else 0)   # checks the geometry
+    oh, ow = geo.out_hw
+    out_elems = n * oh * ow * cout
+    part_words = 2 if fixed else 1                     # partial sums: int64 / fp32
+    weights = [preprocess.to_device_weights(w, fmt, k_groups=kt) for kt in tiles]
+    if engine == "fast":
+        eng = fast.engine()
+        buffers = {"out": np.zeros(out_elems, np.uint32),
+                   **{name: np.zeros(out_elems * part_words, np.uint32)
+                      for name in partial_buffers(len(tiles))}}
+        prof = np.zeros(len(insns), dtype=isa.profile_dtype())
+        clock = 0                                      # the kernel's clock, as run_kernel's
+        for i, item in enumerate(insns):
+            prof[i] = eng.run_layer(
+                item.insn, {"act": act, "wgt": weights[item.k_tile], "out": buffers[item.out],
+                            "acc": buffers[item.acc] if item.acc else None,
+                            "bias": bias_words if item.bias else None},
+                timestamp=clock, threads=threads, cycles=cycles)
+            clock = int(prof[i]["end"])
+        return buffers["out"].reshape(n, oh, ow, cout), prof
+    image = memory_image()
+    addr = {"act": image.add(preprocess.to_words(act))}
+    addr["bias"] = image.add(bias_words) if bias_words is not None else 0
+    for name in partial_buffers(len(tiles)):
+        addr[name] = image.reserve(out_elems * part_words * 4)
+    out_bytes = isa.fmt_bytes(ofmt)
+    addr["out"] = image.reserve(out_elems * out_bytes)
+    wgt = [image.add(preprocess.to_words(words)) for words in weights]
+    program = [item.insn.replace(act=addr["act"], wgt=wgt[item.k_tile], out=addr[item.out],
+                                 acc=addr[item.acc] if item.acc else 0,
+                                 bias=addr["bias"] if item.bias else 0) for item in insns]
+    mem, prof = run_program(image, program, kernel=kernel)
+    off = (addr["out"] - image.base) // 4
+    words = mem[off:off + -(-out_elems * out_bytes // 4)]
+    raw = preprocess.from_words(words, out_elems, out_bytes)
+    return raw.reshape(n, oh, ow, cout), prof
 
 
 def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None, relu=False,
-           prune=0xFFFFFF, precision="fp32",
-           quant=None, kernel="bitlet", return_profile=False, engine=None):
+           prune=hw.PRUNE_ALL, precision="fp32", quant=None, kernel="bitlet",
+           return_profile=False, engine=None, threads=None, cycles=None):
     """2-D convolution on the kernel (NHWC), bit-exact to the hardware.
 
     Parameters
@@ -401,7 +366,7 @@ def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None, relu=F
     groups : int, dividing Cin and Cout (groups = Cin = Cout: depthwise)
     bias : float32 [Cout] (fixed: integers, |b| < 2^61), optional
     relu : bool
-    prune : int, 24-bit bit-column mask
+    prune : int, 24-bit bit-column mask (default ``hw.PRUNE_ALL``: every column)
     precision : "fp32", "fp16", "bf16", "fixed" or "fixed<n>"
         fp16/bf16: operands rounded (RNE) to that format, widened exactly by
         the kernel; the result is binary32.  ``"fixed<n>"``, n = 1..24:
@@ -409,15 +374,22 @@ def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None, relu=F
         the instruction carries n (field fixbits), results are those of
         ``"fixed"``.
     quant : int 0..24, fixed precisions only (the output shift)
-    kernel : "bitlet" (default) or "vendor" (the vendor-FP baseline, float only)
+    kernel : "bitlet" (default) or "vendor_fp" (the vendor-FP baseline, float only)
     return_profile : bool
         Also return the summed profile counters (dict: ``pe_cycles``,
         ``ref_cycles``, ``kernel_cycles``, ``groups``, ``scan``, ``ddr_bytes``).
     engine : None, "fast" or "reference"
         Who computes it: the fast emulator or the kernel's own C source
         (``bitlet_top``); None = :func:`bitlet.numerics.default_engine`.  Both
-        give the same bits and the same profile.  The vendor kernel always
-        runs on the reference.
+        give the same bits and the same profile.  The vendor-FP kernel runs
+        on the reference only.
+    threads : int, optional
+        Threads of the fast engine (default ``BITLET_THREADS`` or every
+        CPU); the reference runs on one.  Results never depend on it.
+    cycles : bool, optional
+        Run the cycle model (default: ``return_profile``); True also returns
+        the profile.  The fast engine skips the model without it (faster);
+        the reference always runs it.
 
     Returns
     -------
@@ -428,20 +400,18 @@ def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, bias=None, relu=F
     stride, padding, dilation = _conv_geometry(stride, padding, dilation)
     relu = _check_relu(relu)
     fixed = fmt == hw.FMT_FIXED
-    fast = _fast_engine(engine, kernel)
-    if fast is not None:
-        return fast.conv2d(x, w, stride=stride, padding=padding, dilation=dilation,
-                           groups=int(groups), bias=bias, relu=relu, prune=prune,
-                           precision=precision, quant=quant, return_profile=return_profile)
-    raw, prof = _conv_program(
+    prune, quant = _check_prune(prune), _check_quant(quant, fixed)
+    want = _want_cycles(cycles, return_profile)
+    kernel = check_kernel(kernel)
+    raw, prof = _run_layer(
         x, w, stride=stride, padding=padding, dilation=dilation, groups=int(groups), bias=bias,
-        relu=_check_relu(relu), prune=_check_prune(prune), fmt=fmt, quant=_check_quant(quant, fixed),
-        kernel=kernel, fixbits=bits)
-    return _result(raw, fmt, prof, return_profile)
+        relu=relu, prune=prune, fmt=fmt, quant=quant, kernel=kernel,
+        engine=_layer_engine(engine, kernel), threads=threads, cycles=want, fixbits=bits)
+    return _result(raw, fmt, prof, want)
 
 
-def matmul(w, a, *, bias=None, relu=False, prune=0xFFFFFF, precision="fp32", quant=None,
-           kernel="bitlet", return_profile=False, engine=None):
+def matmul(w, a, *, bias=None, relu=False, prune=hw.PRUNE_ALL, precision="fp32", quant=None,
+           kernel="bitlet", return_profile=False, engine=None, threads=None, cycles=None):
     """Matrix product ``W @ A`` on the kernel (GEMM), bit-exact to the hardware.
 
     Parameters
@@ -449,7 +419,8 @@ def matmul(w, a, *, bias=None, relu=False, prune=0xFFFFFF, precision="fp32", qua
     w : float32 [M, K]
     a : float32 [K, N]
     bias : float32 [M], optional (added to every column)
-    relu, prune, precision, quant, kernel, return_profile, engine : as :func:`conv2d`
+    relu, prune, precision, quant, kernel, return_profile, engine, threads, cycles
+        As :func:`conv2d`.
 
     Returns
     -------
@@ -457,17 +428,15 @@ def matmul(w, a, *, bias=None, relu=False, prune=0xFFFFFF, precision="fp32", qua
     """
     fmt, bits, w, a = _matmul_operands(w, a, precision)
     fixed = fmt == hw.FMT_FIXED
-    fast = _fast_engine(engine, kernel)
-    if fast is not None:
-        _check_relu(relu), _check_prune(prune), _check_quant(quant, fixed)  # errors in the order below
-        if fixed:
-            preprocess.pack_elements(a, fmt, name="a")  # range errors name `a`, as below
-        return fast.matmul(w, a, bias=bias, relu=relu, prune=prune, precision=precision,
-                           quant=quant, return_profile=return_profile)
+    relu = _check_relu(relu)
+    prune, quant = _check_prune(prune), _check_quant(quant, fixed)
+    want = _want_cycles(cycles, return_profile)
+    kernel = check_kernel(kernel)
     m, k = w.shape
     n = a.shape[1]
-    raw, prof = _conv_program(
-        np.ascontiguousarray(a.T).reshape(n, 1, 1, k), w.reshape(m, 1, 1, k), stride=1,
-        padding=0, dilation=1, groups=1, bias=bias, relu=_check_relu(relu), prune=_check_prune(prune),
-        fmt=fmt, quant=_check_quant(quant, fixed), kernel=kernel, gemm=True, fixbits=bits)
-    return _result(raw.reshape(n, m).T, fmt, prof, return_profile)
+    raw, prof = _run_layer(
+        np.ascontiguousarray(a.T).reshape(n, 1, 1, k), w.reshape(m, 1, 1, k), stride=(1, 1),
+        padding=(0, 0, 0, 0), dilation=(1, 1), groups=1, bias=bias, relu=relu, prune=prune,
+        fmt=fmt, quant=quant, kernel=kernel, engine=_layer_engine(engine, kernel),
+        threads=threads, cycles=want, gemm=True, fixbits=bits)
+    return _result(raw.reshape(n, m).T, fmt, prof, want)

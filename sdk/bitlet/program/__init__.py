@@ -51,7 +51,10 @@ import numpy as np
 
 from bitlet import hw
 from bitlet.errors import BitletTypeError, BitletValueError, ProgramError
+from bitlet.isa import Insn, operand_bytes
 from bitlet.npz import MAX_BYTES, read_npz
+from bitlet.program.hostops import HOST_OPS
+from bitlet.program.schedule import KernelConfig
 
 FORMAT = "bitlet-program"
 FORMAT_VERSION = 1
@@ -281,8 +284,6 @@ class Program:
         bitlet.ProgramError
             Naming the first field that is wrong (a ``BitletValueError``).
         """
-        from bitlet.program.hostops import HOST_OPS
-
         meta = self.meta
         if not isinstance(meta, dict):
             raise ProgramError(f"program: the metadata must be a JSON object, got "
@@ -339,8 +340,6 @@ class Program:
 
     def _validate_insns(self) -> None:
         """Every operand inside the region it may touch, and relocated."""
-        from bitlet.isa import Insn, operand_bytes
-
         b = self.meta["buffers"]
         regions = {"write": (b["pool_offset"], b["total_bytes"], "the activation pool"),
                    "read": (b["blob_offset"], b["total_bytes"], "the weights and the pool")}
@@ -389,8 +388,6 @@ class Program:
             _field(layer, "macs", "layers", int)
         for step in meta["steps"]:
             _validate_step(step, self, host_ops)
-        from bitlet.program.schedule import KernelConfig
-
         try:
             KernelConfig.from_dict(meta["kernel"])
         except (TypeError, KeyError, ValueError) as exc:

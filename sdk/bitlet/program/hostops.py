@@ -193,6 +193,8 @@ def erf(ins, attrs):
     return _erf(x.astype(np.float64)).astype(x.dtype)
 
 
+# Element-wise ops: one ONNX op -> one numpy function each (alike in shape only,
+# as `duplicates` reports; each is the registry entry of its op).
 @host_op("Sqrt")
 def sqrt(ins, attrs):
     return np.sqrt(ins[0])

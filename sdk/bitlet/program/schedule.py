@@ -68,7 +68,12 @@ class KernelConfig:
 
 @dataclass
 class LayerGeometry:
-    """One kernel layer as the kernel sees it (GEMM: ``ih = iw = kh = kw = 1``, ``n`` rows)."""
+    """One kernel layer as the kernel sees it (GEMM: ``ih = iw = kh = kw = 1``, ``n`` rows).
+
+    Its fields look like :class:`bitlet.isa.Insn`'s (``duplicates`` pairs them
+    by shape): this is the whole layer before tiling, from which
+    :func:`bitlet.program.instructions.layer_instructions` builds the Insns.
+    """
 
     name: str
     n: int
@@ -127,6 +132,17 @@ class TilePlan:
     notes: list[str] = field(default_factory=list)
 
 
+def k_tiles(n_kg: int, n_pe: int, wgt_buf_words: int) -> list[tuple[int, int]]:
+    """K tiles ``[(begin, end), ...]`` (in 64-groups) of a layer of ``n_kg`` groups:
+    as many groups per tile as the weight buffer holds for all ``n_pe`` PEs
+    (``n_pe * (end - begin) * hw.GROUP <= wgt_buf_words``).  Empty when that is
+    not even one group."""
+    per = wgt_buf_words // (n_pe * hw.GROUP)
+    if per < 1:
+        return []
+    return [(b, min(b + per, n_kg)) for b in range(0, n_kg, per)]
+
+
 def _fail(layer: LayerGeometry, what: str, need: int, have: int, hint: str) -> CompileError:
     return CompileError(f"layer {layer.name!r} cannot be tiled: {what} needs {need} words but the "
                         f"kernel's buffer holds {have} ({hint})")
@@ -140,10 +156,9 @@ def plan_layer(layer: LayerGeometry, cfg: KernelConfig) -> TilePlan:
     if ow * cfg.n_pe * per_out > cfg.out_buf_words:
         raise _fail(layer, f"an output row ({ow} pixels x {cfg.n_pe} PEs)",
                     ow * cfg.n_pe * per_out, cfg.out_buf_words, "output width too large")
-    kg_max = cfg.wgt_buf_words // (cfg.n_pe * hw.GROUP)
-    if kg_max < 1:
+    tiles_k = k_tiles(layer.n_kg, cfg.n_pe, cfg.wgt_buf_words)
+    if not tiles_k:
         raise _fail(layer, "one 64-group per PE", cfg.n_pe * hw.GROUP, cfg.wgt_buf_words, "")
-    k_tiles = [(b, min(b + kg_max, layer.n_kg)) for b in range(0, layer.n_kg, kg_max)]
     rows = (layer.kh - 1) * layer.dil[0] + 1
     max_groups = layer.groups
     act_words = rows * layer.iw * layer.cin_g
@@ -151,36 +166,53 @@ def plan_layer(layer: LayerGeometry, cfg: KernelConfig) -> TilePlan:
         raise _fail(layer, f"the activation line buffer ({rows} rows x {layer.iw} x {layer.cin_g} "
                     "channels)", act_words, cfg.act_buf_words, "use a smaller input")
     if layer.groups == 1:  # output-channel tiles: see channel_tiles()
-        return TilePlan([(0, 1)], k_tiles, False, 0)
+        return TilePlan([(0, 1)], tiles_k, False, 0)
     max_groups = min(max_groups, cfg.act_buf_words // act_words)
     max_groups = min(max_groups, max(1, cfg.bias_buf_words // (per_out * layer.cout_g)))
     if layer.cout_g * per_out > cfg.bias_buf_words:
         max_groups = 0
     streamed = _tiles(layer.groups, max_groups, layer.cout_g, cfg) if max_groups else None
-    resident_groups = _resident_groups(layer, cfg, k_tiles, max_groups)
+    resident_groups = _resident_groups(layer, cfg, tiles_k, max_groups)
     options = []
     if streamed:
-        options.append((_ddr(layer, streamed, k_tiles, cfg), streamed, False))
+        options.append((_ddr(layer, streamed, tiles_k, cfg), streamed, False))
     if resident_groups:
         tiles = _tiles(layer.groups, resident_groups, layer.cout_g, cfg)
-        options.append((_ddr(layer, tiles, k_tiles, cfg), tiles, True))
+        options.append((_ddr(layer, tiles, tiles_k, cfg), tiles, True))
     if not options:
         raise _fail(layer, f"the bias of one group ({layer.cout_g} channels)",
                     layer.cout_g * per_out, cfg.bias_buf_words, "too many output channels per group")
     ddr, tiles, resident = min(options, key=lambda o: o[0])
-    return TilePlan(tiles, k_tiles, resident or _fits(layer, tiles[0], k_tiles, cfg), ddr)
+    return TilePlan(tiles, tiles_k, resident or _fits(layer, tiles[0], tiles_k, cfg), ddr)
+
+
+def over_limits(layer: LayerGeometry) -> list[tuple[str, int, int]]:
+    """The kernel's limits a layer exceeds, as ``(field, value, limit)``.
+
+    One entry for each dimension above ``hw.MAX_DIM`` (fields ``n``, ``ih``,
+    ``iw``, ``cin``, ``cout``, ``kh``, ``kw``, in that order), then ``("k",
+    K, limit)`` when K exceeds ``hw.MAX_K`` (fixed mode: ``hw.FIXED_MAX_K``,
+    NUMERICS.md s.6).  Empty when the layer is within them.  The compiler
+    and the layer functions (:mod:`bitlet.numerics.layers`) word the refusal.
+    """
+    out = [(name, getattr(layer, name), hw.MAX_DIM) for name in _DIMS
+           if getattr(layer, name) > hw.MAX_DIM]
+    k_max = hw.FIXED_MAX_K if layer.fixed else hw.MAX_K
+    if layer.k > k_max:
+        out.append(("k", layer.k, k_max))
+    return out
+
+
+_DIMS = ("n", "ih", "iw", "cin", "cout", "kh", "kw")
 
 
 def _check_limits(layer: LayerGeometry) -> None:
-    for name in ("n", "ih", "iw", "cin", "cout", "kh", "kw"):
-        if getattr(layer, name) > hw.MAX_DIM:
-            raise CompileError(f"layer {layer.name!r}: {name}={getattr(layer, name)} exceeds the "
-                               f"kernel's limit {hw.MAX_DIM}")
-    if layer.k > hw.MAX_K:
-        raise CompileError(f"layer {layer.name!r}: K={layer.k} exceeds the kernel's limit {hw.MAX_K}")
-    if layer.fixed and layer.k > hw.FIXED_MAX_K:
-        raise CompileError(f"layer {layer.name!r}: K={layer.k} exceeds the fixed-mode limit "
-                           f"{hw.FIXED_MAX_K}")
+    for name, value, limit in over_limits(layer):
+        if name == "k":
+            which = "the fixed-mode limit" if layer.fixed else "the kernel's limit"
+            raise CompileError(f"layer {layer.name!r}: K={value} exceeds {which} {limit}")
+        raise CompileError(f"layer {layer.name!r}: {name}={value} exceeds the kernel's "
+                           f"limit {limit}")
     if min(layer.out_hw) < 1:
         raise CompileError(f"layer {layer.name!r}: the kernel does not fit the padded input")
 

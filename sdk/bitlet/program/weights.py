@@ -26,6 +26,7 @@ import numpy as np
 
 from bitlet import hw
 from bitlet.errors import CompileError
+from bitlet.program.preprocess import to_device_weights
 
 FLOAT_FORMATS = ("fp32", "fp16", "bf16")
 
@@ -122,8 +123,6 @@ def conv_rows(w_oihw: np.ndarray) -> np.ndarray:
 
 def device_rows(w: np.ndarray, fmt: str, k_groups: tuple[int, int]) -> np.ndarray:
     """Device-layout weight rows of the 64-groups ``k_groups`` (see :mod:`bitlet.program.preprocess`)."""
-    from bitlet.program.preprocess import to_device_weights
-
     if fmt == "fixed":
         return to_device_weights(w.astype(np.int64), "fixed", k_groups=k_groups)
     return to_device_weights(np.ascontiguousarray(w, dtype=np.float32), fmt, k_groups=k_groups)
