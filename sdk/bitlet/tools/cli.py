@@ -52,6 +52,7 @@ from bitlet.tools.inputs import (
     load_inputs,
     onnx_input_specs,
     parse_floats,
+    parse_prune,
     parse_shapes,
     write_outputs,
 )
@@ -321,21 +322,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- parser
-def _prune(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer mask (e.g. 0xFFFF00)") from None
-    if not 0 <= value <= 0xFFFFFF:
-        raise argparse.ArgumentTypeError(f"prune mask {text} is outside 0..0xFFFFFF (24 bit columns)")
-    return value
-
-
 def _model_options(precision_help: str, default: str | None = "fp32") -> argparse.ArgumentParser:
     """Parent parser of the options of commands that compile a model."""
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument("--precision", default=default, help=precision_help)
-    model.add_argument("--prune", type=_prune, default=None, help="24-bit column prune mask for every layer")
+    model.add_argument("--prune", type=parse_prune, default=None, help="24-bit column prune mask for every layer")
     model.add_argument("--shape", action="append", metavar="NAME=D0,D1,...",
                        help="shape of a dynamic input (repeatable)")
     model.add_argument("--input", default=None,
@@ -396,9 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="bitlet-demo", help="directory for the output images")
     p.add_argument("--frames", type=int, default=None, help="only the first N bundled frames")
     p.add_argument("--precision", default="fp32", help="fp32 (default), fp16, bf16 or fixed<n>")
-    p.add_argument("--prune", type=_prune, default=None)
+    p.add_argument("--prune", type=parse_prune, default=None)
     p.set_defaults(func=cmd_demo)
-    add_enhance_parser(sub, common, _prune, _emit)  # bitlet enhance (bitlet.tools.enhance)
+    add_enhance_parser(sub, common, parse_prune, _emit)  # bitlet enhance (bitlet.tools.enhance)
     p = sub.add_parser("agent", help="serve this board's device and runtime over UART or TCP")
     p.add_argument("--listen", required=True,
                    help="serial:///dev/ttyPS0?baud=921600 or tcp://127.0.0.1:7700")

@@ -7,7 +7,7 @@ from typing import Any
 
 from bitlet.errors import BitletValueError
 from bitlet.tools.evaluate import evaluate
-from bitlet.tools.inputs import parse_shapes
+from bitlet.tools.inputs import parse_prune, parse_shapes
 from bitlet.tools.shards import DEFAULT_SHARD_SIZE
 from bitlet.tools.sweep import sweep
 
@@ -24,19 +24,9 @@ def _positive(text: str) -> int:
     return value
 
 
-def _mask(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer mask (e.g. 0xFFFF00)") from None
-    if not 0 <= value <= 0xFFFFFF:
-        raise argparse.ArgumentTypeError(f"prune mask {text} is outside 0..0xFFFFFF (24 bit columns)")
-    return value
-
-
 def _mask_value(text: str) -> int:
     try:
-        return _mask(text)
+        return parse_prune(text)
     except argparse.ArgumentTypeError as exc:
         raise ValueError(str(exc)) from None
 
@@ -126,7 +116,7 @@ def add_eval_commands(sub: Any, common: argparse.ArgumentParser, emit: Callable[
                    help="reference outputs (.npy / .npz per output, first axis = inputs) instead "
                         "of onnxruntime fp32")
     p.add_argument("--precision", default="fp32", help="fp32 (default), fp16, bf16 or fixed<n>")
-    p.add_argument("--prune", type=_mask, default=None,
+    p.add_argument("--prune", type=parse_prune, default=None,
                    help="24-bit column prune mask for every layer")
     p.add_argument("--bits", type=_positive, default=None, help="bit budget for every layer")
     p.add_argument("--n-pe", type=_positive, default=None,

@@ -7,6 +7,7 @@ stderr and puts in its ``--json`` summary.
 """
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from bitlet import hw
 from bitlet.compiler.frontend import declared_inputs
 from bitlet.errors import BitletValueError
 
 __all__ = ["IMAGE_SUFFIXES", "RANDOM_SEED", "Feeds", "input_summary", "load_inputs",
-           "onnx_input_specs", "parse_floats", "parse_shapes", "write_outputs"]
+           "onnx_input_specs", "parse_floats", "parse_prune", "parse_shapes", "write_outputs"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 RANDOM_SEED = 0
@@ -61,6 +63,19 @@ def parse_shapes(items: Sequence[str] | None) -> dict[str, tuple[int, ...]] | No
         if any(d <= 0 for d in shapes[name]):
             raise BitletValueError(f"--shape {item!r}: every dimension must be positive")
     return shapes
+
+
+def parse_prune(text: str) -> int:
+    """A ``--prune`` mask: an integer (``0xFFFF00``) of at most ``hw.SIG_BITS`` bits
+    (argparse type: ``ArgumentTypeError`` naming the value)."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer mask (e.g. 0xFFFF00)") from None
+    if not 0 <= value <= hw.PRUNE_ALL:
+        raise argparse.ArgumentTypeError(f"prune mask {text} is outside 0..0x{hw.PRUNE_ALL:X} "
+                                         f"({hw.SIG_BITS} bit columns)")
+    return value
 
 
 def parse_floats(text: str | None, option: str) -> tuple[float, ...] | None:
