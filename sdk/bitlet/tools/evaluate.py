@@ -42,6 +42,7 @@ from bitlet.program import Program
 from bitlet.tools.cluster import RayRunner
 from bitlet.tools.dataset import open_dataset
 from bitlet.tools.inputs import onnx_input_specs
+from bitlet.tools.plots import pyplot
 from bitlet.tools.shards import (
     DEFAULT_SHARD_SIZE,
     FORMAT,
@@ -206,13 +207,7 @@ def write_tables(out: Path, result: EvalResult) -> list[str]:
 
 def plot_eval(result: EvalResult, directory: str | os.PathLike) -> list[str]:
     """Error histogram and cycles per input, as PNGs in ``directory``."""
-    try:
-        import matplotlib  # optional: only --plots needs it
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # optional: only --plots needs it
-    except ImportError:
-        raise BitletValueError("--plots needs matplotlib (pip install matplotlib)") from None
+    plt = pyplot()
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     info, recs = result.info, result.records

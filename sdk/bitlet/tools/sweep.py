@@ -28,6 +28,7 @@ from bitlet import hw
 from bitlet.errors import BitletValueError
 from bitlet.tools.dataset import open_dataset
 from bitlet.tools.evaluate import CYCLES_LABEL, make_runner, model_inputs, summarize
+from bitlet.tools.plots import pyplot
 from bitlet.tools.shards import (
     DEFAULT_SHARD_SIZE,
     FORMAT,
@@ -207,13 +208,7 @@ def _write(out: Path, result: SweepResult) -> list[str]:
 
 def plot_sweep(result: SweepResult, directory: str | os.PathLike) -> list[str]:
     """``pareto.png``: mean rel L2 error against modelled kernel cycles, front connected."""
-    try:
-        import matplotlib  # optional: only --plots needs it
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # optional: only --plots needs it
-    except ImportError:
-        raise BitletValueError("--plots needs matplotlib (pip install matplotlib)") from None
+    plt = pyplot()
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 4.5))
