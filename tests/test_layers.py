@@ -570,3 +570,22 @@ def test_schedule_benchmark_runs_on_real_layers(capsys):
     kernel_over_pe = float(total.split()[5])
     assert kernel_over_pe >= 1    # the kernel's cycles include the PE array's
     assert "dw3x3" in out and "modelled" in out
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16", "fp32"])
+def test_narrow_float_operands_are_widened_exactly(precision):
+    """float16 (and bfloat16 through ml_dtypes, when installed) operands give the
+    bits of the same values in float32: the widening is exact."""
+    w = weights((8, 64)).astype(np.float16)
+    a = weights((64, 5)).astype(np.float16)
+    want = _layers.matmul(w.astype(np.float32), a.astype(np.float32), precision=precision)
+    assert _layers.matmul(w, a, precision=precision).tobytes() == want.tobytes()
+    x = weights((1, 6, 6, 8)).astype(np.float16)
+    k = weights((4, 3, 3, 8)).astype(np.float16)
+    assert _layers.conv2d(x, k, padding=1, precision=precision).tobytes() == \
+        _layers.conv2d(x.astype(np.float32), k.astype(np.float32), padding=1,
+                       precision=precision).tobytes()
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    wb, ab = w.astype(ml_dtypes.bfloat16), a.astype(ml_dtypes.bfloat16)
+    assert _layers.matmul(wb, ab, precision=precision).tobytes() == \
+        _layers.matmul(wb.astype(np.float32), ab.astype(np.float32), precision=precision).tobytes()

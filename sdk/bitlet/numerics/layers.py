@@ -183,14 +183,21 @@ def _check_relu(relu) -> bool:
     return bool(relu)
 
 
+#: float operands widened exactly to float32 (bfloat16 is ml_dtypes' type, when installed)
+_NARROW_FLOATS = ("float16", "bfloat16")
+
+
 def _operand(x, name: str, ndim: int, fixed: bool) -> np.ndarray:
     arr = np.asarray(x)
     if arr.ndim != ndim:
         raise BitletValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
     if arr.dtype.kind == "f" and arr.dtype.itemsize == 4:
         arr = arr.astype(np.float32, copy=False)        # any byte order
+    elif not fixed and arr.dtype.name in _NARROW_FLOATS:
+        arr = arr.astype(np.float32)                    # float16 / bfloat16: widened exactly
     if not fixed and arr.dtype != np.float32:
-        raise BitletTypeError(f"{name} must be float32, got {arr.dtype}")
+        raise BitletTypeError(f"{name} must be float32 (or float16 / bfloat16, widened exactly), "
+                              f"got {arr.dtype}")
     if fixed and arr.dtype.kind not in "iuf":
         raise BitletTypeError(f"{name} must hold integers for precision='fixed', got {arr.dtype}")
     if 0 in arr.shape:
