@@ -105,6 +105,9 @@ def classes() -> tuple[type, type]:
                 else:  # arithmetic result: not device memory
                     self.device_address = None
 
+        # The same use-after-free and not-device-memory checks as RemoteBuffer._root
+        # (drivers/remote.py): the two buffer types share no base class (a pynq array vs a
+        # mirror of a remote buffer), so each says it in its own terms.
         def _live(self, action: str) -> _BufferState:
             state = self._state
             if state is None:
@@ -118,6 +121,7 @@ def classes() -> tuple[type, type]:
                                        "(or a contiguous slice)")
             return state
 
+        # sync_to_device/flush and sync_from_device/invalidate: pynq's two names for each
         def sync_to_device(self) -> None:
             """Flush the host cache lines of this buffer to DDR."""
             self._live("sync_to_device")

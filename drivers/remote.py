@@ -116,6 +116,7 @@ class RemoteBuffer(DeviceBuffer):
             return None
         return root._address + self._byte_extent()[0]
 
+    # (the checks of PynqBuffer._live in drivers/pynq_board.py, for a remote buffer)
     def _root(self, action: str) -> RemoteBuffer:
         root = self._owner_buf
         if root is None:

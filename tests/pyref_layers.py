@@ -189,6 +189,8 @@ def geometry(L: Layer):
 def _act_vector(L, n, oy, ox, cg, g, geo):
     _, ih, iw, _, _, _, kw, cin_g, _, _, k, _ = geo
     vec = []
+    # (the same K walk as the weight packing further down, written again on purpose: each
+    # oracle function stands alone)
     for j in range(GROUP):
         kk = g * GROUP + j
         if kk >= k:
@@ -311,6 +313,7 @@ class Placement:
     and its pixel pitches; the DDR figures depend on addresses modulo the
     bus width.  Defaults: every operand AXI-aligned, dense tensors."""
 
+    # (a dataclass of defaults, like drivers/link/testing.Faults: alike in shape only)
     act: int = 0
     wgt: int = 0
     out: int = 0

@@ -39,6 +39,7 @@ pytestmark = pytest.mark.device
 BAUD = 921600
 
 
+# (test_link_faults.py has a fixture alike in shape: each test file owns its device)
 @pytest.fixture
 def sim():
     dev = SimDevice(memory=4 << 20)
@@ -307,6 +308,8 @@ def _collect_reply(peer: Peer, rid: int) -> bytes:
     raise AssertionError("no reply")
 
 
+# (its try/finally around a raw peer is alike in shape to the one of
+# test_bitlet_open_and_compile_over_the_link below: each cleans up its own connection)
 def test_a_request_id_executes_once_even_when_sent_again(sim):
     """A retransmitted request whose first copy already ran gets the cached reply."""
     with tcp_agent(sim) as (agent, url):

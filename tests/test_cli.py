@@ -15,6 +15,7 @@ pytestmark = pytest.mark.device
 SMALL = ["--shape", "lr=1,1,12,12"]
 
 
+# (tests/test_cli_inputs.py uses the same helper)
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = cli.main(list(argv))
     out, err = capsys.readouterr()

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.device
 SMALL = ["--shape", "lr=1,1,12,12"]
 
 
+# (the helper of tests/test_cli.py: each CLI test file runs the CLI the same way)
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = cli.main(list(argv))
     out, err = capsys.readouterr()

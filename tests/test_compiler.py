@@ -21,6 +21,7 @@ from onnx import numpy_helper
 pytestmark = pytest.mark.device
 
 
+# (every test module opens its own simulator: these fixtures are alike in shape)
 @pytest.fixture(scope="module")
 def dev():
     with SimDevice() as device:

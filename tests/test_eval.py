@@ -29,6 +29,7 @@ def cnn_data(tmp_path_factory):
     return d
 
 
+# an independent re-implementation of bitlet.tools.shards.output_digest: the test's oracle
 def _digest(outputs: dict) -> str:
     h = hashlib.sha256()
     for name in sorted(outputs):

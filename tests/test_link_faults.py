@@ -32,6 +32,7 @@ NOISY = {"tcp": {"drop": 0.05, "corrupt": 0.05, "duplicate": 0.05, "delay": 0.1,
          "pty": {"drop": 0.03, "corrupt": 0.03, "duplicate": 0.03, "delay": 0.05, "max_delay": 0.01}}
 
 
+# (test_agent.py has a fixture alike in shape: each test file owns its device)
 @pytest.fixture
 def sim():
     dev = SimDevice(memory=8 << 20)
@@ -125,6 +126,7 @@ def test_noisy_link_gives_exact_results_or_clear_errors(sim, kind):
         _check_agent_after(agent, direct_url, url)
 
 
+# (this test and the serial one after it are alike in shape: one transport each)
 def test_tcp_cut_mid_upload_resumes_from_the_last_acknowledged_chunk(sim):
     size = 400_000
     with through_tcp_proxy(sim, Faults(cut_after=150_000)) as (agent, url, direct_url, counter):

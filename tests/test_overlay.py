@@ -40,6 +40,7 @@ CASES = [(b, k) for b in BOARDS for k in KINDS]
 def _make_metadata():
     """overlay/make_metadata.py as a module (only in a source tree)."""
     path = OVERLAY_SRC / "make_metadata.py"
+    # (tests/test_resources.py loads make_metadata.py by path the same way)
     if not path.exists():
         pytest.skip("overlay/ sources not present (installed without a source tree)")
     spec = importlib.util.spec_from_file_location("bitlet_make_metadata", path)

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.device
 X = np.random.default_rng(4).standard_normal((1, 3, 16, 16)).astype(np.float32)
 
 
+# (every test module opens its own simulator: these fixtures are alike in shape)
 @pytest.fixture(scope="module")
 def dev():
     with SimDevice() as device:

@@ -182,6 +182,7 @@ def test_zero_units_have_no_vendor_array(report, data):
 # --------------------------------------------------------------------------- boards.tcl
 def _boards_tcl() -> dict:
     path = ROOT / "overlay" / "make_metadata.py"
+    # (as tests/test_overlay.py loads make_metadata.py by path)
     if not path.exists():
         pytest.skip("overlay/ sources not present (installed without a source tree)")
     spec = importlib.util.spec_from_file_location("bitlet_make_metadata", path)

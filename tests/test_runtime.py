@@ -19,6 +19,7 @@ def rel_l2(a, b):
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
+# (every test module opens its own simulator: these fixtures are alike in shape)
 @pytest.fixture(scope="module")
 def dev():
     with SimDevice() as device:
@@ -176,6 +177,7 @@ def test_prune_and_bit_budget_save_cycles(dev, option):
         cheap.close()
 
 
+# (the fixed-point test below is alike in shape: other precisions, other tolerances)
 @pytest.mark.parametrize("precision,tol", [("fp16", 2e-3), ("bf16", 2e-2)])
 def test_16_bit_precisions(dev, precision, tol):
     model = tiny_cnn()

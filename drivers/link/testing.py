@@ -48,6 +48,7 @@ class Faults:
         Seed of the fault generator (runs are reproducible).
     """
 
+    # (a dataclass of defaults, like tests/pyref_layers.py's operand layout: alike in shape only)
     drop: float = 0.0
     corrupt: float = 0.0
     duplicate: float = 0.0

@@ -377,6 +377,8 @@ def rule_recursion(project: Project) -> list:
     """Calls inside a cycle of the call graph (Tarjan's strongly connected components)."""
     funcs = project.functions()
     edges = {f.key: project.callees(f) for f in funcs}
+    # Tarjan's strongly connected components; tests/test_layers_imports.py has its own copy
+    # (it checks the package and does not import hls/tools, which is not part of it)
     index, low, on_stack, stack, comp = {}, {}, set(), [], {}
     counter = [0]
 

@@ -72,6 +72,8 @@ class Insn:
     iw: int = 1
     cin: int = 1
     cout: int = 1
+    # (the geometry fields of bitlet.program.schedule.LayerGeometry, which the compiler
+    # tiles; here they are an instruction's fields: alike in shape, two layers apart)
     kh: int = 1
     kw: int = 1
     stride: tuple[int, int] = (1, 1)

@@ -81,6 +81,7 @@ class LayerGeometry:
     iw: int
     cin: int
     cout: int
+    # (isa.Insn has the same geometry fields as instruction fields)
     kh: int = 1
     kw: int = 1
     stride: tuple[int, int] = (1, 1)

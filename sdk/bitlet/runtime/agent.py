@@ -88,6 +88,7 @@ from bitlet.drivers.link import (
     version_mismatch,
 )
 from bitlet.errors import BitletValueError, DeviceError
+from bitlet.jsonable import jsonable
 from bitlet.program import Program
 from bitlet.runtime.model import CompiledModel
 
@@ -639,7 +640,7 @@ class Agent:
             result, out_arrays = handler(self, args, arrays)
             return link.pack_message({"ok": True, "result": result}, out_arrays)
         except Exception as exc:  # noqa: BLE001 - reported to the client by name
-            details = {k: _plain(getattr(exc, k)) for k in link.ERROR_DETAILS if hasattr(exc, k)}
+            details = {k: jsonable(getattr(exc, k)) for k in link.ERROR_DETAILS if hasattr(exc, k)}
             return link.pack_message({"ok": False, "error": {
                 "type": type(exc).__name__, "message": str(exc), "details": details}})
 
@@ -651,7 +652,7 @@ class Agent:
             raise DeviceError(f"buffer handle {handle} is unknown or freed on the agent") from None
 
     def op_describe(self, args: dict, arrays: list) -> tuple[Any, list]:
-        return _plain(self.device.describe()), []
+        return jsonable(self.device.describe()), []
 
     def op_memory_window(self, args: dict, arrays: list) -> tuple[Any, list]:
         base, size = self.device.memory_window()
@@ -782,15 +783,15 @@ class Agent:
         model = self._model(args)
         outputs = model.run(self._feeds(args, arrays), keep=bool(args.get("keep")))
         names = [n for n in outputs if isinstance(outputs[n], np.ndarray)]
-        scalars = {n: _plain(v) for n, v in outputs.items()  # keep=True: fixed-point scales
+        scalars = {n: jsonable(v) for n, v in outputs.items()  # keep=True: fixed-point scales
                    if isinstance(v, (int, float, np.generic)) and np.isfinite(v)}
-        return ({"outputs": names, "scalars": scalars, "timings": _plain(model.last_timings)},
+        return ({"outputs": names, "scalars": scalars, "timings": jsonable(model.last_timings)},
                 [np.ascontiguousarray(outputs[n]) for n in names])
 
     def op_model_profile(self, args: dict, arrays: list) -> tuple[Any, list]:
         model = self._model(args)
         profile = model.profile(self._feeds(args, arrays))
-        return {**_plain(profile.as_dict()), "timings": _plain(model.last_timings)}, []
+        return {**jsonable(profile.as_dict()), "timings": jsonable(model.last_timings)}, []
 
     def op_model_profile_records(self, args: dict, arrays: list) -> tuple[Any, list]:
         """The profile records of the last run, one array per field (no structured dtype)."""
@@ -819,7 +820,7 @@ def device_identity(device: Any) -> dict:
     out: dict[str, Any] = {"device": str(getattr(device, "kind", "?"))}
     identity = getattr(getattr(device, "kernel", None), "identity", None)
     if identity is not None and hasattr(identity, "as_dict"):
-        out["kernel"] = _plain(identity.as_dict())
+        out["kernel"] = jsonable(identity.as_dict())
     return out
 
 
@@ -851,24 +852,12 @@ def _host(address: Any) -> str:
     return str(address[0]) if isinstance(address, tuple) and address else "?"
 
 
+# Small argument checks and quiet closers below, alike in shape (one per kind of value).
 def _int_arg(args: dict, name: str) -> int:
     value = args.get(name)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise BitletValueError(f"argument {name} must be an int >= 0, got {value!r}")
     return value
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe copy of a describe() dict (numpy scalars to Python)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
 
 
 def _quietly_close(model: Any) -> None:

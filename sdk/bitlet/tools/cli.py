@@ -38,6 +38,7 @@ from bitlet.demo import run_demo
 from bitlet.drivers import open_device
 from bitlet.drivers.overlays import detect_board, find_overlay
 from bitlet.errors import BitletError, BitletValueError
+from bitlet.jsonable import jsonable
 from bitlet.runtime import compile as bitlet_compile
 from bitlet.runtime.agent import main as agent_main
 from bitlet.runtime.compile import load
@@ -78,27 +79,10 @@ inputs:
 # --------------------------------------------------------------------------- helpers
 def _emit(args: argparse.Namespace, data: Any, text: str | Callable[[], str]) -> None:
     if args.json:
-        json.dump(_plain(data), sys.stdout, indent=2)
+        json.dump(jsonable(data), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print(text() if callable(text) else text)
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe copy of nested results (numpy scalars/arrays, paths, inf)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        return _plain(value.item())
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def _open(spec: str | None):
@@ -257,8 +241,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
         args.progress(2, 2, "done")
     finally:
         dev.close()
-    data = {**profile.as_dict(), "inputs": {"source": feeds.source, "arrays": input_summary(feeds.arrays)}}
-    _emit(args, data, lambda: "\n".join(_inputs_text(feeds) + [str(profile)]))
+    return _emit_result(args, profile, feeds)
+
+
+def _emit_result(args: argparse.Namespace, result: Any, feeds: Feeds) -> int:
+    """Print a profile or comparison (``as_dict()`` for --json) after its inputs."""
+    data = {**result.as_dict(), "inputs": {"source": feeds.source,
+                                           "arrays": input_summary(feeds.arrays)}}
+    _emit(args, data, lambda: "\n".join(_inputs_text(feeds) + [str(result)]))
     return EXIT_OK
 
 
@@ -270,9 +260,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         args.progress(2, 2, "done")
     finally:
         dev.close()
-    data = {**report.as_dict(), "inputs": {"source": feeds.source, "arrays": input_summary(feeds.arrays)}}
-    _emit(args, data, lambda: "\n".join(_inputs_text(feeds) + [str(report)]))
-    return EXIT_OK
+    return _emit_result(args, report, feeds)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -157,6 +157,8 @@ def open_dataset(data: str, input_specs: list[dict[str, Any]], *, labels: str | 
         ds = Dataset([f"{path.stem}[{i}]" for i in range(len(arr))], names_in, data,
                      _arrays={names_in[0]: arr}, _ranks=ranks)
     elif path.suffix.lower() == ".npz":
+        # like tools/inputs.load_inputs' .npz branch, but a data set holds many inputs along
+        # the first axis (checked for equal lengths), not one run's arrays
         with np.load(path, allow_pickle=False) as z:
             missing = [n for n in names_in if n not in z.files]
             if missing:

@@ -206,6 +206,7 @@ def load_inputs(path: str | None, input_specs: list[dict[str, Any]], *, mean=Non
         raise BitletValueError("--mean/--std apply to an image --input, not to a "
                                f"{suffix or 'suffix-less'} file")
     if suffix == ".npz":
+        # one run's arrays; tools/dataset.py reads a data set's (many inputs, first axis)
         with np.load(file, allow_pickle=False) as data:
             missing = [n for n in names if n not in data.files]
             if missing:
