@@ -74,6 +74,7 @@ Engine = Callable[..., np.ndarray]
 # engines
 # --------------------------------------------------------------------------
 
+@lru_cache(maxsize=1)
 def _lib():
     from bitlet._reference import ffi, lib  # compiled at install time
 
