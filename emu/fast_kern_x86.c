@@ -199,6 +199,58 @@ static inline int fk_avx2_bounds(const uint64_t *col, uint8_t *U, uint32_t *top)
 
 #define FK_GROUP64_COLS_SIMD fk_avx2_group64_cols
 #define FK_BOUNDS_SIMD fk_avx2_bounds
+/* Two fp32 groups of two activation rows with the same 64 weights (results
+ * only): each weight vector is loaded once for both rows. */
+static inline void fk_avx2_group64x2(const int32_t *we, const int32_t *wa, const int32_t *wn,
+                                     const int32_t *ae0, const int32_t *am0,
+                                     const int32_t *ae1, const int32_t *am1,
+                                     int64_t acc_out[2], int32_t emax_out[2])
+{
+    __m256i m0 = _mm256_setzero_si256(), m1 = _mm256_setzero_si256();
+    for (int i = 0; i < 8; i++) {
+        __m256i w = _mm256_loadu_si256((const __m256i *)(we + 8 * i));
+        m0 = _mm256_max_epi32(m0, _mm256_add_epi32(w, _mm256_loadu_si256((const __m256i *)(ae0 + 8 * i))));
+        m1 = _mm256_max_epi32(m1, _mm256_add_epi32(w, _mm256_loadu_si256((const __m256i *)(ae1 + 8 * i))));
+    }
+    /* both maxima at once: row 0 in the low 128 bits, row 1 in the high */
+    __m256i h = _mm256_max_epi32(_mm256_permute2x128_si256(m0, m1, 0x20),
+                                 _mm256_permute2x128_si256(m0, m1, 0x31));
+    h = _mm256_max_epi32(h, _mm256_shuffle_epi32(h, 0x4E));
+    h = _mm256_max_epi32(h, _mm256_shuffle_epi32(h, 0xB1));
+    int32_t e0 = _mm256_cvtsi256_si32(h);
+    int32_t e1 = _mm_cvtsi128_si32(_mm256_extracti128_si256(h, 1));
+    emax_out[0] = e0;
+    emax_out[1] = e1;
+    const __m256i v0 = _mm256_set1_epi32(e0), v1 = _mm256_set1_epi32(e1);
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+    for (int i = 0; i < 8; i++) {
+        __m256i w = _mm256_loadu_si256((const __m256i *)(we + 8 * i));
+        __m256i a = _mm256_loadu_si256((const __m256i *)(wa + 8 * i));
+        __m256i n = _mm256_loadu_si256((const __m256i *)(wn + 8 * i));
+        __m256i x0 = _mm256_srlv_epi32(a, _mm256_sub_epi32(v0, _mm256_add_epi32(
+            w, _mm256_loadu_si256((const __m256i *)(ae0 + 8 * i)))));
+        __m256i x1 = _mm256_srlv_epi32(a, _mm256_sub_epi32(v1, _mm256_add_epi32(
+            w, _mm256_loadu_si256((const __m256i *)(ae1 + 8 * i)))));
+        __m256i xs0 = _mm256_sub_epi32(_mm256_xor_si256(x0, n), n);
+        __m256i xs1 = _mm256_sub_epi32(_mm256_xor_si256(x1, n), n);
+        __m256i a0 = _mm256_loadu_si256((const __m256i *)(am0 + 8 * i));
+        __m256i a1 = _mm256_loadu_si256((const __m256i *)(am1 + 8 * i));
+        acc0 = _mm256_add_epi64(acc0, _mm256_mul_epi32(xs0, a0));
+        acc1 = _mm256_add_epi64(acc1, _mm256_mul_epi32(xs1, a1));
+        acc0 = _mm256_add_epi64(acc0, _mm256_mul_epi32(_mm256_srli_epi64(xs0, 32),
+                                                       _mm256_srli_epi64(a0, 32)));
+        acc1 = _mm256_add_epi64(acc1, _mm256_mul_epi32(_mm256_srli_epi64(xs1, 32),
+                                                       _mm256_srli_epi64(a1, 32)));
+    }
+    /* both sums at once: row 0's lanes in the low half, row 1's in the high */
+    __m256i s = _mm256_add_epi64(_mm256_permute2x128_si256(acc0, acc1, 0x20),
+                                 _mm256_permute2x128_si256(acc0, acc1, 0x31));
+    s = _mm256_add_epi64(s, _mm256_unpackhi_epi64(s, s));
+    acc_out[0] = _mm_cvtsi128_si64(_mm256_castsi256_si128(s));
+    acc_out[1] = _mm_cvtsi128_si64(_mm256_extracti128_si256(s, 1));
+}
+
+#define FK_GROUP64X2_SIMD fk_avx2_group64x2
 #define FK_GROUP64_SIMD fk_avx2_group64
 #define FK_COLUMNS_SIMD fk_avx2_columns_simd
 #define FK_NAME(x) fk_avx2_##x
@@ -211,6 +263,7 @@ static inline int fk_avx2_bounds(const uint64_t *col, uint8_t *U, uint32_t *top)
 #undef FK_BOUNDS_SIMD
 #undef FK_BOUND_COL
 #undef FK_GROUP64_COLS_SIMD
+#undef FK_GROUP64X2_SIMD
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
