@@ -490,13 +490,6 @@ static inline int fk_avx512_scan_max(const uint64_t *col)
     return fk_avx512_scan_max_of(col, U, umax, top);
 }
 
-static inline void fk_avx512_scan_max2(const uint64_t *col_a, const uint64_t *col_b,
-                                       int *s_a, int *s_b)
-{
-    *s_a = fk_avx512_scan_max(col_a);
-    *s_b = fk_avx512_scan_max(col_b);
-}
-
 /* One scanner step of 8 columns kept as one-hot positions m = 1 << p (0
  * once p > 63): the window's 1s from p are z = col & -m; the new position
  * is the lowest 1 of (z without its lowest 1) | m << 8. */
@@ -696,7 +689,6 @@ static inline int64_t fk_avx512_group64_cols(const int32_t *we, const int32_t *w
 
 #define FK_GROUP64_COLS_SIMD fk_avx512_group64_cols
 #define FK_SCAN_MAX_SIMD fk_avx512_scan_max
-#define FK_SCAN_MAX2_SIMD fk_avx512_scan_max2
 #define FK_SBATCH_T fk_avx512_sbatch_t
 #define FK_SBATCH_INIT fk_avx512_sbatch_init
 #define FK_SBATCH_SLOT fk_avx512_sbatch_slot
@@ -712,7 +704,6 @@ static inline int64_t fk_avx512_group64_cols(const int32_t *we, const int32_t *w
 #undef FK_COLUMNS_SIMD
 #undef FK_GROUP64_SIMD
 #undef FK_SCAN_MAX_SIMD
-#undef FK_SCAN_MAX2_SIMD
 #undef FK_SBATCH_T
 #undef FK_SBATCH_INIT
 #undef FK_SBATCH_SLOT
@@ -817,13 +808,6 @@ static inline int fk_avx512v_scan_max(const uint64_t *col)
     return fk_avx512_scan_max_of(col, U, umax, top);
 }
 
-static inline void fk_avx512v_scan_max2(const uint64_t *col_a, const uint64_t *col_b,
-                                        int *s_a, int *s_b)
-{
-    *s_a = fk_avx512v_scan_max(col_a);
-    *s_b = fk_avx512v_scan_max(col_b);
-}
-
 static inline void fk_avx512v_sbatch_push(fk_avx512_sbatch_t *b, uint8_t *dst)
 {
     uint32_t top;
@@ -863,7 +847,6 @@ static inline int64_t fk_avx512v_group64_cols(const int32_t *we, const int32_t *
 
 #define FK_GROUP64_COLS_SIMD fk_avx512v_group64_cols
 #define FK_SCAN_MAX_SIMD fk_avx512v_scan_max
-#define FK_SCAN_MAX2_SIMD fk_avx512v_scan_max2
 #define FK_SBATCH_T fk_avx512_sbatch_t
 #define FK_SBATCH_INIT fk_avx512_sbatch_init
 #define FK_SBATCH_SLOT fk_avx512_sbatch_slot
@@ -879,7 +862,6 @@ static inline int64_t fk_avx512v_group64_cols(const int32_t *we, const int32_t *
 #undef FK_COLUMNS_SIMD
 #undef FK_GROUP64_SIMD
 #undef FK_SCAN_MAX_SIMD
-#undef FK_SCAN_MAX2_SIMD
 #undef FK_SBATCH_T
 #undef FK_SBATCH_INIT
 #undef FK_SBATCH_SLOT
