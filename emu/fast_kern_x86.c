@@ -85,6 +85,172 @@ static inline int64_t fk_avx2_group64(const int32_t *we, const int32_t *wa, cons
     return _mm_cvtsi128_si64(s);
 }
 
+/* 64 aligned weights in 8 ymm (value k in lane k % 8 of x[k / 8]) -> the
+ * 24 columns (fk_avx2_columns_simd from registers). */
+static inline void fk_avx2_columns_regs(const __m256i x[8], uint64_t col[FK_COLS])
+{
+    const __m256i byte = _mm256_set1_epi32(0xFF);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int plane = 0; plane < FK_COLS / 8; plane++) {
+        __m256i half[2];
+        for (int h = 0; h < 2; h++) {
+            __m256i a = _mm256_packus_epi32(
+                _mm256_and_si256(_mm256_srli_epi32(x[4 * h], 8 * plane), byte),
+                _mm256_and_si256(_mm256_srli_epi32(x[4 * h + 1], 8 * plane), byte));
+            __m256i b = _mm256_packus_epi32(
+                _mm256_and_si256(_mm256_srli_epi32(x[4 * h + 2], 8 * plane), byte),
+                _mm256_and_si256(_mm256_srli_epi32(x[4 * h + 3], 8 * plane), byte));
+            half[h] = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), order);
+        }
+        for (int j = 0; j < 8; j++) {
+            uint32_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(half[0], 7 - j));
+            uint32_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(half[1], 7 - j));
+            col[8 * plane + j] = (uint64_t)lo | ((uint64_t)hi << 32);
+        }
+    }
+}
+
+/* A full fp32 group with prune (see fk_avx2_group64) that also writes the
+ * 24 bit columns of its aligned pruned weights, straight from registers. */
+static inline int64_t fk_avx2_group64_cols(const int32_t *we, const int32_t *wa,
+                                           const int32_t *wn, const int32_t *ae,
+                                           const int32_t *am, uint32_t prune,
+                                           int32_t *emax_out, uint64_t *col)
+{
+    __m256i e[8], x[8];
+    __m256i m = _mm256_setzero_si256();
+    for (int i = 0; i < 8; i++) {
+        e[i] = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(we + 8 * i)),
+                                _mm256_loadu_si256((const __m256i *)(ae + 8 * i)));
+        m = _mm256_max_epi32(m, e[i]);
+    }
+    __m128i h = _mm_max_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+    h = _mm_max_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+    h = _mm_max_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+    int32_t emax = _mm_cvtsi128_si32(h);
+    *emax_out = emax;
+    const __m256i vmax = _mm256_set1_epi32(emax), vprune = _mm256_set1_epi32((int)prune);
+    __m256i acc = _mm256_setzero_si256();
+    for (int i = 0; i < 8; i++) {
+        x[i] = _mm256_and_si256(_mm256_srlv_epi32(_mm256_loadu_si256((const __m256i *)(wa + 8 * i)),
+                                                  _mm256_sub_epi32(vmax, e[i])), vprune);
+        __m256i n = _mm256_loadu_si256((const __m256i *)(wn + 8 * i));
+        __m256i xs = _mm256_sub_epi32(_mm256_xor_si256(x[i], n), n);
+        __m256i a = _mm256_loadu_si256((const __m256i *)(am + 8 * i));
+        acc = _mm256_add_epi64(acc, _mm256_mul_epi32(xs, a));
+        acc = _mm256_add_epi64(acc, _mm256_mul_epi32(_mm256_srli_epi64(xs, 32),
+                                                     _mm256_srli_epi64(a, 32)));
+    }
+    fk_avx2_columns_regs(x, col);
+    __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    s = _mm_add_epi64(s, _mm_unpackhi_epi64(s, s));
+    return _mm_cvtsi128_si64(s);
+}
+
+/* popcount of each 64-bit lane (nibble table). */
+static inline __m256i fk_avx2_popcnt64(__m256i x)
+{
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i nib = _mm256_set1_epi8(0x0F);
+    __m256i lo = _mm256_and_si256(x, nib);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), nib);
+    __m256i cnt = _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
+    return _mm256_sad_epu8(cnt, _mm256_setzero_si256());
+}
+
+/* steps_bound (fast_kern.inc) of 4 columns, 8..64 in each 64-bit lane. */
+static inline __m256i fk_avx2_col_bounds(__m256i c)
+{
+    __m256i a = _mm256_or_si256(c, _mm256_slli_epi64(c, 1));
+    __m256i b = _mm256_or_si256(a, _mm256_slli_epi64(a, 2));
+    __m256i below = _mm256_slli_epi64(_mm256_or_si256(b, _mm256_slli_epi64(b, 3)), 1);
+    __m256i a2 = _mm256_or_si256(c, _mm256_srli_epi64(c, 1));
+    __m256i b2 = _mm256_or_si256(a2, _mm256_srli_epi64(a2, 2));
+    __m256i above = _mm256_srli_epi64(_mm256_or_si256(b2, _mm256_srli_epi64(b2, 3)), 1);
+    __m256i P = _mm256_and_si256(c, below);
+    __m256i runs = _mm256_sub_epi64(P, _mm256_and_si256(c, above));
+    __m256i jumps = _mm256_srli_epi64(
+        _mm256_sub_epi64(_mm256_set1_epi64x(FK_GROUP + BITLET_WINDOW - 1), fk_avx2_popcnt64(runs)), 3);
+    return _mm256_add_epi64(fk_avx2_popcnt64(P), jumps);
+}
+
+/* The bounds of a group's 24 columns as bytes U[q], q = 8 l + i for column
+ * 4 i + l (six vectors of four columns, byte i of lane l; bytes 6, 7 of a
+ * lane are 0); returns the largest and in *top the q that reach it. */
+static inline int fk_avx2_bounds(const uint64_t *col, uint8_t *U, uint32_t *top)
+{
+    __m256i u[6];
+    for (int i = 0; i < 6; i++)
+        u[i] = fk_avx2_col_bounds(_mm256_loadu_si256((const __m256i *)(col + 4 * i)));
+    __m256i v = u[0], m = u[0];
+    for (int i = 1; i < 6; i++) {
+        v = _mm256_or_si256(v, _mm256_slli_epi64(u[i], 8 * i));
+        m = _mm256_max_epi32(m, u[i]);          /* bounds < 2^8: low dwords */
+    }
+    m = _mm256_max_epi32(m, _mm256_permute4x64_epi64(m, 0x4E));
+    m = _mm256_max_epi32(m, _mm256_shuffle_epi32(m, 0x4E));
+    _mm256_storeu_si256((__m256i *)U, v);
+    __m256i vm = _mm256_shuffle_epi8(m, _mm256_setzero_si256());   /* byte 0 everywhere */
+    *top = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, vm));
+    return _mm256_cvtsi256_si32(m);
+}
+#define FK_BOUND_COL(q) (4 * ((q) & 7) + ((q) >> 3))
+
+#define FK_GROUP64_COLS_SIMD fk_avx2_group64_cols
+#define FK_BOUNDS_SIMD fk_avx2_bounds
+/* Two fp32 groups of two activation rows with the same 64 weights (results
+ * only): each weight vector is loaded once for both rows. */
+static inline void fk_avx2_group64x2(const int32_t *we, const int32_t *wa, const int32_t *wn,
+                                     const int32_t *ae0, const int32_t *am0,
+                                     const int32_t *ae1, const int32_t *am1,
+                                     int64_t acc_out[2], int32_t emax_out[2])
+{
+    __m256i m0 = _mm256_setzero_si256(), m1 = _mm256_setzero_si256();
+    for (int i = 0; i < 8; i++) {
+        __m256i w = _mm256_loadu_si256((const __m256i *)(we + 8 * i));
+        m0 = _mm256_max_epi32(m0, _mm256_add_epi32(w, _mm256_loadu_si256((const __m256i *)(ae0 + 8 * i))));
+        m1 = _mm256_max_epi32(m1, _mm256_add_epi32(w, _mm256_loadu_si256((const __m256i *)(ae1 + 8 * i))));
+    }
+    /* both maxima at once: row 0 in the low 128 bits, row 1 in the high */
+    __m256i h = _mm256_max_epi32(_mm256_permute2x128_si256(m0, m1, 0x20),
+                                 _mm256_permute2x128_si256(m0, m1, 0x31));
+    h = _mm256_max_epi32(h, _mm256_shuffle_epi32(h, 0x4E));
+    h = _mm256_max_epi32(h, _mm256_shuffle_epi32(h, 0xB1));
+    int32_t e0 = _mm256_cvtsi256_si32(h);
+    int32_t e1 = _mm_cvtsi128_si32(_mm256_extracti128_si256(h, 1));
+    emax_out[0] = e0;
+    emax_out[1] = e1;
+    const __m256i v0 = _mm256_set1_epi32(e0), v1 = _mm256_set1_epi32(e1);
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+    for (int i = 0; i < 8; i++) {
+        __m256i w = _mm256_loadu_si256((const __m256i *)(we + 8 * i));
+        __m256i a = _mm256_loadu_si256((const __m256i *)(wa + 8 * i));
+        __m256i n = _mm256_loadu_si256((const __m256i *)(wn + 8 * i));
+        __m256i x0 = _mm256_srlv_epi32(a, _mm256_sub_epi32(v0, _mm256_add_epi32(
+            w, _mm256_loadu_si256((const __m256i *)(ae0 + 8 * i)))));
+        __m256i x1 = _mm256_srlv_epi32(a, _mm256_sub_epi32(v1, _mm256_add_epi32(
+            w, _mm256_loadu_si256((const __m256i *)(ae1 + 8 * i)))));
+        __m256i xs0 = _mm256_sub_epi32(_mm256_xor_si256(x0, n), n);
+        __m256i xs1 = _mm256_sub_epi32(_mm256_xor_si256(x1, n), n);
+        __m256i a0 = _mm256_loadu_si256((const __m256i *)(am0 + 8 * i));
+        __m256i a1 = _mm256_loadu_si256((const __m256i *)(am1 + 8 * i));
+        acc0 = _mm256_add_epi64(acc0, _mm256_mul_epi32(xs0, a0));
+        acc1 = _mm256_add_epi64(acc1, _mm256_mul_epi32(xs1, a1));
+        acc0 = _mm256_add_epi64(acc0, _mm256_mul_epi32(_mm256_srli_epi64(xs0, 32),
+                                                       _mm256_srli_epi64(a0, 32)));
+        acc1 = _mm256_add_epi64(acc1, _mm256_mul_epi32(_mm256_srli_epi64(xs1, 32),
+                                                       _mm256_srli_epi64(a1, 32)));
+    }
+    /* both sums at once: row 0's lanes in the low half, row 1's in the high */
+    __m256i s = _mm256_add_epi64(_mm256_permute2x128_si256(acc0, acc1, 0x20),
+                                 _mm256_permute2x128_si256(acc0, acc1, 0x31));
+    s = _mm256_add_epi64(s, _mm256_unpackhi_epi64(s, s));
+    acc_out[0] = _mm_cvtsi128_si64(_mm256_castsi256_si128(s));
+    acc_out[1] = _mm_cvtsi128_si64(_mm256_extracti128_si256(s, 1));
+}
+
+#define FK_GROUP64X2_SIMD fk_avx2_group64x2
 #define FK_GROUP64_SIMD fk_avx2_group64
 #define FK_COLUMNS_SIMD fk_avx2_columns_simd
 #define FK_NAME(x) fk_avx2_##x
@@ -94,6 +260,10 @@ static inline int64_t fk_avx2_group64(const int32_t *we, const int32_t *wa, cons
 #undef FK_ISA_NAME
 #undef FK_COLUMNS_SIMD
 #undef FK_GROUP64_SIMD
+#undef FK_BOUNDS_SIMD
+#undef FK_BOUND_COL
+#undef FK_GROUP64_COLS_SIMD
+#undef FK_GROUP64X2_SIMD
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -320,13 +490,6 @@ static inline int fk_avx512_scan_max(const uint64_t *col)
     return fk_avx512_scan_max_of(col, U, umax, top);
 }
 
-static inline void fk_avx512_scan_max2(const uint64_t *col_a, const uint64_t *col_b,
-                                       int *s_a, int *s_b)
-{
-    *s_a = fk_avx512_scan_max(col_a);
-    *s_b = fk_avx512_scan_max(col_b);
-}
-
 /* One scanner step of 8 columns kept as one-hot positions m = 1 << p (0
  * once p > 63): the window's 1s from p are z = col & -m; the new position
  * is the lowest 1 of (z without its lowest 1) | m << 8. */
@@ -526,7 +689,6 @@ static inline int64_t fk_avx512_group64_cols(const int32_t *we, const int32_t *w
 
 #define FK_GROUP64_COLS_SIMD fk_avx512_group64_cols
 #define FK_SCAN_MAX_SIMD fk_avx512_scan_max
-#define FK_SCAN_MAX2_SIMD fk_avx512_scan_max2
 #define FK_SBATCH_T fk_avx512_sbatch_t
 #define FK_SBATCH_INIT fk_avx512_sbatch_init
 #define FK_SBATCH_SLOT fk_avx512_sbatch_slot
@@ -542,7 +704,6 @@ static inline int64_t fk_avx512_group64_cols(const int32_t *we, const int32_t *w
 #undef FK_COLUMNS_SIMD
 #undef FK_GROUP64_SIMD
 #undef FK_SCAN_MAX_SIMD
-#undef FK_SCAN_MAX2_SIMD
 #undef FK_SBATCH_T
 #undef FK_SBATCH_INIT
 #undef FK_SBATCH_SLOT
@@ -647,13 +808,6 @@ static inline int fk_avx512v_scan_max(const uint64_t *col)
     return fk_avx512_scan_max_of(col, U, umax, top);
 }
 
-static inline void fk_avx512v_scan_max2(const uint64_t *col_a, const uint64_t *col_b,
-                                        int *s_a, int *s_b)
-{
-    *s_a = fk_avx512v_scan_max(col_a);
-    *s_b = fk_avx512v_scan_max(col_b);
-}
-
 static inline void fk_avx512v_sbatch_push(fk_avx512_sbatch_t *b, uint8_t *dst)
 {
     uint32_t top;
@@ -693,7 +847,6 @@ static inline int64_t fk_avx512v_group64_cols(const int32_t *we, const int32_t *
 
 #define FK_GROUP64_COLS_SIMD fk_avx512v_group64_cols
 #define FK_SCAN_MAX_SIMD fk_avx512v_scan_max
-#define FK_SCAN_MAX2_SIMD fk_avx512v_scan_max2
 #define FK_SBATCH_T fk_avx512_sbatch_t
 #define FK_SBATCH_INIT fk_avx512_sbatch_init
 #define FK_SBATCH_SLOT fk_avx512_sbatch_slot
@@ -709,7 +862,6 @@ static inline int64_t fk_avx512v_group64_cols(const int32_t *we, const int32_t *
 #undef FK_COLUMNS_SIMD
 #undef FK_GROUP64_SIMD
 #undef FK_SCAN_MAX_SIMD
-#undef FK_SCAN_MAX2_SIMD
 #undef FK_SBATCH_T
 #undef FK_SBATCH_INIT
 #undef FK_SBATCH_SLOT

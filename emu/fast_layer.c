@@ -109,6 +109,7 @@ typedef struct {
     void **scratch;
     /* per-worker counts (ref, groups, scan) */
     bk_prof_t *wprof;
+    void *ws;                     /* fl_ws_t: the working memory          */
 } fl_job_t;
 
 typedef struct {
@@ -534,36 +535,108 @@ static void table_task(void *ctx, int64_t t, int worker)
 /* the layer                                                           */
 /* ------------------------------------------------------------------ */
 
+/* The working memory of a layer: one block, kept between calls (a layer's
+ * buffers are megabytes: fresh pages each call cost page faults and the
+ * kernel's zeroing, a large part of a small layer's time).  Requests are
+ * carved from the block in order; what does not fit gets its own
+ * allocation, and the block is resized to the total when it is returned.
+ * One block is cached for the process (taken with an atomic exchange:
+ * concurrent calls each get their own); blocks above WS_KEEP_BYTES are
+ * not kept. */
+#define WS_KEEP_BYTES ((size_t)256 << 20)
+
+typedef struct ws_extra { struct ws_extra *next; } ws_extra_t;
+
+typedef struct {
+    unsigned char *buf;
+    size_t cap, used, want;
+    ws_extra_t *extra;            /* allocations that did not fit          */
+} fl_ws_t;
+
+#if defined(__GNUC__) || defined(__clang__)
+#define WS_CACHED 1
+static fl_ws_t *ws_cache = NULL;
+#endif
+
+static fl_ws_t *ws_take(void)
+{
+    fl_ws_t *w = NULL;
+#ifdef WS_CACHED
+    w = __atomic_exchange_n(&ws_cache, (fl_ws_t *)NULL, __ATOMIC_ACQ_REL);
+#endif
+    if (w == NULL)
+        w = (fl_ws_t *)calloc(1, sizeof(fl_ws_t));
+    if (w == NULL)
+        return NULL;
+    if (w->buf == NULL && w->want > 0) {
+        w->buf = (unsigned char *)fk_alloc(w->want);
+        w->cap = w->buf != NULL ? w->want : 0;
+    }
+    w->used = 0;
+    w->extra = NULL;
+    return w;
+}
+
+static void ws_drop(fl_ws_t *w)
+{
+    fk_free(w->buf);
+    free(w);
+}
+
+static void ws_give(fl_ws_t *w)
+{
+    size_t total = w->used;
+    int grow = w->extra != NULL;
+    while (w->extra != NULL) {
+        ws_extra_t *e = w->extra;
+        w->extra = e->next;
+        fk_free(e);
+    }
+    if (grow) {                   /* one block of the whole size next time */
+        fk_free(w->buf);
+        w->buf = NULL;
+        w->cap = 0;
+        w->want = total;
+    }
+    if (total > WS_KEEP_BYTES || w->cap > WS_KEEP_BYTES) {
+        ws_drop(w);
+        return;
+    }
+#ifdef WS_CACHED
+    w = __atomic_exchange_n(&ws_cache, w, __ATOMIC_ACQ_REL);
+#endif
+    if (w != NULL)
+        ws_drop(w);
+}
+
+/* bytes of 64-byte aligned memory, zeroed unless zero = 0; NULL if out of
+ * memory.  Valid until ws_give. */
+static void *ws_get(fl_ws_t *w, size_t bytes, int zero)
+{
+    size_t size = (bytes + FK_ALIGN - 1) / FK_ALIGN * FK_ALIGN;
+    if (size == 0)
+        size = FK_ALIGN;
+    if (w->used + size > w->cap) {
+        ws_extra_t *e = (ws_extra_t *)fk_alloc(FK_ALIGN + size);   /* zeroed */
+        if (e == NULL)
+            return NULL;
+        e->next = w->extra;
+        w->extra = e;
+        w->used += size;
+        return (unsigned char *)e + FK_ALIGN;
+    }
+    void *p = w->buf + w->used;
+    w->used += size;
+    if (zero)
+        memset(p, 0, size);
+    return p;
+}
+
 static void free_job(fl_job_t *j)
 {
-    fk_free(j->glen);
-    fk_free(j->we);
-    fk_free(j->wa);
-    fk_free(j->wn);
-    fk_free(j->wnan);
-    fk_free(j->wscan);
-    fk_free(j->xe);
-    fk_free(j->xm);
-    fk_free(j->xs);
-    fk_free(j->row_special);
-    if (j->scratch != NULL) {
-        for (int w = 0; w < j->workers; w++) {
-            fl_scratch_t *s = (fl_scratch_t *)j->scratch[w];
-            if (s == NULL)
-                continue;
-            fk_free(s->ae);
-            fk_free(s->am);
-            fk_free(s->anan);
-            fk_free(s->sum_f);
-            fk_free(s->sum_i);
-            fk_free(s->scan);
-            fk_free(s->waves);
-            fk_free(s);
-        }
-        free(j->scratch);
-    }
-    fk_free(j->wprof);
-    fk_free(j->cp);
+    if (j->ws != NULL)
+        ws_give(j->ws);
+    j->ws = NULL;
     fs_free(&j->sched);
 }
 
@@ -577,13 +650,17 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
     fl_job_t j;
     memset(&j, 0, sizeof(j));
     j.d = *d;
+    j.ws = ws_take();
+    if (j.ws == NULL)
+        return -1;
+    fl_ws_t *ws = (fl_ws_t *)j.ws;
     j.ops = fk_ops_current();
     j.threads = fk_resolve_threads(threads);
     j.want_cycles = prof != NULL;
     const bk_insn_t *L = &d->b;
     uint32_t ng = d->ng;
     /* group lengths: the real elements rounded up to FK_VEC */
-    j.glen = (int32_t *)fk_alloc(sizeof(int32_t) * ng);
+    j.glen = (int32_t *)ws_get(ws, sizeof(int32_t) * ng, 1);
     BAIL_IF_NULL(j.glen);
     for (uint32_t g = 0; g < ng; g++) {
         int64_t first = ((int64_t)L->kgb + g) * BITLET_GROUP;
@@ -594,25 +671,25 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
     }
     j.stride = (int64_t)(ng - 1u) * BITLET_GROUP + j.glen[ng - 1u];
     size_t wcount = (size_t)L->cout * (size_t)j.stride;
-    j.we = (int32_t *)fk_alloc(wcount * sizeof(int32_t));
-    j.wa = (int32_t *)fk_alloc(wcount * sizeof(int32_t));
-    j.wn = (int32_t *)fk_alloc(wcount * sizeof(int32_t));
-    j.wnan = (uint8_t *)fk_alloc((size_t)L->cout * ng);
+    j.we = (int32_t *)ws_get(ws, wcount * sizeof(int32_t), 0);
+    j.wa = (int32_t *)ws_get(ws, wcount * sizeof(int32_t), 0);
+    j.wn = (int32_t *)ws_get(ws, wcount * sizeof(int32_t), 0);
+    j.wnan = (uint8_t *)ws_get(ws, (size_t)L->cout * ng, 1);
     BAIL_IF_NULL(j.we);
     BAIL_IF_NULL(j.wa);
     BAIL_IF_NULL(j.wn);
     BAIL_IF_NULL(j.wnan);
     if (L->isfix && j.want_cycles) {
-        j.wscan = (uint8_t *)fk_alloc((size_t)L->cout * ng);
+        j.wscan = (uint8_t *)ws_get(ws, (size_t)L->cout * ng, 1);
         BAIL_IF_NULL(j.wscan);
     }
     size_t xcount = (size_t)L->n * L->ih * L->iw * L->cin;
-    j.xe = (int32_t *)fk_alloc(xcount * sizeof(int32_t));
-    j.xm = (int32_t *)fk_alloc(xcount * sizeof(int32_t));
+    j.xe = (int32_t *)ws_get(ws, xcount * sizeof(int32_t), 0);
+    j.xm = (int32_t *)ws_get(ws, xcount * sizeof(int32_t), 0);
     BAIL_IF_NULL(j.xe);
     BAIL_IF_NULL(j.xm);
-    j.xs = (uint8_t *)fk_alloc(L->isfix ? 1 : xcount);
-    j.row_special = (uint8_t *)fk_alloc((size_t)L->n * L->ih);
+    j.xs = (uint8_t *)ws_get(ws, L->isfix ? 1 : xcount, 1);
+    j.row_special = (uint8_t *)ws_get(ws, (size_t)L->n * L->ih, 1);
     BAIL_IF_NULL(j.xs);
     BAIL_IF_NULL(j.row_special);
     j.n_px = (int64_t)L->n * L->oh * L->ow;
@@ -636,40 +713,40 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
             return -1;
         }
         fs_tables_alloc(&j.sched);
-        j.cp = (uint64_t *)fk_alloc(sizeof(uint64_t) * (size_t)j.n_rows *
-                                    (size_t)j.chunks_per_row * j.sched.nb);
+        j.cp = (uint64_t *)ws_get(ws, sizeof(uint64_t) * (size_t)j.n_rows *
+                                    (size_t)j.chunks_per_row * j.sched.nb, 1);
         BAIL_IF_NULL(j.cp);
     }
     j.workers = j.threads < n_tasks ? j.threads : (int)n_tasks;
     if (j.workers < 1)
         j.workers = 1;
-    j.scratch = (void **)calloc((size_t)j.workers, sizeof(void *));
+    j.scratch = (void **)ws_get(ws, (size_t)j.workers * sizeof(void *), 1);
     BAIL_IF_NULL(j.scratch);
-    j.wprof = (bk_prof_t *)fk_alloc(sizeof(bk_prof_t) * (size_t)j.workers);
+    j.wprof = (bk_prof_t *)ws_get(ws, sizeof(bk_prof_t) * (size_t)j.workers, 1);
     BAIL_IF_NULL(j.wprof);
     for (int w = 0; w < j.workers; w++) {
-        fl_scratch_t *s = (fl_scratch_t *)fk_alloc(sizeof(fl_scratch_t));
+        fl_scratch_t *s = (fl_scratch_t *)ws_get(ws, sizeof(fl_scratch_t), 1);
         BAIL_IF_NULL(s);
         j.scratch[w] = s;
         size_t rows = PIXELS_PER_TASK;
         size_t patches = (size_t)L->groups * rows * (size_t)j.stride;
-        s->ae = (int32_t *)fk_alloc(patches * sizeof(int32_t));
-        s->am = (int32_t *)fk_alloc(patches * sizeof(int32_t));
-        s->anan = (uint8_t *)fk_alloc((size_t)L->groups * rows * ng);
+        s->ae = (int32_t *)ws_get(ws, patches * sizeof(int32_t), 1);
+        s->am = (int32_t *)ws_get(ws, patches * sizeof(int32_t), 1);
+        s->anan = (uint8_t *)ws_get(ws, (size_t)L->groups * rows * ng, 1);
         if (L->isfix)
-            s->sum_i = (int64_t *)fk_alloc(rows * L->cout_g * sizeof(int64_t));
+            s->sum_i = (int64_t *)ws_get(ws, rows * L->cout_g * sizeof(int64_t), 1);
         else
-            s->sum_f = (float *)fk_alloc(rows * L->cout_g * sizeof(float));
+            s->sum_f = (float *)ws_get(ws, rows * L->cout_g * sizeof(float), 1);
         BAIL_IF_NULL(s->ae);
         BAIL_IF_NULL(s->am);
         BAIL_IF_NULL(s->anan);
         BAIL_IF_NULL(L->isfix ? (void *)s->sum_i : (void *)s->sum_f);
         if (j.want_cycles) {
-            s->scan = (uint8_t *)fk_alloc(rows * (size_t)L->cout * ng);
+            s->scan = (uint8_t *)ws_get(ws, rows * (size_t)L->cout * ng, 1);
             BAIL_IF_NULL(s->scan);
             if (j.sched.tables == NULL) {      /* no shared tables: per task */
-                s->waves = (uint32_t *)fk_alloc(sizeof(uint32_t) *
-                                                (size_t)fs_waves_size(&j.sched));
+                s->waves = (uint32_t *)ws_get(ws, sizeof(uint32_t) *
+                                                (size_t)fs_waves_size(&j.sched), 1);
                 BAIL_IF_NULL(s->waves);
             }
         }
@@ -677,8 +754,7 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
     fk_parallel_for(j.threads, L->cout, prep_weights_task, &j);
     fk_parallel_for(j.threads, (int64_t)L->n * L->ih, prep_act_task, &j);
     if (memchr(j.row_special, 1, (size_t)L->n * L->ih) == NULL) {
-        fk_free(j.xs);             /* no Inf/NaN input: gather skips the flags */
-        j.xs = NULL;
+        j.xs = NULL;               /* no Inf/NaN input: gather skips the flags */
     }
     if (j.want_cycles && j.sched.tables != NULL)
         fk_parallel_for(j.threads, j.sched.n_tables, table_task, &j);

@@ -754,6 +754,60 @@ def test_conv2d_and_matmul_equal_layers_reference():
                                               engine="reference"))
 
 
+def test_results_only_layers_equal_reference(isa_name):
+    """Results without the cycle model (the kernels' own results-only paths,
+    e.g. two activation rows per weight load) on every ISA: odd row counts,
+    a partial last group, K tiles, Inf/NaN/subnormal operands, ReLU and bias."""
+    rng = np.random.default_rng(46)
+    x = np.abs(rng.standard_normal((1, 5, 7, 72))).astype(np.float32)   # K = 9 * 72: 10.1 groups
+    x[rng.random(x.shape) < 0.4] = 0.0
+    x[0, 1, 2, 3], x[0, 3, 0, 5], x[0, 4, 6, 7] = np.inf, np.nan, 1e-42
+    w = (rng.standard_normal((5, 3, 3, 72)) * 0.05).astype(np.float32)
+    w[2, 0, 0, 1] = -np.inf
+    b = rng.standard_normal(5).astype(np.float32)
+    kw = {"padding": 1, "bias": b, "relu": True}
+    got = fast.conv2d(x, w, cycles=False, threads=2, **kw)
+    want = _layers.conv2d(x, w, engine="reference", **kw)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    W = (rng.standard_normal((7, 4200)) * 0.05).astype(np.float32)        # K tiles, odd N
+    A = rng.standard_normal((4200, 9)).astype(np.float32)
+    A[5, 3] = np.nan
+    got = fast.matmul(W, A, cycles=False, threads=1)
+    want = _layers.matmul(W, A, engine="reference")
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_concurrent_calls_keep_their_own_working_memory():
+    """Layers of different sizes from several Python threads at once (the
+    engine keeps one working-memory block between calls and hands it to
+    one call at a time): every result and profile equals the sequential one."""
+    import threading
+
+    rng = np.random.default_rng(47)
+    jobs = []
+    for m, k, n in [(8, 640, 33), (40, 200, 7), (3, 1100, 64), (16, 64, 120)]:
+        W = (rng.standard_normal((m, k)) * 0.1).astype(np.float32)
+        A = rng.standard_normal((k, n)).astype(np.float32)
+        jobs.append((W, A))
+    want = [fast.matmul(W, A, return_profile=True) for W, A in jobs]
+    errors = []
+
+    def worker(i):
+        for rep in range(6):
+            W, A = jobs[(i + rep) % len(jobs)]
+            got, prof = fast.matmul(W, A, return_profile=True, threads=2)
+            ref, ref_prof = want[(i + rep) % len(jobs)]
+            if not (np.array_equal(got.view(np.uint32), ref.view(np.uint32)) and prof == ref_prof):
+                errors.append((i, rep))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
 # ---------------------------------------------------------------------------
 # the portable build (no SIMD kernels) equals the default build
 # ---------------------------------------------------------------------------

@@ -43,8 +43,9 @@ operations (popcount of the 1s with another 1 at most 7 below, plus the
 jumps of 8 the rest of the column leaves room for; emu/fast_kern.inc
 derives it).  Only the columns whose bound reaches the group's largest are
 walked by the scanner (1.4 per group on CNN layers; AVX-512: 32 columns
-of many groups in lockstep), then the few whose bound still beats the steps
-found, so S stays exact.  This costs about 3.5-4x the time of the results
+of many groups in lockstep; the other kernels walk one such column per
+group first, 8 columns of a batch of 32 groups side by side), then the few
+whose bound still beats the steps found, so S stays exact.  This costs about 3.5-4x the time of the results
 for fp32 layers with K >= 64 (measured on AVX-512 with VBMI/GFNI, one
 thread: ~9 ns per group for results, ~34 ns with S), about 2x for 3x3
 depthwise (short groups: one table lookup per column); see
