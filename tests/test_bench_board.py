@@ -138,7 +138,7 @@ def test_overlay_configuration_is_the_boards_tcl_sizing(board_json):
 def test_overlay_configuration_builds_one_pe_over_the_limit():
     """A PE larger than the board's limit: the board-filling Bitlet kernel has
     no PE, the overlay one PE, flagged, with its (over-limit) utilisation."""
-    from bitlet.bench_board import _overlay
+    from bitlet.tools.bench_board import _overlay
 
     huge = json.loads(FIXTURE.read_text())
     huge["targets"]["xc7"]["LUT"] = 45000

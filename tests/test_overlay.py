@@ -135,10 +135,10 @@ def test_metadata_agrees_with_the_header(board, kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_simulated_kernel_at_the_board_n_pe_reports_the_pynqz2_metadata(kind):
     """The simulator's kernel compiled at the PYNQ-Z2 overlay's n_pe (the C
-    kernel with -DBITLET_N_PE=<n_pe>, bitlet.variants.kernel_engine) answers
+    kernel with -DBITLET_N_PE=<n_pe>, bitlet.tools.variants.kernel_engine) answers
     the probe with the ID registers the PYNQ-Z2 metadata expects."""
     from bitlet.drivers import open_device
-    from bitlet.variants import kernel_engine
+    from bitlet.tools.variants import kernel_engine
 
     meta = find_overlay("pynqz2", kind, require_bitstream=False).metadata
     top, _ = kernel_engine(kind, meta["n_pe"])

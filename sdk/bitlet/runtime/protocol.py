@@ -38,8 +38,6 @@ class Model(Protocol):
         Where it is loaded.
     meta : dict
         ``program.meta``: ``inputs``, ``outputs``, ``layers``, ``steps``, ...
-    base : int
-        Device byte address of the program's buffer.
     last_timings : dict
         Timings of the last run, seconds: ``host`` (list of ``(node, op,
         seconds)``), ``upload``, ``download``, ``kernel``, ``kernel_runs``
@@ -52,7 +50,6 @@ class Model(Protocol):
     program: Program
     device: Any
     meta: dict
-    base: int
     last_timings: dict[str, Any]
     source_model: Any
 
@@ -65,6 +62,11 @@ class Model(Protocol):
     def output_names(self) -> list[str]:
         """Names of the model's outputs, in order."""
         return [o["name"] for o in self.meta["outputs"]]
+
+    @property
+    def base(self) -> int:
+        """Device byte address of the program's instructions (its image offset 0)."""
+        ...
 
     @property
     def peak_device_bytes(self) -> int:
@@ -86,8 +88,11 @@ class Model(Protocol):
         every intermediate value with ``keep``, for :func:`bitlet.compare`)."""
         ...
 
-    def profile(self, x: np.ndarray | Mapping[str, np.ndarray]) -> Profile:
-        """Run once and return the per-layer profile (print it for a table)."""
+    def profile(self, x: np.ndarray | Mapping[str, np.ndarray], *,
+                trace: str | os.PathLike | None = None) -> Profile:
+        """Run once and return the per-layer profile (print it for a table);
+        ``trace``: also write the run's timeline there (Chrome trace / Perfetto
+        JSON; a local device only)."""
         ...
 
     def read_profile_records(self) -> np.ndarray:

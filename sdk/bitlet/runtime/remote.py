@@ -98,7 +98,7 @@ class RemoteModel(Model):
         self.meta = program.meta
         self.digest = digest
         self.run_timeout = run_timeout
-        self.base = int((loaded or {}).get("base", 0))
+        self._base = int((loaded or {}).get("base", 0))
         self.source_model: Any = None  # as CompiledModel (for bitlet.compare)
         self.last_timings: dict[str, Any] = {}
         self._closed = False
@@ -167,8 +167,17 @@ class RemoteModel(Model):
             values.update((k, v) for k, v in scalars.items() if isinstance(v, (int, float)))
         return values
 
-    def profile(self, x: np.ndarray | Mapping[str, np.ndarray]) -> Profile:
+    @property
+    def base(self) -> int:
+        """Device byte address of the program's buffer on the board."""
+        return self._base
+
+    def profile(self, x: np.ndarray | Mapping[str, np.ndarray], *,
+                trace: str | os.PathLike | None = None) -> Profile:
         """Run once and return the board's per-layer profile (print it for a table).
+
+        ``trace`` is refused: the timeline of a run through ``bitlet agent`` is
+        not recorded (profile a local device for it).
 
         Returns
         -------
@@ -179,6 +188,9 @@ class RemoteModel(Model):
             ``extra["client_wall_ms"]`` is this host's wall time of the call,
             link included.
         """
+        if trace is not None:
+            raise BitletValueError("trace needs a local device: the timeline of a run through "
+                                   "`bitlet agent` is not recorded")
         feeds = x if isinstance(x, Mapping) else {self.input_names[0]: x}
         args, arrays = self._args(feeds)
         start = time.perf_counter()

@@ -34,7 +34,7 @@ from typing import Any
 
 from bitlet import hw
 from bitlet.drivers.sim import fast_available, resolve_kernel
-from bitlet.engines import _fast_build, _reference_build
+from bitlet.engines import KERNEL_TOPS, _fast_build, _reference_build
 from bitlet.engines.fast import FastEngine
 from bitlet.errors import BitletValueError
 from bitlet.sources import source_dirs
@@ -148,7 +148,6 @@ def kernel_engine(kind: str, n_pe: int) -> tuple[Callable[..., None], str]:
     engine = "fast" if use_fast and dirs["emu"] is not None else "reference"
     module = _build(engine, int(n_pe), dirs)
     if engine == "fast":
-
         return FastEngine(module.ffi, module.lib).make_top(), f"fast (built, N_PE={n_pe})"
-    return getattr(module.lib, "bitlet_top" if kind == "bitlet" else "vendor_fp_top"), \
+    return getattr(module.lib, KERNEL_TOPS[kind]), \
         f"reference (built, N_PE={n_pe})"
