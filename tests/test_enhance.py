@@ -233,13 +233,11 @@ def test_user_errors_are_one_line(tmp_path, capsys, monkeypatch):
 
 
 def test_predict_reports_modelled_and_measured_figures(capsys):
-    # zcu104's Bitlet overlay has the header's N_PE (boards.tcl, sized by the
-    # resource model): the installed emulator, no variant build
+    # the board's N_PE is its overlay's (boards.tcl, sized by the resource model);
+    # a kernel at another N_PE than the header's is built once and cached
     from bitlet.drivers.overlays import find_overlay
-    from bitlet import hw
 
     n_pe = find_overlay("zcu104", "bitlet", require_bitstream=False).metadata["n_pe"]
-    assert n_pe == hw.N_PE
     assert main(["enhance", "--predict", "--board", "zcu104", "--resolution", "48x30",
                  "--json"]) == 0
     p = json.loads(capsys.readouterr().out)
