@@ -5,7 +5,7 @@
 // (hls/bitlet_pe.c, hls/README.md "The PE microarchitecture"):
 //   bitlet_pe_pre     preprocess: exponent max tree, alignment, bit columns
 //   bitlet_pe_engine  x G: the check-window column engines (one step a clock)
-//   bitlet_pe_post    reassembly (adder tree of shifted column sums) and pack
+//   bitlet_pe_post    reassembly (shifted column sums, 3 a clock) and pack
 //
 // Handshake (valid/ready; ap_ctrl_chain in bitlet_pe_bb.v): the caller
 // presents a group with in_valid and holds the in_* ports until in_ready
@@ -53,7 +53,7 @@ module bitlet_pe #(
     localparam integer SCW = 7;                     // S <= 64
     localparam integer PF  = C - 1;                 // fixed: clocks before the load
     localparam integer PP  = PF + 3;                // fp32: clocks before the load
-    localparam integer DELAY = 11 - PF;             // output delay: 21 + S fixed
+    localparam integer DEPTH = 20 - PF;             // post registers: 21 + S fixed
 
     // ---- control state -------------------------------------------------
     reg  [3:0]      pc;          // preprocess clock of the port group
@@ -161,7 +161,7 @@ module bitlet_pe #(
 
     // ---- reassembly and pack ------------------------------------------------
     wire pending;
-    bitlet_pe_post #(.G(G), .SW(SW), .SCW(SCW), .DELAY(DELAY)) u_post (
+    bitlet_pe_post #(.G(G), .SW(SW), .SCW(SCW), .DEPTH(DEPTH)) u_post (
         .clk(clk), .rst(rst), .adv(adv), .take(handoff), .sums(sums),
         .emax(emax_c), .isfix(isfix_c), .special(special_c), .quant(quant_c),
         .pz(pz_c), .scan(scnt),
