@@ -28,7 +28,7 @@ module bitlet_pe #(
     parameter integer N     = 64,     // pairs per group
     parameter integer W     = 8,      // check window
     parameter integer G     = 24,     // bit columns (the fp32 significand: 24)
-    parameter integer C     = 6       // alignment chunks: C - 1 <= 5 (see above)
+    parameter integer C     = 6       // alignment chunks: 2 <= C <= 6 (see above)
 ) (
     input  wire              clk,
     input  wire              rst,     // synchronous, active high
