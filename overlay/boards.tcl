@@ -142,7 +142,7 @@ set BITLET_BOARDS {
         ddr_segments   {HP0_DDR_LOW 0x00000000 0x7FFFFFFF}
         clock_mhz      200
         pll            {IOPLL 1000}
-        n_pe           {bitlet 4 vendor_fp 45}
+        n_pe           {bitlet 5 vendor_fp 45}
         detect         {ZCU104 zcu104}
     }
     kv260 {
@@ -161,7 +161,7 @@ set BITLET_BOARDS {
         ddr_segments   {HP0_DDR_LOW 0x00000000 0x7FFFFFFF HP0_DDR_HIGH 0x800000000 0x87FFFFFFF}
         clock_mhz      200
         pll            {IOPLL 1000}
-        n_pe           {bitlet 1 vendor_fp 13}
+        n_pe           {bitlet 2 vendor_fp 13}
         detect         {KV260 kv260 K26 k26}
     }
 }

@@ -5,7 +5,7 @@
 // (hls/bitlet_pe.c, hls/README.md "The PE microarchitecture"):
 //   bitlet_pe_pre     preprocess: exponent max tree, alignment, bit columns
 //   bitlet_pe_engine  x G: the check-window column engines (one step a clock)
-//   bitlet_pe_post    reassembly (adder tree of shifted column sums) and pack
+//   bitlet_pe_post    reassembly (shifted column sums, 3 a clock) and pack
 //
 // Handshake (valid/ready; ap_ctrl_chain in bitlet_pe_bb.v): the caller
 // presents a group with in_valid and holds the in_* ports until in_ready
@@ -17,15 +17,18 @@
 //   out_valid rises: 24 + S (fp32), 21 + S (fixed);
 //   back to back (in_valid always, out_ready always): a group is loaded into
 //   the engines every S + 1 clocks, so results follow each other at S + 1.
-// Loads: fp32 after 3 preprocess clocks, fixed at once.  A fp32 group with
-// prune = 0 needs no preprocessing: it waits in a one-entry slot (its 3
-// clocks counted down) so the group behind it is preprocessed meanwhile.
+// Loads: fp32 after PF + 3 preprocess clocks, fixed after PF (PF = C - 1:
+// the time-multiplexed alignment, bitlet_pe_pre.v).  PF <= 5 keeps the
+// preprocess of the next group (<= 8 clocks) within the S >= 8 steps of a
+// group with prune != 0.  A group with prune = 0 (S = 0) needs no
+// preprocessing: it waits in a one-entry slot (its preprocess clocks counted
+// down) so the group behind it is preprocessed meanwhile.
 `default_nettype none
 module bitlet_pe #(
     parameter integer N     = 64,     // pairs per group
     parameter integer W     = 8,      // check window
     parameter integer G     = 24,     // bit columns (the fp32 significand: 24)
-    parameter integer DELAY = 11      // output delay: latency 21 + S in fixed mode
+    parameter integer C     = 6       // alignment chunks: 2 <= C <= 6 (see above)
 ) (
     input  wire              clk,
     input  wire              rst,     // synchronous, active high
@@ -48,11 +51,14 @@ module bitlet_pe #(
     localparam integer SW  = AW + $clog2(N);        // column sum
     localparam integer PW  = $clog2(N + W);         // engine pointer
     localparam integer SCW = 7;                     // S <= 64
+    localparam integer PF  = C - 1;                 // fixed: clocks before the load
+    localparam integer PP  = PF + 3;                // fp32: clocks before the load
+    localparam integer DEPTH = 20 - PF;             // post registers: 21 + S fixed
 
     // ---- control state -------------------------------------------------
-    reg  [1:0]      ph;          // fp32 preprocess phase of the port group
+    reg  [3:0]      pc;          // preprocess clock of the port group
     reg             z_valid;     // the prune = 0 slot holds a group
-    reg  [1:0]      z_cnt;       // its preprocess clocks still to wait
+    reg  [3:0]      z_cnt;       // its preprocess clocks still to wait
     reg             e_active;    // the engines hold a group not handed over
     reg  [SCW-1:0]  scnt;        // steps of the group in the engines (S)
     reg  [8:0]      emax_c;      // that group's mode data
@@ -67,10 +73,11 @@ module bitlet_pe #(
     wire            eng_free  = !e_active || handoff;
 
     wire            pz_in     = (in_prune == {G{1'b0}});
-    wire            to_slot   = in_valid && !in_isfix && pz_in && ph == 2'd0 && !z_valid;
+    wire [3:0]      p_in      = in_isfix ? PF[3:0] : PP[3:0];   // clocks before the load
+    wire            to_slot   = in_valid && pz_in && pc == 4'd0 && !z_valid;
     wire            port_grp  = in_valid && !to_slot;
-    wire            slot_rdy  = z_valid && z_cnt == 2'd0;
-    wire            port_rdy  = port_grp && !z_valid && (in_isfix ? ph == 2'd0 : ph == 2'd3);
+    wire            slot_rdy  = z_valid && z_cnt == 4'd0;
+    wire            port_rdy  = port_grp && !z_valid && pc == p_in;
     wire            load      = eng_free && (slot_rdy || port_rdy);
     wire            load_port = load && !slot_rdy;
 
@@ -78,22 +85,21 @@ module bitlet_pe #(
 
     always @(posedge clk) begin
         if (rst) begin
-            ph       <= 2'd0;
+            pc       <= 4'd0;
             z_valid  <= 1'b0;
-            z_cnt    <= 2'd0;
+            z_cnt    <= 4'd0;
             e_active <= 1'b0;
         end else begin
-            // fp32 preprocess phases of the group on the port
-            if (ph == 2'd0 && port_grp && !in_isfix) ph <= 2'd1;
-            else if (ph == 2'd1)                     ph <= 2'd2;
-            else if (ph == 2'd2)                     ph <= 2'd3;
-            else if (ph == 2'd3 && load_port)        ph <= 2'd0;
-            // the prune = 0 slot: 3 clocks as if preprocessed (latency 24)
+            // preprocess clocks of the group on the port: 0 .. p_in, held
+            // at p_in until the load
+            if (load_port)                        pc <= 4'd0;
+            else if (port_grp && pc != p_in)      pc <= pc + 4'd1;
+            // the prune = 0 slot: the preprocess clocks as if preprocessed
             if (to_slot) begin
                 z_valid <= 1'b1;
-                z_cnt   <= 2'd2;
+                z_cnt   <= p_in - 4'd1;
             end else begin
-                if (z_cnt != 2'd0) z_cnt <= z_cnt - 2'd1;
+                if (z_cnt != 4'd0) z_cnt <= z_cnt - 4'd1;
                 if (load && slot_rdy) z_valid <= 1'b0;
             end
             if (load)         e_active <= 1'b1;
@@ -106,10 +112,19 @@ module bitlet_pe #(
     wire            pre_special;
     wire [G*N-1:0]  pre_cols;
     wire [AW*N-1:0] pre_act;
-    bitlet_pe_pre #(.N(N), .G(G), .AW(AW)) u_pre (
+    // the lanes align chunk c at clock p_in - PF + c of the port group
+    wire [C-1:0] chunk;
+    genvar c;
+    generate
+        for (c = 0; c < C; c = c + 1) begin : g_chunk
+            assign chunk[c] = port_grp && pc == p_in - PF[3:0] + c;
+        end
+    endgenerate
+    bitlet_pe_pre #(.N(N), .G(G), .AW(AW), .C(C)) u_pre (
         .clk(clk),
-        .st0(ph == 2'd0 && port_grp && !in_isfix),
-        .st1(ph == 2'd1), .st2(ph == 2'd2),
+        .st0(port_grp && !in_isfix && pc == 4'd0),
+        .st1(port_grp && !in_isfix && pc == 4'd1),
+        .chunk(chunk),
         .w_sig(in_w_sig), .w_exp(in_w_exp), .w_abs(in_w_abs), .a_word(in_a_word),
         .isfix(in_isfix),
         .emax(pre_emax), .special(pre_special), .cols(pre_cols), .act(pre_act)
@@ -146,13 +161,13 @@ module bitlet_pe #(
 
     // ---- reassembly and pack ------------------------------------------------
     wire pending;
-    bitlet_pe_post #(.G(G), .SW(SW), .SCW(SCW), .DELAY(DELAY)) u_post (
+    bitlet_pe_post #(.G(G), .SW(SW), .SCW(SCW), .DEPTH(DEPTH)) u_post (
         .clk(clk), .rst(rst), .adv(adv), .take(handoff), .sums(sums),
         .emax(emax_c), .isfix(isfix_c), .special(special_c), .quant(quant_c),
         .pz(pz_c), .scan(scnt),
         .valid(out_valid), .res(out_res), .res_scan(out_scan), .pending(pending)
     );
     assign adv  = !out_valid || out_ready;
-    assign idle = !e_active && !z_valid && ph == 2'd0 && !pending;
+    assign idle = !e_active && !z_valid && pc == 4'd0 && !pending;
 endmodule
 `default_nettype wire

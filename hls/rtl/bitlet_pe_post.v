@@ -1,17 +1,23 @@
 // bitlet_pe_post.v -- reassembly and pack of the Bitlet PE.
 //
 // Takes the 24 column sums in the clock the engines hand them over (the next
-// group's load clock) and returns the result word 19 clocks later:
-//   r1..r5  acc = sum_g sum_g << g: a 5-level adder tree whose shifts are
-//           wiring (12, 6, 3, 2, 1 nodes), exact in ACCW bits
-//   r6      fp32: sign and |acc|;   fixed: floor(acc / 2^quant) (arithmetic
+// group's load clock) and returns the result word DEPTH - 1 clocks later:
+//   r1..rR  acc = sum_g sum_g << g, serially, K = 3 column sums a clock
+//           from the top (R = G / K = 8 clocks): acc = (acc << K) + t_j,
+//           t_j = sum_i sum_{Kj+i} << i, exact in ACCW bits.  The hand-over
+//           clock adds the top triple and keeps the other sums in a hold
+//           register.  A group with prune != 0 runs S >= 8 steps, so
+//           hand-overs needing the adder come at least 9 clocks apart; a
+//           prune = 0 group (all sums 0, result +0) leaves it alone.
+//   rR+1    fp32: sign and |acc|;   fixed: floor(acc / 2^quant) (arithmetic
 //           shift)
-//   r7      fp32: leading-one index c;   fixed: exact saturation (F7)
-//   r8      fp32: normalised significand and E = emax - 173 + c
-//   r9      fp32: Inf / normal / subnormal (F2) word; the result word by
+//   rR+2    fp32: leading-one index c;   fixed: exact saturation (F7)
+//   rR+3    fp32: normalised significand and E = emax - 173 + c
+//   rR+4    fp32: Inf / normal / subnormal (F2) word; the result word by
 //           mode: prune = 0 -> +0 (F4), Inf/NaN operand -> 0x7FC00000 (F3)
-//   r10..   DELAY clocks of the 32-bit word (contract latency: the published
-//           RTL's 24 + S / 21 + S), then the output register.
+//   ..      DELAY = DEPTH - R - 4 clocks of the 32-bit word (contract
+//           latency: the published RTL's 24 + S / 21 + S), the last one the
+//           output register.
 // Every stage advances together when `adv` (the output is free); a stage
 // holds a valid bit.  C model: bitlet_pe_finish() in hls/bitlet_pe.c.
 `default_nettype none
@@ -19,7 +25,7 @@ module bitlet_pe_post #(
     parameter integer G     = 24,
     parameter integer SW    = 32,
     parameter integer SCW   = 7,      // width of S
-    parameter integer DELAY = 11      // 20 registers from hand-over to output
+    parameter integer DEPTH = 15      // registers from hand-over to output
 ) (
     input  wire              clk,
     input  wire              rst,
@@ -38,7 +44,10 @@ module bitlet_pe_post #(
     output wire              pending      // a group is in this pipeline
 );
     localparam integer ACCW = SW + G;     // |acc| < 2^(SW+G-2)
-    localparam integer NST  = 9 + DELAY;  // registers r1..r(9+DELAY)
+    localparam integer K    = 3;          // column sums added a clock
+    localparam integer R    = G / K;      // reassembly registers r1..rR
+    localparam integer NST  = DEPTH;      // registers r1..rDEPTH
+    localparam integer DELAY = DEPTH - R - 4;
     localparam [5:0]   TOP  = ACCW - 2;   // top bit of |acc|
 
     // ---- valid bits and the meta data (mode, emax, S) of each stage ---------
@@ -50,12 +59,12 @@ module bitlet_pe_post #(
             v <= {v[NST-1:1], take};
     end
     wire [SCW+17-1:0] meta_in = {scan, pz, quant, special, isfix, emax};
-    reg  [SCW+17-1:0] meta [1:9];
+    reg  [SCW+17-1:0] meta [1:R+4];
     integer i;
     always @(posedge clk)
         if (adv) begin
             meta[1] <= meta_in;
-            for (i = 2; i <= 9; i = i + 1)
+            for (i = 2; i <= R + 4; i = i + 1)
                 meta[i] <= meta[i-1];
         end
     // meta fields of a stage
@@ -66,29 +75,46 @@ module bitlet_pe_post #(
     `define PZ(m)      m[16]
     `define SCAN(m)    m[SCW+16:17]
 
-    // ---- r1..r5: reassembly ------------------------------------------------
-    reg signed [SW+1:0]  n1 [0:11];       // sum_{2j} + sum_{2j+1} << 1
-    reg signed [SW+4:0]  n2 [0:5];        // << 2
-    reg signed [SW+9:0]  n3 [0:2];        // << 4
-    reg signed [SW+18:0] n4a;             // n3[0] + n3[1] << 8
-    reg signed [SW+9:0]  n4b;             // n3[2], weight 2^16
-    reg signed [ACCW-1:0] acc;
-    integer j;
-    always @(posedge clk)
-        if (adv) begin
-            for (j = 0; j < 12; j = j + 1)
-                n1[j] <= $signed(sums[SW*(2*j) +: SW])
-                         + ($signed(sums[SW*(2*j+1) +: SW]) <<< 1);
-            for (j = 0; j < 6; j = j + 1)
-                n2[j] <= n1[2*j] + (n1[2*j+1] <<< 2);
-            for (j = 0; j < 3; j = j + 1)
-                n3[j] <= n2[2*j] + (n2[2*j+1] <<< 4);
-            n4a <= n3[0] + (n3[1] <<< 8);
-            n4b <= n3[2];
-            acc <= n4a + (n4b <<< 16);
+    // ---- r1..rR: reassembly, K column sums a clock ---------------------------
+    reg  signed [SW-1:0]   hold [0:G-K-1];   // sums 0 .. G-K-1 of the group
+    reg  [$clog2(R)-1:0]   rj;               // next triple to add: R-2 .. 0
+    reg                    rbusy;            // triples left to add
+    reg  signed [ACCW-1:0] acc;
+    wire                   start = take && !pz;
+    // the K sums of the triple added this clock: the top one from the
+    // hand-over, triple rj from the hold register (an (R-1):1 multiplexer)
+    reg  signed [SW-1:0]   tri_s [0:K-1];
+    integer j, t;
+    always @* begin
+        for (t = 0; t < K; t = t + 1) begin
+            tri_s[t] = $signed(sums[SW*(G-K+t) +: SW]);
+            if (!start)
+                for (j = 0; j < R - 1; j = j + 1)
+                    if (rj == j) tri_s[t] = hold[K*j + t];
         end
+    end
+    wire signed [SW+K-1:0] tsum = tri_s[0] + (tri_s[1] <<< 1) + (tri_s[2] <<< 2);
+    always @(posedge clk) begin
+        if (rst)
+            rbusy <= 1'b0;
+        else if (adv) begin
+            if (start) begin
+                rbusy <= 1'b1;
+                rj    <= R - 2;
+            end else if (rbusy) begin
+                if (rj == 0) rbusy <= 1'b0;
+                rj <= rj - 1'b1;
+            end
+        end
+        if (adv && start) begin
+            acc <= tsum;
+            for (j = 0; j < G - K; j = j + 1)
+                hold[j] <= $signed(sums[SW*j +: SW]);
+        end else if (adv && rbusy)
+            acc <= (acc <<< K) + tsum;
+    end
 
-    // ---- r6..r9: pack -----------------------------------------------------
+    // ---- rR+1..rR+4: pack (registers named by the old stage numbers 6..9) -----------------------------------------------------
     // fp32
     reg                  sign6, zero6;
     reg  [ACCW-2:0]      mag6;            // |acc| < 2^(ACCW-1)
@@ -115,7 +141,7 @@ module bitlet_pe_post #(
     localparam signed [ACCW-1:0] FIX_MAX = (1 <<< 24) - 1;
     localparam signed [ACCW-1:0] FIX_MIN = -(1 <<< 24);
     wire [ACCW-2:0] norm7 = mag7 << (TOP - c7);          // leading 1 at the top
-    wire signed [10:0] e7 = $signed({2'b00, `EMAX(meta[7])}) - 11'sd173
+    wire signed [10:0] e7 = $signed({2'b00, `EMAX(meta[R+2])}) - 11'sd173
                             + $signed({5'b0, c7});
     wire [5:0] sub_sh = 6'd1 - e8[5:0];                    // 1 - E when E <= 0
     wire [31:0] fp_word =
@@ -131,7 +157,7 @@ module bitlet_pe_post #(
             sign6 <= acc[ACCW-1];
             zero6 <= (acc == {ACCW{1'b0}});
             mag6  <= acc[ACCW-1] ? (~acc[ACCW-2:0] + 1'b1) : acc[ACCW-2:0];
-            q6    <= acc >>> `QUANT(meta[5]);
+            q6    <= acc >>> `QUANT(meta[R]);
             // r7
             sign7 <= sign6;
             zero7 <= zero6;
@@ -147,19 +173,19 @@ module bitlet_pe_post #(
             e8    <= e7;
             fix8  <= fix7;
             // r9
-            word9 <= `PZ(meta[8])      ? 32'd0
-                   : `ISFIX(meta[8])   ? fix8
-                   : `SPECIAL(meta[8]) ? 32'h7FC00000
+            word9 <= `PZ(meta[R+3])      ? 32'd0
+                   : `ISFIX(meta[R+3])   ? fix8
+                   : `SPECIAL(meta[R+3]) ? 32'h7FC00000
                    :                     fp_word;
         end
 
-    // ---- r10..: delay to the contract latency, then the output -------------
+    // ---- rR+5..: delay to the contract latency, then the output ------------
     reg [31:0]    dword [1:DELAY];
     reg [SCW-1:0] dscan [1:DELAY];
     always @(posedge clk)
         if (adv) begin
             dword[1] <= word9;
-            dscan[1] <= `SCAN(meta[9]);
+            dscan[1] <= `SCAN(meta[R+4]);
             for (i = 2; i <= DELAY; i = i + 1) begin
                 dword[i] <= dword[i-1];
                 dscan[i] <= dscan[i-1];
