@@ -808,6 +808,9 @@ static inline int fk_avx512v_scan_max(const uint64_t *col)
     return fk_avx512_scan_max_of(col, U, umax, top);
 }
 
+/* The batch logic of fk_avx512_sbatch_push again, on purpose: each kernel family is
+ * compiled under its own target attributes, and a helper shared across them would
+ * not inline (duplicates pairs the two AVX-512 families' S batches). */
 static inline void fk_avx512v_sbatch_push(fk_avx512_sbatch_t *b, uint8_t *dst)
 {
     uint32_t top;

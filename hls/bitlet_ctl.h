@@ -285,6 +285,8 @@ static inline void bk_decode(const uint32_t w[BITLET_INSN_WORDS], bk_insn_t *d)
     d->bias = bk_addr64(w, BITLET_W_BIAS_LO);
     d->out = bk_addr64(w, BITLET_W_OUT_LO);
     d->acc = bk_addr64(w, BITLET_W_ACC_LO);
+    /* one field per line, alike by design: the decoded instruction mirrors the
+     * header's word layout (a loop would hide the field names) */
     d->n = w[BITLET_W_N];
     d->ih = w[BITLET_W_IH];
     d->iw = w[BITLET_W_IW];

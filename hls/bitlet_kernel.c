@@ -1045,6 +1045,8 @@ void bitlet_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
            id_wgt_buf, id_out_buf, clock);
 }
 
+/* The same top-level argument list and interface pragmas as bitlet_top, on purpose:
+ * one register map and one driver serve both IPs (hls/bitlet_top.h declares both). */
 void vendor_fp_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
                    uint64_t prog_addr, uint32_t n_insn, uint64_t prof_addr,
                    const volatile uint64_t *timestamp,

@@ -47,6 +47,8 @@ void bitlet_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
                 uint32_t *id_act_buf, uint32_t *id_wgt_buf, uint32_t *id_out_buf,
                 uint64_t *clock);
 
+/* The vendor-FP top has bitlet_top's argument list (one register map, one driver);
+ * bitlet_kernel.c / vendor_kernel.c define them with these exact parameters. */
 void vendor_fp_top(uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
                    uint64_t prog_addr, uint32_t n_insn, uint64_t prof_addr,
                    const volatile uint64_t *timestamp,

@@ -132,6 +132,7 @@ static uint64_t run_bytes(uint64_t bytes)
     return (bytes + BITLET_AXI_BYTES - 1u) / BITLET_AXI_BYTES * BITLET_AXI_BYTES;
 }
 
+/* (tb_f32add.c has a bit-cast helper alike in shape: each testbench stands alone) */
 static float bits_float(uint32_t u)
 {
     float f;

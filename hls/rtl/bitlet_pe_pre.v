@@ -87,6 +87,8 @@ module bitlet_pe_pre #(
             assign l3[k] = max2(l2[2*k], l2[2*k+1]);
         end
     endgenerate
+    // (the levels of the exponent max tree are alike by design: one 2:1 max per
+    // node, written out per level so the pipeline register sits after level 3)
     reg  [8:0] m3 [0:N/8-1];          // registers after level 3
     wire [8:0] l4 [0:N/16-1];
     wire [8:0] l5 [0:N/32-1];
