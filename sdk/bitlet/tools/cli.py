@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import contextlib
 import os
 import platform
 import sys
@@ -37,6 +38,7 @@ from bitlet._version import __version__
 from bitlet.demo import run_demo
 from bitlet.drivers import open_device
 from bitlet.drivers.overlays import detect_board, find_overlay
+from bitlet.drivers.power import power_meter
 from bitlet.errors import BitletError, BitletValueError
 from bitlet.runtime import compile as bitlet_compile
 from bitlet.runtime.agent import main as agent_main
@@ -45,6 +47,7 @@ from bitlet.tools.accuracy import compare
 from bitlet.tools.bench import bench_kernels
 from bitlet.tools.bench_board import bench_board
 from bitlet.tools.enhance import add_parser as add_enhance_parser
+from bitlet.tools.enhance import format_power
 from bitlet.tools.eval_cli import add_eval_commands
 from bitlet.tools.inputs import (
     Feeds,
@@ -252,13 +255,19 @@ def cmd_profile(args: argparse.Namespace) -> int:
         if args.trace and not hasattr(compiled, "stream"):  # a board behind `bitlet agent`
             raise BitletValueError("--trace needs a local device (the timeline of a run through "
                                    "`bitlet agent` is not recorded)")
-        profile = compiled.profile(feeds.arrays, trace=args.trace) if args.trace \
-            else compiled.profile(feeds.arrays)
+        meter, no_power = power_meter(dev) if args.power else (None, "")
+        with meter.measure() if meter else contextlib.nullcontext() as reading:
+            profile = compiled.profile(feeds.arrays, trace=args.trace) if args.trace \
+                else compiled.profile(feeds.arrays)
         args.progress(2, 2, "done")
     finally:
         dev.close()
     data = {**profile.as_dict(), "inputs": {"source": feeds.source, "arrays": input_summary(feeds.arrays)}}
-    _emit(args, data, lambda: "\n".join(_inputs_text(feeds) + [str(profile)]))
+    power = []
+    if args.power:  # one inference is one frame
+        data["power"] = reading.per_frame(1) if meter is not None else {"unavailable": no_power}
+        power = [format_power(data["power"], "inference")]
+    _emit(args, data, lambda: "\n".join(_inputs_text(feeds) + [str(profile)] + power))
     return EXIT_OK
 
 
@@ -365,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--trace", default=None, metavar="FILE",
                    help="also write the run's timeline (Chrome trace / Perfetto JSON)")
+    p.add_argument("--power", action="store_true",
+                   help="measure the board's power during the inference (pynq's power rails, e.g. "
+                        "ZCU104): joules and average watts; a device without sensors says so")
     p.set_defaults(func=cmd_profile)
     p = sub.add_parser("compare", parents=[common, model], epilog=INPUTS_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter, help="accuracy against onnxruntime fp32")

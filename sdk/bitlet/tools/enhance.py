@@ -31,6 +31,7 @@ machine overlapped, as the stream overlaps it).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -48,6 +49,7 @@ from bitlet.demo import load_frames
 from bitlet.demo import model_path as demo_model_path
 from bitlet.drivers import open_device
 from bitlet.drivers.overlays import available_boards, find_overlay
+from bitlet.drivers.power import power_meter
 from bitlet.errors import BitletValueError
 from bitlet.runtime import compile as bitlet_compile
 from bitlet.tools.bench_board import _tiled
@@ -236,7 +238,18 @@ class EnhanceResult:
                      f"N_PE={s['n_pe']} at {s['clock_mhz']} MHz); {s['board_fps']:.2f} frames/s "
                      f"with the host work of a frame ({s['host_ms_per_frame']:.1f} ms, measured on "
                      f"this machine) overlapped")
+        if "power" in s:
+            lines.append(format_power(s["power"]))
         return "\n".join(lines)
+
+
+def format_power(p: dict[str, Any], what: str = "frame") -> str:
+    """One line: joules per frame and mean watts (measured), or why there are none."""
+    if "joules_per_frame" not in p:
+        return f"energy: not measured ({p['unavailable']})"
+    return (f"energy: {p['joules_per_frame']:.4g} J a {what}, {p['watts']:.3f} W average over "
+            f"{p['seconds']:.3f} s ({p['frames']} {what}s, {p['samples']} samples of "
+            f"{len(p['rails'])} rails; {p['label']})")
 
 
 class _Frame:
@@ -451,8 +464,8 @@ class Enhancer:
     def enhance(self, source: str, output: str | os.PathLike | None = None, *,
                 compare: bool = False, reference: str | None = None,
                 max_frames: int | None = None, trace: Any = None,
-                progress: Callable[[int, int | None, dict[str, Any]], None] | None = None
-                ) -> EnhanceResult:
+                progress: Callable[[int, int | None, dict[str, Any]], None] | None = None,
+                power: bool = False) -> EnhanceResult:
         """Enhance every frame of ``source`` and write ``output``.
 
         Parameters
@@ -472,6 +485,10 @@ class Enhancer:
             Chrome trace / Perfetto JSON timeline of the stream.
         progress : callable(done, total or None, figures), optional
             Called after every frame with the running figures.
+        power : bool
+            Measure the board's power over the run (:mod:`bitlet.drivers.power`):
+            ``summary["power"]`` has ``joules_per_frame`` and ``watts``, or
+            ``unavailable`` (why not: a device without power sensors).
 
         Returns
         -------
@@ -483,32 +500,36 @@ class Enhancer:
         frames, streams = [], []
         started = time.perf_counter()
         ok = False
-        in_size = out_size = ""
+        meter, no_power = power_meter(self.device) if power else (None, "")
+        out_shape: list[tuple[int, int]] = []
         try:
-            for n, (enhanced, bicubic) in enumerate(self.enhance_frames(
-                    iter(src), trace=trace, on_stream=streams.append)):
-                if n == 0:
-                    h, w = enhanced.shape[:2]
-                    in_size, out_size = f"{w // self.scale}x{h // self.scale}", f"{w}x{h}"
-                record: dict[str, Any] = {"frame": n}
-                if ref_iter is not None:
-                    record.update(_metrics(enhanced, bicubic, next(ref_iter, None), n))
-                if sink is not None:
-                    if compare:
-                        label = f"x{self.scale}"
-                        sink.write(np.concatenate([draw_label(bicubic, "bicubic " + label),
-                                                   draw_label(enhanced, "Bitlet " + label)], axis=1))
-                    else:
-                        sink.write(enhanced)
-                frames.append(record)
-                if progress is not None:
-                    progress(n + 1, src.count, self._figures(streams[0], n + 1, started))
+            with meter.measure() if meter else contextlib.nullcontext() as reading:
+                for n, (enhanced, bicubic) in enumerate(self.enhance_frames(
+                        iter(src), trace=trace, on_stream=streams.append)):
+                    if n == 0:
+                        out_shape.append(enhanced.shape[:2])
+                    record: dict[str, Any] = {"frame": n}
+                    if ref_iter is not None:
+                        record.update(_metrics(enhanced, bicubic, next(ref_iter, None), n))
+                    if sink is not None:
+                        if compare:
+                            label = f"x{self.scale}"
+                            sink.write(np.concatenate([draw_label(bicubic, "bicubic " + label),
+                                                       draw_label(enhanced, "Bitlet " + label)],
+                                                      axis=1))
+                        else:
+                            sink.write(enhanced)
+                    frames.append(record)
+                    if progress is not None:
+                        progress(n + 1, src.count, self._figures(streams[0], n + 1, started))
             ok = True
         finally:
             if sink is not None:
                 sink.close(ok)
         if not frames:
             raise BitletValueError(f"{src.describe}: no frames")
+        h, w = out_shape[0]
+        in_size, out_size = f"{w // self.scale}x{h // self.scale}", f"{w}x{h}"
         stream = streams[0]
         per_frame = len(self._plan)
         for n, record in enumerate(frames):
@@ -524,6 +545,9 @@ class Enhancer:
             "note": sink.note if sink is not None else "",
             **self._figures(stream, len(frames), started),
         }
+        if power:
+            summary["power"] = (reading.per_frame(len(frames)) if meter is not None
+                                else {"unavailable": no_power})
         if ref_iter is not None:
             for key in ("psnr_db", "psnr_bicubic_db", "ssim", "ssim_bicubic"):
                 summary[key] = float(np.mean([f[key] for f in frames]))
@@ -770,6 +794,9 @@ def add_parser(sub: Any, common: Any, prune_type: Callable[[str], int],
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.add_argument("--trace", default=None, metavar="FILE",
                    help="write the stream's timeline (Chrome trace / Perfetto JSON)")
+    p.add_argument("--power", action="store_true",
+                   help="measure the board's power over the run (pynq's power rails, e.g. ZCU104): "
+                        "joules per frame and average watts; a device without sensors says so")
     p.add_argument("--predict", action="store_true",
                    help="no INPUT: predict the board's frames/s at --resolution (the bundled "
                         "photographs tiled to that size, run on the simulator)")
@@ -788,9 +815,9 @@ def add_parser(sub: Any, common: Any, prune_type: Callable[[str], int],
 def cmd_enhance(args: Any) -> int:
     """``bitlet enhance``: returns the exit status (errors raise BitletError)."""
     if args.predict:
-        if args.input or args.output or args.reference or args.compare:
+        if args.input or args.output or args.reference or args.compare or args.power:
             raise BitletValueError("--predict runs the bundled photographs: give no INPUT, -o, "
-                                   "--reference or --compare")
+                                   "--reference, --compare or --power")
         if args.device not in (None, "sim"):
             raise BitletValueError("--predict runs on the simulator (--board chooses its "
                                    "configuration): --device does not apply")
@@ -826,7 +853,7 @@ def cmd_enhance(args: Any) -> int:
                   bits=args.bits, tile=args.tile, scale=args.scale) as enhancer:
         result = enhancer.enhance(args.input, args.output, compare=args.compare,
                                   reference=args.reference, max_frames=args.max_frames,
-                                  trace=args.trace, progress=progress)
+                                  trace=args.trace, progress=progress, power=args.power)
     if not args.json:
         sys.stderr.write("\n")
     args.emit(args, result.as_dict(), lambda: str(result))
