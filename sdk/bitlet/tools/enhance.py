@@ -52,6 +52,7 @@ from bitlet.drivers.overlays import available_boards, find_overlay
 from bitlet.drivers.power import power_meter
 from bitlet.errors import BitletValueError
 from bitlet.runtime import compile as bitlet_compile
+from bitlet.runtime.remote import RemoteModel
 from bitlet.tools.bench_board import _tiled
 from bitlet.tools.imaging import bicubic_resize, draw_label, rgb_to_ycbcr, ssim, ycbcr_planes_to_rgb
 from bitlet.tools.imaging import psnr
@@ -628,7 +629,8 @@ def board_device(board: str | None) -> tuple[Any, dict[str, Any]]:
 
 def predict(model: str | os.PathLike | None = None, *, board: str | None = None,
             resolution: str = "640x360", precision: str = "fp32", prune: Any = None,
-            bits: Any = None, tile: Any = None, frames: int = 2) -> dict[str, Any]:
+            bits: Any = None, tile: Any = None, frames: int = 2,
+            agent: str | None = None) -> dict[str, Any]:
     """Predicted board frames/s for output frames of ``resolution``.
 
     The input frames are the bundled demo photographs tiled to the input
@@ -636,16 +638,48 @@ def predict(model: str | os.PathLike | None = None, *, board: str | None = None,
     whole pipeline on a simulator with ``board``'s kernel configuration.
     The host work is that of the frames after the first (a warm-up).
 
+    Parameters
+    ----------
+    agent : str, optional
+        A board behind ``bitlet agent`` (``"tcp://HOST:PORT"``, a serial
+        spec): the program's host steps (packing and uploading the tiles,
+        host ops, downloading) are then measured there, by running the same
+        program on the same tiles through the agent
+        (:attr:`RemoteModel.last_timings`); the frame pipeline's own work
+        (colour conversion, tiling, stitching) is still measured here.
+
     Returns
     -------
     dict
         The :class:`EnhanceResult` summary plus ``board``, ``resolution``:
         ``board_kernel_fps`` is modelled (counted kernel cycles at the
-        clock), ``host_ms_per_frame`` measured on this machine,
-        ``board_fps`` the two overlapped.
+        clock), ``host_ms_per_frame`` measured (``host_measured_on`` says
+        where), ``board_fps`` the two overlapped.  With ``agent``:
+        ``program_host_ms_per_frame`` (on the agent) and
+        ``pipeline_host_ms_per_frame`` (here) make up ``host_ms_per_frame``.
     """
+    if frames < 2 and agent is not None:
+        raise BitletValueError("predict with an agent needs frames >= 2 (the first warms up)")
     width, height = _resolution(resolution)
+    remote = open_device(agent) if agent is not None else None
+    if remote is not None and getattr(remote, "kind", "") != "remote":
+        remote.close()
+        raise BitletValueError(f"--device {agent!r} is not a board behind `bitlet agent` "
+                               "(tcp://HOST:PORT or serial://...): --predict measures the host "
+                               "work there; on the board itself leave out --device")
+    try:
+        pred = _predict_here(model, board, width, height, precision, prune, bits, tile, frames,
+                             remote)
+    finally:
+        if remote is not None:
+            remote.close()
+    return pred
+
+
+def _predict_here(model: Any, board: str | None, width: int, height: int, precision: str,
+                  prune: Any, bits: Any, tile: Any, frames: int, remote: Any) -> dict[str, Any]:
     dev, conf = board_device(board)
+    agent_host: dict[str, Any] = {}
     try:
         with Enhancer(model, device=dev, precision=precision, prune=prune, bits=bits,
                       tile=tile) as enhancer:
@@ -658,9 +692,55 @@ def predict(model: str | os.PathLike | None = None, *, board: str | None = None,
             source = FrameSource(f"the bundled photographs tiled to {w}x{h}", Fraction(25),
                                  frames, iter(rgb))
             result = enhancer.enhance(source)
+            if remote is not None:
+                agent_host = _agent_host_work(enhancer, remote, rgb)
     finally:
         dev.close()
-    return {**result.summary, **conf, "resolution": f"{width}x{height}"}
+    out = {**result.summary, **conf, "resolution": f"{width}x{height}",
+           "host_measured_on": "this machine"}
+    if agent_host:
+        per_frame = out["tiles_per_frame"]
+        steady = result.stream["frames"][per_frame:]  # frame 0 warms up, as in _figures
+        pipeline = sum(t["input_ms"] + t["output_ms"] for t in steady) / len(steady) * per_frame
+        host_ms = agent_host["program_host_ms_per_frame"] + pipeline
+        kernel_ms = out["kernel_cycles_per_frame"] / (out["clock_mhz"] * 1e3)
+        out.update(agent_host, pipeline_host_ms_per_frame=pipeline, host_ms_per_frame=host_ms,
+                   host_measured_on=agent_host["agent"],
+                   board_fps=1e3 / max(kernel_ms, host_ms) if max(kernel_ms, host_ms) else 0.0)
+    return out
+
+
+def _agent_host_work(enhancer: Enhancer, remote: Any, rgb: list[np.ndarray]) -> dict[str, Any]:
+    """The program's host steps per frame, measured on the agent's machine.
+
+    Runs the enhancer's compiled program (the same bytes) through the agent
+    on the tiles of every frame; frame 0 warms up.  Per tile the agent
+    reports its own timings: packing and uploading the inputs, host ops,
+    downloading the outputs (seconds on its clock; the link is not in them).
+    """
+    model = RemoteModel(enhancer.compiled.program, remote)
+    th, tw = enhancer._tile_shape
+    name = enhancer.input_name
+    totals, kernel = [], []
+    try:
+        for frame in rgb:
+            planes = enhancer._planes(frame)
+            seconds = kernel_s = 0.0
+            for y0, x0, *_ in enhancer._plan:
+                model.run({name: np.ascontiguousarray(planes[None, :, y0:y0 + th, x0:x0 + tw])})
+                t = model.last_timings
+                seconds += t["upload"] + t["download"] + sum(step[-1] for step in t["host"])
+                kernel_s += t["kernel"]
+            totals.append(seconds)
+            kernel.append(kernel_s)
+    finally:
+        model.close()
+    info = remote.describe()
+    what = info.get("board") or info.get("remote_backend") or "?"
+    agent = f"the agent at {info.get('link', remote.address)} (device: {what})"
+    return {"program_host_ms_per_frame": 1e3 * sum(totals[1:]) / len(totals[1:]),
+            "agent_kernel_wall_ms_per_frame": 1e3 * sum(kernel[1:]) / len(kernel[1:]),
+            "agent": agent}
 
 
 def format_prediction(p: dict[str, Any]) -> str:
@@ -670,9 +750,15 @@ def format_prediction(p: dict[str, Any]) -> str:
             f"{p['tiles_per_frame']} tile(s)):\n"
             f"  kernel {p['kernel_cycles_per_frame']:,} cycles a frame (modelled) -> "
             f"{p['board_kernel_fps']:.2f} frames/s on the kernel alone (modelled)\n"
-            f"  host work {p['host_ms_per_frame']:.1f} ms a frame (measured on this machine, "
-            f"beside the emulator) -> {p['board_fps']:.2f} frames/s with it overlapped\n"
-            f"  (the emulation itself ran at {p['emulation_fps']:.3f} frames/s here)")
+            + (f"  host work {p['host_ms_per_frame']:.1f} ms a frame (measured on this machine, "
+               f"beside the emulator) -> {p['board_fps']:.2f} frames/s with it overlapped\n"
+               if "program_host_ms_per_frame" not in p else
+               f"  host work {p['host_ms_per_frame']:.1f} ms a frame = the program's host steps "
+               f"(transfers, host ops) {p['program_host_ms_per_frame']:.1f} ms, measured on "
+               f"{p['agent']}, + the frame pipeline (colour conversion, tiling, stitching) "
+               f"{p['pipeline_host_ms_per_frame']:.1f} ms, measured on this machine -> "
+               f"{p['board_fps']:.2f} frames/s with it overlapped\n")
+            + f"  (the emulation itself ran at {p['emulation_fps']:.3f} frames/s here)")
 
 
 #: settings ``--target-fps`` chooses from: (precision, bit budget, prune mask), fp32 first
@@ -799,7 +885,9 @@ def add_parser(sub: Any, common: Any, prune_type: Callable[[str], int],
                         "joules per frame and average watts; a device without sensors says so")
     p.add_argument("--predict", action="store_true",
                    help="no INPUT: predict the board's frames/s at --resolution (the bundled "
-                        "photographs tiled to that size, run on the simulator)")
+                        "photographs tiled to that size, run on the simulator; the host work is "
+                        "measured on this machine, or with --device tcp://HOST:PORT the program's "
+                        "host steps are measured on that `bitlet agent`'s board)")
     p.add_argument("--board", default=None,
                    help="with --predict: the kernel configuration of this board's overlay "
                         "(pynqz2, kv260, zcu104; default: the simulator's)")
@@ -818,18 +906,20 @@ def cmd_enhance(args: Any) -> int:
         if args.input or args.output or args.reference or args.compare or args.power:
             raise BitletValueError("--predict runs the bundled photographs: give no INPUT, -o, "
                                    "--reference, --compare or --power")
-        if args.device not in (None, "sim"):
-            raise BitletValueError("--predict runs on the simulator (--board chooses its "
-                                   "configuration): --device does not apply")
+        agent = None if args.device in (None, "sim") else args.device
         if args.target_fps is not None:
             if args.model is not None:
                 raise BitletValueError("--target-fps measures the loss on the demo model's bundled "
                                        "frames: leave out --model")
+            if agent is not None:
+                raise BitletValueError("--target-fps compares the kernel's modelled frames/s (no "
+                                       "host work): --device does not apply")
             choice = choose_setting(args.target_fps, board=args.board, resolution=args.resolution)
             args.emit(args, choice, lambda: format_choice(choice))
             return 0
         pred = predict(args.model, board=args.board, resolution=args.resolution,
-                       precision=args.precision, prune=args.prune, bits=args.bits, tile=args.tile)
+                       precision=args.precision, prune=args.prune, bits=args.bits, tile=args.tile,
+                       agent=agent)
         args.emit(args, pred, lambda: format_prediction(pred))
         return 0
     if args.input is None:
