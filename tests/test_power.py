@@ -67,16 +67,23 @@ def pynq():
 
 
 class FakeSensor:
-    """A power sensor (``.name``, ``.value`` in watts) that logs what it returned."""
+    """A power sensor as pynq's (``name``; ``get_value()`` with no ``parents``, as
+    pynq 4's recorder reads it, and ``value``, as pynq 2's), in watts, that
+    logs what it returned."""
+
+    parents = ()
 
     def __init__(self, name: str, watts: list[float]) -> None:
         self.name, self.watts, self.given = name, watts, []
 
-    @property
-    def value(self) -> float:
+    def get_value(self, parents=None) -> float:
         v = self.watts[len(self.given) % len(self.watts)]
         self.given.append(v)
         return v
+
+    @property
+    def value(self) -> float:
+        return self.get_value()
 
 
 def _rails(pynq):

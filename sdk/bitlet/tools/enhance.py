@@ -59,7 +59,7 @@ from bitlet.tools.imaging import psnr
 from bitlet.tools.variants import kernel_engine
 from bitlet.tools.video import FrameSource, open_sink, open_source
 
-__all__ = ["MAX_TILE", "TARGET_SETTINGS", "EnhanceResult", "Enhancer", "choose_setting", "predict",
+__all__ = ["MAX_TILE", "EnhanceResult", "Enhancer", "choose_setting", "predict",
            "receptive_radius", "tile_plan"]
 
 #: default largest tile (input pixels a side): a larger frame is tiled
@@ -285,16 +285,19 @@ class Enhancer:
         halos are refused unless ``exact=False``.
     scale : int, optional
         Expected upscaling factor; a model with another is refused.
+    calibration : dict or CalibrationResult, optional
+        Per-layer prune masks and bit budgets (:func:`bitlet.compile`'s).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, *, device: Any = None,
                  precision: str = "fp32", prune: Any = None, bits: Any = None,
                  tile: Any = None, halo: int | None = None, scale: int | None = None,
-                 exact: bool = True) -> None:
+                 exact: bool = True, calibration: Any = None) -> None:
         self.model_path = Path(model) if model is not None else demo_model_path()
         if not self.model_path.is_file():
             raise BitletValueError(f"model {model}: no such file")
         self.precision, self.prune, self.bits = precision, prune, bits
+        self.calibration = calibration
         self.tile = _parse_tile(tile)
         self.scale_wanted = scale
         self._own_device = device is None or isinstance(device, str)
@@ -360,7 +363,7 @@ class Enhancer:
                 self.compiled.close()
             self.compiled = bitlet_compile(str(self.model_path), device=self.device,
                                            precision=self.precision, prune=self.prune,
-                                           bits=self.bits,
+                                           bits=self.bits, calibration=self.calibration,
                                            input_shapes={self.input_name: (1, self.channels) + shape})
             out = self.compiled.meta["outputs"][0]["shape"]
             if len(out) != 4 or out[2] % shape[0] or out[3] % shape[1] \
@@ -630,7 +633,7 @@ def board_device(board: str | None) -> tuple[Any, dict[str, Any]]:
 def predict(model: str | os.PathLike | None = None, *, board: str | None = None,
             resolution: str = "640x360", precision: str = "fp32", prune: Any = None,
             bits: Any = None, tile: Any = None, frames: int = 2,
-            agent: str | None = None) -> dict[str, Any]:
+            agent: str | None = None, calibration: Any = None) -> dict[str, Any]:
     """Predicted board frames/s for output frames of ``resolution``.
 
     The input frames are the bundled demo photographs tiled to the input
@@ -669,7 +672,7 @@ def predict(model: str | os.PathLike | None = None, *, board: str | None = None,
                                "work there; on the board itself leave out --device")
     try:
         pred = _predict_here(model, board, width, height, precision, prune, bits, tile, frames,
-                             remote)
+                             remote, calibration)
     finally:
         if remote is not None:
             remote.close()
@@ -677,12 +680,13 @@ def predict(model: str | os.PathLike | None = None, *, board: str | None = None,
 
 
 def _predict_here(model: Any, board: str | None, width: int, height: int, precision: str,
-                  prune: Any, bits: Any, tile: Any, frames: int, remote: Any) -> dict[str, Any]:
+                  prune: Any, bits: Any, tile: Any, frames: int, remote: Any,
+                  calibration: Any = None) -> dict[str, Any]:
     dev, conf = board_device(board)
     agent_host: dict[str, Any] = {}
     try:
         with Enhancer(model, device=dev, precision=precision, prune=prune, bits=bits,
-                      tile=tile) as enhancer:
+                      tile=tile, calibration=calibration) as enhancer:
             enhancer.prepare(16, 16)  # learns the scale
             s = enhancer.scale
             h, w = -(-height // s), -(-width // s)
@@ -761,23 +765,30 @@ def format_prediction(p: dict[str, Any]) -> str:
             + f"  (the emulation itself ran at {p['emulation_fps']:.3f} frames/s here)")
 
 
-#: settings ``--target-fps`` chooses from: (precision, bit budget, prune mask), fp32 first
-TARGET_SETTINGS = tuple((precision, bits, prune) for precision in ("fp32", "bf16")
-                        for bits in (None, 5, 3, 2) for prune in (None, 0xFF0000))
-
-
-def _setting_name(precision: str, bits: int | None, prune: int | None) -> str:
-    return precision + (f", bits {bits}" if bits else "") + (f", prune 0x{prune:06X}" if prune else "")
+#: what ``--target-fps`` calibrates: precisions, then per layer these bit budgets
+#: (ones per weight significand) and kept bit columns (calibrate's candidates)
+TARGET_PRECISIONS = ("fp32", "bf16")
+TARGET_BITS = (5, 3, 2)
+TARGET_COLUMNS = (16, 12)
+#: calibrate's error budget (relative L2 against the unmodified model) for its greedy
+#: search; the trade-off curve holds every measured plan, inside it or not
+TARGET_BUDGET = 0.1
 
 
 def choose_setting(target_fps: float, *, board: str | None = None, resolution: str = "640x360",
-                   settings: tuple = TARGET_SETTINGS, frames: int | None = None) -> dict[str, Any]:
-    """The setting with the least PSNR loss whose modelled kernel frames/s reach ``target_fps``.
+                   precisions: tuple[str, ...] = TARGET_PRECISIONS,
+                   bits: tuple[int, ...] = TARGET_BITS, keep_columns: tuple[int, ...] = TARGET_COLUMNS,
+                   frames: int | None = None) -> dict[str, Any]:
+    """The setting on the calibration trade-off curve with the least PSNR loss
+    whose modelled kernel frames/s reach ``target_fps``.
 
-    The loss of each setting (precision, per-weight bit budget, column prune
-    mask; :data:`TARGET_SETTINGS`) is measured on the bundled held-out frames
-    of the demo model against their ground truth, relative to fp32; then the
-    settings are predicted (:func:`predict`: the kernel's modelled cycles at
+    For each precision, :func:`bitlet.tools.calibrate.calibrate` measures the
+    demo model on the bundled low-resolution frames with per-layer bit
+    budgets and column masks, and its trade-off curve (every measured plan no
+    other beats on both PE cycles and output error) gives the candidate
+    settings.  The loss of each is its PSNR on the same frames against their
+    ground truth, relative to the fp32 baseline; the settings are then
+    predicted (:func:`predict`: the kernel's modelled cycles at
     ``resolution`` on ``board``'s configuration) in order of loss until one
     reaches the target.
 
@@ -785,27 +796,35 @@ def choose_setting(target_fps: float, *, board: str | None = None, resolution: s
     -------
     dict
         ``chosen`` (None when no setting reaches the target), ``tried``
-        (every setting with its loss and, where predicted, its frames/s).
+        (every setting with its plan, loss and, where predicted, frames/s).
     """
+    from bitlet.tools.calibrate import calibrate  # the trade-off curve (tools, same layer)
+
     if not target_fps > 0:
         raise BitletValueError(f"--target-fps must be > 0, got {target_fps}")
     data = load_frames()
     count = len(data["names"]) if frames is None else int(frames)
     lr = [(data["lr_y"][i].astype(np.float32) / 255.0)[None, None] for i in range(count)]
     hr = [data["hr_y"][i].astype(np.float64) / 255.0 for i in range(count)]
+    shapes = {"lr": lr[0].shape}
     dev, conf = board_device(board)
     tried = []
     try:
-        for precision, bits, prune in settings:
-            model = bitlet_compile(str(demo_model_path()), device=dev, precision=precision,
-                                   prune=prune, bits=bits, input_shapes={"lr": lr[0].shape})
-            try:
-                quality = float(np.mean([psnr(np.clip(model(x)[0, 0], 0, 1), h)
-                                         for x, h in zip(lr, hr)]))
-            finally:
-                model.close()
-            tried.append({"setting": _setting_name(precision, bits, prune), "precision": precision,
-                          "bits": bits, "prune": prune, "psnr_db": quality})
+        for precision in precisions:
+            curve = calibrate(str(demo_model_path()), lr, device=dev, budget=TARGET_BUDGET,
+                              bits=bits, keep_columns=keep_columns, precision=precision,
+                              input_shapes=shapes).tradeoff()
+            for point in curve:
+                model = bitlet_compile(str(demo_model_path()), device=dev, precision=precision,
+                                       calibration=point["plan"], input_shapes=shapes)
+                try:
+                    quality = float(np.mean([psnr(np.clip(model(x)[0, 0], 0, 1), h)
+                                             for x, h in zip(lr, hr)]))
+                finally:
+                    model.close()
+                tried.append({"setting": f"{precision}, {point['change']}", "precision": precision,
+                              "plan": point["plan"], "pe_cycles_calibration": point["pe_cycles"],
+                              "error": point["error"], "psnr_db": quality})
     finally:
         dev.close()
     base = tried[0]["psnr_db"]
@@ -814,7 +833,7 @@ def choose_setting(target_fps: float, *, board: str | None = None, resolution: s
     chosen = None
     for t in sorted(tried, key=lambda t: t["loss_db"]):
         p = predict(board=board, resolution=resolution, precision=t["precision"],
-                    prune=t["prune"], bits=t["bits"], frames=1)
+                    calibration=t["plan"], frames=1)
         t["board_kernel_fps"] = p["board_kernel_fps"]
         t["kernel_cycles_per_frame"] = p["kernel_cycles_per_frame"]
         if p["board_kernel_fps"] >= target_fps:
@@ -822,20 +841,22 @@ def choose_setting(target_fps: float, *, board: str | None = None, resolution: s
             break
     return {"target_fps": target_fps, "resolution": resolution, **conf, "chosen": chosen,
             "tried": tried, "frames": count,
-            "basis": "loss: PSNR on the bundled held-out frames against ground truth, relative to "
-                     "fp32 (measured on the simulator, bit-exact); frames/s: kernel cycles at the "
-                     "clock (modelled), host work not included"}
+            "basis": "settings: the calibration trade-off curve of each precision (per-layer bit "
+                     "budgets and column masks, bitlet.tools.calibrate); loss: PSNR on the bundled "
+                     "held-out frames against ground truth, relative to fp32 (measured on the "
+                     "simulator, bit-exact); frames/s: kernel cycles at the clock (modelled), host "
+                     "work not included"}
 
 
 def format_choice(c: dict[str, Any]) -> str:
     head = (f"target {c['target_fps']:g} frames/s at {c['resolution']} on {c['board']} "
-            f"(N_PE={c['n_pe']}, {c['clock_mhz']} MHz):")
+            f"(N_PE={c['n_pe']}, {c['clock_mhz']} MHz), from the calibration trade-off curves:")
     lines = [head]
     for t in c["tried"]:
         fps = (f"{t['board_kernel_fps']:.2f} frames/s (modelled)" if "board_kernel_fps" in t
                else "not predicted")
-        lines.append(f"  {t['setting']:<28} PSNR {t['psnr_db']:.2f} dB, loss {t['loss_db']:+.3f} dB, "
-                     f"{fps}")
+        lines.append(f"  {t['setting'][:60]:<60} PSNR {t['psnr_db']:.2f} dB, loss "
+                     f"{t['loss_db']:+.3f} dB, {fps}")
     if c["chosen"] is None:
         fastest = max((t for t in c["tried"] if "board_kernel_fps" in t),
                       key=lambda t: t["board_kernel_fps"])
@@ -843,8 +864,11 @@ def format_choice(c: dict[str, Any]) -> str:
                      f"{fastest['setting']} at {fastest['board_kernel_fps']:.2f} (modelled)")
     else:
         t = c["chosen"]
-        lines.append(f"chosen: {t['setting']} -> {t['board_kernel_fps']:.2f} frames/s (modelled, "
-                     f"kernel only) at a loss of {t['loss_db']:.3f} dB (measured on the "
+        plan = ", ".join(f"{layer} " + " ".join(f"{k}={v:#x}" if k == "prune" else f"{k}={v}"
+                                                for k, v in opts.items())
+                         for layer, opts in t["plan"].items()) or "no changes"
+        lines.append(f"chosen: {t['setting']} ({plan}) -> {t['board_kernel_fps']:.2f} frames/s "
+                     f"(modelled, kernel only) at a loss of {t['loss_db']:.3f} dB (measured on the "
                      f"{c['frames']} bundled frames)")
     return "\n".join(lines)
 
@@ -894,8 +918,10 @@ def add_parser(sub: Any, common: Any, prune_type: Callable[[str], int],
     p.add_argument("--resolution", default="640x360", metavar="WxH",
                    help="with --predict: output frame size (default 640x360)")
     p.add_argument("--target-fps", type=float, default=None, metavar="F",
-                   help="with --predict: choose the setting (precision, bit budget, prune mask) "
-                        "with the least PSNR loss that reaches F frames/s (demo model)")
+                   help="with --predict: calibrate the demo model in fp32 and bf16 (per-layer bit "
+                        "budgets 5/3/2 and kept columns 16/12 on its 4 bundled frames) and choose, "
+                        "from the calibration trade-off curves, the setting with the least PSNR "
+                        "loss whose modelled kernel frames/s reach F (host work not included)")
     p.set_defaults(func=cmd_enhance, emit=emit)
     return p
 
