@@ -33,7 +33,7 @@ from bitlet.errors import DeviceError
 
 __all__ = ["PowerMeter", "PowerReading", "power_meter"]
 
-#: seconds between samples of the rails (the INA226 on the ZCU104 converts in ~1 ms)
+#: seconds between samples of the rails (pynq.DataRecorder's interval)
 SAMPLE_INTERVAL_S = 0.01
 
 

@@ -54,6 +54,7 @@ from bitlet.errors import BitletValueError
 from bitlet.runtime import compile as bitlet_compile
 from bitlet.runtime.remote import RemoteModel
 from bitlet.tools.bench_board import _tiled
+from bitlet.tools.calibrate import calibrate
 from bitlet.tools.imaging import bicubic_resize, draw_label, rgb_to_ycbcr, ssim, ycbcr_planes_to_rgb
 from bitlet.tools.imaging import psnr
 from bitlet.tools.variants import kernel_engine
@@ -798,8 +799,6 @@ def choose_setting(target_fps: float, *, board: str | None = None, resolution: s
         ``chosen`` (None when no setting reaches the target), ``tried``
         (every setting with its plan, loss and, where predicted, frames/s).
     """
-    from bitlet.tools.calibrate import calibrate  # the trade-off curve (tools, same layer)
-
     if not target_fps > 0:
         raise BitletValueError(f"--target-fps must be > 0, got {target_fps}")
     data = load_frames()
