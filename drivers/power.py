@@ -103,7 +103,11 @@ class PowerMeter:
         """Record the rails while the ``with`` block runs; the reading fills at its end."""
         pynq = import_pynq()  # pynq's recorder; only devices with rails get here
         names = list(self.sensors)
-        recorder = pynq.DataRecorder(*(self.sensors[n] for n in names))
+        try:
+            recorder = pynq.DataRecorder(*(self.sensors[n] for n in names))
+        except ImportError as exc:  # pynq 4 records into pandas without depending on it
+            raise DeviceError(f"pynq's DataRecorder needs pandas: pip install 'pandas<3' "
+                              f"(the bitlet[board] extra has it) ({exc})") from exc
         reading = PowerReading(source=self.source)
         start = time.perf_counter()
         with recorder.record(self.interval):
@@ -131,9 +135,11 @@ def power_meter(device: Any, interval: float = SAMPLE_INTERVAL_S) -> tuple[Power
     """
     rails_of = getattr(device, "power_rails", None)
     kind = getattr(device, "kind", type(device).__name__)
+    if kind == "remote":
+        return None, ("no power sensors here: a board behind `bitlet agent` reads its rails "
+                      "itself (run with --power on the board)")
     if rails_of is None:
-        what = {"sim": "the simulator", "remote": "a board behind `bitlet agent` (power is read "
-                "on the board: run with --power there)"}.get(kind, f"this device ({kind})")
+        what = "the simulator" if kind == "sim" else f"this device ({kind})"
         return None, f"no power sensors: {what} has no power rails to read"
     rails, source = rails_of()
     rails = {n: r for n, r in rails.items() if getattr(r, "power", None) is not None}

@@ -53,3 +53,17 @@ def test_target_fps_with_a_device_is_refused(capsys):
     assert main(["enhance", "--predict", "--target-fps", "5", "--device", "tcp://127.0.0.1:1"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--device does not apply" in err[0]
+
+
+def test_power_through_the_agent_says_to_measure_on_the_board():
+    import bitlet
+    from bitlet.drivers.power import power_meter
+
+    board = SimDevice()
+    try:
+        with Agent(board).start("tcp://127.0.0.1:0") as agent, \
+                bitlet.open(f"tcp://127.0.0.1:{agent.port}", timeout=10) as remote:
+            meter, why = power_meter(remote)
+    finally:
+        board.close()
+    assert meter is None and "run with --power on the board" in why
