@@ -27,7 +27,12 @@ folder or glob of images, or a camera:
 Frames per second are reported twice and labelled: the emulation's on this
 machine (measured), and a board's (*modelled*: the kernel's counted cycles
 at its clock for N_PE PEs, with the host work of a frame as measured on this
-machine overlapped, as the stream overlaps it).
+machine overlapped, as the stream overlaps it).  :func:`predict` with
+``agent="tcp://..."`` measures the program's host steps on that board
+instead (the rest of the host work stays measured here, labelled so);
+:func:`choose_setting` picks from the calibration trade-off curves; and
+``enhance(..., power=True)`` reports joules per frame from the board's power
+rails (:mod:`bitlet.drivers.power`).
 """
 from __future__ import annotations
 
