@@ -391,6 +391,15 @@ class PynqDevice(Device):
             "closed": self._closed,
         }
 
+    def power_rails(self) -> tuple[dict[str, Any], str]:
+        """``(pynq.get_rails(), where)``: the board's power rails (empty without sensors).
+
+        For :func:`bitlet.drivers.power.power_meter` (``--power``).
+        """
+        pynq = import_pynq()
+        board = os.environ.get("BOARD") or getattr(self.pynq_device, "name", None) or "this board"
+        return dict(pynq.get_rails()), f"pynq.get_rails() on {board}"
+
     def reset(self) -> None:
         """Reload the overlay (resets the kernel, e.g. after a timeout); buffers are kept."""
         self._check_open()

@@ -310,7 +310,8 @@ def default_hwh(kind: str = "bitlet", board: str = "pynqz2") -> Path:
 
 
 def open_pynq_sim(kernel: str = "bitlet", *, board: str = "pynqz2", hwh: str | Path | None = None,
-                  interrupt: bool = True, **sim_kwargs: Any) -> Any:
+                  interrupt: bool = True, rails: dict[str, Any] | None = None,
+                  **sim_kwargs: Any) -> Any:
     """A :class:`~bitlet.drivers.pynq_board.PynqDevice` running on a simulated board.
 
     Parameters
@@ -324,6 +325,10 @@ def open_pynq_sim(kernel: str = "bitlet", *, board: str = "pynqz2", hwh: str | P
     interrupt : bool
         Use the overlay's interrupt wiring through ``pynq.Interrupt`` (the
         simulated interrupt controller and UIO); False: waits poll the ISR.
+    rails : dict, optional
+        Simulated power rails ``{name: rail}`` (objects like ``pynq.Rail``
+        with a ``power`` sensor: ``.name``, ``.value`` in watts), returned by
+        ``power_rails()``; default none (a board without power sensors).
     **sim_kwargs
         Passed to :class:`~bitlet.drivers.sim.SimDevice` (``memory``, ``delay``,
         ``faults``, ...).
@@ -349,6 +354,7 @@ def open_pynq_sim(kernel: str = "bitlet", *, board: str = "pynqz2", hwh: str | P
         sim.close()
         raise
     dev.sim, dev._saved_active = sim, saved
+    dev.sim_rails = dict(rails or {})
     return dev
 
 
@@ -398,6 +404,7 @@ def sim_pynq_class() -> type:
 
         sim: Any = None
         _saved_active: Any = None
+        sim_rails: dict = {}
 
         def memory_window(self) -> tuple[int, int]:
             """The simulated arena (the kernel's m_axi sees only it)."""
@@ -407,6 +414,10 @@ def sim_pynq_class() -> type:
             """Reset the simulated kernel (the board would reload the overlay)."""
             self._check_open()
             self.sim.reset()
+
+        def power_rails(self) -> tuple[dict[str, Any], str]:
+            """The simulated rails given to :func:`open_pynq_sim` (none by default)."""
+            return dict(self.sim_rails), "the simulated board (pynq)"
 
         def describe(self) -> dict[str, Any]:
             info = super().describe()

@@ -46,7 +46,7 @@ def test_calibration_saves_measured_cycles_within_the_budget():
     # the trade-off curve: a Pareto front over every measured plan, inside the budget or not
     front = result.tradeoff()
     assert front[0] == {"pe_cycles": result.baseline_cycles, "saved": 0.0, "error": 0.0,
-                        "change": "baseline", "within_budget": True}
+                        "change": "baseline", "within_budget": True, "plan": {}}
     assert all(a["pe_cycles"] > b["pe_cycles"] and a["error"] <= b["error"] for a, b in itertools.pairwise(front))
     measured = [(r["pe_cycles"], r["error"]) for r in result.sensitivity]
     measured += [(p["pe_cycles"], p["error"]) for p in curve]
@@ -56,6 +56,14 @@ def test_calibration_saves_measured_cycles_within_the_budget():
     assert any(not f["within_budget"] for f in front) == any(
         e > 2e-3 and c < cheapest_within for c, e in measured)  # over-budget points are shown too
     assert "trade-off curve" in str(result) and result.as_dict()["tradeoff"] == front
+    # each point's plan, compiled again, has the point's PE cycles (and so is the plan measured)
+    with SimDevice() as dev:
+        for point in front:
+            again = bitlet.compile(model, device=dev, calibration=point["plan"])
+            try:
+                assert sum(again.profile(x).totals["pe_cycles"] for x in xs) == point["pe_cycles"]
+            finally:
+                again.close()
 
 
 def test_calibration_arguments_are_checked():

@@ -42,9 +42,16 @@ _NP_FMT = {"fp32": np.uint32, "fp16": np.uint16, "bf16": np.uint16, "fixed": np.
 
 
 def driver_of(device: Any):
+    """The device's kernel driver, probed and attached on first use.
+
+    One driver a device (as ``bitlet.open`` attaches it): a second model on
+    a device opened otherwise (``PynqDevice()``, ``open_pynq_sim()``) must
+    not probe the kernel while the first one's run is in flight (a stream's
+    second slot).
+    """
     driver = getattr(device, "kernel", None)
     if driver is None:
-        driver = KernelDriver(device)
+        driver = device.kernel = KernelDriver(device)
     return driver
 
 

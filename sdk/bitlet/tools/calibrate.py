@@ -68,24 +68,34 @@ class CalibrationResult:
         Returns
         -------
         list of dict
-            ``{"pe_cycles", "saved", "error", "change", "within_budget"}``
+            ``{"pe_cycles", "saved", "error", "change", "within_budget", "plan"}``
             for the unmodified model, then every measured plan cheaper than
             it that no other measured plan beats on both PE cycles and
             error; sorted by increasing savings (and so non-decreasing error).  ``change`` describes the plan (``"baseline"``,
-            one layer's change, or the greedy step that produced it).
+            one layer's change, or the greedy step that produced it);
+            ``plan`` is that plan (``bitlet.compile(..., calibration=plan)``).
         """
         base = self.baseline_cycles
-        points = [(r["pe_cycles"], r["error"], f"{r['layer']}: {r['change']} alone")
-                  for r in self.sensitivity]
-        points += [(p["pe_cycles"], p["error"], f"step {p['step']}: plan + {p['layer']}: {p['change']}")
-                   for p in self.curve if p["step"] > 0]
+        options = {(r["layer"], r["change"]): r["options"] for r in self.sensitivity}
+        points = [(r["pe_cycles"], r["error"], f"{r['layer']}: {r['change']} alone",
+                   {r["layer"]: dict(r["options"])}) for r in self.sensitivity]
+        kept: dict[str, dict[str, int]] = {}  # the greedy plan before each step
+        for p in self.curve:
+            if p["step"] == 0:
+                continue
+            trial = copy.deepcopy(kept)
+            trial.setdefault(p["layer"], {}).update(options[(p["layer"], p["change"])])
+            points.append((p["pe_cycles"], p["error"],
+                           f"step {p['step']}: plan + {p['layer']}: {p['change']}", trial))
+            if p["accepted"]:
+                kept = trial
         front: list[dict[str, Any]] = [{"pe_cycles": int(base), "saved": 0.0, "error": 0.0,
-                                        "change": "baseline", "within_budget": True}]
-        for cycles, error, change in sorted(points, key=lambda p: (p[1], p[0])):
+                                        "change": "baseline", "within_budget": True, "plan": {}}]
+        for cycles, error, change, plan in sorted(points, key=lambda p: (p[1], p[0])):
             if cycles >= front[-1]["pe_cycles"]:
                 continue  # an earlier point (or the baseline) has no more error and no more cycles
             front.append({"pe_cycles": int(cycles), "saved": 1 - cycles / base, "error": float(error),
-                          "change": change, "within_budget": error <= self.budget})
+                          "change": change, "within_budget": error <= self.budget, "plan": plan})
         return front
 
     def as_dict(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import contextlib
 import os
 import platform
 import sys
@@ -37,6 +38,7 @@ from bitlet._version import __version__
 from bitlet.demo import run_demo
 from bitlet.drivers import open_device
 from bitlet.drivers.overlays import detect_board, find_overlay
+from bitlet.drivers.power import power_meter
 from bitlet.errors import BitletError, BitletValueError
 from bitlet.jsonable import jsonable
 from bitlet.runtime import compile as bitlet_compile
@@ -46,6 +48,7 @@ from bitlet.tools.accuracy import compare
 from bitlet.tools.bench import bench_kernels
 from bitlet.tools.bench_board import bench_board
 from bitlet.tools.enhance import add_parser as add_enhance_parser
+from bitlet.tools.enhance import format_power
 from bitlet.tools.eval_cli import add_eval_commands
 from bitlet.tools.inputs import (
     Feeds,
@@ -236,19 +239,27 @@ def cmd_profile(args: argparse.Namespace) -> int:
         if args.trace and not hasattr(compiled, "stream"):  # a board behind `bitlet agent`
             raise BitletValueError("--trace needs a local device (the timeline of a run through "
                                    "`bitlet agent` is not recorded)")
-        profile = compiled.profile(feeds.arrays, trace=args.trace) if args.trace \
-            else compiled.profile(feeds.arrays)
+        meter, no_power = power_meter(dev) if args.power else (None, "")
+        with meter.measure() if meter else contextlib.nullcontext() as reading:
+            profile = compiled.profile(feeds.arrays, trace=args.trace) if args.trace \
+                else compiled.profile(feeds.arrays)
         args.progress(2, 2, "done")
     finally:
         dev.close()
-    return _emit_result(args, profile, feeds)
+    extra, lines = {}, []
+    if args.power:  # one inference is one frame
+        extra["power"] = reading.per_frame(1) if meter is not None else {"unavailable": no_power}
+        lines = [format_power(extra["power"], "inference")]
+    return _emit_result(args, profile, feeds, extra, lines)
 
 
-def _emit_result(args: argparse.Namespace, result: Any, feeds: Feeds) -> int:
-    """Print a profile or comparison (``as_dict()`` for --json) after its inputs."""
+def _emit_result(args: argparse.Namespace, result: Any, feeds: Feeds, extra: dict | None = None,
+                 lines: list[str] | None = None) -> int:
+    """Print a profile or comparison (``as_dict()`` for --json) after its inputs,
+    with ``extra`` entries (text: ``lines``) after it."""
     data = {**result.as_dict(), "inputs": {"source": feeds.source,
-                                           "arrays": input_summary(feeds.arrays)}}
-    _emit(args, data, lambda: "\n".join(_inputs_text(feeds) + [str(result)]))
+                                           "arrays": input_summary(feeds.arrays)}, **(extra or {})}
+    _emit(args, data, lambda: "\n".join(_inputs_text(feeds) + [str(result)] + (lines or [])))
     return EXIT_OK
 
 
@@ -353,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--trace", default=None, metavar="FILE",
                    help="also write the run's timeline (Chrome trace / Perfetto JSON)")
+    p.add_argument("--power", action="store_true",
+                   help="measure the board's power during the inference (pynq's power rails, e.g. "
+                        "ZCU104): joules and average watts; a device without sensors says so")
     p.set_defaults(func=cmd_profile)
     p = sub.add_parser("compare", parents=[common, model], epilog=INPUTS_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter, help="accuracy against onnxruntime fp32")

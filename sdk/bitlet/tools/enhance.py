@@ -27,10 +27,16 @@ folder or glob of images, or a camera:
 Frames per second are reported twice and labelled: the emulation's on this
 machine (measured), and a board's (*modelled*: the kernel's counted cycles
 at its clock for N_PE PEs, with the host work of a frame as measured on this
-machine overlapped, as the stream overlaps it).
+machine overlapped, as the stream overlaps it).  :func:`predict` with
+``agent="tcp://..."`` measures the program's host steps on that board
+instead (the rest of the host work stays measured here, labelled so);
+:func:`choose_setting` picks from the calibration trade-off curves; and
+``enhance(..., power=True)`` reports joules per frame from the board's power
+rails (:mod:`bitlet.drivers.power`).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -48,15 +54,18 @@ from bitlet.demo import load_frames
 from bitlet.demo import model_path as demo_model_path
 from bitlet.drivers import open_device
 from bitlet.drivers.overlays import available_boards, find_overlay
+from bitlet.drivers.power import power_meter
 from bitlet.errors import BitletValueError
 from bitlet.runtime import compile as bitlet_compile
+from bitlet.runtime.remote import RemoteModel
 from bitlet.tools.bench_board import _tiled
+from bitlet.tools.calibrate import calibrate
 from bitlet.tools.imaging import bicubic_resize, draw_label, rgb_to_ycbcr, ssim, ycbcr_planes_to_rgb
 from bitlet.tools.imaging import psnr
 from bitlet.tools.variants import kernel_engine
 from bitlet.tools.video import FrameSource, open_sink, open_source
 
-__all__ = ["MAX_TILE", "TARGET_SETTINGS", "EnhanceResult", "Enhancer", "choose_setting", "predict",
+__all__ = ["MAX_TILE", "EnhanceResult", "Enhancer", "choose_setting", "predict",
            "receptive_radius", "tile_plan"]
 
 #: default largest tile (input pixels a side): a larger frame is tiled
@@ -236,7 +245,18 @@ class EnhanceResult:
                      f"N_PE={s['n_pe']} at {s['clock_mhz']} MHz); {s['board_fps']:.2f} frames/s "
                      f"with the host work of a frame ({s['host_ms_per_frame']:.1f} ms, measured on "
                      f"this machine) overlapped")
+        if "power" in s:
+            lines.append(format_power(s["power"]))
         return "\n".join(lines)
+
+
+def format_power(p: dict[str, Any], what: str = "frame") -> str:
+    """One line: joules per frame and mean watts (measured), or why there are none."""
+    if "joules_per_frame" not in p:
+        return f"energy: not measured ({p['unavailable']})"
+    return (f"energy: {p['joules_per_frame']:.4g} J a {what}, {p['watts']:.3f} W average over "
+            f"{p['seconds']:.3f} s ({p['frames']} {what}s, {p['samples']} samples of "
+            f"{len(p['rails'])} rails; {p['label']})")
 
 
 class _Frame:
@@ -271,16 +291,19 @@ class Enhancer:
         halos are refused unless ``exact=False``.
     scale : int, optional
         Expected upscaling factor; a model with another is refused.
+    calibration : dict or CalibrationResult, optional
+        Per-layer prune masks and bit budgets (:func:`bitlet.compile`'s).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, *, device: Any = None,
                  precision: str = "fp32", prune: Any = None, bits: Any = None,
                  tile: Any = None, halo: int | None = None, scale: int | None = None,
-                 exact: bool = True) -> None:
+                 exact: bool = True, calibration: Any = None) -> None:
         self.model_path = Path(model) if model is not None else demo_model_path()
         if not self.model_path.is_file():
             raise BitletValueError(f"model {model}: no such file")
         self.precision, self.prune, self.bits = precision, prune, bits
+        self.calibration = calibration
         self.tile = _parse_tile(tile)
         self.scale_wanted = scale
         self._own_device = device is None or isinstance(device, str)
@@ -346,7 +369,7 @@ class Enhancer:
                 self.compiled.close()
             self.compiled = bitlet_compile(str(self.model_path), device=self.device,
                                            precision=self.precision, prune=self.prune,
-                                           bits=self.bits,
+                                           bits=self.bits, calibration=self.calibration,
                                            input_shapes={self.input_name: (1, self.channels) + shape})
             out = self.compiled.meta["outputs"][0]["shape"]
             if len(out) != 4 or out[2] % shape[0] or out[3] % shape[1] \
@@ -451,8 +474,8 @@ class Enhancer:
     def enhance(self, source: str, output: str | os.PathLike | None = None, *,
                 compare: bool = False, reference: str | None = None,
                 max_frames: int | None = None, trace: Any = None,
-                progress: Callable[[int, int | None, dict[str, Any]], None] | None = None
-                ) -> EnhanceResult:
+                progress: Callable[[int, int | None, dict[str, Any]], None] | None = None,
+                power: bool = False) -> EnhanceResult:
         """Enhance every frame of ``source`` and write ``output``.
 
         Parameters
@@ -472,6 +495,10 @@ class Enhancer:
             Chrome trace / Perfetto JSON timeline of the stream.
         progress : callable(done, total or None, figures), optional
             Called after every frame with the running figures.
+        power : bool
+            Measure the board's power over the run (:mod:`bitlet.drivers.power`):
+            ``summary["power"]`` has ``joules_per_frame`` and ``watts``, or
+            ``unavailable`` (why not: a device without power sensors).
 
         Returns
         -------
@@ -483,32 +510,36 @@ class Enhancer:
         frames, streams = [], []
         started = time.perf_counter()
         ok = False
-        in_size = out_size = ""
+        meter, no_power = power_meter(self.device) if power else (None, "")
+        out_shape: list[tuple[int, int]] = []
         try:
-            for n, (enhanced, bicubic) in enumerate(self.enhance_frames(
-                    iter(src), trace=trace, on_stream=streams.append)):
-                if n == 0:
-                    h, w = enhanced.shape[:2]
-                    in_size, out_size = f"{w // self.scale}x{h // self.scale}", f"{w}x{h}"
-                record: dict[str, Any] = {"frame": n}
-                if ref_iter is not None:
-                    record.update(_metrics(enhanced, bicubic, next(ref_iter, None), n))
-                if sink is not None:
-                    if compare:
-                        label = f"x{self.scale}"
-                        sink.write(np.concatenate([draw_label(bicubic, "bicubic " + label),
-                                                   draw_label(enhanced, "Bitlet " + label)], axis=1))
-                    else:
-                        sink.write(enhanced)
-                frames.append(record)
-                if progress is not None:
-                    progress(n + 1, src.count, self._figures(streams[0], n + 1, started))
+            with meter.measure() if meter else contextlib.nullcontext() as reading:
+                for n, (enhanced, bicubic) in enumerate(self.enhance_frames(
+                        iter(src), trace=trace, on_stream=streams.append)):
+                    if n == 0:
+                        out_shape.append(enhanced.shape[:2])
+                    record: dict[str, Any] = {"frame": n}
+                    if ref_iter is not None:
+                        record.update(_metrics(enhanced, bicubic, next(ref_iter, None), n))
+                    if sink is not None:
+                        if compare:
+                            label = f"x{self.scale}"
+                            sink.write(np.concatenate([draw_label(bicubic, "bicubic " + label),
+                                                       draw_label(enhanced, "Bitlet " + label)],
+                                                      axis=1))
+                        else:
+                            sink.write(enhanced)
+                    frames.append(record)
+                    if progress is not None:
+                        progress(n + 1, src.count, self._figures(streams[0], n + 1, started))
             ok = True
         finally:
             if sink is not None:
                 sink.close(ok)
         if not frames:
             raise BitletValueError(f"{src.describe}: no frames")
+        h, w = out_shape[0]
+        in_size, out_size = f"{w // self.scale}x{h // self.scale}", f"{w}x{h}"
         stream = streams[0]
         per_frame = len(self._plan)
         for n, record in enumerate(frames):
@@ -524,6 +555,9 @@ class Enhancer:
             "note": sink.note if sink is not None else "",
             **self._figures(stream, len(frames), started),
         }
+        if power:
+            summary["power"] = (reading.per_frame(len(frames)) if meter is not None
+                                else {"unavailable": no_power})
         if ref_iter is not None:
             for key in ("psnr_db", "psnr_bicubic_db", "ssim", "ssim_bicubic"):
                 summary[key] = float(np.mean([f[key] for f in frames]))
@@ -604,7 +638,8 @@ def board_device(board: str | None) -> tuple[Any, dict[str, Any]]:
 
 def predict(model: str | os.PathLike | None = None, *, board: str | None = None,
             resolution: str = "640x360", precision: str = "fp32", prune: Any = None,
-            bits: Any = None, tile: Any = None, frames: int = 2) -> dict[str, Any]:
+            bits: Any = None, tile: Any = None, frames: int = 2,
+            agent: str | None = None, calibration: Any = None) -> dict[str, Any]:
     """Predicted board frames/s for output frames of ``resolution``.
 
     The input frames are the bundled demo photographs tiled to the input
@@ -612,19 +647,52 @@ def predict(model: str | os.PathLike | None = None, *, board: str | None = None,
     whole pipeline on a simulator with ``board``'s kernel configuration.
     The host work is that of the frames after the first (a warm-up).
 
+    Parameters
+    ----------
+    agent : str, optional
+        A board behind ``bitlet agent`` (``"tcp://HOST:PORT"``, a serial
+        spec): the program's host steps (packing and uploading the tiles,
+        host ops, downloading) are then measured there, by running the same
+        program on the same tiles through the agent
+        (:attr:`RemoteModel.last_timings`); the frame pipeline's own work
+        (colour conversion, tiling, stitching) is still measured here.
+
     Returns
     -------
     dict
         The :class:`EnhanceResult` summary plus ``board``, ``resolution``:
         ``board_kernel_fps`` is modelled (counted kernel cycles at the
-        clock), ``host_ms_per_frame`` measured on this machine,
-        ``board_fps`` the two overlapped.
+        clock), ``host_ms_per_frame`` measured (``host_measured_on`` says
+        where), ``board_fps`` the two overlapped.  With ``agent``:
+        ``program_host_ms_per_frame`` (on the agent) and
+        ``pipeline_host_ms_per_frame`` (here) make up ``host_ms_per_frame``.
     """
+    if frames < 2 and agent is not None:
+        raise BitletValueError("predict with an agent needs frames >= 2 (the first warms up)")
     width, height = _resolution(resolution)
+    remote = open_device(agent) if agent is not None else None
+    if remote is not None and getattr(remote, "kind", "") != "remote":
+        remote.close()
+        raise BitletValueError(f"--device {agent!r} is not a board behind `bitlet agent` "
+                               "(tcp://HOST:PORT or serial://...): --predict measures the host "
+                               "work there; on the board itself leave out --device")
+    try:
+        pred = _predict_here(model, board, width, height, precision, prune, bits, tile, frames,
+                             remote, calibration)
+    finally:
+        if remote is not None:
+            remote.close()
+    return pred
+
+
+def _predict_here(model: Any, board: str | None, width: int, height: int, precision: str,
+                  prune: Any, bits: Any, tile: Any, frames: int, remote: Any,
+                  calibration: Any = None) -> dict[str, Any]:
     dev, conf = board_device(board)
+    agent_host: dict[str, Any] = {}
     try:
         with Enhancer(model, device=dev, precision=precision, prune=prune, bits=bits,
-                      tile=tile) as enhancer:
+                      tile=tile, calibration=calibration) as enhancer:
             enhancer.prepare(16, 16)  # learns the scale
             s = enhancer.scale
             h, w = -(-height // s), -(-width // s)
@@ -634,9 +702,55 @@ def predict(model: str | os.PathLike | None = None, *, board: str | None = None,
             source = FrameSource(f"the bundled photographs tiled to {w}x{h}", Fraction(25),
                                  frames, iter(rgb))
             result = enhancer.enhance(source)
+            if remote is not None:
+                agent_host = _agent_host_work(enhancer, remote, rgb)
     finally:
         dev.close()
-    return {**result.summary, **conf, "resolution": f"{width}x{height}"}
+    out = {**result.summary, **conf, "resolution": f"{width}x{height}",
+           "host_measured_on": "this machine"}
+    if agent_host:
+        per_frame = out["tiles_per_frame"]
+        steady = result.stream["frames"][per_frame:]  # frame 0 warms up, as in _figures
+        pipeline = sum(t["input_ms"] + t["output_ms"] for t in steady) / len(steady) * per_frame
+        host_ms = agent_host["program_host_ms_per_frame"] + pipeline
+        kernel_ms = out["kernel_cycles_per_frame"] / (out["clock_mhz"] * 1e3)
+        out.update(agent_host, pipeline_host_ms_per_frame=pipeline, host_ms_per_frame=host_ms,
+                   host_measured_on=agent_host["agent"],
+                   board_fps=1e3 / max(kernel_ms, host_ms) if max(kernel_ms, host_ms) else 0.0)
+    return out
+
+
+def _agent_host_work(enhancer: Enhancer, remote: Any, rgb: list[np.ndarray]) -> dict[str, Any]:
+    """The program's host steps per frame, measured on the agent's machine.
+
+    Runs the enhancer's compiled program (the same bytes) through the agent
+    on the tiles of every frame; frame 0 warms up.  Per tile the agent
+    reports its own timings: packing and uploading the inputs, host ops,
+    downloading the outputs (seconds on its clock; the link is not in them).
+    """
+    model = RemoteModel(enhancer.compiled.program, remote)
+    th, tw = enhancer._tile_shape
+    name = enhancer.input_name
+    totals, kernel = [], []
+    try:
+        for frame in rgb:
+            planes = enhancer._planes(frame)
+            seconds = kernel_s = 0.0
+            for y0, x0, *_ in enhancer._plan:
+                model.run({name: np.ascontiguousarray(planes[None, :, y0:y0 + th, x0:x0 + tw])})
+                t = model.last_timings
+                seconds += t["upload"] + t["download"] + sum(step[-1] for step in t["host"])
+                kernel_s += t["kernel"]
+            totals.append(seconds)
+            kernel.append(kernel_s)
+    finally:
+        model.close()
+    info = remote.describe()
+    what = info.get("board") or info.get("remote_backend") or "?"
+    agent = f"the agent at {info.get('link', remote.address)} (device: {what})"
+    return {"program_host_ms_per_frame": 1e3 * sum(totals[1:]) / len(totals[1:]),
+            "agent_kernel_wall_ms_per_frame": 1e3 * sum(kernel[1:]) / len(kernel[1:]),
+            "agent": agent}
 
 
 def format_prediction(p: dict[str, Any]) -> str:
@@ -646,28 +760,41 @@ def format_prediction(p: dict[str, Any]) -> str:
             f"{p['tiles_per_frame']} tile(s)):\n"
             f"  kernel {p['kernel_cycles_per_frame']:,} cycles a frame (modelled) -> "
             f"{p['board_kernel_fps']:.2f} frames/s on the kernel alone (modelled)\n"
-            f"  host work {p['host_ms_per_frame']:.1f} ms a frame (measured on this machine, "
-            f"beside the emulator) -> {p['board_fps']:.2f} frames/s with it overlapped\n"
-            f"  (the emulation itself ran at {p['emulation_fps']:.3f} frames/s here)")
+            + (f"  host work {p['host_ms_per_frame']:.1f} ms a frame (measured on this machine, "
+               f"beside the emulator) -> {p['board_fps']:.2f} frames/s with it overlapped\n"
+               if "program_host_ms_per_frame" not in p else
+               f"  host work {p['host_ms_per_frame']:.1f} ms a frame = the program's host steps "
+               f"(transfers, host ops) {p['program_host_ms_per_frame']:.1f} ms, measured on "
+               f"{p['agent']}, + the frame pipeline (colour conversion, tiling, stitching) "
+               f"{p['pipeline_host_ms_per_frame']:.1f} ms, measured on this machine -> "
+               f"{p['board_fps']:.2f} frames/s with it overlapped\n")
+            + f"  (the emulation itself ran at {p['emulation_fps']:.3f} frames/s here)")
 
 
-#: settings ``--target-fps`` chooses from: (precision, bit budget, prune mask), fp32 first
-TARGET_SETTINGS = tuple((precision, bits, prune) for precision in ("fp32", "bf16")
-                        for bits in (None, 5, 3, 2) for prune in (None, 0xFF0000))
-
-
-def _setting_name(precision: str, bits: int | None, prune: int | None) -> str:
-    return precision + (f", bits {bits}" if bits else "") + (f", prune 0x{prune:06X}" if prune else "")
+#: what ``--target-fps`` calibrates: precisions, then per layer these bit budgets
+#: (ones per weight significand) and kept bit columns (calibrate's candidates)
+TARGET_PRECISIONS = ("fp32", "bf16")
+TARGET_BITS = (5, 3, 2)
+TARGET_COLUMNS = (16, 12)
+#: calibrate's error budget (relative L2 against the unmodified model) for its greedy
+#: search; the trade-off curve holds every measured plan, inside it or not
+TARGET_BUDGET = 0.1
 
 
 def choose_setting(target_fps: float, *, board: str | None = None, resolution: str = "640x360",
-                   settings: tuple = TARGET_SETTINGS, frames: int | None = None) -> dict[str, Any]:
-    """The setting with the least PSNR loss whose modelled kernel frames/s reach ``target_fps``.
+                   precisions: tuple[str, ...] = TARGET_PRECISIONS,
+                   bits: tuple[int, ...] = TARGET_BITS, keep_columns: tuple[int, ...] = TARGET_COLUMNS,
+                   frames: int | None = None) -> dict[str, Any]:
+    """The setting on the calibration trade-off curve with the least PSNR loss
+    whose modelled kernel frames/s reach ``target_fps``.
 
-    The loss of each setting (precision, per-weight bit budget, column prune
-    mask; :data:`TARGET_SETTINGS`) is measured on the bundled held-out frames
-    of the demo model against their ground truth, relative to fp32; then the
-    settings are predicted (:func:`predict`: the kernel's modelled cycles at
+    For each precision, :func:`bitlet.tools.calibrate.calibrate` measures the
+    demo model on the bundled low-resolution frames with per-layer bit
+    budgets and column masks, and its trade-off curve (every measured plan no
+    other beats on both PE cycles and output error) gives the candidate
+    settings.  The loss of each is its PSNR on the same frames against their
+    ground truth, relative to the fp32 baseline; the settings are then
+    predicted (:func:`predict`: the kernel's modelled cycles at
     ``resolution`` on ``board``'s configuration) in order of loss until one
     reaches the target.
 
@@ -675,7 +802,7 @@ def choose_setting(target_fps: float, *, board: str | None = None, resolution: s
     -------
     dict
         ``chosen`` (None when no setting reaches the target), ``tried``
-        (every setting with its loss and, where predicted, its frames/s).
+        (every setting with its plan, loss and, where predicted, frames/s).
     """
     if not target_fps > 0:
         raise BitletValueError(f"--target-fps must be > 0, got {target_fps}")
@@ -683,19 +810,25 @@ def choose_setting(target_fps: float, *, board: str | None = None, resolution: s
     count = len(data["names"]) if frames is None else int(frames)
     lr = [(data["lr_y"][i].astype(np.float32) / 255.0)[None, None] for i in range(count)]
     hr = [data["hr_y"][i].astype(np.float64) / 255.0 for i in range(count)]
+    shapes = {"lr": lr[0].shape}
     dev, conf = board_device(board)
     tried = []
     try:
-        for precision, bits, prune in settings:
-            model = bitlet_compile(str(demo_model_path()), device=dev, precision=precision,
-                                   prune=prune, bits=bits, input_shapes={"lr": lr[0].shape})
-            try:
-                quality = float(np.mean([psnr(np.clip(model(x)[0, 0], 0, 1), h)
-                                         for x, h in zip(lr, hr)]))
-            finally:
-                model.close()
-            tried.append({"setting": _setting_name(precision, bits, prune), "precision": precision,
-                          "bits": bits, "prune": prune, "psnr_db": quality})
+        for precision in precisions:
+            curve = calibrate(str(demo_model_path()), lr, device=dev, budget=TARGET_BUDGET,
+                              bits=bits, keep_columns=keep_columns, precision=precision,
+                              input_shapes=shapes).tradeoff()
+            for point in curve:
+                model = bitlet_compile(str(demo_model_path()), device=dev, precision=precision,
+                                       calibration=point["plan"], input_shapes=shapes)
+                try:
+                    quality = float(np.mean([psnr(np.clip(model(x)[0, 0], 0, 1), h)
+                                             for x, h in zip(lr, hr)]))
+                finally:
+                    model.close()
+                tried.append({"setting": f"{precision}, {point['change']}", "precision": precision,
+                              "plan": point["plan"], "pe_cycles_calibration": point["pe_cycles"],
+                              "error": point["error"], "psnr_db": quality})
     finally:
         dev.close()
     base = tried[0]["psnr_db"]
@@ -704,7 +837,7 @@ def choose_setting(target_fps: float, *, board: str | None = None, resolution: s
     chosen = None
     for t in sorted(tried, key=lambda t: t["loss_db"]):
         p = predict(board=board, resolution=resolution, precision=t["precision"],
-                    prune=t["prune"], bits=t["bits"], frames=1)
+                    calibration=t["plan"], frames=1)
         t["board_kernel_fps"] = p["board_kernel_fps"]
         t["kernel_cycles_per_frame"] = p["kernel_cycles_per_frame"]
         if p["board_kernel_fps"] >= target_fps:
@@ -712,20 +845,22 @@ def choose_setting(target_fps: float, *, board: str | None = None, resolution: s
             break
     return {"target_fps": target_fps, "resolution": resolution, **conf, "chosen": chosen,
             "tried": tried, "frames": count,
-            "basis": "loss: PSNR on the bundled held-out frames against ground truth, relative to "
-                     "fp32 (measured on the simulator, bit-exact); frames/s: kernel cycles at the "
-                     "clock (modelled), host work not included"}
+            "basis": "settings: the calibration trade-off curve of each precision (per-layer bit "
+                     "budgets and column masks, bitlet.tools.calibrate); loss: PSNR on the bundled "
+                     "held-out frames against ground truth, relative to fp32 (measured on the "
+                     "simulator, bit-exact); frames/s: kernel cycles at the clock (modelled), host "
+                     "work not included"}
 
 
 def format_choice(c: dict[str, Any]) -> str:
     head = (f"target {c['target_fps']:g} frames/s at {c['resolution']} on {c['board']} "
-            f"(N_PE={c['n_pe']}, {c['clock_mhz']} MHz):")
+            f"(N_PE={c['n_pe']}, {c['clock_mhz']} MHz), from the calibration trade-off curves:")
     lines = [head]
     for t in c["tried"]:
         fps = (f"{t['board_kernel_fps']:.2f} frames/s (modelled)" if "board_kernel_fps" in t
                else "not predicted")
-        lines.append(f"  {t['setting']:<28} PSNR {t['psnr_db']:.2f} dB, loss {t['loss_db']:+.3f} dB, "
-                     f"{fps}")
+        lines.append(f"  {t['setting'][:60]:<60} PSNR {t['psnr_db']:.2f} dB, loss "
+                     f"{t['loss_db']:+.3f} dB, {fps}")
     if c["chosen"] is None:
         fastest = max((t for t in c["tried"] if "board_kernel_fps" in t),
                       key=lambda t: t["board_kernel_fps"])
@@ -733,8 +868,11 @@ def format_choice(c: dict[str, Any]) -> str:
                      f"{fastest['setting']} at {fastest['board_kernel_fps']:.2f} (modelled)")
     else:
         t = c["chosen"]
-        lines.append(f"chosen: {t['setting']} -> {t['board_kernel_fps']:.2f} frames/s (modelled, "
-                     f"kernel only) at a loss of {t['loss_db']:.3f} dB (measured on the "
+        plan = ", ".join(f"{layer} " + " ".join(f"{k}={v:#x}" if k == "prune" else f"{k}={v}"
+                                                for k, v in opts.items())
+                         for layer, opts in t["plan"].items()) or "no changes"
+        lines.append(f"chosen: {t['setting']} ({plan}) -> {t['board_kernel_fps']:.2f} frames/s "
+                     f"(modelled, kernel only) at a loss of {t['loss_db']:.3f} dB (measured on the "
                      f"{c['frames']} bundled frames)")
     return "\n".join(lines)
 
@@ -770,17 +908,24 @@ def add_parser(sub: Any, common: Any, prune_type: Callable[[str], int],
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.add_argument("--trace", default=None, metavar="FILE",
                    help="write the stream's timeline (Chrome trace / Perfetto JSON)")
+    p.add_argument("--power", action="store_true",
+                   help="measure the board's power over the run (pynq's power rails, e.g. ZCU104): "
+                        "joules per frame and average watts; a device without sensors says so")
     p.add_argument("--predict", action="store_true",
                    help="no INPUT: predict the board's frames/s at --resolution (the bundled "
-                        "photographs tiled to that size, run on the simulator)")
+                        "photographs tiled to that size, run on the simulator; the host work is "
+                        "measured on this machine, or with --device tcp://HOST:PORT the program's "
+                        "host steps are measured on that `bitlet agent`'s board)")
     p.add_argument("--board", default=None,
                    help="with --predict: the kernel configuration of this board's overlay "
                         "(pynqz2, kv260, zcu104; default: the simulator's)")
     p.add_argument("--resolution", default="640x360", metavar="WxH",
                    help="with --predict: output frame size (default 640x360)")
     p.add_argument("--target-fps", type=float, default=None, metavar="F",
-                   help="with --predict: choose the setting (precision, bit budget, prune mask) "
-                        "with the least PSNR loss that reaches F frames/s (demo model)")
+                   help="with --predict: calibrate the demo model in fp32 and bf16 (per-layer bit "
+                        "budgets 5/3/2 and kept columns 16/12 on its 4 bundled frames) and choose, "
+                        "from the calibration trade-off curves, the setting with the least PSNR "
+                        "loss whose modelled kernel frames/s reach F (host work not included)")
     p.set_defaults(func=cmd_enhance, emit=emit)
     return p
 
@@ -788,21 +933,23 @@ def add_parser(sub: Any, common: Any, prune_type: Callable[[str], int],
 def cmd_enhance(args: Any) -> int:
     """``bitlet enhance``: returns the exit status (errors raise BitletError)."""
     if args.predict:
-        if args.input or args.output or args.reference or args.compare:
+        if args.input or args.output or args.reference or args.compare or args.power:
             raise BitletValueError("--predict runs the bundled photographs: give no INPUT, -o, "
-                                   "--reference or --compare")
-        if args.device not in (None, "sim"):
-            raise BitletValueError("--predict runs on the simulator (--board chooses its "
-                                   "configuration): --device does not apply")
+                                   "--reference, --compare or --power")
+        agent = None if args.device in (None, "sim") else args.device
         if args.target_fps is not None:
             if args.model is not None:
                 raise BitletValueError("--target-fps measures the loss on the demo model's bundled "
                                        "frames: leave out --model")
+            if agent is not None:
+                raise BitletValueError("--target-fps compares the kernel's modelled frames/s (no "
+                                       "host work): --device does not apply")
             choice = choose_setting(args.target_fps, board=args.board, resolution=args.resolution)
             args.emit(args, choice, lambda: format_choice(choice))
             return 0
         pred = predict(args.model, board=args.board, resolution=args.resolution,
-                       precision=args.precision, prune=args.prune, bits=args.bits, tile=args.tile)
+                       precision=args.precision, prune=args.prune, bits=args.bits, tile=args.tile,
+                       agent=agent)
         args.emit(args, pred, lambda: format_prediction(pred))
         return 0
     if args.input is None:
@@ -826,7 +973,7 @@ def cmd_enhance(args: Any) -> int:
                   bits=args.bits, tile=args.tile, scale=args.scale) as enhancer:
         result = enhancer.enhance(args.input, args.output, compare=args.compare,
                                   reference=args.reference, max_frames=args.max_frames,
-                                  trace=args.trace, progress=progress)
+                                  trace=args.trace, progress=progress, power=args.power)
     if not args.json:
         sys.stderr.write("\n")
     args.emit(args, result.as_dict(), lambda: str(result))
