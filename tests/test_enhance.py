@@ -112,6 +112,7 @@ def test_bicubic_resize_reproduces_linear_ramps_and_constants():
 
 
 def test_ycbcr_round_trip_and_ssim():
+    pytest.importorskip("skimage", reason="SSIM needs scikit-image (not in the board extra)")
     rgb = _smooth_frames(1, 24, 24)[0]
     assert np.abs(ycbcr_planes_to_rgb(rgb_to_ycbcr(rgb)).astype(int) - rgb).max() <= 1
     a = rgb_to_ycbcr(rgb)[0].astype(np.float64)
@@ -151,6 +152,7 @@ def test_cli_video_in_h264_out_with_compare(tmp_path, capsys):
 
 
 def test_png_folder_in_and_out_with_reference(tmp_path, capsys):
+    pytest.importorskip("skimage", reason="SSIM needs scikit-image (not in the board extra)")
     hr = _smooth_frames(3, 36, 48, seed=3)
     (tmp_path / "hr").mkdir()
     (tmp_path / "lr").mkdir()

@@ -93,6 +93,7 @@ def test_per_input_metrics_cycles_and_layers_match_independent_runs(cnn_data):
 
 
 def test_image_outputs_get_psnr_and_ssim_and_layers_do_not_change_outputs(tmp_path):
+    pytest.importorskip("skimage", reason="SSIM needs scikit-image (not in the board extra)")
     onnx.save(tiny_unet(16), tmp_path / "unet.onnx")
     np.save(tmp_path / "x.npy", np.random.default_rng(1).random((3, 3, 16, 16), dtype=np.float32))
     args = (str(tmp_path / "unet.onnx"), str(tmp_path / "x.npy"))

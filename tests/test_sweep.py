@@ -33,6 +33,7 @@ def test_pareto_front_by_hand():
 
 
 def test_sweep_points_equal_single_evaluations_and_front_is_unbeaten(files, tmp_path):
+    pytest.importorskip("matplotlib", reason="the sweep's --plots need matplotlib (not in the board extra)")
     model, data = str(files / "cnn.onnx"), str(files / "x.npy")
     result = sweep([model], data, precisions=["fp32", "fixed8"], prunes=[None, 0xFFF000],
                    out=tmp_path / "o", plots=tmp_path / "p")

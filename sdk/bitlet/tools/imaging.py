@@ -2,6 +2,7 @@
 and PNG files through Pillow (a dependency; the PYNQ image ships it)."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,11 @@ def bicubic_resize(planes: np.ndarray, height: int, width: int) -> np.ndarray:
                                .resize((int(width), int(height)), Image.BICUBIC))
                     for p in stack]).astype(np.float32)
     return out[0] if squeeze else out
+
+
+def ssim_available() -> bool:
+    """Whether :func:`ssim` can run (scikit-image is an optional dependency)."""
+    return importlib.util.find_spec("skimage") is not None
 
 
 def ssim(x: np.ndarray, ref: np.ndarray, data_range: float | None = None) -> float:

@@ -28,7 +28,7 @@ from bitlet.program.schedule import KernelConfig
 from bitlet.runtime.model import CompiledModel
 from bitlet.tools.accuracy import comparable_values, error_metrics, reference_session
 from bitlet.tools.dataset import Dataset, digest_items
-from bitlet.tools.imaging import ssim
+from bitlet.tools.imaging import ssim, ssim_available
 from bitlet.tools.variants import kernel_engine
 
 __all__ = ["FORMAT", "Job", "LocalRunner", "ShardStore", "ShardWorker", "Task", "make_job",
@@ -75,7 +75,7 @@ def output_metrics(outputs: Mapping[str, np.ndarray], refs: Mapping[str, np.ndar
                 raise BitletValueError(f"reference for output {name!r}: shape {list(shape)} per "
                                        f"input, but the output has shape {list(want)}")
         m = error_metrics(outputs[name], ref)
-        if np.ndim(ref) == 4:
+        if np.ndim(ref) == 4 and ssim_available():  # without scikit-image: no SSIM column
             m["ssim"] = ssim(outputs[name], ref)
         per[name] = m
     flat: dict[str, Any] = {"outputs": per,
