@@ -147,7 +147,9 @@ static inline int64_t fk_avx2_group64_cols(const int32_t *we, const int32_t *wa,
     return _mm_cvtsi128_si64(s);
 }
 
-/* popcount of each 64-bit lane (nibble table). */
+/* popcount of each 64-bit lane (nibble table).  This and fk_avx2_col_bounds are
+ * the 256-bit twins of fk_avx512_popcnt64 / fk_avx512_col_bounds below: the same
+ * steps in other intrinsics (each family is compiled for its own target). */
 static inline __m256i fk_avx2_popcnt64(__m256i x)
 {
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,

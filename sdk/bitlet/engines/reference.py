@@ -29,7 +29,7 @@ LOCK = threading.RLock()
 # The compiled kernel C (hls/, built by _reference_build.py at install time).
 # This module and bitlet.engines.fast are the only importers of the compiled
 # libraries (tests/test_layers_imports.py checks it).
-from bitlet.engines._reference import ffi, lib  # noqa: E402  (after the lock's docs)
+from bitlet.engines._reference import ffi, lib  # compiled at install time
 
 __all__ = ["LOCK", "ffi", "lib", "run_kernel"]
 

@@ -96,14 +96,14 @@ def compile(model: Any, *, device: Any = None, precision: str = "fp32", prune: A
     ``compiled.meta["layers"]`` lists the kernel layers and
     ``compiled.meta["steps"]`` the kernel segments, host ops and transfers.
     """
-    if dynamic_inputs(model, input_shapes):
+    proto = load_model(model)  # read and parsed once: every step below takes the ModelProto
+    if dynamic_inputs(proto, input_shapes):
         # symbolic dimensions left: compile each shape on first use, like onnxruntime
-        check_op_types(model)  # unsupported op types fail before a device is touched
-        proto = load_model(model)
-        return DynamicModel(proto.SerializeToString(), open_default_device(device),
+        check_op_types(proto)  # unsupported op types fail before a device is touched
+        return DynamicModel(proto, open_default_device(device),
                             {"precision": precision, "prune": prune, "calibration": calibration,
                              "bits": bits}, source_model=model)
-    graph = import_model(model, input_shapes)  # unsupported ops fail before a device is touched
+    graph = import_model(proto, input_shapes)  # unsupported ops fail before a device is touched
     dev = open_default_device(device)
     program = build_program(graph, KernelConfig.from_driver(driver_of(dev)), precision=precision,
                             prune=prune, calibration=calibration, bits=bits)

@@ -230,8 +230,8 @@ class DynamicModel:
 
     Parameters
     ----------
-    model : bytes
-        The ONNX model's serialised bytes.
+    model : onnx.ModelProto or bytes
+        The ONNX model (parsed once here; every shape compiles from it).
     device : Device
         Where it runs.
     options : dict
@@ -240,16 +240,15 @@ class DynamicModel:
         How many compiled shapes stay loaded on the device (default 8).
     """
 
-    def __init__(self, model: bytes, device: Any, options: Mapping[str, Any], *,
+    def __init__(self, model: Any, device: Any, options: Mapping[str, Any], *,
                  cache_size: int = DEFAULT_CACHE, programs: Mapping[tuple, Program] | None = None,
                  source_model: Any = None) -> None:
         if not isinstance(cache_size, int) or isinstance(cache_size, bool) or cache_size < 1:
             raise BitletValueError(f"cache_size must be an int >= 1, got {cache_size!r}")
-        self._onnx = bytes(model)
+        self._proto = proto = load_model(model)
         self.device = device
         self.options = {k: options.get(k) for k in _COMPILE_OPTIONS}
         self.cache_size = cache_size
-        proto = load_model(self._onnx)
         self.name = proto.graph.name or "model"
         self.declared = declared_inputs(proto)
         self._outputs = [o.name for o in proto.graph.output]
@@ -257,7 +256,7 @@ class DynamicModel:
         self._loaded: OrderedDict[tuple, Any] = OrderedDict()
         self._arena = None if isinstance(device, RemoteDevice) else Arena(device)
         self._config = None
-        self.source_model = source_model if source_model is not None else self._onnx
+        self.source_model = source_model if source_model is not None else proto
         self.last_timings: dict[str, Any] = {}
         self._current = None
 
@@ -340,7 +339,7 @@ class DynamicModel:
             if program is None:
                 if self._config is None:
                     self._config = KernelConfig.from_driver(driver_of(self.device))
-                graph = import_model(self._onnx, dict(key))
+                graph = import_model(self._proto, dict(key))
                 program = build_program(graph, self._config, **self.options)
                 self._programs[key] = program
             bar.update(1)
@@ -422,7 +421,7 @@ class DynamicModel:
                 "cache_size": self.cache_size,
                 "shapes": [[list(pair) for pair in key] for key in self._programs]}
         members = {_META: np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8),
-                   _ONNX: np.frombuffer(self._onnx, np.uint8)}
+                   _ONNX: np.frombuffer(self._proto.SerializeToString(), np.uint8)}
         for i, program in enumerate(self._programs.values()):
             members[f"program_{i}"] = np.frombuffer(program.to_bytes(), np.uint8)
         path = os.fspath(path)

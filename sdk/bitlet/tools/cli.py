@@ -20,9 +20,9 @@ and exit with status 1 (2 for usage errors).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
-import contextlib
 import os
 import platform
 import sys
@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from bitlet._version import __version__
+from bitlet.compiler.frontend import load_model
 from bitlet.demo import run_demo
 from bitlet.drivers import open_device
 from bitlet.drivers.overlays import detect_board, find_overlay
@@ -119,12 +120,14 @@ def prepare(args: argparse.Namespace, device: Any) -> tuple[Any, Feeds]:
         compiled = load(model, device=device)
         feeds = load_inputs(args.input, [dict(s) for s in compiled.meta["inputs"]], **norm)
     else:
-        feeds = load_inputs(args.input, onnx_input_specs(str(model), parse_shapes(args.shape)),
+        proto = load_model(str(model))  # read once: the input specs and the compiler share it
+        feeds = load_inputs(args.input, onnx_input_specs(proto, parse_shapes(args.shape),
+                                                         name=str(model)),
                             **norm)
         progress(0, 2, "compile")
         # the Python API's path: a model with dynamic dimensions compiles for
         # the shapes it is run with (a DynamicModel), a static one right away
-        compiled = bitlet_compile(str(model), device=device, precision=args.precision,
+        compiled = bitlet_compile(proto, device=device, precision=args.precision,
                                   prune=args.prune)
     progress(1, 2, args.command)
     args.progress = progress
@@ -236,9 +239,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
     dev = _open(args.device)
     try:
         compiled, feeds = prepare(args, dev)
-        if args.trace and not hasattr(compiled, "stream"):  # a board behind `bitlet agent`
-            raise BitletValueError("--trace needs a local device (the timeline of a run through "
-                                   "`bitlet agent` is not recorded)")
         meter, no_power = power_meter(dev) if args.power else (None, "")
         with meter.measure() if meter else contextlib.nullcontext() as reading:
             profile = compiled.profile(feeds.arrays, trace=args.trace) if args.trace \

@@ -3,6 +3,7 @@ and PNG files through Pillow (a dependency; the PYNQ image ships it)."""
 from __future__ import annotations
 
 import importlib.util
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -123,8 +124,10 @@ def bicubic_resize(planes: np.ndarray, height: int, width: int) -> np.ndarray:
     return out[0] if squeeze else out
 
 
+@lru_cache(maxsize=1)
 def ssim_available() -> bool:
-    """Whether :func:`ssim` can run (scikit-image is an optional dependency)."""
+    """Whether :func:`ssim` can run (scikit-image is an optional dependency;
+    looked up once per process: evaluations ask per output)."""
     return importlib.util.find_spec("skimage") is not None
 
 
@@ -170,7 +173,7 @@ def draw_label(image: np.ndarray, text: str) -> np.ndarray:
     out = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
     draw = ImageDraw.Draw(out)
     font = ImageFont.load_default()
-    left, top, right, bottom = draw.textbbox((2, 1), text, font=font)
+    _, _, right, bottom = draw.textbbox((2, 1), text, font=font)
     box = (0, 0, min(right + 2, out.width), min(bottom + 2, out.height))
     region = out.crop(box)
     out.paste(Image.fromarray(np.asarray(region) // 4), box[:2])

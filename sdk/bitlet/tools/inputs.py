@@ -253,15 +253,18 @@ def write_outputs(path: str, outputs: dict[str, np.ndarray]) -> Path:
     return target
 
 
-def onnx_input_specs(path: str, shapes: dict[str, tuple[int, ...]] | None = None) -> list[dict[str, Any]]:
+def onnx_input_specs(model: Any, shapes: dict[str, tuple[int, ...]] | None = None, *,
+                     name: str | None = None) -> list[dict[str, Any]]:
     """Names, shapes and dtypes of an ONNX model's real inputs
     (:func:`bitlet.compiler.frontend.declared_inputs`: a dynamic dimension is
     the model's own name for it, ``"H"``); ``shapes`` (from ``--shape``)
-    override the model's own."""
-    specs = declared_inputs(path)
+    override the model's own.  ``model``: a path or an already read
+    ``onnx.ModelProto`` (``name`` then says what to call it in messages)."""
+    specs = declared_inputs(model)
     unknown = set(shapes or {}) - {spec["name"] for spec in specs}
     if unknown:
-        raise BitletValueError(f"--shape names {sorted(unknown)} are not inputs of {path} "
+        raise BitletValueError(f"--shape names {sorted(unknown)} are not inputs of "
+                               f"{name or model} "
                                f"(inputs: {[spec['name'] for spec in specs]})")
     for spec in specs:
         if spec["name"] in (shapes or {}):
