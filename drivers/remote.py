@@ -11,7 +11,9 @@ arrays (:class:`RemoteBuffer`) whose ``sync_to_device``/``sync_from_device``
 move their bytes over the link; ``memory_window()``, ``reset()`` and
 ``describe()`` are those of the board's device.  :meth:`RemoteDevice.call`
 runs any operation of the agent; blobs are uploaded once, keyed by their
-sha256 (:meth:`RemoteDevice.put_blob`).  Programs loaded and run on the
+sha256 (:meth:`RemoteDevice.put_blob`; the weight images of a dynamic model's
+shapes go this way, once, when the agent :meth:`~RemoteDevice.offers`
+``shared_weights``).  Programs loaded and run on the
 board are the runtime's business: ``bitlet.compile(model, device=dev)`` and
 ``bitlet.load(path, device=dev)`` return a
 :class:`bitlet.runtime.remote.RemoteModel`, called like a local
@@ -35,10 +37,10 @@ import os
 import sys
 import threading
 import time
+import warnings
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 from bitlet import errors
 from bitlet.drivers.device import Device, DeviceBuffer
 from bitlet.drivers.link.address import parse_url
@@ -50,6 +52,7 @@ from bitlet.drivers.link.peer import Outbound, Peer
 from bitlet.drivers.link.settings import DEFAULT_LIMITS, Limits, Tuning
 from bitlet.drivers.link.transport import open_transport
 from bitlet.errors import BitletTypeError, BitletValueError, DeviceError
+from tqdm.auto import tqdm
 
 #: Seconds a call may take beyond its transfer time (default of open_remote).
 DEFAULT_TIMEOUT = 30.0
@@ -197,8 +200,12 @@ class RemoteDevice(Device):
     stats : dict
         ``calls``, ``reconnects``, ``resumed_from`` (request byte offsets an
         upload resumed at after a reconnect), ``reply_resumed_from`` (reply
-        byte offsets a download resumed at); :meth:`link_stats` adds the
-        byte counters of the link.
+        byte offsets a download resumed at), ``weight_bytes_sent`` (bytes of
+        weight images sent, alone or inside whole programs); :meth:`link_stats`
+        adds the byte counters of the link.
+    weights_held : set of str
+        SHA-256 of the weight images the agent was seen to hold (sent or found
+        there): programs of later shapes refer to them instead of carrying them.
     """
 
     kind = "remote"
@@ -238,7 +245,9 @@ class RemoteDevice(Device):
         self.client_id = os.urandom(8).hex()
         self.agent: dict = {}
         self.stats: dict[str, Any] = {"calls": 0, "reconnects": 0, "resumed_from": [],
-                                      "reply_resumed_from": []}
+                                      "reply_resumed_from": [], "weight_bytes_sent": 0}
+        self.weights_held: set[str] = set()  # sha256 of weight images the agent was seen to hold
+        self._said: set[str] = set()
         self._rid = 0
         self._peer: Peer | None = None
         self._broken = False
@@ -622,15 +631,34 @@ class RemoteDevice(Device):
                                                      ("sdk", "protocol", "isa", "device")}}
 
     # -- content-addressed blobs (programs, weights) ----------------------------
-    def put_blob(self, data: bytes) -> str:
-        """Upload ``data`` unless the agent already holds it; returns its sha256."""
+    def put_blob(self, data: bytes, *, kind: str | None = None) -> str:
+        """Upload ``data`` unless the agent already holds it; returns its sha256.
+
+        ``kind="weights"``: a weight image (counted in ``stats["weight_bytes_sent"]``
+        here and in the agent's ``weight_bytes_in``).
+        """
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise BitletTypeError(f"data must be bytes, got {type(data).__name__}")
         digest = hashlib.sha256(data).hexdigest()
         (present,), _ = self.call("blob_has", {"sha256": [digest]})
         if not present:
-            self.call("blob_put", {"sha256": digest}, [np.frombuffer(data, dtype=np.uint8)])
+            args = {"sha256": digest, **({"kind": kind} if kind else {})}
+            self.call("blob_put", args, [np.frombuffer(data, dtype=np.uint8)])
+            if kind == "weights":
+                self.stats["weight_bytes_sent"] += len(data)
         return digest
+
+    def offers(self, feature: str) -> bool:
+        """Whether the agent advertised ``feature`` in its handshake (see
+        :data:`bitlet.runtime.agent.FEATURES`; an older agent advertises none)."""
+        features = self.agent.get("features")
+        return isinstance(features, list) and feature in features
+
+    def say_once(self, key: str, text: str) -> None:
+        """Warn ``text`` (a RuntimeWarning) the first time ``key`` is said on this device."""
+        if key not in self._said:
+            self._said.add(key)
+            warnings.warn(text, RuntimeWarning, stacklevel=3)
 
     def close(self) -> None:
         """End the session (the agent frees its buffers and models) and the link.

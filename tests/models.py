@@ -229,3 +229,15 @@ def run_onnxruntime(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     return sess.run(None, feeds)
+
+
+def espcn_nhw() -> onnx.ModelProto:
+    """The demo model (inputs ``(1, 1, H, W)``) with a dynamic batch ``N`` too."""
+    from bitlet.demo import model_path  # (the test helpers import no bitlet at module level)
+
+    model = onnx.load(str(model_path()))
+    for value in (model.graph.input[0], *model.graph.output):
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.ClearField("dim_value")
+        dim.dim_param = "N"
+    return model

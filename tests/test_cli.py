@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 import pytest
-from bitlet.tools import cli
 from bitlet.demo import load_frames, model_path
+from bitlet.tools import cli
 from bitlet.tools.imaging import read_image
 
 pytestmark = pytest.mark.device
@@ -198,3 +198,44 @@ def test_an_unwritable_output_is_one_line(tmp_path, capsys):
     code, _, err = run(capsys, "run", str(model_path()), "--input", str(tmp_path / "x.npy"),
                        "--output", str(tmp_path / "out.npy"), "--device", "sim")
     assert code == 1 and len(err.strip().splitlines()) == 1 and "out.npy" in err, err
+
+
+def test_run_of_a_dynamic_model_on_a_remote_device_sends_its_weights_once(tmp_path, capsys):
+    """`bitlet run MODEL --device tcp://...` of a model with dynamic N, H, W at two
+    shapes: bit-identical to compiling each shape explicitly, and the second
+    command names the weight image by its hash instead of sending it again."""
+    import bitlet
+    import onnx
+    from bitlet.drivers.sim import SimDevice
+    from bitlet.runtime.agent import Agent
+    from models import espcn_nhw
+
+    onnx.save(espcn_nhw(), tmp_path / "espcn.onnx")
+    rng = np.random.default_rng(12)
+    xs = [rng.random((2, 1, 14, 10), dtype=np.float32), rng.random((1, 1, 9, 12), dtype=np.float32)]
+    expect = []
+    with SimDevice() as dev:
+        for x in xs:
+            model = bitlet.compile(espcn_nhw(), device=dev, input_shapes={"lr": x.shape})
+            expect.append(model(x))
+            weight_bytes = model.program.meta["buffers"]["blob_bytes"]
+            model.close()
+    board = SimDevice()
+    try:
+        with Agent(board).start("tcp://127.0.0.1:0") as agent:
+            for i, x in enumerate(xs):
+                np.save(tmp_path / f"x{i}.npy", x)
+                code, _, err = run(capsys, "run", str(tmp_path / "espcn.onnx"), "--device",
+                                   f"tcp://127.0.0.1:{agent.port}", "--input",
+                                   str(tmp_path / f"x{i}.npy"), "--output", str(tmp_path / f"y{i}.npy"))
+                assert code == 0, err
+                assert "cannot share weights" not in err
+            assert agent.stats["op_program_put"] == 2 and agent.stats["op_model_run"] == 2
+            assert agent.stats["weight_bytes_in"] == weight_bytes       # sent once, not per shape
+            # each command is a session of its own: its device memory is its own
+            assert agent.stats["weight_writes"] == 2 and not agent.session.groups
+    finally:
+        board.close()
+    for i, e in enumerate(expect):
+        y = np.load(tmp_path / f"y{i}.npy")
+        assert y.shape == e.shape and y.tobytes() == e.tobytes()

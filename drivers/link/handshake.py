@@ -9,7 +9,9 @@ from typing import Any
 from bitlet import hw
 from bitlet._version import __version__
 
-#: bump on any change of frames, message layout or operations
+#: bump on any change of frames, message layout or operations that breaks the other side;
+#: additions both sides can do without are advertised instead (the agent's WELCOME
+#: ``features``, e.g. ``shared_weights``: bitlet.runtime.agent.FEATURES)
 PROTOCOL_VERSION = 2  # 2: memory_window, reset, model_profile_records; run timings
 
 

@@ -29,6 +29,11 @@ class DeviceError(BitletError):
     """A device (board, simulator or remote agent) failed."""
 
 
+class BlobMissing(DeviceError):
+    """``bitlet agent`` does not hold the content a request names by its SHA-256
+    (never sent, or evicted from its cache): send the bytes."""
+
+
 class BusError(DeviceError):
     """The kernel or the host touched an address outside device memory."""
 

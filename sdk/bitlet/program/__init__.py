@@ -60,6 +60,7 @@ FORMAT = "bitlet-program"
 FORMAT_VERSION = 1
 _META = "__meta__"
 _IMAGE = "__image__"
+_OMITTED = "weights_omitted"   # metadata key of a program written without its weights
 #: (instruction word of the low half, bit in the relocation mask)
 ADDRESS_FIELDS = ("ACT", "WGT", "BIAS", "OUT", "ACC")
 
@@ -404,10 +405,33 @@ class Program:
             h.update(arr.tobytes())
         return h.hexdigest()
 
-    def to_bytes(self) -> bytes:
-        """The program as the bytes of one ``.npz`` file."""
+    def weights(self) -> np.ndarray:
+        """The weights region of the image (weights and biases in device layout),
+        uint8 ``[blob_bytes]`` (a view)."""
+        b = self.meta["buffers"]
+        return self.image[b["blob_offset"]: b["blob_offset"] + b["blob_bytes"]]
+
+    def weights_digest(self) -> str:
+        """SHA-256 of :meth:`weights` (hex): its key where weight images are shared."""
+        return hashlib.sha256(self.weights().tobytes()).hexdigest()
+
+    def to_bytes(self, *, weights: bool = True) -> bytes:
+        """The program as the bytes of one ``.npz`` file.
+
+        ``weights=False`` leaves the weights region out of the image (the
+        metadata records its SHA-256): :meth:`from_bytes` then needs those
+        weights to rebuild the program (``bitlet agent`` receives each weight
+        image once and the programs of a model's shapes without it).
+        """
         buf = io.BytesIO()
-        self._write(buf)
+        if weights:
+            self._write(buf)
+        else:
+            b = self.meta["buffers"]
+            image = np.concatenate([self.image[: b["blob_offset"]],
+                                    self.image[b["blob_offset"] + b["blob_bytes"]:]])
+            Program(dict(self.meta, **{_OMITTED: self.weights_digest()}), image,
+                    self.arrays)._write(buf)
         return buf.getvalue()
 
     def save(self, path: str | os.PathLike) -> None:
@@ -428,12 +452,16 @@ class Program:
         np.savez(f, **{_META: blob, _IMAGE: self.image}, **self.arrays)
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, max_bytes: int = MAX_BYTES) -> Program:
+    def from_bytes(cls, data: bytes, *, max_bytes: int = MAX_BYTES,
+                   weights: bytes | None = None) -> Program:
         """Read and validate a program from the bytes of an ``.npz`` file.
 
         ``max_bytes`` bounds what its members may unpack to (see :mod:`bitlet.npz`).
+        ``weights``: the weights region of a program written with
+        ``to_bytes(weights=False)`` (its SHA-256 and size must be the ones the
+        file records); refused for a complete program.
         """
-        return cls._read(data, max_bytes, "program")
+        return cls._read(data, max_bytes, "program", weights)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> Program:
@@ -454,7 +482,7 @@ class Program:
             raise ProgramError(f"{name}: cannot read the program file: {exc.strerror or exc}") from None
 
     @classmethod
-    def _read(cls, source, max_bytes: int, what: str) -> Program:
+    def _read(cls, source, max_bytes: int, what: str, weights: bytes | None = None) -> Program:
         arrays = read_npz(source, max_bytes=max_bytes, what=what)
         if _META not in arrays or _IMAGE not in arrays:
             raise ProgramError(f"{what}: not a Bitlet program file (no metadata/image member)")
@@ -477,6 +505,31 @@ class Program:
         if fmt != FORMAT or version != FORMAT_VERSION:
             raise ProgramError(f"{what}: unsupported program format {fmt!r} version {version!r} "
                                f"(this SDK reads {FORMAT!r} version {FORMAT_VERSION})")
-        program = cls(meta, arrays.pop(_IMAGE), arrays)
+        image = cls._with_weights(meta, arrays.pop(_IMAGE), meta.pop(_OMITTED, None), weights, what)
+        program = cls(meta, image, arrays)
         program.validate()
         return program
+
+    @staticmethod
+    def _with_weights(meta: dict, image: np.ndarray, omitted: Any, weights: bytes | None,
+                      what: str) -> np.ndarray:
+        """The image, with ``weights`` put back where a program sent without them
+        had them (their hash and size checked against what the file records)."""
+        if omitted is None:
+            if weights is not None:
+                raise ProgramError(f"{what}: weights were given for a program that has its own")
+            return image
+        if weights is None:
+            raise ProgramError(f"{what}: the program was written without its weights "
+                               f"(sha256 {str(omitted)[:16]}...): give them")
+        b = meta.get("buffers")
+        blob = b.get("blob_offset") if isinstance(b, dict) else None
+        size = b.get("blob_bytes") if isinstance(b, dict) else None
+        if not isinstance(blob, int) or not isinstance(size, int) or not 0 <= blob <= image.size \
+                or image.dtype != np.uint8 or image.ndim != 1:
+            raise ProgramError(f"{what}: malformed buffers.blob_offset/blob_bytes or image")
+        if len(weights) != size or hashlib.sha256(weights).hexdigest() != omitted:
+            raise ProgramError(f"{what}: the weights given ({len(weights)} bytes, sha256 "
+                               f"{hashlib.sha256(weights).hexdigest()[:16]}...) are not the "
+                               f"program's ({size} bytes, sha256 {str(omitted)[:16]}...)")
+        return np.concatenate([image[:blob], np.frombuffer(weights, np.uint8), image[blob:]])

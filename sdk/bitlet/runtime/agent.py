@@ -44,6 +44,22 @@ kept), ``alloc``, ``free``, ``write``, ``read``, ``read_reg``, ``write_reg``,
 ``model_profile``, ``model_profile_records``, ``model_close`` (the program
 loaded on the device once and run many times), ``close_session`` (the client
 leaves: its buffers and models are freed at once).
+
+Shared weights (the ``shared_weights`` feature of :data:`FEATURES`, said in
+WELCOME; the protocol version is unchanged, so agents and clients without it
+still talk): the shapes of one dynamic model send their weight image once
+(``blob_put`` with ``kind="weights"``; the cache recomputes its sha256) and
+their programs without it (``program_put`` with ``weights``: that sha256;
+a hash the agent does not hold is refused with
+:class:`bitlet.errors.BlobMissing`, and the client sends the bytes); the
+program is rebuilt with the weights, must hash to its digest and goes
+through the same validating reader.  ``model_load`` with a ``group`` places
+it in that group's :class:`~bitlet.runtime.arena.Arena`: one device buffer of
+the session per group, each distinct weight image written once, the
+kernel's memory window that buffer; the buffer is freed when the group's
+last program is closed (or with the session).  ``describe`` replies carry
+``agent_stats``: ``weight_bytes_in`` and ``weight_writes`` (see
+:class:`Agent`).
 """
 from __future__ import annotations
 
@@ -87,10 +103,11 @@ from bitlet.drivers.link import (
     local_versions,
     version_mismatch,
 )
-from bitlet.errors import BitletValueError, DeviceError
+from bitlet.errors import BitletValueError, BlobMissing, DeviceError
 from bitlet.jsonable import jsonable
 from bitlet.program import Program
-from bitlet.runtime.model import CompiledModel
+from bitlet.runtime.arena import Arena
+from bitlet.runtime.model import CompiledModel, check_compatible, driver_of
 
 
 # ---------------------------------------------------------------------------
@@ -112,8 +129,14 @@ class BlobCache:
             self._blobs.move_to_end(digest)
             return self._blobs[digest]
         except KeyError:
-            raise DeviceError(f"blob {digest[:16]}... is not in the agent's cache "
+            raise BlobMissing(f"blob {digest[:16]}... is not in the agent's cache "
                               "(evicted or never uploaded); upload it again") from None
+
+    def discard(self, digest: str) -> None:
+        """Forget ``digest`` (nothing if not held)."""
+        data = self._blobs.pop(digest, None)
+        if data is not None:
+            self.size -= len(data)
 
     def put(self, digest: str, data: bytes, verified: bool = False) -> None:
         """Store ``data``; unless ``verified``, its sha256 must be ``digest``."""
@@ -131,6 +154,15 @@ class BlobCache:
             self.size -= len(old)
 
 
+#: what this agent offers beyond protocol version 2 (said in WELCOME ``features``; a
+#: client falls back to what every agent of the version does when one is missing):
+#: ``shared_weights``: ``program_put`` of a program without its weights (``weights``: the
+#: sha256 of a weight image sent by ``blob_put``) and ``model_load`` into a ``group``
+#: (an :class:`~bitlet.runtime.arena.Arena`: the group's programs share one device
+#: buffer, each distinct weight image written once)
+FEATURES = ("shared_weights",)
+#: groups (shared device buffers) one session may hold at once
+MAX_GROUPS = 64
 #: wrong token answers accepted on one connection before the agent refuses it
 AUTH_ATTEMPTS = 3
 #: seconds a new TCP connection has to complete its handshake before it is dropped
@@ -170,6 +202,7 @@ class Session:
         self.next_handle = 1
         self.models: dict[str, Any] = {}  # program digest -> CompiledModel on the device
         self.model_refs: collections.Counter = collections.Counter()  # loads not yet closed
+        self.groups: dict[str, Arena] = {}  # group -> the device buffer its programs share
 
 
 class Agent:
@@ -208,7 +241,14 @@ class Agent:
         received, duplicates included), ``bad_frames`` (of the current
         connection), ``auth_failures`` (wrong token answers), ``auth_refused``
         (connections refused for their token), ``dropped_connections``
-        (closed, timed out or in excess before completing a handshake).
+        (closed, timed out or in excess before completing a handshake),
+        ``weight_bytes_in`` (bytes of weight images received: ``blob_put`` of
+        weights plus the weights inside whole programs), ``weight_writes``
+        (weight images written to device memory); ``describe`` replies carry
+        the last two as ``agent_stats``.
+    features : list of str
+        What WELCOME advertises (default :data:`FEATURES`; an empty list makes
+        this agent behave as one from before the features, for tests).
     port : int or None
         The TCP port listened on, once listening (useful with port 0).
     """
@@ -237,6 +277,9 @@ class Agent:
         self.ready = threading.Event()
         self._stop = threading.Event()
         self.programs = self.cache  # one memory budget for programs and blobs
+        self.features = list(FEATURES)
+        self._weights_of: dict[str, str] = {}  # program digest -> sha256 of its weights, for
+                                               # programs cached without them
         self._versions: dict | None = None
         self.handshake_timeout = float(handshake_timeout)
         self._pending: list[_Connection] = []
@@ -534,7 +577,8 @@ class Agent:
         peer.send_json(WELCOME, {"ok": True, **mine, "resumed": resumed,
                                  "limits": {"max_frame": self.limits.max_frame,
                                             "max_message": self.limits.max_message},
-                                 "interrupt": bool(self.device.has_interrupt)})
+                                 "interrupt": bool(self.device.has_interrupt),
+                                 "features": list(self.features)})
 
     def _authenticate(self, peer: Peer, hello: dict, conn: dict, client_id: str) -> bool:
         """Challenge-response on the shared token; True once the client proved it.
@@ -576,10 +620,13 @@ class Agent:
         """Free a session's models and buffers (its reply cache stays)."""
         for model in session.models.values():
             _quietly_close(model)
+        for arena in session.groups.values():
+            _quietly_close(arena)
         for buf in session.buffers.values():
             _quietly_free(buf)
         session.models.clear()
         session.model_refs.clear()
+        session.groups.clear()
         session.buffers.clear()
 
     def _on_data(self, peer: Peer, frame: Frame) -> None:
@@ -652,7 +699,9 @@ class Agent:
             raise DeviceError(f"buffer handle {handle} is unknown or freed on the agent") from None
 
     def op_describe(self, args: dict, arrays: list) -> tuple[Any, list]:
-        return jsonable(self.device.describe()), []
+        stats = {k: int(self.stats[k]) for k in ("weight_bytes_in", "weight_writes")}
+        return {**jsonable(self.device.describe()),
+                "agent_stats": {**stats, "features": list(self.features)}}, []
 
     def op_memory_window(self, args: dict, arrays: list) -> tuple[Any, list]:
         base, size = self.device.memory_window()
@@ -727,6 +776,8 @@ class Agent:
         if len(arrays) != 1 or arrays[0].dtype != np.uint8:
             raise LinkProtocolError("blob_put: expects one uint8 array")
         self.cache.put(str(args.get("sha256")), arrays[0].tobytes())
+        if args.get("kind") == "weights":
+            self.stats["weight_bytes_in"] += int(arrays[0].size)
         return None, []
 
     def op_close_session(self, args: dict, arrays: list) -> tuple[Any, list]:
@@ -737,31 +788,100 @@ class Agent:
 
     # -- programs: uploaded once (keyed by Program.digest), loaded once, run many times
     def op_program_has(self, args: dict, arrays: list) -> tuple[Any, list]:
-        return _digest_arg(args) in self.programs, []
+        return self._has_program(_digest_arg(args)), []
+
+    def _has_program(self, digest: str) -> bool:
+        """Cached, and with its weights when it was sent without them."""
+        weights = self._weights_of.get(digest)
+        return digest in self.programs and (weights is None or weights in self.cache)
 
     def op_program_put(self, args: dict, arrays: list) -> tuple[Any, list]:
+        """A program, whole or (``weights``: the sha256 of a weight image this
+        agent holds) without its weights; its digest is checked either way."""
         digest = _digest_arg(args)
         if len(arrays) != 1 or arrays[0].dtype != np.uint8:
             raise LinkProtocolError("program_put: expects one uint8 array")
         data = arrays[0].tobytes()
+        weights = _digest_arg(args, "weights") if args.get("weights") is not None else None
         # the one bounded, validating reader of bitlet.load: declared sizes checked before
-        # inflating, every field bounded by the program's own buffer
-        program = Program.from_bytes(data, max_bytes=self.limits.max_message)
+        # inflating, every field bounded by the program's own buffer; a program without its
+        # weights gets them from the cache (BlobMissing when not held: the client sends them)
+        # and must hash to the weights' sha256 and size it records
+        program = Program.from_bytes(data, max_bytes=self.limits.max_message,
+                                     weights=None if weights is None else self.cache.get(weights))
         if program.digest() != digest:
             raise BitletValueError(f"program_put: the program received has digest "
                                    f"{program.digest()[:16]}..., not {digest[:16]}...")
+        if weights is None:
+            self.stats["weight_bytes_in"] += int(program.meta["buffers"]["blob_bytes"])
+        if self._has_program(digest):
+            return None, []
+        self.programs.discard(digest)  # kept without weights that were evicted since
         self.programs.put(digest, data, verified=True)
+        if weights is None:
+            self._weights_of.pop(digest, None)
+        else:
+            self._weights_of[digest] = weights
+            if len(self._weights_of) > 4 * 1024:  # forget programs the cache evicted
+                self._weights_of = {d: w for d, w in self._weights_of.items() if d in self.programs}
         return None, []
 
+    def _program(self, digest: str) -> Program:
+        """A cached program (rebuilt with its weights when it was sent without them)."""
+        data = self.programs.get(digest)
+        weights = self._weights_of.get(digest)
+        return Program.from_bytes(data, weights=None if weights is None else self.cache.get(weights))
+
     def op_model_load(self, args: dict, arrays: list) -> tuple[Any, list]:
+        """Load a cached program on the device, in its own buffer or (``group``) in the
+        buffer the group's programs share (their weight images written once)."""
         digest = _digest_arg(args)
-        models = self.session.models
-        if digest not in models:
-            models[digest] = CompiledModel(Program.from_bytes(self.programs.get(digest)),
-                                           self.device)
-        self.session.model_refs[digest] += 1  # each client-side model closes its own load
-        model = models[digest]
-        return {"base": int(model.base), "device_bytes": int(model.peak_device_bytes)}, []
+        group = _group_arg(args)
+        session = self.session
+        if digest not in session.models:
+            program = self._program(digest)
+            if group is None:
+                session.models[digest] = CompiledModel(program, self.device)
+                self.stats["weight_writes"] += 1
+            else:
+                session.models[digest] = self._load_in_group(program, group)
+        session.model_refs[digest] += 1  # each client-side model closes its own load
+        model = session.models[digest]
+        placement = model.placement
+        return {"base": int(model.base),
+                "device_bytes": int(placement.arena.size if placement is not None
+                                    else model.peak_device_bytes),
+                "group": group if placement is not None else None}, []
+
+    def _load_in_group(self, program: Program, group: str) -> CompiledModel:
+        groups = self.session.groups
+        if group not in groups and len(groups) >= MAX_GROUPS:
+            raise BitletValueError(f"model_load: this session already holds {MAX_GROUPS} groups "
+                                   "(shared buffers); close models first")
+        check_compatible(program, driver_of(self.device))  # before anything is written
+        arena = groups.setdefault(group, Arena(self.device))
+        before = arena.uploads
+        try:
+            placement = arena.place(program)
+        finally:
+            self.stats["weight_writes"] += arena.uploads - before
+            if not len(arena):
+                del groups[group]
+                arena.close()
+        try:
+            return CompiledModel(program, self.device, placement=placement)
+        except BaseException:
+            self._unplace(placement)
+            raise
+
+    def _unplace(self, placement: Any) -> None:
+        """Release a placement; the group's buffer is freed with its last program."""
+        arena = placement.arena
+        arena.release(placement)
+        if not len(arena):
+            arena.close()
+            for name in [g for g, a in self.session.groups.items() if a is arena]:
+                del self.session.groups[name]
 
     def _model(self, args: dict) -> Any:
         digest = _digest_arg(args)
@@ -807,6 +927,8 @@ class Agent:
         if refs[digest] <= 0:
             del self.session.models[digest], refs[digest]
             model.close()
+            if model.placement is not None:
+                self._unplace(model.placement)
         return None, []
 
 
@@ -867,12 +989,21 @@ def _quietly_close(model: Any) -> None:
         pass
 
 
-def _digest_arg(args: dict) -> str:
-    digest = args.get("digest")
+def _digest_arg(args: dict, name: str = "digest") -> str:
+    digest = args.get(name)
     if not isinstance(digest, str) or len(digest) != 64 \
             or any(c not in "0123456789abcdef" for c in digest):
-        raise BitletValueError(f"argument digest must be a sha256 hex string, got {digest!r}")
+        raise BitletValueError(f"argument {name} must be a sha256 hex string, got {digest!r:.80}")
     return digest
+
+
+def _group_arg(args: dict) -> str | None:
+    group = args.get("group")
+    if group is not None and (not isinstance(group, str) or not 0 < len(group) <= 64
+                              or not group.isascii() or not group.isalnum()):
+        raise BitletValueError(f"argument group must be 1..64 ASCII letters and digits, "
+                               f"got {group!r:.80}")
+    return group
 
 
 def _quietly_free(buf: Any) -> None:

@@ -8,7 +8,7 @@ with the same shape reuse it.  The compiled shapes are kept in a bounded
 cache (least recently used first out).
 
 On a local device (simulator, board) every shape of one model lives in ONE
-device buffer (:class:`Arena`): each distinct weight image is uploaded once
+device buffer (:class:`~bitlet.runtime.arena.Arena`): each distinct weight image is uploaded once
 and shared by every shape whose program has the same weight bytes (the
 tiling of most models does not depend on the image size), one activation
 pool serves all of them (the largest any shape needs; runs are sequential),
@@ -19,8 +19,13 @@ weights are written once per buffer layout (:attr:`DynamicModel.uploads`),
 never once per shape.
 
 On a board behind ``bitlet agent`` each shape is a
-:class:`~bitlet.runtime.remote.RemoteModel` of its own (the agent caches
-programs, not weight images, so weights are uploaded per shape there).
+:class:`~bitlet.runtime.remote.RemoteModel` loaded in the model's weights
+group: the agent keeps the same kind of arena for it, so there too each
+distinct weight image crosses the link once (the programs of later shapes go
+without it and name it by its SHA-256) and is written to device memory once
+per buffer layout.  An agent from before this feature (no ``shared_weights``
+in its handshake) gets each shape whole, weights included, and a
+RuntimeWarning says so once.
 
 ``save`` writes the ONNX model, the compile options and every program
 compiled so far into one file; ``bitlet.load`` of it gives a DynamicModel
@@ -28,7 +33,6 @@ that compiles new shapes on demand.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import itertools
 import json
@@ -37,7 +41,6 @@ import sys
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,6 +53,7 @@ from bitlet.errors import BitletTypeError, BitletValueError, ProgramError
 from bitlet.npz import MAX_BYTES, read_npz
 from bitlet.program import Program
 from bitlet.program.schedule import KernelConfig
+from bitlet.runtime.arena import Arena, Placement
 from bitlet.runtime.model import CompiledModel, driver_of
 from bitlet.runtime.remote import RemoteModel
 
@@ -58,162 +62,9 @@ __all__ = ["FORMAT", "Arena", "DynamicModel", "Placement", "is_dynamic_path", "l
 FORMAT = "bitlet-dynamic"
 FORMAT_VERSION = 1
 DEFAULT_CACHE = 8
-_ALIGN = 4096                    # byte alignment of every region in the arena (a page: more than
-                                 # any alignment the kernel or the buffer plan asks for)
 _META = "__dynamic__"
 _ONNX = "__onnx__"
 _COMPILE_OPTIONS = ("precision", "prune", "calibration", "bits")
-
-
-def _align(n: int) -> int:
-    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
-
-
-# --------------------------------------------------------------------------- device arena
-@dataclass
-class Placement:
-    """Where one program lives in an :class:`Arena` (offsets in its buffer).
-
-    ``insn_offset``: the program's instructions and profile area (its image
-    bytes ``[0, blob_offset)``); ``blob_offset``: its weights (shared by every
-    program with the same weight bytes); ``pool_offset``: the activation pool.
-    """
-
-    arena: Arena
-    insn_offset: int
-    blob_key: str
-
-    @property
-    def buffer(self):
-        return self.arena.buffer
-
-    @property
-    def base(self) -> int:
-        """Device address of the arena's buffer."""
-        return int(self.arena.buffer.device_address)
-
-    @property
-    def blob_offset(self) -> int:
-        return self.arena.blob_offsets[self.blob_key]
-
-    @property
-    def pool_offset(self) -> int:
-        return self.arena.pool_offset
-
-    @property
-    def window(self) -> tuple[int, int]:
-        """The kernel's memory window: the whole arena buffer."""
-        return self.base, int(self.arena.size)
-
-
-class Arena:
-    """One device buffer holding every shape of a :class:`DynamicModel`.
-
-    Layout: weight images (one per distinct content) and each program's
-    instructions and profile area from the start of the buffer, in the order
-    placed; then free space; then the activation pool (shared: runs are
-    sequential) with free space after it for a larger one.  New shapes are
-    placed in the free space when they fit.  All regions are page aligned.
-    """
-
-    def __init__(self, device: Any) -> None:
-        self.device = device
-        self.buffer = None
-        self.size = 0
-        self.end = 0                             # end of the weights + instructions in use
-        self.pool_offset = 0
-        self.blob_offsets: dict[str, int] = {}
-        self.uploads = 0                         # weight images written so far
-        self.layouts = 0                         # buffers allocated (first + growths)
-        self._placed: dict[int, tuple[Program, Placement]] = {}
-
-    @staticmethod
-    def _blob(program: Program) -> np.ndarray:
-        b = program.meta["buffers"]
-        return program.image[b["blob_offset"]: b["blob_offset"] + b["blob_bytes"]]
-
-    @staticmethod
-    def _key(program: Program) -> str:
-        return hashlib.sha256(Arena._blob(program).tobytes()).hexdigest()
-
-    def place(self, program: Program) -> Placement:
-        """Place ``program``: its weights are written only if no placed program has
-        the same weight bytes; the buffer grows (everything placed again) when
-        the program does not fit the free space."""
-        b = program.meta["buffers"]
-        placement = Placement(self, 0, self._key(program))
-        if self.buffer is not None:
-            end, blob_at = self.end, None
-            if placement.blob_key not in self.blob_offsets:
-                blob_at, end = end, _align(end + b["blob_bytes"])
-            insn_at, end = end, _align(end + b["blob_offset"])
-            if end <= self.pool_offset and b["pool_bytes"] <= self.size - self.pool_offset:
-                if blob_at is not None:
-                    self.blob_offsets[placement.blob_key] = blob_at
-                    self._write_blob(program, blob_at)
-                placement.insn_offset, self.end = insn_at, end
-                self._write_insns(program, placement)
-                self._placed[id(placement)] = (program, placement)
-                return placement
-        self._relayout(program, placement)
-        return placement
-
-    def _relayout(self, program: Program, new: Placement) -> None:
-        items = [*self._placed.values(), (program, new)]
-        blobs, offset = {}, 0
-        for p, pl in items:
-            if pl.blob_key not in blobs:
-                blobs[pl.blob_key] = offset
-                offset = _align(offset + p.meta["buffers"]["blob_bytes"])
-        for p, pl in items:
-            pl.insn_offset = offset
-            offset = _align(offset + p.meta["buffers"]["blob_offset"])
-        pool = max(p.meta["buffers"]["pool_bytes"] for p, _ in items)
-        # twice what is needed: room for larger shapes without a new layout
-        size = _align(max(2 * (offset + pool), 2 * self.size, _ALIGN))
-        self.layouts += 1
-        old, self.buffer, self.size = self.buffer, self.device.allocate(size, np.uint8), size
-        if old is not None:
-            self.device.free(old)
-        # the free space is split: half for more instructions and weights, half
-        # for a larger pool, so that new shapes usually fit in place
-        self.pool_offset = min(_align(offset + (size - offset - pool) // 2),
-                               (size - pool) // _ALIGN * _ALIGN)
-        self.end, self.blob_offsets = offset, {}
-        for p, pl in items:
-            if pl.blob_key not in self.blob_offsets:
-                self.blob_offsets[pl.blob_key] = blobs[pl.blob_key]
-                self._write_blob(p, blobs[pl.blob_key])
-            self._write_insns(p, pl)
-        self._placed[id(new)] = (program, new)
-
-    def _write_blob(self, program: Program, offset: int) -> None:
-        blob = self._blob(program)
-        view = self.buffer[offset: offset + blob.size]
-        view[:] = blob
-        view.sync_to_device()
-        self.uploads += 1
-
-    def _write_insns(self, program: Program, placement: Placement) -> None:
-        base = placement.base
-        image = program.relocated_image(base + placement.insn_offset,
-                                        blob_base=base + placement.blob_offset,
-                                        pool_base=base + placement.pool_offset)
-        head = image[: program.meta["buffers"]["blob_offset"]]
-        view = self.buffer[placement.insn_offset: placement.insn_offset + head.size]
-        view[:] = head
-        view.sync_to_device()
-
-    def release(self, placement: Placement) -> None:
-        """Forget a placement (its space is reclaimed when the arena is next laid out)."""
-        self._placed.pop(id(placement), None)
-
-    def close(self) -> None:
-        if self.buffer is not None:
-            self.device.free(self.buffer)
-        self.buffer, self.size, self.end = None, 0, 0
-        self._placed.clear()
-        self.blob_offsets.clear()
 
 
 # --------------------------------------------------------------------------- the model
@@ -254,7 +105,10 @@ class DynamicModel:
         self._outputs = [o.name for o in proto.graph.output]
         self._programs: dict[tuple, Program] = dict(programs or {})
         self._loaded: OrderedDict[tuple, Any] = OrderedDict()
-        self._arena = None if isinstance(device, RemoteDevice) else Arena(device)
+        remote = isinstance(device, RemoteDevice)
+        self._arena = None if remote else Arena(device)
+        self._group = os.urandom(8).hex() if remote else None  # its arena on the agent
+        self._sent = 0  # weight images sent over the link (remote)
         self._config = None
         self.source_model = source_model if source_model is not None else proto
         self.last_timings: dict[str, Any] = {}
@@ -276,8 +130,10 @@ class DynamicModel:
 
     @property
     def uploads(self) -> int:
-        """Weight images written to the device so far (local devices)."""
-        return self._arena.uploads if self._arena is not None else len(self._loaded)
+        """Weight images written to the device so far (a local device) or sent over
+        the link (a board behind ``bitlet agent``; its ``describe()`` has the
+        writes to the board's memory, ``agent_stats["weight_writes"]``)."""
+        return self._arena.uploads if self._arena is not None else self._sent
 
     @property
     def meta(self) -> dict:
@@ -292,7 +148,9 @@ class DynamicModel:
     def peak_device_bytes(self) -> int:
         if self._arena is not None:
             return int(self._arena.size)
-        return sum(m.peak_device_bytes for m in self._loaded.values())
+        grouped = [m.device_bytes for m in self._loaded.values() if m.weights_group is not None]
+        return max(grouped, default=0) + sum(m.peak_device_bytes for m in self._loaded.values()
+                                             if m.weights_group is None)
 
     def _declared_text(self) -> str:
         return ", ".join(f"{s['name']} ({', '.join(map(str, s['shape']))})" for s in self.declared)
@@ -355,7 +213,9 @@ class DynamicModel:
 
     def _load(self, program: Program) -> Any:
         if self._arena is None:
-            return RemoteModel(program, self.device)
+            model = RemoteModel(program, self.device, weights_group=self._group)
+            self._sent += model.weight_bytes_sent > 0
+            return model
         placement = self._arena.place(program)
         return CompiledModel(program, self.device, placement=placement)
 
@@ -466,7 +326,7 @@ def load_dynamic(source: str | os.PathLike | bytes, device: Any, *,
                  max_bytes: int = MAX_BYTES) -> DynamicModel:
     """Read a file written by :meth:`DynamicModel.save` (bounded, no pickle) onto ``device``."""
     what = "dynamic model" if isinstance(source, bytes) else os.fspath(source)
-    data = io.BytesIO(source) if isinstance(source, bytes) else open(os.fspath(source), "rb")
+    data = io.BytesIO(source) if isinstance(source, bytes) else open(os.fspath(source), "rb")  # noqa: SIM115 - closed by the with below
     with data:
         members = read_npz(data, max_bytes=max_bytes, what=what)
     if not is_dynamic_file(members):

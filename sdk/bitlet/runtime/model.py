@@ -14,6 +14,7 @@ step runs a contiguous slice of the instruction stream.
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -106,7 +107,7 @@ class CompiledModel(Model):
     program : Program
     device : bitlet.drivers.device.Device
         The device (its ``kernel`` driver, or a new KernelDriver, runs it).
-    placement : bitlet.runtime.dynamic.Placement, optional
+    placement : bitlet.runtime.arena.Placement, optional
         Where the program already lives in a shared device buffer (the shapes of
         a :class:`~bitlet.runtime.dynamic.DynamicModel` share one buffer, their
         weights and their activation pool); None: the model allocates its own

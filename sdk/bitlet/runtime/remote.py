@@ -12,6 +12,7 @@ both satisfy :class:`bitlet.runtime.protocol.Model`.
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -20,14 +21,17 @@ import numpy as np
 
 from bitlet.drivers.link.errors import LinkProtocolError
 from bitlet.drivers.remote import RemoteDevice
-from bitlet.errors import BitletTypeError, BitletValueError
+from bitlet.errors import BitletTypeError, BitletValueError, BlobMissing
 from bitlet.isa import profile_dtype
 from bitlet.program import Program, check_feeds
 from bitlet.runtime.model import SECONDS_PER_MAC
 from bitlet.runtime.profile import Profile
 from bitlet.runtime.protocol import Model
 
-__all__ = ["RemoteModel"]
+__all__ = ["SHARED_WEIGHTS", "RemoteModel"]
+
+#: the agent feature (its WELCOME ``features``) that lets shapes share weight images
+SHARED_WEIGHTS = "shared_weights"
 
 
 class RemoteModel(Model):
@@ -56,6 +60,17 @@ class RemoteModel(Model):
         timeout plus the runtime's kernel budget for the program's MACs,
         :data:`bitlet.runtime.model.SECONDS_PER_MAC` each); the line time of
         the inputs and outputs comes on top.
+    weights_group : str, optional
+        Share device memory with the other programs loaded with the same
+        group (1..64 ASCII letters and digits; a
+        :class:`~bitlet.runtime.dynamic.DynamicModel` gives one per model):
+        the program goes over the link without its weights, the weight image
+        goes once (named by its SHA-256 afterwards, sent again only if the
+        agent no longer holds it), and the agent places the group's programs
+        in one device buffer beside one copy of each distinct weight image
+        (:class:`~bitlet.runtime.arena.Arena`).  An agent without the
+        ``shared_weights`` feature loads the program whole, in its own
+        buffer (a RuntimeWarning says so once per device).
 
     Attributes
     ----------
@@ -66,7 +81,16 @@ class RemoteModel(Model):
     digest : str
         sha256 of the program (its key in the agent's cache).
     base : int
-        Device address of the program's buffer on the board.
+        Device address of the program's instructions on the board, at load (a
+        later, larger program of the same ``weights_group`` may move them).
+    weights_group : str or None
+        The group the program was loaded in (None: its own buffer).
+    weight_bytes_sent : int
+        Bytes of weights this load sent over the link (0 when the agent held
+        them already).
+    device_bytes : int
+        Device memory of the program's buffer on the board (the group's shared
+        buffer, at load, for a grouped program).
     last_timings : dict
         Of the last run: the agent's timings (``host``, ``upload``,
         ``download``, ``kernel``, ``kernel_runs``, seconds, as
@@ -77,7 +101,7 @@ class RemoteModel(Model):
     """
 
     def __init__(self, program: Program, device: RemoteDevice, *,
-                 run_timeout: float | None = None):
+                 run_timeout: float | None = None, weights_group: str | None = None):
         if not isinstance(program, Program):
             raise BitletTypeError(f"RemoteModel takes a bitlet Program, got {type(program).__name__}")
         if not isinstance(device, RemoteDevice):
@@ -87,12 +111,32 @@ class RemoteModel(Model):
                 run_timeout, (int, float)) or not run_timeout > 0):
             raise BitletValueError(f"run_timeout must be a positive number of seconds, "
                                    f"got {run_timeout!r}")
+        if weights_group is not None and (not isinstance(weights_group, str)
+                                          or not 0 < len(weights_group) <= 64
+                                          or not weights_group.isascii()
+                                          or not weights_group.isalnum()):
+            raise BitletValueError(f"weights_group must be 1..64 ASCII letters and digits, "
+                                   f"got {weights_group!r}")
+        shared = weights_group is not None and device.offers(SHARED_WEIGHTS)
+        if weights_group is not None and not shared:
+            device.say_once(SHARED_WEIGHTS, f"the agent at {device.address} (SDK "
+                            f"{device.agent.get('sdk')}) cannot share weights between the "
+                            "shapes of a model: each shape uploads its own (update the SDK on "
+                            "the board to upload them once)")
         digest = program.digest()
+        self.weight_bytes_sent = 0
         present, _ = device.call("program_has", {"digest": digest})
-        if not present:
+        if not present and shared:
+            self._put_without_weights(program, digest, device)
+        elif not present:
             data = np.frombuffer(program.to_bytes(), dtype=np.uint8)
             device.call("program_put", {"digest": digest}, [data])
-        loaded, _ = device.call("model_load", {"digest": digest}, timeout=run_timeout)
+            self.weight_bytes_sent = int(program.meta["buffers"]["blob_bytes"])
+            device.stats["weight_bytes_sent"] += self.weight_bytes_sent
+        load = {"digest": digest, **({"group": weights_group} if shared else {})}
+        loaded, _ = device.call("model_load", load, timeout=run_timeout)
+        self.weights_group = weights_group if shared else None
+        self.device_bytes = int((loaded or {}).get("device_bytes", program.device_bytes))
         self.device = device
         self.program = program
         self.meta = program.meta
@@ -102,6 +146,27 @@ class RemoteModel(Model):
         self.source_model: Any = None  # as CompiledModel (for bitlet.compare)
         self.last_timings: dict[str, Any] = {}
         self._closed = False
+
+    def _put_without_weights(self, program: Program, digest: str, device: RemoteDevice) -> None:
+        """Send ``program`` without its weights, which go (once per agent) by ``blob_put``:
+        a weight image the agent holds is named by its sha256; one it refuses
+        (:class:`bitlet.errors.BlobMissing`: evicted or never sent) is sent and the
+        program sent again."""
+        weights = program.weights_digest()
+        data = np.frombuffer(program.to_bytes(weights=False), dtype=np.uint8)
+        for attempt in range(2):
+            if weights not in device.weights_held:
+                before = device.stats["weight_bytes_sent"]
+                device.put_blob(program.weights().tobytes(), kind="weights")
+                self.weight_bytes_sent += device.stats["weight_bytes_sent"] - before
+                device.weights_held.add(weights)
+            try:
+                device.call("program_put", {"digest": digest, "weights": weights}, [data])
+                return
+            except BlobMissing:
+                device.weights_held.discard(weights)
+                if attempt:
+                    raise
 
     def _check_open(self) -> None:
         if self._closed:  # the same error as a closed CompiledModel
