@@ -153,6 +153,8 @@ def test_a_forged_or_unknown_weights_reference_is_refused():
             remote.call("program_put", {"digest": digest}, [stripped])
         with pytest.raises(bitlet.BitletValueError, match="group must be"):
             remote.call("model_load", {"digest": digest, "group": "a/b"})
+        with pytest.raises(bitlet.BitletValueError, match="weights_group must be"):
+            RemoteModel(program, remote, weights_group="a b")
         assert not remote.call("program_has", {"digest": digest})[0]
         # the genuine reference works, and the client's flow resends refused weights itself
         remote.weights_held.add(program.weights_digest())   # believes the agent holds them

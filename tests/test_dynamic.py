@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import bitlet
 import numpy as np
-import onnx
 import pytest
 from bitlet.demo import model_path
 from bitlet.drivers.sim import SimDevice
 from bitlet.runtime.agent import Agent
 from bitlet.runtime.dynamic import DynamicModel
 from bitlet.runtime.model import CompiledModel
-from models import tiny_cnn
+from models import espcn_nhw, tiny_cnn
 
 pytestmark = pytest.mark.device
 RNG = np.random.default_rng(11)
@@ -155,3 +154,17 @@ def test_a_dynamic_model_on_a_remote_device_compiles_per_shape_there():
     with SimDevice() as dev:
         assert ya.tobytes() == _static(dev, a).tobytes()
         assert yb.tobytes() == _static(dev, b).tobytes()
+
+
+def test_dynamic_batch_and_image_size_at_three_shapes_write_the_weights_once():
+    xs = [RNG.random(shape, dtype=np.float32)
+          for shape in ((2, 1, 16, 20), (1, 1, 12, 12), (3, 1, 9, 14))]
+    with SimDevice() as dev:
+        model = bitlet.compile(espcn_nhw(), device=dev)
+        got = [model(x) for x in xs]
+        assert model.uploads == 1 and model._arena.layouts == 1
+        model.close()
+        for x, y in zip(xs, got):
+            static = bitlet.compile(espcn_nhw(), device=dev, input_shapes={"lr": x.shape})
+            assert y.tobytes() == static(x).tobytes()
+            static.close()

@@ -106,7 +106,7 @@ from bitlet.drivers.link import (
 from bitlet.errors import BitletValueError, BlobMissing, DeviceError
 from bitlet.jsonable import jsonable
 from bitlet.program import Program
-from bitlet.runtime.arena import Arena
+from bitlet.runtime.arena import Arena, check_group
 from bitlet.runtime.model import CompiledModel, check_compatible, driver_of
 
 
@@ -998,12 +998,7 @@ def _digest_arg(args: dict, name: str = "digest") -> str:
 
 
 def _group_arg(args: dict) -> str | None:
-    group = args.get("group")
-    if group is not None and (not isinstance(group, str) or not 0 < len(group) <= 64
-                              or not group.isascii() or not group.isalnum()):
-        raise BitletValueError(f"argument group must be 1..64 ASCII letters and digits, "
-                               f"got {group!r:.80}")
-    return group
+    return check_group(args.get("group"), "argument group")
 
 
 def _quietly_free(buf: Any) -> None:

@@ -16,12 +16,22 @@ from typing import Any
 
 import numpy as np
 
+from bitlet.errors import BitletValueError
 from bitlet.program import Program
 
-__all__ = ["Arena", "Placement"]
+__all__ = ["Arena", "Placement", "check_group"]
 
 _ALIGN = 4096                    # byte alignment of every region in the arena (a page: more than
                                  # any alignment the kernel or the buffer plan asks for)
+
+
+def check_group(group: Any, what: str = "group") -> str | None:
+    """``group`` (the name of an arena shared by a model's programs on ``bitlet
+    agent``): None, or 1..64 ASCII letters and digits."""
+    if group is not None and (not isinstance(group, str) or not 0 < len(group) <= 64
+                              or not group.isascii() or not group.isalnum()):
+        raise BitletValueError(f"{what} must be 1..64 ASCII letters and digits, got {group!r:.80}")
+    return group
 
 
 def _align(n: int) -> int:

@@ -24,6 +24,7 @@ from bitlet.drivers.remote import RemoteDevice
 from bitlet.errors import BitletTypeError, BitletValueError, BlobMissing
 from bitlet.isa import profile_dtype
 from bitlet.program import Program, check_feeds
+from bitlet.runtime.arena import check_group
 from bitlet.runtime.model import SECONDS_PER_MAC
 from bitlet.runtime.profile import Profile
 from bitlet.runtime.protocol import Model
@@ -111,12 +112,7 @@ class RemoteModel(Model):
                 run_timeout, (int, float)) or not run_timeout > 0):
             raise BitletValueError(f"run_timeout must be a positive number of seconds, "
                                    f"got {run_timeout!r}")
-        if weights_group is not None and (not isinstance(weights_group, str)
-                                          or not 0 < len(weights_group) <= 64
-                                          or not weights_group.isascii()
-                                          or not weights_group.isalnum()):
-            raise BitletValueError(f"weights_group must be 1..64 ASCII letters and digits, "
-                                   f"got {weights_group!r}")
+        check_group(weights_group, "weights_group")
         shared = weights_group is not None and device.offers(SHARED_WEIGHTS)
         if weights_group is not None and not shared:
             device.say_once(SHARED_WEIGHTS, f"the agent at {device.address} (SDK "
