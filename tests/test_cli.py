@@ -239,3 +239,19 @@ def test_run_of_a_dynamic_model_on_a_remote_device_sends_its_weights_once(tmp_pa
     for i, e in enumerate(expect):
         y = np.load(tmp_path / f"y{i}.npy")
         assert y.shape == e.shape and y.tobytes() == e.tobytes()
+
+
+@pytest.mark.filterwarnings("default")  # as outside pytest (its config turns warnings into errors)
+def test_a_warning_is_one_line_naming_the_command(capsys, monkeypatch):
+    # a library warning (e.g. an older agent that cannot share weights) reaches the
+    # user as "bitlet CMD: warning: ...", not as Python's file:line + source form
+    import warnings
+
+    def warns(args):
+        warnings.warn("the agent cannot share weights", RuntimeWarning, stacklevel=2)
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_info", warns)
+    code, _, err = run(capsys, "info")
+    assert code == 0
+    assert err.strip().splitlines() == ["bitlet info: warning: the agent cannot share weights"]

@@ -27,6 +27,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -409,8 +410,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bitlet`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        # a warning is one line to the user, like an error (no file:line, no source)
+        print(f"bitlet {args.command}: warning: {message}", file=sys.stderr)
+
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line
+            return args.func(args)
     except BitletError as exc:
         print(f"bitlet {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
