@@ -13,7 +13,12 @@
 // Each record is also run through the blackbox's C model bitlet_pe_bb()
 // (bitlet_pe_bb.c: the HLS C PE) with the 64-bit words read back from the
 // RTL's input ports, which checks the blackbox's packing of the ports
-// (result word and S, the two outputs of the blackbox).
+// (result word, S and acc, the three outputs of the blackbox).
+// The exact accumulator out_acc (55 bits, signed) is checked in both runs on
+// every record: on the fixed records against the oracle's acc (spec_acc,
+// tests/pyref.py via export_golden.py; the C model must give it too), on
+// the fp32 records against the C model's (the oracle's fp32 acc is not
+// exported: too slow).
 // A mismatch names the file and the record.  Exit 0 when all pass, 1 on a
 // mismatch, 2 on a usage or file error.
 //
@@ -33,6 +38,14 @@
 
 static Vbitlet_pe *dut;
 static uint64_t cycle;           /* posedges so far */
+static std::vector<int64_t> want_acc;   /* per record of the file: the acc out_acc must show */
+
+/* out_acc (ACW = 55 bits, two's complement) as an int64. */
+static int64_t rtl_acc(void)
+{
+    const int acw = 55;
+    return (int64_t)((uint64_t)dut->out_acc << (64 - acw)) >> (64 - acw);
+}
 
 static void tick(void)
 {
@@ -72,8 +85,8 @@ static void present(const golden_t *g, uint32_t i)
     dut->in_quant = g->quant[i];
 }
 
-/* The blackbox C model on the words now on the RTL's ports: result word and S. */
-static uint32_t c_model_result(uint32_t *scan)
+/* The blackbox C model on the words now on the RTL's ports: result word, S, acc. */
+static uint32_t c_model_result(uint32_t *scan, int64_t *acc)
 {
     uint64_t w[65];
     int n = 0;
@@ -87,7 +100,7 @@ static uint32_t c_model_result(uint32_t *scan)
     uint32_t ctrl = (uint32_t)dut->in_isfix | (uint32_t)dut->in_quant << 1
                     | (uint32_t)dut->in_prune << 6;
     uint32_t res = 0;
-    bitlet_pe_bb_words(w, ctrl, &res, scan);
+    bitlet_pe_bb_words(w, ctrl, &res, scan, acc);
     return res;
 }
 
@@ -99,10 +112,13 @@ static int expected_latency(const golden_t *g, uint32_t i)
 static int check_result(const golden_t *g, uint32_t i, const char *path, const char *mode,
                         int *reported)
 {
-    int ok = dut->out_res == g->res[i] && (int)dut->out_scan == g->scan[i];
+    int ok = dut->out_res == g->res[i] && (int)dut->out_scan == g->scan[i]
+             && rtl_acc() == want_acc[i];
     if (!ok && (*reported)++ < MAX_REPORT)
-        printf("MISMATCH (%s) %s #%u: res 0x%08X (spec 0x%08X) S %u (spec %d)\n", mode, path,
-               i, dut->out_res, g->res[i], dut->out_scan, g->scan[i]);
+        printf("MISMATCH (%s) %s #%u: res 0x%08X (spec 0x%08X) S %u (spec %d) acc %lld"
+               " (%s %lld)\n", mode, path, i, dut->out_res, g->res[i], dut->out_scan,
+               g->scan[i], (long long)rtl_acc(), g->acc_known[i] ? "spec" : "C model",
+               (long long)want_acc[i]);
     return ok;
 }
 
@@ -120,7 +136,9 @@ static long run_isolated(const golden_t *g, const char *path, int *reported)
         uint64_t start = cycle;
         int accepted = 0, ok = 0, latency = -1;
         uint32_t model_scan = 0;
-        uint32_t model = c_model_result(&model_scan);
+        int64_t model_acc = 0;
+        uint32_t model = c_model_result(&model_scan, &model_acc);
+        want_acc[i] = g->acc_known[i] ? g->acc[i] : model_acc;
         for (int c = 0; c < TIMEOUT + 64; c++) {
             dut->clk = 0;
             dut->eval();
@@ -138,11 +156,12 @@ static long run_isolated(const golden_t *g, const char *path, int *reported)
                 break;
             }
         }
-        if (model != g->res[i] || (int)model_scan != g->scan[i]) {
+        if (model != g->res[i] || (int)model_scan != g->scan[i] || model_acc != want_acc[i]) {
             ok = 0;
             if ((*reported)++ < MAX_REPORT)
                 printf("MISMATCH (blackbox C model) %s #%u: res 0x%08X (spec 0x%08X) S %u"
-                       " (spec %d)\n", path, i, model, g->res[i], model_scan, g->scan[i]);
+                       " (spec %d) acc %lld (spec %lld)\n", path, i, model, g->res[i],
+                       model_scan, g->scan[i], (long long)model_acc, (long long)want_acc[i]);
         }
         if (latency != expected_latency(g, i)) {
             ok = 0;
@@ -241,7 +260,8 @@ int main(int argc, char **argv)
             delete dut;
             return 2;
         }
-        long iso = run_isolated(&g, argv[a], &reported);
+        want_acc.assign(g.n, 0);
+        long iso = run_isolated(&g, argv[a], &reported);   /* fills want_acc */
         long str = run_streamed(&g, argv[a], &reported);
         printf("%-44s %6ld/%u records pass isolated, %ld back to back\n", argv[a], iso, g.n, str);
         total += g.n;
