@@ -35,9 +35,10 @@ def _golden_records() -> int:
 def test_rtl_pe_replays_every_golden_record():
     """Verilator testbench (hls/rtl/tb_rtl_pe.cpp): every golden record on an
     idle PE (result, S, out_acc, latency 24 + S / 21 + S) and all back to back
-    (result, out_acc, interval S + 1), plus the blackbox's C model on the same
-    port words; out_acc against the oracle's acc (tests/pyref.py) on every
-    fixed record, against the C model's on the fp32 ones."""
+    (result, out_acc, interval S + 1), all back to back with the output
+    stalled at random (results in order), plus the blackbox's C model on the
+    same port words; out_acc against the oracle's acc (tests/pyref.py) on
+    every fixed record, against the C model's on the fp32 ones."""
     _need_tree()
     missing = [t for t in ("verilator", "make", "g++") if shutil.which(t) is None]
     if missing:

@@ -79,7 +79,11 @@ module bitlet_pe #(
     wire            all_done  = &done;
     wire            busy      = e_active && !all_done;
     wire            adv;                             // output side can move
-    wire            handoff   = e_active && all_done && adv;
+    wire            adding;                          // the reassembly adder is busy
+    // hand-over: when the output side moves and, for a group with prune !=
+    // 0, the reassembly adder is free (after an output stall it may not
+    // be: the engines ran on while the pipeline stood still)
+    wire            handoff   = e_active && all_done && adv && (pz_c || !adding);
     wire            eng_free  = !e_active || handoff;
 
     wire            pz_in     = (in_prune == {G{1'b0}});
@@ -176,7 +180,7 @@ module bitlet_pe #(
         .emax(emax_c), .isfix(isfix_c), .special(special_c), .quant(quant_c),
         .pz(pz_c), .scan(scnt),
         .valid(out_valid), .res(out_res), .res_scan(out_scan), .acc_out(out_acc),
-        .pending(pending)
+        .pending(pending), .adding(adding)
     );
     assign adv  = !out_valid || out_ready;
     assign idle = !e_active && !z_valid && pc == 4'd0 && !pending;

@@ -8,7 +8,10 @@
 //           clock adds the top triple and keeps the other sums in a hold
 //           register.  A group with prune != 0 runs S >= 8 steps, so
 //           hand-overs needing the adder come at least 9 clocks apart; a
-//           prune = 0 group (all sums 0, result +0) leaves it alone.
+//           prune = 0 group (all sums 0, result +0) leaves it alone.  When
+//           the output stalls, the pipeline (and the adder) stops while the
+//           engines finish the next group: its hand-over then waits for
+//           `adding` to fall (bitlet_pe.v); without stalls it never waits.
 //   rR+1    fp32: sign and |acc|;   fixed: floor(acc / 2^quant) (arithmetic
 //           shift)
 //   rR+2    fp32: leading-one index c;   fixed: exact saturation (F7)
@@ -47,7 +50,11 @@ module bitlet_pe_post #(
     output wire [31:0]       res,
     output wire [SCW-1:0]    res_scan,
     output wire [ACW-1:0]    acc_out,     // acc of the group of res (signed)
-    output wire              pending      // a group is in this pipeline
+    output wire              pending,     // a group is in this pipeline
+    output wire              adding       // the reassembly adder is busy: a
+                                          // group with prune != 0 must not
+                                          // be taken (its sums would
+                                          // overwrite acc and hold)
 );
     localparam integer ACCW = SW + G;     // |acc| < 2^(SW+G-2)
     localparam integer K    = 3;          // column sums added a clock
@@ -211,6 +218,7 @@ module bitlet_pe_post #(
         end
     assign valid    = v[NST];
     assign pending  = |v;
+    assign adding   = rbusy;
     assign res      = dword[DELAY];
     assign res_scan = dscan[DELAY];
     assign acc_out  = accd[DEPTH];
