@@ -560,20 +560,21 @@ static uint64_t ref_step(const bk_insn_t *d, const bk_unit_t *u, const uint32_t 
  * bitlet_pe_bb() (hls/rtl/bitlet_pe_bb.json, ap_ctrl_chain), whose C model
  * is the HLS C PE (bitlet_pe_group).  The ports are wires, so the 64 pairs
  * travel packed (hls/rtl/bitlet_pe_bb.h: pair k of a field of B bits at bits
- * [B*k, B*k+B) of the concatenated words).  Float modes only: the kernel's
- * fixed mode sums the exact int64 group accumulators, which the RTL PE does
- * not output (its port has the packed fixed word), so this build reports no
- * fixed format in ID_CONFIG and refuses fixed instructions (BAD_FIELD).
- * Returns S (the blackbox's scan output) and the result word in *res. */
+ * [B*k, B*k+B) of the concatenated words).  All modes: ctrl carries the
+ * mode and quant as the RTL takes them (isfix | quant << 1 | prune << 6);
+ * fixed mode sums the exact group accumulator of the blackbox's acc output
+ * (the RTL PE's out_acc), as the C PE build sums bitlet_pe_result_t.acc.
+ * Returns S (the blackbox's scan output), the result word in *res and the
+ * accumulator in *acc. */
 static uint32_t bk_pe_rtl(const uint32_t w[BITLET_GROUP], const uint32_t a[BITLET_GROUP],
-                          uint32_t prune, uint32_t *res)
+                          const bk_insn_t *d, uint32_t *res, int64_t *acc)
 {
 #pragma HLS INLINE
     uint64_t ws = 0, we[8], wa[24], aw[32];
 #pragma HLS ARRAY_PARTITION variable=we type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=wa type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=aw type=complete dim=1
-    uint32_t k, scan = 0;
+    uint32_t k, scan = 0, isfix = d->isfix ? 1u : 0u;
     for (k = 0; k < 32u; k++) {
 #pragma HLS UNROLL
         aw[k] = (uint64_t)a[2u * k] | (uint64_t)a[2u * k + 1u] << 32;
@@ -586,7 +587,7 @@ static uint32_t bk_pe_rtl(const uint32_t w[BITLET_GROUP], const uint32_t a[BITLE
 #pragma HLS UNROLL
         uint8_t sig, ex;
         uint32_t ab, lo = 24u * k;
-        bitlet_weight_port(w[k], 0, &sig, &ex, &ab);
+        bitlet_weight_port(w[k], (int)isfix, &sig, &ex, &ab);
         ws |= (uint64_t)(sig & 1u) << k;
         we[k / 8u] |= (uint64_t)ex << (8u * (k % 8u));
         wa[lo / 64u] |= (uint64_t)ab << (lo % 64u);
@@ -601,7 +602,8 @@ static uint32_t bk_pe_rtl(const uint32_t w[BITLET_GROUP], const uint32_t a[BITLE
                  aw[11], aw[12], aw[13], aw[14], aw[15], aw[16], aw[17], aw[18], aw[19], aw[20],
                  aw[21], aw[22], aw[23], aw[24], aw[25], aw[26], aw[27], aw[28], aw[29], aw[30],
                  aw[31],
-                 (prune & BITLET_PRUNE_ALL) << 6, res, &scan);   /* ctrl: fp32, quant 0 */
+                 isfix | (isfix ? d->quant & 31u : 0u) << 1 | (d->prune & BITLET_PRUNE_ALL) << 6,
+                 res, &scan, acc);
     return scan;
 }
 #endif
@@ -646,7 +648,7 @@ static void compute_bitlet(const bk_insn_t *d, const bk_unit_t *u, const bk_gsta
             waves = gather(d, u, gs, t, ox, a);
             reads = read_weights(d, u, t, resident, wv);
 #ifdef BITLET_RTL_PE
-            /* the N_PE RTL PEs, one blackbox call each (float modes only):
+            /* the N_PE RTL PEs, one blackbox call each:
              * in lockstep the array takes the next group when the slowest PE
              * has, 1 + max S clocks later (the RTL PE loads a group S_p + 1
              * clocks after the previous one, tests/test_rtl_pe.py) */
@@ -654,12 +656,16 @@ static void compute_bitlet(const bk_insn_t *d, const bk_unit_t *u, const bk_gsta
             for (p = 0; p < BITLET_N_PE; p++) {
 #pragma HLS UNROLL
                 uint32_t res = 0;
+                int64_t racc = 0;
                 s[p] = 0u;
                 if (p >= u->cnt)
                     continue;
-                s[p] = bk_pe_rtl(wv[p], a[u->qp[p]], d->prune, &res);
+                s[p] = bk_pe_rtl(wv[p], a[u->qp[p]], d, &res, &racc);
                 it = s[p] > it ? s[p] : it;
-                accf[p] = bk_f32_add(accf[p], res);
+                if (d->isfix)
+                    acci[p] = bk_sat_add64(acci[p], racc);
+                else
+                    accf[p] = bk_f32_add(accf[p], res);
                 cp->scan += s[p];
             }
 #else
@@ -889,18 +895,6 @@ static uint64_t stamp(const volatile uint64_t *timestamp, uint64_t model)
 #endif
 }
 
-/* The RTL PE build has no fixed mode (bk_pe_rtl): a fixed instruction is a
- * BAD_FIELD there, as on the vendor top. */
-static uint32_t rtl_pe_formats(const bk_insn_t *d)
-{
-#ifdef BITLET_RTL_PE
-    return d->isfix ? BITLET_STATUS_BAD_FIELD : BITLET_STATUS_OK;
-#else
-    (void)d;
-    return BITLET_STATUS_OK;
-#endif
-}
-
 /* Fetch (one burst), check, run one instruction; returns its status and
  * its KERNEL_CYCLES in *cycles.  `model`: the modelled cycles of the run's
  * earlier instructions.  START is stamped before the fetch, END after the
@@ -928,7 +922,6 @@ static uint32_t run_one(bk_bus_t *bus, int kind, uint64_t insn_addr, uint64_t pr
     if (d.op == BITLET_OP_NOP)
         st = BITLET_STATUS_OK;
     else if ((st = bk_validate(&d, kind)) == BITLET_STATUS_OK
-             && (st = rtl_pe_formats(&d)) == BITLET_STATUS_OK
              && (st = bk_check_extents(bus->base, bus->size, &d)) == BITLET_STATUS_OK
              && (st = bk_check_buffers(&d)) == BITLET_STATUS_OK)
         st = execute(bus, &d, kind, &prof, &cyc);
@@ -974,9 +967,6 @@ void bk_run(int kind, uint64_t *mem, uint64_t mem_base, uint32_t mem_size,
     *id_magic = BITLET_MAGIC;
     *id_version = BITLET_ISA_VERSION;
     *id_config = bk_id_config(kind);
-#ifdef BITLET_RTL_PE
-    *id_config &= ~((1u << BITLET_FMT_FIXED) << BITLET_CFG_FMT_SHIFT);   /* no fixed mode */
-#endif
     *id_act_buf = BITLET_ACT_BUF_WORDS;
     *id_wgt_buf = BITLET_WGT_BUF_WORDS;
     *id_out_buf = BITLET_OUT_BUF_WORDS;

@@ -157,7 +157,7 @@ if {$rtl_pe && $top ne "bitlet_top"} {
 }
 if {$rtl_pe} {
     append defines " -DBITLET_RTL_PE"
-    set description "$description (RTL PE, float formats)"
+    set description "$description (RTL PE)"
 }
 set cflags "-I${hls_dir} ${defines}"
 open_project -reset prj_${top}

@@ -8,10 +8,9 @@
  *
  * Built with -DBITLET_RTL_PE (and hls/rtl/bitlet_pe_bb.c) it tests the RTL
  * PE build of bitlet_top, whose PE array calls the RTL blackbox
- * bitlet_pe_bb() (its C model here): every fp32 record and the convolution
- * as above, with the same cycles; fixed records are NOPs there, since that
- * build has no fixed mode (a fixed GEMM must give BAD_FIELD and ID_CONFIG
- * must report no fixed format).
+ * bitlet_pe_bb() (its C model here): every record (fixed mode summing the
+ * blackbox's exact accumulator output) and the convolution as above, with
+ * the same cycles, and ID_CONFIG reporting the fixed format.
  *
  * Built with -DBITLET_TB_LIVE_TIMESTAMP -include tb_live_timestamp.h, the
  * kernel takes the synthesis path of its clock stamps (a read of the
@@ -90,7 +89,7 @@ uint64_t tb_timestamp_read(const volatile uint64_t *port)
 #endif
 
 /* Whether the top under test runs fixed-mode instructions. */
-#if defined(BITLET_TB_VENDOR) || defined(BITLET_RTL_PE)
+#if defined(BITLET_TB_VENDOR)
 #define TOP_FIXED 0
 #else
 #define TOP_FIXED 1
@@ -257,7 +256,7 @@ static int replay(const golden_t *g, const char *path, long *used, long *skipped
         uint32_t *wg = mem + data0 + i * (REC_WORDS - BITLET_INSN_WORDS);
         uint32_t *ac = wg + BITLET_GROUP, *out = ac + BITLET_GROUP;
         size_t o64 = (size_t)i * BITLET_GROUP;
-        keep[i] = TOP_FIXED || !g->isfix[i];     /* vendor, RTL PE build: float only */
+        keep[i] = TOP_FIXED || !g->isfix[i];     /* vendor top: float only */
         for (j = 0; j < BITLET_GROUP; j++) {
             keep[i] &= port_to_word(g->w_sig[o64 + j], g->w_exp[o64 + j], g->w_abs[o64 + j],
                                     g->isfix[i], &wg[j]);

@@ -4,7 +4,8 @@
  * Replays every golden record (exported by export_golden.py from
  * the .npz files of tests/data/golden) through bitlet_pe_group() and compares the result
  * word, the latency, S and the per-column scanner steps with the spec_*
- * fields of NUMERICS.md.  Each file is replayed forwards and then backwards:
+ * fields of NUMERICS.md, and on the fixed records the exact accumulator
+ * with the oracle's (tests/pyref.py, exported as spec_acc).  Each file is replayed forwards and then backwards:
  * the PE keeps no state between groups (fix F5), so the order cannot matter.
  * Then once more back to back through the stage interface (preprocess, load,
  * step while busy, finish), checking the issue interval S + 1.
@@ -31,10 +32,13 @@ static int check_record(const golden_t *g, uint32_t i, const char *path, int *re
                              g->isfix[i], g->prune[i], g->quant[i], &r) == 0
              && r.res == g->res[i] && r.latency == g->total[i] && r.scan == g->scan[i]
              && memcmp(r.col_steps, g->col_steps + (size_t)i * BITLET_SIG_BITS,
-                       BITLET_SIG_BITS) == 0;
+                       BITLET_SIG_BITS) == 0
+             && (!g->acc_known[i] || r.acc == g->acc[i]);
     if (!ok && (*reported)++ < MAX_REPORT)
-        printf("MISMATCH %s #%u: res 0x%08X (spec 0x%08X) latency %d (spec %d) S %d (spec %d)\n",
-               path, i, r.res, g->res[i], r.latency, g->total[i], r.scan, g->scan[i]);
+        printf("MISMATCH %s #%u: res 0x%08X (spec 0x%08X) latency %d (spec %d) S %d (spec %d)"
+               " acc %lld (spec %lld)\n", path, i, r.res, g->res[i], r.latency, g->total[i],
+               r.scan, g->scan[i], (long long)r.acc,
+               g->acc_known[i] ? (long long)g->acc[i] : (long long)r.acc);
     return ok;
 }
 

@@ -12,6 +12,14 @@
 // (the PE reads them during preprocessing, so it keeps no input copy).  The
 // result is out_res while out_valid; it is taken with out_ready.
 //
+// out_acc is the exact group accumulator acc = sum_k afix_k * (walign_k &
+// prune) (NUMERICS.md s.3; fp32 mode: of the aligned significands, as the
+// C PE's bitlet_pe_result_t.acc), 0 when prune = 0, valid with out_res.
+// The kernel's fixed mode sums it (int64) instead of the packed word.  Its
+// width ACW = 2G + log2(N) + 1 = 55 is the exact range: |afix_k| <= 2^G
+// (F6: -(-2^24)), walign_k & prune <= 2^G - 1, so |acc| <= N 2^G (2^G - 1)
+// < 2^(2G + log2 N), signed.
+//
 // Timing (tests/test_rtl_pe.py checks every golden record):
 //   latency on an idle PE, from the first clock of in_valid to the clock
 //   out_valid rises: 24 + S (fp32), 21 + S (fixed);
@@ -45,6 +53,7 @@ module bitlet_pe #(
     input  wire              out_ready,
     output wire [31:0]       out_res,
     output wire [6:0]        out_scan,    // S of the group (observability)
+    output wire [2*G+$clog2(N):0] out_acc, // acc of the group (signed, see below)
     output wire              idle
 );
     localparam integer AW  = G + 2;                 // afix: |afix| <= 2^24
@@ -54,6 +63,7 @@ module bitlet_pe #(
     localparam integer PF  = C - 1;                 // fixed: clocks before the load
     localparam integer PP  = PF + 3;                // fp32: clocks before the load
     localparam integer DEPTH = 20 - PF;             // post registers: 21 + S fixed
+    localparam integer ACW = 2 * G + $clog2(N) + 1; // out_acc: |acc| < 2^(2G+log2 N)
 
     // ---- control state -------------------------------------------------
     reg  [3:0]      pc;          // preprocess clock of the port group
@@ -69,7 +79,11 @@ module bitlet_pe #(
     wire            all_done  = &done;
     wire            busy      = e_active && !all_done;
     wire            adv;                             // output side can move
-    wire            handoff   = e_active && all_done && adv;
+    wire            adding;                          // the reassembly adder is busy
+    // hand-over: when the output side moves and, for a group with prune !=
+    // 0, the reassembly adder is free (after an output stall it may not
+    // be: the engines ran on while the pipeline stood still)
+    wire            handoff   = e_active && all_done && adv && (pz_c || !adding);
     wire            eng_free  = !e_active || handoff;
 
     wire            pz_in     = (in_prune == {G{1'b0}});
@@ -161,11 +175,12 @@ module bitlet_pe #(
 
     // ---- reassembly and pack ------------------------------------------------
     wire pending;
-    bitlet_pe_post #(.G(G), .SW(SW), .SCW(SCW), .DEPTH(DEPTH)) u_post (
+    bitlet_pe_post #(.G(G), .SW(SW), .SCW(SCW), .DEPTH(DEPTH), .ACW(ACW)) u_post (
         .clk(clk), .rst(rst), .adv(adv), .take(handoff), .sums(sums),
         .emax(emax_c), .isfix(isfix_c), .special(special_c), .quant(quant_c),
         .pz(pz_c), .scan(scnt),
-        .valid(out_valid), .res(out_res), .res_scan(out_scan), .pending(pending)
+        .valid(out_valid), .res(out_res), .res_scan(out_scan), .acc_out(out_acc),
+        .pending(pending), .adding(adding)
     );
     assign adv  = !out_valid || out_ready;
     assign idle = !e_active && !z_valid && pc == 4'd0 && !pending;

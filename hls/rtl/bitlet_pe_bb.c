@@ -82,7 +82,8 @@ void bitlet_pe_bb(
                   uint64_t a_word_31,
                   uint32_t ctrl,
                   uint32_t *res,
-                  uint32_t *scan)
+                  uint32_t *scan,
+                  int64_t *acc)
 {
     const uint64_t w_sig_w[1] = {w_sig};
     const uint64_t w_exp_w[8] = {w_exp_0, w_exp_1, w_exp_2, w_exp_3, w_exp_4, w_exp_5, w_exp_6, w_exp_7};
@@ -99,7 +100,8 @@ void bitlet_pe_bb(
     }
     if (bitlet_pe_group(sig, exp, abs_, act, (int)(ctrl & 1u), (ctrl >> 6) & 0xFFFFFFu,
                         (ctrl >> 1) & 31u, &r) != 0)
-        r.res = 0u, r.scan = 0;         /* quant > 24: the kernel never sends it */
+        r.res = 0u, r.scan = 0, r.acc = 0;   /* quant > 24: the kernel never sends it */
     *res = r.res;
     *scan = (uint32_t)r.scan;
+    *acc = r.acc;
 }

@@ -2,7 +2,8 @@
  * The RTL Bitlet PE as an HLS RTL blackbox function (hls/rtl/bitlet_pe_bb.json).
  * Pair k of a field of B bits per pair is at bits [B*k, B*k+B) of the
  * concatenated words (word j holds bits [64*j, 64*j+64)); ctrl = isfix |
- * quant << 1 | prune << 6; *res = the result word, *scan = S. */
+ * quant << 1 | prune << 6; *res = the result word, *scan = S, *acc = the
+ * exact group accumulator (bitlet_pe_result_t.acc, NUMERICS.md s.3). */
 #ifndef BITLET_PE_BB_H
 #define BITLET_PE_BB_H
 #include <stdint.h>
@@ -78,15 +79,16 @@ void bitlet_pe_bb(
                   uint64_t a_word_31,
                   uint32_t ctrl,
                   uint32_t *res,
-                  uint32_t *scan);
+                  uint32_t *scan,
+                  int64_t *acc);
 
 #ifndef __SYNTHESIS__
 /* Testbench helper: the same call with the 65 words in one array. */
 static inline void bitlet_pe_bb_words(const uint64_t w[65], uint32_t ctrl, uint32_t *res,
-                                uint32_t *scan)
+                                uint32_t *scan, int64_t *acc)
 {
     bitlet_pe_bb(w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9], w[10], w[11], w[12], w[13], w[14], w[15], w[16], w[17], w[18], w[19], w[20], w[21], w[22], w[23], w[24], w[25], w[26], w[27], w[28], w[29], w[30], w[31], w[32], w[33], w[34], w[35], w[36], w[37], w[38], w[39], w[40], w[41], w[42], w[43], w[44], w[45], w[46], w[47], w[48], w[49], w[50], w[51], w[52], w[53], w[54], w[55], w[56], w[57], w[58], w[59], w[60], w[61], w[62], w[63], w[64],
-           ctrl, res, scan);
+           ctrl, res, scan, acc);
 }
 #endif
 

@@ -8,7 +8,10 @@
 //           clock adds the top triple and keeps the other sums in a hold
 //           register.  A group with prune != 0 runs S >= 8 steps, so
 //           hand-overs needing the adder come at least 9 clocks apart; a
-//           prune = 0 group (all sums 0, result +0) leaves it alone.
+//           prune = 0 group (all sums 0, result +0) leaves it alone.  When
+//           the output stalls, the pipeline (and the adder) stops while the
+//           engines finish the next group: its hand-over then waits for
+//           `adding` to fall (bitlet_pe.v); without stalls it never waits.
 //   rR+1    fp32: sign and |acc|;   fixed: floor(acc / 2^quant) (arithmetic
 //           shift)
 //   rR+2    fp32: leading-one index c;   fixed: exact saturation (F7)
@@ -18,6 +21,10 @@
 //   ..      DELAY = DEPTH - R - 4 clocks of the 32-bit word (contract
 //           latency: the published RTL's 24 + S / 21 + S), the last one the
 //           output register.
+// Beside the word, rR+1..rDEPTH carry acc itself (ACW bits, 0 for a
+// prune = 0 group) to the output `acc_out`: the exact group accumulator the
+// kernel's fixed mode sums (NUMERICS.md s.3).  A plain delay line (no reset,
+// one enable): yosys maps it to SRL16E shift registers.
 // Every stage advances together when `adv` (the output is free); a stage
 // holds a valid bit.  C model: bitlet_pe_finish() in hls/bitlet_pe.c.
 `default_nettype none
@@ -25,7 +32,8 @@ module bitlet_pe_post #(
     parameter integer G     = 24,
     parameter integer SW    = 32,
     parameter integer SCW   = 7,      // width of S
-    parameter integer DEPTH = 15      // registers from hand-over to output
+    parameter integer DEPTH = 15,     // registers from hand-over to output
+    parameter integer ACW   = 55      // width of acc_out (exact range of acc)
 ) (
     input  wire              clk,
     input  wire              rst,
@@ -41,7 +49,12 @@ module bitlet_pe_post #(
     output wire              valid,
     output wire [31:0]       res,
     output wire [SCW-1:0]    res_scan,
-    output wire              pending      // a group is in this pipeline
+    output wire [ACW-1:0]    acc_out,     // acc of the group of res (signed)
+    output wire              pending,     // a group is in this pipeline
+    output wire              adding       // the reassembly adder is busy: a
+                                          // group with prune != 0 must not
+                                          // be taken (its sums would
+                                          // overwrite acc and hold)
 );
     localparam integer ACCW = SW + G;     // |acc| < 2^(SW+G-2)
     localparam integer K    = 3;          // column sums added a clock
@@ -179,6 +192,18 @@ module bitlet_pe_post #(
                    :                     fp_word;
         end
 
+    // ---- rR+1..rDEPTH: acc beside the word -----------------------------------
+    // acc is final while its group is in rR (the last triple added in the
+    // clock that moved it there); a prune = 0 group never started the
+    // adder, so acc holds another group's value: its acc_out is 0
+    reg [ACW-1:0] accd [R+1:DEPTH];
+    always @(posedge clk)
+        if (adv) begin
+            accd[R+1] <= `PZ(meta[R]) ? {ACW{1'b0}} : acc[ACW-1:0];
+            for (i = R + 2; i <= DEPTH; i = i + 1)
+                accd[i] <= accd[i-1];
+        end
+
     // ---- rR+5..: delay to the contract latency, then the output ------------
     reg [31:0]    dword [1:DELAY];
     reg [SCW-1:0] dscan [1:DELAY];
@@ -193,8 +218,10 @@ module bitlet_pe_post #(
         end
     assign valid    = v[NST];
     assign pending  = |v;
+    assign adding   = rbusy;
     assign res      = dword[DELAY];
     assign res_scan = dscan[DELAY];
+    assign acc_out  = accd[DEPTH];
 
     `undef EMAX
     `undef ISFIX
