@@ -631,6 +631,72 @@ static inline void fk_avx512_rbatch_push(fk_avx512_rbatch_t *b, uint8_t *dst)
         fk_avx512_rbatch_flush(b);
 }
 
+/* Room for two groups in the batch (flushed first when needed); the
+ * second group's rows follow the first's. */
+static inline uint32_t *fk_avx512_rbatch_slot2(fk_avx512_rbatch_t *b)
+{
+    if (b->n > FK_RBATCH - 2)
+        fk_avx512_rbatch_flush(b);
+    return b->rows[b->n];
+}
+
+static inline void fk_avx512_rbatch_push2(fk_avx512_rbatch_t *b, uint8_t *dst0, uint8_t *dst1)
+{
+    b->dst[b->n] = dst0;
+    b->dst[b->n + 1] = dst1;
+    b->n += 2;
+    if (b->n == FK_RBATCH)
+        fk_avx512_rbatch_flush(b);
+}
+
+/* Two fp32 groups with prune of two activation rows and the same 64
+ * weights (fk_avx512_group64_rows twice, interleaved: each weight vector
+ * is loaded once, the two dependency chains overlap). */
+static inline void fk_avx512_group64x2_rows(const int32_t *we, const int32_t *wa,
+                                            const int32_t *wn, const int32_t *ae0,
+                                            const int32_t *am0, const int32_t *ae1,
+                                            const int32_t *am1, uint32_t prune,
+                                            int64_t acc_out[2], int32_t emax_out[2],
+                                            uint32_t *walign0, uint32_t *walign1)
+{
+    __m512i e0[4], e1[4];
+    for (int i = 0; i < 4; i++) {
+        __m512i w = _mm512_loadu_si512((const void *)(we + 16 * i));
+        e0[i] = _mm512_add_epi32(w, _mm512_loadu_si512((const void *)(ae0 + 16 * i)));
+        e1[i] = _mm512_add_epi32(w, _mm512_loadu_si512((const void *)(ae1 + 16 * i)));
+    }
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i m0 = _mm512_max_epi32(_mm512_max_epi32(e0[0], e0[1]), _mm512_max_epi32(e0[2], e0[3]));
+    __m512i m1 = _mm512_max_epi32(_mm512_max_epi32(e1[0], e1[1]), _mm512_max_epi32(e1[2], e1[3]));
+    int32_t emax0 = _mm512_reduce_max_epi32(_mm512_max_epi32(m0, zero));
+    int32_t emax1 = _mm512_reduce_max_epi32(_mm512_max_epi32(m1, zero));
+    emax_out[0] = emax0;
+    emax_out[1] = emax1;
+    const __m512i v0 = _mm512_set1_epi32(emax0), v1 = _mm512_set1_epi32(emax1);
+    const __m512i vprune = _mm512_set1_epi32((int)prune);
+    __m512i acc0 = zero, acc1 = zero;
+    for (int i = 0; i < 4; i++) {
+        __m512i a = _mm512_loadu_si512((const void *)(wa + 16 * i));
+        __m512i n = _mm512_loadu_si512((const void *)(wn + 16 * i));
+        __m512i x0 = _mm512_and_si512(_mm512_srlv_epi32(a, _mm512_sub_epi32(v0, e0[i])), vprune);
+        __m512i x1 = _mm512_and_si512(_mm512_srlv_epi32(a, _mm512_sub_epi32(v1, e1[i])), vprune);
+        _mm512_store_si512((void *)(walign0 + 16 * i), x0);
+        _mm512_store_si512((void *)(walign1 + 16 * i), x1);
+        __m512i xs0 = _mm512_sub_epi32(_mm512_xor_si512(x0, n), n);
+        __m512i xs1 = _mm512_sub_epi32(_mm512_xor_si512(x1, n), n);
+        __m512i p0 = _mm512_loadu_si512((const void *)(am0 + 16 * i));
+        __m512i p1 = _mm512_loadu_si512((const void *)(am1 + 16 * i));
+        acc0 = _mm512_add_epi64(acc0, _mm512_mul_epi32(xs0, p0));
+        acc1 = _mm512_add_epi64(acc1, _mm512_mul_epi32(xs1, p1));
+        acc0 = _mm512_add_epi64(acc0, _mm512_mul_epi32(_mm512_srli_epi64(xs0, 32),
+                                                       _mm512_srli_epi64(p0, 32)));
+        acc1 = _mm512_add_epi64(acc1, _mm512_mul_epi32(_mm512_srli_epi64(xs1, 32),
+                                                       _mm512_srli_epi64(p1, 32)));
+    }
+    acc_out[0] = _mm512_reduce_add_epi64(acc0);
+    acc_out[1] = _mm512_reduce_add_epi64(acc1);
+}
+
 /* A full fp32 group with prune (see fk_avx512_group64) that also stores
  * its aligned pruned weights (rows) to walign. */
 static inline int64_t fk_avx512_group64_rows(const int32_t *we, const int32_t *wa,
@@ -664,6 +730,9 @@ static inline int64_t fk_avx512_group64_rows(const int32_t *we, const int32_t *w
 
 #define FK_GROUP64_ROWS_SIMD fk_avx512_group64_rows
 #define FK_SCAN_MAX_SIMD fk_avx512_scan_max
+#define FK_GROUP64X2_ROWS_SIMD fk_avx512_group64x2_rows
+#define FK_SBATCH_SLOT2 fk_avx512_rbatch_slot2
+#define FK_SBATCH_PUSH2 fk_avx512_rbatch_push2
 #define FK_SBATCH_T fk_avx512_rbatch_t
 #define FK_SBATCH_INIT fk_avx512_rbatch_init
 #define FK_SBATCH_SLOT fk_avx512_rbatch_slot
@@ -685,6 +754,9 @@ static inline int64_t fk_avx512_group64_rows(const int32_t *we, const int32_t *w
 #undef FK_SBATCH_PUSH
 #undef FK_SBATCH_FLUSH
 #undef FK_GROUP64_ROWS_SIMD
+#undef FK_GROUP64X2_ROWS_SIMD
+#undef FK_SBATCH_SLOT2
+#undef FK_SBATCH_PUSH2
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -785,6 +857,9 @@ static inline int fk_avx512v_scan_max(const uint64_t *col)
 
 #define FK_GROUP64_ROWS_SIMD fk_avx512_group64_rows
 #define FK_SCAN_MAX_SIMD fk_avx512v_scan_max
+#define FK_GROUP64X2_ROWS_SIMD fk_avx512_group64x2_rows
+#define FK_SBATCH_SLOT2 fk_avx512_rbatch_slot2
+#define FK_SBATCH_PUSH2 fk_avx512_rbatch_push2
 #define FK_SBATCH_T fk_avx512_rbatch_t
 #define FK_SBATCH_INIT fk_avx512_rbatch_init
 #define FK_SBATCH_SLOT fk_avx512_rbatch_slot
@@ -806,6 +881,9 @@ static inline int fk_avx512v_scan_max(const uint64_t *col)
 #undef FK_SBATCH_PUSH
 #undef FK_SBATCH_FLUSH
 #undef FK_GROUP64_ROWS_SIMD
+#undef FK_GROUP64X2_ROWS_SIMD
+#undef FK_SBATCH_SLOT2
+#undef FK_SBATCH_PUSH2
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
