@@ -86,39 +86,156 @@ static inline int64_t fk_avx2_group64(const int32_t *we, const int32_t *wa, cons
     return _mm_cvtsi128_si64(s);
 }
 
-/* 64 aligned weights in 8 ymm (value k in lane k % 8 of x[k / 8]) -> the
- * 24 columns (fk_avx2_columns_simd from registers). */
-static inline void fk_avx2_columns_regs(const __m256i x[8], uint64_t col[FK_COLS])
+/* ---- S of 8 groups at once: the scanner as a bit-sliced automaton ------
+ * The AVX2 twin of the AVX-512 automaton (fk_avx512_scan16, which
+ * describes it): a 32-bit lane per group, 8 groups per ymm, and without
+ * ternary logic each row takes 11 and-or-xor ops (j0 = ~j3 | hit through an
+ * xor with all ones), each carry-save adder 5. */
+typedef struct {
+    __m256i j0, j1, j2, j3, c;
+    __m256i ones, twos, fours, e0, e1, e2;
+} fk_sa8_t;
+
+/* One bit row b (row k of the 8 groups); returns the new-window events. */
+FK_INLINE __m256i fk_avx2_sa_row(fk_sa8_t *s, __m256i b, int last)
 {
-    const __m256i byte = _mm256_set1_epi32(0xFF);
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    for (int plane = 0; plane < FK_COLS / 8; plane++) {
-        __m256i half[2];
-        for (int h = 0; h < 2; h++) {
-            __m256i a = _mm256_packus_epi32(
-                _mm256_and_si256(_mm256_srli_epi32(x[4 * h], 8 * plane), byte),
-                _mm256_and_si256(_mm256_srli_epi32(x[4 * h + 1], 8 * plane), byte));
-            __m256i b = _mm256_packus_epi32(
-                _mm256_and_si256(_mm256_srli_epi32(x[4 * h + 2], 8 * plane), byte),
-                _mm256_and_si256(_mm256_srli_epi32(x[4 * h + 3], 8 * plane), byte));
-            half[h] = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), order);
-        }
-        for (int j = 0; j < 8; j++) {
-            uint32_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(half[0], 7 - j));
-            uint32_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(half[1], 7 - j));
-            col[8 * plane + j] = (uint64_t)lo | ((uint64_t)hi << 32);
-        }
+    const __m256i all = _mm256_set1_epi32(-1);
+    __m256i full = _mm256_andnot_si256(s->j2, s->j3);
+    __m256i hit = _mm256_and_si256(b, s->c);              /* the window's second 1 */
+    __m256i ev = last ? hit : _mm256_or_si256(hit, full);
+    __m256i c = _mm256_or_si256(hit, _mm256_andnot_si256(full, _mm256_or_si256(b, s->c)));
+    __m256i j0 = _mm256_xor_si256(_mm256_andnot_si256(hit, s->j3), all);
+    s->j3 = _mm256_andnot_si256(hit, s->j2);
+    s->j2 = _mm256_andnot_si256(hit, s->j1);
+    s->j1 = _mm256_andnot_si256(hit, s->j0);
+    s->j0 = j0;
+    s->c = c;
+    return ev;
+}
+
+#define FK_CSA8(hi, lo, a, b, c) do { __m256i a_ = (a), b_ = (b), c_ = (c); \
+    __m256i u_ = _mm256_xor_si256(a_, b_); \
+    (hi) = _mm256_or_si256(_mm256_and_si256(a_, b_), _mm256_and_si256(u_, c_)); \
+    (lo) = _mm256_xor_si256(u_, c_); } while (0)
+
+/* In-place transpose of 8x8 dwords: r[i] lane j -> r[j] lane i. */
+FK_INLINE void fk_avx2_t8(__m256i r[8])
+{
+    __m256i t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    /* u[4 a + m], 128-bit lane L: element 4 L + m of rows 4 a .. 4 a + 3 */
+    for (int m = 0; m < 4; m++) {
+        r[m] = _mm256_permute2x128_si256(u[m], u[4 + m], 0x20);
+        r[4 + m] = _mm256_permute2x128_si256(u[m], u[4 + m], 0x31);
     }
 }
 
-/* A full fp32 group with prune (see fk_avx2_group64) that also writes the
- * 24 bit columns of its aligned pruned weights, straight from registers. */
-static inline int64_t fk_avx2_group64_cols(const int32_t *we, const int32_t *wa,
+#define FK_RBATCH8 8
+typedef struct {
+    uint32_t rows[FK_RBATCH8][FK_GROUP] __attribute__((aligned(32)));
+    uint8_t *dst[FK_RBATCH8];
+    int n;
+} fk_avx2_rbatch_t;
+
+static inline void fk_avx2_rbatch_init(fk_avx2_rbatch_t *b)
+{
+    b->n = 0;
+    memset(b->rows, 0, sizeof b->rows);   /* lanes past n: computed, dropped */
+}
+
+static inline uint32_t *fk_avx2_rbatch_slot(fk_avx2_rbatch_t *b)
+{
+    return b->rows[b->n];
+}
+
+/* S of the 8 groups' rows (lane j: group j). */
+static inline __m256i fk_avx2_scan8(const uint32_t rows[FK_RBATCH8][FK_GROUP])
+{
+    const __m256i zero = _mm256_setzero_si256();
+    fk_sa8_t s;
+    s.j0 = s.j1 = s.j2 = s.j3 = s.c = zero;
+    s.ones = s.twos = s.fours = s.e0 = s.e1 = s.e2 = zero;
+    for (int blk = 0; blk < FK_GROUP / 8; blk++) {
+        __m256i r[8], e[8], ta, tb, fa, fb, ea;
+        for (int j = 0; j < 8; j++)
+            r[j] = _mm256_load_si256((const __m256i *)(rows[j] + 8 * blk));
+        fk_avx2_t8(r);
+        for (int i = 0; i < 8; i++)
+            e[i] = fk_avx2_sa_row(&s, r[i], blk == FK_GROUP / 8 - 1 && i == 7);
+        FK_CSA8(ta, s.ones, s.ones, e[0], e[1]);
+        FK_CSA8(tb, s.ones, s.ones, e[2], e[3]);
+        FK_CSA8(fa, s.twos, s.twos, ta, tb);
+        FK_CSA8(ta, s.ones, s.ones, e[4], e[5]);
+        FK_CSA8(tb, s.ones, s.ones, e[6], e[7]);
+        FK_CSA8(fb, s.twos, s.twos, ta, tb);
+        FK_CSA8(ea, s.fours, s.fours, fa, fb);
+        __m256i carry = _mm256_and_si256(s.e0, ea);
+        s.e2 = _mm256_xor_si256(s.e2, _mm256_and_si256(s.e1, carry));
+        s.e1 = _mm256_xor_si256(s.e1, carry);
+        s.e0 = _mm256_xor_si256(s.e0, ea);
+    }
+    const __m256i plane[6] = { s.ones, s.twos, s.fours, s.e0, s.e1, s.e2 };
+    __m256i cand = _mm256_set1_epi32(-1), best = _mm256_set1_epi32(1);
+    for (int i = 5; i >= 0; i--) {
+        __m256i t = _mm256_and_si256(cand, plane[i]);
+        __m256i none = _mm256_cmpeq_epi32(t, zero);         /* lanes keeping cand */
+        cand = _mm256_blendv_epi8(t, cand, none);
+        best = _mm256_add_epi32(best, _mm256_andnot_si256(none, _mm256_set1_epi32(1 << i)));
+    }
+    return best;
+}
+
+static void fk_avx2_rbatch_flush(fk_avx2_rbatch_t *b)
+{
+    if (b->n == 0)
+        return;
+    uint32_t S[FK_RBATCH8];
+    _mm256_storeu_si256((__m256i *)S, fk_avx2_scan8((const uint32_t(*)[FK_GROUP])b->rows));
+    for (int i = 0; i < b->n; i++)
+        *b->dst[i] = (uint8_t)S[i];
+    b->n = 0;
+}
+
+static inline void fk_avx2_rbatch_push(fk_avx2_rbatch_t *b, uint8_t *dst)
+{
+    b->dst[b->n] = dst;
+    if (++b->n == FK_RBATCH8)
+        fk_avx2_rbatch_flush(b);
+}
+
+static inline uint32_t *fk_avx2_rbatch_slot2(fk_avx2_rbatch_t *b)
+{
+    if (b->n > FK_RBATCH8 - 2)
+        fk_avx2_rbatch_flush(b);
+    return b->rows[b->n];
+}
+
+static inline void fk_avx2_rbatch_push2(fk_avx2_rbatch_t *b, uint8_t *dst0, uint8_t *dst1)
+{
+    b->dst[b->n] = dst0;
+    b->dst[b->n + 1] = dst1;
+    b->n += 2;
+    if (b->n == FK_RBATCH8)
+        fk_avx2_rbatch_flush(b);
+}
+
+/* A full fp32 group with prune (see fk_avx2_group64) that also stores
+ * its aligned pruned weights (rows) to walign. */
+static inline int64_t fk_avx2_group64_rows(const int32_t *we, const int32_t *wa,
                                            const int32_t *wn, const int32_t *ae,
                                            const int32_t *am, uint32_t prune,
-                                           int32_t *emax_out, uint64_t *col)
+                                           int32_t *emax_out, uint32_t *walign)
 {
-    __m256i e[8], x[8];
+    __m256i e[8];
     __m256i m = _mm256_setzero_si256();
     for (int i = 0; i < 8; i++) {
         e[i] = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(we + 8 * i)),
@@ -133,75 +250,29 @@ static inline int64_t fk_avx2_group64_cols(const int32_t *we, const int32_t *wa,
     const __m256i vmax = _mm256_set1_epi32(emax), vprune = _mm256_set1_epi32((int)prune);
     __m256i acc = _mm256_setzero_si256();
     for (int i = 0; i < 8; i++) {
-        x[i] = _mm256_and_si256(_mm256_srlv_epi32(_mm256_loadu_si256((const __m256i *)(wa + 8 * i)),
-                                                  _mm256_sub_epi32(vmax, e[i])), vprune);
+        __m256i x = _mm256_and_si256(_mm256_srlv_epi32(_mm256_loadu_si256((const __m256i *)(wa + 8 * i)),
+                                                       _mm256_sub_epi32(vmax, e[i])), vprune);
+        _mm256_store_si256((__m256i *)(walign + 8 * i), x);
         __m256i n = _mm256_loadu_si256((const __m256i *)(wn + 8 * i));
-        __m256i xs = _mm256_sub_epi32(_mm256_xor_si256(x[i], n), n);
+        __m256i xs = _mm256_sub_epi32(_mm256_xor_si256(x, n), n);
         __m256i a = _mm256_loadu_si256((const __m256i *)(am + 8 * i));
         acc = _mm256_add_epi64(acc, _mm256_mul_epi32(xs, a));
         acc = _mm256_add_epi64(acc, _mm256_mul_epi32(_mm256_srli_epi64(xs, 32),
                                                      _mm256_srli_epi64(a, 32)));
     }
-    fk_avx2_columns_regs(x, col);
     __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
     s = _mm_add_epi64(s, _mm_unpackhi_epi64(s, s));
     return _mm_cvtsi128_si64(s);
 }
 
-/* popcount of each 64-bit lane (nibble table).  This and fk_avx2_col_bounds are
- * the 256-bit twins of fk_avx512_popcnt64 / fk_avx512_col_bounds below: the same
- * steps in other intrinsics (each family is compiled for its own target). */
-static inline __m256i fk_avx2_popcnt64(__m256i x)
-{
-    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
-                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-    const __m256i nib = _mm256_set1_epi8(0x0F);
-    __m256i lo = _mm256_and_si256(x, nib);
-    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), nib);
-    __m256i cnt = _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
-    return _mm256_sad_epu8(cnt, _mm256_setzero_si256());
-}
-
-/* steps_bound (fast_kern.inc) of 4 columns, 8..64 in each 64-bit lane. */
-static inline __m256i fk_avx2_col_bounds(__m256i c)
-{
-    __m256i a = _mm256_or_si256(c, _mm256_slli_epi64(c, 1));
-    __m256i b = _mm256_or_si256(a, _mm256_slli_epi64(a, 2));
-    __m256i below = _mm256_slli_epi64(_mm256_or_si256(b, _mm256_slli_epi64(b, 3)), 1);
-    __m256i a2 = _mm256_or_si256(c, _mm256_srli_epi64(c, 1));
-    __m256i b2 = _mm256_or_si256(a2, _mm256_srli_epi64(a2, 2));
-    __m256i above = _mm256_srli_epi64(_mm256_or_si256(b2, _mm256_srli_epi64(b2, 3)), 1);
-    __m256i P = _mm256_and_si256(c, below);
-    __m256i runs = _mm256_sub_epi64(P, _mm256_and_si256(c, above));
-    __m256i jumps = _mm256_srli_epi64(
-        _mm256_sub_epi64(_mm256_set1_epi64x(FK_GROUP + BITLET_WINDOW - 1), fk_avx2_popcnt64(runs)), 3);
-    return _mm256_add_epi64(fk_avx2_popcnt64(P), jumps);
-}
-
-/* The bounds of a group's 24 columns as bytes U[q], q = 8 l + i for column
- * 4 i + l (six vectors of four columns, byte i of lane l; bytes 6, 7 of a
- * lane are 0); returns the largest and in *top the q that reach it. */
-static inline int fk_avx2_bounds(const uint64_t *col, uint8_t *U, uint32_t *top)
-{
-    __m256i u[6];
-    for (int i = 0; i < 6; i++)
-        u[i] = fk_avx2_col_bounds(_mm256_loadu_si256((const __m256i *)(col + 4 * i)));
-    __m256i v = u[0], m = u[0];
-    for (int i = 1; i < 6; i++) {
-        v = _mm256_or_si256(v, _mm256_slli_epi64(u[i], 8 * i));
-        m = _mm256_max_epi32(m, u[i]);          /* bounds < 2^8: low dwords */
-    }
-    m = _mm256_max_epi32(m, _mm256_permute4x64_epi64(m, 0x4E));
-    m = _mm256_max_epi32(m, _mm256_shuffle_epi32(m, 0x4E));
-    _mm256_storeu_si256((__m256i *)U, v);
-    __m256i vm = _mm256_shuffle_epi8(m, _mm256_setzero_si256());   /* byte 0 everywhere */
-    *top = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, vm));
-    return _mm256_cvtsi256_si32(m);
-}
-#define FK_BOUND_COL(q) (4 * ((q) & 7) + ((q) >> 3))
-
-#define FK_GROUP64_COLS_SIMD fk_avx2_group64_cols
-#define FK_BOUNDS_SIMD fk_avx2_bounds
+#define FK_SBATCH_T fk_avx2_rbatch_t
+#define FK_SBATCH_INIT fk_avx2_rbatch_init
+#define FK_SBATCH_SLOT fk_avx2_rbatch_slot
+#define FK_SBATCH_PUSH fk_avx2_rbatch_push
+#define FK_SBATCH_FLUSH fk_avx2_rbatch_flush
+#define FK_SBATCH_SLOT2 fk_avx2_rbatch_slot2
+#define FK_SBATCH_PUSH2 fk_avx2_rbatch_push2
+#define FK_GROUP64_ROWS_SIMD fk_avx2_group64_rows
 /* Two fp32 groups of two activation rows with the same 64 weights (results
  * only): each weight vector is loaded once for both rows. */
 static inline void fk_avx2_group64x2(const int32_t *we, const int32_t *wa, const int32_t *wn,
@@ -263,10 +334,15 @@ static inline void fk_avx2_group64x2(const int32_t *we, const int32_t *wa, const
 #undef FK_ISA_NAME
 #undef FK_COLUMNS_SIMD
 #undef FK_GROUP64_SIMD
-#undef FK_BOUNDS_SIMD
-#undef FK_BOUND_COL
-#undef FK_GROUP64_COLS_SIMD
 #undef FK_GROUP64X2_SIMD
+#undef FK_SBATCH_T
+#undef FK_SBATCH_INIT
+#undef FK_SBATCH_SLOT
+#undef FK_SBATCH_PUSH
+#undef FK_SBATCH_FLUSH
+#undef FK_SBATCH_SLOT2
+#undef FK_SBATCH_PUSH2
+#undef FK_GROUP64_ROWS_SIMD
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
