@@ -273,12 +273,16 @@ static inline int64_t fk_avx2_group64_rows(const int32_t *we, const int32_t *wa,
 #define FK_SBATCH_SLOT2 fk_avx2_rbatch_slot2
 #define FK_SBATCH_PUSH2 fk_avx2_rbatch_push2
 #define FK_GROUP64_ROWS_SIMD fk_avx2_group64_rows
-/* Two fp32 groups of two activation rows with the same 64 weights (results
- * only): each weight vector is loaded once for both rows. */
-static inline void fk_avx2_group64x2(const int32_t *we, const int32_t *wa, const int32_t *wn,
-                                     const int32_t *ae0, const int32_t *am0,
-                                     const int32_t *ae1, const int32_t *am1,
-                                     int64_t acc_out[2], int32_t emax_out[2])
+/* Two fp32 groups of two activation rows with the same 64 weights: each
+ * weight vector is loaded once for both rows.  With walign0 (cycle
+ * accounting) the aligned weights are pruned and stored, rows of the
+ * second group at walign1. */
+static inline void fk_avx2_group64x2_rows(const int32_t *we, const int32_t *wa,
+                                          const int32_t *wn, const int32_t *ae0,
+                                          const int32_t *am0, const int32_t *ae1,
+                                          const int32_t *am1, uint32_t prune,
+                                          int64_t acc_out[2], int32_t emax_out[2],
+                                          uint32_t *walign0, uint32_t *walign1)
 {
     __m256i m0 = _mm256_setzero_si256(), m1 = _mm256_setzero_si256();
     for (int i = 0; i < 8; i++) {
@@ -305,6 +309,13 @@ static inline void fk_avx2_group64x2(const int32_t *we, const int32_t *wa, const
             w, _mm256_loadu_si256((const __m256i *)(ae0 + 8 * i)))));
         __m256i x1 = _mm256_srlv_epi32(a, _mm256_sub_epi32(v1, _mm256_add_epi32(
             w, _mm256_loadu_si256((const __m256i *)(ae1 + 8 * i)))));
+        if (walign0 != NULL) {
+            const __m256i vprune = _mm256_set1_epi32((int)prune);
+            x0 = _mm256_and_si256(x0, vprune);
+            x1 = _mm256_and_si256(x1, vprune);
+            _mm256_store_si256((__m256i *)(walign0 + 8 * i), x0);
+            _mm256_store_si256((__m256i *)(walign1 + 8 * i), x1);
+        }
         __m256i xs0 = _mm256_sub_epi32(_mm256_xor_si256(x0, n), n);
         __m256i xs1 = _mm256_sub_epi32(_mm256_xor_si256(x1, n), n);
         __m256i a0 = _mm256_loadu_si256((const __m256i *)(am0 + 8 * i));
@@ -324,7 +335,18 @@ static inline void fk_avx2_group64x2(const int32_t *we, const int32_t *wa, const
     acc_out[1] = _mm_cvtsi128_si64(_mm256_extracti128_si256(s, 1));
 }
 
+/* Results only (prune all ones): no rows stored. */
+static inline void fk_avx2_group64x2(const int32_t *we, const int32_t *wa, const int32_t *wn,
+                                     const int32_t *ae0, const int32_t *am0,
+                                     const int32_t *ae1, const int32_t *am1,
+                                     int64_t acc_out[2], int32_t emax_out[2])
+{
+    fk_avx2_group64x2_rows(we, wa, wn, ae0, am0, ae1, am1, FK_SIG_MASK, acc_out, emax_out,
+                           NULL, NULL);
+}
+
 #define FK_GROUP64X2_SIMD fk_avx2_group64x2
+#define FK_GROUP64X2_ROWS_SIMD fk_avx2_group64x2_rows
 #define FK_GROUP64_SIMD fk_avx2_group64
 #define FK_COLUMNS_SIMD fk_avx2_columns_simd
 #define FK_NAME(x) fk_avx2_##x
@@ -335,6 +357,7 @@ static inline void fk_avx2_group64x2(const int32_t *we, const int32_t *wa, const
 #undef FK_COLUMNS_SIMD
 #undef FK_GROUP64_SIMD
 #undef FK_GROUP64X2_SIMD
+#undef FK_GROUP64X2_ROWS_SIMD
 #undef FK_SBATCH_T
 #undef FK_SBATCH_INIT
 #undef FK_SBATCH_SLOT
