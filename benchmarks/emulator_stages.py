@@ -8,9 +8,9 @@ Inlined intrinsics are attributed by which intrinsic they are, so the
 split is approximate (a few percent).  Usage (the engine built with -g)::
 
     CFLAGS=-g pip install --no-deps -e .
-    perf record -o perf.data python -c "import numpy as np; from bitlet import fast; \
+    perf record -o perf.data python -c "import numpy as np; from bitlet import numerics; \
         w = np.random.default_rng(1).standard_normal((1024, 1024), np.float32); \
-        [fast.matmul(w, np.abs(w), cycles=True, threads=1) for _ in range(2)]"
+        [numerics.matmul(w, np.abs(w), engine='fast', cycles=True, threads=1) for _ in range(2)]"
     python benchmarks/emulator_stages.py perf.data
 
 Needs ``perf`` and the compiler's intrinsics headers (to name the inlined
@@ -53,7 +53,9 @@ for l in out.split("\n"):
     mm = re.match(r"(\w+\.h|\w+\.c|\w+\.inc):(\d+)", sl)
     if kind == "k": cat = "kernel (page faults, scheduling)"
     elif sym.startswith(("fk_", "block_", "prep_", "gather", "fs_", "table_", "write_", "start_", "run_layer", "bitlet_", "fl_", "pool_", "ws_")) or (mm and mm.group(1).startswith(("fast_", "avx", "emm", "smm", "imm"))):
-        if "walk" in sym or "scan_lanes" in sym: cat = "S: scanner walks"
+        if any(k in sym for k in ("scan16", "scan8", "rbatch", "pbatch")):
+            cat = "S: scanner automaton (row transposes, 16 groups at once)"
+        elif "walk" in sym or "scan_lanes" in sym: cat = "S: scanner walks"
         elif "flush" in sym: cat = "S: bounds + batching"
         elif sym.startswith(("block_cycles", "fs_", "table_")): cat = "cycle model (units, waves)"
         elif sym.startswith(("prep_",)): cat = "unpack weights/activations"
