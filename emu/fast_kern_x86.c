@@ -7,7 +7,6 @@
  * otherwise the accessors return NULL and the scalar kernels are used.
  */
 #include "fast_internal.h"
-#include <string.h>
 
 #if !defined(BITLET_FAST_NO_SIMD) && (defined(__x86_64__) || defined(__i386__)) && \
     (defined(__GNUC__) || defined(__clang__))
@@ -118,7 +117,9 @@ FK_INLINE __m256i fk_avx2_sa_row(fk_sa8_t *s, __m256i b, int last)
     (hi) = _mm256_or_si256(_mm256_and_si256(a_, b_), _mm256_and_si256(u_, c_)); \
     (lo) = _mm256_xor_si256(u_, c_); } while (0)
 
-/* In-place transpose of 8x8 dwords: r[i] lane j -> r[j] lane i. */
+/* In-place transpose of 8x8 dwords: r[i] lane j -> r[j] lane i (its first
+ * two stages are those of fk_avx512_t16 in 256-bit intrinsics, on purpose:
+ * each family is compiled for its own target). */
 FK_INLINE void fk_avx2_t8(__m256i r[8])
 {
     __m256i t[8], u[8];
@@ -139,26 +140,8 @@ FK_INLINE void fk_avx2_t8(__m256i r[8])
     }
 }
 
-#define FK_RBATCH8 8
-typedef struct {
-    uint32_t rows[FK_RBATCH8][FK_GROUP] __attribute__((aligned(32)));
-    uint8_t *dst[FK_RBATCH8];
-    int n;
-} fk_avx2_rbatch_t;
-
-static inline void fk_avx2_rbatch_init(fk_avx2_rbatch_t *b)
-{
-    b->n = 0;
-    memset(b->rows, 0, sizeof b->rows);   /* lanes past n: computed, dropped */
-}
-
-static inline uint32_t *fk_avx2_rbatch_slot(fk_avx2_rbatch_t *b)
-{
-    return b->rows[b->n];
-}
-
 /* S of the 8 groups' rows (lane j: group j). */
-static inline __m256i fk_avx2_scan8(const uint32_t rows[FK_RBATCH8][FK_GROUP])
+static inline __m256i fk_avx2_scan8(const uint32_t rows[8][FK_GROUP])
 {
     const __m256i zero = _mm256_setzero_si256();
     fk_sa8_t s;
@@ -194,38 +177,10 @@ static inline __m256i fk_avx2_scan8(const uint32_t rows[FK_RBATCH8][FK_GROUP])
     return best;
 }
 
-static void fk_avx2_rbatch_flush(fk_avx2_rbatch_t *b)
+/* FK_SCAN_ROWS of fast_kern.inc: S of 8 groups' rows into S[8]. */
+static void fk_avx2_scan_rows(const uint32_t rows[8][FK_GROUP], uint32_t *S)
 {
-    if (b->n == 0)
-        return;
-    uint32_t S[FK_RBATCH8];
-    _mm256_storeu_si256((__m256i *)S, fk_avx2_scan8((const uint32_t(*)[FK_GROUP])b->rows));
-    for (int i = 0; i < b->n; i++)
-        *b->dst[i] = (uint8_t)S[i];
-    b->n = 0;
-}
-
-static inline void fk_avx2_rbatch_push(fk_avx2_rbatch_t *b, uint8_t *dst)
-{
-    b->dst[b->n] = dst;
-    if (++b->n == FK_RBATCH8)
-        fk_avx2_rbatch_flush(b);
-}
-
-static inline uint32_t *fk_avx2_rbatch_slot2(fk_avx2_rbatch_t *b)
-{
-    if (b->n > FK_RBATCH8 - 2)
-        fk_avx2_rbatch_flush(b);
-    return b->rows[b->n];
-}
-
-static inline void fk_avx2_rbatch_push2(fk_avx2_rbatch_t *b, uint8_t *dst0, uint8_t *dst1)
-{
-    b->dst[b->n] = dst0;
-    b->dst[b->n + 1] = dst1;
-    b->n += 2;
-    if (b->n == FK_RBATCH8)
-        fk_avx2_rbatch_flush(b);
+    _mm256_storeu_si256((__m256i *)S, fk_avx2_scan8(rows));
 }
 
 /* A full fp32 group with prune (see fk_avx2_group64) that also stores
@@ -265,13 +220,8 @@ static inline int64_t fk_avx2_group64_rows(const int32_t *we, const int32_t *wa,
     return _mm_cvtsi128_si64(s);
 }
 
-#define FK_SBATCH_T fk_avx2_rbatch_t
-#define FK_SBATCH_INIT fk_avx2_rbatch_init
-#define FK_SBATCH_SLOT fk_avx2_rbatch_slot
-#define FK_SBATCH_PUSH fk_avx2_rbatch_push
-#define FK_SBATCH_FLUSH fk_avx2_rbatch_flush
-#define FK_SBATCH_SLOT2 fk_avx2_rbatch_slot2
-#define FK_SBATCH_PUSH2 fk_avx2_rbatch_push2
+#define FK_SCAN_ROWS fk_avx2_scan_rows
+#define FK_SCAN_ROWS_GROUPS 8
 #define FK_GROUP64_ROWS_SIMD fk_avx2_group64_rows
 /* Two fp32 groups of two activation rows with the same 64 weights: each
  * weight vector is loaded once for both rows.  With walign0 (cycle
@@ -358,13 +308,8 @@ static inline void fk_avx2_group64x2(const int32_t *we, const int32_t *wa, const
 #undef FK_GROUP64_SIMD
 #undef FK_GROUP64X2_SIMD
 #undef FK_GROUP64X2_ROWS_SIMD
-#undef FK_SBATCH_T
-#undef FK_SBATCH_INIT
-#undef FK_SBATCH_SLOT
-#undef FK_SBATCH_PUSH
-#undef FK_SBATCH_FLUSH
-#undef FK_SBATCH_SLOT2
-#undef FK_SBATCH_PUSH2
+#undef FK_SCAN_ROWS
+#undef FK_SCAN_ROWS_GROUPS
 #undef FK_GROUP64_ROWS_SIMD
 #if defined(__clang__)
 #pragma clang attribute pop
@@ -661,29 +606,8 @@ FK_INLINE void fk_avx512_t16(__m512i r[16])
     }
 }
 
-/* A batch of up to 16 groups waiting for S: their aligned, pruned
- * weights (rows) and where S goes. */
-#define FK_RBATCH 16
-typedef struct {
-    uint32_t rows[FK_RBATCH][FK_GROUP] __attribute__((aligned(64)));
-    uint8_t *dst[FK_RBATCH];
-    int n;
-} fk_avx512_rbatch_t;
-
-static inline void fk_avx512_rbatch_init(fk_avx512_rbatch_t *b)
-{
-    b->n = 0;
-    /* lanes past n of a partial batch are computed and dropped: defined */
-    memset(b->rows, 0, sizeof b->rows);
-}
-
-static inline uint32_t *fk_avx512_rbatch_slot(fk_avx512_rbatch_t *b)
-{
-    return b->rows[b->n];
-}
-
 /* S of the 16 groups' rows (lane j: group j), as dwords. */
-static inline __m512i fk_avx512_scan16(const uint32_t rows[FK_RBATCH][FK_GROUP])
+static inline __m512i fk_avx512_scan16(const uint32_t rows[16][FK_GROUP])
 {
     const __m512i zero = _mm512_setzero_si512();
     fk_sa_t s;
@@ -710,42 +634,10 @@ static inline __m512i fk_avx512_scan16(const uint32_t rows[FK_RBATCH][FK_GROUP])
     return best;
 }
 
-static void fk_avx512_rbatch_flush(fk_avx512_rbatch_t *b)
+/* FK_SCAN_ROWS of fast_kern.inc: S of 16 groups' rows into S[16]. */
+static void fk_avx512_scan_rows(const uint32_t rows[16][FK_GROUP], uint32_t *S)
 {
-    if (b->n == 0)
-        return;
-    uint32_t S[FK_RBATCH];
-    _mm512_storeu_si512((void *)S, fk_avx512_scan16((const uint32_t(*)[FK_GROUP])b->rows));
-    for (int i = 0; i < b->n; i++)
-        *b->dst[i] = (uint8_t)S[i];
-    b->n = 0;
-}
-
-/* The group whose rows were written to the slot: S into *dst at the next
- * flush. */
-static inline void fk_avx512_rbatch_push(fk_avx512_rbatch_t *b, uint8_t *dst)
-{
-    b->dst[b->n] = dst;
-    if (++b->n == FK_RBATCH)
-        fk_avx512_rbatch_flush(b);
-}
-
-/* Room for two groups in the batch (flushed first when needed); the
- * second group's rows follow the first's. */
-static inline uint32_t *fk_avx512_rbatch_slot2(fk_avx512_rbatch_t *b)
-{
-    if (b->n > FK_RBATCH - 2)
-        fk_avx512_rbatch_flush(b);
-    return b->rows[b->n];
-}
-
-static inline void fk_avx512_rbatch_push2(fk_avx512_rbatch_t *b, uint8_t *dst0, uint8_t *dst1)
-{
-    b->dst[b->n] = dst0;
-    b->dst[b->n + 1] = dst1;
-    b->n += 2;
-    if (b->n == FK_RBATCH)
-        fk_avx512_rbatch_flush(b);
+    _mm512_storeu_si512((void *)S, fk_avx512_scan16(rows));
 }
 
 /* Two fp32 groups with prune of two activation rows and the same 64
@@ -830,13 +722,8 @@ static inline int64_t fk_avx512_group64_rows(const int32_t *we, const int32_t *w
 #define FK_GROUP64_ROWS_SIMD fk_avx512_group64_rows
 #define FK_SCAN_MAX_SIMD fk_avx512_scan_max
 #define FK_GROUP64X2_ROWS_SIMD fk_avx512_group64x2_rows
-#define FK_SBATCH_SLOT2 fk_avx512_rbatch_slot2
-#define FK_SBATCH_PUSH2 fk_avx512_rbatch_push2
-#define FK_SBATCH_T fk_avx512_rbatch_t
-#define FK_SBATCH_INIT fk_avx512_rbatch_init
-#define FK_SBATCH_SLOT fk_avx512_rbatch_slot
-#define FK_SBATCH_PUSH fk_avx512_rbatch_push
-#define FK_SBATCH_FLUSH fk_avx512_rbatch_flush
+#define FK_SCAN_ROWS fk_avx512_scan_rows
+#define FK_SCAN_ROWS_GROUPS 16
 #define FK_GROUP64_SIMD fk_avx512_group64
 #define FK_COLUMNS_SIMD fk_avx512_columns_simd
 #define FK_NAME(x) fk_avx512_##x
@@ -847,15 +734,10 @@ static inline int64_t fk_avx512_group64_rows(const int32_t *we, const int32_t *w
 #undef FK_COLUMNS_SIMD
 #undef FK_GROUP64_SIMD
 #undef FK_SCAN_MAX_SIMD
-#undef FK_SBATCH_T
-#undef FK_SBATCH_INIT
-#undef FK_SBATCH_SLOT
-#undef FK_SBATCH_PUSH
-#undef FK_SBATCH_FLUSH
+#undef FK_SCAN_ROWS
+#undef FK_SCAN_ROWS_GROUPS
 #undef FK_GROUP64_ROWS_SIMD
 #undef FK_GROUP64X2_ROWS_SIMD
-#undef FK_SBATCH_SLOT2
-#undef FK_SBATCH_PUSH2
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -957,13 +839,8 @@ static inline int fk_avx512v_scan_max(const uint64_t *col)
 #define FK_GROUP64_ROWS_SIMD fk_avx512_group64_rows
 #define FK_SCAN_MAX_SIMD fk_avx512v_scan_max
 #define FK_GROUP64X2_ROWS_SIMD fk_avx512_group64x2_rows
-#define FK_SBATCH_SLOT2 fk_avx512_rbatch_slot2
-#define FK_SBATCH_PUSH2 fk_avx512_rbatch_push2
-#define FK_SBATCH_T fk_avx512_rbatch_t
-#define FK_SBATCH_INIT fk_avx512_rbatch_init
-#define FK_SBATCH_SLOT fk_avx512_rbatch_slot
-#define FK_SBATCH_PUSH fk_avx512_rbatch_push
-#define FK_SBATCH_FLUSH fk_avx512_rbatch_flush
+#define FK_SCAN_ROWS fk_avx512_scan_rows
+#define FK_SCAN_ROWS_GROUPS 16
 #define FK_GROUP64_SIMD fk_avx512_group64
 #define FK_COLUMNS_SIMD fk_avx512v_columns_simd
 #define FK_NAME(x) fk_avx512v_##x
@@ -974,15 +851,10 @@ static inline int fk_avx512v_scan_max(const uint64_t *col)
 #undef FK_COLUMNS_SIMD
 #undef FK_GROUP64_SIMD
 #undef FK_SCAN_MAX_SIMD
-#undef FK_SBATCH_T
-#undef FK_SBATCH_INIT
-#undef FK_SBATCH_SLOT
-#undef FK_SBATCH_PUSH
-#undef FK_SBATCH_FLUSH
+#undef FK_SCAN_ROWS
+#undef FK_SCAN_ROWS_GROUPS
 #undef FK_GROUP64_ROWS_SIMD
 #undef FK_GROUP64X2_ROWS_SIMD
-#undef FK_SBATCH_SLOT2
-#undef FK_SBATCH_PUSH2
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
