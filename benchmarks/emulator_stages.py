@@ -16,16 +16,23 @@ split is approximate (a few percent).  Usage (the engine built with -g)::
 Needs ``perf`` and the compiler's intrinsics headers (to name the inlined
 intrinsics); the engine's sources are read from emu/ beside this script.
 """
+import collections
+import glob
 import os
-import re, subprocess, sys, glob, collections
+import re
+import subprocess
+import sys
+
 if len(sys.argv) != 2:
     sys.exit("usage: python benchmarks/emulator_stages.py PERF_DATA")
 data = sys.argv[1]
 out = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio", "--sort", "sym,srcline",
-                      "--percent-limit", "0.01", "--dsos", "_fast.abi3.so"], capture_output=True, text=True).stdout
+                      "--percent-limit", "0.01", "--dsos", "_fast.abi3.so"], capture_output=True, text=True,
+                     check=True).stdout
 hdr = {}
 for h in glob.glob("/usr/lib/gcc/x86_64-linux-gnu/*/include/*intrin.h"):
-    lines = open(h).read().split("\n")
+    with open(h) as f:
+        lines = f.read().split("\n")
     name = h.split("/")[-1]
     cur = None
     for i, l in enumerate(lines, 1):
@@ -34,10 +41,12 @@ for h in glob.glob("/usr/lib/gcc/x86_64-linux-gnu/*/include/*intrin.h"):
         hdr[(name, i)] = cur
 src = {}
 def fn_at(path, line):
-    key = (path, line)
     if path not in src:
-        try: src[path] = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "emu", path)).read().split("\n")
-        except OSError: src[path] = []
+        try:
+            with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "emu", path)) as f:
+                src[path] = f.read().split("\n")
+        except OSError:
+            src[path] = []
     lines = src[path]
     for i in range(min(line, len(lines)) - 1, -1, -1):
         m = re.match(r"^(?:static |FK_INLINE |uint32_t |int64_t |int |void )+.*?(\w+)\)?\(", lines[i])
