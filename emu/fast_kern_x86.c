@@ -749,7 +749,9 @@ static inline int64_t fk_avx512_group64_rows(const int32_t *we, const int32_t *w
  * columns of a group from its aligned weights in 5 instructions a byte
  * plane (two-source byte permutes gather plane bytes, rows reversed per
  * 8; GF2P8AFFINEQB transposes each 8x8 bit block; one byte permute puts
- * column j's bytes in qword j) and per-lane popcounts for the bounds. */
+ * column j's bytes in qword j) and per-lane popcounts for the bounds
+ * (single-group S: fixed-mode weights, short groups; the layers' fp32
+ * groups take the automaton above). */
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target( \
     "avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx512vbmi,avx512vpopcntdq,gfni," \
