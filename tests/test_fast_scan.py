@@ -1,9 +1,10 @@
 """The fast engine's S (check-window scanner, NUMERICS.md s.4) on designed bit columns.
 
-fp32 layers with cycle accounting compute S of every group in batches (on
-AVX-512 a bit-sliced automaton over 16 groups, emu/fast_kern_x86.c; the
-other kernels bounds and table walks, emu/fast_kern.inc).  Here the
-aligned weights of each group are chosen bit by bit: activations 1.0 and
+fp32 layers with cycle accounting compute S of every group in batches, as
+a bit-sliced automaton over all bit columns of 8 or 16 groups at once
+(emu/fast_kern_x86.c for AVX-512 and AVX2, emu/fast_kern.inc portable),
+both for layers of several groups and for one-group layers (K <= 64).
+Here the aligned weights of each group are chosen bit by bit: activations 1.0 and
 weights whose exponent is the row's shift make walign_k exactly the 24-bit
 row that was designed, so the 24 columns are the adversarial ones (dense,
 sparse, all ones, pairs 7, 8 and 9 apart, periodic, and 1s only near the
@@ -81,9 +82,13 @@ PRUNES = [0xFFFFFF, 0x7FFFFF, 0x0000FF, 0xF0F0F0, 0x000001, 0x000100, 0x010000, 
 @pytest.mark.parametrize("prune", PRUNES, ids=hex)
 def test_designed_columns_give_the_reference_S(isa_name, prune):  # noqa: F811
     rng = np.random.default_rng(prune ^ 0x5CA9)
-    for trial in range(6):
+    for trial in range(8):
         m, n = int(rng.integers(1, 7)), int(rng.integers(1, 5))
-        k = ROWS * int(rng.integers(2, 5)) + 16 * int(rng.integers(0, 4))  # partial groups too
+        if trial < 2:                   # one group (K <= 64): the layers' lanes path,
+            k = 16 * int(rng.integers(1, 5))        # rows in blocks of 16
+            n = int(rng.integers(14, 40))
+        else:                           # several groups, partial last ones too
+            k = ROWS * int(rng.integers(2, 5)) + 16 * int(rng.integers(0, 4))
         w = np.stack([_weights(rng, -(-k // ROWS))[:k] for _ in range(m)])
         a = np.ones((k, n), dtype=np.float32)
         if trial % 2:                   # some rows off, some shifted: other columns

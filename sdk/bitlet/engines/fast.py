@@ -42,10 +42,10 @@ automaton over every bit column of the batch at once (a 32-bit word per
 group, a bit per column; emu/fast_kern_x86.c ``fk_avx512_scan16``
 describes it), on every kernel (AVX-512, AVX2, portable C).  Measured on
 AVX-512 with VBMI/GFNI, one thread, fp32 layers with K >= 64: S adds about
-0.7-0.9x the time of the results (``benchmarks/emulator.py --stages``);
-3x3 depthwise layers (short groups) take one table lookup per column.  In
-fixed mode S depends on the weights only and is computed once per layer,
-so cycles are almost free.
+0.7-0.9x the time of the results (``benchmarks/emulator.py --stages``),
+about as much on 3x3 depthwise layers (one group per output).  In fixed
+mode S depends on the weights only and is computed once per layer, so
+cycles are almost free.
 
 Kernels (``info()["isa"]``, chosen at run time, forced with ``set_isa``):
 ``avx512v`` (AVX-512 with VBMI, GFNI and VPOPCNTDQ), ``avx512``, ``avx2``
