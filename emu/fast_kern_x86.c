@@ -140,14 +140,15 @@ FK_INLINE void fk_avx2_t8(__m256i r[8])
     }
 }
 
-/* S of the 8 groups' rows (lane j: group j). */
-static inline __m256i fk_avx2_scan8(const uint32_t rows[8][FK_GROUP])
+/* S of the 8 groups' rows (lane j: group j), rows nrows.. zero (nrows a
+ * multiple of 8; see fk_avx512_scan16 for the zero tail). */
+static inline __m256i fk_avx2_scan8(const uint32_t rows[8][FK_GROUP], int nrows)
 {
     const __m256i zero = _mm256_setzero_si256();
     fk_sa8_t s;
     s.j0 = s.j1 = s.j2 = s.j3 = s.c = zero;
     s.ones = s.twos = s.fours = s.e0 = s.e1 = s.e2 = zero;
-    for (int blk = 0; blk < FK_GROUP / 8; blk++) {
+    for (int blk = 0; blk < nrows / 8; blk++) {
         __m256i r[8], e[8], ta, tb, fa, fb, ea;
         for (int j = 0; j < 8; j++)
             r[j] = _mm256_load_si256((const __m256i *)(rows[j] + 8 * blk));
@@ -166,8 +167,18 @@ static inline __m256i fk_avx2_scan8(const uint32_t rows[8][FK_GROUP])
         s.e1 = _mm256_xor_si256(s.e1, carry);
         s.e0 = _mm256_xor_si256(s.e0, ea);
     }
+    if (nrows < FK_GROUP) {
+        __m256i *plane_in[6] = { &s.ones, &s.twos, &s.fours, &s.e0, &s.e1, &s.e2 };
+        __m256i carry = _mm256_or_si256(s.j0, s.j3);     /* d != 0 */
+        for (int i = 0; i < 6; i++) {
+            __m256i t = _mm256_and_si256(*plane_in[i], carry);
+            *plane_in[i] = _mm256_xor_si256(*plane_in[i], carry);
+            carry = t;
+        }
+    }
     const __m256i plane[6] = { s.ones, s.twos, s.fours, s.e0, s.e1, s.e2 };
-    __m256i cand = _mm256_set1_epi32(-1), best = _mm256_set1_epi32(1);
+    __m256i cand = _mm256_set1_epi32(-1);
+    __m256i best = _mm256_set1_epi32(1 + (nrows < FK_GROUP ? (FK_GROUP - 8 - nrows) / 8 : 0));
     for (int i = 5; i >= 0; i--) {
         __m256i t = _mm256_and_si256(cand, plane[i]);
         __m256i none = _mm256_cmpeq_epi32(t, zero);         /* lanes keeping cand */
@@ -178,9 +189,9 @@ static inline __m256i fk_avx2_scan8(const uint32_t rows[8][FK_GROUP])
 }
 
 /* FK_SCAN_ROWS of fast_kern.inc: S of 8 groups' rows into S[8]. */
-static void fk_avx2_scan_rows(const uint32_t rows[8][FK_GROUP], uint32_t *S)
+static void fk_avx2_scan_rows(const uint32_t rows[8][FK_GROUP], int nrows, uint32_t *S)
 {
-    _mm256_storeu_si256((__m256i *)S, fk_avx2_scan8(rows));
+    _mm256_storeu_si256((__m256i *)S, fk_avx2_scan8(rows, nrows));
 }
 
 /* A full fp32 group with prune (see fk_avx2_group64) that also stores
@@ -606,14 +617,18 @@ FK_INLINE void fk_avx512_t16(__m512i r[16])
     }
 }
 
-/* S of the 16 groups' rows (lane j: group j), as dwords. */
-static inline __m512i fk_avx512_scan16(const uint32_t rows[16][FK_GROUP])
+/* S of the 16 groups' rows (lane j: group j), as dwords; rows nrows..63
+ * are zero (nrows a multiple of 16).  Zero rows hold no second 1, so from
+ * row nrows on the windows start every 8 bits from the current window's
+ * start nrows - d: (56 - nrows) / 8 more new windows when d = 0, one more
+ * when d != 0 (j0 | j3), added without running them. */
+static inline __m512i fk_avx512_scan16(const uint32_t rows[16][FK_GROUP], int nrows)
 {
     const __m512i zero = _mm512_setzero_si512();
     fk_sa_t s;
     s.j0 = s.j1 = s.j2 = s.j3 = s.c = zero;
     s.ones = s.twos = s.fours = s.e0 = s.e1 = s.e2 = zero;
-    for (int blk = 0; blk < FK_GROUP / 16; blk++) {
+    for (int blk = 0; blk < nrows / 16; blk++) {
         __m512i r[16];
         for (int j = 0; j < 16; j++)
             r[j] = _mm512_load_si512((const void *)(rows[j] + 16 * blk));
@@ -621,10 +636,20 @@ static inline __m512i fk_avx512_scan16(const uint32_t rows[16][FK_GROUP])
         fk_avx512_sa_rows8(&s, r, 0);
         fk_avx512_sa_rows8(&s, r + 8, blk == FK_GROUP / 16 - 1);
     }
+    if (nrows < FK_GROUP) {                 /* the zero tail's d != 0 window */
+        __m512i *plane_in[6] = { &s.ones, &s.twos, &s.fours, &s.e0, &s.e1, &s.e2 };
+        __m512i carry = _mm512_or_si512(s.j0, s.j3);
+        for (int i = 0; i < 6; i++) {
+            __m512i t = _mm512_and_si512(*plane_in[i], carry);
+            *plane_in[i] = _mm512_xor_si512(*plane_in[i], carry);
+            carry = t;
+        }
+    }
     /* the largest count of each lane: planes from the top, keeping the
      * bits (columns) that have the plane's bit while any does */
     const __m512i plane[6] = { s.ones, s.twos, s.fours, s.e0, s.e1, s.e2 };
-    __m512i cand = _mm512_set1_epi32(-1), best = _mm512_set1_epi32(1);   /* steps = 1 + count */
+    __m512i cand = _mm512_set1_epi32(-1);   /* steps = 1 + count (+ the tail's) */
+    __m512i best = _mm512_set1_epi32(1 + (nrows < FK_GROUP ? (FK_GROUP - 8 - nrows) / 8 : 0));
     for (int i = 5; i >= 0; i--) {
         __m512i t = _mm512_and_si512(cand, plane[i]);
         __mmask16 any = _mm512_test_epi32_mask(t, t);
@@ -635,9 +660,9 @@ static inline __m512i fk_avx512_scan16(const uint32_t rows[16][FK_GROUP])
 }
 
 /* FK_SCAN_ROWS of fast_kern.inc: S of 16 groups' rows into S[16]. */
-static void fk_avx512_scan_rows(const uint32_t rows[16][FK_GROUP], uint32_t *S)
+static void fk_avx512_scan_rows(const uint32_t rows[16][FK_GROUP], int nrows, uint32_t *S)
 {
-    _mm512_storeu_si512((void *)S, fk_avx512_scan16(rows));
+    _mm512_storeu_si512((void *)S, fk_avx512_scan16(rows, nrows));
 }
 
 /* Two fp32 groups with prune of two activation rows and the same 64
