@@ -8,24 +8,31 @@ Inlined intrinsics are attributed by which intrinsic they are, so the
 split is approximate (a few percent).  Usage (the engine built with -g)::
 
     CFLAGS=-g pip install --no-deps -e .
-    perf record -o perf.data python -c "import numpy as np; from bitlet import fast; \
+    perf record -o perf.data python -c "import numpy as np; from bitlet import numerics; \
         w = np.random.default_rng(1).standard_normal((1024, 1024), np.float32); \
-        [fast.matmul(w, np.abs(w), cycles=True, threads=1) for _ in range(2)]"
+        [numerics.matmul(w, np.abs(w), engine='fast', cycles=True, threads=1) for _ in range(2)]"
     python benchmarks/emulator_stages.py perf.data
 
 Needs ``perf`` and the compiler's intrinsics headers (to name the inlined
 intrinsics); the engine's sources are read from emu/ beside this script.
 """
+import collections
+import glob
 import os
-import re, subprocess, sys, glob, collections
+import re
+import subprocess
+import sys
+
 if len(sys.argv) != 2:
     sys.exit("usage: python benchmarks/emulator_stages.py PERF_DATA")
 data = sys.argv[1]
 out = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio", "--sort", "sym,srcline",
-                      "--percent-limit", "0.01", "--dsos", "_fast.abi3.so"], capture_output=True, text=True).stdout
+                      "--percent-limit", "0.01", "--dsos", "_fast.abi3.so"], capture_output=True, text=True,
+                     check=True).stdout
 hdr = {}
 for h in glob.glob("/usr/lib/gcc/x86_64-linux-gnu/*/include/*intrin.h"):
-    lines = open(h).read().split("\n")
+    with open(h) as f:
+        lines = f.read().split("\n")
     name = h.split("/")[-1]
     cur = None
     for i, l in enumerate(lines, 1):
@@ -34,10 +41,12 @@ for h in glob.glob("/usr/lib/gcc/x86_64-linux-gnu/*/include/*intrin.h"):
         hdr[(name, i)] = cur
 src = {}
 def fn_at(path, line):
-    key = (path, line)
     if path not in src:
-        try: src[path] = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "emu", path)).read().split("\n")
-        except OSError: src[path] = []
+        try:
+            with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "emu", path)) as f:
+                src[path] = f.read().split("\n")
+        except OSError:
+            src[path] = []
     lines = src[path]
     for i in range(min(line, len(lines)) - 1, -1, -1):
         m = re.match(r"^(?:static |FK_INLINE |uint32_t |int64_t |int |void )+.*?(\w+)\)?\(", lines[i])
@@ -53,7 +62,9 @@ for l in out.split("\n"):
     mm = re.match(r"(\w+\.h|\w+\.c|\w+\.inc):(\d+)", sl)
     if kind == "k": cat = "kernel (page faults, scheduling)"
     elif sym.startswith(("fk_", "block_", "prep_", "gather", "fs_", "table_", "write_", "start_", "run_layer", "bitlet_", "fl_", "pool_", "ws_")) or (mm and mm.group(1).startswith(("fast_", "avx", "emm", "smm", "imm"))):
-        if "walk" in sym or "scan_lanes" in sym: cat = "S: scanner walks"
+        if any(k in sym for k in ("scan16", "scan8", "rbatch", "pbatch")):
+            cat = "S: scanner automaton (row transposes, 16 groups at once)"
+        elif "walk" in sym or "scan_lanes" in sym: cat = "S: scanner walks"
         elif "flush" in sym: cat = "S: bounds + batching"
         elif sym.startswith(("block_cycles", "fs_", "table_")): cat = "cycle model (units, waves)"
         elif sym.startswith(("prep_",)): cat = "unpack weights/activations"

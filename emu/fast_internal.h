@@ -34,12 +34,15 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define FK_RESTRICT __restrict__
 #define FK_INLINE static inline __attribute__((always_inline))
+#define FK_ALIGNED(n) __attribute__((aligned(n)))
 #elif defined(_MSC_VER)
 #define FK_RESTRICT __restrict
 #define FK_INLINE static __forceinline
+#define FK_ALIGNED(n)
 #else
 #define FK_RESTRICT
 #define FK_INLINE static inline
+#define FK_ALIGNED(n)
 #endif
 
 /* One tile of a layer: R activation rows x C output channels, ng groups. */

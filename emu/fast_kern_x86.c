@@ -85,39 +85,123 @@ static inline int64_t fk_avx2_group64(const int32_t *we, const int32_t *wa, cons
     return _mm_cvtsi128_si64(s);
 }
 
-/* 64 aligned weights in 8 ymm (value k in lane k % 8 of x[k / 8]) -> the
- * 24 columns (fk_avx2_columns_simd from registers). */
-static inline void fk_avx2_columns_regs(const __m256i x[8], uint64_t col[FK_COLS])
+/* ---- S of 8 groups at once: the scanner as a bit-sliced automaton ------
+ * The AVX2 twin of the AVX-512 automaton (fk_avx512_scan16, which
+ * describes it): a 32-bit lane per group, 8 groups per ymm, and without
+ * ternary logic each row takes 11 and-or-xor ops (j0 = ~j3 | hit through an
+ * xor with all ones), each carry-save adder 5. */
+typedef struct {
+    __m256i j0, j1, j2, j3, c;
+    __m256i ones, twos, fours, e0, e1, e2;
+} fk_sa8_t;
+
+/* One bit row b (row k of the 8 groups); returns the new-window events. */
+FK_INLINE __m256i fk_avx2_sa_row(fk_sa8_t *s, __m256i b, int last)
 {
-    const __m256i byte = _mm256_set1_epi32(0xFF);
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    for (int plane = 0; plane < FK_COLS / 8; plane++) {
-        __m256i half[2];
-        for (int h = 0; h < 2; h++) {
-            __m256i a = _mm256_packus_epi32(
-                _mm256_and_si256(_mm256_srli_epi32(x[4 * h], 8 * plane), byte),
-                _mm256_and_si256(_mm256_srli_epi32(x[4 * h + 1], 8 * plane), byte));
-            __m256i b = _mm256_packus_epi32(
-                _mm256_and_si256(_mm256_srli_epi32(x[4 * h + 2], 8 * plane), byte),
-                _mm256_and_si256(_mm256_srli_epi32(x[4 * h + 3], 8 * plane), byte));
-            half[h] = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), order);
-        }
-        for (int j = 0; j < 8; j++) {
-            uint32_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(half[0], 7 - j));
-            uint32_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(half[1], 7 - j));
-            col[8 * plane + j] = (uint64_t)lo | ((uint64_t)hi << 32);
-        }
+    const __m256i all = _mm256_set1_epi32(-1);
+    __m256i full = _mm256_andnot_si256(s->j2, s->j3);
+    __m256i hit = _mm256_and_si256(b, s->c);              /* the window's second 1 */
+    __m256i ev = last ? hit : _mm256_or_si256(hit, full);
+    __m256i c = _mm256_or_si256(hit, _mm256_andnot_si256(full, _mm256_or_si256(b, s->c)));
+    __m256i j0 = _mm256_xor_si256(_mm256_andnot_si256(hit, s->j3), all);
+    s->j3 = _mm256_andnot_si256(hit, s->j2);
+    s->j2 = _mm256_andnot_si256(hit, s->j1);
+    s->j1 = _mm256_andnot_si256(hit, s->j0);
+    s->j0 = j0;
+    s->c = c;
+    return ev;
+}
+
+#define FK_CSA8(hi, lo, a, b, c) do { __m256i a_ = (a), b_ = (b), c_ = (c); \
+    __m256i u_ = _mm256_xor_si256(a_, b_); \
+    (hi) = _mm256_or_si256(_mm256_and_si256(a_, b_), _mm256_and_si256(u_, c_)); \
+    (lo) = _mm256_xor_si256(u_, c_); } while (0)
+
+/* In-place transpose of 8x8 dwords: r[i] lane j -> r[j] lane i (its first
+ * two stages are those of fk_avx512_t16 in 256-bit intrinsics, on purpose:
+ * each family is compiled for its own target). */
+FK_INLINE void fk_avx2_t8(__m256i r[8])
+{
+    __m256i t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    /* u[4 a + m], 128-bit lane L: element 4 L + m of rows 4 a .. 4 a + 3 */
+    for (int m = 0; m < 4; m++) {
+        r[m] = _mm256_permute2x128_si256(u[m], u[4 + m], 0x20);
+        r[4 + m] = _mm256_permute2x128_si256(u[m], u[4 + m], 0x31);
     }
 }
 
-/* A full fp32 group with prune (see fk_avx2_group64) that also writes the
- * 24 bit columns of its aligned pruned weights, straight from registers. */
-static inline int64_t fk_avx2_group64_cols(const int32_t *we, const int32_t *wa,
+/* S of the 8 groups' rows (lane j: group j), rows nrows.. zero (nrows a
+ * multiple of 8; see fk_avx512_scan16 for the zero tail). */
+static inline __m256i fk_avx2_scan8(const uint32_t rows[8][FK_GROUP], int nrows)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    fk_sa8_t s;
+    s.j0 = s.j1 = s.j2 = s.j3 = s.c = zero;
+    s.ones = s.twos = s.fours = s.e0 = s.e1 = s.e2 = zero;
+    for (int blk = 0; blk < nrows / 8; blk++) {
+        __m256i r[8], e[8], ta, tb, fa, fb, ea;
+        for (int j = 0; j < 8; j++)
+            r[j] = _mm256_load_si256((const __m256i *)(rows[j] + 8 * blk));
+        fk_avx2_t8(r);
+        for (int i = 0; i < 8; i++)
+            e[i] = fk_avx2_sa_row(&s, r[i], blk == FK_GROUP / 8 - 1 && i == 7);
+        FK_CSA8(ta, s.ones, s.ones, e[0], e[1]);
+        FK_CSA8(tb, s.ones, s.ones, e[2], e[3]);
+        FK_CSA8(fa, s.twos, s.twos, ta, tb);
+        FK_CSA8(ta, s.ones, s.ones, e[4], e[5]);
+        FK_CSA8(tb, s.ones, s.ones, e[6], e[7]);
+        FK_CSA8(fb, s.twos, s.twos, ta, tb);
+        FK_CSA8(ea, s.fours, s.fours, fa, fb);
+        __m256i carry = _mm256_and_si256(s.e0, ea);
+        s.e2 = _mm256_xor_si256(s.e2, _mm256_and_si256(s.e1, carry));
+        s.e1 = _mm256_xor_si256(s.e1, carry);
+        s.e0 = _mm256_xor_si256(s.e0, ea);
+    }
+    if (nrows < FK_GROUP) {
+        __m256i *plane_in[6] = { &s.ones, &s.twos, &s.fours, &s.e0, &s.e1, &s.e2 };
+        __m256i carry = _mm256_or_si256(s.j0, s.j3);     /* d != 0 */
+        for (int i = 0; i < 6; i++) {
+            __m256i t = _mm256_and_si256(*plane_in[i], carry);
+            *plane_in[i] = _mm256_xor_si256(*plane_in[i], carry);
+            carry = t;
+        }
+    }
+    const __m256i plane[6] = { s.ones, s.twos, s.fours, s.e0, s.e1, s.e2 };
+    __m256i cand = _mm256_set1_epi32(-1);
+    __m256i best = _mm256_set1_epi32(1 + (nrows < FK_GROUP ? (FK_GROUP - 8 - nrows) / 8 : 0));
+    for (int i = 5; i >= 0; i--) {
+        __m256i t = _mm256_and_si256(cand, plane[i]);
+        __m256i none = _mm256_cmpeq_epi32(t, zero);         /* lanes keeping cand */
+        cand = _mm256_blendv_epi8(t, cand, none);
+        best = _mm256_add_epi32(best, _mm256_andnot_si256(none, _mm256_set1_epi32(1 << i)));
+    }
+    return best;
+}
+
+/* FK_SCAN_ROWS of fast_kern.inc: S of 8 groups' rows into S[8]. */
+static void fk_avx2_scan_rows(const uint32_t rows[8][FK_GROUP], int nrows, uint32_t *S)
+{
+    _mm256_storeu_si256((__m256i *)S, fk_avx2_scan8(rows, nrows));
+}
+
+/* A full fp32 group with prune (see fk_avx2_group64) that also stores
+ * its aligned pruned weights (rows) to walign. */
+static inline int64_t fk_avx2_group64_rows(const int32_t *we, const int32_t *wa,
                                            const int32_t *wn, const int32_t *ae,
                                            const int32_t *am, uint32_t prune,
-                                           int32_t *emax_out, uint64_t *col)
+                                           int32_t *emax_out, uint32_t *walign)
 {
-    __m256i e[8], x[8];
+    __m256i e[8];
     __m256i m = _mm256_setzero_si256();
     for (int i = 0; i < 8; i++) {
         e[i] = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(we + 8 * i)),
@@ -132,81 +216,34 @@ static inline int64_t fk_avx2_group64_cols(const int32_t *we, const int32_t *wa,
     const __m256i vmax = _mm256_set1_epi32(emax), vprune = _mm256_set1_epi32((int)prune);
     __m256i acc = _mm256_setzero_si256();
     for (int i = 0; i < 8; i++) {
-        x[i] = _mm256_and_si256(_mm256_srlv_epi32(_mm256_loadu_si256((const __m256i *)(wa + 8 * i)),
-                                                  _mm256_sub_epi32(vmax, e[i])), vprune);
+        __m256i x = _mm256_and_si256(_mm256_srlv_epi32(_mm256_loadu_si256((const __m256i *)(wa + 8 * i)),
+                                                       _mm256_sub_epi32(vmax, e[i])), vprune);
+        _mm256_store_si256((__m256i *)(walign + 8 * i), x);
         __m256i n = _mm256_loadu_si256((const __m256i *)(wn + 8 * i));
-        __m256i xs = _mm256_sub_epi32(_mm256_xor_si256(x[i], n), n);
+        __m256i xs = _mm256_sub_epi32(_mm256_xor_si256(x, n), n);
         __m256i a = _mm256_loadu_si256((const __m256i *)(am + 8 * i));
         acc = _mm256_add_epi64(acc, _mm256_mul_epi32(xs, a));
         acc = _mm256_add_epi64(acc, _mm256_mul_epi32(_mm256_srli_epi64(xs, 32),
                                                      _mm256_srli_epi64(a, 32)));
     }
-    fk_avx2_columns_regs(x, col);
     __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
     s = _mm_add_epi64(s, _mm_unpackhi_epi64(s, s));
     return _mm_cvtsi128_si64(s);
 }
 
-/* popcount of each 64-bit lane (nibble table).  This and fk_avx2_col_bounds are
- * the 256-bit twins of fk_avx512_popcnt64 / fk_avx512_col_bounds below: the same
- * steps in other intrinsics (each family is compiled for its own target). */
-static inline __m256i fk_avx2_popcnt64(__m256i x)
-{
-    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
-                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-    const __m256i nib = _mm256_set1_epi8(0x0F);
-    __m256i lo = _mm256_and_si256(x, nib);
-    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), nib);
-    __m256i cnt = _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
-    return _mm256_sad_epu8(cnt, _mm256_setzero_si256());
-}
-
-/* steps_bound (fast_kern.inc) of 4 columns, 8..64 in each 64-bit lane. */
-static inline __m256i fk_avx2_col_bounds(__m256i c)
-{
-    __m256i a = _mm256_or_si256(c, _mm256_slli_epi64(c, 1));
-    __m256i b = _mm256_or_si256(a, _mm256_slli_epi64(a, 2));
-    __m256i below = _mm256_slli_epi64(_mm256_or_si256(b, _mm256_slli_epi64(b, 3)), 1);
-    __m256i a2 = _mm256_or_si256(c, _mm256_srli_epi64(c, 1));
-    __m256i b2 = _mm256_or_si256(a2, _mm256_srli_epi64(a2, 2));
-    __m256i above = _mm256_srli_epi64(_mm256_or_si256(b2, _mm256_srli_epi64(b2, 3)), 1);
-    __m256i P = _mm256_and_si256(c, below);
-    __m256i runs = _mm256_sub_epi64(P, _mm256_and_si256(c, above));
-    __m256i jumps = _mm256_srli_epi64(
-        _mm256_sub_epi64(_mm256_set1_epi64x(FK_GROUP + BITLET_WINDOW - 1), fk_avx2_popcnt64(runs)), 3);
-    return _mm256_add_epi64(fk_avx2_popcnt64(P), jumps);
-}
-
-/* The bounds of a group's 24 columns as bytes U[q], q = 8 l + i for column
- * 4 i + l (six vectors of four columns, byte i of lane l; bytes 6, 7 of a
- * lane are 0); returns the largest and in *top the q that reach it. */
-static inline int fk_avx2_bounds(const uint64_t *col, uint8_t *U, uint32_t *top)
-{
-    __m256i u[6];
-    for (int i = 0; i < 6; i++)
-        u[i] = fk_avx2_col_bounds(_mm256_loadu_si256((const __m256i *)(col + 4 * i)));
-    __m256i v = u[0], m = u[0];
-    for (int i = 1; i < 6; i++) {
-        v = _mm256_or_si256(v, _mm256_slli_epi64(u[i], 8 * i));
-        m = _mm256_max_epi32(m, u[i]);          /* bounds < 2^8: low dwords */
-    }
-    m = _mm256_max_epi32(m, _mm256_permute4x64_epi64(m, 0x4E));
-    m = _mm256_max_epi32(m, _mm256_shuffle_epi32(m, 0x4E));
-    _mm256_storeu_si256((__m256i *)U, v);
-    __m256i vm = _mm256_shuffle_epi8(m, _mm256_setzero_si256());   /* byte 0 everywhere */
-    *top = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, vm));
-    return _mm256_cvtsi256_si32(m);
-}
-#define FK_BOUND_COL(q) (4 * ((q) & 7) + ((q) >> 3))
-
-#define FK_GROUP64_COLS_SIMD fk_avx2_group64_cols
-#define FK_BOUNDS_SIMD fk_avx2_bounds
-/* Two fp32 groups of two activation rows with the same 64 weights (results
- * only): each weight vector is loaded once for both rows. */
-static inline void fk_avx2_group64x2(const int32_t *we, const int32_t *wa, const int32_t *wn,
-                                     const int32_t *ae0, const int32_t *am0,
-                                     const int32_t *ae1, const int32_t *am1,
-                                     int64_t acc_out[2], int32_t emax_out[2])
+#define FK_SCAN_ROWS fk_avx2_scan_rows
+#define FK_SCAN_ROWS_GROUPS 8
+#define FK_GROUP64_ROWS_SIMD fk_avx2_group64_rows
+/* Two fp32 groups of two activation rows with the same 64 weights: each
+ * weight vector is loaded once for both rows.  With walign0 (cycle
+ * accounting) the aligned weights are pruned and stored, rows of the
+ * second group at walign1. */
+static inline void fk_avx2_group64x2_rows(const int32_t *we, const int32_t *wa,
+                                          const int32_t *wn, const int32_t *ae0,
+                                          const int32_t *am0, const int32_t *ae1,
+                                          const int32_t *am1, uint32_t prune,
+                                          int64_t acc_out[2], int32_t emax_out[2],
+                                          uint32_t *walign0, uint32_t *walign1)
 {
     __m256i m0 = _mm256_setzero_si256(), m1 = _mm256_setzero_si256();
     for (int i = 0; i < 8; i++) {
@@ -233,6 +270,13 @@ static inline void fk_avx2_group64x2(const int32_t *we, const int32_t *wa, const
             w, _mm256_loadu_si256((const __m256i *)(ae0 + 8 * i)))));
         __m256i x1 = _mm256_srlv_epi32(a, _mm256_sub_epi32(v1, _mm256_add_epi32(
             w, _mm256_loadu_si256((const __m256i *)(ae1 + 8 * i)))));
+        if (walign0 != NULL) {
+            const __m256i vprune = _mm256_set1_epi32((int)prune);
+            x0 = _mm256_and_si256(x0, vprune);
+            x1 = _mm256_and_si256(x1, vprune);
+            _mm256_store_si256((__m256i *)(walign0 + 8 * i), x0);
+            _mm256_store_si256((__m256i *)(walign1 + 8 * i), x1);
+        }
         __m256i xs0 = _mm256_sub_epi32(_mm256_xor_si256(x0, n), n);
         __m256i xs1 = _mm256_sub_epi32(_mm256_xor_si256(x1, n), n);
         __m256i a0 = _mm256_loadu_si256((const __m256i *)(am0 + 8 * i));
@@ -252,7 +296,18 @@ static inline void fk_avx2_group64x2(const int32_t *we, const int32_t *wa, const
     acc_out[1] = _mm_cvtsi128_si64(_mm256_extracti128_si256(s, 1));
 }
 
+/* Results only (prune all ones): no rows stored. */
+static inline void fk_avx2_group64x2(const int32_t *we, const int32_t *wa, const int32_t *wn,
+                                     const int32_t *ae0, const int32_t *am0,
+                                     const int32_t *ae1, const int32_t *am1,
+                                     int64_t acc_out[2], int32_t emax_out[2])
+{
+    fk_avx2_group64x2_rows(we, wa, wn, ae0, am0, ae1, am1, FK_SIG_MASK, acc_out, emax_out,
+                           NULL, NULL);
+}
+
 #define FK_GROUP64X2_SIMD fk_avx2_group64x2
+#define FK_GROUP64X2_ROWS_SIMD fk_avx2_group64x2_rows
 #define FK_GROUP64_SIMD fk_avx2_group64
 #define FK_COLUMNS_SIMD fk_avx2_columns_simd
 #define FK_NAME(x) fk_avx2_##x
@@ -262,10 +317,11 @@ static inline void fk_avx2_group64x2(const int32_t *we, const int32_t *wa, const
 #undef FK_ISA_NAME
 #undef FK_COLUMNS_SIMD
 #undef FK_GROUP64_SIMD
-#undef FK_BOUNDS_SIMD
-#undef FK_BOUND_COL
-#undef FK_GROUP64_COLS_SIMD
 #undef FK_GROUP64X2_SIMD
+#undef FK_GROUP64X2_ROWS_SIMD
+#undef FK_SCAN_ROWS
+#undef FK_SCAN_ROWS_GROUPS
+#undef FK_GROUP64_ROWS_SIMD
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -301,39 +357,6 @@ static inline void fk_avx512_columns_simd(const uint32_t *walign, uint64_t col[F
     }
 }
 
-/* 8 columns' table walks in the 64-bit lanes of a zmm (gathers). */
-static inline void fk_avx512_scan_lanes_simd(const uint64_t *cols, int n, int *steps)
-{
-    const __mmask8 valid = (__mmask8)((1u << n) - 1u);
-    const __m512i c = _mm512_maskz_loadu_epi64(valid, cols);
-    const __m512i limit = _mm512_set1_epi64(56), low15 = _mm512_set1_epi64(0x7FFF);
-    const __m512i low16 = _mm512_set1_epi64(0xFFFF), low8 = _mm512_set1_epi64(0xFF);
-    /* acc = position << 8 | steps; lanes past n start beyond the end */
-    __m512i acc = _mm512_mask_blend_epi64(valid, _mm512_set1_epi64(64 << 8), _mm512_setzero_si512());
-    for (int round = 0; round < 8; round++) {
-        __m512i p = _mm512_srli_epi64(acc, 8);
-        __mmask8 act = _mm512_cmple_epu64_mask(p, limit);
-        if (!act)
-            break;
-        __m512i idx = _mm512_and_si512(_mm512_srlv_epi64(c, p), low15);
-        __m256i t = _mm512_mask_i64gather_epi32(_mm256_setzero_si256(), act, idx,
-                                                (const void *)fk_scan_tab, 2);
-        acc = _mm512_mask_add_epi64(acc, act, acc, _mm512_and_si512(_mm512_cvtepu32_epi64(t), low16));
-    }
-    __m512i p = _mm512_srli_epi64(acc, 8);
-    __mmask8 left = _mm512_cmple_epu64_mask(p, _mm512_set1_epi64(63));
-    __m512i idx = _mm512_and_si512(_mm512_srlv_epi64(c, p), low8);
-    __m256i tail = _mm512_mask_i64gather_epi32(_mm256_setzero_si256(), left, idx,
-                                               (const void *)fk_scan_tail, 1);
-    __m512i total = _mm512_add_epi64(_mm512_and_si512(acc, low8),
-                                     _mm512_and_si512(_mm512_cvtepu32_epi64(tail), low8));
-    int64_t out[8];
-    _mm512_storeu_si512((void *)out, total);
-    for (int l = 0; l < n; l++)
-        steps[l] = (int)out[l];
-}
-
-/* (gathers measured slower than the scalar lanes: not used) */
 /* A full fp32 group in four zmm (see fk_avx2_group64). */
 static inline int64_t fk_avx512_group64(const int32_t *we, const int32_t *wa, const int32_t *wn,
                                         const int32_t *ae, const int32_t *am, int32_t *emax_out)
@@ -361,19 +384,6 @@ static inline int64_t fk_avx512_group64(const int32_t *we, const int32_t *wa, co
     return _mm512_reduce_add_epi64(acc);
 }
 
-/* One scanner step of 8 columns: r = col >> p; the second 1 of the window
- * is the lowest 1 of r & (r - 1), capped at 8 by setting bit 8 (one
- * ternary-logic op); its index is 63 - lzcnt of the mask of bits up to it. */
-static inline __m512i fk_avx512_scan_step(__m512i c, __m512i p)
-{
-    const __m512i one = _mm512_set1_epi64(1), bit8 = _mm512_set1_epi64(0x100);
-    const __m512i k63 = _mm512_set1_epi64(63);
-    __m512i r = _mm512_srlv_epi64(c, p);
-    __m512i y = _mm512_ternarylogic_epi64(r, _mm512_sub_epi64(r, one), bit8, 0xEA); /* a&b|c */
-    __m512i upto = _mm512_xor_si512(y, _mm512_sub_epi64(y, one));
-    return _mm512_add_epi64(p, _mm512_sub_epi64(k63, _mm512_lzcnt_epi64(upto)));
-}
-
 /* ---- S from a tight upper bound ------------------------------------
  *
  * Steps of a column = short moves (landing on the second 1 of a window, a
@@ -389,7 +399,8 @@ static inline __m512i fk_avx512_scan_step(__m512i c, __m512i p)
  * U is exact or one above for most columns, so S = max steps is found by
  * walking only the column with the largest U, and the columns whose U
  * exceeds the steps found (few): S stays exact whatever the bound's slack.
- * The walks of many groups' top columns run in SIMD lanes (a batch). */
+ * Used for single groups (fixed-mode weights, short groups); the layers'
+ * fp32 groups take the 16-group automaton below. */
 
 /* popcount of each 64-bit lane (nibble table, AVX512BW only). */
 static inline __m512i fk_avx512_popcnt64(__m512i x)
@@ -492,167 +503,224 @@ static inline int fk_avx512_scan_max(const uint64_t *col)
     return fk_avx512_scan_max_of(col, U, umax, top);
 }
 
-/* One scanner step of 8 columns kept as one-hot positions m = 1 << p (0
- * once p > 63): the window's 1s from p are z = col & -m; the new position
- * is the lowest 1 of (z without its lowest 1) | m << 8. */
-static inline __m512i fk_avx512_onehot_step(__m512i c, __m512i m)
-{
-    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi64(1);
-    __m512i z = _mm512_and_si512(c, _mm512_sub_epi64(zero, m));
-    __m512i w = _mm512_ternarylogic_epi64(z, _mm512_sub_epi64(z, one), _mm512_slli_epi64(m, 8),
-                                          0xEA);                      /* a & b | c */
-    return _mm512_and_si512(w, _mm512_sub_epi64(zero, w));
-}
+/* ---- S of 16 groups at once: the scanner as a bit-sliced automaton ------
+ *
+ * The check-window scanner of one column reads its bits in order k = 0..63
+ * as a finite automaton: the state is d = k - p (bits of the window read so
+ * far, 0..7) and c = whether the window already holds a 1.  Reading bit b:
+ *   b & c (the window's second 1): a new window starts at k (it holds that
+ *                                  1): d = 1, c = 1;
+ *   else d = 7 (the window is full): a new window starts at k + 1: d = 0, c = 0;
+ *   else d = d + 1, c = c | b;
+ * and steps = 1 + the number of new windows that start at <= 63 (every new
+ * window of the first kind, and of the second kind for k < 63).  Every bit
+ * column of a group runs the same automaton on its own bits, so a 32-bit
+ * word holds the state of a group's 24 columns (one bit each; bits 24..31
+ * and pruned columns are zero columns: 8 steps, never above S), and the 16
+ * dword lanes of a zmm 16 groups: row k of every lane is the aligned,
+ * pruned weight k of its group, fed by 16x16 dword transposes of the
+ * groups' 64 rows.  d is a 4-bit Johnson counter (j0 j1 j2 j3: 0000, 0001,
+ * 0011, 0111, 1111, 1110, 1100, 1000 for d = 0..7; d + 1 shifts it: j0 =
+ * ~j3, j(i+1) = j(i); full = j3 & ~j2), so one row is 7 ternary-logic ops.
+ * The new-window events are added into bit-sliced counters (carry-save
+ * adders, eight rows at a time), and the largest count over the bits of
+ * a lane (bit-sliced maximum, from the top plane) gives S - 1.  Exact by
+ * construction; tests/test_fast.py checks it against the reference on
+ * adversarial columns (dense, sparse, runs, windows crossing bits 56..63,
+ * prune masks). */
 
-/* Steps of n <= FK_LANES4 columns, walked in lockstep in four zmm. */
-#define FK_LANES4 32
-static void fk_avx512_steps_lanes(const uint64_t *cols, int n, uint8_t *steps)
-{
-    const __m512i one = _mm512_set1_epi64(1);
-    __m512i c[4], m[4], cnt[4];
-    for (int i = 0; i < 4; i++) {
-        int left = n - 8 * i;
-        __mmask8 valid = left >= 8 ? 0xFF : left <= 0 ? 0 : (__mmask8)((1u << left) - 1u);
-        c[i] = _mm512_maskz_loadu_epi64(valid, (const void *)(cols + 8 * i));
-        m[i] = one;
-    }
-    /* every column takes at least 8 steps: no end test before */
-    for (int round = 0; round < BITLET_WINDOW; round++) {
-        for (int i = 0; i < 4; i++)
-            m[i] = fk_avx512_onehot_step(c[i], m[i]);
-    }
-    for (int i = 0; i < 4; i++)
-        cnt[i] = _mm512_set1_epi64(BITLET_WINDOW);
-    for (;;) {
-        __mmask8 live[4];
-        for (int i = 0; i < 4; i++)
-            live[i] = _mm512_test_epi64_mask(m[i], m[i]);
-        if (!(live[0] | live[1] | live[2] | live[3]))
-            break;
-        for (int i = 0; i < 4; i++) {
-            cnt[i] = _mm512_mask_add_epi64(cnt[i], live[i], cnt[i], one);
-            m[i] = fk_avx512_onehot_step(c[i], m[i]);
-        }
-    }
-    uint8_t all[FK_LANES4];
-    for (int i = 0; i < 4; i++)
-        _mm_storel_epi64((__m128i *)(all + 8 * i), _mm512_cvtepi64_epi8(cnt[i]));
-    for (int l = 0; l < n; l++)
-        steps[l] = all[l];
-}
+/* ternary-logic truth tables, arguments (a, b, c) */
+#define FK_TL_EVENT 0xEA   /* a & b | c: second 1 (b & c) or full window    */
+#define FK_TL_HAS1  0xD4   /* a & b | (a | b) & ~c: c of the next bit        */
+#define FK_TL_J0    0x8F   /* ~a | b & c                                      */
+#define FK_TL_JN    0x70   /* a & ~(b & c)                                    */
+#define FK_TL_XOR3  0x96
+#define FK_TL_MAJ   0xE8
+#define FK_TL_XAND  0x78   /* a ^ (b & c)                                     */
 
-/* A batch of groups waiting for S: their columns and bounds, where S goes,
- * and a queue of columns to walk: every column of a group whose bound
- * equals the group's largest (1.4 per group on CNN layers).  The queue is
- * walked FK_LANES4 columns at a time; a group whose walked columns stay
- * below its largest bound then walks (one by one, rare) its other columns
- * whose bound beats the steps found. */
-#define FK_SBATCH FK_LANES4
 typedef struct {
-    int n, nl;
-    uint64_t col[FK_SBATCH][FK_COLS];
-    uint8_t U[FK_SBATCH][32];             /* [FK_COLS] used, padded to 32 */
-    uint8_t umax[FK_SBATCH], s[FK_SBATCH];
-    uint32_t top[FK_SBATCH];
-    uint8_t *dst[FK_SBATCH];
-    uint64_t lane[FK_LANES4 + 8];         /* + room for a whole zmm store */
-    uint8_t owner[FK_LANES4 + 32];
-} fk_avx512_sbatch_t;
+    __m512i j0, j1, j2, j3, c;            /* automaton (Johnson counter, c)  */
+    __m512i ones, twos, fours, e0, e1, e2; /* event count, bit-sliced        */
+} fk_sa_t;
 
-static inline void fk_avx512_sbatch_init(fk_avx512_sbatch_t *b)
+/* One bit row b (row k of the 16 groups); returns the new-window events
+ * (last: k = 63, where a full window's successor starts past the end). */
+FK_INLINE __m512i fk_avx512_sa_row(fk_sa_t *s, __m512i b, int last)
 {
-    b->n = 0;
-    b->nl = 0;
+    __m512i full = _mm512_andnot_si512(s->j2, s->j3);
+    __m512i ev = last ? _mm512_and_si512(b, s->c)
+                      : _mm512_ternarylogic_epi32(b, s->c, full, FK_TL_EVENT);
+    __m512i c = _mm512_ternarylogic_epi32(b, s->c, full, FK_TL_HAS1);
+    __m512i j0 = _mm512_ternarylogic_epi32(s->j3, b, s->c, FK_TL_J0);
+    __m512i j1 = _mm512_ternarylogic_epi32(s->j0, b, s->c, FK_TL_JN);
+    __m512i j2 = _mm512_ternarylogic_epi32(s->j1, b, s->c, FK_TL_JN);
+    s->j3 = _mm512_ternarylogic_epi32(s->j2, b, s->c, FK_TL_JN);
+    s->j2 = j2;
+    s->j1 = j1;
+    s->j0 = j0;
+    s->c = c;
+    return ev;
 }
 
-static inline uint64_t *fk_avx512_sbatch_slot(fk_avx512_sbatch_t *b)
+/* carry-save adder: a + b + c = 2 hi + lo, bitwise */
+#define FK_CSA(hi, lo, a, b, c) do { __m512i a_ = (a), b_ = (b), c_ = (c); \
+    (hi) = _mm512_ternarylogic_epi32(a_, b_, c_, FK_TL_MAJ); \
+    (lo) = _mm512_ternarylogic_epi32(a_, b_, c_, FK_TL_XOR3); } while (0)
+
+/* Eight rows r[0..7] (k = k0 .. k0 + 7) through the automaton, their
+ * events into the counter (ones + 2 twos + 4 fours + 8 (e0 + 2 e1 + 4 e2)). */
+FK_INLINE void fk_avx512_sa_rows8(fk_sa_t *s, const __m512i *r, int last_block)
 {
-    return b->col[b->n];
+    __m512i e[8], ta, tb, fa, fb, ea;
+    for (int i = 0; i < 8; i++)
+        e[i] = fk_avx512_sa_row(s, r[i], last_block && i == 7);
+    FK_CSA(ta, s->ones, s->ones, e[0], e[1]);
+    FK_CSA(tb, s->ones, s->ones, e[2], e[3]);
+    FK_CSA(fa, s->twos, s->twos, ta, tb);
+    FK_CSA(ta, s->ones, s->ones, e[4], e[5]);
+    FK_CSA(tb, s->ones, s->ones, e[6], e[7]);
+    FK_CSA(fb, s->twos, s->twos, ta, tb);
+    FK_CSA(ea, s->fours, s->fours, fa, fb);
+    /* at most 63 events: the eights fit in three bits */
+    __m512i carry = _mm512_and_si512(s->e0, ea);
+    s->e2 = _mm512_ternarylogic_epi32(s->e2, s->e1, carry, FK_TL_XAND);
+    s->e1 = _mm512_xor_si512(s->e1, carry);
+    s->e0 = _mm512_xor_si512(s->e0, ea);
 }
 
-static void fk_avx512_sbatch_flush(fk_avx512_sbatch_t *b)
+/* In-place transpose of 16x16 dwords: r[i] lane j -> r[j] lane i. */
+FK_INLINE void fk_avx512_t16(__m512i r[16])
 {
-    uint8_t steps[FK_LANES4];
-    if (b->n == 0)
-        return;
-    fk_avx512_steps_lanes(b->lane, b->nl, steps);
-    for (int l = 0; l < b->nl; l++) {
-        uint8_t *s = &b->s[b->owner[l]];
-        *s = steps[l] > *s ? steps[l] : *s;
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
     }
-    for (int i = 0; i < b->n; i++) {
-        /* other columns that may beat s (none when s reached the bound) */
-        int s = b->s[i];
-        __m256i u = _mm256_loadu_si256((const __m256i *)b->U[i]);
-        uint32_t more = (uint32_t)_mm256_cmpgt_epu8_mask(u, _mm256_set1_epi8((char)s)) &
-                        ~b->top[i] & ((1u << FK_COLS) - 1u);
-        for (; more; more &= more - 1) {
-            int t = fk_avx512_walk(b->col[i][__builtin_ctz(more)]);
-            s = t > s ? t : s;
+    for (int i = 0; i < 16; i += 4) {
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    /* u[4 a + m], 128-bit lane L: element 4 L + m of rows 4 a .. 4 a + 3 */
+    for (int m = 0; m < 4; m++) {
+        t[m] = _mm512_shuffle_i32x4(u[m], u[4 + m], 0x88);       /* L = 0, 2 */
+        t[4 + m] = _mm512_shuffle_i32x4(u[m], u[4 + m], 0xDD);   /* L = 1, 3 */
+        t[8 + m] = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0x88);
+        t[12 + m] = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0xDD);
+    }
+    for (int m = 0; m < 4; m++) {
+        r[m] = _mm512_shuffle_i32x4(t[m], t[8 + m], 0x88);           /* 4 L = 0  */
+        r[8 + m] = _mm512_shuffle_i32x4(t[m], t[8 + m], 0xDD);       /* 4 L = 8  */
+        r[4 + m] = _mm512_shuffle_i32x4(t[4 + m], t[12 + m], 0x88);  /* 4 L = 4  */
+        r[12 + m] = _mm512_shuffle_i32x4(t[4 + m], t[12 + m], 0xDD); /* 4 L = 12 */
+    }
+}
+
+/* S of the 16 groups' rows (lane j: group j), as dwords; rows nrows..63
+ * are zero (nrows a multiple of 16).  Zero rows hold no second 1, so from
+ * row nrows on the windows start every 8 bits from the current window's
+ * start nrows - d: (56 - nrows) / 8 more new windows when d = 0, one more
+ * when d != 0 (j0 | j3), added without running them. */
+static inline __m512i fk_avx512_scan16(const uint32_t rows[16][FK_GROUP], int nrows)
+{
+    const __m512i zero = _mm512_setzero_si512();
+    fk_sa_t s;
+    s.j0 = s.j1 = s.j2 = s.j3 = s.c = zero;
+    s.ones = s.twos = s.fours = s.e0 = s.e1 = s.e2 = zero;
+    for (int blk = 0; blk < nrows / 16; blk++) {
+        __m512i r[16];
+        for (int j = 0; j < 16; j++)
+            r[j] = _mm512_load_si512((const void *)(rows[j] + 16 * blk));
+        fk_avx512_t16(r);
+        fk_avx512_sa_rows8(&s, r, 0);
+        fk_avx512_sa_rows8(&s, r + 8, blk == FK_GROUP / 16 - 1);
+    }
+    if (nrows < FK_GROUP) {                 /* the zero tail's d != 0 window */
+        __m512i *plane_in[6] = { &s.ones, &s.twos, &s.fours, &s.e0, &s.e1, &s.e2 };
+        __m512i carry = _mm512_or_si512(s.j0, s.j3);
+        for (int i = 0; i < 6; i++) {
+            __m512i t = _mm512_and_si512(*plane_in[i], carry);
+            *plane_in[i] = _mm512_xor_si512(*plane_in[i], carry);
+            carry = t;
         }
-        *b->dst[i] = (uint8_t)s;
     }
-    b->n = 0;
-    b->nl = 0;
+    /* the largest count of each lane: planes from the top, keeping the
+     * bits (columns) that have the plane's bit while any does */
+    const __m512i plane[6] = { s.ones, s.twos, s.fours, s.e0, s.e1, s.e2 };
+    __m512i cand = _mm512_set1_epi32(-1);   /* steps = 1 + count (+ the tail's) */
+    __m512i best = _mm512_set1_epi32(1 + (nrows < FK_GROUP ? (FK_GROUP - 8 - nrows) / 8 : 0));
+    for (int i = 5; i >= 0; i--) {
+        __m512i t = _mm512_and_si512(cand, plane[i]);
+        __mmask16 any = _mm512_test_epi32_mask(t, t);
+        cand = _mm512_mask_mov_epi32(cand, any, t);
+        best = _mm512_mask_add_epi32(best, any, best, _mm512_set1_epi32(1 << i));
+    }
+    return best;
 }
 
-/* The group whose columns were written to the slot: S now (all bounds 8)
- * or queued; S is in *dst after the next flush at the latest. */
-static inline void fk_avx512_sbatch_queue(fk_avx512_sbatch_t *b, uint8_t *dst, int umax,
-                                          uint32_t top)
+/* FK_SCAN_ROWS of fast_kern.inc: S of 16 groups' rows into S[16]. */
+static void fk_avx512_scan_rows(const uint32_t rows[16][FK_GROUP], int nrows, uint32_t *S)
 {
-    int i = b->n;
-    if (umax <= BITLET_WINDOW) {
-        *dst = (uint8_t)umax;
-        return;
-    }
-    int ties = __builtin_popcount(top);
-    if (b->nl + ties > FK_LANES4) {       /* the queue is full: walk it */
-        uint64_t *mine = b->col[i];
-        uint64_t keep[FK_COLS];
-        for (int g = 0; g < FK_COLS; g++)
-            keep[g] = mine[g];
-        uint8_t U[32];
-        for (int g = 0; g < 32; g++)
-            U[g] = b->U[i][g];
-        fk_avx512_sbatch_flush(b);
-        for (int g = 0; g < FK_COLS; g++)
-            b->col[0][g] = keep[g];
-        for (int g = 0; g < 32; g++)
-            b->U[0][g] = U[g];
-        i = 0;
-    }
-    b->umax[i] = (uint8_t)umax;
-    b->top[i] = top;
-    b->s[i] = 0;
-    b->dst[i] = dst;
-    _mm256_storeu_si256((__m256i *)(b->owner + b->nl), _mm256_set1_epi8((char)i));
-    for (int z = 0; z < 3; z++) {         /* the tied columns, compressed */
-        __mmask8 sel = (__mmask8)(top >> (8 * z));
-        __m512i c = _mm512_loadu_si512((const void *)(b->col[i] + 8 * z));
-        _mm512_storeu_si512((void *)(b->lane + b->nl), _mm512_maskz_compress_epi64(sel, c));
-        b->nl += __builtin_popcount((unsigned)sel);
-    }
-    if (++b->n == FK_SBATCH)
-        fk_avx512_sbatch_flush(b);
+    _mm512_storeu_si512((void *)S, fk_avx512_scan16(rows, nrows));
 }
 
-static inline void fk_avx512_sbatch_push(fk_avx512_sbatch_t *b, uint8_t *dst)
+/* Two fp32 groups with prune of two activation rows and the same 64
+ * weights (fk_avx512_group64_rows twice, interleaved: each weight vector
+ * is loaded once, the two dependency chains overlap). */
+static inline void fk_avx512_group64x2_rows(const int32_t *we, const int32_t *wa,
+                                            const int32_t *wn, const int32_t *ae0,
+                                            const int32_t *am0, const int32_t *ae1,
+                                            const int32_t *am1, uint32_t prune,
+                                            int64_t acc_out[2], int32_t emax_out[2],
+                                            uint32_t *walign0, uint32_t *walign1)
 {
-    uint32_t top;
-    int umax = fk_avx512_bounds(b->col[b->n], b->U[b->n], &top);
-    fk_avx512_sbatch_queue(b, dst, umax, top);
+    __m512i e0[4], e1[4];
+    for (int i = 0; i < 4; i++) {
+        __m512i w = _mm512_loadu_si512((const void *)(we + 16 * i));
+        e0[i] = _mm512_add_epi32(w, _mm512_loadu_si512((const void *)(ae0 + 16 * i)));
+        e1[i] = _mm512_add_epi32(w, _mm512_loadu_si512((const void *)(ae1 + 16 * i)));
+    }
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i m0 = _mm512_max_epi32(_mm512_max_epi32(e0[0], e0[1]), _mm512_max_epi32(e0[2], e0[3]));
+    __m512i m1 = _mm512_max_epi32(_mm512_max_epi32(e1[0], e1[1]), _mm512_max_epi32(e1[2], e1[3]));
+    int32_t emax0 = _mm512_reduce_max_epi32(_mm512_max_epi32(m0, zero));
+    int32_t emax1 = _mm512_reduce_max_epi32(_mm512_max_epi32(m1, zero));
+    emax_out[0] = emax0;
+    emax_out[1] = emax1;
+    const __m512i v0 = _mm512_set1_epi32(emax0), v1 = _mm512_set1_epi32(emax1);
+    const __m512i vprune = _mm512_set1_epi32((int)prune);
+    __m512i acc0 = zero, acc1 = zero;
+    for (int i = 0; i < 4; i++) {
+        __m512i a = _mm512_loadu_si512((const void *)(wa + 16 * i));
+        __m512i n = _mm512_loadu_si512((const void *)(wn + 16 * i));
+        __m512i x0 = _mm512_and_si512(_mm512_srlv_epi32(a, _mm512_sub_epi32(v0, e0[i])), vprune);
+        __m512i x1 = _mm512_and_si512(_mm512_srlv_epi32(a, _mm512_sub_epi32(v1, e1[i])), vprune);
+        _mm512_store_si512((void *)(walign0 + 16 * i), x0);
+        _mm512_store_si512((void *)(walign1 + 16 * i), x1);
+        __m512i xs0 = _mm512_sub_epi32(_mm512_xor_si512(x0, n), n);
+        __m512i xs1 = _mm512_sub_epi32(_mm512_xor_si512(x1, n), n);
+        __m512i p0 = _mm512_loadu_si512((const void *)(am0 + 16 * i));
+        __m512i p1 = _mm512_loadu_si512((const void *)(am1 + 16 * i));
+        acc0 = _mm512_add_epi64(acc0, _mm512_mul_epi32(xs0, p0));
+        acc1 = _mm512_add_epi64(acc1, _mm512_mul_epi32(xs1, p1));
+        acc0 = _mm512_add_epi64(acc0, _mm512_mul_epi32(_mm512_srli_epi64(xs0, 32),
+                                                       _mm512_srli_epi64(p0, 32)));
+        acc1 = _mm512_add_epi64(acc1, _mm512_mul_epi32(_mm512_srli_epi64(xs1, 32),
+                                                       _mm512_srli_epi64(p1, 32)));
+    }
+    acc_out[0] = _mm512_reduce_add_epi64(acc0);
+    acc_out[1] = _mm512_reduce_add_epi64(acc1);
 }
 
-/* A full fp32 group with prune (see fk_avx512_group64) that also returns
- * the 24 bit columns of its aligned pruned weights, transposed straight
- * from the registers (byte planes, one byte test per bit). */
-static inline int64_t fk_avx512_group64_cols(const int32_t *we, const int32_t *wa,
+/* A full fp32 group with prune (see fk_avx512_group64) that also stores
+ * its aligned pruned weights (rows) to walign. */
+static inline int64_t fk_avx512_group64_rows(const int32_t *we, const int32_t *wa,
                                              const int32_t *wn, const int32_t *ae,
                                              const int32_t *am, uint32_t prune,
-                                             int32_t *emax_out, uint64_t *col)
+                                             int32_t *emax_out, uint32_t *walign)
 {
-    __m512i e[4], x[4];
+    __m512i e[4];
     for (int i = 0; i < 4; i++)
         e[i] = _mm512_add_epi32(_mm512_loadu_si512((const void *)(we + 16 * i)),
                                 _mm512_loadu_si512((const void *)(ae + 16 * i)));
@@ -663,39 +731,24 @@ static inline int64_t fk_avx512_group64_cols(const int32_t *we, const int32_t *w
     const __m512i vmax = _mm512_set1_epi32(emax), vprune = _mm512_set1_epi32((int)prune);
     __m512i acc = _mm512_setzero_si512();
     for (int i = 0; i < 4; i++) {
-        x[i] = _mm512_and_si512(_mm512_srlv_epi32(_mm512_loadu_si512((const void *)(wa + 16 * i)),
-                                                  _mm512_sub_epi32(vmax, e[i])), vprune);
+        __m512i x = _mm512_and_si512(_mm512_srlv_epi32(_mm512_loadu_si512((const void *)(wa + 16 * i)),
+                                                       _mm512_sub_epi32(vmax, e[i])), vprune);
+        _mm512_store_si512((void *)(walign + 16 * i), x);
         __m512i n = _mm512_loadu_si512((const void *)(wn + 16 * i));
-        __m512i xs = _mm512_sub_epi32(_mm512_xor_si512(x[i], n), n);
+        __m512i xs = _mm512_sub_epi32(_mm512_xor_si512(x, n), n);
         __m512i a = _mm512_loadu_si512((const void *)(am + 16 * i));
         acc = _mm512_add_epi64(acc, _mm512_mul_epi32(xs, a));
         acc = _mm512_add_epi64(acc, _mm512_mul_epi32(_mm512_srli_epi64(xs, 32),
                                                      _mm512_srli_epi64(a, 32)));
     }
-    for (int plane = 0; plane < FK_COLS / 8; plane++) {
-        __m512i p = _mm512_inserti64x2(
-            _mm512_castsi128_si512(_mm512_cvtepi32_epi8(_mm512_srli_epi32(x[0], 8 * plane))),
-            _mm512_cvtepi32_epi8(_mm512_srli_epi32(x[1], 8 * plane)), 1);
-        p = _mm512_inserti64x2(p, _mm512_cvtepi32_epi8(_mm512_srli_epi32(x[2], 8 * plane)), 2);
-        p = _mm512_inserti64x2(p, _mm512_cvtepi32_epi8(_mm512_srli_epi32(x[3], 8 * plane)), 3);
-        /* one vector store per plane: the S kernels load the columns as
-         * vectors, which 8 scalar stores would not forward to */
-        long long m[8];
-        for (int j = 0; j < 8; j++)
-            m[j] = (long long)_mm512_test_epi8_mask(p, _mm512_set1_epi8((char)(1 << j)));
-        _mm512_storeu_si512((void *)(col + 8 * plane),
-                            _mm512_set_epi64(m[7], m[6], m[5], m[4], m[3], m[2], m[1], m[0]));
-    }
     return _mm512_reduce_add_epi64(acc);
 }
 
-#define FK_GROUP64_COLS_SIMD fk_avx512_group64_cols
+#define FK_GROUP64_ROWS_SIMD fk_avx512_group64_rows
 #define FK_SCAN_MAX_SIMD fk_avx512_scan_max
-#define FK_SBATCH_T fk_avx512_sbatch_t
-#define FK_SBATCH_INIT fk_avx512_sbatch_init
-#define FK_SBATCH_SLOT fk_avx512_sbatch_slot
-#define FK_SBATCH_PUSH fk_avx512_sbatch_push
-#define FK_SBATCH_FLUSH fk_avx512_sbatch_flush
+#define FK_GROUP64X2_ROWS_SIMD fk_avx512_group64x2_rows
+#define FK_SCAN_ROWS fk_avx512_scan_rows
+#define FK_SCAN_ROWS_GROUPS 16
 #define FK_GROUP64_SIMD fk_avx512_group64
 #define FK_COLUMNS_SIMD fk_avx512_columns_simd
 #define FK_NAME(x) fk_avx512_##x
@@ -706,12 +759,10 @@ static inline int64_t fk_avx512_group64_cols(const int32_t *we, const int32_t *w
 #undef FK_COLUMNS_SIMD
 #undef FK_GROUP64_SIMD
 #undef FK_SCAN_MAX_SIMD
-#undef FK_SBATCH_T
-#undef FK_SBATCH_INIT
-#undef FK_SBATCH_SLOT
-#undef FK_SBATCH_PUSH
-#undef FK_SBATCH_FLUSH
-#undef FK_GROUP64_COLS_SIMD
+#undef FK_SCAN_ROWS
+#undef FK_SCAN_ROWS_GROUPS
+#undef FK_GROUP64_ROWS_SIMD
+#undef FK_GROUP64X2_ROWS_SIMD
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -723,7 +774,9 @@ static inline int64_t fk_avx512_group64_cols(const int32_t *we, const int32_t *w
  * columns of a group from its aligned weights in 5 instructions a byte
  * plane (two-source byte permutes gather plane bytes, rows reversed per
  * 8; GF2P8AFFINEQB transposes each 8x8 bit block; one byte permute puts
- * column j's bytes in qword j) and per-lane popcounts for the bounds. */
+ * column j's bytes in qword j) and per-lane popcounts for the bounds
+ * (single-group S: fixed-mode weights, short groups; the layers' fp32
+ * groups take the automaton above). */
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target( \
     "avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx512vbmi,avx512vpopcntdq,gfni," \
@@ -810,53 +863,11 @@ static inline int fk_avx512v_scan_max(const uint64_t *col)
     return fk_avx512_scan_max_of(col, U, umax, top);
 }
 
-/* The batch logic of fk_avx512_sbatch_push again, on purpose: each kernel family is
- * compiled under its own target attributes, and a helper shared across them would
- * not inline (duplicates pairs the two AVX-512 families' S batches). */
-static inline void fk_avx512v_sbatch_push(fk_avx512_sbatch_t *b, uint8_t *dst)
-{
-    uint32_t top;
-    int umax = fk_avx512v_bounds(b->col[b->n], b->U[b->n], &top);
-    fk_avx512_sbatch_queue(b, dst, umax, top);
-}
-
-/* fk_avx512_group64_cols with the transposition above. */
-static inline int64_t fk_avx512v_group64_cols(const int32_t *we, const int32_t *wa,
-                                              const int32_t *wn, const int32_t *ae,
-                                              const int32_t *am, uint32_t prune,
-                                              int32_t *emax_out, uint64_t *col)
-{
-    __m512i e[4], x[4];
-    for (int i = 0; i < 4; i++)
-        e[i] = _mm512_add_epi32(_mm512_loadu_si512((const void *)(we + 16 * i)),
-                                _mm512_loadu_si512((const void *)(ae + 16 * i)));
-    __m512i m = _mm512_max_epi32(_mm512_max_epi32(e[0], e[1]), _mm512_max_epi32(e[2], e[3]));
-    m = _mm512_max_epi32(m, _mm512_setzero_si512());
-    int32_t emax = _mm512_reduce_max_epi32(m);
-    *emax_out = emax;
-    const __m512i vmax = _mm512_set1_epi32(emax), vprune = _mm512_set1_epi32((int)prune);
-    __m512i acc = _mm512_setzero_si512();
-    for (int i = 0; i < 4; i++) {
-        x[i] = _mm512_and_si512(_mm512_srlv_epi32(_mm512_loadu_si512((const void *)(wa + 16 * i)),
-                                                  _mm512_sub_epi32(vmax, e[i])), vprune);
-        __m512i n = _mm512_loadu_si512((const void *)(wn + 16 * i));
-        __m512i xs = _mm512_sub_epi32(_mm512_xor_si512(x[i], n), n);
-        __m512i a = _mm512_loadu_si512((const void *)(am + 16 * i));
-        acc = _mm512_add_epi64(acc, _mm512_mul_epi32(xs, a));
-        acc = _mm512_add_epi64(acc, _mm512_mul_epi32(_mm512_srli_epi64(xs, 32),
-                                                     _mm512_srli_epi64(a, 32)));
-    }
-    fk_avx512v_columns_regs(x, col);
-    return _mm512_reduce_add_epi64(acc);
-}
-
-#define FK_GROUP64_COLS_SIMD fk_avx512v_group64_cols
+#define FK_GROUP64_ROWS_SIMD fk_avx512_group64_rows
 #define FK_SCAN_MAX_SIMD fk_avx512v_scan_max
-#define FK_SBATCH_T fk_avx512_sbatch_t
-#define FK_SBATCH_INIT fk_avx512_sbatch_init
-#define FK_SBATCH_SLOT fk_avx512_sbatch_slot
-#define FK_SBATCH_PUSH fk_avx512v_sbatch_push
-#define FK_SBATCH_FLUSH fk_avx512_sbatch_flush
+#define FK_GROUP64X2_ROWS_SIMD fk_avx512_group64x2_rows
+#define FK_SCAN_ROWS fk_avx512_scan_rows
+#define FK_SCAN_ROWS_GROUPS 16
 #define FK_GROUP64_SIMD fk_avx512_group64
 #define FK_COLUMNS_SIMD fk_avx512v_columns_simd
 #define FK_NAME(x) fk_avx512v_##x
@@ -867,12 +878,10 @@ static inline int64_t fk_avx512v_group64_cols(const int32_t *we, const int32_t *
 #undef FK_COLUMNS_SIMD
 #undef FK_GROUP64_SIMD
 #undef FK_SCAN_MAX_SIMD
-#undef FK_SBATCH_T
-#undef FK_SBATCH_INIT
-#undef FK_SBATCH_SLOT
-#undef FK_SBATCH_PUSH
-#undef FK_SBATCH_FLUSH
-#undef FK_GROUP64_COLS_SIMD
+#undef FK_SCAN_ROWS
+#undef FK_SCAN_ROWS_GROUPS
+#undef FK_GROUP64_ROWS_SIMD
+#undef FK_GROUP64X2_ROWS_SIMD
 #if defined(__clang__)
 #pragma clang attribute pop
 #else

@@ -36,21 +36,16 @@ if set, else every CPU the process may use.  Results never depend on the
 thread count.
 
 Cost of cycle accounting: results only never run the check-window scanner.
-With ``cycles=True`` every group's S is computed too.  The 24 bit columns
-of its aligned weights are transposed from the vector registers, and a
-tight upper bound of each column's steps is computed with a few bit
-operations (popcount of the 1s with another 1 at most 7 below, plus the
-jumps of 8 the rest of the column leaves room for; emu/fast_kern.inc
-derives it).  Only the columns whose bound reaches the group's largest are
-walked by the scanner (1.4 per group on CNN layers; AVX-512: 32 columns
-of many groups in lockstep; the other kernels walk one such column per
-group first, 8 columns of a batch of 32 groups side by side), then the few
-whose bound still beats the steps found, so S stays exact.  This costs about 3.5-4x the time of the results
-for fp32 layers with K >= 64 (measured on AVX-512 with VBMI/GFNI, one
-thread: ~9 ns per group for results, ~34 ns with S), about 2x for 3x3
-depthwise (short groups: one table lookup per column); see
-``benchmarks/emulator.py``.  In fixed mode S depends on the weights only
-and is computed once per layer, so cycles are almost free.
+With ``cycles=True`` every group's S is computed too: the groups' aligned
+weights wait in batches of 8 or 16, and the scanner runs as a bit-sliced
+automaton over every bit column of the batch at once (a 32-bit word per
+group, a bit per column; emu/fast_kern_x86.c ``fk_avx512_scan16``
+describes it), on every kernel (AVX-512, AVX2, portable C).  Measured on
+AVX-512 with VBMI/GFNI, one thread, fp32 layers with K >= 64: S adds about
+0.7-0.9x the time of the results (``benchmarks/emulator.py --stages``),
+about as much on 3x3 depthwise layers (one group per output).  In fixed
+mode S depends on the weights only and is computed once per layer, so
+cycles are almost free.
 
 Kernels (``info()["isa"]``, chosen at run time, forced with ``set_isa``):
 ``avx512v`` (AVX-512 with VBMI, GFNI and VPOPCNTDQ), ``avx512``, ``avx2``
