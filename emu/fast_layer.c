@@ -60,6 +60,7 @@ typedef struct {
     uint64_t insn_addr;           /* device address of its fetch          */
     const void *act, *wgt, *bias, *acc;
     void *out;
+    int64_t act_t, out_t, wgt_ld; /* host layouts (bitlet_fast_buffers_t) */
     uint32_t ng;                  /* groups of the K tile                 */
 } fl_desc_t;
 
@@ -94,7 +95,8 @@ typedef struct {
     /* unpacked input [n][ih][iw][cin] */
     int32_t *xe, *xm;
     uint8_t *xs;                  /* Inf/NaN activation, or NULL if none */
-    uint8_t *row_special;         /* [n][ih] an input row holds Inf/NaN  */
+    uint8_t *row_special;         /* [act_tasks] a task's inputs hold Inf/NaN */
+    int64_t act_tasks;            /* unpack tasks (input rows or planar)  */
     int64_t n_px;                 /* output pixels                       */
     int64_t n_rows;               /* output rows (n, oy)                 */
     int64_t chunks_per_row;       /* tasks per output row (wide rows)    */
@@ -125,7 +127,7 @@ static void prep_weights_task(void *ctx, int64_t co, int worker)
 {
     fl_job_t *j = (fl_job_t *)ctx;
     const fl_desc_t *d = &j->d;
-    uint32_t row = d->ng * BITLET_GROUP;
+    uint64_t row = d->wgt_ld > 0 ? (uint64_t)d->wgt_ld : (uint64_t)d->ng * BITLET_GROUP;
     (void)worker;
     int32_t *we = j->we + co * j->stride;
     int32_t *wa = j->wa + co * j->stride;
@@ -215,6 +217,74 @@ static void prep_act_task(void *ctx, int64_t task, int worker)
                                                              j->xm + o + c0, j->xs + o + c0);
         }
     }
+}
+
+/* Unpack planar activations (act_t > 0; task = PLANAR_PX input pixels):
+ * each channel's run of pixels is contiguous on the host, unpacked as a
+ * run and scattered to the pixels' rows. */
+#define PLANAR_PX 64
+
+static int64_t planar_tasks(const fl_desc_t *d)
+{
+    int64_t px = (int64_t)d->b.n * d->b.ih * d->b.iw;
+    return (px + PLANAR_PX - 1) / PLANAR_PX;
+}
+
+static void prep_act_planar_task(void *ctx, int64_t task, int worker)
+{
+    enum { CB = 16 };             /* channels per block: one 64-byte line per pixel */
+    fl_job_t *j = (fl_job_t *)ctx;
+    const fl_desc_t *d = &j->d;
+    const bk_insn_t *L = &d->b;
+    const int64_t cin = L->cin;
+    const int64_t p0 = task * PLANAR_PX, px = (int64_t)L->n * L->ih * L->iw;
+    const int n = (int)(px - p0 < PLANAR_PX ? px - p0 : PLANAR_PX);
+    uint32_t words[PLANAR_PX];
+    int32_t e[CB][PLANAR_PX], m[CB][PLANAR_PX];
+    uint8_t s[CB][PLANAR_PX], special = 0;
+    (void)worker;
+    /* channel blocks: unpack CB channel runs, then write each pixel's CB
+     * channels as one run (rows of cin elements apart: writing them one
+     * channel at a time would thrash the cache sets when cin * 4 is a
+     * multiple of 4 KiB) */
+    for (int64_t c0 = 0; c0 < cin; c0 += CB) {
+        const int nc = (int)(cin - c0 < CB ? cin - c0 : CB);
+        for (int c = 0; c < nc; c++) {
+            uint64_t at = (uint64_t)(L->in_coff + c0 + c) * (uint64_t)d->act_t + (uint64_t)p0;
+            if (L->isfix) {
+                const int32_t *src = (const int32_t *)d->act + at;
+                for (int i = 0; i < n; i++)
+                    m[c][i] = fk_fixed_act(bk_fixed_act_word((uint32_t)src[i]));
+                continue;
+            }
+            const uint32_t *u = words;
+            if (L->afmt == BITLET_FMT_FP32) {
+                u = (const uint32_t *)d->act + at;
+            } else {                                 /* widen 16-bit formats first */
+                for (int i = 0; i < n; i++)
+                    words[i] = bk_widen(rd_elem(d->act, at + (uint64_t)i, L->afmt), L->afmt);
+            }
+            special |= (uint8_t)unpack_fp32_run(u, n, e[c], m[c], s[c]);
+        }
+        for (int i = 0; i < n; i++) {
+            int64_t o = (p0 + i) * cin + c0;
+            int32_t *xe = j->xe + o, *xm = j->xm + o;
+            if (L->isfix) {
+                for (int c = 0; c < nc; c++) {
+                    xe[c] = 0;
+                    xm[c] = m[c][i];
+                }
+                continue;
+            }
+            uint8_t *xs = j->xs + o;
+            for (int c = 0; c < nc; c++) {
+                xe[c] = e[c][i];
+                xm[c] = m[c][i];
+                xs[c] = s[c][i];
+            }
+        }
+    }
+    j->row_special[task] = special;
 }
 
 /* ------------------------------------------------------------------ */
@@ -353,6 +423,30 @@ static void start_values(const fl_job_t *j, int64_t p0, int R, uint32_t c0, uint
  * subnormals kept), except a NaN's payload, which bk_final_float replaces
  * by the canonical NaN either way (and ReLU keeps NaN); about 2x faster on
  * one-group layers, where the output stage is a large part of the work. */
+/* One output: sum (at) of channel co to element idx of the output. */
+static inline void write_one(const fl_desc_t *d, const bk_insn_t *nobias, int partial, int half,
+                             int bias, uint64_t idx, uint32_t co, const float *sum_f,
+                             const int64_t *sum_i, int64_t at)
+{
+    const bk_insn_t *L = &d->b;
+    if (L->isfix) {
+        if (partial)
+            ((int64_t *)d->out)[idx] = sum_i[at];
+        else
+            ((uint32_t *)d->out)[idx] = bk_final_fixed(
+                L, sum_i[at], bias ? ((const int64_t *)d->bias)[co] : 0);
+    } else if (partial) {
+        ((uint32_t *)d->out)[idx] = bk_partial_float(f_bits(sum_f[at]));
+    } else {
+        float v = bias ? sum_f[at] + ((const float *)d->bias)[co] : sum_f[at];
+        uint32_t u = bk_final_float(nobias, f_bits(v), 0u);
+        if (half)
+            ((uint16_t *)d->out)[idx] = (uint16_t)u;
+        else
+            ((uint32_t *)d->out)[idx] = u;
+    }
+}
+
 static void write_outputs(const fl_job_t *j, int64_t p0, int R, uint32_t c0, uint32_t C,
                           const float *sum_f, const int64_t *sum_i)
 {
@@ -363,27 +457,20 @@ static void write_outputs(const fl_job_t *j, int64_t p0, int R, uint32_t c0, uin
     int half = !L->isfix && !partial && bk_elem_bytes(L->ofmt) == 2u;
     int bias = (L->flags & BITLET_FLAG_BIAS) != 0;
     nobias.flags &= ~(uint32_t)BITLET_FLAG_BIAS;
+    if (d->out_t > 0) {           /* planar host layout: channel by channel */
+        for (uint32_t c = 0; c < C; c++) {
+            uint64_t base = (uint64_t)(L->out_coff + c0 + c) * (uint64_t)d->out_t + (uint64_t)p0;
+            for (int r = 0; r < R; r++)
+                write_one(d, &nobias, partial, half, bias, base + (uint64_t)r, c0 + c, sum_f,
+                          sum_i, (int64_t)r * C + c);
+        }
+        return;
+    }
     for (int r = 0; r < R; r++) {
         for (uint32_t c = 0; c < C; c++) {
-            int64_t at = (int64_t)r * C + c;
             uint32_t co = c0 + c;
             uint64_t idx = (uint64_t)(p0 + r) * L->out_cs + L->out_coff + co;
-            if (L->isfix) {
-                if (partial)
-                    ((int64_t *)d->out)[idx] = sum_i[at];
-                else
-                    ((uint32_t *)d->out)[idx] = bk_final_fixed(
-                        L, sum_i[at], bias ? ((const int64_t *)d->bias)[co] : 0);
-            } else if (partial) {
-                ((uint32_t *)d->out)[idx] = bk_partial_float(f_bits(sum_f[at]));
-            } else {
-                float v = bias ? sum_f[at] + ((const float *)d->bias)[co] : sum_f[at];
-                uint32_t u = bk_final_float(&nobias, f_bits(v), 0u);
-                if (half)
-                    ((uint16_t *)d->out)[idx] = (uint16_t)u;
-                else
-                    ((uint32_t *)d->out)[idx] = u;
-            }
+            write_one(d, &nobias, partial, half, bias, idx, co, sum_f, sum_i, (int64_t)r * C + c);
         }
     }
 }
@@ -689,7 +776,8 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
     BAIL_IF_NULL(j.xe);
     BAIL_IF_NULL(j.xm);
     j.xs = (uint8_t *)ws_get(ws, L->isfix ? 1 : xcount, 1);
-    j.row_special = (uint8_t *)ws_get(ws, (size_t)L->n * L->ih, 1);
+    j.act_tasks = d->act_t > 0 ? planar_tasks(d) : (int64_t)L->n * L->ih;
+    j.row_special = (uint8_t *)ws_get(ws, (size_t)j.act_tasks, 1);
     BAIL_IF_NULL(j.xs);
     BAIL_IF_NULL(j.row_special);
     j.n_px = (int64_t)L->n * L->oh * L->ow;
@@ -752,8 +840,9 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
         }
     }
     fk_parallel_for(j.threads, L->cout, prep_weights_task, &j);
-    fk_parallel_for(j.threads, (int64_t)L->n * L->ih, prep_act_task, &j);
-    if (memchr(j.row_special, 1, (size_t)L->n * L->ih) == NULL) {
+    fk_parallel_for(j.threads, j.act_tasks, d->act_t > 0 ? prep_act_planar_task : prep_act_task,
+                    &j);
+    if (memchr(j.row_special, 1, (size_t)j.act_tasks) == NULL) {
         j.xs = NULL;               /* no Inf/NaN input: gather skips the flags */
     }
     if (j.want_cycles && j.sched.tables != NULL)
@@ -799,6 +888,9 @@ int bitlet_fast_layer(const uint32_t *insn, uint64_t insn_addr, const bitlet_fas
     d.bias = (d.b.flags & BITLET_FLAG_BIAS) ? buf->bias : NULL;
     d.acc = (d.b.flags & BITLET_FLAG_ACCUM) ? buf->acc : NULL;
     d.out = buf->out;
+    d.act_t = buf->act_t;
+    d.out_t = buf->out_t;
+    d.wgt_ld = buf->wgt_ld;
     if (st == BITLET_STATUS_OK)
         st = check_bias(&d);
     if (st != BITLET_STATUS_OK)

@@ -272,7 +272,8 @@ class FastEngine:
 
     # -- one instruction on numpy buffers -------------------------------------
     def run_layer(self, insn: isa.Insn, buffers: dict, *, timestamp: int = 0, threads=None,
-                  cycles: bool = True) -> tuple:
+                  cycles: bool = True, words: np.ndarray | None = None, act_t: int = 0,
+                  out_t: int = 0, wgt_ld: int = 0, wgt_offset: int = 0) -> tuple:
         """One instruction on numpy buffers (``bitlet_fast_layer``).
 
         Parameters
@@ -282,12 +283,26 @@ class FastEngine:
         buffers : dict
             ``"act"``, ``"wgt"``, ``"out"`` and, when the flags use them,
             ``"acc"`` and ``"bias"``: C-contiguous numpy arrays in the
-            device layout (``out`` writable; None for an unused operand).
+            device layout, or the host layouts below (``out`` writable;
+            None for an unused operand).
         timestamp : int
             The clock at its start (cycles).
         threads : int, optional
         cycles : bool
             Run the cycle model (else the record's counters are 0).
+        words : ndarray of uint32 [hw.INSN_WORDS], optional
+            ``insn`` already encoded (:func:`bitlet.isa.program_words`).
+        act_t, out_t : int
+            0 (device layout) or the pixel count of a planar host layout:
+            element (pixel p, channel c) of the activations at
+            ``act[c * act_t + p]``, of the outputs at ``out[c * out_t + p]``
+            (a GEMM's A [K, N] and C [M, N] with ``act_t = out_t = N``; see
+            ``bitlet_fast_buffers_t`` in emu/bitlet_fast.h).
+        wgt_ld, wgt_offset : int
+            0 (device layout) or the weights' row length on the host, in
+            elements, and the element of row 0 where the instruction's K
+            tile starts (``64 * kg_begin`` of a [Cout, K] matrix: rows need
+            no K padding).
 
         Returns
         -------
@@ -302,7 +317,8 @@ class FastEngine:
             The kernel's checks refused the instruction (its status named).
         """
         ffi, lib = self.ffi, self.lib
-        words = np.ascontiguousarray(isa.program_words([insn]), dtype=np.uint32)
+        if words is None:
+            words = np.ascontiguousarray(isa.program_words([insn]), dtype=np.uint32)
         buf = ffi.new("bitlet_fast_buffers_t *")
         keep = [words]
         for name, arr in buffers.items():
@@ -310,7 +326,10 @@ class FastEngine:
                 continue
             ptr = ffi.from_buffer(arr, require_writable=name == "out")
             keep.append(ptr)
+            if name == "wgt" and wgt_offset:
+                ptr = ffi.cast("uint8_t *", ptr) + int(wgt_offset) * arr.itemsize
             setattr(buf, name, ffi.cast("void *", ptr))
+        buf.act_t, buf.out_t, buf.wgt_ld = int(act_t), int(out_t), int(wgt_ld)
         prof = ffi.new("bitlet_fast_prof_t *") if cycles else ffi.NULL
         status = lib.bitlet_fast_layer(ffi.from_buffer("uint32_t[]", words), 0, buf,
                                        int(timestamp), prof, _threads(threads))
