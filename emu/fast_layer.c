@@ -32,6 +32,11 @@
 #include "fast_sched.h"
 
 #define PIXELS_PER_TASK 32               /* output pixels per parallel task */
+/* Work worth another thread (waking one costs microseconds, more on a busy
+ * machine): group products of the blocks (~10 ns each results only, a few
+ * times more with cycles), elements of the unpacking (~1 ns each). */
+#define MIN_GROUPS_PER_THREAD 4096
+#define MIN_ELEMS_PER_THREAD 65536
 #define TILE_WEIGHT_BYTES (192 * 1024)   /* weights of one channel block    */
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -622,6 +627,14 @@ static void table_task(void *ctx, int64_t t, int worker)
 /* the layer                                                           */
 /* ------------------------------------------------------------------ */
 
+/* Threads for `work` units when `unit` of them are worth a thread: at
+ * most `threads`, at least 1. */
+static int threads_for(int threads, double work, double unit)
+{
+    double t = work / unit;
+    return t >= threads ? threads : (t < 1.0 ? 1 : (int)t);
+}
+
 /* The working memory of a layer: one block, kept between calls (a layer's
  * buffers are megabytes: fresh pages each call cost page faults and the
  * kernel's zeroing, a large part of a small layer's time).  Requests are
@@ -805,6 +818,9 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
                                     (size_t)j.chunks_per_row * j.sched.nb, 1);
         BAIL_IF_NULL(j.cp);
     }
+    /* small layers run on fewer threads (S costs ~3x the products) */
+    j.threads = threads_for(j.threads, (double)j.n_px * L->cout * ng * (j.want_cycles ? 4 : 1),
+                            MIN_GROUPS_PER_THREAD);
     j.workers = j.threads < n_tasks ? j.threads : (int)n_tasks;
     if (j.workers < 1)
         j.workers = 1;
@@ -839,9 +855,10 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
             }
         }
     }
-    fk_parallel_for(j.threads, L->cout, prep_weights_task, &j);
-    fk_parallel_for(j.threads, j.act_tasks, d->act_t > 0 ? prep_act_planar_task : prep_act_task,
-                    &j);
+    fk_parallel_for(threads_for(j.threads, (double)L->cout * j.stride, MIN_ELEMS_PER_THREAD),
+                    L->cout, prep_weights_task, &j);
+    fk_parallel_for(threads_for(j.threads, (double)xcount, MIN_ELEMS_PER_THREAD), j.act_tasks,
+                    d->act_t > 0 ? prep_act_planar_task : prep_act_task, &j);
     if (memchr(j.row_special, 1, (size_t)j.act_tasks) == NULL) {
         j.xs = NULL;               /* no Inf/NaN input: gather skips the flags */
     }

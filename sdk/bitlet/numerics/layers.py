@@ -357,7 +357,8 @@ def _host_weights(w: np.ndarray, fmt: int) -> np.ndarray:
 
 def _run_fast(x, w, bias_words, geo, tiles, insns, words, *, fmt, gemm, threads, cycles):
     """The layer on the fast engine, straight on the host arrays: a GEMM's
-    A [K, N] is read and C [M, N] written in place (planar host layouts),
+    A [K, N] is read and C [M, N] written in place (planar host layouts; a
+    Fortran-ordered A is read as the device layout A^T),
     weights are read from the [Cout, K] matrix without padding
     (:meth:`bitlet.engines.fast.FastEngine.run_layer`).  Returns (raw
     outputs, uint32 [M, N] for a GEMM, else [N, OH, OW, Cout]; profile)."""
@@ -365,7 +366,9 @@ def _run_fast(x, w, bias_words, geo, tiles, insns, words, *, fmt, gemm, threads,
     oh, ow = geo.out_hw
     out_elems = geo.n * oh * ow * geo.cout
     part_words = 2 if geo.fixed else 1                 # partial sums: int64 / fp32
-    act = _host_elements(x, fmt, "a" if gemm else "x")
+    planar = gemm and not (x.flags.f_contiguous and not x.flags.c_contiguous)
+    # a Fortran-ordered A is A^T [N, K] in C order: the device layout as it is
+    act = _host_elements(x if planar or not gemm else x.T, fmt, "a" if gemm else "x")
     wgt = _host_weights(w, fmt)
     k = wgt.shape[1]
     out_shape = (geo.cout, geo.n) if gemm else (geo.n, oh, ow, geo.cout)
@@ -381,7 +384,7 @@ def _run_fast(x, w, bias_words, geo, tiles, insns, words, *, fmt, gemm, threads,
                         "acc": buffers[item.acc] if item.acc else None,
                         "bias": bias_words if item.bias else None},
             timestamp=clock, threads=threads, cycles=cycles, words=words[i],
-            act_t=geo.n if gemm else 0, out_t=geo.n if gemm and final else 0,
+            act_t=geo.n if planar else 0, out_t=geo.n if gemm and final else 0,
             wgt_ld=k, wgt_offset=tiles[item.k_tile][0] * hw.GROUP)
         clock = int(prof[i]["end"])
     return buffers["out"], prof
