@@ -108,6 +108,7 @@ typedef struct {
     int64_t rows_per_task;        /* output rows per task (narrow rows)  */
     int64_t ch_block;             /* output channels per tile            */
     int lanes;                    /* one group: outputs side by side     */
+    int direct;                   /* patches are rows of the unpacked input */
     /* cycle model (want_cycles) */
     fs_sched_t sched;
     uint64_t *cp;                 /* [row][chunk][batch] compute steps   */
@@ -404,16 +405,18 @@ static void start_values(const fl_job_t *j, int64_t p0, int R, uint32_t c0, uint
 {
     const fl_desc_t *d = &j->d;
     const bk_insn_t *L = &d->b;
+    if (!(L->flags & BITLET_FLAG_ACCUM)) {       /* +0 (all-zero bits) */
+        if (L->isfix)
+            memset(sum_i, 0, sizeof(int64_t) * (size_t)R * C);
+        else
+            memset(sum_f, 0, sizeof(float) * (size_t)R * C);
+        return;
+    }
     for (int r = 0; r < R; r++) {
         for (uint32_t c = 0; c < C; c++) {
             int64_t at = (int64_t)r * C + c;
             uint64_t idx = (uint64_t)(p0 + r) * L->out_cs + L->out_coff + c0 + c;
-            if (!(L->flags & BITLET_FLAG_ACCUM)) {
-                if (L->isfix)
-                    sum_i[at] = 0;
-                else
-                    sum_f[at] = 0.0f;
-            } else if (L->isfix) {
+            if (L->isfix) {
                 sum_i[at] = ((const int64_t *)d->acc)[idx];
             } else {
                 sum_f[at] = bits_f(((const uint32_t *)d->acc)[idx]);
@@ -468,6 +471,16 @@ static void write_outputs(const fl_job_t *j, int64_t p0, int R, uint32_t c0, uin
             for (int r = 0; r < R; r++)
                 write_one(d, &nobias, partial, half, bias, base + (uint64_t)r, c0 + c, sum_f,
                           sum_i, (int64_t)r * C + c);
+        }
+        return;
+    }
+    if (!L->isfix && !partial && !half) {        /* the common case, unswitched */
+        const float *b = bias ? (const float *)d->bias + c0 : NULL;
+        for (int r = 0; r < R; r++) {
+            uint32_t *out = (uint32_t *)d->out + (uint64_t)(p0 + r) * L->out_cs + L->out_coff + c0;
+            const float *sr = sum_f + (int64_t)r * C;
+            for (uint32_t c = 0; c < C; c++)
+                out[c] = bk_final_float(&nobias, f_bits(b != NULL ? sr[c] + b[c] : sr[c]), 0u);
         }
         return;
     }
@@ -556,13 +569,23 @@ static void block_task(void *ctx, int64_t task, int worker)
         R = (int)((row1 - row0) * ow);
     }
     uint32_t cout_g = d->b.cout_g, ng = d->ng;
-    gather(j, s, p0, R);
+    /* 1x1 layers with stride 1 and no padding (GEMM too): the patch of
+     * pixel p is row p of the unpacked input, read in place (while no
+     * input is Inf/NaN: gather flags those) */
+    const int direct = j->direct && j->xs == NULL;
+    if (!direct)
+        gather(j, s, p0, R);
     for (uint32_t cg = 0; cg < d->b.groups; cg++) {
         uint32_t cbase = cg * cout_g;
         uint8_t *anan = s->anan + (int64_t)cg * ng;
         int64_t cg_off = (int64_t)cg * (j->lanes ? PIXELS_PER_TASK : j->stride);
         int32_t *ae = s->ae + cg_off;
         int32_t *am = s->am + cg_off;
+        if (direct) {
+            int64_t at = p0 * (int64_t)d->b.cin + (int64_t)d->b.kgb * BITLET_GROUP;
+            ae = j->xe + at;
+            am = j->xm + at;
+        }
         start_values(j, p0, R, cbase, cout_g, s->sum_f, s->sum_i);
         uint8_t *scan_cg = j->want_cycles ? s->scan + (int64_t)cg * R * cout_g * ng : NULL;
         /* channel blocks keep a block's weights in cache over the R rows */
@@ -583,7 +606,8 @@ static void block_task(void *ctx, int64_t task, int worker)
             t.wscan = j->wscan != NULL ? j->wscan + wrow * ng : NULL;
             t.R = R;
             t.lanes = j->lanes;
-            t.astride = (int64_t)d->b.groups * (j->lanes ? PIXELS_PER_TASK : j->stride);
+            t.astride = direct ? (int64_t)d->b.cin
+                               : (int64_t)d->b.groups * (j->lanes ? PIXELS_PER_TASK : j->stride);
             t.nan_stride = (int64_t)d->b.groups * ng;
             t.ae = ae;
             t.am = am;
@@ -795,6 +819,12 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
     BAIL_IF_NULL(j.row_special);
     j.n_px = (int64_t)L->n * L->oh * L->ow;
     j.lanes = ng == 1;
+    /* rows of cin elements, each holding the whole K tile (a tile's last
+     * group read up to a multiple of FK_VEC: cin must be one) */
+    j.direct = !j.lanes && L->groups == 1u && L->kh == 1u && L->kw == 1u && L->sh == 1u
+               && L->sw == 1u && L->pt == 0u && L->pl == 0u && L->pb == 0u && L->pr == 0u
+               && L->oh == L->ih && L->ow == L->iw && L->cin % FK_VEC == 0u
+               && (int64_t)L->kgb * BITLET_GROUP + j.stride <= (int64_t)L->cin;
     int64_t wrow_bytes = j.stride * 3 * (int64_t)sizeof(int32_t);
     j.ch_block = TILE_WEIGHT_BYTES / wrow_bytes;
     if (j.ch_block < 1)
