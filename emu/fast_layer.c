@@ -37,6 +37,8 @@
  * times more with cycles), elements of the unpacking (~1 ns each). */
 #define MIN_GROUPS_PER_THREAD 4096
 #define MIN_ELEMS_PER_THREAD 65536
+#define TASKS_PER_THREAD 8               /* block tasks a thread (narrow rows) */
+#define MIN_TASK_PIXELS 8
 #define TILE_WEIGHT_BYTES (192 * 1024)   /* weights of one channel block    */
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -832,8 +834,6 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
     j.n_rows = (int64_t)L->n * L->oh;
     j.chunks_per_row = ((int64_t)L->ow + PIXELS_PER_TASK - 1) / PIXELS_PER_TASK;
     j.rows_per_task = j.chunks_per_row > 1 ? 1 : PIXELS_PER_TASK / (int64_t)L->ow;
-    int64_t n_tasks = j.chunks_per_row > 1 ? j.n_rows * j.chunks_per_row
-                                           : (j.n_rows + j.rows_per_task - 1) / j.rows_per_task;
     if (j.want_cycles) {
         if (fs_init(&j.sched, L) != 0) {
             free_job(&j);
@@ -851,6 +851,18 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
     /* small layers run on fewer threads (S costs ~3x the products) */
     j.threads = threads_for(j.threads, (double)j.n_px * L->cout * ng * (j.want_cycles ? 4 : 1),
                             MIN_GROUPS_PER_THREAD);
+    if (j.chunks_per_row == 1 && j.threads > 1) {
+        /* narrow rows (GEMM: rows of one pixel): at least TASKS_PER_THREAD
+         * tasks per thread when the layer has them, so that a thread the
+         * machine slows down leaves little work at the end; at least
+         * MIN_TASK_PIXELS pixels a task */
+        int64_t rows = j.n_rows / ((int64_t)TASKS_PER_THREAD * j.threads);
+        int64_t least = (MIN_TASK_PIXELS + (int64_t)L->ow - 1) / (int64_t)L->ow;
+        rows = rows > least ? rows : least;
+        j.rows_per_task = rows < j.rows_per_task ? rows : j.rows_per_task;
+    }
+    int64_t n_tasks = j.chunks_per_row > 1 ? j.n_rows * j.chunks_per_row
+                                           : (j.n_rows + j.rows_per_task - 1) / j.rows_per_task;
     j.workers = j.threads < n_tasks ? j.threads : (int)n_tasks;
     if (j.workers < 1)
         j.workers = 1;

@@ -17,7 +17,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -169,21 +169,17 @@ def test_concurrent_results_only_calls():
              rng.standard_normal((k, n)).astype(np.float32))
             for m, k, n in [(24, 640, 96), (40, 200, 7), (3, 1100, 64), (16, 64, 120)]]
     want = [numerics.matmul(w, a, engine="fast", threads=1) for w, a in jobs]
-    errors = []
 
-    def worker(i):
+    def calls(i):
+        wrong = []
         for rep in range(8):
             j = (i + rep) % len(jobs)
             got = numerics.matmul(*jobs[j], engine="fast", threads=2 + rep % 2)
-            if not np.array_equal(_bits(got), _bits(want[j])):
-                errors.append((i, rep))
+            wrong += [] if np.array_equal(_bits(got), _bits(want[j])) else [(i, rep)]
+        return wrong
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        assert [bad for wrong in ex.map(calls, range(4)) for bad in wrong] == []
 
 
 _FORK_CHILD = textwrap.dedent("""

@@ -32,8 +32,20 @@ stage, batches, ring, transfer rules, profile record) is not re-written
 here or in emu/: the C includes hls/bitlet_ctl.h, the kernel's own copy.
 
 Threads: ``threads=None`` uses the environment variable ``BITLET_THREADS``
-if set, else every CPU the process may use.  Results never depend on the
-thread count.
+if set, else every CPU the process may use; small layers use fewer (work
+per thread, emu/fast_layer.c).  Results never depend on the thread count.
+The POSIX-threads build keeps its worker threads between calls (a
+persistent pool, emu/fast_core.c): one call at a time uses it, a call made
+meanwhile from another Python thread starts threads of its own; a forked
+child (multiprocessing, Ray workers) starts a pool of its own; the workers
+are stopped and joined at exit.
+
+Host layouts: :meth:`FastEngine.run_layer` also reads planar activations
+and writes planar outputs (``act_t``, ``out_t``: a GEMM's A [K, N] and
+C [M, N] as they are) and reads weights from a [Cout, K] matrix without K
+padding (``wgt_ld``, ``wgt_offset``), so :func:`bitlet.numerics.matmul`
+makes no transposed or padded copies.  The cycle model sees the device
+layouts' addresses either way.
 
 Cost of cycle accounting: results only never run the check-window scanner.
 With ``cycles=True`` every group's S is computed too.  The 24 bit columns
