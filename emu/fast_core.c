@@ -9,6 +9,7 @@
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fast_internal.h"
 
@@ -396,7 +397,14 @@ static int spawn_run(int threads, int64_t n, fk_task_fn fn, void *ctx)
  * fork: the child (one thread, no workers) drops the pool and starts a
  * new one when it needs it.  Exit: the workers are stopped and joined
  * (unless a caller is inside a job then). */
-#define POOL_SPIN 4000            /* pause loops an idle worker spins (~40 us) */
+#define POOL_SPIN_NS 50000        /* how long an idle worker spins (50 us) */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 typedef struct {
     pthread_mutex_t lock;
@@ -487,8 +495,12 @@ static void *pool_worker(void *arg)
         }
         /* idle: spin a little outside the lock, then sleep */
         pthread_mutex_unlock(&p->lock);
-        for (int i = 0; i < POOL_SPIN && pool_gen(p) == seen; i++)
-            cpu_relax();
+        for (int64_t end = now_ns() + POOL_SPIN_NS; pool_gen(p) == seen;) {
+            for (int i = 0; i < 64 && pool_gen(p) == seen; i++)
+                cpu_relax();
+            if (now_ns() > end)
+                break;
+        }
         pthread_mutex_lock(&p->lock);
         while (p->gen == seen && !p->shutdown)
             pthread_cond_wait(&p->wake, &p->lock);

@@ -319,24 +319,46 @@ static void zero_i32(int32_t *dst, int64_t n)
         dst[i] = 0;
 }
 
+/* The K tile's taps: elements [k0, k1) of every patch, tap t covering
+ * elements t * Cin_g + [c0, c1) of it. */
+typedef struct {
+    int64_t k0, k1, tap0, tap1;
+} fl_taps_t;
+
+static fl_taps_t tile_taps(const fl_job_t *j)
+{
+    const bk_insn_t *L = &j->d.b;
+    fl_taps_t t;
+    t.k0 = (int64_t)L->kgb * BITLET_GROUP;
+    t.k1 = t.k0 + j->stride < (int64_t)L->k ? t.k0 + j->stride : (int64_t)L->k;
+    t.tap0 = t.k0 / L->cin_g;
+    t.tap1 = (t.k1 + L->cin_g - 1) / L->cin_g;
+    return t;
+}
+
+/* Channels [*c0, *c1) of tap `tap` inside the K tile; returns the
+ * element of the patch where they start (relative to k0). */
+static int64_t tap_run(const fl_taps_t *k, int64_t cin_g, int64_t tap, int64_t *c0, int64_t *c1)
+{
+    int64_t first = tap * cin_g;
+    *c0 = first < k->k0 ? k->k0 - first : 0;
+    *c1 = first + cin_g > k->k1 ? k->k1 - first : cin_g;
+    return first + *c0 - k->k0;
+}
+
 /* Patch rows of pixels [p0, p0 + R) for every channel group (im2col) into
  * ae/am [R][groups][stride] and anan [R][groups][ng]: the elements k of the
  * K tile, k = (ky * KW + kx) * Cin_g + ci, taken tap by tap (one bounds
  * check per tap and pixel, then the channel groups' runs); padding taps
- * and K padding are +0. */
+ * and K padding are +0.  One-group layers (lanes): gather_lanes. */
 static void gather(const fl_job_t *j, fl_scratch_t *s, int64_t p0, int R)
 {
     const fl_desc_t *d = &j->d;
     const bk_insn_t *L = &d->b;
     const int64_t cin_g = d->b.cin_g, groups = L->groups, ng = d->ng;
-    const int64_t k0 = (int64_t)d->b.kgb * BITLET_GROUP;
-    const int64_t k1 = k0 + j->stride < (int64_t)d->b.k ? k0 + j->stride : (int64_t)d->b.k;
-    const int64_t tap0 = k0 / cin_g, tap1 = (k1 + cin_g - 1) / cin_g;
-    /* element e of channel group cg of row r at ae[r * row + cg * plane + e * elem] */
-    const int lanes = j->lanes;
-    const int64_t row = lanes ? 1 : groups * j->stride;
-    const int64_t plane = lanes ? PIXELS_PER_TASK : j->stride;
-    const int64_t elem = lanes ? groups * PIXELS_PER_TASK : 1;
+    const fl_taps_t k = tile_taps(j);
+    /* element e of channel group cg of row r at ae[r * row + cg * plane + e] */
+    const int64_t row = groups * j->stride, plane = j->stride;
     int64_t ox = p0 % L->ow, t = p0 / L->ow;
     int64_t oy = t % L->oh, n = t / L->oh;
     if (j->xs != NULL)
@@ -346,35 +368,20 @@ static void gather(const fl_job_t *j, fl_scratch_t *s, int64_t p0, int R)
         int32_t *am = s->am + (int64_t)r * row;
         const int64_t y0 = oy * L->sh - L->pt, x0 = ox * L->sw - L->pl;
         const int64_t img = n * L->ih;
-        int64_t ky = tap0 / L->kw, kx = tap0 % L->kw;
-        for (int64_t tap = tap0; tap < tap1; tap++) {
-            int64_t first = tap * cin_g, c0 = 0, c1 = cin_g;
-            if (first < k0)
-                c0 = k0 - first;
-            if (first + c1 > k1)
-                c1 = k1 - first;
-            int64_t e = first + c0 - k0, len = c1 - c0;
+        int64_t ky = k.tap0 / L->kw, kx = k.tap0 % L->kw;
+        for (int64_t tap = k.tap0; tap < k.tap1; tap++) {
+            int64_t c0, c1;
+            int64_t e = tap_run(&k, cin_g, tap, &c0, &c1), len = c1 - c0;
             int64_t y = y0 + ky * L->dh, x = x0 + kx * L->dw;
             int inside = y >= 0 && y < (int64_t)L->ih && x >= 0 && x < (int64_t)L->iw;
             int64_t src = inside ? ((img + y) * L->iw + x) * (int64_t)L->cin + c0 : 0;
-            if (!lanes && inside) {
-                for (int64_t cg = 0; cg < groups; cg++) {
+            for (int64_t cg = 0; cg < groups; cg++) {
+                if (inside) {
                     copy_i32(ae + cg * plane + e, j->xe + src + cg * cin_g, len);
                     copy_i32(am + cg * plane + e, j->xm + src + cg * cin_g, len);
-                }
-            } else if (!lanes) {
-                for (int64_t cg = 0; cg < groups; cg++) {
+                } else {
                     zero_i32(ae + cg * plane + e, len);
                     zero_i32(am + cg * plane + e, len);
-                }
-            } else {                              /* transposed: [e][cg][r] */
-                for (int64_t i = 0; i < len; i++) {
-                    int32_t *de = ae + (e + i) * elem, *dm = am + (e + i) * elem;
-                    const int32_t *xe = j->xe + src + i, *xm = j->xm + src + i;
-                    for (int64_t cg = 0; cg < groups; cg++) {
-                        de[cg * plane] = inside ? xe[cg * cin_g] : 0;
-                        dm[cg * plane] = inside ? xm[cg * cin_g] : 0;
-                    }
                 }
             }
             if (j->xs != NULL && inside) {
@@ -397,6 +404,70 @@ static void gather(const fl_job_t *j, fl_scratch_t *s, int64_t p0, int R)
                 oy = 0;
                 n++;
             }
+        }
+    }
+}
+
+/* gather for one-group layers (K <= 64, e.g. depthwise): the patches
+ * transposed, element e of channel group cg of row r at
+ * ae[e * groups * PIXELS_PER_TASK + cg * PIXELS_PER_TASK + r] (the rows of
+ * a tile side by side), written row-contiguously tap by tap: each tap's
+ * source of every row first, then each element and channel group across
+ * the rows. */
+static void gather_lanes(const fl_job_t *j, fl_scratch_t *s, int64_t p0, int R)
+{
+    const bk_insn_t *L = &j->d.b;
+    const int64_t cin_g = L->cin_g, groups = L->groups, ng = j->d.ng;
+    const int64_t plane = PIXELS_PER_TASK, elem = groups * PIXELS_PER_TASK;
+    const fl_taps_t k = tile_taps(j);
+    int64_t y0[PIXELS_PER_TASK], x0[PIXELS_PER_TASK], img[PIXELS_PER_TASK];
+    int64_t src[PIXELS_PER_TASK];                 /* a row's first source, -1: padding */
+    int64_t ox = p0 % L->ow, t = p0 / L->ow;
+    int64_t oy = t % L->oh, n = t / L->oh;
+    for (int r = 0; r < R; r++) {
+        y0[r] = oy * L->sh - L->pt;
+        x0[r] = ox * L->sw - L->pl;
+        img[r] = n * L->ih;
+        if (++ox == L->ow) {
+            ox = 0;
+            if (++oy == L->oh) {
+                oy = 0;
+                n++;
+            }
+        }
+    }
+    if (j->xs != NULL)
+        memset(s->anan, 0, (size_t)(groups * R * ng));
+    int64_t ky = k.tap0 / L->kw, kx = k.tap0 % L->kw;
+    for (int64_t tap = k.tap0; tap < k.tap1; tap++) {
+        int64_t c0, c1;
+        int64_t e = tap_run(&k, cin_g, tap, &c0, &c1), len = c1 - c0;
+        for (int r = 0; r < R; r++) {
+            int64_t y = y0[r] + ky * L->dh, x = x0[r] + kx * L->dw;
+            int inside = y >= 0 && y < (int64_t)L->ih && x >= 0 && x < (int64_t)L->iw;
+            src[r] = inside ? ((img[r] + y) * L->iw + x) * (int64_t)L->cin + c0 : -1;
+        }
+        for (int64_t i = 0; i < len; i++) {
+            for (int64_t cg = 0; cg < groups; cg++) {
+                int32_t *de = s->ae + (e + i) * elem + cg * plane;
+                int32_t *dm = s->am + (e + i) * elem + cg * plane;
+                const int64_t off = cg * cin_g + i;
+                for (int r = 0; r < R; r++) {
+                    de[r] = src[r] >= 0 ? j->xe[src[r] + off] : 0;
+                    dm[r] = src[r] >= 0 ? j->xm[src[r] + off] : 0;
+                }
+                if (j->xs == NULL)
+                    continue;
+                for (int r = 0; r < R; r++) {
+                    if (src[r] >= 0)
+                        s->anan[((int64_t)r * groups + cg) * ng + (e + i) / BITLET_GROUP] |=
+                            j->xs[src[r] + off];
+                }
+            }
+        }
+        if (++kx == L->kw) {
+            kx = 0;
+            ky++;
         }
     }
 }
@@ -575,7 +646,9 @@ static void block_task(void *ctx, int64_t task, int worker)
      * pixel p is row p of the unpacked input, read in place (while no
      * input is Inf/NaN: gather flags those) */
     const int direct = j->direct && j->xs == NULL;
-    if (!direct)
+    if (j->lanes)
+        gather_lanes(j, s, p0, R);
+    else if (!direct)
         gather(j, s, p0, R);
     for (uint32_t cg = 0; cg < d->b.groups; cg++) {
         uint32_t cbase = cg * cout_g;
