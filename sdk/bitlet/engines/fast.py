@@ -305,10 +305,11 @@ class FastEngine:
         words : ndarray of uint32 [hw.INSN_WORDS], optional
             ``insn`` already encoded (:func:`bitlet.isa.program_words`).
         act_t, out_t : int
-            0 (device layout) or the pixel count of a planar host layout:
-            element (pixel p, channel c) of the activations at
-            ``act[c * act_t + p]``, of the outputs at ``out[c * out_t + p]``
-            (a GEMM's A [K, N] and C [M, N] with ``act_t = out_t = N``; see
+            0 (device layout) or the row length (>= the pixels) of a
+            planar host layout: the device element of pixel p, channel c at
+            ``act[(in_coff + c) * act_t + p]`` (input pixels), respectively
+            ``out[(out_coff + c) * out_t + p]`` (output pixels); a GEMM's
+            A [K, N] and C [M, N] with ``act_t = out_t = N`` (see
             ``bitlet_fast_buffers_t`` in emu/bitlet_fast.h).
         wgt_ld, wgt_offset : int
             0 (device layout) or the weights' row length on the host, in
