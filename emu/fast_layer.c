@@ -31,6 +31,12 @@
 #include "fast_internal.h"
 #include "fast_sched.h"
 
+/* Results-only fp32 tiles four channels at a time (fast_tile4.c, AVX-512):
+ * whether the selected kernels allow it, and the tile's channels it did
+ * (a multiple of 4; the rest is left to the kernels' tile). */
+int fk_tile4_usable(const fk_ops_t *ops);
+int fk_tile4_fp32(const fk_tile_t *t);
+
 #define PIXELS_PER_TASK 32               /* output pixels per parallel task */
 /* Work worth another thread (waking one costs microseconds, more on a busy
  * machine): group products of the blocks (~10 ns each results only, a few
@@ -111,6 +117,7 @@ typedef struct {
     int64_t ch_block;             /* output channels per tile            */
     int lanes;                    /* one group: outputs side by side     */
     int direct;                   /* patches are rows of the unpacked input */
+    int tile4;                    /* tiles by fk_tile4_fp32 first         */
     /* cycle model (want_cycles) */
     fs_sched_t sched;
     uint64_t *cp;                 /* [row][chunk][batch] compute steps   */
@@ -693,6 +700,17 @@ static void block_task(void *ctx, int64_t task, int worker)
             t.scan = scan_cg;
             t.col0 = (int)cb;
             t.ldc = (int)cout_g;
+            if (j->tile4) {
+                int done = fk_tile4_fp32(&t);
+                if (done == t.C)
+                    continue;
+                t.C -= done;                       /* the last channels */
+                t.we += (int64_t)done * t.wstride;
+                t.wa += (int64_t)done * t.wstride;
+                t.wn += (int64_t)done * t.wstride;
+                t.wnan += (int64_t)done * ng;
+                t.col0 += done;
+            }
             j->ops->tile(&t);
         }
         write_outputs(j, p0, R, cbase, cout_g, s->sum_f, s->sum_i);
@@ -900,6 +918,10 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
                && L->sw == 1u && L->pt == 0u && L->pl == 0u && L->pb == 0u && L->pr == 0u
                && L->oh == L->ih && L->ow == L->iw && L->cin % FK_VEC == 0u
                && (int64_t)L->kgb * BITLET_GROUP + j.stride <= (int64_t)L->cin;
+    j.tile4 = !j.want_cycles && !L->isfix && !j.lanes
+              && (L->prune & FK_SIG_MASK) == FK_SIG_MASK && fk_tile4_usable(j.ops);
+    for (uint32_t g = 0; g < ng && j.tile4; g++)
+        j.tile4 = j.glen[g] == BITLET_GROUP;       /* whole groups only */
     int64_t wrow_bytes = j.stride * 3 * (int64_t)sizeof(int32_t);
     j.ch_block = TILE_WEIGHT_BYTES / wrow_bytes;
     if (j.ch_block < 1)
