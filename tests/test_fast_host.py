@@ -240,3 +240,42 @@ def test_process_with_a_pool_exits():
                          timeout=120, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip() == "100.0"
+
+
+def _values(rng, shape, kind):
+    """float32 values: normal, a wide exponent range, subnormal or huge, 30 % zeros."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    if kind == "wide":
+        x = (x * np.exp2(rng.integers(-140, 120, shape))).astype(np.float32)
+    elif kind == "subnormal":
+        x = (rng.standard_normal(shape) * 1e-39).astype(np.float32)
+    elif kind == "huge":
+        x = (x * 1e37).astype(np.float32)
+    x[rng.random(shape) < 0.3] = 0
+    return x
+
+
+@pytest.mark.parametrize("kind", ["normal", "wide", "subnormal", "huge"])
+def test_results_only_whole_groups(isa_name, kind):
+    """Results only, K a multiple of 64 (the AVX-512 kernels then tile four
+    channels at a time, emu/fast_tile4.c): every result equals the
+    reference's, with subnormal, overflowing and cancelling group sums,
+    Inf/NaN operands, a bias, ReLU and channel counts that are not
+    multiples of four."""
+    rng = np.random.default_rng(["normal", "wide", "subnormal", "huge"].index(kind))
+    for m, k, n in [(7, 128, 37), (4, 64, 5), (10, 320, 66), (1, 192, 9)]:
+        w, a = _values(rng, (m, k), kind), _values(rng, (k, n), kind)
+        a[:, 0] = -a[:, 1]                       # cancelling columns
+        if m > 3:
+            a[k // 2, 2] = np.nan
+            w[3, 7] = -np.inf
+        b = _values(rng, (m,), "normal")
+        for bias, relu in [(None, False), (b, True)]:
+            got = numerics.matmul(w, a, bias=bias, relu=relu, engine="fast", threads=2)
+            want = numerics.matmul(w, a, bias=bias, relu=relu, engine="reference")
+            assert np.array_equal(_bits(got), _bits(want)), (m, k, n, relu)
+    x = _values(rng, (1, 6, 11, 64), kind)
+    wc = _values(rng, (6, 3, 3, 64), "normal")
+    got = numerics.conv2d(x, wc, padding=1, engine="fast", threads=2)
+    want = numerics.conv2d(x, wc, padding=1, engine="reference")
+    assert np.array_equal(_bits(got), _bits(want))
