@@ -36,6 +36,11 @@
  * (a multiple of 4; the rest is left to the kernels' tile). */
 int fk_tile4_usable(const fk_ops_t *ops);
 int fk_tile4_fp32(const fk_tile_t *t);
+/* 16 channels (rows ld apart) x 16 pixels of planar fp32 activations to
+ * the unpacked rows (xe, xm, xs: pixel i at i * cin); 1 if one is Inf/NaN
+ * (fast_tile4.c, AVX-512: when fk_tile4_usable). */
+int fk_planar16_fp32(const uint32_t *src, int64_t ld, int32_t *xe, int32_t *xm, uint8_t *xs,
+                     int64_t cin);
 
 #define PIXELS_PER_TASK 32               /* output pixels per parallel task */
 /* Work worth another thread (waking one costs microseconds, more on a busy
@@ -118,6 +123,7 @@ typedef struct {
     int lanes;                    /* one group: outputs side by side     */
     int direct;                   /* patches are rows of the unpacked input */
     int tile4;                    /* tiles by fk_tile4_fp32 first         */
+    int planar16;                 /* fk_planar16_fp32 may unpack          */
     /* cycle model (want_cycles) */
     fs_sched_t sched;
     uint64_t *cp;                 /* [row][chunk][batch] compute steps   */
@@ -262,13 +268,28 @@ static void prep_act_planar_task(void *ctx, int64_t task, int worker)
      * channels as one run (rows of cin elements apart: writing them one
      * channel at a time would thrash the cache sets when cin * 4 is a
      * multiple of 4 KiB) */
+    const int simd16 = j->planar16 && !L->isfix && L->afmt == BITLET_FMT_FP32;
     for (int64_t c0 = 0; c0 < cin; c0 += CB) {
         const int nc = (int)(cin - c0 < CB ? cin - c0 : CB);
+        int lo = 0;                           /* pixels [lo, n) by the C below */
+        if (simd16 && nc == CB) {
+            const uint32_t *src = (const uint32_t *)d->act
+                                  + (uint64_t)(L->in_coff + c0) * (uint64_t)d->act_t;
+            for (; lo + 16 <= n; lo += 16) {
+                int64_t o = (p0 + lo) * cin + c0;
+                special |= (uint8_t)fk_planar16_fp32(src + p0 + lo, d->act_t, j->xe + o,
+                                                     j->xm + o, j->xs + o, cin);
+            }
+            if (lo == n)
+                continue;
+        }
+        const int m_n = n - lo;
         for (int c = 0; c < nc; c++) {
-            uint64_t at = (uint64_t)(L->in_coff + c0 + c) * (uint64_t)d->act_t + (uint64_t)p0;
+            uint64_t at = (uint64_t)(L->in_coff + c0 + c) * (uint64_t)d->act_t
+                          + (uint64_t)(p0 + lo);
             if (L->isfix) {
                 const int32_t *src = (const int32_t *)d->act + at;
-                for (int i = 0; i < n; i++)
+                for (int i = 0; i < m_n; i++)
                     m[c][i] = fk_fixed_act(bk_fixed_act_word((uint32_t)src[i]));
                 continue;
             }
@@ -276,13 +297,13 @@ static void prep_act_planar_task(void *ctx, int64_t task, int worker)
             if (L->afmt == BITLET_FMT_FP32) {
                 u = (const uint32_t *)d->act + at;
             } else {                                 /* widen 16-bit formats first */
-                for (int i = 0; i < n; i++)
+                for (int i = 0; i < m_n; i++)
                     words[i] = bk_widen(rd_elem(d->act, at + (uint64_t)i, L->afmt), L->afmt);
             }
-            special |= (uint8_t)unpack_fp32_run(u, n, e[c], m[c], s[c]);
+            special |= (uint8_t)unpack_fp32_run(u, m_n, e[c], m[c], s[c]);
         }
-        for (int i = 0; i < n; i++) {
-            int64_t o = (p0 + i) * cin + c0;
+        for (int i = 0; i < m_n; i++) {
+            int64_t o = (p0 + lo + i) * cin + c0;
             int32_t *xe = j->xe + o, *xm = j->xm + o;
             if (L->isfix) {
                 for (int c = 0; c < nc; c++) {
@@ -918,6 +939,7 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
                && L->sw == 1u && L->pt == 0u && L->pl == 0u && L->pb == 0u && L->pr == 0u
                && L->oh == L->ih && L->ow == L->iw && L->cin % FK_VEC == 0u
                && (int64_t)L->kgb * BITLET_GROUP + j.stride <= (int64_t)L->cin;
+    j.planar16 = fk_tile4_usable(j.ops);
     j.tile4 = !j.want_cycles && !L->isfix && !j.lanes
               && (L->prune & FK_SIG_MASK) == FK_SIG_MASK && fk_tile4_usable(j.ops);
     for (uint32_t g = 0; g < ng && j.tile4; g++)

@@ -15,8 +15,12 @@
  * FP environment of fk_fpenv_enter).  Bit-exact with the other kernels
  * (tests/test_fast.py, tests/test_fast_host.py).
  *
+ * Also here: fk_planar16_fp32, 16 channels x 16 pixels of planar fp32
+ * activations (a GEMM's A [K, N]) unpacked (fk_unpack_act, F1) and
+ * transposed to the layer's rows in vector registers.
+ *
  * Built only on x86 with GCC or clang and without BITLET_FAST_NO_SIMD;
- * elsewhere fk_tile4_fp32 is never called (fk_tile4_usable returns 0).
+ * elsewhere neither is called (fk_tile4_usable returns 0).
  */
 #include <string.h>
 
@@ -159,12 +163,81 @@ static void ft_tile(const fk_tile_t *t, int C4)
     }
 }
 
+/* Transpose 16 x 16 int32 in place (rows r[i] -> columns). */
+static inline void ft_transpose16(__m512i r[16])
+{
+    __m512i t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xDD);
+    }
+}
+
+static int ft_planar16(const uint32_t *src, int64_t ld, int32_t *xe, int32_t *xm, uint8_t *xs,
+                       int64_t cin)
+{
+    const __m512i k255 = _mm512_set1_epi32(0xFF), mant = _mm512_set1_epi32(0x7FFFFF);
+    const __m512i hidden = _mm512_set1_epi32(0x800000), zero = _mm512_setzero_si512();
+    __m512i e[16], m[16];
+    __mmask16 special = 0;
+    for (int c = 0; c < 16; c++) {        /* channel c of 16 pixels: unpack (F1) */
+        __m512i w = _mm512_loadu_si512((const void *)(src + (int64_t)c * ld));
+        __m512i ex = _mm512_and_si512(_mm512_srli_epi32(w, 23), k255);
+        __m512i mn = _mm512_and_si512(w, mant);
+        __mmask16 normal = _mm512_cmpneq_epi32_mask(ex, zero);
+        __m512i aman = _mm512_mask_or_epi32(mn, normal, mn, hidden);
+        /* exponent: e, or 1 for a subnormal (mant != 0), 0 for zero */
+        e[c] = _mm512_mask_mov_epi32(
+            _mm512_maskz_mov_epi32(_mm512_cmpneq_epi32_mask(mn, zero), _mm512_set1_epi32(1)),
+            normal, ex);
+        m[c] = _mm512_mask_sub_epi32(aman, _mm512_movepi32_mask(w), zero, aman);
+        special |= _mm512_cmpeq_epi32_mask(ex, k255);
+    }
+    ft_transpose16(e);
+    ft_transpose16(m);
+    for (int i = 0; i < 16; i++) {        /* pixel i: its 16 channels */
+        _mm512_storeu_si512((void *)(xe + (int64_t)i * cin), e[i]);
+        _mm512_storeu_si512((void *)(xm + (int64_t)i * cin), m[i]);
+        _mm_storeu_si128((__m128i *)(xs + (int64_t)i * cin),
+                         _mm512_cvtepi32_epi8(_mm512_maskz_mov_epi32(
+                             _mm512_cmpeq_epi32_mask(e[i], k255), _mm512_set1_epi32(1))));
+    }
+    return special != 0;
+}
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
 #pragma GCC pop_options
 #endif
 #endif /* FT_HAVE_X86 */
+
+int fk_planar16_fp32(const uint32_t *src, int64_t ld, int32_t *xe, int32_t *xm, uint8_t *xs,
+                     int64_t cin)
+{
+#ifdef FT_HAVE_X86
+    return ft_planar16(src, ld, xe, xm, xs, cin);
+#else
+    (void)src, (void)ld, (void)xe, (void)xm, (void)xs, (void)cin;
+    return 0;
+#endif
+}
 
 int fk_tile4_usable(const fk_ops_t *ops)
 {
