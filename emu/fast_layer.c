@@ -106,8 +106,9 @@ typedef struct {
     int threads;
     int want_cycles;
     int64_t stride;               /* row length of weights and patches   */
+    int64_t wpitch;               /* weight rows' distance (>= stride)    */
     int32_t *glen;                /* [ng]                                */
-    /* weights [cout][stride] */
+    /* weights [cout][wpitch] */
     int32_t *we, *wa, *wn;
     uint8_t *wnan, *wscan;        /* [cout][ng]                          */
     /* unpacked input [n][ih][iw][cin] */
@@ -150,9 +151,9 @@ static void prep_weights_task(void *ctx, int64_t co, int worker)
     const fl_desc_t *d = &j->d;
     uint64_t row = d->wgt_ld > 0 ? (uint64_t)d->wgt_ld : (uint64_t)d->ng * BITLET_GROUP;
     (void)worker;
-    int32_t *we = j->we + co * j->stride;
-    int32_t *wa = j->wa + co * j->stride;
-    int32_t *wn = j->wn + co * j->stride;
+    int32_t *we = j->we + co * j->wpitch;
+    int32_t *wa = j->wa + co * j->wpitch;
+    int32_t *wn = j->wn + co * j->wpitch;
     uint8_t *wnan = j->wnan + co * d->ng;
     for (int64_t e = 0; e < j->stride; e++) {
         uint64_t kk = (uint64_t)d->b.kgb * BITLET_GROUP + (uint64_t)e;
@@ -701,10 +702,10 @@ static void block_task(void *ctx, int64_t task, int worker)
             t.ng = (int)ng;
             t.glen = j->glen;
             t.C = (int)C;
-            t.wstride = j->stride;
-            t.we = j->we + wrow * j->stride;
-            t.wa = j->wa + wrow * j->stride;
-            t.wn = j->wn + wrow * j->stride;
+            t.wstride = j->wpitch;
+            t.we = j->we + wrow * j->wpitch;
+            t.wa = j->wa + wrow * j->wpitch;
+            t.wn = j->wn + wrow * j->wpitch;
             t.wnan = j->wnan + wrow * ng;
             t.wscan = j->wscan != NULL ? j->wscan + wrow * ng : NULL;
             t.R = R;
@@ -908,7 +909,11 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
         j.glen[g] = (int32_t)((real + FK_VEC - 1) / FK_VEC * FK_VEC);
     }
     j.stride = (int64_t)(ng - 1u) * BITLET_GROUP + j.glen[ng - 1u];
-    size_t wcount = (size_t)L->cout * (size_t)j.stride;
+    /* weight rows 4 KiB apart would share the L1 cache's sets (the AVX-512
+     * tiles read four rows at once): pad them to an odd number of 64-byte
+     * lines then */
+    j.wpitch = j.stride % (2 * FK_VEC) == 0 ? j.stride + FK_VEC : j.stride;
+    size_t wcount = (size_t)L->cout * (size_t)j.wpitch;
     j.we = (int32_t *)ws_get(ws, wcount * sizeof(int32_t), 0);
     j.wa = (int32_t *)ws_get(ws, wcount * sizeof(int32_t), 0);
     j.wn = (int32_t *)ws_get(ws, wcount * sizeof(int32_t), 0);
@@ -944,8 +949,10 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
               && (L->prune & FK_SIG_MASK) == FK_SIG_MASK && fk_tile4_usable(j.ops);
     for (uint32_t g = 0; g < ng && j.tile4; g++)
         j.tile4 = j.glen[g] == BITLET_GROUP;       /* whole groups only */
-    int64_t wrow_bytes = j.stride * 3 * (int64_t)sizeof(int32_t);
+    int64_t wrow_bytes = j.wpitch * 3 * (int64_t)sizeof(int32_t);
     j.ch_block = TILE_WEIGHT_BYTES / wrow_bytes;
+    if (j.tile4 && j.ch_block >= 4)
+        j.ch_block -= j.ch_block % 4;              /* whole quads of channels */
     if (j.ch_block < 1)
         j.ch_block = 1;
     j.n_rows = (int64_t)L->n * L->oh;

@@ -122,43 +122,53 @@ static inline void ft_group4(const int32_t *const we[4], const int32_t *const wa
     *emax_out = _mm256_cvtepi32_epi64(e4);
 }
 
+/* Groups per pass: four channels' weights of FT_GROUPS groups (12 KiB)
+ * stay in L1 while the tile's rows go by; each sum still adds its groups
+ * in ascending order (the passes run in group order). */
+#define FT_GROUPS 4
+
 static void ft_tile(const fk_tile_t *t, int C4)
 {
     const int ng = t->ng;
-    for (int r = 0; r < t->R; r++) {
-        const int32_t *aer = t->ae + (int64_t)r * t->astride;
-        const int32_t *amr = t->am + (int64_t)r * t->astride;
-        const uint8_t *anan = t->anan + (int64_t)r * t->nan_stride;
-        float *sums = t->sum_f + (int64_t)r * t->ldc + t->col0;
+    for (int g0 = 0; g0 < ng; g0 += FT_GROUPS) {
+        const int g1 = g0 + FT_GROUPS < ng ? g0 + FT_GROUPS : ng;
         for (int c = 0; c < C4; c += 4) {
             const int32_t *we[4], *wa[4], *wn[4];
-            __m128 sum = _mm_loadu_ps(sums + c);
-            for (int g = 0; g < ng; g++) {
-                int64_t off = (int64_t)g * FK_GROUP;
-                __m512i ae[4], am[4], amh[4];
-                for (int i = 0; i < 4; i++) {
-                    ae[i] = _mm512_loadu_si512((const void *)(aer + off + 16 * i));
-                    am[i] = _mm512_loadu_si512((const void *)(amr + off + 16 * i));
-                    amh[i] = _mm512_srli_epi64(am[i], 32);
+            for (int r = 0; r < t->R; r++) {
+                const int32_t *aer = t->ae + (int64_t)r * t->astride;
+                const int32_t *amr = t->am + (int64_t)r * t->astride;
+                const uint8_t *anan = t->anan + (int64_t)r * t->nan_stride;
+                float *sums = t->sum_f + (int64_t)r * t->ldc + t->col0 + c;
+                __m128 sum = _mm_loadu_ps(sums);
+                for (int g = g0; g < g1; g++) {
+                    int64_t off = (int64_t)g * FK_GROUP;
+                    __m512i ae[4], am[4], amh[4];
+                    for (int i = 0; i < 4; i++) {
+                        ae[i] = _mm512_loadu_si512((const void *)(aer + off + 16 * i));
+                        am[i] = _mm512_loadu_si512((const void *)(amr + off + 16 * i));
+                        amh[i] = _mm512_srli_epi64(am[i], 32);
+                    }
+                    for (int q = 0; q < 4; q++) {
+                        int64_t w = (int64_t)(c + q) * t->wstride + off;
+                        we[q] = t->we + w;
+                        wa[q] = t->wa + w;
+                        wn[q] = t->wn + w;
+                    }
+                    __m256i acc, emax;
+                    ft_group4(we, wa, wn, ae, am, amh, &acc, &emax);
+                    __m128i v = ft_pack4(acc, emax);
+                    /* an Inf/NaN operand in the group: the canonical NaN */
+                    uint32_t nanq = 0;
+                    for (int q = 0; q < 4; q++)
+                        nanq |= (uint32_t)((anan[g] | t->wnan[(int64_t)(c + q) * ng + g]) != 0)
+                                << q;
+                    if (nanq)
+                        v = _mm_mask_mov_epi32(v, (__mmask8)nanq,
+                                               _mm_set1_epi32((int)BITLET_CANONICAL_NAN));
+                    sum = _mm_add_ps(sum, _mm_castsi128_ps(v));
                 }
-                for (int q = 0; q < 4; q++) {
-                    int64_t w = (int64_t)(c + q) * t->wstride + off;
-                    we[q] = t->we + w;
-                    wa[q] = t->wa + w;
-                    wn[q] = t->wn + w;
-                }
-                __m256i acc, emax;
-                ft_group4(we, wa, wn, ae, am, amh, &acc, &emax);
-                __m128i v = ft_pack4(acc, emax);
-                /* an Inf/NaN operand in the group: the canonical NaN */
-                uint32_t nanq = 0;
-                for (int q = 0; q < 4; q++)
-                    nanq |= (uint32_t)((anan[g] | t->wnan[(int64_t)(c + q) * ng + g]) != 0) << q;
-                if (nanq)
-                    v = _mm_mask_mov_epi32(v, (__mmask8)nanq, _mm_set1_epi32((int)BITLET_CANONICAL_NAN));
-                sum = _mm_add_ps(sum, _mm_castsi128_ps(v));
+                _mm_storeu_ps(sums, sum);
             }
-            _mm_storeu_ps(sums + c, sum);
         }
     }
 }
