@@ -69,6 +69,17 @@ static inline __m128i ft_pack4(__m256i acc, __m256i emax)
     return _mm256_cvtepi64_epi32(r);
 }
 
+/* v[0..3] folded with OP (a lane-wise max or add): 128-bit block q of out
+ * holds OP over v[q]'s four blocks, lane by lane. */
+#define FT_FOLD4(OP, v, out)                                                                  \
+    do {                                                                                      \
+        __m512i f01_ = OP(_mm512_shuffle_i64x2(v[0], v[1], 0x44),                             \
+                          _mm512_shuffle_i64x2(v[0], v[1], 0xEE));                            \
+        __m512i f23_ = OP(_mm512_shuffle_i64x2(v[2], v[3], 0x44),                             \
+                          _mm512_shuffle_i64x2(v[2], v[3], 0xEE));                            \
+        (out) = OP(_mm512_shuffle_i64x2(f01_, f23_, 0x88), _mm512_shuffle_i64x2(f01_, f23_, 0xDD)); \
+    } while (0)
+
 /* Four groups (channels c0..c0+3, the same 64 activations): acc and emax
  * of each, lane q. */
 static inline void ft_group4(const int32_t *const we[4], const int32_t *const wa[4],
@@ -84,12 +95,8 @@ static inline void ft_group4(const int32_t *const we[4], const int32_t *const wa
                                 _mm512_max_epi32(e[q][2], e[q][3]));
     }
     /* the four maxima folded together: group q's in 128-bit block q */
-    __m512i h01 = _mm512_max_epi32(_mm512_shuffle_i64x2(m[0], m[1], 0x44),
-                                   _mm512_shuffle_i64x2(m[0], m[1], 0xEE));
-    __m512i h23 = _mm512_max_epi32(_mm512_shuffle_i64x2(m[2], m[3], 0x44),
-                                   _mm512_shuffle_i64x2(m[2], m[3], 0xEE));
-    __m512i h = _mm512_max_epi32(_mm512_shuffle_i64x2(h01, h23, 0x88),
-                                 _mm512_shuffle_i64x2(h01, h23, 0xDD));
+    __m512i h;
+    FT_FOLD4(_mm512_max_epi32, m, h);
     h = _mm512_max_epi32(h, _mm512_shuffle_epi32(h, (_MM_PERM_ENUM)0x4E));
     h = _mm512_max_epi32(h, _mm512_shuffle_epi32(h, (_MM_PERM_ENUM)0xB1));
     h = _mm512_max_epi32(h, _mm512_setzero_si512());          /* zero pairs: e >= 0 */
@@ -107,12 +114,8 @@ static inline void ft_group4(const int32_t *const we[4], const int32_t *const wa
         }
         acc[q] = _mm512_add_epi64(a0, a1);
     }
-    __m512i t01 = _mm512_add_epi64(_mm512_shuffle_i64x2(acc[0], acc[1], 0x44),
-                                   _mm512_shuffle_i64x2(acc[0], acc[1], 0xEE));
-    __m512i t23 = _mm512_add_epi64(_mm512_shuffle_i64x2(acc[2], acc[3], 0x44),
-                                   _mm512_shuffle_i64x2(acc[2], acc[3], 0xEE));
-    __m512i t = _mm512_add_epi64(_mm512_shuffle_i64x2(t01, t23, 0x88),
-                                 _mm512_shuffle_i64x2(t01, t23, 0xDD));
+    __m512i t;
+    FT_FOLD4(_mm512_add_epi64, acc, t);
     t = _mm512_add_epi64(t, _mm512_unpackhi_epi64(t, t));     /* sums in lanes 0, 2, 4, 6 */
     const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 0, 2, 4, 6);
     *acc_out = _mm512_castsi512_si256(_mm512_permutexvar_epi64(even, t));

@@ -66,7 +66,10 @@ and is computed once per layer, so cycles are almost free.
 
 Kernels (``info()["isa"]``, chosen at run time, forced with ``set_isa``):
 ``avx512v`` (AVX-512 with VBMI, GFNI and VPOPCNTDQ), ``avx512``, ``avx2``
-and ``scalar`` (portable C, any CPU); all give identical results.
+and ``scalar`` (portable C, any CPU); all give identical results.  With
+the AVX-512 kernels, results-only fp32 layers whose groups are whole
+(K a multiple of 64) run four output channels at a time
+(emu/fast_tile4.c: reductions folded together, the pack in vector lanes).
 
 Example
 -------
