@@ -45,13 +45,26 @@ typedef struct {
 
 /* Host views of one instruction's operands (device layouts of
  * bitlet_hw.h "Device memory layouts"); bias / acc only read when the
- * instruction's flags ask for them. */
+ * instruction's flags ask for them.  Host layouts other than the device's
+ * (0 = the device layout; the results and the cycle model do not depend
+ * on them, the model sees the device addresses):
+ *   act_t > 0   activations planar: the device element of input pixel p
+ *               ((n * IH + y) * IW + x) and channel c is at
+ *               act[(IN_COFF + c) * act_t + p], act_t >= the pixels
+ *               (a GEMM's A [K, N] as it is: act_t = N);
+ *   out_t > 0   outputs planar likewise: output pixel p, channel co at
+ *               out[(OUT_COFF + co) * out_t + p] (the GEMM's [M, N]);
+ *   wgt_ld > 0  weight row co of the K tile at wgt + co * wgt_ld
+ *               (elements); only its elements below K are read, so the
+ *               rows need no zero padding (a [COUT, K] matrix, wgt
+ *               pointing at column 64 * KG_BEGIN). */
 typedef struct {
     const void *act;
     const void *wgt;
     const void *bias;
     const void *acc;
     void *out;
+    int64_t act_t, out_t, wgt_ld;
 } bitlet_fast_buffers_t;
 
 /* Observables of n independent groups (arrays [n][64]), as

@@ -9,6 +9,7 @@
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fast_internal.h"
 
@@ -265,10 +266,27 @@ int fk_resolve_threads(int threads)
 }
 
 #if defined(BITLET_FAST_PTHREADS) && !defined(_OPENMP)
-/* A pool that never waits for a thread that has not started: tasks are
+/* Claims of a task counter: atomic where the compiler has the builtins,
+ * else under the job's lock (any POSIX C99 compiler). */
+#if defined(__GNUC__) || defined(__clang__)
+#define FK_ATOMICS 1
+#endif
+
+static void cpu_relax(void)
+{
+#if defined(FK_X86_CSR)
+    _mm_pause();
+#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- one-shot threads (concurrent callers, and when the persistent
+ * pool cannot start) -------------------------------------------------
+ * A job that never waits for a thread that has not started: tasks are
  * claimed under a lock; the caller works too and, once every task is
  * claimed, waits only for the tasks in progress.  A worker the OS starts
- * late finds nothing to do and leaves; the last one out frees the pool.
+ * late finds nothing to do and leaves; the last one out frees the job.
  * (On a busy machine this matters: barrier-style runtimes wait a whole
  * scheduling quantum for a descheduled thread.) */
 typedef struct {
@@ -279,90 +297,314 @@ typedef struct {
     int refs;        /* the caller + workers that have not left */
     pthread_mutex_t lock;
     pthread_cond_t idle;
-} pool_t;
+} spawn_t;
 
 typedef struct {
-    pool_t *pool;
+    spawn_t *job;
     int worker;
-} pool_arg_t;
+} spawn_arg_t;
 
-static void pool_release(pool_t *pool)
+static void spawn_release(spawn_t *job)
 {
-    /* called with the lock held; frees the pool if this was the last user */
-    int last = --pool->refs == 0;
-    pthread_mutex_unlock(&pool->lock);
+    /* called with the lock held; frees the job if this was the last user */
+    int last = --job->refs == 0;
+    pthread_mutex_unlock(&job->lock);
     if (last) {
-        pthread_mutex_destroy(&pool->lock);
-        pthread_cond_destroy(&pool->idle);
-        free(pool);
+        pthread_mutex_destroy(&job->lock);
+        pthread_cond_destroy(&job->idle);
+        free(job);
     }
 }
 
 /* Claim and run tasks until none is left; returns with the lock held. */
-static void pool_work(pool_t *pool, int worker)
+static void spawn_work(spawn_t *job, int worker)
 {
-    pthread_mutex_lock(&pool->lock);
-    while (pool->next < pool->n) {
-        int64_t task = pool->next++;
-        pool->busy++;
-        pthread_mutex_unlock(&pool->lock);
-        pool->fn(pool->ctx, task, worker);
-        pthread_mutex_lock(&pool->lock);
-        if (--pool->busy == 0 && pool->next >= pool->n)
-            pthread_cond_broadcast(&pool->idle);
+    pthread_mutex_lock(&job->lock);
+    while (job->next < job->n) {
+        int64_t task = job->next++;
+        job->busy++;
+        pthread_mutex_unlock(&job->lock);
+        job->fn(job->ctx, task, worker);
+        pthread_mutex_lock(&job->lock);
+        if (--job->busy == 0 && job->next >= job->n)
+            pthread_cond_broadcast(&job->idle);
     }
 }
 
-static void *pool_worker(void *arg)
+static void *spawn_worker(void *arg)
 {
-    pool_arg_t a = *(pool_arg_t *)arg;
+    spawn_arg_t a = *(spawn_arg_t *)arg;
     free(arg);
     fk_fpenv_t env;
     fk_fpenv_enter(&env);
-    pool_work(a.pool, a.worker);
+    spawn_work(a.job, a.worker);
     fk_fpenv_leave(&env);
-    pool_release(a.pool);
+    spawn_release(a.job);
     return NULL;
 }
 
-static int pool_run(int threads, int64_t n, fk_task_fn fn, void *ctx)
+static int spawn_run(int threads, int64_t n, fk_task_fn fn, void *ctx)
 {
-    pool_t *pool = (pool_t *)calloc(1, sizeof(pool_t));
-    if (pool == NULL)
+    spawn_t *job = (spawn_t *)calloc(1, sizeof(spawn_t));
+    if (job == NULL)
         return -1;
-    pool->fn = fn;
-    pool->ctx = ctx;
-    pool->n = n;
-    pool->refs = 1;
-    pthread_mutex_init(&pool->lock, NULL);
-    pthread_cond_init(&pool->idle, NULL);
+    job->fn = fn;
+    job->ctx = ctx;
+    job->n = n;
+    job->refs = 1;
+    pthread_mutex_init(&job->lock, NULL);
+    pthread_cond_init(&job->idle, NULL);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     for (int w = 1; w < threads; w++) {
-        pool_arg_t *a = (pool_arg_t *)malloc(sizeof(pool_arg_t));
+        spawn_arg_t *a = (spawn_arg_t *)malloc(sizeof(spawn_arg_t));
         if (a == NULL)
             break;
-        a->pool = pool;
+        a->job = job;
         a->worker = w;
-        pthread_mutex_lock(&pool->lock);
-        pool->refs++;
-        pthread_mutex_unlock(&pool->lock);
+        pthread_mutex_lock(&job->lock);
+        job->refs++;
+        pthread_mutex_unlock(&job->lock);
         pthread_t tid;
-        if (pthread_create(&tid, &attr, pool_worker, a) != 0) {
+        if (pthread_create(&tid, &attr, spawn_worker, a) != 0) {
             free(a);
-            pthread_mutex_lock(&pool->lock);
-            pool->refs--;
-            pthread_mutex_unlock(&pool->lock);
+            pthread_mutex_lock(&job->lock);
+            job->refs--;
+            pthread_mutex_unlock(&job->lock);
             break;
         }
     }
     pthread_attr_destroy(&attr);
-    pool_work(pool, 0);
-    while (pool->busy > 0)
-        pthread_cond_wait(&pool->idle, &pool->lock);
-    pool_release(pool);
+    spawn_work(job, 0);
+    while (job->busy > 0)
+        pthread_cond_wait(&job->idle, &job->lock);
+    spawn_release(job);
     return 0;
+}
+
+/* ---- the persistent pool ---------------------------------------------
+ * Workers started once (on the first parallel call, more when a call asks
+ * for more threads) and kept: a layer runs several parallel steps, and
+ * starting threads for each cost tens of microseconds per step.  One
+ * caller at a time owns the pool (a Python thread calling while another
+ * one's job runs gets one-shot threads, spawn_run).  A job keeps the
+ * property above: the caller claims tasks too, and waits only for the
+ * workers that joined the job (active); workers join under the lock, at
+ * most `want` of them, until the caller closes the job, so none is left
+ * inside a job when its caller returns.  An idle worker spins briefly
+ * (the next step of a layer comes within microseconds) and then sleeps.
+ * fork: the child (one thread, no workers) drops the pool and starts a
+ * new one when it needs it.  Exit: the workers are stopped and joined
+ * (unless a caller is inside a job then). */
+#define POOL_SPIN_NS 50000        /* how long an idle worker spins (50 us) */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;          /* workers: a new job or shutdown        */
+    pthread_cond_t done;          /* caller: the last active worker left   */
+    pthread_mutex_t owner;        /* held by the caller that owns the pool */
+    pthread_t tid[FK_MAX_THREADS];
+    int started;                  /* workers running                       */
+    int shutdown;
+    /* the current job (written under lock by its caller) */
+    unsigned long gen;            /* job number, read unlocked by spinners */
+    fk_task_fn fn;
+    void *ctx;
+    int64_t n;
+    int64_t next;                 /* next task to claim                    */
+    int want;                     /* workers that may join                 */
+    int joined;                   /* workers that joined                   */
+    int active;                   /* joined and not yet left               */
+    int closed;                   /* the caller is done claiming           */
+} pool_t;
+
+static pool_t *the_pool = NULL;
+
+/* The job number, read without the lock (a spinning worker). */
+static unsigned long pool_gen(pool_t *p)
+{
+#if defined(FK_ATOMICS)
+    return __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE);
+#else
+    return *(volatile unsigned long *)&p->gen;
+#endif
+}
+
+static void pool_bump(pool_t *p)   /* under the lock */
+{
+#if defined(FK_ATOMICS)
+    __atomic_store_n(&p->gen, p->gen + 1, __ATOMIC_RELEASE);
+#else
+    p->gen++;
+#endif
+}
+static pthread_mutex_t pool_make_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+/* Next task of the pool's job or -1. */
+static int64_t pool_claim(pool_t *p)
+{
+#if defined(FK_ATOMICS)
+    int64_t t = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
+    return t < p->n ? t : -1;
+#else
+    int64_t t = -1;
+    pthread_mutex_lock(&p->lock);
+    if (p->next < p->n)
+        t = p->next++;
+    pthread_mutex_unlock(&p->lock);
+    return t;
+#endif
+}
+
+static void *pool_worker(void *arg)
+{
+    pool_t *p = (pool_t *)arg;
+    unsigned long seen;
+    fk_fpenv_t env;
+    fk_fpenv_enter(&env);         /* this thread's own FP state, kept */
+    pthread_mutex_lock(&p->lock);
+    seen = p->gen;
+    for (;;) {
+        if (p->shutdown)
+            break;
+        if (p->gen != seen) {
+            seen = p->gen;
+            if (!p->closed && p->joined < p->want) {
+                int worker = ++p->joined;
+                fk_task_fn fn = p->fn;
+                void *ctx = p->ctx;
+                p->active++;
+                pthread_mutex_unlock(&p->lock);
+                fk_fpenv_enter(&env);
+                for (int64_t t; (t = pool_claim(p)) >= 0;)
+                    fn(ctx, t, worker);
+                pthread_mutex_lock(&p->lock);
+                if (--p->active == 0 && p->closed)
+                    pthread_cond_signal(&p->done);
+            }
+            continue;
+        }
+        /* idle: spin a little outside the lock, then sleep */
+        pthread_mutex_unlock(&p->lock);
+        for (int64_t end = now_ns() + POOL_SPIN_NS; pool_gen(p) == seen;) {
+            for (int i = 0; i < 64 && pool_gen(p) == seen; i++)
+                cpu_relax();
+            if (now_ns() > end)
+                break;
+        }
+        pthread_mutex_lock(&p->lock);
+        while (p->gen == seen && !p->shutdown)
+            pthread_cond_wait(&p->wake, &p->lock);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+/* fork child: one thread, no workers; the parent's pool (and its locks,
+ * perhaps held by a parent thread) is left behind. */
+static void pool_atfork_child(void)
+{
+    the_pool = NULL;
+    pthread_mutex_init(&pool_make_lock, NULL);
+}
+
+static void pool_register(void)
+{
+    pthread_atfork(NULL, NULL, pool_atfork_child);
+}
+
+static pool_t *pool_get(void)
+{
+#if defined(FK_ATOMICS)
+    pool_t *p = __atomic_load_n(&the_pool, __ATOMIC_ACQUIRE);
+#else
+    pool_t *p = the_pool;
+#endif
+    if (p != NULL)
+        return p;
+    pthread_once(&pool_once, pool_register);
+    pthread_mutex_lock(&pool_make_lock);
+    p = the_pool;
+    if (p == NULL) {
+        p = (pool_t *)calloc(1, sizeof(pool_t));
+        if (p != NULL) {
+            pthread_mutex_init(&p->lock, NULL);
+            pthread_cond_init(&p->wake, NULL);
+            pthread_cond_init(&p->done, NULL);
+            pthread_mutex_init(&p->owner, NULL);
+#if defined(FK_ATOMICS)
+            __atomic_store_n(&the_pool, p, __ATOMIC_RELEASE);
+#else
+            the_pool = p;
+#endif
+        }
+    }
+    pthread_mutex_unlock(&pool_make_lock);
+    return p;
+}
+
+/* Run a job on the pool; -1 if it is owned by another caller (or cannot
+ * be made): the caller then runs it another way. */
+static int pool_run(int threads, int64_t n, fk_task_fn fn, void *ctx)
+{
+    pool_t *p = pool_get();
+    if (p == NULL || pthread_mutex_trylock(&p->owner) != 0)
+        return -1;
+    pthread_mutex_lock(&p->lock);
+    while (p->started < threads - 1 && !p->shutdown) {
+        if (pthread_create(&p->tid[p->started], NULL, pool_worker, p) != 0)
+            break;
+        p->started++;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n = n;
+    p->next = 0;
+    p->want = threads - 1 < p->started ? threads - 1 : p->started;
+    p->joined = 0;
+    p->active = 0;
+    p->closed = 0;
+    pool_bump(p);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    for (int64_t t; (t = pool_claim(p)) >= 0;)
+        fn(ctx, t, 0);
+    pthread_mutex_lock(&p->lock);
+    p->closed = 1;                /* no worker joins from now on */
+    while (p->active > 0)
+        pthread_cond_wait(&p->done, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_unlock(&p->owner);
+    return 0;
+}
+
+/* Process exit: stop and join the workers, unless a job is running. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((destructor))
+#endif
+static void pool_shutdown(void)
+{
+    pool_t *p = the_pool;
+    if (p == NULL || pthread_mutex_trylock(&p->owner) != 0)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->shutdown = 1;
+    pool_bump(p);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    for (int w = 0; w < p->started; w++)
+        pthread_join(p->tid[w], NULL);
+    p->started = 0;
+    pthread_mutex_unlock(&p->owner);
 }
 #endif
 
@@ -392,7 +634,7 @@ void fk_parallel_for(int threads, int64_t n, fk_task_fn fn, void *ctx)
         fk_fpenv_leave(&env);
     }
 #elif defined(BITLET_FAST_PTHREADS)
-    if (pool_run(threads, n, fn, ctx) != 0) {
+    if (pool_run(threads, n, fn, ctx) != 0 && spawn_run(threads, n, fn, ctx) != 0) {
         for (int64_t i = 0; i < n; i++)
             fn(ctx, i, 0);
     }

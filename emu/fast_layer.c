@@ -31,7 +31,25 @@
 #include "fast_internal.h"
 #include "fast_sched.h"
 
+/* Results-only fp32 tiles four channels at a time (fast_tile4.c, AVX-512):
+ * whether the selected kernels allow it, and the tile's channels it did
+ * (a multiple of 4; the rest is left to the kernels' tile). */
+int fk_tile4_usable(const fk_ops_t *ops);
+int fk_tile4_fp32(const fk_tile_t *t);
+/* 16 channels (rows ld apart) x 16 pixels of planar fp32 activations to
+ * the unpacked rows (xe, xm, xs: pixel i at i * cin); 1 if one is Inf/NaN
+ * (fast_tile4.c, AVX-512: when fk_tile4_usable). */
+int fk_planar16_fp32(const uint32_t *src, int64_t ld, int32_t *xe, int32_t *xm, uint8_t *xs,
+                     int64_t cin);
+
 #define PIXELS_PER_TASK 32               /* output pixels per parallel task */
+/* Work worth another thread (waking one costs microseconds, more on a busy
+ * machine): group products of the blocks (~10 ns each results only, a few
+ * times more with cycles), elements of the unpacking (~1 ns each). */
+#define MIN_GROUPS_PER_THREAD 4096
+#define MIN_ELEMS_PER_THREAD 65536
+#define TASKS_PER_THREAD 8               /* block tasks a thread (narrow rows) */
+#define MIN_TASK_PIXELS 8
 #define TILE_WEIGHT_BYTES (192 * 1024)   /* weights of one channel block    */
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -60,6 +78,7 @@ typedef struct {
     uint64_t insn_addr;           /* device address of its fetch          */
     const void *act, *wgt, *bias, *acc;
     void *out;
+    int64_t act_t, out_t, wgt_ld; /* host layouts (bitlet_fast_buffers_t) */
     uint32_t ng;                  /* groups of the K tile                 */
 } fl_desc_t;
 
@@ -87,20 +106,25 @@ typedef struct {
     int threads;
     int want_cycles;
     int64_t stride;               /* row length of weights and patches   */
+    int64_t wpitch;               /* weight rows' distance (>= stride)    */
     int32_t *glen;                /* [ng]                                */
-    /* weights [cout][stride] */
+    /* weights [cout][wpitch] */
     int32_t *we, *wa, *wn;
     uint8_t *wnan, *wscan;        /* [cout][ng]                          */
     /* unpacked input [n][ih][iw][cin] */
     int32_t *xe, *xm;
     uint8_t *xs;                  /* Inf/NaN activation, or NULL if none */
-    uint8_t *row_special;         /* [n][ih] an input row holds Inf/NaN  */
+    uint8_t *row_special;         /* [act_tasks] a task's inputs hold Inf/NaN */
+    int64_t act_tasks;            /* unpack tasks (input rows or planar)  */
     int64_t n_px;                 /* output pixels                       */
     int64_t n_rows;               /* output rows (n, oy)                 */
     int64_t chunks_per_row;       /* tasks per output row (wide rows)    */
     int64_t rows_per_task;        /* output rows per task (narrow rows)  */
     int64_t ch_block;             /* output channels per tile            */
     int lanes;                    /* one group: outputs side by side     */
+    int direct;                   /* patches are rows of the unpacked input */
+    int tile4;                    /* tiles by fk_tile4_fp32 first         */
+    int planar16;                 /* fk_planar16_fp32 may unpack          */
     /* cycle model (want_cycles) */
     fs_sched_t sched;
     uint64_t *cp;                 /* [row][chunk][batch] compute steps   */
@@ -125,11 +149,11 @@ static void prep_weights_task(void *ctx, int64_t co, int worker)
 {
     fl_job_t *j = (fl_job_t *)ctx;
     const fl_desc_t *d = &j->d;
-    uint32_t row = d->ng * BITLET_GROUP;
+    uint64_t row = d->wgt_ld > 0 ? (uint64_t)d->wgt_ld : (uint64_t)d->ng * BITLET_GROUP;
     (void)worker;
-    int32_t *we = j->we + co * j->stride;
-    int32_t *wa = j->wa + co * j->stride;
-    int32_t *wn = j->wn + co * j->stride;
+    int32_t *we = j->we + co * j->wpitch;
+    int32_t *wa = j->wa + co * j->wpitch;
+    int32_t *wn = j->wn + co * j->wpitch;
     uint8_t *wnan = j->wnan + co * d->ng;
     for (int64_t e = 0; e < j->stride; e++) {
         uint64_t kk = (uint64_t)d->b.kgb * BITLET_GROUP + (uint64_t)e;
@@ -217,6 +241,89 @@ static void prep_act_task(void *ctx, int64_t task, int worker)
     }
 }
 
+/* Unpack planar activations (act_t > 0; task = PLANAR_PX input pixels):
+ * each channel's run of pixels is contiguous on the host, unpacked as a
+ * run and scattered to the pixels' rows. */
+#define PLANAR_PX 64
+
+static int64_t planar_tasks(const fl_desc_t *d)
+{
+    int64_t px = (int64_t)d->b.n * d->b.ih * d->b.iw;
+    return (px + PLANAR_PX - 1) / PLANAR_PX;
+}
+
+static void prep_act_planar_task(void *ctx, int64_t task, int worker)
+{
+    enum { CB = 16 };             /* channels per block: one 64-byte line per pixel */
+    fl_job_t *j = (fl_job_t *)ctx;
+    const fl_desc_t *d = &j->d;
+    const bk_insn_t *L = &d->b;
+    const int64_t cin = L->cin;
+    const int64_t p0 = task * PLANAR_PX, px = (int64_t)L->n * L->ih * L->iw;
+    const int n = (int)(px - p0 < PLANAR_PX ? px - p0 : PLANAR_PX);
+    uint32_t words[PLANAR_PX];
+    int32_t e[CB][PLANAR_PX], m[CB][PLANAR_PX];
+    uint8_t s[CB][PLANAR_PX], special = 0;
+    (void)worker;
+    /* channel blocks: unpack CB channel runs, then write each pixel's CB
+     * channels as one run (rows of cin elements apart: writing them one
+     * channel at a time would thrash the cache sets when cin * 4 is a
+     * multiple of 4 KiB) */
+    const int simd16 = j->planar16 && !L->isfix && L->afmt == BITLET_FMT_FP32;
+    for (int64_t c0 = 0; c0 < cin; c0 += CB) {
+        const int nc = (int)(cin - c0 < CB ? cin - c0 : CB);
+        int lo = 0;                           /* pixels [lo, n) by the C below */
+        if (simd16 && nc == CB) {
+            const uint32_t *src = (const uint32_t *)d->act
+                                  + (uint64_t)(L->in_coff + c0) * (uint64_t)d->act_t;
+            for (; lo + 16 <= n; lo += 16) {
+                int64_t o = (p0 + lo) * cin + c0;
+                special |= (uint8_t)fk_planar16_fp32(src + p0 + lo, d->act_t, j->xe + o,
+                                                     j->xm + o, j->xs + o, cin);
+            }
+            if (lo == n)
+                continue;
+        }
+        const int m_n = n - lo;
+        for (int c = 0; c < nc; c++) {
+            uint64_t at = (uint64_t)(L->in_coff + c0 + c) * (uint64_t)d->act_t
+                          + (uint64_t)(p0 + lo);
+            if (L->isfix) {
+                const int32_t *src = (const int32_t *)d->act + at;
+                for (int i = 0; i < m_n; i++)
+                    m[c][i] = fk_fixed_act(bk_fixed_act_word((uint32_t)src[i]));
+                continue;
+            }
+            const uint32_t *u = words;
+            if (L->afmt == BITLET_FMT_FP32) {
+                u = (const uint32_t *)d->act + at;
+            } else {                                 /* widen 16-bit formats first */
+                for (int i = 0; i < m_n; i++)
+                    words[i] = bk_widen(rd_elem(d->act, at + (uint64_t)i, L->afmt), L->afmt);
+            }
+            special |= (uint8_t)unpack_fp32_run(u, m_n, e[c], m[c], s[c]);
+        }
+        for (int i = 0; i < m_n; i++) {
+            int64_t o = (p0 + lo + i) * cin + c0;
+            int32_t *xe = j->xe + o, *xm = j->xm + o;
+            if (L->isfix) {
+                for (int c = 0; c < nc; c++) {
+                    xe[c] = 0;
+                    xm[c] = m[c][i];
+                }
+                continue;
+            }
+            uint8_t *xs = j->xs + o;
+            for (int c = 0; c < nc; c++) {
+                xe[c] = e[c][i];
+                xm[c] = m[c][i];
+                xs[c] = s[c][i];
+            }
+        }
+    }
+    j->row_special[task] = special;
+}
+
 /* ------------------------------------------------------------------ */
 /* a block of output pixels                                            */
 /* ------------------------------------------------------------------ */
@@ -241,24 +348,46 @@ static void zero_i32(int32_t *dst, int64_t n)
         dst[i] = 0;
 }
 
+/* The K tile's taps: elements [k0, k1) of every patch, tap t covering
+ * elements t * Cin_g + [c0, c1) of it. */
+typedef struct {
+    int64_t k0, k1, tap0, tap1;
+} fl_taps_t;
+
+static fl_taps_t tile_taps(const fl_job_t *j)
+{
+    const bk_insn_t *L = &j->d.b;
+    fl_taps_t t;
+    t.k0 = (int64_t)L->kgb * BITLET_GROUP;
+    t.k1 = t.k0 + j->stride < (int64_t)L->k ? t.k0 + j->stride : (int64_t)L->k;
+    t.tap0 = t.k0 / L->cin_g;
+    t.tap1 = (t.k1 + L->cin_g - 1) / L->cin_g;
+    return t;
+}
+
+/* Channels [*c0, *c1) of tap `tap` inside the K tile; returns the
+ * element of the patch where they start (relative to k0). */
+static int64_t tap_run(const fl_taps_t *k, int64_t cin_g, int64_t tap, int64_t *c0, int64_t *c1)
+{
+    int64_t first = tap * cin_g;
+    *c0 = first < k->k0 ? k->k0 - first : 0;
+    *c1 = first + cin_g > k->k1 ? k->k1 - first : cin_g;
+    return first + *c0 - k->k0;
+}
+
 /* Patch rows of pixels [p0, p0 + R) for every channel group (im2col) into
  * ae/am [R][groups][stride] and anan [R][groups][ng]: the elements k of the
  * K tile, k = (ky * KW + kx) * Cin_g + ci, taken tap by tap (one bounds
  * check per tap and pixel, then the channel groups' runs); padding taps
- * and K padding are +0. */
+ * and K padding are +0.  One-group layers (lanes): gather_lanes. */
 static void gather(const fl_job_t *j, fl_scratch_t *s, int64_t p0, int R)
 {
     const fl_desc_t *d = &j->d;
     const bk_insn_t *L = &d->b;
     const int64_t cin_g = d->b.cin_g, groups = L->groups, ng = d->ng;
-    const int64_t k0 = (int64_t)d->b.kgb * BITLET_GROUP;
-    const int64_t k1 = k0 + j->stride < (int64_t)d->b.k ? k0 + j->stride : (int64_t)d->b.k;
-    const int64_t tap0 = k0 / cin_g, tap1 = (k1 + cin_g - 1) / cin_g;
-    /* element e of channel group cg of row r at ae[r * row + cg * plane + e * elem] */
-    const int lanes = j->lanes;
-    const int64_t row = lanes ? 1 : groups * j->stride;
-    const int64_t plane = lanes ? PIXELS_PER_TASK : j->stride;
-    const int64_t elem = lanes ? groups * PIXELS_PER_TASK : 1;
+    const fl_taps_t k = tile_taps(j);
+    /* element e of channel group cg of row r at ae[r * row + cg * plane + e] */
+    const int64_t row = groups * j->stride, plane = j->stride;
     int64_t ox = p0 % L->ow, t = p0 / L->ow;
     int64_t oy = t % L->oh, n = t / L->oh;
     if (j->xs != NULL)
@@ -268,35 +397,20 @@ static void gather(const fl_job_t *j, fl_scratch_t *s, int64_t p0, int R)
         int32_t *am = s->am + (int64_t)r * row;
         const int64_t y0 = oy * L->sh - L->pt, x0 = ox * L->sw - L->pl;
         const int64_t img = n * L->ih;
-        int64_t ky = tap0 / L->kw, kx = tap0 % L->kw;
-        for (int64_t tap = tap0; tap < tap1; tap++) {
-            int64_t first = tap * cin_g, c0 = 0, c1 = cin_g;
-            if (first < k0)
-                c0 = k0 - first;
-            if (first + c1 > k1)
-                c1 = k1 - first;
-            int64_t e = first + c0 - k0, len = c1 - c0;
+        int64_t ky = k.tap0 / L->kw, kx = k.tap0 % L->kw;
+        for (int64_t tap = k.tap0; tap < k.tap1; tap++) {
+            int64_t c0, c1;
+            int64_t e = tap_run(&k, cin_g, tap, &c0, &c1), len = c1 - c0;
             int64_t y = y0 + ky * L->dh, x = x0 + kx * L->dw;
             int inside = y >= 0 && y < (int64_t)L->ih && x >= 0 && x < (int64_t)L->iw;
             int64_t src = inside ? ((img + y) * L->iw + x) * (int64_t)L->cin + c0 : 0;
-            if (!lanes && inside) {
-                for (int64_t cg = 0; cg < groups; cg++) {
+            for (int64_t cg = 0; cg < groups; cg++) {
+                if (inside) {
                     copy_i32(ae + cg * plane + e, j->xe + src + cg * cin_g, len);
                     copy_i32(am + cg * plane + e, j->xm + src + cg * cin_g, len);
-                }
-            } else if (!lanes) {
-                for (int64_t cg = 0; cg < groups; cg++) {
+                } else {
                     zero_i32(ae + cg * plane + e, len);
                     zero_i32(am + cg * plane + e, len);
-                }
-            } else {                              /* transposed: [e][cg][r] */
-                for (int64_t i = 0; i < len; i++) {
-                    int32_t *de = ae + (e + i) * elem, *dm = am + (e + i) * elem;
-                    const int32_t *xe = j->xe + src + i, *xm = j->xm + src + i;
-                    for (int64_t cg = 0; cg < groups; cg++) {
-                        de[cg * plane] = inside ? xe[cg * cin_g] : 0;
-                        dm[cg * plane] = inside ? xm[cg * cin_g] : 0;
-                    }
                 }
             }
             if (j->xs != NULL && inside) {
@@ -323,22 +437,88 @@ static void gather(const fl_job_t *j, fl_scratch_t *s, int64_t p0, int R)
     }
 }
 
+/* gather for one-group layers (K <= 64, e.g. depthwise): the patches
+ * transposed, element e of channel group cg of row r at
+ * ae[e * groups * PIXELS_PER_TASK + cg * PIXELS_PER_TASK + r] (the rows of
+ * a tile side by side), written row-contiguously tap by tap: each tap's
+ * source of every row first, then each element and channel group across
+ * the rows. */
+static void gather_lanes(const fl_job_t *j, fl_scratch_t *s, int64_t p0, int R)
+{
+    const bk_insn_t *L = &j->d.b;
+    const int64_t cin_g = L->cin_g, groups = L->groups, ng = j->d.ng;
+    const int64_t plane = PIXELS_PER_TASK, elem = groups * PIXELS_PER_TASK;
+    const fl_taps_t k = tile_taps(j);
+    int64_t y0[PIXELS_PER_TASK], x0[PIXELS_PER_TASK], img[PIXELS_PER_TASK];
+    int64_t src[PIXELS_PER_TASK];                 /* a row's first source, -1: padding */
+    int64_t ox = p0 % L->ow, t = p0 / L->ow;
+    int64_t oy = t % L->oh, n = t / L->oh;
+    for (int r = 0; r < R; r++) {
+        y0[r] = oy * L->sh - L->pt;
+        x0[r] = ox * L->sw - L->pl;
+        img[r] = n * L->ih;
+        if (++ox == L->ow) {
+            ox = 0;
+            if (++oy == L->oh) {
+                oy = 0;
+                n++;
+            }
+        }
+    }
+    if (j->xs != NULL)
+        memset(s->anan, 0, (size_t)(groups * R * ng));
+    int64_t ky = k.tap0 / L->kw, kx = k.tap0 % L->kw;
+    for (int64_t tap = k.tap0; tap < k.tap1; tap++) {
+        int64_t c0, c1;
+        int64_t e = tap_run(&k, cin_g, tap, &c0, &c1), len = c1 - c0;
+        for (int r = 0; r < R; r++) {
+            int64_t y = y0[r] + ky * L->dh, x = x0[r] + kx * L->dw;
+            int inside = y >= 0 && y < (int64_t)L->ih && x >= 0 && x < (int64_t)L->iw;
+            src[r] = inside ? ((img[r] + y) * L->iw + x) * (int64_t)L->cin + c0 : -1;
+        }
+        for (int64_t i = 0; i < len; i++) {
+            for (int64_t cg = 0; cg < groups; cg++) {
+                int32_t *de = s->ae + (e + i) * elem + cg * plane;
+                int32_t *dm = s->am + (e + i) * elem + cg * plane;
+                const int64_t off = cg * cin_g + i;
+                for (int r = 0; r < R; r++) {
+                    de[r] = src[r] >= 0 ? j->xe[src[r] + off] : 0;
+                    dm[r] = src[r] >= 0 ? j->xm[src[r] + off] : 0;
+                }
+                if (j->xs == NULL)
+                    continue;
+                for (int r = 0; r < R; r++) {
+                    if (src[r] >= 0)
+                        s->anan[((int64_t)r * groups + cg) * ng + (e + i) / BITLET_GROUP] |=
+                            j->xs[src[r] + off];
+                }
+            }
+        }
+        if (++kx == L->kw) {
+            kx = 0;
+            ky++;
+        }
+    }
+}
+
 /* Start value of output (pixel px, channel co): ACC partial or +0. */
 static void start_values(const fl_job_t *j, int64_t p0, int R, uint32_t c0, uint32_t C,
                          float *sum_f, int64_t *sum_i)
 {
     const fl_desc_t *d = &j->d;
     const bk_insn_t *L = &d->b;
+    if (!(L->flags & BITLET_FLAG_ACCUM)) {       /* +0 (all-zero bits) */
+        if (L->isfix)
+            memset(sum_i, 0, sizeof(int64_t) * (size_t)R * C);
+        else
+            memset(sum_f, 0, sizeof(float) * (size_t)R * C);
+        return;
+    }
     for (int r = 0; r < R; r++) {
         for (uint32_t c = 0; c < C; c++) {
             int64_t at = (int64_t)r * C + c;
             uint64_t idx = (uint64_t)(p0 + r) * L->out_cs + L->out_coff + c0 + c;
-            if (!(L->flags & BITLET_FLAG_ACCUM)) {
-                if (L->isfix)
-                    sum_i[at] = 0;
-                else
-                    sum_f[at] = 0.0f;
-            } else if (L->isfix) {
+            if (L->isfix) {
                 sum_i[at] = ((const int64_t *)d->acc)[idx];
             } else {
                 sum_f[at] = bits_f(((const uint32_t *)d->acc)[idx]);
@@ -353,6 +533,30 @@ static void start_values(const fl_job_t *j, int64_t p0, int R, uint32_t c0, uint
  * subnormals kept), except a NaN's payload, which bk_final_float replaces
  * by the canonical NaN either way (and ReLU keeps NaN); about 2x faster on
  * one-group layers, where the output stage is a large part of the work. */
+/* One output: sum (at) of channel co to element idx of the output. */
+static inline void write_one(const fl_desc_t *d, const bk_insn_t *nobias, int partial, int half,
+                             int bias, uint64_t idx, uint32_t co, const float *sum_f,
+                             const int64_t *sum_i, int64_t at)
+{
+    const bk_insn_t *L = &d->b;
+    if (L->isfix) {
+        if (partial)
+            ((int64_t *)d->out)[idx] = sum_i[at];
+        else
+            ((uint32_t *)d->out)[idx] = bk_final_fixed(
+                L, sum_i[at], bias ? ((const int64_t *)d->bias)[co] : 0);
+    } else if (partial) {
+        ((uint32_t *)d->out)[idx] = bk_partial_float(f_bits(sum_f[at]));
+    } else {
+        float v = bias ? sum_f[at] + ((const float *)d->bias)[co] : sum_f[at];
+        uint32_t u = bk_final_float(nobias, f_bits(v), 0u);
+        if (half)
+            ((uint16_t *)d->out)[idx] = (uint16_t)u;
+        else
+            ((uint32_t *)d->out)[idx] = u;
+    }
+}
+
 static void write_outputs(const fl_job_t *j, int64_t p0, int R, uint32_t c0, uint32_t C,
                           const float *sum_f, const int64_t *sum_i)
 {
@@ -363,27 +567,30 @@ static void write_outputs(const fl_job_t *j, int64_t p0, int R, uint32_t c0, uin
     int half = !L->isfix && !partial && bk_elem_bytes(L->ofmt) == 2u;
     int bias = (L->flags & BITLET_FLAG_BIAS) != 0;
     nobias.flags &= ~(uint32_t)BITLET_FLAG_BIAS;
+    if (d->out_t > 0) {           /* planar host layout: channel by channel */
+        for (uint32_t c = 0; c < C; c++) {
+            uint64_t base = (uint64_t)(L->out_coff + c0 + c) * (uint64_t)d->out_t + (uint64_t)p0;
+            for (int r = 0; r < R; r++)
+                write_one(d, &nobias, partial, half, bias, base + (uint64_t)r, c0 + c, sum_f,
+                          sum_i, (int64_t)r * C + c);
+        }
+        return;
+    }
+    if (!L->isfix && !partial && !half) {        /* the common case, unswitched */
+        const float *b = bias ? (const float *)d->bias + c0 : NULL;
+        for (int r = 0; r < R; r++) {
+            uint32_t *out = (uint32_t *)d->out + (uint64_t)(p0 + r) * L->out_cs + L->out_coff + c0;
+            const float *sr = sum_f + (int64_t)r * C;
+            for (uint32_t c = 0; c < C; c++)
+                out[c] = bk_final_float(&nobias, f_bits(b != NULL ? sr[c] + b[c] : sr[c]), 0u);
+        }
+        return;
+    }
     for (int r = 0; r < R; r++) {
         for (uint32_t c = 0; c < C; c++) {
-            int64_t at = (int64_t)r * C + c;
             uint32_t co = c0 + c;
             uint64_t idx = (uint64_t)(p0 + r) * L->out_cs + L->out_coff + co;
-            if (L->isfix) {
-                if (partial)
-                    ((int64_t *)d->out)[idx] = sum_i[at];
-                else
-                    ((uint32_t *)d->out)[idx] = bk_final_fixed(
-                        L, sum_i[at], bias ? ((const int64_t *)d->bias)[co] : 0);
-            } else if (partial) {
-                ((uint32_t *)d->out)[idx] = bk_partial_float(f_bits(sum_f[at]));
-            } else {
-                float v = bias ? sum_f[at] + ((const float *)d->bias)[co] : sum_f[at];
-                uint32_t u = bk_final_float(&nobias, f_bits(v), 0u);
-                if (half)
-                    ((uint16_t *)d->out)[idx] = (uint16_t)u;
-                else
-                    ((uint32_t *)d->out)[idx] = u;
-            }
+            write_one(d, &nobias, partial, half, bias, idx, co, sum_f, sum_i, (int64_t)r * C + c);
         }
     }
 }
@@ -464,13 +671,25 @@ static void block_task(void *ctx, int64_t task, int worker)
         R = (int)((row1 - row0) * ow);
     }
     uint32_t cout_g = d->b.cout_g, ng = d->ng;
-    gather(j, s, p0, R);
+    /* 1x1 layers with stride 1 and no padding (GEMM too): the patch of
+     * pixel p is row p of the unpacked input, read in place (while no
+     * input is Inf/NaN: gather flags those) */
+    const int direct = j->direct && j->xs == NULL;
+    if (j->lanes)
+        gather_lanes(j, s, p0, R);
+    else if (!direct)
+        gather(j, s, p0, R);
     for (uint32_t cg = 0; cg < d->b.groups; cg++) {
         uint32_t cbase = cg * cout_g;
         uint8_t *anan = s->anan + (int64_t)cg * ng;
         int64_t cg_off = (int64_t)cg * (j->lanes ? PIXELS_PER_TASK : j->stride);
         int32_t *ae = s->ae + cg_off;
         int32_t *am = s->am + cg_off;
+        if (direct) {
+            int64_t at = p0 * (int64_t)d->b.cin + (int64_t)d->b.kgb * BITLET_GROUP;
+            ae = j->xe + at;
+            am = j->xm + at;
+        }
         start_values(j, p0, R, cbase, cout_g, s->sum_f, s->sum_i);
         uint8_t *scan_cg = j->want_cycles ? s->scan + (int64_t)cg * R * cout_g * ng : NULL;
         /* channel blocks keep a block's weights in cache over the R rows */
@@ -483,15 +702,16 @@ static void block_task(void *ctx, int64_t task, int worker)
             t.ng = (int)ng;
             t.glen = j->glen;
             t.C = (int)C;
-            t.wstride = j->stride;
-            t.we = j->we + wrow * j->stride;
-            t.wa = j->wa + wrow * j->stride;
-            t.wn = j->wn + wrow * j->stride;
+            t.wstride = j->wpitch;
+            t.we = j->we + wrow * j->wpitch;
+            t.wa = j->wa + wrow * j->wpitch;
+            t.wn = j->wn + wrow * j->wpitch;
             t.wnan = j->wnan + wrow * ng;
             t.wscan = j->wscan != NULL ? j->wscan + wrow * ng : NULL;
             t.R = R;
             t.lanes = j->lanes;
-            t.astride = (int64_t)d->b.groups * (j->lanes ? PIXELS_PER_TASK : j->stride);
+            t.astride = direct ? (int64_t)d->b.cin
+                               : (int64_t)d->b.groups * (j->lanes ? PIXELS_PER_TASK : j->stride);
             t.nan_stride = (int64_t)d->b.groups * ng;
             t.ae = ae;
             t.am = am;
@@ -502,6 +722,17 @@ static void block_task(void *ctx, int64_t task, int worker)
             t.scan = scan_cg;
             t.col0 = (int)cb;
             t.ldc = (int)cout_g;
+            if (j->tile4) {
+                int done = fk_tile4_fp32(&t);
+                if (done == t.C)
+                    continue;
+                t.C -= done;                       /* the last channels */
+                t.we += (int64_t)done * t.wstride;
+                t.wa += (int64_t)done * t.wstride;
+                t.wn += (int64_t)done * t.wstride;
+                t.wnan += (int64_t)done * ng;
+                t.col0 += done;
+            }
             j->ops->tile(&t);
         }
         write_outputs(j, p0, R, cbase, cout_g, s->sum_f, s->sum_i);
@@ -534,6 +765,14 @@ static void table_task(void *ctx, int64_t t, int worker)
 /* ------------------------------------------------------------------ */
 /* the layer                                                           */
 /* ------------------------------------------------------------------ */
+
+/* Threads for `work` units when `unit` of them are worth a thread: at
+ * most `threads`, at least 1. */
+static int threads_for(int threads, double work, double unit)
+{
+    double t = work / unit;
+    return t >= threads ? threads : (t < 1.0 ? 1 : (int)t);
+}
 
 /* The working memory of a layer: one block, kept between calls (a layer's
  * buffers are megabytes: fresh pages each call cost page faults and the
@@ -670,7 +909,11 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
         j.glen[g] = (int32_t)((real + FK_VEC - 1) / FK_VEC * FK_VEC);
     }
     j.stride = (int64_t)(ng - 1u) * BITLET_GROUP + j.glen[ng - 1u];
-    size_t wcount = (size_t)L->cout * (size_t)j.stride;
+    /* weight rows 4 KiB apart would share the L1 cache's sets (the AVX-512
+     * tiles read four rows at once): pad them to an odd number of 64-byte
+     * lines then */
+    j.wpitch = j.stride % (2 * FK_VEC) == 0 ? j.stride + FK_VEC : j.stride;
+    size_t wcount = (size_t)L->cout * (size_t)j.wpitch;
     j.we = (int32_t *)ws_get(ws, wcount * sizeof(int32_t), 0);
     j.wa = (int32_t *)ws_get(ws, wcount * sizeof(int32_t), 0);
     j.wn = (int32_t *)ws_get(ws, wcount * sizeof(int32_t), 0);
@@ -689,20 +932,32 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
     BAIL_IF_NULL(j.xe);
     BAIL_IF_NULL(j.xm);
     j.xs = (uint8_t *)ws_get(ws, L->isfix ? 1 : xcount, 1);
-    j.row_special = (uint8_t *)ws_get(ws, (size_t)L->n * L->ih, 1);
+    j.act_tasks = d->act_t > 0 ? planar_tasks(d) : (int64_t)L->n * L->ih;
+    j.row_special = (uint8_t *)ws_get(ws, (size_t)j.act_tasks, 1);
     BAIL_IF_NULL(j.xs);
     BAIL_IF_NULL(j.row_special);
     j.n_px = (int64_t)L->n * L->oh * L->ow;
     j.lanes = ng == 1;
-    int64_t wrow_bytes = j.stride * 3 * (int64_t)sizeof(int32_t);
+    /* rows of cin elements, each holding the whole K tile (a tile's last
+     * group read up to a multiple of FK_VEC: cin must be one) */
+    j.direct = !j.lanes && L->groups == 1u && L->kh == 1u && L->kw == 1u && L->sh == 1u
+               && L->sw == 1u && L->pt == 0u && L->pl == 0u && L->pb == 0u && L->pr == 0u
+               && L->oh == L->ih && L->ow == L->iw && L->cin % FK_VEC == 0u
+               && (int64_t)L->kgb * BITLET_GROUP + j.stride <= (int64_t)L->cin;
+    j.planar16 = fk_tile4_usable(j.ops);
+    j.tile4 = !j.want_cycles && !L->isfix && !j.lanes
+              && (L->prune & FK_SIG_MASK) == FK_SIG_MASK && fk_tile4_usable(j.ops);
+    for (uint32_t g = 0; g < ng && j.tile4; g++)
+        j.tile4 = j.glen[g] == BITLET_GROUP;       /* whole groups only */
+    int64_t wrow_bytes = j.wpitch * 3 * (int64_t)sizeof(int32_t);
     j.ch_block = TILE_WEIGHT_BYTES / wrow_bytes;
+    if (j.tile4 && j.ch_block >= 4)
+        j.ch_block -= j.ch_block % 4;              /* whole quads of channels */
     if (j.ch_block < 1)
         j.ch_block = 1;
     j.n_rows = (int64_t)L->n * L->oh;
     j.chunks_per_row = ((int64_t)L->ow + PIXELS_PER_TASK - 1) / PIXELS_PER_TASK;
     j.rows_per_task = j.chunks_per_row > 1 ? 1 : PIXELS_PER_TASK / (int64_t)L->ow;
-    int64_t n_tasks = j.chunks_per_row > 1 ? j.n_rows * j.chunks_per_row
-                                           : (j.n_rows + j.rows_per_task - 1) / j.rows_per_task;
     if (j.want_cycles) {
         if (fs_init(&j.sched, L) != 0) {
             free_job(&j);
@@ -717,6 +972,21 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
                                     (size_t)j.chunks_per_row * j.sched.nb, 1);
         BAIL_IF_NULL(j.cp);
     }
+    /* small layers run on fewer threads (S costs ~3x the products) */
+    j.threads = threads_for(j.threads, (double)j.n_px * L->cout * ng * (j.want_cycles ? 4 : 1),
+                            MIN_GROUPS_PER_THREAD);
+    if (j.chunks_per_row == 1 && j.threads > 1) {
+        /* narrow rows (GEMM: rows of one pixel): at least TASKS_PER_THREAD
+         * tasks per thread when the layer has them, so that a thread the
+         * machine slows down leaves little work at the end; at least
+         * MIN_TASK_PIXELS pixels a task */
+        int64_t rows = j.n_rows / ((int64_t)TASKS_PER_THREAD * j.threads);
+        int64_t least = (MIN_TASK_PIXELS + (int64_t)L->ow - 1) / (int64_t)L->ow;
+        rows = rows > least ? rows : least;
+        j.rows_per_task = rows < j.rows_per_task ? rows : j.rows_per_task;
+    }
+    int64_t n_tasks = j.chunks_per_row > 1 ? j.n_rows * j.chunks_per_row
+                                           : (j.n_rows + j.rows_per_task - 1) / j.rows_per_task;
     j.workers = j.threads < n_tasks ? j.threads : (int)n_tasks;
     if (j.workers < 1)
         j.workers = 1;
@@ -751,9 +1021,11 @@ static int run_layer(const fl_desc_t *d, bk_prof_t *prof, int threads)
             }
         }
     }
-    fk_parallel_for(j.threads, L->cout, prep_weights_task, &j);
-    fk_parallel_for(j.threads, (int64_t)L->n * L->ih, prep_act_task, &j);
-    if (memchr(j.row_special, 1, (size_t)L->n * L->ih) == NULL) {
+    fk_parallel_for(threads_for(j.threads, (double)L->cout * j.stride, MIN_ELEMS_PER_THREAD),
+                    L->cout, prep_weights_task, &j);
+    fk_parallel_for(threads_for(j.threads, (double)xcount, MIN_ELEMS_PER_THREAD), j.act_tasks,
+                    d->act_t > 0 ? prep_act_planar_task : prep_act_task, &j);
+    if (memchr(j.row_special, 1, (size_t)j.act_tasks) == NULL) {
         j.xs = NULL;               /* no Inf/NaN input: gather skips the flags */
     }
     if (j.want_cycles && j.sched.tables != NULL)
@@ -799,6 +1071,9 @@ int bitlet_fast_layer(const uint32_t *insn, uint64_t insn_addr, const bitlet_fas
     d.bias = (d.b.flags & BITLET_FLAG_BIAS) ? buf->bias : NULL;
     d.acc = (d.b.flags & BITLET_FLAG_ACCUM) ? buf->acc : NULL;
     d.out = buf->out;
+    d.act_t = buf->act_t;
+    d.out_t = buf->out_t;
+    d.wgt_ld = buf->wgt_ld;
     if (st == BITLET_STATUS_OK)
         st = check_bias(&d);
     if (st != BITLET_STATUS_OK)

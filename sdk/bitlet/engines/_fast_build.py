@@ -35,7 +35,7 @@ EMU_DIR = os.path.join(ROOT, "emu")
 HLS_DIR = os.path.join(ROOT, "hls")
 API_HEADER = "bitlet_fast.h"
 SOURCES = ("fast_core.c", "fast_layer.c", "fast_sched.c", "fast_kern_scalar.c",
-           "fast_kern_x86.c")
+           "fast_kern_x86.c", "fast_tile4.c")
 THREADING = ("openmp", "pthreads", "none")
 
 _BLOCK = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.DOTALL)

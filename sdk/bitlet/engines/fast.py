@@ -32,8 +32,20 @@ stage, batches, ring, transfer rules, profile record) is not re-written
 here or in emu/: the C includes hls/bitlet_ctl.h, the kernel's own copy.
 
 Threads: ``threads=None`` uses the environment variable ``BITLET_THREADS``
-if set, else every CPU the process may use.  Results never depend on the
-thread count.
+if set, else every CPU the process may use; small layers use fewer (work
+per thread, emu/fast_layer.c).  Results never depend on the thread count.
+The POSIX-threads build keeps its worker threads between calls (a
+persistent pool, emu/fast_core.c): one call at a time uses it, a call made
+meanwhile from another Python thread starts threads of its own; a forked
+child (multiprocessing, Ray workers) starts a pool of its own; the workers
+are stopped and joined at exit.
+
+Host layouts: :meth:`FastEngine.run_layer` also reads planar activations
+and writes planar outputs (``act_t``, ``out_t``: a GEMM's A [K, N] and
+C [M, N] as they are) and reads weights from a [Cout, K] matrix without K
+padding (``wgt_ld``, ``wgt_offset``), so :func:`bitlet.numerics.matmul`
+makes no transposed or padded copies.  The cycle model sees the device
+layouts' addresses either way.
 
 Cost of cycle accounting: results only never run the check-window scanner.
 With ``cycles=True`` every group's S is computed too: the groups' aligned
@@ -49,7 +61,10 @@ cycles are almost free.
 
 Kernels (``info()["isa"]``, chosen at run time, forced with ``set_isa``):
 ``avx512v`` (AVX-512 with VBMI, GFNI and VPOPCNTDQ), ``avx512``, ``avx2``
-and ``scalar`` (portable C, any CPU); all give identical results.
+and ``scalar`` (portable C, any CPU); all give identical results.  With
+the AVX-512 kernels, results-only fp32 layers whose groups are whole
+(K a multiple of 64) run four output channels at a time
+(emu/fast_tile4.c: reductions folded together, the pack in vector lanes).
 
 Example
 -------
@@ -267,7 +282,8 @@ class FastEngine:
 
     # -- one instruction on numpy buffers -------------------------------------
     def run_layer(self, insn: isa.Insn, buffers: dict, *, timestamp: int = 0, threads=None,
-                  cycles: bool = True) -> tuple:
+                  cycles: bool = True, words: np.ndarray | None = None, act_t: int = 0,
+                  out_t: int = 0, wgt_ld: int = 0, wgt_offset: int = 0) -> tuple:
         """One instruction on numpy buffers (``bitlet_fast_layer``).
 
         Parameters
@@ -277,12 +293,27 @@ class FastEngine:
         buffers : dict
             ``"act"``, ``"wgt"``, ``"out"`` and, when the flags use them,
             ``"acc"`` and ``"bias"``: C-contiguous numpy arrays in the
-            device layout (``out`` writable; None for an unused operand).
+            device layout, or the host layouts below (``out`` writable;
+            None for an unused operand).
         timestamp : int
             The clock at its start (cycles).
         threads : int, optional
         cycles : bool
             Run the cycle model (else the record's counters are 0).
+        words : ndarray of uint32 [hw.INSN_WORDS], optional
+            ``insn`` already encoded (:func:`bitlet.isa.program_words`).
+        act_t, out_t : int
+            0 (device layout) or the row length (>= the pixels) of a
+            planar host layout: the device element of pixel p, channel c at
+            ``act[(in_coff + c) * act_t + p]`` (input pixels), respectively
+            ``out[(out_coff + c) * out_t + p]`` (output pixels); a GEMM's
+            A [K, N] and C [M, N] with ``act_t = out_t = N`` (see
+            ``bitlet_fast_buffers_t`` in emu/bitlet_fast.h).
+        wgt_ld, wgt_offset : int
+            0 (device layout) or the weights' row length on the host, in
+            elements, and the element of row 0 where the instruction's K
+            tile starts (``64 * kg_begin`` of a [Cout, K] matrix: rows need
+            no K padding).
 
         Returns
         -------
@@ -297,7 +328,8 @@ class FastEngine:
             The kernel's checks refused the instruction (its status named).
         """
         ffi, lib = self.ffi, self.lib
-        words = np.ascontiguousarray(isa.program_words([insn]), dtype=np.uint32)
+        if words is None:
+            words = np.ascontiguousarray(isa.program_words([insn]), dtype=np.uint32)
         buf = ffi.new("bitlet_fast_buffers_t *")
         keep = [words]
         for name, arr in buffers.items():
@@ -305,7 +337,10 @@ class FastEngine:
                 continue
             ptr = ffi.from_buffer(arr, require_writable=name == "out")
             keep.append(ptr)
+            if name == "wgt" and wgt_offset:
+                ptr = ffi.cast("uint8_t *", ptr) + int(wgt_offset) * arr.itemsize
             setattr(buf, name, ffi.cast("void *", ptr))
+        buf.act_t, buf.out_t, buf.wgt_ld = int(act_t), int(out_t), int(wgt_ld)
         prof = ffi.new("bitlet_fast_prof_t *") if cycles else ffi.NULL
         status = lib.bitlet_fast_layer(ffi.from_buffer("uint32_t[]", words), 0, buf,
                                        int(timestamp), prof, _threads(threads))

@@ -34,6 +34,7 @@ Example
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -134,6 +135,8 @@ def _broadcast_pair(w: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def _per_group(x, name: str, batch: tuple[int, ...], high: int, dtype) -> np.ndarray:
     """A scalar or array parameter (prune, quant) broadcast to the batch shape."""
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool) and 0 <= x <= high:
+        return np.full(math.prod(batch), x, dtype)   # the common case
     arr = _as_array(x, name)
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
         raise BitletTypeError(f"{name}: must be an integer (or integer array), got {arr.dtype}")
@@ -221,8 +224,13 @@ def _run(w_words: np.ndarray, a_words: np.ndarray, isfix: bool, prune: np.ndarra
          quant: np.ndarray, engine: Engine) -> np.ndarray:
     """w_words, a_words uint32 [n, 64]; prune uint32 [n]; quant uint8 [n]."""
     n = w_words.shape[0]
-    out = np.empty(n, dtype=result_dtype())
     flags = np.full(n, int(isfix), np.uint8)
+    if n <= _CHUNK:                    # one call: the engine's array is the result
+        w_words = np.ascontiguousarray(w_words)
+        sig, exp, abs_ = (x.reshape(w_words.shape)
+                          for x in _weight_port_flat(w_words.reshape(-1), isfix))
+        return engine(sig, exp, abs_, np.ascontiguousarray(a_words), flags, prune, quant)
+    out = np.empty(n, dtype=result_dtype())
     for start in range(0, n, _CHUNK):
         part = slice(start, min(n, start + _CHUNK))
         w_chunk = np.ascontiguousarray(w_words[part])

@@ -24,6 +24,8 @@ instruction).
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from bitlet import hw, isa
@@ -261,8 +263,14 @@ def _summarise(prof: np.ndarray) -> dict:
 
 
 def _result(raw, fmt, prof, return_profile):
-    ofmt = hw.FMT_FIXED if fmt == hw.FMT_FIXED else hw.FMT_FP32
-    out = preprocess.unpack_outputs(raw, ofmt).astype(np.float32)
+    """float32 results of raw output words (uint32; fixed: the r words).
+    fp32 words of a C-contiguous array the caller made for this call are
+    returned as a float32 view of it, without a copy."""
+    if fmt != hw.FMT_FIXED and raw.dtype == np.uint32 and raw.flags.c_contiguous:
+        out = raw.view(np.float32)
+    else:
+        ofmt = hw.FMT_FIXED if fmt == hw.FMT_FIXED else hw.FMT_FP32
+        out = preprocess.unpack_outputs(raw, ofmt).astype(np.float32)
     return (out, _summarise(prof)) if return_profile else out
 
 
@@ -301,44 +309,117 @@ def _layer_engine(engine, kernel: str) -> str:
     return name if name in BUILT_IN else "reference"   # a custom group engine: the C
 
 
+@lru_cache(maxsize=64)
+def _program(shape: tuple, stride, padding, dilation, groups: int, gemm: bool, fmt: int,
+             relu: bool, bias: bool, prune: int, quant: int, fixbits: int):
+    """A layer's checked geometry, K tiles and instructions, with each
+    instruction's encoding (read-only uint32 [hw.INSN_WORDS]); cached, as
+    a model's layers are called again with the same shapes.
+
+    ``shape`` is ``(n, ih, iw, cin, cout, kh, kw)``.  Raises what
+    :func:`_check_buffers` and the instruction builder raise.
+    """
+    fixed = fmt == hw.FMT_FIXED
+    ofmt = hw.FMT_FIXED if fixed else hw.FMT_FP32      # results are binary32 (or fixed r)
+    geo = LayerGeometry("layer", *shape, stride, padding, dilation, groups, gemm=gemm,
+                        fixed=fixed)
+    _check_buffers(geo, bias)
+    tiles = k_tiles(geo.n_kg, hw.N_PE, hw.WGT_BUF_WORDS)
+    insns = layer_instructions(geo, tiles, wfmt=fmt, ofmt=ofmt, relu=relu, bias=bias,
+                               prune=prune, quant=quant,
+                               fixbits=fixbits if fixed else 0)   # checks the geometry
+    words = []
+    for item in insns:
+        enc = np.ascontiguousarray(isa.program_words([item.insn]), dtype=np.uint32)
+        enc.setflags(write=False)
+        words.append(enc)
+    return geo, tiles, insns, tuple(words)
+
+
+def _host_elements(x: np.ndarray, fmt: int, name: str) -> np.ndarray:
+    """Device elements of ``fmt`` for the fast engine, C-contiguous, of
+    ``x``'s shape: binary32 operands as a uint32 view without a copy when
+    ``x`` is C-contiguous (the engine only reads them); the other formats
+    are converted (and fixed operands checked) by
+    :func:`bitlet.program.preprocess.pack_elements`."""
+    if fmt == hw.FMT_FP32:
+        return np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    return np.ascontiguousarray(preprocess.pack_elements(x, fmt, name=name))
+
+
+def _host_weights(w: np.ndarray, fmt: int) -> np.ndarray:
+    """Weights [Cout, K] (device element order, no K padding) for the fast engine."""
+    mat = preprocess.weight_matrix(w)
+    if fmt == hw.FMT_FIXED:
+        return np.ascontiguousarray(preprocess.fixed_weight_words(mat))
+    return _host_elements(mat, fmt, "w")
+
+
+def _run_fast(x, w, bias_words, geo, tiles, insns, words, *, fmt, gemm, threads, cycles):
+    """The layer on the fast engine, straight on the host arrays: a GEMM's
+    A [K, N] is read and C [M, N] written in place (planar host layouts; a
+    Fortran-ordered A is read as the device layout A^T),
+    weights are read from the [Cout, K] matrix without padding
+    (:meth:`bitlet.engines.fast.FastEngine.run_layer`).  Returns (raw
+    outputs, uint32 [M, N] for a GEMM, else [N, OH, OW, Cout]; profile)."""
+    eng = fast.engine()
+    oh, ow = geo.out_hw
+    out_elems = geo.n * oh * ow * geo.cout
+    part_words = 2 if geo.fixed else 1                 # partial sums: int64 / fp32
+    planar = gemm and not (x.flags.f_contiguous and not x.flags.c_contiguous)
+    # a Fortran-ordered A is A^T [N, K] in C order: the device layout as it is
+    act = _host_elements(x if planar or not gemm else x.T, fmt, "a" if gemm else "x")
+    wgt = _host_weights(w, fmt)
+    k = wgt.shape[1]
+    out_shape = (geo.cout, geo.n) if gemm else (geo.n, oh, ow, geo.cout)
+    buffers = {"out": np.empty(out_shape, np.uint32),
+               **{name: np.empty(out_elems * part_words, np.uint32)
+                  for name in partial_buffers(len(tiles))}}
+    prof = np.zeros(len(insns), dtype=isa.profile_dtype())
+    clock = 0                                          # the kernel's clock, as run_kernel's
+    for i, item in enumerate(insns):
+        final = item.out == "out"
+        prof[i] = eng.run_layer(
+            item.insn, {"act": act, "wgt": wgt, "out": buffers[item.out],
+                        "acc": buffers[item.acc] if item.acc else None,
+                        "bias": bias_words if item.bias else None},
+            timestamp=clock, threads=threads, cycles=cycles, words=words[i],
+            act_t=geo.n if planar else 0, out_t=geo.n if gemm and final else 0,
+            wgt_ld=k, wgt_offset=tiles[item.k_tile][0] * hw.GROUP)
+        clock = int(prof[i]["end"])
+    return buffers["out"], prof
+
+
 def _run_layer(x, w, *, stride, padding, dilation, groups, bias, relu, prune, fmt, quant,
                kernel, engine, threads, cycles, gemm=False, fixbits=0):
-    """Run one layer (NHWC convolution, or a GEMM as a 1x1 convolution of N
-    pixels); returns (raw output elements [N, OH, OW, Cout], profile records)."""
+    """Run one layer: an NHWC convolution (x [N, H, W, Cin], w [Cout, KH,
+    KW, Cin/groups]), or with ``gemm`` a GEMM (x = A [K, N], w = W [M, K])
+    as a 1x1 convolution of N pixels; returns (raw output elements
+    [N, OH, OW, Cout], GEMM: [M, N]; profile records)."""
     fixed = fmt == hw.FMT_FIXED
     if fixed and kernel == "vendor_fp":
         raise BitletValueError("precision='fixed' is not supported by the vendor-FP kernel")
     ofmt = hw.FMT_FIXED if fixed else hw.FMT_FP32      # results are binary32 (or fixed r)
-    n, ih, iw, cin = x.shape
-    cout, kh, kw, _ = w.shape
+    if gemm:
+        (k, n), cout = x.shape, w.shape[0]
+        shape = (n, 1, 1, k, cout, 1, 1)
+    else:
+        shape = x.shape + w.shape[:3]
+    bias_words = _bias_words(bias, shape[4], fixed)
+    geo, tiles, insns, words = _program(shape, stride, padding, dilation, groups, gemm, fmt,
+                                        relu, bias_words is not None, prune, quant, fixbits)
+    if engine == "fast":
+        return _run_fast(x, w, bias_words, geo, tiles, insns, words, fmt=fmt, gemm=gemm,
+                         threads=threads, cycles=cycles)
+    if gemm:
+        x = x.T.reshape(shape[:4])
+        w = w.reshape(shape[4:] + (shape[3],))
+    n, _, _, _, cout, _, _ = shape
     act = np.ascontiguousarray(preprocess.pack_elements(x, fmt, name="a" if gemm else "x"))
-    bias_words = _bias_words(bias, cout, fixed)
-    geo = LayerGeometry("layer", n, ih, iw, cin, cout, kh, kw, stride, padding, dilation,
-                        groups, gemm=gemm, fixed=fixed)
-    _check_buffers(geo, bias_words is not None)
-    tiles = k_tiles(geo.n_kg, hw.N_PE, hw.WGT_BUF_WORDS)
-    insns = layer_instructions(geo, tiles, wfmt=fmt, ofmt=ofmt, relu=relu,
-                               bias=bias_words is not None, prune=prune, quant=quant,
-                               fixbits=fixbits if fixed else 0)   # checks the geometry
     oh, ow = geo.out_hw
     out_elems = n * oh * ow * cout
     part_words = 2 if fixed else 1                     # partial sums: int64 / fp32
     weights = [preprocess.to_device_weights(w, fmt, k_groups=kt) for kt in tiles]
-    if engine == "fast":
-        eng = fast.engine()
-        buffers = {"out": np.zeros(out_elems, np.uint32),
-                   **{name: np.zeros(out_elems * part_words, np.uint32)
-                      for name in partial_buffers(len(tiles))}}
-        prof = np.zeros(len(insns), dtype=isa.profile_dtype())
-        clock = 0                                      # the kernel's clock, as run_kernel's
-        for i, item in enumerate(insns):
-            prof[i] = eng.run_layer(
-                item.insn, {"act": act, "wgt": weights[item.k_tile], "out": buffers[item.out],
-                            "acc": buffers[item.acc] if item.acc else None,
-                            "bias": bias_words if item.bias else None},
-                timestamp=clock, threads=threads, cycles=cycles)
-            clock = int(prof[i]["end"])
-        return buffers["out"].reshape(n, oh, ow, cout), prof
     image = memory_image()
     addr = {"act": image.add(preprocess.to_words(act))}
     addr["bias"] = image.add(bias_words) if bias_words is not None else 0
@@ -354,6 +435,8 @@ def _run_layer(x, w, *, stride, padding, dilation, groups, bias, relu, prune, fm
     off = (addr["out"] - image.base) // 4
     words = mem[off:off + -(-out_elems * out_bytes // 4)]
     raw = preprocess.from_words(words, out_elems, out_bytes)
+    if gemm:
+        return raw.reshape(n, cout).T, prof
     return raw.reshape(n, oh, ow, cout), prof
 
 
@@ -439,11 +522,9 @@ def matmul(w, a, *, bias=None, relu=False, prune=hw.PRUNE_ALL, precision="fp32",
     prune, quant = _check_prune(prune), _check_quant(quant, fixed)
     want = _want_cycles(cycles, return_profile)
     kernel = check_kernel(kernel)
-    m, k = w.shape
-    n = a.shape[1]
     raw, prof = _run_layer(
-        np.ascontiguousarray(a.T).reshape(n, 1, 1, k), w.reshape(m, 1, 1, k), stride=(1, 1),
-        padding=(0, 0, 0, 0), dilation=(1, 1), groups=1, bias=bias, relu=relu, prune=prune,
-        fmt=fmt, quant=quant, kernel=kernel, engine=_layer_engine(engine, kernel),
-        threads=threads, cycles=want, gemm=True, fixbits=bits)
-    return _result(raw.reshape(n, m).T, fmt, prof, want)
+        a, w, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1, bias=bias,
+        relu=relu, prune=prune, fmt=fmt, quant=quant, kernel=kernel,
+        engine=_layer_engine(engine, kernel), threads=threads, cycles=want, gemm=True,
+        fixbits=bits)
+    return _result(raw, fmt, prof, want)
