@@ -22,9 +22,10 @@ through :func:`bitlet.numerics.matmul` it measures, in the same run,
   rows for GEMM) and its MAC/s is the subset's; the subset is printed.
 
 Each round times numpy, fast and fast+cycles once each, one after the
-other (numpy after a warm-up call, so its BLAS threads are awake; a pause
-after each engine, untimed, lets BLAS worker threads stop spinning); the
-rounds alternate so that a change of machine load hits every engine alike.
+other, each on its second call in a row (the first, untimed, wakes its
+worker threads and, on a virtual machine, the idle virtual CPUs, which can
+take milliseconds); a pause after each engine, untimed, lets BLAS worker
+threads stop spinning; the rounds alternate so that a change of machine load hits every engine alike.
 Printed: the median MAC/s and the median of the per-round ratios to
 numpy, with the range (min-max) over the rounds.  It checks that the fast
 engine equals the reference bit for bit on the subset (results and every
@@ -226,11 +227,15 @@ def run(shapes, repeats: int) -> list[dict]:
         time.sleep(_SETTLE)
         t_np, t_fast, t_cyc = [], [], []
         for _ in range(repeats):
-            s.numpy_fn()                                # warm-up: BLAS threads awake
+            # each engine is timed on its second call in a row: the first (a
+            # warm-up, untimed) wakes its threads and the CPUs after the pause
+            s.numpy_fn()
             t_np.append(_timed(s.numpy_fn))
             time.sleep(_SETTLE)
+            s.fast_fn(False)
             t_fast.append(_timed(partial(s.fast_fn, False)))
             time.sleep(_SETTLE)
+            s.fast_fn(True)
             t_cyc.append(_timed(partial(s.fast_fn, True)))
             time.sleep(_SETTLE)
         t0 = time.perf_counter()

@@ -392,12 +392,16 @@ static int spawn_run(int threads, int64_t n, fk_task_fn fn, void *ctx)
  * property above: the caller claims tasks too, and waits only for the
  * workers that joined the job (active); workers join under the lock, at
  * most `want` of them, until the caller closes the job, so none is left
- * inside a job when its caller returns.  An idle worker spins briefly
- * (the next step of a layer comes within microseconds) and then sleeps.
+ * inside a job when its caller returns.  An idle worker spins for 2 ms
+ * and then sleeps: the next step of a layer comes within microseconds, the
+ * next layer of a model after the Python between calls (0.1-1 ms); a
+ * sleeping worker's CPU, when it is an idle virtual CPU, took up to ~10 ms
+ * to wake on a KVM guest (measured: a 1x1 conv's 6 ms call then ran on
+ * the caller alone, 12 ms).
  * fork: the child (one thread, no workers) drops the pool and starts a
  * new one when it needs it.  Exit: the workers are stopped and joined
  * (unless a caller is inside a job then). */
-#define POOL_SPIN_NS 50000        /* how long an idle worker spins (50 us) */
+#define POOL_SPIN_NS 2000000      /* how long an idle worker spins (2 ms) */
 
 static int64_t now_ns(void)
 {
