@@ -53,9 +53,10 @@ weights wait in batches of 8 or 16, and the scanner runs as a bit-sliced
 automaton over every bit column of the batch at once (a 32-bit word per
 group, a bit per column; emu/fast_kern_x86.c ``fk_avx512_scan16``
 describes it), on every kernel (AVX-512, AVX2, portable C).  Measured on
-AVX-512 with VBMI/GFNI, one thread, fp32 layers with K >= 64: S adds about
-0.7-0.9x the time of the results (``benchmarks/emulator.py --stages``),
-about as much on 3x3 depthwise layers (one group per output).  In fixed
+AVX-512 with VBMI/GFNI (AMD EPYC Zen 4, 2 threads,
+``benchmarks/emulator.py --stages``): S and the cycle model add 0.9-1.4x
+the time of the results on fp32 layers with K >= 64, 0.65-0.75x on a 3x3
+depthwise layer (one group per output).  In fixed
 mode S depends on the weights only and is computed once per layer, so
 cycles are almost free.
 
