@@ -85,7 +85,7 @@ for l in out.split("\n"):
             else: cat = "alignment (emax, shifts)"
         elif mm and mm.group(1) == "fast_kern.inc":
             f = fn_at("fast_kern.inc", int(mm.group(2)))
-            if "gbatch" in f or "scan_lanes" in f: cat = "S: bounds + batching"
+            if "scan_lanes" in f: cat = "S: bounds + batching"
             else: cat = "tile loops, NaN flags, group sums"
         else: cat = "engine other (" + sym + ")"
     elif "python" in sym.lower() or sym.startswith(("_Py", "Py")) : cat = "Python"

@@ -176,31 +176,7 @@ static void ft_tile(const fk_tile_t *t, int C4)
     }
 }
 
-/* Transpose 16 x 16 int32 in place (rows r[i] -> columns). */
-static inline void ft_transpose16(__m512i r[16])
-{
-    __m512i t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-        r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-        r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-        r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-    }
-    for (int i = 0; i < 4; i++) {
-        t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
-        t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xDD);
-        t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
-        t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xDD);
-    }
-    for (int i = 0; i < 8; i++) {
-        r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
-        r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xDD);
-    }
-}
+#include "fast_avx512.h"        /* fk_avx512_t16 */
 
 static int ft_planar16(const uint32_t *src, int64_t ld, int32_t *xe, int32_t *xm, uint8_t *xs,
                        int64_t cin)
@@ -222,8 +198,8 @@ static int ft_planar16(const uint32_t *src, int64_t ld, int32_t *xe, int32_t *xm
         m[c] = _mm512_mask_sub_epi32(aman, _mm512_movepi32_mask(w), zero, aman);
         special |= _mm512_cmpeq_epi32_mask(ex, k255);
     }
-    ft_transpose16(e);
-    ft_transpose16(m);
+    fk_avx512_t16(e);
+    fk_avx512_t16(m);
     for (int i = 0; i < 16; i++) {        /* pixel i: its 16 channels */
         _mm512_storeu_si512((void *)(xe + (int64_t)i * cin), e[i]);
         _mm512_storeu_si512((void *)(xm + (int64_t)i * cin), m[i]);

@@ -4,12 +4,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
+import onnx
 import pytest
 from bitlet.demo import load_frames, model_path
+from bitlet.drivers.sim import SimDevice
+from bitlet.runtime.agent import Agent
 from bitlet.tools import cli
 from bitlet.tools.imaging import read_image
+from models import espcn_nhw
+from test_agent_weights import explicit  # each shape compiled explicitly: the reference
 
 pytestmark = pytest.mark.device
 SMALL = ["--shape", "lr=1,1,12,12"]
@@ -204,22 +210,11 @@ def test_run_of_a_dynamic_model_on_a_remote_device_sends_its_weights_once(tmp_pa
     """`bitlet run MODEL --device tcp://...` of a model with dynamic N, H, W at two
     shapes: bit-identical to compiling each shape explicitly, and the second
     command names the weight image by its hash instead of sending it again."""
-    import bitlet
-    import onnx
-    from bitlet.drivers.sim import SimDevice
-    from bitlet.runtime.agent import Agent
-    from models import espcn_nhw
-
     onnx.save(espcn_nhw(), tmp_path / "espcn.onnx")
     rng = np.random.default_rng(12)
     xs = [rng.random((2, 1, 14, 10), dtype=np.float32), rng.random((1, 1, 9, 12), dtype=np.float32)]
-    expect = []
-    with SimDevice() as dev:
-        for x in xs:
-            model = bitlet.compile(espcn_nhw(), device=dev, input_shapes={"lr": x.shape})
-            expect.append(model(x))
-            weight_bytes = model.program.meta["buffers"]["blob_bytes"]
-            model.close()
+    expect, program = explicit(xs)
+    weight_bytes = program.meta["buffers"]["blob_bytes"]
     board = SimDevice()
     try:
         with Agent(board).start("tcp://127.0.0.1:0") as agent:
@@ -245,8 +240,6 @@ def test_run_of_a_dynamic_model_on_a_remote_device_sends_its_weights_once(tmp_pa
 def test_a_warning_is_one_line_naming_the_command(capsys, monkeypatch):
     # a library warning (e.g. an older agent that cannot share weights) reaches the
     # user as "bitlet CMD: warning: ...", not as Python's file:line + source form
-    import warnings
-
     def warns(args):
         warnings.warn("the agent cannot share weights", RuntimeWarning, stacklevel=2)
         return 0

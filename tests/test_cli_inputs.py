@@ -11,21 +11,13 @@ import onnx
 import pytest
 from bitlet.demo import model_path
 from bitlet.errors import BitletValueError
-from bitlet.tools import cli
 from bitlet.tools.inputs import input_summary, load_inputs, onnx_input_specs
 from bitlet.tools.progress import Progress
 from onnx import TensorProto, helper
 from PIL import Image
+from test_cli import SMALL, run  # each CLI test file runs the CLI the same way
 
 pytestmark = pytest.mark.device
-SMALL = ["--shape", "lr=1,1,12,12"]
-
-
-# (the helper of tests/test_cli.py: each CLI test file runs the CLI the same way)
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _identity_model(tmp_path, elem_type, shape, name="x"):
